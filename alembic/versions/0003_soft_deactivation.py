@@ -1,0 +1,37 @@
+"""soft deactivation: projects.is_active, projects.deactivated_at, tokens.deactivated_at (state L2)
+
+What the service's applyMigrations() did from 2025-08-14.  Columns are added only when
+missing, as goose version 2 did (``ADD COLUMN IF NOT EXISTS``): a database adopted from
+the goose-1 shape already has ``projects.is_active``.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2025-08-14
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from llm_proxy_db.revision_helpers import add_column_if_missing
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    add_column_if_missing(
+        "projects", sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true())
+    )
+    add_column_if_missing("projects", sa.Column("deactivated_at", sa.DateTime))
+    add_column_if_missing("tokens", sa.Column("deactivated_at", sa.DateTime))
+
+
+def downgrade() -> None:
+    # None of these columns is indexed or constrained, so SQLite drops them in place.
+    op.drop_column("tokens", "deactivated_at")
+    op.drop_column("projects", "deactivated_at")
+    op.drop_column("projects", "is_active")

@@ -1,0 +1,93 @@
+"""token surrogate id: tokens.id becomes the primary key; token stays UNIQUE (goose version 4)
+
+PostgreSQL: ``id UUID DEFAULT gen_random_uuid()``, filled for existing rows by the column
+default, primary key ``tokens_pkey`` moved from ``token`` to ``id``, ``tokens_token_unique``
+and ``idx_tokens_token`` added.  SQLite cannot move a primary key in place: ``id`` is added
+as TEXT, filled with dashed UUID v4 strings computed in SQL, and the table is rebuilt.
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2025-11-11
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+from llm_proxy_db.revision_helpers import (
+    SQLITE_UUID4_SQL,
+    is_offline,
+    is_sqlite,
+    rebuild_sqlite_table,
+)
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    if is_sqlite():
+        op.add_column("tokens", sa.Column("id", sa.Text))
+        op.execute(f"UPDATE tokens SET id = {SQLITE_UUID4_SQL}")
+        rebuild_sqlite_table(_sqlite_tokens(with_id=True))
+        return
+    op.add_column(
+        "tokens",
+        sa.Column("id", postgresql.UUID(as_uuid=False), server_default=sa.text("gen_random_uuid()")),
+    )
+    op.alter_column("tokens", "id", nullable=False)
+    op.drop_constraint(_pg_primary_key_name(), "tokens", type_="primary")
+    op.create_primary_key("tokens_pkey", "tokens", ["id"])
+    op.create_unique_constraint("tokens_token_unique", "tokens", ["token"])
+    op.create_index("idx_tokens_token", "tokens", ["token"])
+
+
+def downgrade() -> None:
+    if is_sqlite():
+        rebuild_sqlite_table(_sqlite_tokens(with_id=False))
+        return
+    op.drop_index("idx_tokens_token", table_name="tokens")
+    op.drop_constraint("tokens_token_unique", "tokens", type_="unique")
+    op.drop_constraint(_pg_primary_key_name(), "tokens", type_="primary")
+    op.create_primary_key("tokens_pkey", "tokens", ["token"])
+    op.drop_column("tokens", "id")
+
+
+def _pg_primary_key_name() -> str:
+    """The live primary key's name (databases created elsewhere may not call it tokens_pkey)."""
+    if is_offline():
+        return "tokens_pkey"
+    name = sa.inspect(op.get_bind()).get_pk_constraint("tokens").get("name")
+    return name or "tokens_pkey"
+
+
+def _sqlite_tokens(*, with_id: bool) -> sa.Table:
+    """The SQLite tokens table after (``with_id``) or before this revision."""
+    now = sa.text("CURRENT_TIMESTAMP")
+    id_columns = [sa.Column("id", sa.Text, primary_key=True)] if with_id else []
+    table = sa.Table(
+        "tokens",
+        sa.MetaData(),
+        *id_columns,
+        sa.Column("token", sa.Text, nullable=False, primary_key=not with_id, unique=with_id),
+        sa.Column("project_id", sa.Text, nullable=False),
+        sa.Column("expires_at", sa.DateTime),
+        sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
+        sa.Column("deactivated_at", sa.DateTime),
+        sa.Column("request_count", sa.Integer, nullable=False, server_default=sa.text("0")),
+        sa.Column("max_requests", sa.Integer),
+        sa.Column("created_at", sa.DateTime, nullable=False, server_default=now),
+        sa.Column("last_used_at", sa.DateTime),
+        sa.Column("cache_hit_count", sa.Integer, nullable=False, server_default=sa.text("0")),
+        sa.ForeignKeyConstraint(["project_id"], ["projects.id"], ondelete="CASCADE"),
+    )
+    if with_id:
+        sa.Index("idx_tokens_token", table.c.token)
+    sa.Index("idx_tokens_project_id", table.c.project_id)
+    sa.Index("idx_tokens_expires_at", table.c.expires_at)
+    sa.Index("idx_tokens_is_active", table.c.is_active)
+    return table

@@ -1,0 +1,30 @@
+"""provider-agnostic api key: projects.openai_api_key renamed to api_key (goose version 5)
+
+Like goose version 5, the rename happens only when ``openai_api_key`` exists and
+``api_key`` does not: a later service release created databases that said ``api_key``
+from the start.
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2025-11-20
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+from llm_proxy_db.revision_helpers import has_column, is_offline
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    if is_offline() or (has_column("projects", "openai_api_key") and not has_column("projects", "api_key")):
+        op.alter_column("projects", "openai_api_key", new_column_name="api_key")
+
+
+def downgrade() -> None:
+    op.alter_column("projects", "api_key", new_column_name="openai_api_key")

@@ -1,0 +1,79 @@
+"""One root error for everything a user can cause; each subclass carries its exit code.
+
+The CLI turns any :class:`LLMProxyDBError` into one ``Error: ...`` line (plus an optional
+hint) and its exit code.  Messages never contain passwords: build them from
+:func:`llm_proxy_db.settings.Settings.display_url`, never from a raw URL.
+"""
+
+from __future__ import annotations
+
+
+class LLMProxyDBError(Exception):
+    """Base class of every error meant for the user, never shown as a traceback."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class ConfigError(LLMProxyDBError, ValueError):
+    """The configuration (driver, path, URL, option) is invalid."""
+
+    exit_code = 2
+
+
+class DatabaseConnectionError(LLMProxyDBError, ConnectionError):
+    """The database cannot be opened or reached."""
+
+    exit_code = 3
+
+
+class MigrationError(LLMProxyDBError, RuntimeError):
+    """A revision failed; the database was rolled back to the last complete revision."""
+
+    exit_code = 4
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        failed_revision: str | None = None,
+        current_revision: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint)
+        self.failed_revision = failed_revision
+        self.current_revision = current_revision
+
+
+class UnknownRevisionError(LLMProxyDBError, LookupError):
+    """A revision (requested, or recorded in the database) is not known to this code."""
+
+    exit_code = 5
+
+
+class SchemaMismatchError(LLMProxyDBError):
+    """An unversioned database does not match any known schema state; nothing was changed."""
+
+    exit_code = 6
+
+
+class LockTimeoutError(LLMProxyDBError, TimeoutError):
+    """Another process held the migration lock for longer than the timeout."""
+
+    exit_code = 7
+
+
+class BackupError(LLMProxyDBError, OSError):
+    """A backup could not be written, checked or restored."""
+
+    exit_code = 8
+
+
+class VerificationError(LLMProxyDBError):
+    """The revision chain or its manifest failed verification."""
+
+    exit_code = 9

@@ -1,0 +1,132 @@
+"""Applying revisions one at a time on one connection, reporting progress through a callback.
+
+One Alembic command per revision keeps each revision in its own transaction and tells us
+exactly which one failed.  The executor never prints: it emits :class:`ProgressEvent`
+values and the caller (CLI, service, test) decides how to show them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from alembic import command
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+
+from llm_proxy_db.alembic_config import make_config
+from llm_proxy_db.errors import LLMProxyDBError, MigrationError
+from llm_proxy_db.revisions import between, chain, position, script_directory
+from llm_proxy_db.version_table import current_revision
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """``apply_start`` / ``apply_success`` / ``apply_failure`` for one revision."""
+
+    kind: str
+    revision: str
+    direction: str
+    elapsed: float = 0.0
+
+
+Progress = Callable[[ProgressEvent], None]
+
+
+@dataclass
+class StepTiming:
+    """How long one revision took."""
+
+    revision: str
+    direction: str
+    seconds: float
+
+
+@dataclass
+class RunResult:
+    """What a run changed: revision before and after, and the steps with their timings."""
+
+    before: str | None
+    after: str | None
+    steps: list[StepTiming] = field(default_factory=list)
+
+    @property
+    def applied(self) -> list[str]:
+        """Revision ids run, in order."""
+        return [step.revision for step in self.steps]
+
+
+def plan(
+    start: str | None, target: str | None, scripts: ScriptDirectory | None = None
+) -> list[tuple[str, str | None, str]]:
+    """The steps from ``start`` to ``target``: (revision run, revision reached, direction)."""
+    if position(target, scripts) >= position(start, scripts):
+        return [(rev, rev, "upgrade") for rev in between(start, target, scripts)]
+    parents = {info.id: info.down_revision for info in chain(scripts)}
+    downs = reversed(between(target, start, scripts))
+    return [(rev, parents[rev], "downgrade") for rev in downs]
+
+
+def run(
+    connection: Connection,
+    target: str | None,
+    *,
+    progress: Progress | None = None,
+    version_locations: Sequence[str] = (),
+) -> RunResult:
+    """Move the database on ``connection`` to ``target`` (None = base), one revision at a time."""
+    connection.commit()
+    start = current_revision(connection)
+    connection.commit()
+    result = RunResult(before=start, after=start)
+    scripts = script_directory(tuple(version_locations))
+    for revision, reached, direction in plan(start, target, scripts):
+        _emit(progress, "apply_start", revision, direction)
+        started = time.monotonic()
+        try:
+            _step(connection, revision, reached, direction, version_locations)
+        except Exception as exc:
+            connection.rollback()
+            _emit(progress, "apply_failure", revision, direction, time.monotonic() - started)
+            raise _failure(exc, revision, direction, result.after) from exc
+        elapsed = time.monotonic() - started
+        result.steps.append(StepTiming(revision, direction, elapsed))
+        result.after = reached
+        _emit(progress, "apply_success", revision, direction, elapsed)
+    return result
+
+
+def _step(
+    connection: Connection,
+    revision: str,
+    reached: str | None,
+    direction: str,
+    version_locations: Sequence[str],
+) -> None:
+    config = make_config(connection=connection, extra_version_locations=version_locations)
+    if direction == "upgrade":
+        command.upgrade(config, revision)
+    else:
+        command.downgrade(config, reached or "base")
+    connection.commit()
+
+
+def _failure(exc: Exception, revision: str, direction: str, now_at: str | None) -> MigrationError:
+    detail = exc.message if isinstance(exc, LLMProxyDBError) else _first_line(exc)
+    return MigrationError(
+        f"{direction} of revision {revision} failed and was rolled back: {detail}; "
+        f"the database is at revision {now_at or 'base'}",
+        failed_revision=revision,
+        current_revision=now_at,
+    )
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _emit(progress: Progress | None, kind: str, revision: str, direction: str, elapsed: float = 0.0) -> None:
+    if progress is not None:
+        progress(ProgressEvent(kind, revision, direction, elapsed))

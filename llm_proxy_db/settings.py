@@ -1,0 +1,135 @@
+"""Configuration: one resolver for env.py, the library and the CLI.
+
+The names are the llm-proxy service's own (``DB_DRIVER``, ``DATABASE_PATH``,
+``DATABASE_URL``).  Explicit arguments (the CLI's options) override the environment.
+Every message that shows a URL uses :meth:`Settings.display_url`, which masks the password.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from llm_proxy_db.errors import ConfigError
+
+SQLITE = "sqlite"
+POSTGRES = "postgres"
+DEFAULT_DATABASE_PATH = "data/llm-proxy.db"
+_DRIVER_ALIASES = {
+    "sqlite": SQLITE,
+    "sqlite3": SQLITE,
+    "postgres": POSTGRES,
+    "postgresql": POSTGRES,
+    "pg": POSTGRES,
+}
+_POSTGRES_SCHEMES = ("postgres", "postgresql", "postgresql+psycopg")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the database is: a SQLite file or a PostgreSQL URL (already normalised)."""
+
+    driver: str
+    database_path: Path | None = None
+    database_url: URL | None = None
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True for the embedded SQLite default."""
+        return self.driver == SQLITE
+
+    @property
+    def dialect_name(self) -> str:
+        """SQLAlchemy's name for the dialect: ``sqlite`` or ``postgresql``."""
+        return "sqlite" if self.is_sqlite else "postgresql"
+
+    def sqlalchemy_url(self) -> URL:
+        """The URL SQLAlchemy connects with (psycopg 3 for PostgreSQL)."""
+        if self.is_sqlite:
+            assert self.database_path is not None
+            return URL.create("sqlite", database=str(self.database_path))
+        assert self.database_url is not None
+        return self.database_url
+
+    def display_url(self) -> str:
+        """The URL for humans and logs: the password is always masked."""
+        return self.sqlalchemy_url().render_as_string(hide_password=True)
+
+    def describe(self) -> str:
+        """A short description: the SQLite path or the masked PostgreSQL URL."""
+        return str(self.database_path) if self.is_sqlite else self.display_url()
+
+
+def resolve_settings(
+    db_driver: str | None = None,
+    database_path: str | os.PathLike[str] | None = None,
+    database_url: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build :class:`Settings` from explicit values, falling back to the environment.
+
+    The driver is, in order: ``db_driver``; ``postgres`` when an explicit ``database_url``
+    is given; ``DB_DRIVER``; ``sqlite``.
+    """
+    env = os.environ if env is None else env
+    driver_name = db_driver or ("postgres" if database_url else None) or env.get("DB_DRIVER")
+    driver = normalise_driver(driver_name or SQLITE)
+    if driver == SQLITE:
+        path = database_path or env.get("DATABASE_PATH") or DEFAULT_DATABASE_PATH
+        return Settings(driver=SQLITE, database_path=Path(path).expanduser())
+    raw_url = database_url or env.get("DATABASE_URL")
+    if not raw_url:
+        raise ConfigError(
+            "DB_DRIVER is postgres but no database URL is set",
+            hint="set DATABASE_URL or pass --database-url postgres://user@host:5432/db",
+        )
+    return Settings(driver=POSTGRES, database_url=normalise_postgres_url(raw_url))
+
+
+def normalise_driver(name: str) -> str:
+    """Map a driver name (as the service spells it) to ``sqlite`` or ``postgres``."""
+    driver = _DRIVER_ALIASES.get(name.strip().lower())
+    if driver is None:
+        supported = "sqlite, postgres"
+        if name.strip().lower() == "mysql":
+            raise ConfigError("DB_DRIVER mysql is not supported yet", hint=f"use {supported}")
+        raise ConfigError(f"unknown database driver {name!r}", hint=f"use one of: {supported}")
+    return driver
+
+
+def normalise_postgres_url(raw_url: str) -> URL:
+    """Accept ``postgres://``, ``postgresql://`` and ``postgresql+psycopg://``; use psycopg 3."""
+    try:
+        url = make_url(raw_url.strip())
+    except ArgumentError:
+        raise ConfigError(
+            f"malformed database URL {mask_url_text(raw_url)!r}",
+            hint="expected postgres://user:password@host:5432/dbname",
+        ) from None
+    if url.drivername not in _POSTGRES_SCHEMES:
+        raise ConfigError(
+            f"unsupported URL scheme {url.drivername!r} in {url.render_as_string()!r}",
+            hint="use postgres://, postgresql:// or postgresql+psycopg://",
+        )
+    if not url.database:
+        raise ConfigError(
+            f"database URL {url.render_as_string()!r} names no database",
+            hint="add the database name: postgres://user@host:5432/dbname",
+        )
+    return url.set(drivername="postgresql+psycopg")
+
+
+def mask_url_text(text: str) -> str:
+    """Mask a password in a URL-like string that SQLAlchemy could not parse."""
+    scheme, sep, rest = text.partition("://")
+    if not sep or "@" not in rest:
+        return text
+    credentials, at, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    masked = f"{user}:***" if ":" in credentials else user
+    return f"{scheme}://{masked}{at}{host}"

@@ -1,0 +1,100 @@
+"""Real databases for every test: a SQLite file in a tmp dir, or a fresh PostgreSQL database.
+
+PostgreSQL is found in this order:
+1. ``LLM_PROXY_TEST_POSTGRES_URL`` (any database on the server; ``.ci/run`` points it at the
+   local server), e.g. ``postgresql://postgres@127.0.0.1:5432/test``;
+2. a throw-away container through testcontainers when a Docker engine answers;
+3. otherwise every PostgreSQL test is skipped, and the run says so loudly.
+Each PostgreSQL test gets its own database, created before and dropped after it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+
+from llm_proxy_db.settings import Settings, normalise_postgres_url
+
+POSTGRES_URL_ENV = "LLM_PROXY_TEST_POSTGRES_URL"
+DIALECTS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
+
+_skip_reason: str | None = None
+
+
+def _docker_postgres() -> Iterator[URL | None]:
+    global _skip_reason
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env().ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means "no Docker engine here"
+        _skip_reason = (
+            f"PostgreSQL tests SKIPPED: {POSTGRES_URL_ENV} is not set and no Docker engine is "
+            f"reachable for testcontainers ({type(exc).__name__})"
+        )
+        yield None
+        return
+    from testcontainers.postgres import PostgresContainer
+
+    with PostgresContainer("postgres:17", driver="psycopg") as container:
+        yield make_url(container.get_connection_url())
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[URL | None]:
+    """A URL on a PostgreSQL server we may create databases on, or None."""
+    explicit = os.environ.get(POSTGRES_URL_ENV)
+    if explicit:
+        yield normalise_postgres_url(explicit)
+        return
+    yield from _docker_postgres()
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: URL | None) -> Iterator[URL]:
+    """A URL to a brand-new, empty PostgreSQL database, dropped after the test."""
+    if postgres_server_url is None:
+        pytest.skip(_skip_reason or "no PostgreSQL server")
+    name = f"llmproxy_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(postgres_server_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield postgres_server_url.set(database=name)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(params=DIALECTS)
+def dialect(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` or ``postgresql``: tests that take it run once per dialect."""
+    return str(request.param)
+
+
+@pytest.fixture
+def settings(dialect: str, tmp_path, request: pytest.FixtureRequest) -> Settings:
+    """Settings for an empty database of the current dialect."""
+    if dialect == "sqlite":
+        return Settings(driver="sqlite", database_path=tmp_path / "data" / "llm-proxy.db")
+    url: URL = request.getfixturevalue("postgres_url")
+    return Settings(driver="postgres", database_url=url)
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path) -> Settings:
+    """Settings for an empty SQLite file."""
+    return Settings(driver="sqlite", database_path=tmp_path / "data" / "llm-proxy.db")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
+    """Say loudly, at the end of the run, that PostgreSQL was not tested."""
+    if _skip_reason:
+        terminalreporter.section("PostgreSQL NOT TESTED", sep="!", red=True, bold=True)
+        terminalreporter.line(_skip_reason, red=True)
