@@ -96,6 +96,11 @@ def downgrade(
     return _migrate(settings, target, "downgrade", progress, ())
 
 
+def setup(settings: Settings, *, progress: Progress | None = None) -> RunResult:
+    """Create the SQLite data directory if needed and bring the database to head."""
+    return upgrade(settings, revisions.HEAD, progress=progress)
+
+
 def upgrade_sql(settings: Settings, target: str = revisions.HEAD, start: str | None = None) -> str:
     """The SQL an upgrade from ``start`` (default base) to ``target`` would run, for the dialect."""
     start_id = revisions.resolve(start) if start else None

@@ -1,0 +1,169 @@
+"""The ``llm-proxy`` command line: Typer wiring, rendering, and errors mapped to exit codes.
+
+Every command body is one call into :mod:`llm_proxy_db.commands` plus rendering.  Any
+:class:`~llm_proxy_db.errors.LLMProxyDBError` becomes one ``Error: ...`` line on stderr
+(plus a hint) and the error's exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Optional, TypeVar
+
+import typer
+
+from llm_proxy_db import commands
+from llm_proxy_db.errors import ConfigError, LLMProxyDBError
+from llm_proxy_db.render import progress_printer, render_history, render_run, render_status
+from llm_proxy_db.settings import Settings, resolve_settings
+
+app = typer.Typer(
+    name="llm-proxy",
+    help="Schema migrations for the llm-proxy database (SQLite and PostgreSQL).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+migrate_app = typer.Typer(help="Move the schema between revisions and inspect it.", no_args_is_help=True)
+app.add_typer(migrate_app, name="migrate")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DbDriverOption = Annotated[
+    Optional[str],
+    typer.Option("--db-driver", help="sqlite or postgres [env: DB_DRIVER; default sqlite]"),
+]
+DatabasePathOption = Annotated[
+    Optional[str],
+    typer.Option("--database-path", help="SQLite file [env: DATABASE_PATH; default data/llm-proxy.db]"),
+]
+DatabaseUrlOption = Annotated[
+    Optional[str],
+    typer.Option("--database-url", help="PostgreSQL URL, postgres://user:pass@host:5432/db [env: DATABASE_URL]"),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+SqlOption = Annotated[bool, typer.Option("--sql", help="Print the SQL for the dialect instead of running it.")]
+
+
+@dataclass
+class CliState:
+    """The global options, resolved into settings only when a command needs a database."""
+
+    db_driver: str | None = None
+    database_path: str | None = None
+    database_url: str | None = None
+
+    def settings(self) -> Settings:
+        """Settings from the global options, falling back to the environment."""
+        return resolve_settings(self.db_driver, self.database_path, self.database_url)
+
+
+def handles_errors(func: F) -> F:
+    """Turn library errors into one readable line and the error's exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except LLMProxyDBError as exc:
+            typer.echo(f"Error: {exc.message}", err=True)
+            if exc.hint:
+                typer.echo(f"Hint: {exc.hint}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def state(ctx: typer.Context) -> CliState:
+    """The global options of this invocation."""
+    return ctx.find_object(CliState) or CliState()
+
+
+@app.callback()
+def main_callback(
+    ctx: typer.Context,
+    db_driver: DbDriverOption = None,
+    database_path: DatabasePathOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Schema migrations for the llm-proxy database (SQLite and PostgreSQL)."""
+    ctx.obj = CliState(db_driver, database_path, database_url)
+
+
+@app.command()
+@handles_errors
+def setup(ctx: typer.Context) -> None:
+    """Create the data directory if needed and bring the database to the head revision."""
+    settings = state(ctx).settings()
+    result = commands.setup(settings, progress=progress_printer())
+    typer.echo(f"database: {settings.describe()}")
+    typer.echo(render_run(result))
+
+
+@migrate_app.command("up")
+@handles_errors
+def migrate_up(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Option("--to", help="Target revision (default head).")] = "head",
+    sql: SqlOption = False,
+    start: Annotated[
+        Optional[str], typer.Option("--from", help="With --sql: the revision to start from (default base).")
+    ] = None,
+) -> None:
+    """Apply pending revisions up to --to (default head)."""
+    settings = state(ctx).settings()
+    if sql:
+        typer.echo(commands.upgrade_sql(settings, to, start), nl=False)
+        return
+    typer.echo(render_run(commands.upgrade(settings, to, progress=progress_printer())))
+
+
+@migrate_app.command("down")
+@handles_errors
+def migrate_down(
+    ctx: typer.Context,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Revert this many revisions.")] = None,
+    to: Annotated[Optional[str], typer.Option("--to", help="Revert to this revision, or base.")] = None,
+    sql: SqlOption = False,
+    start: Annotated[
+        Optional[str], typer.Option("--from", help="With --sql: the revision to start from (default head).")
+    ] = None,
+) -> None:
+    """Revert revisions: --steps N or --to REV (one of the two)."""
+    if (steps is None) == (to is None):
+        raise ConfigError("give exactly one of --steps N or --to REV")
+    settings = state(ctx).settings()
+    if sql:
+        if to is None:
+            raise ConfigError("--sql needs --to REV (there is no database to count steps from)")
+        typer.echo(commands.downgrade_sql(settings, to, start or "head"), nl=False)
+        return
+    result = commands.downgrade(settings, to, steps=steps, progress=progress_printer())
+    typer.echo(render_run(result))
+
+
+@migrate_app.command("status")
+@handles_errors
+def migrate_status(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Show the current revision, the head revision and what is pending."""
+    current = commands.status(state(ctx).settings())
+    typer.echo(json.dumps(current.as_dict(), indent=2) if as_json else render_status(current))
+
+
+@migrate_app.command("history")
+@handles_errors
+def migrate_history(as_json: JsonOption = False) -> None:
+    """List every revision, oldest first."""
+    revisions = commands.history()
+    if as_json:
+        typer.echo(json.dumps([info.as_dict() for info in revisions], indent=2))
+    else:
+        typer.echo(render_history(revisions))
+
+
+def main() -> None:
+    """Entry point of the ``llm-proxy`` script."""
+    app()

@@ -1,0 +1,65 @@
+"""Turning library results into text for people: status, history, runs, and live progress.
+
+Progress goes to stderr: on a terminal, one line per revision that is rewritten when it
+finishes; elsewhere (logs, CI), plain timestamped lines.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from llm_proxy_db.commands import Status
+from llm_proxy_db.executor import Progress, ProgressEvent, RunResult
+from llm_proxy_db.revisions import RevisionInfo
+
+
+def render_status(status: Status) -> str:
+    """Human-readable status, one fact per line."""
+    pending = ", ".join(status.pending) if status.pending else "none (up to date)"
+    return "\n".join(
+        [
+            f"database: {status.database}",
+            f"current:  {status.current_revision or 'base (no revision applied)'}",
+            f"head:     {status.head_revision}",
+            f"pending:  {pending}",
+        ]
+    )
+
+
+def render_history(history: list[RevisionInfo]) -> str:
+    """One line per revision, oldest first."""
+    return "\n".join(f"{info.id}  {info.description}" for info in history)
+
+
+def render_run(result: RunResult) -> str:
+    """What a migration run changed."""
+    before, after = result.before or "base", result.after or "base"
+    if not result.steps:
+        return f"revision: {after} (nothing to do)"
+    total = sum(step.seconds for step in result.steps)
+    return f"revision: {before} -> {after} ({len(result.steps)} step(s), {total:.2f}s)"
+
+
+def progress_printer(stream: TextIO | None = None) -> Progress:
+    """A progress callback that writes to ``stream`` (default stderr)."""
+    out = stream or sys.stderr
+    interactive = out.isatty()
+
+    def show(event: ProgressEvent) -> None:
+        verb = "upgrading to" if event.direction == "upgrade" else "reverting"
+        if event.kind == "apply_start":
+            text = f"{verb} {event.revision} ..."
+            out.write(f"\r{text}" if interactive else f"{_now()} {text}\n")
+        else:
+            outcome = "done" if event.kind == "apply_success" else "FAILED"
+            text = f"{verb} {event.revision} {outcome} in {event.elapsed:.2f}s"
+            out.write(f"\r{text}\n" if interactive else f"{_now()} {text}\n")
+        out.flush()
+
+    return show
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
