@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Optional, TypeVar
@@ -18,7 +19,7 @@ import typer
 from llm_proxy_db import commands
 from llm_proxy_db.errors import ConfigError, LLMProxyDBError
 from llm_proxy_db.render import progress_printer, render_history, render_run, render_status
-from llm_proxy_db.settings import Settings, resolve_settings
+from llm_proxy_db.settings import Settings, mask_url_text, resolve_settings
 
 app = typer.Typer(
     name="llm-proxy",
@@ -69,12 +70,30 @@ def handles_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except LLMProxyDBError as exc:
-            typer.echo(f"Error: {exc.message}", err=True)
-            if exc.hint:
-                typer.echo(f"Hint: {exc.hint}", err=True)
-            raise typer.Exit(exc.exit_code) from None
+            _fail(exc.message, exc.hint, exc.exit_code)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+            if os.environ.get("LLM_PROXY_DEBUG"):
+                raise
+            _fail(
+                f"unexpected {type(exc).__name__}: {_scrub(exc)}",
+                "rerun with LLM_PROXY_DEBUG=1 to see the traceback, and report it",
+                1,
+            )
 
     return wrapper  # type: ignore[return-value]
+
+
+def _fail(message: str, hint: str | None, exit_code: int) -> None:
+    typer.echo(f"Error: {message}", err=True)
+    if hint:
+        typer.echo(f"Hint: {hint}", err=True)
+    raise typer.Exit(exit_code)
+
+
+def _scrub(exc: Exception) -> str:
+    """The first line of an unexpected error, with anything URL-like masked."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return " ".join(mask_url_text(word) for word in (text[0] if text else "").split())
 
 
 def state(ctx: typer.Context) -> CliState:

@@ -46,6 +46,12 @@ def _name(pg: bool, name: str) -> str | None:
     return name if pg else None
 
 
+def _key(name: str, pg: bool, type_: sa.types.TypeEngine[object] | type = sa.Text) -> sa.Column:
+    """A primary-key column.  SQLite lets a non-INTEGER primary key hold NULL and the
+    service's DDL (``id TEXT PRIMARY KEY``) never said NOT NULL, so neither do we there."""
+    return sa.Column(name, type_, nullable=not pg)
+
+
 def _now() -> sa.TextClause:
     return sa.text("CURRENT_TIMESTAMP")
 
@@ -54,7 +60,7 @@ def _projects(metadata: sa.MetaData, pg: bool) -> sa.Table:
     return sa.Table(
         "projects",
         metadata,
-        sa.Column("id", sa.Text, nullable=False),
+        _key("id", pg),
         sa.Column("name", sa.Text, nullable=False),
         sa.Column("api_key", sa.Text, nullable=False),
         sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
@@ -76,7 +82,7 @@ def _tokens(metadata: sa.MetaData, pg: bool) -> sa.Table:
             server_default=sa.text("gen_random_uuid()"),
         )
         if pg
-        else sa.Column("id", sa.Text, nullable=False)
+        else _key("id", pg)
     )
     return sa.Table(
         "tokens",
@@ -115,7 +121,7 @@ def _audit_events(metadata: sa.MetaData, pg: bool) -> sa.Table:
     table = sa.Table(
         "audit_events",
         metadata,
-        sa.Column("id", sa.Text, nullable=False),
+        _key("id", pg),
         sa.Column("timestamp", sa.DateTime, nullable=False),
         sa.Column("action", sa.Text, nullable=False),
         sa.Column("actor", sa.Text, nullable=False),

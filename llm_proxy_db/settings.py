@@ -106,7 +106,7 @@ def normalise_postgres_url(raw_url: str) -> URL:
     """Accept ``postgres://``, ``postgresql://`` and ``postgresql+psycopg://``; use psycopg 3."""
     try:
         url = make_url(raw_url.strip())
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         raise ConfigError(
             f"malformed database URL {mask_url_text(raw_url)!r}",
             hint="expected postgres://user:password@host:5432/dbname",

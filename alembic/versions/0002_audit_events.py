@@ -33,7 +33,7 @@ def upgrade() -> None:
     optional_text = ("project_id", "request_id", "correlation_id", "client_ip", "method", "path", "user_agent")
     op.create_table(
         "audit_events",
-        sa.Column("id", sa.Text, nullable=False),
+        sa.Column("id", sa.Text, nullable=not pg),  # SQLite: nullable, as the service's DDL
         sa.Column("timestamp", sa.DateTime, nullable=False),
         sa.Column("action", sa.Text, nullable=False),
         sa.Column("actor", sa.Text, nullable=False),

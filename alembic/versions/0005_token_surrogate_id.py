@@ -68,12 +68,15 @@ def _pg_primary_key_name() -> str:
 def _sqlite_tokens(*, with_id: bool) -> sa.Table:
     """The SQLite tokens table after (``with_id``) or before this revision."""
     now = sa.text("CURRENT_TIMESTAMP")
-    id_columns = [sa.Column("id", sa.Text, primary_key=True)] if with_id else []
+    # Primary keys stay nullable on SQLite, as in the service's DDL.
+    id_columns = [sa.Column("id", sa.Text, primary_key=True, nullable=True)] if with_id else []
     table = sa.Table(
         "tokens",
         sa.MetaData(),
         *id_columns,
-        sa.Column("token", sa.Text, nullable=False, primary_key=not with_id, unique=with_id),
+        sa.Column("token", sa.Text, nullable=False, unique=True)
+        if with_id
+        else sa.Column("token", sa.Text, primary_key=True, nullable=True),
         sa.Column("project_id", sa.Text, nullable=False),
         sa.Column("expires_at", sa.DateTime),
         sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),

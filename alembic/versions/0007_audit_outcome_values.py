@@ -61,7 +61,7 @@ def _sqlite_audit_events(check: str) -> sa.Table:
     table = sa.Table(
         "audit_events",
         sa.MetaData(),
-        sa.Column("id", sa.Text, primary_key=True),
+        sa.Column("id", sa.Text, primary_key=True, nullable=True),  # as the service's DDL
         sa.Column("timestamp", sa.DateTime, nullable=False),
         sa.Column("action", sa.Text, nullable=False),
         sa.Column("actor", sa.Text, nullable=False),
