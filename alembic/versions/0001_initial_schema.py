@@ -31,7 +31,7 @@ def upgrade() -> None:
     now = sa.text("CURRENT_TIMESTAMP")
     op.create_table(
         "projects",
-        sa.Column("id", sa.Text, nullable=not is_sqlite()),
+        sa.Column("id", sa.Text, nullable=is_sqlite()),
         sa.Column("name", sa.Text, nullable=False),
         sa.Column("openai_api_key", sa.Text, nullable=False),
         sa.Column("created_at", sa.DateTime, nullable=False, server_default=now),
@@ -42,7 +42,7 @@ def upgrade() -> None:
     op.create_index("idx_projects_name", "projects", ["name"])
     op.create_table(
         "tokens",
-        sa.Column("token", sa.Text, nullable=not is_sqlite()),
+        sa.Column("token", sa.Text, nullable=is_sqlite()),
         sa.Column("project_id", sa.Text, nullable=False),
         sa.Column("expires_at", sa.DateTime),
         sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
