@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -34,15 +34,15 @@ app.add_typer(migrate_app, name="migrate")
 F = TypeVar("F", bound=Callable[..., Any])
 
 DbDriverOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--db-driver", help="sqlite or postgres [env: DB_DRIVER; default sqlite]"),
 ]
 DatabasePathOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--database-path", help="SQLite file [env: DATABASE_PATH; default data/llm-proxy.db]"),
 ]
 DatabaseUrlOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--database-url", help="PostgreSQL URL, postgres://user:pass@host:5432/db [env: DATABASE_URL]"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
@@ -129,7 +129,7 @@ def migrate_up(
     to: Annotated[str, typer.Option("--to", help="Target revision (default head).")] = "head",
     sql: SqlOption = False,
     start: Annotated[
-        Optional[str], typer.Option("--from", help="With --sql: the revision to start from (default base).")
+        str | None, typer.Option("--from", help="With --sql: the revision to start from (default base).")
     ] = None,
 ) -> None:
     """Apply pending revisions up to --to (default head)."""
@@ -144,11 +144,11 @@ def migrate_up(
 @handles_errors
 def migrate_down(
     ctx: typer.Context,
-    steps: Annotated[Optional[int], typer.Option("--steps", help="Revert this many revisions.")] = None,
-    to: Annotated[Optional[str], typer.Option("--to", help="Revert to this revision, or base.")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="Revert this many revisions.")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Revert to this revision, or base.")] = None,
     sql: SqlOption = False,
     start: Annotated[
-        Optional[str], typer.Option("--from", help="With --sql: the revision to start from (default head).")
+        str | None, typer.Option("--from", help="With --sql: the revision to start from (default head).")
     ] = None,
 ) -> None:
     """Revert revisions: --steps N or --to REV (one of the two)."""

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from alembic import command
-
 from llm_proxy_db import revisions
 from llm_proxy_db.alembic_config import make_config
 from llm_proxy_db.database import connect

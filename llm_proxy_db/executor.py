@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
+from alembic import command
 from llm_proxy_db.alembic_config import make_config
 from llm_proxy_db.errors import LLMProxyDBError, MigrationError
 from llm_proxy_db.revisions import between, chain, position, script_directory

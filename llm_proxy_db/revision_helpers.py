@@ -9,8 +9,8 @@ files had), SQLite table rebuilds through Alembic's batch mode, and UUIDs made i
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import context, op
 
+from alembic import context, op
 from llm_proxy_db.errors import MigrationError
 
 # A version-4 UUID in the canonical dashed form, computed by SQLite itself per row.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -56,20 +56,33 @@ def postgres_server_url() -> Iterator[URL | None]:
 
 
 @pytest.fixture
-def postgres_url(postgres_server_url: URL | None) -> Iterator[URL]:
-    """A URL to a brand-new, empty PostgreSQL database, dropped after the test."""
+def postgres_database_factory(postgres_server_url: URL | None) -> Iterator[Callable[[], URL]]:
+    """Creates brand-new, empty PostgreSQL databases; all are dropped after the test."""
     if postgres_server_url is None:
         pytest.skip(_skip_reason or "no PostgreSQL server")
-    name = f"llmproxy_test_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(postgres_server_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    created: list[str] = []
+
+    def create() -> URL:
+        name = f"llmproxy_test_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return postgres_server_url.set(database=name)
+
     try:
-        yield postgres_server_url.set(database=name)
+        yield create
     finally:
         with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            for name in created:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_database_factory: Callable[[], URL]) -> URL:
+    """A URL to a brand-new, empty PostgreSQL database, dropped after the test."""
+    return postgres_database_factory()
 
 
 @pytest.fixture(params=DIALECTS)
@@ -85,6 +98,18 @@ def settings(dialect: str, tmp_path, request: pytest.FixtureRequest) -> Settings
         return Settings(driver="sqlite", database_path=tmp_path / "data" / "llm-proxy.db")
     url: URL = request.getfixturevalue("postgres_url")
     return Settings(driver="postgres", database_url=url)
+
+
+@pytest.fixture
+def make_settings(dialect: str, tmp_path, request: pytest.FixtureRequest) -> Callable[[], Settings]:
+    """Settings for further empty databases of the current dialect (for comparisons)."""
+
+    def make() -> Settings:
+        if dialect == "sqlite":
+            return Settings(driver="sqlite", database_path=tmp_path / f"other-{uuid.uuid4().hex[:8]}.db")
+        return Settings(driver="postgres", database_url=request.getfixturevalue("postgres_database_factory")())
+
+    return make
 
 
 @pytest.fixture

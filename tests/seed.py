@@ -46,7 +46,8 @@ def seed(
     for name, table in tables.items():
         columns = set(table.c.keys())
         values = [{k: v for k, v in row.items() if k in columns} for row in rows[name]]
-        connection.execute(table.insert(), [_rename_for(v, columns) for v in values])
+        if values:
+            connection.execute(table.insert(), [_rename_for(v, columns) for v in values])
     connection.commit()
 
 
@@ -56,13 +57,19 @@ def snapshot(connection: Connection, exclude: dict[str, set[str]] | None = None)
     result: dict[str, list[tuple]] = {}
     for name, table in live_tables(connection).items():
         skip = exclude.get(name, set())
-        names = sorted(c for c in table.c.keys() if c not in skip)
+        names = sorted(c.name for c in table.c if c.name not in skip)
         rows = connection.execute(sa.select(*(table.c[c] for c in names))).all()
         result[name] = sorted(
-            tuple((RENAMED.get(col, col), _plain(val)) for col, val in zip(names, row)) for row in rows
+            (_row(names, row) for row in rows),
+            key=repr,
         )
     connection.commit()
     return result
+
+
+def _row(names: list[str], row: Any) -> tuple:
+    """One row as sorted (column, value) pairs, with renamed columns under their new name."""
+    return tuple(sorted((RENAMED.get(col, col), _plain(val)) for col, val in zip(names, row, strict=True)))
 
 
 def project_onto(before: dict[str, list[tuple]], after: dict[str, list[tuple]]) -> dict[str, list[tuple]]:
@@ -70,7 +77,9 @@ def project_onto(before: dict[str, list[tuple]], after: dict[str, list[tuple]]) 
     projected: dict[str, list[tuple]] = {}
     for table, rows in after.items():
         keep = {col for col, _ in rows[0]} if rows else set()
-        projected[table] = sorted(tuple(pair for pair in row if pair[0] in keep) for row in before.get(table, []))
+        projected[table] = sorted(
+            (tuple(pair for pair in row if pair[0] in keep) for row in before.get(table, [])), key=repr
+        )
     return projected
 
 

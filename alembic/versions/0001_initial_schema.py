@@ -8,8 +8,8 @@ Create Date: 2025-05-01
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
 
+from alembic import op
 from llm_proxy_db.revision_helpers import is_sqlite
 
 revision = "0001"

@@ -12,8 +12,8 @@ Create Date: 2025-08-14
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
 
+from alembic import op
 from llm_proxy_db.revision_helpers import add_column_if_missing
 
 revision = "0003"

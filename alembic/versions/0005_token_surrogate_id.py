@@ -13,9 +13,9 @@ Create Date: 2025-11-11
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from alembic import op
 from llm_proxy_db.revision_helpers import (
     SQLITE_UUID4_SQL,
     is_offline,

@@ -12,7 +12,6 @@ Create Date: 2025-11-20
 from __future__ import annotations
 
 from alembic import op
-
 from llm_proxy_db.revision_helpers import has_column, is_offline
 
 revision = "0006"

@@ -13,8 +13,8 @@ Create Date: 2025-12-01
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
 
+from alembic import op
 from llm_proxy_db.revision_helpers import is_sqlite, rebuild_sqlite_table, refuse_if_rows
 
 revision = "0007"

@@ -1,0 +1,37 @@
+"""A revision that fails half-way leaves the database exactly at the previous revision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from llm_proxy_db import commands
+from llm_proxy_db.database import connect
+from llm_proxy_db.errors import MigrationError
+from tests.schema_description import describe
+from tests.seed import seed, snapshot
+
+FAILING = str(Path(__file__).parent / "fixtures" / "failing_versions")
+
+
+def test_failed_revision_rolls_back_a_rebuild_entirely(settings):
+    commands.upgrade(settings)
+    with connect(settings) as connection:
+        seed(connection)
+        rows, schema = snapshot(connection), describe(connection)
+
+    with pytest.raises(MigrationError) as excinfo:
+        commands.upgrade(settings, "9001", version_locations=[FAILING])
+
+    error = excinfo.value
+    assert error.failed_revision == "9001"
+    assert error.current_revision == "0007"
+    assert "fails on purpose" in error.message and "at revision 0007" in error.message
+    assert commands.status(settings).current_revision == "0007"
+    with connect(settings) as connection:
+        assert snapshot(connection) == rows
+        assert describe(connection) == schema
+        tables = sa.inspect(connection).get_table_names()
+    assert not [name for name in tables if name.startswith("_alembic_tmp")]

@@ -1,0 +1,76 @@
+"""Configuration: the service's variables, CLI overrides, URL forms and password masking."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llm_proxy_db.errors import ConfigError
+from llm_proxy_db.settings import mask_url_text, resolve_settings
+
+
+def test_defaults_to_the_services_sqlite_file():
+    settings = resolve_settings(env={})
+    assert settings.is_sqlite
+    assert settings.database_path == Path("data/llm-proxy.db")
+    assert settings.dialect_name == "sqlite"
+
+
+def test_environment_names_the_sqlite_file():
+    settings = resolve_settings(env={"DB_DRIVER": "sqlite", "DATABASE_PATH": "/srv/x.db"})
+    assert settings.database_path == Path("/srv/x.db")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgres://u:secret@db:5432/llm",
+        "postgresql://u:secret@db:5432/llm",
+        "postgresql+psycopg://u:secret@db:5432/llm",
+    ],
+)
+def test_every_postgres_url_form_uses_psycopg3(url):
+    settings = resolve_settings(env={"DB_DRIVER": "postgres", "DATABASE_URL": url})
+    assert settings.sqlalchemy_url().drivername == "postgresql+psycopg"
+    assert settings.sqlalchemy_url().database == "llm"
+    assert "secret" not in settings.display_url()
+    assert "secret" not in settings.describe()
+
+
+def test_explicit_values_override_the_environment():
+    env = {"DB_DRIVER": "sqlite", "DATABASE_PATH": "env.db"}
+    assert resolve_settings(database_path="cli.db", env=env).database_path == Path("cli.db")
+    settings = resolve_settings(database_url="postgres://u@h/db", env=env)
+    assert settings.driver == "postgres"
+    assert resolve_settings(db_driver="sqlite", database_url="postgres://u@h/db", env=env).is_sqlite
+
+
+def test_query_parameters_are_kept():
+    settings = resolve_settings(env={"DB_DRIVER": "postgres", "DATABASE_URL": "postgres://u@h/db?sslmode=disable"})
+    assert settings.sqlalchemy_url().query == {"sslmode": "disable"}
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"DB_DRIVER": "oracle"}, "unknown database driver 'oracle'"),
+        ({"DB_DRIVER": "mysql"}, "mysql is not supported"),
+        ({"DB_DRIVER": "postgres"}, "no database URL"),
+        ({"DB_DRIVER": "postgres", "DATABASE_URL": "mysql://u@h/db"}, "unsupported URL scheme"),
+        ({"DB_DRIVER": "postgres", "DATABASE_URL": "postgres://u@h"}, "names no database"),
+        ({"DB_DRIVER": "postgres", "DATABASE_URL": "not a url"}, "malformed"),
+        ({"DB_DRIVER": "postgres", "DATABASE_URL": "postgres://u:pw@h:port/db"}, "malformed"),
+    ],
+)
+def test_bad_configuration_is_one_clear_error(env, fragment):
+    with pytest.raises(ConfigError) as excinfo:
+        resolve_settings(env=env)
+    assert fragment in excinfo.value.message
+    assert "pw" not in excinfo.value.message
+
+
+def test_mask_url_text_hides_passwords_in_unparsable_urls():
+    assert mask_url_text("postgres://u:pw@h:port/db") == "postgres://u:***@h:port/db"
+    assert mask_url_text("postgres://u@h/db") == "postgres://u@h/db"
+    assert mask_url_text("no url here") == "no url here"
