@@ -35,3 +35,22 @@ def test_failed_revision_rolls_back_a_rebuild_entirely(settings):
         assert describe(connection) == schema
         tables = sa.inspect(connection).get_table_names()
     assert not [name for name in tables if name.startswith("_alembic_tmp")]
+
+
+def test_sqlite_revision_with_dangling_foreign_keys_is_refused(sqlite_settings):
+    """A rebuild must not commit while a token points at no project; nothing is lost."""
+    commands.upgrade(sqlite_settings, "0004")
+    with connect(sqlite_settings, foreign_keys=False) as connection:
+        seed(connection, projects=2, tokens=10, events=0)
+        connection.execute(sa.text("UPDATE tokens SET project_id = 'gone' WHERE token = 'tok-00003'"))
+        connection.commit()
+        before = snapshot(connection)
+
+    with pytest.raises(MigrationError) as excinfo:
+        commands.upgrade(sqlite_settings)
+
+    assert "foreign key violation" in excinfo.value.message
+    assert excinfo.value.failed_revision == "0005"
+    assert commands.status(sqlite_settings).current_revision == "0004"
+    with connect(sqlite_settings) as connection:
+        assert snapshot(connection) == before
