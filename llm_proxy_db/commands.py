@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from alembic import command
-from llm_proxy_db import revisions
+from llm_proxy_db import adoption, adoption_record, revisions
+from llm_proxy_db.adoption import AdoptionResult
 from llm_proxy_db.alembic_config import make_config
 from llm_proxy_db.database import connect
-from llm_proxy_db.errors import ConfigError, UnknownRevisionError
+from llm_proxy_db.errors import ConfigError, SchemaMismatchError, UnknownRevisionError
 from llm_proxy_db.executor import Progress, RunResult, run
 from llm_proxy_db.revisions import RevisionInfo
 from llm_proxy_db.settings import Settings
@@ -30,6 +31,8 @@ class Status:
     current_revision: str | None
     head_revision: str
     pending: list[str]
+    detected_state: str | None = None
+    adopted_from: dict[str, Any] | None = None
 
     @property
     def up_to_date(self) -> bool:
@@ -44,23 +47,43 @@ class Status:
             "head_revision": self.head_revision,
             "pending": list(self.pending),
             "up_to_date": self.up_to_date,
+            "detected_state": self.detected_state,
+            "adopted_from": self.adopted_from,
         }
 
 
 def status(settings: Settings) -> Status:
-    """Current revision, head and pending revisions.  Never creates or changes anything."""
-    if settings.is_sqlite and not _sqlite_exists(settings):
-        current = None
-    else:
+    """Current revision, head and pending revisions.  Never creates or changes anything.
+
+    For a database without ``alembic_version``, ``detected_state`` names the known state it
+    is in (``empty``, ``unknown``, or a state such as ``0002`` or ``goose-1``); for an
+    adopted one, ``adopted_from`` says from which state and when.
+    """
+    current, detected, adopted = None, "empty", None
+    if not settings.is_sqlite or _sqlite_exists(settings):
         with connect(settings, create=False) as connection:
             current = current_revision(connection)
+            detected = _detected_state(connection)
+            record = adoption_record.latest(connection)
+            adopted = record.as_dict() if record else None
     revisions.position(current)  # refuses a revision written by a newer release
     return Status(
         database=settings.describe(),
         current_revision=current,
         head_revision=revisions.head_revision(),
         pending=revisions.between(current, revisions.head_revision()),
+        detected_state=detected,
+        adopted_from=adopted,
     )
+
+
+def _detected_state(connection: Any) -> str | None:
+    """The known state of an unversioned database (None once it is versioned)."""
+    try:
+        detection = adoption.detect(connection)
+    except SchemaMismatchError as exc:
+        return f"undetermined: {exc.message}"
+    return None if detection.kind == adoption.VERSIONED else detection.state_name
 
 
 def history() -> list[RevisionInfo]:
@@ -93,6 +116,27 @@ def downgrade(
         target = _steps_below(status(settings).current_revision, steps)
     assert target is not None
     return _migrate(settings, target, "downgrade", progress, ())
+
+
+def adopt(
+    settings: Settings,
+    target: str = revisions.HEAD,
+    *,
+    dry_run: bool = False,
+    force_stamp: str | None = None,
+    progress: Progress | None = None,
+) -> AdoptionResult:
+    """Adopt an unversioned database: verify its schema, stamp its revision, migrate to target.
+
+    A database that matches no known state is left untouched (SchemaMismatchError).  With
+    ``dry_run`` only the plan is computed; a missing SQLite file is not created.
+    """
+    if dry_run and settings.is_sqlite and not _sqlite_exists(settings):
+        return adoption.AdoptionResult(adoption.plan_for_missing_database(target))
+    with connect(settings, foreign_keys=False) as connection:
+        return adoption.adopt(
+            connection, target, dry_run=dry_run, force_stamp=force_stamp, progress=progress
+        )
 
 
 def setup(settings: Settings, *, progress: Progress | None = None) -> RunResult:
@@ -138,6 +182,14 @@ def _migrate(
                 f"target {target} is {verb} the current revision {current or 'base'}",
                 hint=f"use migrate {'down' if direction == 'upgrade' else 'up'} instead",
             )
+        if direction == "upgrade" and adoption.needs_adoption(connection):
+            connection.rollback()
+            result = adoption.adopt(
+                connection, target_id or revisions.BASE, progress=progress,
+                version_locations=version_locations,
+            )
+            assert result.run is not None
+            return result.run
         return run(connection, target_id, progress=progress, version_locations=version_locations)
 
 

@@ -60,6 +60,18 @@ class SchemaMismatchError(LLMProxyDBError):
 
     exit_code = 6
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        nearest_state: str | None = None,
+        differences: tuple[str, ...] = (),
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint)
+        self.nearest_state = nearest_state
+        self.differences = differences
+
 
 class LockTimeoutError(LLMProxyDBError, TimeoutError):
     """Another process held the migration lock for longer than the timeout."""
