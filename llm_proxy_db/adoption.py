@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection
 from llm_proxy_db import adoption_record, goose, revisions
 from llm_proxy_db.errors import ConfigError, SchemaMismatchError
 from llm_proxy_db.executor import Progress, RunResult, run
-from llm_proxy_db.fingerprint import Fingerprint, fingerprint
+from llm_proxy_db.fingerprint import Fingerprint, fingerprint, our_tables_present
 from llm_proxy_db.fingerprint_diff import diff
 from llm_proxy_db.known_states import KnownState, known_states, revision_fingerprints
 from llm_proxy_db.version_table import current_revision, has_version_table
@@ -122,7 +122,7 @@ def needs_adoption(connection: Connection) -> bool:
     """True for an unversioned database holding our tables or a goose table."""
     if has_version_table(connection):
         return False
-    return not fingerprint(connection).is_empty or goose.has_goose_table(connection)
+    return our_tables_present(connection) or goose.has_goose_table(connection)
 
 
 def detect(connection: Connection) -> Detection:
@@ -160,7 +160,11 @@ def _match(print_: Fingerprint, states: list[KnownState], goose_at: int | None) 
     nearest = min(candidates or states, key=lambda state: len(diff(print_, state.fingerprint)))
     differences = tuple(diff(print_, nearest.fingerprint))
     return Detection(
-        UNKNOWN, print_, goose_version=goose_at, nearest=nearest, differences=differences,
+        UNKNOWN,
+        print_,
+        goose_version=goose_at,
+        nearest=nearest,
+        differences=differences,
         problem=problem or f"the schema matches no known state; nearest is {nearest.name}",
     )
 
@@ -204,8 +208,11 @@ def _forced_plan(
         "written for and may fail or damage data. Take a backup first."
     )
     forced = Detection(
-        detection.kind, detection.fingerprint, state=detection.state,
-        goose_version=detection.goose_version, differences=differences,
+        detection.kind,
+        detection.fingerprint,
+        state=detection.state,
+        goose_version=detection.goose_version,
+        differences=differences,
     )
     actions = _actions(forced, stamp, stamp, target_id)
     warnings = (warning, *differences)

@@ -122,24 +122,44 @@ def fingerprint(connection: Connection) -> Fingerprint:
     """The fingerprint of the database on ``connection`` (tables visible on the search path)."""
     inspector = sa.inspect(connection)
     names = inspector.get_table_names()
-    ours = {name: _table(inspector, name) for name in OUR_TABLES if name in names}
+    ours = [name for name in OUR_TABLES if name in names]
     others = tuple(sorted(name for name in names if name not in OUR_TABLES))
-    return Fingerprint(tables=ours, other_tables=others)
-
-
-def _table(inspector: Any, name: str) -> TablePrint:
-    pk = set(inspector.get_pk_constraint(name).get("constrained_columns") or ())
-    columns = {
-        info["name"]: _column(info, info["name"] in pk) for info in inspector.get_columns(name)
+    if not ours:
+        return Fingerprint(tables={}, other_tables=others)
+    reflected = _reflect(inspector, ours)
+    tables = {
+        name: _table(name, {kind: found[(None, name)] for kind, found in reflected.items()})
+        for name in ours
     }
+    return Fingerprint(tables=tables, other_tables=others)
+
+
+def our_tables_present(connection: Connection) -> bool:
+    """Whether any of our tables exists (cheaper than a whole fingerprint)."""
+    return bool(set(sa.inspect(connection).get_table_names()) & set(OUR_TABLES))
+
+
+def _reflect(inspector: Any, names: list[str]) -> dict[str, dict[Any, Any]]:
+    """Everything about ``names`` in one query per kind (PostgreSQL reflects in bulk)."""
+    index_options = {"include_auto_indexes": True} if inspector.dialect.name == "sqlite" else {}
+    return {
+        "columns": inspector.get_multi_columns(filter_names=names),
+        "pk": inspector.get_multi_pk_constraint(filter_names=names),
+        "unique": inspector.get_multi_unique_constraints(filter_names=names),
+        "fks": inspector.get_multi_foreign_keys(filter_names=names),
+        "indexes": inspector.get_multi_indexes(filter_names=names, **index_options),
+        "checks": inspector.get_multi_check_constraints(filter_names=names),
+    }
+
+
+def _table(name: str, found: dict[str, Any]) -> TablePrint:
+    pk = set(found["pk"].get("constrained_columns") or ())
     return TablePrint(
-        columns=columns,
-        unique=_unique(inspector, name, pk),
-        foreign_keys=frozenset(_foreign_key(fk) for fk in inspector.get_foreign_keys(name)),
-        indexes=_indexes(inspector, name),
-        checks=frozenset(
-            normalise_check(check["sqltext"]) for check in inspector.get_check_constraints(name)
-        ),
+        columns={info["name"]: _column(info, info["name"] in pk) for info in found["columns"]},
+        unique=_unique(found["unique"], found["indexes"], pk),
+        foreign_keys=frozenset(_foreign_key(fk) for fk in found["fks"]),
+        indexes=_indexes(found["indexes"]),
+        checks=frozenset(normalise_check(check["sqltext"]) for check in found["checks"]),
     )
 
 
@@ -153,18 +173,23 @@ def _column(info: Mapping[str, Any], primary_key: bool) -> ColumnPrint:
     )
 
 
-def _unique(inspector: Any, name: str, pk: set[str]) -> frozenset[tuple[str, ...]]:
+def _unique(
+    constraints: list[dict[str, Any]], indexes: list[dict[str, Any]], pk: set[str]
+) -> frozenset[tuple[str, ...]]:
     """Unique constraints, plus SQLite's unique autoindexes (a column-level ``UNIQUE``)."""
-    found = {tuple(sorted(u["column_names"])) for u in inspector.get_unique_constraints(name)}
-    if inspector.dialect.name == "sqlite":
-        for index in inspector.get_indexes(name, include_auto_indexes=True):
-            columns = tuple(sorted(index["column_names"]))
-            if index["name"].startswith("sqlite_autoindex_") and set(columns) != pk:
-                found.add(columns)
+    found = {tuple(sorted(u["column_names"])) for u in constraints}
+    for index in indexes:
+        columns = tuple(sorted(index["column_names"]))
+        if _is_autoindex(index) and set(columns) != pk:
+            found.add(columns)
     return frozenset(found)
 
 
-def _indexes(inspector: Any, name: str) -> dict[str, IndexPrint]:
+def _is_autoindex(index: dict[str, Any]) -> bool:
+    return str(index["name"]).startswith("sqlite_autoindex_")
+
+
+def _indexes(indexes: list[dict[str, Any]]) -> dict[str, IndexPrint]:
     """Explicit indexes only: those backing a constraint are part of the constraint."""
     return {
         index["name"]: IndexPrint(
@@ -178,8 +203,8 @@ def _indexes(inspector: Any, name: str) -> dict[str, IndexPrint]:
             ),
             unique=bool(index["unique"]),
         )
-        for index in inspector.get_indexes(name)
-        if "duplicates_constraint" not in index
+        for index in indexes
+        if "duplicates_constraint" not in index and not _is_autoindex(index)
     }
 
 
@@ -218,7 +243,12 @@ _CAST = re.compile(
     re.IGNORECASE,
 )
 _BOOLEAN_DEFAULTS = {
-    "1": "true", "true": "true", "t": "true", "0": "false", "false": "false", "f": "false"
+    "1": "true",
+    "true": "true",
+    "t": "true",
+    "0": "false",
+    "false": "false",
+    "f": "false",
 }
 _NOW = {"now()", "current_timestamp", "current_timestamp()", "datetime('now')"}
 

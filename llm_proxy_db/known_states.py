@@ -12,9 +12,10 @@ The states that are not a revision are derived from revision fingerprints:
 
 - ``goose-1``: the 0002 shape plus the ``projects.is_active`` column that 0003 adds (the
   service's goose version 1).  Stamped 0002: revision 0003 adds only missing columns.
-- ``*-api_key`` (PostgreSQL): goose versions 1-4 of a database a later service release
+- ``*-api_key`` (PostgreSQL): goose versions 1-3 of a database a later service release
   created with ``api_key`` instead of ``openai_api_key``.  Stamped at the revision of the
-  same shape: revision 0006 renames only when ``openai_api_key`` exists.
+  same shape: revision 0006 renames only when ``openai_api_key`` exists.  Goose 4 with
+  ``api_key`` has exactly the 0006 shape, so it *is* state 0006 (goose versions 4 and 5).
 
 The L2 column-order variant (columns appended by ``ALTER TABLE``) needs no state of its own:
 fingerprints ignore column order.  A head-shaped unversioned SQLite file is state 0007.
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sqlalchemy.engine import Connection
@@ -81,7 +82,8 @@ def known_states(connection: Connection) -> list[KnownState]:
     )
     states.insert(2, goose_1)
     if connection.dialect.name == "postgresql":
-        states.extend(_api_key_variants({state.name: state for state in states}))
+        for variant in _api_key_variants({state.name: state for state in states}):
+            _add_or_merge(states, variant)
     return states
 
 
@@ -98,6 +100,20 @@ def _api_key_variants(by_name: dict[str, KnownState]) -> list[KnownState]:
         )
         for name, goose in _API_KEY_VARIANTS.items()
     ]
+
+
+def _add_or_merge(states: list[KnownState], variant: KnownState) -> None:
+    """Add ``variant``, or, when a state already has its shape, credit that state's goose versions.
+
+    goose 4 created with ``api_key`` has exactly the 0006 shape: it is state 0006, and
+    stamping 0006 is right (0006 would have skipped its rename anyway).
+    """
+    for index, state in enumerate(states):
+        if state.fingerprint == variant.fingerprint:
+            versions = tuple(sorted({*state.goose_versions, *variant.goose_versions}))
+            states[index] = replace(state, goose_versions=versions)
+            return
+    states.append(variant)
 
 
 def revision_fingerprints(connection: Connection) -> dict[str, Fingerprint]:
