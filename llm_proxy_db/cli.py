@@ -18,7 +18,13 @@ import typer
 
 from llm_proxy_db import commands
 from llm_proxy_db.errors import ConfigError, LLMProxyDBError
-from llm_proxy_db.render import progress_printer, render_history, render_run, render_status
+from llm_proxy_db.render import (
+    progress_printer,
+    render_adoption,
+    render_history,
+    render_run,
+    render_status,
+)
 from llm_proxy_db.settings import Settings, mask_url_text, resolve_settings
 
 app = typer.Typer(
@@ -170,6 +176,41 @@ def migrate_status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Show the current revision, the head revision and what is pending."""
     current = commands.status(state(ctx).settings())
     typer.echo(json.dumps(current.as_dict(), indent=2) if as_json else render_status(current))
+
+
+@migrate_app.command("adopt")
+@handles_errors
+def migrate_adopt(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Option("--to", help="Revision to migrate to after adoption (default head).")] = "head",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the detected state and the plan; change nothing.")
+    ] = False,
+    force_stamp: Annotated[
+        str | None,
+        typer.Option(
+            "--force-stamp",
+            metavar="REV",
+            help="RISKY: record REV without verifying the schema (see docs/adoption.md).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Adopt a database without alembic_version: verify its schema, stamp it, migrate it."""
+    settings = state(ctx).settings()
+    if force_stamp and not dry_run:
+        planned = commands.adopt(settings, to, dry_run=True, force_stamp=force_stamp)
+        _warn(planned.plan.warnings)
+    progress = None if dry_run else progress_printer()
+    result = commands.adopt(settings, to, dry_run=dry_run, force_stamp=force_stamp, progress=progress)
+    if dry_run:
+        _warn(result.plan.warnings)
+    typer.echo(json.dumps(result.plan.as_dict(), indent=2) if as_json else render_adoption(result))
+
+
+def _warn(warnings: tuple[str, ...]) -> None:
+    for line in warnings:
+        typer.echo(f"WARNING: {line}", err=True)
 
 
 @migrate_app.command("history")

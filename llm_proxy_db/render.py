@@ -10,6 +10,7 @@ import sys
 import time
 from typing import TextIO
 
+from llm_proxy_db.adoption import AdoptionPlan, AdoptionResult
 from llm_proxy_db.commands import Status
 from llm_proxy_db.executor import Progress, ProgressEvent, RunResult
 from llm_proxy_db.revisions import RevisionInfo
@@ -24,8 +25,55 @@ def render_status(status: Status) -> str:
             f"current:  {status.current_revision or 'base (no revision applied)'}",
             f"head:     {status.head_revision}",
             f"pending:  {pending}",
+            *_adoption_lines(status),
         ]
     )
+
+
+def _adoption_lines(status: Status) -> list[str]:
+    lines = []
+    if status.detected_state == "empty":
+        lines.append("detected: empty (no tables yet: run `llm-proxy setup`)")
+    elif status.detected_state is not None:
+        lines.append(f"detected: {status.detected_state} (unversioned: see `llm-proxy migrate adopt --dry-run`)")
+    record = status.adopted_from
+    if record:
+        forced = " (FORCED, unverified)" if record["forced"] else ""
+        lines.append(
+            f"adopted:  from {record['state']} at {record['adopted_at']}, "
+            f"stamped {record['stamped_revision']}{forced}"
+        )
+    return lines
+
+
+_ACTION_TEXT = {
+    "stamp": "stamp revision {}",
+    "record_adoption": "record the adoption from state {}",
+    "retire_goose": "retire goose: {}",
+    "upgrade": "upgrade to {}",
+}
+
+
+def render_adoption_plan(plan: AdoptionPlan) -> str:
+    """The detected state and the planned steps, one per line."""
+    detected = plan.detection
+    state = detected.state_name
+    if detected.state is not None:
+        state += f" ({detected.state.description})"
+    lines = [f"detected: {state}"]
+    if detected.goose_version is not None:
+        lines.append(f"goose:    goose_db_version at version {detected.goose_version}")
+    lines.append("plan:" if plan.actions else "plan:     nothing to do")
+    lines.extend(f"  - {_ACTION_TEXT[a.kind].format(a.detail)}" for a in plan.actions)
+    return "\n".join(lines)
+
+
+def render_adoption(result: AdoptionResult) -> str:
+    """The plan, then what the run changed (or that a dry run changed nothing)."""
+    text = render_adoption_plan(result.plan)
+    if result.run is None:
+        return f"{text}\ndry run: nothing was changed"
+    return f"{text}\n{render_run(result.run)}"
 
 
 def render_history(history: list[RevisionInfo]) -> str:
