@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import MigrationError
+from llm_proxy_db.fingerprint import OUR_TABLES
 from llm_proxy_db.schema import head_metadata
 from llm_proxy_db.settings import Settings, resolve_settings
 
@@ -60,10 +61,17 @@ def _run_online(context: Any, connection: Connection) -> None:
         render_as_batch=sqlite,
         compare_type=True,
         compare_server_default=True,
+        include_name=_include_name,
         on_version_apply=[_check_foreign_keys] if sqlite else [],
     )
     with context.begin_transaction():
         context.run_migrations()
+
+
+def _include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Autogenerate and ``alembic check`` compare our tables only: goose's version table,
+    the adoption record and a user's own tables are not ours to drop."""
+    return type_ != "table" or name in OUR_TABLES
 
 
 def _check_foreign_keys(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:

@@ -181,6 +181,17 @@ def test_goose_version_that_disagrees_is_refused(dialect, name, claimed, word, t
     assert _facts(settings) == before
 
 
+def test_alembic_check_ignores_goose_and_the_adoption_record(sqlite_settings) -> None:
+    """After adoption ``alembic check`` finds no drift: only our tables are compared."""
+    from alembic import command
+    from llm_proxy_db.alembic_config import make_config
+
+    legacy.create(sqlite_settings, _shape("sqlite", "goose-1"))
+    commands.setup(sqlite_settings)
+    with connect(sqlite_settings, foreign_keys=False) as connection:
+        command.check(make_config(connection=connection))
+
+
 def test_empty_database_with_goose_table(settings) -> None:
     """Goose seed row only: migrate from base, and goose is retired first."""
     with connect(settings) as connection:
