@@ -59,7 +59,9 @@ def status(settings: Settings) -> Status:
     is in (``empty``, ``unknown``, or a state such as ``0002`` or ``goose-1``); for an
     adopted one, ``adopted_from`` says from which state and when.
     """
-    current, detected, adopted = None, "empty", None
+    current: str | None = None
+    detected: str | None = "empty"
+    adopted: dict[str, Any] | None = None
     if not settings.is_sqlite or _sqlite_exists(settings):
         with connect(settings, create=False) as connection:
             current = current_revision(connection)

@@ -28,12 +28,14 @@ import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from alembic import command
 from llm_proxy_db import revisions
 from llm_proxy_db.alembic_config import make_config
 from llm_proxy_db.database import connect
+from llm_proxy_db.errors import SchemaMismatchError
 from llm_proxy_db.fingerprint import Fingerprint, fingerprint
 from llm_proxy_db.settings import SQLITE, Settings
 
@@ -51,7 +53,7 @@ _REVISION_NAMES = {
 }
 _API_KEY_VARIANTS = {"goose-1": 1, "0003": 2, "0004": 3, "0005": 4}
 
-_cache: dict[tuple[str, tuple[int, ...]], dict[str, Fingerprint]] = {}
+_cache: dict[tuple[str, tuple[int | str, ...]], dict[str, Fingerprint]] = {}
 
 
 @dataclass(frozen=True)
@@ -142,8 +144,20 @@ def _derive_postgresql(connection: Connection) -> dict[str, Fingerprint]:
             scratch.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
             scratch.exec_driver_sql(f'SET LOCAL search_path TO "{schema}"')
             return _walk(scratch)
+        except sa.exc.DBAPIError as exc:
+            raise SchemaMismatchError(
+                f"cannot derive the known schema states on this server: {_first_line(exc)}; "
+                "nothing was changed",
+                hint="the database user needs the CREATE privilege on the database for a scratch "
+                "schema that is always rolled back (GRANT CREATE ON DATABASE ... TO ...)",
+            ) from None
         finally:
             transaction.rollback()
+
+
+def _first_line(exc: sa.exc.DBAPIError) -> str:
+    text = str(exc.orig or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _walk(scratch: Connection) -> dict[str, Fingerprint]:

@@ -7,6 +7,8 @@ would either refuse a real database or stamp the wrong revision.
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 import sqlalchemy as sa
 
@@ -86,3 +88,34 @@ def test_postgresql_derivation_leaves_nothing_behind(postgres_url) -> None:
         tables = sa.inspect(connection).get_table_names()
     assert first == again
     assert schemas == [] and tables == []
+
+
+@pytest.mark.postgresql
+def test_postgresql_derivation_without_create_privilege_refuses(postgres_url) -> None:
+    """A user who may not create the scratch schema gets a clear refusal, and nothing changes."""
+    from llm_proxy_db import commands
+    from llm_proxy_db.errors import SchemaMismatchError
+    from llm_proxy_db.settings import Settings
+
+    role = f"llm_proxy_reader_{uuid.uuid4().hex[:8]}"
+    owner = Settings(driver="postgres", database_url=postgres_url)
+    legacy.create(owner, legacy.postgresql_shapes()[0])
+    with connect(owner) as connection:
+        connection.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+        connection.exec_driver_sql(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+        connection.exec_driver_sql(f"REVOKE CREATE ON DATABASE {postgres_url.database} FROM PUBLIC")
+        connection.commit()
+    try:
+        reader = Settings(driver="postgres", database_url=postgres_url.set(username=role))
+        ks._cache.clear()
+        with pytest.raises(SchemaMismatchError, match="CREATE privilege|cannot derive") as refused:
+            commands.adopt(reader)
+        assert "GRANT CREATE" in (refused.value.hint or "")
+        ks._cache.clear()
+        assert commands.status(reader).detected_state.startswith("undetermined: cannot derive")
+    finally:
+        ks._cache.clear()
+        with connect(owner) as connection:
+            connection.exec_driver_sql(f"DROP OWNED BY {role}")
+            connection.exec_driver_sql(f"DROP ROLE {role}")
+            connection.commit()
