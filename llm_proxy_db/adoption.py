@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 
 from llm_proxy_db import adoption_record, goose, revisions
 from llm_proxy_db.errors import ConfigError, SchemaMismatchError
-from llm_proxy_db.executor import Progress, RunResult, run
+from llm_proxy_db.executor import Progress, ProgressEvent, RunResult, run
 from llm_proxy_db.fingerprint import Fingerprint, fingerprint, our_tables_present
 from llm_proxy_db.fingerprint_diff import diff
 from llm_proxy_db.known_states import KnownState, known_states, revision_fingerprints
@@ -255,6 +255,9 @@ def execute(
         with connection.begin():
             _stamp_and_record(connection, adoption_plan)
             result.goose_versions_marked = goose.retire(connection)
+        if progress is not None and adoption_plan.stamp is not None:
+            detail = adoption_plan.detection.state_name + (" (FORCED)" if adoption_plan.forced else "")
+            progress(ProgressEvent("adopted", adoption_plan.stamp, "stamp", detail=detail))
     result.run = run(
         connection, adoption_plan.target, progress=progress, version_locations=version_locations
     )

@@ -23,12 +23,14 @@ from llm_proxy_db.version_table import current_revision
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    """``apply_start`` / ``apply_success`` / ``apply_failure`` for one revision."""
+    """``apply_start`` / ``apply_success`` / ``apply_failure`` for one revision, or
+    ``adopted`` (direction ``stamp``, ``detail`` the detected state) before an adoption's run."""
 
     kind: str
     revision: str
     direction: str
     elapsed: float = 0.0
+    detail: str = ""
 
 
 Progress = Callable[[ProgressEvent], None]

@@ -97,7 +97,10 @@ def progress_printer(stream: TextIO | None = None) -> Progress:
 
     def show(event: ProgressEvent) -> None:
         verb = "upgrading to" if event.direction == "upgrade" else "reverting"
-        if event.kind == "apply_start":
+        if event.kind == "adopted":
+            text = f"adopted {event.detail}: stamped revision {event.revision}"
+            out.write(f"{text}\n" if interactive else f"{_now()} {text}\n")
+        elif event.kind == "apply_start":
             text = f"{verb} {event.revision} ..."
             out.write(f"\r{text}" if interactive else f"{_now()} {text}\n")
         else:
