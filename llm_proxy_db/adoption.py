@@ -214,7 +214,10 @@ def _forced_plan(
         goose_version=detection.goose_version,
         differences=differences,
     )
-    actions = _actions(forced, stamp, stamp, target_id)
+    actions = tuple(
+        Action(a.kind, f"{a.detail} (FORCED, unverified)") if a.kind == "record_adoption" else a
+        for a in _actions(forced, stamp, stamp, target_id)
+    )
     warnings = (warning, *differences)
     return AdoptionPlan(forced, target_id, stamp, actions, forced=True, warnings=warnings)
 

@@ -80,6 +80,7 @@ def test_force_stamp_warns_loudly(tmp_path, request):
     dry = invoke(settings, "migrate", "adopt", "--dry-run", "--force-stamp", "0003")
     assert dry.exit_code == 0, dry.output
     assert "WARNING: FORCED: revision 0003 is recorded without verification" in dry.stderr
+    assert "record the adoption from state unknown (FORCED, unverified)" in dry.stdout
     result = invoke(settings, "migrate", "adopt", "--force-stamp", "0003")
     assert result.exit_code == 0, result.output
     assert "WARNING: missing index idx_tokens_expires_at on tokens" in result.stderr
