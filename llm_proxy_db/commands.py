@@ -20,7 +20,7 @@ from llm_proxy_db.errors import ConfigError, SchemaMismatchError, UnknownRevisio
 from llm_proxy_db.executor import Progress, RunResult, run
 from llm_proxy_db.revisions import RevisionInfo
 from llm_proxy_db.settings import Settings
-from llm_proxy_db.version_table import current_revision
+from llm_proxy_db.version_table import current_revision, has_version_table
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,13 @@ def status(settings: Settings) -> Status:
 
 
 def _detected_state(connection: Any) -> str | None:
-    """The known state of an unversioned database (None once it is versioned)."""
+    """The known state of an unversioned database (None once it is versioned).
+
+    On PostgreSQL the known states are derived in a scratch schema inside a transaction that
+    is always rolled back, so the database is left exactly as it was.
+    """
+    if has_version_table(connection):
+        return None
     try:
         detection = adoption.detect(connection)
     except SchemaMismatchError as exc:
