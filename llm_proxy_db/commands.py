@@ -91,7 +91,7 @@ def _detected_state(connection: Any) -> str | None:
         detection = adoption.detect(connection)
     except SchemaMismatchError as exc:
         return f"undetermined: {exc.message}"
-    return None if detection.kind == adoption.VERSIONED else detection.state_name
+    return detection.state_name
 
 
 def history() -> list[RevisionInfo]:
