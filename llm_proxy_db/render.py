@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 from llm_proxy_db.commands import Status
@@ -56,6 +57,17 @@ def progress_printer(stream: TextIO | None = None) -> Progress:
             outcome = "done" if event.kind == "apply_success" else "FAILED"
             text = f"{verb} {event.revision} {outcome} in {event.elapsed:.2f}s"
             out.write(f"\r{text}\n" if interactive else f"{_now()} {text}\n")
+        out.flush()
+
+    return show
+
+
+def stage_printer(stream: TextIO | None = None) -> Callable[[str], None]:
+    """A callback for ``migrate verify``'s stages: one ``checking ...`` line each on stderr."""
+    out = stream or sys.stderr
+
+    def show(stage: str) -> None:
+        out.write(f"checking {stage} ...\n")
         out.flush()
 
     return show

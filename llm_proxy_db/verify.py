@@ -182,6 +182,16 @@ def check_manifest(scripts: ScriptDirectory, location: Path) -> list[str]:
     return manifest.compare(released, current_entries(scripts))
 
 
+def manifest_problems(script_location: os.PathLike[str] | str | None = None) -> list[str]:
+    """The manifest check alone (what ``llm-proxy migrate manifest`` reports)."""
+    location = _location(script_location)
+    try:
+        scripts = load_scripts(location)
+    except VerificationError as exc:
+        return [exc.message]
+    return check_manifest(scripts, location)
+
+
 def update_manifest(
     script_location: os.PathLike[str] | str | None = None, *, force: bool = False
 ) -> tuple[Path, list[str]]:
