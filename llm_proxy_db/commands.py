@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from alembic import command
-from llm_proxy_db import revisions
+from llm_proxy_db import manifest, revisions
 from llm_proxy_db.alembic_config import make_config
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import ConfigError, UnknownRevisionError
@@ -30,6 +30,7 @@ class Status:
     current_revision: str | None
     head_revision: str
     pending: list[str]
+    checksum_warnings: list[str] = field(default_factory=list)
 
     @property
     def up_to_date(self) -> bool:
@@ -44,6 +45,7 @@ class Status:
             "head_revision": self.head_revision,
             "pending": list(self.pending),
             "up_to_date": self.up_to_date,
+            "checksum_warnings": list(self.checksum_warnings),
         }
 
 
@@ -60,6 +62,7 @@ def status(settings: Settings) -> Status:
         current_revision=current,
         head_revision=revisions.head_revision(),
         pending=revisions.between(current, revisions.head_revision()),
+        checksum_warnings=manifest.check_applied(current),
     )
 
 
@@ -138,7 +141,10 @@ def _migrate(
                 f"target {target} is {verb} the current revision {current or 'base'}",
                 hint=f"use migrate {'down' if direction == 'upgrade' else 'up'} instead",
             )
-        return run(connection, target_id, progress=progress, version_locations=version_locations)
+        warnings = manifest.check_applied(current)  # raises in strict mode
+        result = run(connection, target_id, progress=progress, version_locations=version_locations)
+        result.checksum_warnings = warnings
+        return result
 
 
 def _steps_below(current: str | None, steps: int) -> str:

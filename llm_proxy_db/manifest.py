@@ -218,22 +218,31 @@ def check_applied(
 
     Returns one warning line per changed file.  In strict mode (``strict=True``, or
     ``LLM_PROXY_STRICT_CHECKSUMS=1``) a change is a :class:`VerificationError` instead.
-    A revision the manifest does not list is left to the version guard.
+    A revision the manifest does not list is left to the version guard; a missing or
+    malformed manifest is itself a warning.
     """
     if current_revision is None:
         return []
     path = path or manifest_path()
-    manifest = read_manifest(path)
-    if current_revision not in manifest.ids:
-        return []
-    applied = manifest.entries[: manifest.ids.index(current_revision) + 1]
-    warnings = [line for entry in applied if (line := _applied_problem(entry, path.parent))]
+    try:
+        manifest = read_manifest(path)
+    except VerificationError as exc:
+        warnings = [f"cannot check the applied revisions' checksums: {exc.message}"]
+    else:
+        warnings = _applied_problems(manifest, current_revision, path.parent)
     if warnings and strict_mode(strict, env):
         raise VerificationError(
             warnings[0] + (f" (and {len(warnings) - 1} more)" if len(warnings) > 1 else ""),
             hint=f"{STRICT_ENV} is set: restore the released revision files",
         )
     return warnings
+
+
+def _applied_problems(manifest: Manifest, current_revision: str, directory: Path) -> list[str]:
+    if current_revision not in manifest.ids:
+        return []  # a revision the manifest does not list is left to the version guard
+    applied = manifest.entries[: manifest.ids.index(current_revision) + 1]
+    return [line for entry in applied if (line := _applied_problem(entry, directory))]
 
 
 def _applied_problem(entry: Entry, directory: Path) -> str | None:

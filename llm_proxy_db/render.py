@@ -25,6 +25,7 @@ def render_status(status: Status) -> str:
             f"current:  {status.current_revision or 'base (no revision applied)'}",
             f"head:     {status.head_revision}",
             f"pending:  {pending}",
+            *(f"warning:  {line}" for line in status.checksum_warnings),
         ]
     )
 
@@ -37,10 +38,11 @@ def render_history(history: list[RevisionInfo]) -> str:
 def render_run(result: RunResult) -> str:
     """What a migration run changed."""
     before, after = result.before or "base", result.after or "base"
+    warnings = "".join(f"\nwarning: {line}" for line in result.checksum_warnings)
     if not result.steps:
-        return f"revision: {after} (nothing to do)"
+        return f"revision: {after} (nothing to do){warnings}"
     total = sum(step.seconds for step in result.steps)
-    return f"revision: {before} -> {after} ({len(result.steps)} step(s), {total:.2f}s)"
+    return f"revision: {before} -> {after} ({len(result.steps)} step(s), {total:.2f}s){warnings}"
 
 
 def progress_printer(stream: TextIO | None = None) -> Progress:
