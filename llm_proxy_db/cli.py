@@ -194,7 +194,7 @@ def migrate_history(as_json: JsonOption = False) -> None:
 def migrate_verify(
     ctx: typer.Context,
     postgres_url: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--postgres-url",
             help="Also cycle the chain on a scratch database created (and dropped) on this "

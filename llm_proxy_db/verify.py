@@ -29,11 +29,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
 from alembic.script import Script, ScriptDirectory
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.pool import NullPool
 
+from alembic import command
 from llm_proxy_db import manifest
 from llm_proxy_db.alembic_config import make_config
 from llm_proxy_db.database import connect, connection_error

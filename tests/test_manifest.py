@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from chain_fixtures import copy_chain, edit, revision_file
 
 from llm_proxy_db import commands, manifest
 from llm_proxy_db.errors import VerificationError
 from llm_proxy_db.paths import manifest_path
 from llm_proxy_db.revisions import head_revision
 from llm_proxy_db.settings import Settings
+from tests.chain_fixtures import copy_chain, edit, revision_file
 
 
 @pytest.fixture

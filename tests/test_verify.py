@@ -10,13 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from chain_fixtures import add_revision, copy_chain, edit, revision_file
 from sqlalchemy.engine import URL
 
 from llm_proxy_db import verify
 from llm_proxy_db.errors import VerificationError
 from llm_proxy_db.manifest import UPDATE_COMMAND, read_manifest
 from llm_proxy_db.paths import manifest_path
+from tests.chain_fixtures import add_revision, copy_chain, edit, revision_file
 
 DROP_INDEX = 'op.drop_index("idx_projects_name", table_name="projects")'
 CREATE_INDEX = 'op.create_index("idx_projects_name", "projects", ["name"])'
