@@ -225,8 +225,7 @@ def migrate_manifest(
         problems = verify.manifest_problems()
         _report_problems(problems, "the manifest check", "the manifest is current")
         return
-    path, added = verify.update_manifest(force=force)
-    typer.echo(f"{path}: {'added ' + ', '.join(added) if added else 'already up to date'}")
+    typer.echo(verify.update_manifest(force=force).describe())
 
 
 def _report_problems(problems: list[str], what: str, success: str) -> None:

@@ -26,6 +26,7 @@ import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -192,10 +193,25 @@ def manifest_problems(script_location: os.PathLike[str] | str | None = None) -> 
     return check_manifest(scripts, location)
 
 
+@dataclass(frozen=True)
+class ManifestUpdate:
+    """What ``migrate manifest --update`` did: the file, ids appended, entries rewritten."""
+
+    path: Path
+    added: list[str]
+    rewritten: list[str]
+
+    def describe(self) -> str:
+        """One line for people."""
+        parts = [f"added {', '.join(self.added)}"] if self.added else []
+        parts += [f"rewrote {', '.join(self.rewritten)} (--force)"] if self.rewritten else []
+        return f"{self.path}: {'; '.join(parts) or 'already up to date'}"
+
+
 def update_manifest(
     script_location: os.PathLike[str] | str | None = None, *, force: bool = False
-) -> tuple[Path, list[str]]:
-    """Append the new revisions to the manifest; returns its path and the ids added.
+) -> ManifestUpdate:
+    """Append the new revisions to the manifest.
 
     Refuses (:class:`VerificationError`) on a broken chain, and when a released entry would
     change, unless ``force`` (only for revisions never released anywhere).
@@ -209,7 +225,12 @@ def update_manifest(
     old = manifest.read_manifest(path) if path.exists() else manifest.Manifest()
     new = manifest.updated(old, current_entries(scripts), force=force)
     manifest.write_manifest(new, path)
-    return path, [rev for rev in new.ids if rev not in old.ids]
+    before = {entry.revision: entry for entry in old.entries}
+    return ManifestUpdate(
+        path=path,
+        added=[rev for rev in new.ids if rev not in before],
+        rewritten=[e.revision for e in new.entries if before.get(e.revision, e) != e],
+    )
 
 
 def check_scratch_sqlite(location: Path) -> list[str]:

@@ -180,9 +180,10 @@ def test_a_new_revision_must_be_added_to_the_manifest(chain: Path) -> None:
     assert verify.manifest_problems(chain) == [
         f"revision 0008 (0008_fixture.py) is not in the manifest: run `{UPDATE_COMMAND}`"
     ]
-    path, added = verify.update_manifest(chain)
-    assert (path, added) == (manifest_path(chain), ["0008"])
-    assert read_manifest(path).head == "0008"
+    update = verify.update_manifest(chain)
+    assert (update.path, update.added, update.rewritten) == (manifest_path(chain), ["0008"], [])
+    assert update.describe() == f"{manifest_path(chain)}: added 0008"
+    assert read_manifest(update.path).head == "0008"
     assert verify.verify(script_location=chain) == []
 
 
@@ -193,7 +194,9 @@ def test_the_manifest_update_appends_only(chain: Path) -> None:
     with pytest.raises(VerificationError, match="refusing to rewrite released manifest entries"):
         verify.update_manifest(chain)
     assert manifest_path(chain).read_text() == before
-    assert verify.update_manifest(chain, force=True) == (manifest_path(chain), [])
+    update = verify.update_manifest(chain, force=True)
+    assert update.describe() == f"{manifest_path(chain)}: rewrote 0002 (--force)"
+    assert verify.update_manifest(chain).describe().endswith(": already up to date")
     assert verify.manifest_problems(chain) == []
 
 
@@ -209,7 +212,7 @@ def test_a_missing_manifest_is_reported(chain: Path) -> None:
     manifest_path(chain).unlink()
     (problem,) = verify.manifest_problems(chain)
     assert problem == f"the revision manifest {manifest_path(chain)} is missing"
-    assert verify.update_manifest(chain)[1] == [f"000{n}" for n in range(1, 8)]
+    assert verify.update_manifest(chain).added == [f"000{n}" for n in range(1, 8)]
 
 
 def test_a_deleted_or_renamed_released_revision_is_reported(chain: Path) -> None:
