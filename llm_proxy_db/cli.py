@@ -192,7 +192,6 @@ def migrate_history(as_json: JsonOption = False) -> None:
 @migrate_app.command("verify")
 @handles_errors
 def migrate_verify(
-    ctx: typer.Context,
     postgres_url: Annotated[
         str | None,
         typer.Option(
@@ -202,8 +201,11 @@ def migrate_verify(
         ),
     ] = None,
 ) -> None:
-    """Check the revision chain, its manifest, a base->head->base->head cycle and offline SQL."""
-    problems = verify.verify(state(ctx).settings(), postgres_url, progress=stage_printer())
+    """Check the revision chain, its manifest, a base->head->base->head cycle and offline SQL.
+
+    The configured database is never used: the cycles run on scratch databases.
+    """
+    problems = verify.verify(postgres_url=postgres_url, progress=stage_printer())
     _report_problems(problems, "migrate verify", "the revision chain is sound")
 
 
