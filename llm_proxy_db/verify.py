@@ -121,6 +121,8 @@ def _script_shape(script: Script) -> list[str]:
     if len(script.nextrev) > 1:
         children = ", ".join(sorted(script.nextrev))
         problems.append(f"revision {revision} has several children ({children}): a branch")
+    if script.branch_labels or script.dependencies:
+        problems.append(f"revision {revision} uses branch_labels or depends_on: keep one line")
     if not READABLE_ID.fullmatch(revision):
         problems.append(f"revision id {revision!r} ({name}) is not a readable id like 0008")
     elif not name.startswith(f"{revision}_"):

@@ -58,6 +58,17 @@ def test_two_heads_are_refused(chain: Path) -> None:
     assert "revision 0006 has several children (0007, 0008): a branch" in problems
 
 
+def test_merges_and_dependencies_are_refused(chain: Path) -> None:
+    """A merge revision hides a branch; depends_on makes the order more than a line."""
+    add_revision(chain, "0008", "0006")
+    path = add_revision(chain, "0009", "0007")
+    edit(path, "down_revision = '0007'", "down_revision = ('0007', '0008')")
+    edit(path, "depends_on = None", "depends_on = '0005'")
+    problems = verify.check_chain(verify.load_scripts(chain))
+    assert "revision 0009 merges 0007, 0008" in problems, problems
+    assert "revision 0009 uses branch_labels or depends_on: keep one line" in problems
+
+
 def test_an_edited_released_revision_is_refused(chain: Path) -> None:
     """A released revision already ran on databases in the field: editing it splits history."""
     edit(revision_file(chain, "0004"), "def downgrade", "# tweaked after release\ndef downgrade")
