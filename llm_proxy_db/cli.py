@@ -41,15 +41,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DbDriverOption = Annotated[
     str | None,
-    typer.Option("--db-driver", help="sqlite or postgres [env: DB_DRIVER; default sqlite]"),
+    typer.Option("--db-driver", help="sqlite or postgres (env DB_DRIVER; default sqlite)"),
 ]
 DatabasePathOption = Annotated[
     str | None,
-    typer.Option("--database-path", help="SQLite file [env: DATABASE_PATH; default data/llm-proxy.db]"),
+    typer.Option("--database-path", help="SQLite file (env DATABASE_PATH; default data/llm-proxy.db)"),
 ]
 DatabaseUrlOption = Annotated[
     str | None,
-    typer.Option("--database-url", help="PostgreSQL URL, postgres://user:pass@host:5432/db [env: DATABASE_URL]"),
+    typer.Option("--database-url", help="PostgreSQL URL, postgres://user:pass@host:5432/db (env DATABASE_URL)"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 SqlOption = Annotated[bool, typer.Option("--sql", help="Print the SQL for the dialect instead of running it.")]
