@@ -23,6 +23,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider --cov=llm_proxy_db --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
 
+## verify: migrate verify (chain, manifest, base->head->base->head, drift, offline SQL); PostgreSQL too when LLM_PROXY_TEST_POSTGRES_URL is set
+verify: $(STAMP)
+	$(BIN)/llm-proxy migrate verify $(if $(PG_TEST_URL),--postgres-url $(PG_TEST_URL))
+
 lint: $(STAMP)
 	$(BIN)/ruff check llm_proxy_db tests alembic
 

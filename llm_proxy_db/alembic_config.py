@@ -16,18 +16,11 @@ from typing import TextIO
 from alembic.config import Config
 from sqlalchemy.engine import Connection
 
-from llm_proxy_db.errors import ConfigError
+from llm_proxy_db.paths import script_location
+from llm_proxy_db.paths import script_location as default_location
 from llm_proxy_db.settings import Settings
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def script_location() -> Path:
-    """The directory holding ``env.py`` and ``versions/``."""
-    for candidate in (_PACKAGE_DIR / "_alembic", _PACKAGE_DIR.parent / "alembic"):
-        if (candidate / "env.py").is_file():
-            return candidate
-    raise ConfigError(f"cannot find the migration scripts next to {_PACKAGE_DIR}")
+__all__ = ["make_config", "script_location"]
 
 
 def make_config(
@@ -36,14 +29,16 @@ def make_config(
     connection: Connection | None = None,
     extra_version_locations: Sequence[os.PathLike[str] | str] = (),
     stdout: TextIO | None = None,
+    script_location: os.PathLike[str] | str | None = None,
 ) -> Config:
     """An Alembic config for our scripts, carrying ``settings`` and an optional live connection.
 
     ``extra_version_locations`` adds revision directories after the real chain (tests use it
-    for revisions that fail on purpose).
+    for revisions that fail on purpose).  ``script_location`` replaces the real scripts
+    directory altogether (``migrate verify`` checks fixture chains with it).
     """
     config = Config(stdout=stdout) if stdout is not None else Config()
-    location = script_location()
+    location = Path(script_location) if script_location is not None else default_location()
     config.set_main_option("script_location", _escape(location))
     config.set_main_option("path_separator", "os")
     if extra_version_locations:

@@ -16,14 +16,15 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from llm_proxy_db import commands
-from llm_proxy_db.errors import ConfigError, LLMProxyDBError
+from llm_proxy_db import commands, verify
+from llm_proxy_db.errors import ConfigError, LLMProxyDBError, VerificationError
 from llm_proxy_db.render import (
     progress_printer,
     render_adoption,
     render_history,
     render_run,
     render_status,
+    stage_printer,
 )
 from llm_proxy_db.settings import Settings, mask_url_text, resolve_settings
 
@@ -41,15 +42,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DbDriverOption = Annotated[
     str | None,
-    typer.Option("--db-driver", help="sqlite or postgres [env: DB_DRIVER; default sqlite]"),
+    typer.Option("--db-driver", help="sqlite or postgres (env DB_DRIVER; default sqlite)"),
 ]
 DatabasePathOption = Annotated[
     str | None,
-    typer.Option("--database-path", help="SQLite file [env: DATABASE_PATH; default data/llm-proxy.db]"),
+    typer.Option("--database-path", help="SQLite file (env DATABASE_PATH; default data/llm-proxy.db)"),
 ]
 DatabaseUrlOption = Annotated[
     str | None,
-    typer.Option("--database-url", help="PostgreSQL URL, postgres://user:pass@host:5432/db [env: DATABASE_URL]"),
+    typer.Option("--database-url", help="PostgreSQL URL, postgres://user:pass@host:5432/db (env DATABASE_URL)"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 SqlOption = Annotated[bool, typer.Option("--sql", help="Print the SQL for the dialect instead of running it.")]
@@ -222,6 +223,55 @@ def migrate_history(as_json: JsonOption = False) -> None:
         typer.echo(json.dumps([info.as_dict() for info in revisions], indent=2))
     else:
         typer.echo(render_history(revisions))
+
+
+@migrate_app.command("verify")
+@handles_errors
+def migrate_verify(
+    postgres_url: Annotated[
+        str | None,
+        typer.Option(
+            "--postgres-url",
+            help="Also cycle the chain on a scratch database created (and dropped) on this "
+            "PostgreSQL server.",
+        ),
+    ] = None,
+) -> None:
+    """Check the revision chain, its manifest, a base->head->base->head cycle and offline SQL.
+
+    The configured database is never used: the cycles run on scratch databases.
+    """
+    problems = verify.verify(postgres_url=postgres_url, progress=stage_printer())
+    _report_problems(problems, "migrate verify", "the revision chain is sound")
+
+
+@migrate_app.command("manifest")
+@handles_errors
+def migrate_manifest(
+    update: Annotated[
+        bool, typer.Option("--update", help="Append new revisions to the manifest.")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="With --update: also rewrite entries of released revisions."),
+    ] = False,
+) -> None:
+    """Check the checksum manifest of the revision files, or append new revisions to it."""
+    if force and not update:
+        raise ConfigError("--force only makes sense with --update")
+    if not update:
+        problems = verify.manifest_problems()
+        _report_problems(problems, "the manifest check", "the manifest is current")
+        return
+    typer.echo(verify.update_manifest(force=force).describe())
+
+
+def _report_problems(problems: list[str], what: str, success: str) -> None:
+    for line in problems:
+        typer.echo(f"FAIL {line}")
+    if problems:
+        raise VerificationError(f"{what} found {len(problems)} problem(s)")
+    typer.echo(f"OK {success}")
 
 
 def main() -> None:

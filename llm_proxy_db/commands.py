@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from alembic import command
-from llm_proxy_db import adoption, adoption_record, revisions
+from llm_proxy_db import adoption, adoption_record, manifest, revisions
 from llm_proxy_db.adoption import AdoptionResult
 from llm_proxy_db.alembic_config import make_config
 from llm_proxy_db.database import connect
@@ -31,6 +31,7 @@ class Status:
     current_revision: str | None
     head_revision: str
     pending: list[str]
+    checksum_warnings: list[str] = field(default_factory=list)
     detected_state: str | None = None
     adopted_from: dict[str, Any] | None = None
 
@@ -47,6 +48,7 @@ class Status:
             "head_revision": self.head_revision,
             "pending": list(self.pending),
             "up_to_date": self.up_to_date,
+            "checksum_warnings": list(self.checksum_warnings),
             "detected_state": self.detected_state,
             "adopted_from": self.adopted_from,
         }
@@ -74,6 +76,7 @@ def status(settings: Settings) -> Status:
         current_revision=current,
         head_revision=revisions.head_revision(),
         pending=revisions.between(current, revisions.head_revision()),
+        checksum_warnings=manifest.check_applied(current),
         detected_state=detected,
         adopted_from=adopted,
     )
@@ -190,15 +193,25 @@ def _migrate(
                 f"target {target} is {verb} the current revision {current or 'base'}",
                 hint=f"use migrate {'down' if direction == 'upgrade' else 'up'} instead",
             )
+        warnings = manifest.check_applied(current)  # raises in strict mode
         if direction == "upgrade" and adoption.needs_adoption(connection):
-            connection.rollback()
-            result = adoption.adopt(
-                connection, target_id or revisions.BASE, progress=progress,
-                version_locations=version_locations,
-            )
-            assert result.run is not None
-            return result.run
-        return run(connection, target_id, progress=progress, version_locations=version_locations)
+            result = _adopt_and_run(connection, target_id, progress, version_locations)
+        else:
+            result = run(connection, target_id, progress=progress, version_locations=version_locations)
+        result.checksum_warnings = warnings
+        return result
+
+
+def _adopt_and_run(
+    connection: Any, target_id: str | None, progress: Progress | None, version_locations: Sequence[str]
+) -> RunResult:
+    """An unversioned database holding tables is adopted (verified, stamped), never re-created."""
+    connection.rollback()
+    adopted = adoption.adopt(
+        connection, target_id or revisions.BASE, progress=progress, version_locations=version_locations
+    )
+    assert adopted.run is not None
+    return adopted.run
 
 
 def _steps_below(current: str | None, steps: int) -> str:

@@ -52,6 +52,8 @@ class RunResult:
     before: str | None
     after: str | None
     steps: list[StepTiming] = field(default_factory=list)
+    # Applied revisions whose file changed since release (manifest.check_applied).
+    checksum_warnings: list[str] = field(default_factory=list)
 
     @property
     def applied(self) -> list[str]:

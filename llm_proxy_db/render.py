@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 from llm_proxy_db.adoption import AdoptionPlan, AdoptionResult
@@ -25,6 +26,7 @@ def render_status(status: Status) -> str:
             f"current:  {status.current_revision or 'base (no revision applied)'}",
             f"head:     {status.head_revision}",
             f"pending:  {pending}",
+            *(f"warning:  {line}" for line in status.checksum_warnings),
             *_adoption_lines(status),
         ]
     )
@@ -84,10 +86,11 @@ def render_history(history: list[RevisionInfo]) -> str:
 def render_run(result: RunResult) -> str:
     """What a migration run changed."""
     before, after = result.before or "base", result.after or "base"
+    warnings = "".join(f"\nwarning: {line}" for line in result.checksum_warnings)
     if not result.steps:
-        return f"revision: {after} (nothing to do)"
+        return f"revision: {after} (nothing to do){warnings}"
     total = sum(step.seconds for step in result.steps)
-    return f"revision: {before} -> {after} ({len(result.steps)} step(s), {total:.2f}s)"
+    return f"revision: {before} -> {after} ({len(result.steps)} step(s), {total:.2f}s){warnings}"
 
 
 def progress_printer(stream: TextIO | None = None) -> Progress:
@@ -107,6 +110,17 @@ def progress_printer(stream: TextIO | None = None) -> Progress:
             outcome = "done" if event.kind == "apply_success" else "FAILED"
             text = f"{verb} {event.revision} {outcome} in {event.elapsed:.2f}s"
             out.write(f"\r{text}\n" if interactive else f"{_now()} {text}\n")
+        out.flush()
+
+    return show
+
+
+def stage_printer(stream: TextIO | None = None) -> Callable[[str], None]:
+    """A callback for ``migrate verify``'s stages: one ``checking ...`` line each on stderr."""
+    out = stream or sys.stderr
+
+    def show(stage: str) -> None:
+        out.write(f"checking {stage} ...\n")
         out.flush()
 
     return show

@@ -26,6 +26,7 @@ def test_status_moves_with_upgrades_and_downgrades(settings):
         "head_revision": "0007",
         "pending": ["0004", "0005", "0006", "0007"],
         "up_to_date": False,
+        "checksum_warnings": [],
         "detected_state": None,
         "adopted_from": None,
     }

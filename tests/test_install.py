@@ -31,6 +31,7 @@ def test_wheel_carries_the_migration_scripts(wheel):
     assert "llm_proxy_db/_alembic/env.py" in names
     assert "llm_proxy_db/_alembic/versions/0001_initial_schema.py" in names
     assert "llm_proxy_db/_alembic/versions/0007_audit_outcome_values.py" in names
+    assert "llm_proxy_db/_alembic/versions/manifest.sum" in names
 
 
 def test_installed_package_runs_setup_from_another_directory(wheel, tmp_path):
@@ -53,3 +54,22 @@ def test_installed_package_runs_setup_from_another_directory(wheel, tmp_path):
     assert str(target) in done.stdout, "the installed copy, not the source tree, must run"
     assert "base -> 0007" in done.stdout
     assert (workdir / "db" / "llm-proxy.db").exists()
+
+
+def test_installed_package_finds_and_verifies_its_manifest(wheel, tmp_path):
+    """The startup checksum check and ``migrate verify`` need the manifest inside the wheel."""
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    env.pop("COV_CORE_SOURCE", None)
+    code = (
+        "import sys; from llm_proxy_db.manifest import manifest_head; print(manifest_head()); "
+        "from llm_proxy_db.cli import main; sys.argv = ['llm-proxy', 'migrate', 'verify']; main()"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines() == ["0007", "OK the revision chain is sound"]

@@ -1,0 +1,129 @@
+"""The GitHub Actions workflow is valid and runs what docs/ci.md promises.
+
+The promise is read from the tables in ``docs/ci.md``, so documentation and workflow cannot
+drift apart.  GitHub's workflow schema (through check-jsonschema, a test dependency) checks
+the structure; actionlint, when installed, also checks expressions the way GitHub would.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
+CI_DOC = ROOT / "docs" / "ci.md"
+
+
+def _workflow() -> dict[Any, Any]:
+    data = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def _table(section: str) -> list[list[str]]:
+    """The body rows of the first Markdown table under ``## section`` in docs/ci.md."""
+    text = CI_DOC.read_text(encoding="utf-8")
+    body = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in body.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows[2:]]
+
+
+def _promised_matrix() -> dict[str, tuple[set[str], set[str]]]:
+    """job id -> (Python versions, databases) as docs/ci.md states them."""
+    return {
+        job.strip("`"): ({v.strip() for v in pythons.split(",")}, {d.strip() for d in dbs.split(",")})
+        for job, pythons, dbs in _table("Matrix")
+    }
+
+
+def _runs(job: dict[str, Any]) -> str:
+    return "\n".join(str(step.get("run", "")) for step in job["steps"])
+
+
+def test_the_workflow_runs_on_push_and_pull_request() -> None:
+    """YAML reads a bare ``on`` key as True; either spelling must list both events."""
+    data = _workflow()
+    triggers = data.get("on", data.get(True))
+    assert set(triggers) >= {"push", "pull_request"}
+
+
+def test_every_promised_job_and_matrix_entry_is_there() -> None:
+    """Python 3.10-3.13 against SQLite and PostgreSQL 14 and 17, no more, no less."""
+    jobs = _workflow()["jobs"]
+    promised = _promised_matrix()
+    assert set(jobs) == set(promised)
+    for name, (pythons, databases) in promised.items():
+        matrix = jobs[name]["strategy"]["matrix"]
+        assert set(matrix["python-version"]) == pythons, name
+        postgres = {f"PostgreSQL {v}" for v in matrix.get("postgres-version", [])}
+        assert postgres == (databases - {"SQLite"}), name
+        services = jobs[name].get("services", {})
+        if postgres:
+            image = services["postgres"]["image"]
+            assert image == "postgres:${{ matrix.postgres-version }}"
+        else:
+            assert not services, f"{name} promises SQLite only"
+    assert set().union(*(dbs for _, dbs in promised.values())) == {
+        "SQLite",
+        "PostgreSQL 14",
+        "PostgreSQL 17",
+    }
+    assert set().union(*(py for py, _ in promised.values())) == {"3.10", "3.11", "3.12", "3.13"}
+
+
+def test_every_entry_runs_every_promised_step() -> None:
+    """ruff, mypy, the README's test command with coverage, and migrate verify."""
+    commands = [command.strip("`") for _, command in _table("Steps (every matrix entry)")]
+    assert commands == ["make lint", "make typecheck", "make test", "llm-proxy migrate verify"]
+    for name, job in _workflow()["jobs"].items():
+        runs = _runs(job)
+        for command in commands:
+            assert command in runs, f"job {name} does not run {command}"
+    assert "make test" in (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "--cov-fail-under=90" in (ROOT / "Makefile").read_text(encoding="utf-8")
+
+
+def test_postgresql_entries_test_and_verify_against_the_service() -> None:
+    """The suite and verify reach the service container, not some other server."""
+    job = _workflow()["jobs"]["postgresql"]
+    url = job["env"]["LLM_PROXY_TEST_POSTGRES_URL"]
+    assert re.fullmatch(r"postgresql://postgres:postgres@127\.0\.0\.1:5432/test", url)
+    assert "5432:5432" in job["services"]["postgres"]["ports"]
+    assert 'migrate verify --postgres-url "$LLM_PROXY_TEST_POSTGRES_URL"' in _runs(job)
+    sqlite_run = _runs(_workflow()["jobs"]["sqlite"])
+    assert "LLM_PROXY_TEST_POSTGRES_URL" not in sqlite_run
+    assert '-m "not postgresql"' in sqlite_run
+
+
+def test_actions_are_pinned_to_a_major_version() -> None:
+    """An unpinned action changes under us."""
+    for job in _workflow()["jobs"].values():
+        for step in job["steps"]:
+            if "uses" in step:
+                assert re.search(r"@v\d+$", step["uses"]), step["uses"]
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("check_jsonschema") is None, reason="check-jsonschema is not installed"
+)
+def test_the_workflow_matches_githubs_schema() -> None:
+    """The schema of workflow files (vendored by check-jsonschema, so no network)."""
+    command = [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows"]
+    result = subprocess.run([*command, str(WORKFLOW)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(shutil.which("actionlint") is None, reason="actionlint is not installed")
+def test_actionlint_accepts_the_workflow() -> None:  # pragma: no cover - needs actionlint
+    """GitHub's own rules (expressions, matrix references, service syntax)."""
+    result = subprocess.run(["actionlint", str(WORKFLOW)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
