@@ -304,6 +304,32 @@ def adopt(
     )
 
 
+def run_or_adopt(
+    connection: Connection,
+    target: str | None,
+    *,
+    progress: Progress | None = None,
+    version_locations: Sequence[str] = (),
+) -> RunResult:
+    """Move the database to ``target``: adopt it first when it is unversioned but not empty.
+
+    The shape of a runner for the guarded path (lock, backup): ``upgrade``, ``setup`` and
+    startup use it so that a database the service created is verified and stamped, never
+    re-created with ``CREATE TABLE`` over existing tables.
+    """
+    if not needs_adoption(connection):
+        return run(connection, target, progress=progress, version_locations=version_locations)
+    connection.rollback()
+    adopted = adopt(
+        connection,
+        target or revisions.BASE,
+        progress=progress,
+        version_locations=version_locations,
+    )
+    assert adopted.run is not None
+    return adopted.run
+
+
 def mismatch_error(detection: Detection) -> SchemaMismatchError:
     """The refusal: what is wrong, the differences, and the ways forward."""
     lines = [

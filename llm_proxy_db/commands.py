@@ -194,24 +194,10 @@ def _migrate(
                 hint=f"use migrate {'down' if direction == 'upgrade' else 'up'} instead",
             )
         warnings = manifest.check_applied(current)  # raises in strict mode
-        if direction == "upgrade" and adoption.needs_adoption(connection):
-            result = _adopt_and_run(connection, target_id, progress, version_locations)
-        else:
-            result = run(connection, target_id, progress=progress, version_locations=version_locations)
+        runner = adoption.run_or_adopt if direction == "upgrade" else run
+        result = runner(connection, target_id, progress=progress, version_locations=version_locations)
         result.checksum_warnings = warnings
         return result
-
-
-def _adopt_and_run(
-    connection: Any, target_id: str | None, progress: Progress | None, version_locations: Sequence[str]
-) -> RunResult:
-    """An unversioned database holding tables is adopted (verified, stamped), never re-created."""
-    connection.rollback()
-    adopted = adoption.adopt(
-        connection, target_id or revisions.BASE, progress=progress, version_locations=version_locations
-    )
-    assert adopted.run is not None
-    return adopted.run
 
 
 def _steps_below(current: str | None, steps: int) -> str:
