@@ -23,11 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 from llm_proxy_db import adoption_record, goose, revisions
-from llm_proxy_db.errors import ConfigError, SchemaMismatchError
+from llm_proxy_db.errors import ConfigError, MigrationError, SchemaMismatchError
 from llm_proxy_db.executor import Progress, ProgressEvent, RunResult, run
 from llm_proxy_db.fingerprint import Fingerprint, fingerprint, our_tables_present
 from llm_proxy_db.fingerprint_diff import diff
@@ -255,9 +256,7 @@ def execute(
     result = AdoptionResult(adoption_plan)
     connection.commit()
     if adoption_plan.detection.kind != VERSIONED:
-        with connection.begin():
-            _stamp_and_record(connection, adoption_plan)
-            result.goose_versions_marked = goose.retire(connection)
+        result.goose_versions_marked = _hand_over(connection, adoption_plan)
         if progress is not None and adoption_plan.stamp is not None:
             detail = adoption_plan.detection.state_name + (" (FORCED)" if adoption_plan.forced else "")
             progress(ProgressEvent("adopted", adoption_plan.stamp, "stamp", detail=detail))
@@ -265,6 +264,21 @@ def execute(
         connection, adoption_plan.target, progress=progress, version_locations=version_locations
     )
     return result
+
+
+def _hand_over(connection: Connection, adoption_plan: AdoptionPlan) -> list[int]:
+    """Stamp, record and retire goose in one transaction: all of it or nothing."""
+    try:
+        with connection.begin():
+            _stamp_and_record(connection, adoption_plan)
+            return goose.retire(connection)
+    except sa.exc.DBAPIError as exc:
+        detail = str(exc.orig or exc).strip().splitlines()[0]
+        raise MigrationError(
+            f"adoption failed while stamping and was rolled back, nothing was changed: {detail}",
+            hint="the database refused the adoption's writes: check the user's privileges and "
+            "that goose_db_version has goose's own columns (id, version_id, is_applied, tstamp)",
+        ) from None
 
 
 def _stamp_and_record(connection: Connection, adoption_plan: AdoptionPlan) -> None:

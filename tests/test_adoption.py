@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from llm_proxy_db import adoption, commands, goose, revisions
 from llm_proxy_db.adoption_record import ADOPTION_TABLE
 from llm_proxy_db.database import connect
-from llm_proxy_db.errors import ConfigError, SchemaMismatchError
+from llm_proxy_db.errors import ConfigError, MigrationError, SchemaMismatchError
 from llm_proxy_db.fingerprint import fingerprint
 from llm_proxy_db.fingerprint_diff import diff
 from llm_proxy_db.known_states import revision_fingerprints
@@ -190,6 +190,21 @@ def test_alembic_check_ignores_goose_and_the_adoption_record(sqlite_settings) ->
     commands.setup(sqlite_settings)
     with connect(sqlite_settings, foreign_keys=False) as connection:
         command.check(make_config(connection=connection))
+
+
+def test_a_failing_hand_over_changes_nothing(sqlite_settings) -> None:
+    """Stamp, record and goose retirement are one transaction: a failure rolls all back."""
+    legacy.create(sqlite_settings, _shape("sqlite", "goose-1"))
+    with connect(sqlite_settings) as connection:  # a goose table that refuses new rows
+        connection.exec_driver_sql(
+            "CREATE TRIGGER no_goose BEFORE INSERT ON goose_db_version "
+            "BEGIN SELECT RAISE(ABORT, 'read-only goose table'); END"
+        )
+        connection.commit()
+    before = _facts(sqlite_settings)
+    with pytest.raises(MigrationError, match="rolled back, nothing was changed: read-only goose"):
+        commands.setup(sqlite_settings)
+    assert _facts(sqlite_settings) == before
 
 
 def test_empty_database_with_goose_table(settings) -> None:
