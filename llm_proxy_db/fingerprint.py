@@ -6,9 +6,10 @@ ON DELETE action), indexes and CHECK constraints.  Everything comes from SQLAlch
 inspector; what differs only in spelling between dialects or between ``CREATE TABLE`` and
 ``ALTER TABLE`` is normalised away:
 
-- column order (columns are a mapping), constraint names (services created elsewhere may
-  have other names), and the implicit indexes that back primary keys and unique
-  constraints (PostgreSQL's ``projects_name_key`` index, SQLite's ``sqlite_autoindex_*``);
+- column order (columns are a mapping), primary-key and foreign-key names, and the implicit
+  indexes that back primary keys and unique constraints (PostgreSQL's ``projects_name_key``
+  index, SQLite's ``sqlite_autoindex_*``).  The names of PostgreSQL CHECK and UNIQUE
+  constraints do count: revisions drop them by name;
 - type spellings: ``DATETIME``/``TIMESTAMP`` -> ``datetime``, ``TEXT``/``VARCHAR`` -> ``text``;
 - defaults: ``1``/``true`` on a boolean -> ``true``, ``now()`` -> ``current_timestamp``,
   casts (``'x'::text``) and wrapping parentheses dropped;
@@ -70,13 +71,19 @@ class ForeignKeyPrint:
 
 @dataclass(frozen=True)
 class TablePrint:
-    """One table: columns by name, unique column sets, foreign keys, indexes by name, CHECKs."""
+    """One table: columns by name, unique column sets, foreign keys, indexes by name, CHECKs.
+
+    ``constraint_names`` (PostgreSQL only) are the names of the CHECK and UNIQUE constraints:
+    revisions drop those by name (``audit_events_outcome_check``, ``tokens_token_unique``),
+    so a database that names them differently must not be stamped.
+    """
 
     columns: Mapping[str, ColumnPrint]
     unique: frozenset[tuple[str, ...]] = frozenset()
     foreign_keys: frozenset[ForeignKeyPrint] = frozenset()
     indexes: Mapping[str, IndexPrint] = field(default_factory=dict)
     checks: frozenset[str] = frozenset()
+    constraint_names: frozenset[str] = frozenset()
 
     @property
     def primary_key(self) -> tuple[str, ...]:
@@ -127,8 +134,9 @@ def fingerprint(connection: Connection) -> Fingerprint:
     if not ours:
         return Fingerprint(tables={}, other_tables=others)
     reflected = _reflect(inspector, ours)
+    named = inspector.dialect.name == "postgresql"
     tables = {
-        name: _table(name, {kind: found[(None, name)] for kind, found in reflected.items()})
+        name: _table({kind: found[(None, name)] for kind, found in reflected.items()}, named)
         for name in ours
     }
     return Fingerprint(tables=tables, other_tables=others)
@@ -152,14 +160,16 @@ def _reflect(inspector: Any, names: list[str]) -> dict[str, dict[Any, Any]]:
     }
 
 
-def _table(name: str, found: dict[str, Any]) -> TablePrint:
+def _table(found: dict[str, Any], named: bool) -> TablePrint:
     pk = set(found["pk"].get("constrained_columns") or ())
+    names = {c["name"] for c in [*found["checks"], *found["unique"]] if c.get("name")}
     return TablePrint(
         columns={info["name"]: _column(info, info["name"] in pk) for info in found["columns"]},
         unique=_unique(found["unique"], found["indexes"], pk),
         foreign_keys=frozenset(_foreign_key(fk) for fk in found["fks"]),
         indexes=_indexes(found["indexes"]),
         checks=frozenset(normalise_check(check["sqltext"]) for check in found["checks"]),
+        constraint_names=frozenset(names) if named else frozenset(),
     )
 
 
@@ -323,4 +333,5 @@ def _table_dict(table: TablePrint) -> dict[str, Any]:
             for name, index in sorted(table.indexes.items())
         },
         "checks": sorted(table.checks),
+        "constraint_names": sorted(table.constraint_names),
     }

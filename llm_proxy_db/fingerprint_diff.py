@@ -48,7 +48,15 @@ def diff_table(name: str, actual: TablePrint, expected: TablePrint) -> list[str]
         *_sets(
             f"check constraint on {name}", set(actual.checks), set(expected.checks), separator=": "
         ),
+        *_names(name, actual, expected),
     ]
+
+
+def _names(table: str, actual: TablePrint, expected: TablePrint) -> Iterable[str]:
+    for name in sorted(expected.constraint_names - actual.constraint_names):
+        yield f"no constraint named {name} on {table} (revisions refer to it by name)"
+    for name in sorted(actual.constraint_names - expected.constraint_names):
+        yield f"unexpected constraint name {name} on {table}"
 
 
 def _columns(table: str, actual: TablePrint, expected: TablePrint) -> Iterable[str]:

@@ -273,3 +273,30 @@ def test_plain_upgrade_of_a_versioned_database_does_not_adopt(settings) -> None:
     assert commands.upgrade(settings).applied == ["0004", "0005", "0006", "0007"]
     with connect(settings) as connection:
         assert not sa.inspect(connection).has_table(ADOPTION_TABLE)
+
+
+RENAMED_CONSTRAINTS = [
+    pytest.param("goose-6", "audit_events", "audit_events_outcome_check", id="goose-6-check"),
+    pytest.param("goose-4", "tokens", "tokens_token_unique", id="goose-4-unique"),
+]
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize(("name", "table", "constraint"), RENAMED_CONSTRAINTS)
+def test_postgresql_constraint_named_otherwise_is_refused(name, table, constraint, postgres_url):
+    """Revisions drop these constraints by name: a database naming them otherwise is refused."""
+    from llm_proxy_db.settings import Settings
+
+    settings = Settings(driver="postgres", database_url=postgres_url)
+    legacy.create(settings, _shape("postgresql", name))
+    with connect(settings) as connection:
+        connection.exec_driver_sql(f"ALTER TABLE {table} RENAME CONSTRAINT {constraint} TO legacy_name")
+        connection.commit()
+    before = _facts(settings)
+    with pytest.raises(SchemaMismatchError) as refused:
+        commands.setup(settings)
+    assert refused.value.differences == (
+        f"no constraint named {constraint} on {table} (revisions refer to it by name)",
+        f"unexpected constraint name legacy_name on {table}",
+    )
+    assert _facts(settings) == before
