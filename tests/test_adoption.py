@@ -59,8 +59,7 @@ def _check_head(connection, before_rows, before_counts) -> None:
 @pytest.mark.parametrize("shape", legacy.params())
 def test_setup_adopts_every_field_shape(shape, tmp_path, request) -> None:
     """Stamped at the detected state, migrated to head, every row kept, goose retired."""
-    settings = legacy.settings_for(shape.dialect, tmp_path, request)
-    legacy.create(settings, shape)
+    settings, _ = legacy.prepare(shape, tmp_path, request)
     before_rows, before_counts, _ = _facts(settings)
     assert before_counts["projects"] and (before_counts.get("tokens") or 0) > 100
     result = commands.setup(settings)
@@ -79,8 +78,7 @@ def test_setup_adopts_every_field_shape(shape, tmp_path, request) -> None:
 @pytest.mark.parametrize(("shape", "damaged"), legacy.damaged_params())
 def test_damaged_shapes_are_refused_untouched(shape, damaged, tmp_path, request) -> None:
     """Nothing is created or changed; the difference names what is broken."""
-    settings = legacy.settings_for(shape.dialect, tmp_path, request)
-    expected_line = legacy.create(settings, shape, damaged)
+    settings, expected_line = legacy.prepare(shape, tmp_path, request, damaged)
     before = _facts(settings)
     with pytest.raises(SchemaMismatchError) as refused:
         commands.setup(settings)
@@ -106,8 +104,7 @@ def _shape(dialect: str, name: str) -> legacy.Legacy:
 def test_dry_run_and_status_report_the_state(dialect, name, tmp_path, request) -> None:
     """A dry run plans stamp, record and upgrades; it changes nothing."""
     shape = _shape(dialect, name)
-    settings = legacy.settings_for(dialect, tmp_path, request)
-    legacy.create(settings, shape)
+    settings, _ = legacy.prepare(shape, tmp_path, request)
     before = _facts(settings)
     result = commands.adopt(settings, dry_run=True)
     assert not result.applied and _facts(settings) == before
@@ -126,8 +123,7 @@ def test_dry_run_and_status_report_the_state(dialect, name, tmp_path, request) -
 def test_adopt_to_a_target_then_upgrade(dialect, name, tmp_path, request) -> None:
     """``--to`` stops early; a later adopt on the versioned database just upgrades."""
     shape = _shape(dialect, name)
-    settings = legacy.settings_for(dialect, tmp_path, request)
-    legacy.create(settings, shape)
+    settings, _ = legacy.prepare(shape, tmp_path, request)
     first = commands.adopt(settings, target="0005")
     assert first.run.after == "0005" and first.plan.stamp == revision_of(shape)
     again = commands.adopt(settings)
@@ -172,8 +168,7 @@ GOOSE_LIES = [
 @pytest.mark.parametrize(("dialect", "name", "claimed", "word"), GOOSE_LIES)
 def test_goose_version_that_disagrees_is_refused(dialect, name, claimed, word, tmp_path, request):
     """The goose version is a hint verified by the fingerprint, never trusted alone."""
-    settings = legacy.settings_for(dialect, tmp_path, request)
-    legacy.create(settings, _shape(dialect, name))
+    settings, _ = legacy.prepare(_shape(dialect, name), tmp_path, request)
     _set_goose(settings, claimed)
     before = _facts(settings)
     with pytest.raises(SchemaMismatchError, match=word):
@@ -283,12 +278,9 @@ RENAMED_CONSTRAINTS = [
 
 @pytest.mark.postgresql
 @pytest.mark.parametrize(("name", "table", "constraint"), RENAMED_CONSTRAINTS)
-def test_postgresql_constraint_named_otherwise_is_refused(name, table, constraint, postgres_url):
+def test_postgresql_constraint_named_otherwise_is_refused(name, table, constraint, tmp_path, request):
     """Revisions drop these constraints by name: a database naming them otherwise is refused."""
-    from llm_proxy_db.settings import Settings
-
-    settings = Settings(driver="postgres", database_url=postgres_url)
-    legacy.create(settings, _shape("postgresql", name))
+    settings, _ = legacy.prepare(_shape("postgresql", name), tmp_path, request)
     with connect(settings) as connection:
         connection.exec_driver_sql(f"ALTER TABLE {table} RENAME CONSTRAINT {constraint} TO legacy_name")
         connection.commit()

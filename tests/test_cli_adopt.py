@@ -28,8 +28,7 @@ def invoke(settings, *args: str):
 
 def _legacy_db(dialect, name, tmp_path, request, damaged=None):
     shape = next(shape for shape in legacy.shapes(dialect) if shape.name == name)
-    settings = legacy.settings_for(dialect, tmp_path, request)
-    legacy.create(settings, shape, damaged)
+    settings, _ = legacy.prepare(shape, tmp_path, request, damaged)
     return settings
 
 
