@@ -65,6 +65,9 @@ def render_adoption_plan(plan: AdoptionPlan) -> str:
     lines = [f"detected: {state}"]
     if detected.goose_version is not None:
         lines.append(f"goose:    goose_db_version at version {detected.goose_version}")
+    others = detected.fingerprint.other_tables
+    if others:
+        lines.append(f"other:    {', '.join(others)} (not ours: listed, never compared)")
     lines.append("plan:" if plan.actions else "plan:     nothing to do")
     lines.extend(f"  - {_ACTION_TEXT[a.kind].format(a.detail)}" for a in plan.actions)
     return "\n".join(lines)

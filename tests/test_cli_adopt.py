@@ -42,6 +42,8 @@ def test_dry_run_then_setup_adopts(dialect, name, state, tmp_path, request):
     assert dry.exit_code == 0, dry.output
     assert f"detected: {state}" in dry.output and "dry run: nothing was changed" in dry.output
     assert "  - stamp revision 0002" in dry.output and "  - upgrade to 0007" in dry.output
+    if name.startswith("goose"):
+        assert "other:    goose_db_version (not ours: listed, never compared)" in dry.output
     setup = invoke(settings, "setup")
     assert setup.exit_code == 0, setup.output
     assert "0002 -> 0007" in setup.output
