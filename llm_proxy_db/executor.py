@@ -23,12 +23,17 @@ from llm_proxy_db.version_table import current_revision
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    """``apply_start`` / ``apply_success`` / ``apply_failure`` for one revision."""
+    """``apply_start`` / ``apply_success`` / ``apply_failure`` for one revision.
+
+    The safety net adds ``lock_wait`` / ``lock_acquired`` (``revision`` empty) and
+    ``backup_done`` (``detail`` is the backup file); ``detail`` is a human-readable extra.
+    """
 
     kind: str
     revision: str
     direction: str
     elapsed: float = 0.0
+    detail: str = ""
 
 
 Progress = Callable[[ProgressEvent], None]
