@@ -125,7 +125,12 @@ def needs_backup(settings: Settings) -> bool:
 
 
 def copy_database(source: Path, target: Path) -> None:
-    """``VACUUM INTO`` ``target`` and ``quick_check`` it; a failed copy is removed."""
+    """``VACUUM INTO`` ``target`` and ``quick_check`` it; a failed copy is removed.
+
+    ``target`` must not exist: only a file this function created is ever removed.
+    """
+    if target.exists() or target.is_symlink():
+        raise BackupError(f"{target} already exists; refusing to overwrite it")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         _vacuum_into(source, target)
@@ -315,5 +320,5 @@ def _require_sqlite(settings: Settings, what: str) -> None:
 
 
 def _remove_quietly(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         path.unlink()

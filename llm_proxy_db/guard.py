@@ -123,5 +123,5 @@ def _run(
             failed_revision=exc.failed_revision,
             current_revision=exc.current_revision,
             backup_file=str(backup_file),
-            hint=exc.hint or f"to undo this run entirely: llm-proxy db restore {backup_file}",
+            hint=exc.hint or f"if you need the pre-run state: llm-proxy db restore {backup_file}",
         ) from exc

@@ -1,0 +1,269 @@
+"""The safety net: one migrator at a time, backups, atomic failure, the version guard.
+
+Real databases only: a SQLite file in a tmp dir or a fresh PostgreSQL database (the
+``dialect`` fixture).  Processes are real processes; kills are real SIGKILLs.  Test-only
+revision directories under ``tests/safety_revisions`` chain onto the real head.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from llm_proxy_db import commands, locking, revisions
+from llm_proxy_db.database import connect
+from llm_proxy_db.errors import (
+    ConfigError,
+    LockTimeoutError,
+    MigrationError,
+    PendingMigrationsError,
+    UnknownRevisionError,
+)
+from llm_proxy_db.settings import Settings
+from llm_proxy_db.startup import auto_migrate_enabled, auto_upgrade
+from tests.safety_helpers import (
+    FAILING,
+    HEAD,
+    SLOW,
+    backups_in,
+    columns,
+    revision_of,
+    rows,
+    seed,
+    settings_env,
+    tables,
+)
+
+
+@pytest.fixture
+def at_head(settings: Settings) -> Settings:
+    """A database at head holding a few rows."""
+    commands.upgrade(settings, no_backup=True)
+    seed(settings)
+    return settings
+
+
+# --- one migrator at a time --------------------------------------------------------------
+
+RACER = """
+import json, os, sys, time
+from pathlib import Path
+from llm_proxy_db.settings import resolve_settings
+from llm_proxy_db.startup import auto_upgrade
+settings = resolve_settings()
+Path(sys.argv[1]).write_text("ready")
+while not Path(sys.argv[2]).exists():
+    time.sleep(0.01)
+print(json.dumps(auto_upgrade(settings, enabled=True, options=None).as_dict()))
+"""
+
+
+def test_eight_processes_at_once_apply_each_revision_once(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Replicas starting together: all succeed, and every revision runs exactly once."""
+    go = tmp_path / "go"
+    env = settings_env(settings)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, str(tmp_path / f"ready-{i}"), str(go)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for i in range(8)
+    ]
+    deadline = time.monotonic() + 30
+    while len(list(tmp_path.glob("ready-*"))) < 8 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    go.write_text("go")
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        results.append(json.loads(out))
+    applied = [rev for result in results for rev in result["applied"]]
+    assert applied == revisions.ids(), results
+    assert sum(result["action"] == "upgraded" for result in results) == 1
+    assert {result["after"] for result in results} == {HEAD}
+    assert revision_of(settings) == HEAD
+
+
+KILLED = """
+from llm_proxy_db import commands
+from llm_proxy_db.settings import resolve_settings
+import sys
+commands.upgrade(resolve_settings(), version_locations=[sys.argv[1]])
+"""
+
+
+def test_sigkill_in_the_middle_of_a_revision_then_rerun(at_head: Settings, tmp_path: Path) -> None:
+    """A migrator killed mid-revision leaves the last good revision, all rows, and a free lock."""
+    settings = at_head
+    before = rows(settings)
+    marker = tmp_path / "in-the-middle"
+    env = settings_env(settings) | {"LLM_PROXY_TEST_SLOW_MARKER": str(marker)}
+    proc = subprocess.Popen([sys.executable, "-c", KILLED, SLOW], env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert marker.exists(), proc.stderr.read() if proc.poll() is not None else "never started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert revision_of(settings) == HEAD
+    assert "rebuilt" not in columns(settings, "audit_events")
+    assert rows(settings) == before
+    result = commands.upgrade(settings, version_locations=[SLOW], lock_timeout=10)
+    assert result.applied == ["x_slow"]
+    assert rows(settings) == before
+    assert "rebuilt" in columns(settings, "audit_events")
+
+
+def _hold_lock(settings: Settings, seconds: float, held: threading.Event) -> None:
+    with connect(settings) as conn, locking.migration_lock(settings, conn, timeout=5):
+        held.set()
+        time.sleep(seconds)
+
+
+def test_a_held_lock_times_out_with_a_clear_message(settings: Settings) -> None:
+    """A waiter reports that it waits, then gives up with LockTimeoutError."""
+    held = threading.Event()
+    holder = threading.Thread(target=_hold_lock, args=(settings, 0.8, held))
+    holder.start()
+    held.wait(5)
+    events: list = []
+    try:
+        with pytest.raises(LockTimeoutError) as caught:
+            commands.upgrade(settings, lock_timeout=0.3, progress=events.append)
+    finally:
+        holder.join()
+    assert "waiting for the migration lock held by another process" in caught.value.message
+    assert caught.value.exit_code == 7
+    assert [e.kind for e in events] == ["lock_wait"]
+    assert revision_of(settings) is None
+
+
+def test_a_waiter_proceeds_when_the_lock_is_released(settings: Settings) -> None:
+    """Within the timeout, the waiter takes the lock and finds the work still to do."""
+    held = threading.Event()
+    holder = threading.Thread(target=_hold_lock, args=(settings, 0.5, held))
+    holder.start()
+    held.wait(5)
+    events: list = []
+    result = commands.upgrade(settings, lock_timeout=10, progress=events.append)
+    holder.join()
+    kinds = [e.kind for e in events]
+    assert kinds[:2] == ["lock_wait", "lock_acquired"]
+    assert result.after == HEAD and result.lock_wait > 0.1
+
+
+@pytest.mark.parametrize("raw, expected", [(None, 300.0), ("2.5", 2.5)])
+def test_lock_timeout_from_the_environment(raw: str | None, expected: float) -> None:
+    env = {} if raw is None else {locking.LOCK_TIMEOUT_ENV: raw}
+    assert locking.lock_timeout(None, env) == expected
+
+
+@pytest.mark.parametrize("raw", ["soon", "-1"])
+def test_bad_lock_timeout_is_a_config_error(raw: str) -> None:
+    with pytest.raises(ConfigError):
+        locking.lock_timeout(None, {locking.LOCK_TIMEOUT_ENV: raw})
+
+
+# --- failure and the version guard -------------------------------------------------------
+
+
+def test_a_failing_revision_is_rolled_back_entirely(at_head: Settings, tmp_path: Path) -> None:
+    """Half-way through a batch rebuild is still all-or-nothing; the error names everything."""
+    settings = at_head
+    before_rows, before_projects = rows(settings), columns(settings, "projects")
+    before_tables = tables(settings)
+    with pytest.raises(MigrationError) as caught:
+        commands.upgrade(settings, version_locations=[FAILING], backup_dir=tmp_path / "bk")
+    error = caught.value
+    assert error.failed_revision == "x_fail" and error.current_revision == HEAD
+    assert "x_fail" in error.message and f"revision {HEAD}" in error.message
+    if settings.is_sqlite:
+        assert error.backup_file and error.backup_file in error.message
+        assert Path(error.backup_file).exists()
+    else:
+        assert error.backup_file is None
+    assert revision_of(settings) == HEAD
+    assert columns(settings, "projects") == before_projects
+    assert tables(settings) == before_tables
+    assert rows(settings) == before_rows
+
+
+def _stamp_newer(settings: Settings) -> None:
+    with connect(settings) as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+        conn.commit()
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        lambda s: commands.upgrade(s),
+        lambda s: commands.downgrade(s, steps=1),
+        lambda s: commands.downgrade(s, "0001"),
+        lambda s: commands.setup(s),
+        lambda s: auto_upgrade(s, enabled=True),
+        lambda s: auto_upgrade(s, enabled=False),
+        lambda s: commands.status(s),
+    ],
+    ids=["upgrade", "down-steps", "down-to", "setup", "auto_upgrade", "check-only", "status"],
+)
+def test_a_database_from_a_newer_release_is_refused(at_head: Settings, action) -> None:
+    """Never migrated, downgraded or started against; nothing is written, not even a backup."""
+    _stamp_newer(at_head)
+    before = rows(at_head)
+    with pytest.raises(UnknownRevisionError) as caught:
+        action(at_head)
+    assert "9999" in caught.value.message
+    assert revision_of(at_head) == "9999" and rows(at_head) == before
+    if at_head.is_sqlite:
+        assert backups_in(at_head.database_path.parent) == []
+
+
+# --- startup ---------------------------------------------------------------------------
+
+
+def test_auto_upgrade_at_head_is_one_cheap_read(at_head: Settings) -> None:
+    """No lock is taken and no backup written when nothing is pending."""
+    if at_head.is_sqlite:
+        locking.lock_file(at_head).unlink()
+    result = auto_upgrade(at_head, enabled=True)
+    assert result.action == "up_to_date" and not result.changed and result.backup is None
+    if at_head.is_sqlite:
+        assert not locking.lock_file(at_head).exists()
+        assert backups_in(at_head.database_path.parent) == []
+
+
+def test_auto_upgrade_reports_what_changed(settings: Settings) -> None:
+    commands.upgrade(settings, "0003", no_backup=True)
+    result = auto_upgrade(settings, enabled=True)
+    assert result.action == "upgraded" and result.changed
+    assert result.as_dict()["applied"] == revisions.between("0003", HEAD)
+    assert result.before == "0003" and result.after == HEAD
+    assert (result.backup is not None) == settings.is_sqlite
+
+
+def test_auto_migrate_off_refuses_to_start_behind(settings: Settings, monkeypatch) -> None:
+    """With LLM_PROXY_AUTO_MIGRATE=0 startup never migrates; behind head it refuses."""
+    monkeypatch.setenv("LLM_PROXY_AUTO_MIGRATE", "0")
+    commands.upgrade(settings, "0005", no_backup=True)
+    with pytest.raises(PendingMigrationsError) as caught:
+        auto_upgrade(settings)
+    assert "0006, 0007" in caught.value.message and caught.value.exit_code == 10
+    assert revision_of(settings) == "0005"
+    commands.upgrade(settings, no_backup=True)
+    assert auto_upgrade(settings).action == "up_to_date"
+
+
+@pytest.mark.parametrize("value, enabled", [("0", False), ("off", False), ("1", True), ("", True)])
+def test_auto_migrate_switch(value: str, enabled: bool) -> None:
+    assert auto_migrate_enabled({"LLM_PROXY_AUTO_MIGRATE": value}) is enabled
