@@ -210,6 +210,8 @@ def restore(
 
 def inspect_backup(path: Path) -> str | None:
     """Check that ``path`` is a sound llm-proxy SQLite database; returns its revision."""
+    if not path.exists():
+        raise BackupError(f"backup file {path} does not exist")
     if not path.is_file() or not is_sqlite_file(path) or path.stat().st_size == 0:
         raise BackupError(f"{path} is not a SQLite database file")
     check_database(path)
