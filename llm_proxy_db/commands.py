@@ -117,7 +117,7 @@ def downgrade(
         if steps < 1:
             raise ConfigError("--steps must be at least 1")
         return guarded_run(
-            settings, lambda current: _steps_below(current, steps), options=safety,
+            settings, lambda current: revisions.resolve(_steps_below(current, steps)), options=safety,
             progress=progress, version_locations=version_locations,
         )
     assert target is not None
