@@ -339,8 +339,7 @@ def db_restore(
     """Replace the SQLite database with FILE, keeping a safety copy of the current one."""
     settings = state(ctx).settings()
     progress = progress_printer()
-    options = {"backup_dir": backup_dir, "lock_timeout": lock_timeout, "progress": progress}
-    result = backup.restore(settings, file, **options)
+    result = backup.restore(settings, file, backup_dir=backup_dir, lock_timeout=lock_timeout, progress=progress)
     typer.echo(render_restore(result))
 
 

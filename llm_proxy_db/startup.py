@@ -23,7 +23,7 @@ from llm_proxy_db.database import connect
 from llm_proxy_db.errors import PendingMigrationsError
 from llm_proxy_db.executor import Progress
 from llm_proxy_db.guard import MigrationOutcome, SafetyOptions, guarded_run
-from llm_proxy_db.settings import Settings
+from llm_proxy_db.settings import Settings, resolve_settings
 from llm_proxy_db.version_table import current_revision
 
 AUTO_MIGRATE_ENV = "LLM_PROXY_AUTO_MIGRATE"
@@ -74,7 +74,7 @@ def peek_revision(settings: Settings, version_locations: Sequence[str] = ()) -> 
 
 
 def auto_upgrade(
-    settings: Settings,
+    settings: Settings | None = None,
     *,
     enabled: bool | None = None,
     options: SafetyOptions | None = None,
@@ -85,8 +85,11 @@ def auto_upgrade(
 
     ``enabled=None`` reads ``LLM_PROXY_AUTO_MIGRATE``.  Raises
     :class:`~llm_proxy_db.errors.UnknownRevisionError` for a database newer than this code,
-    :class:`PendingMigrationsError` when behind with auto-migration off.
+    :class:`PendingMigrationsError` when behind with auto-migration off.  Without
+    ``settings``, the service's own variables are read (``DB_DRIVER``, ``DATABASE_PATH``,
+    ``DATABASE_URL``).
     """
+    settings = settings or resolve_settings()
     scripts = revisions.script_directory(tuple(version_locations))
     head = revisions.head_revision(scripts)
     current = peek_revision(settings, version_locations)

@@ -52,45 +52,68 @@ def at_head(settings: Settings) -> Settings:
 
 # --- one migrator at a time --------------------------------------------------------------
 
-RACER = """
-import json, os, sys, time
+BARRIER = """
+import sys, time
 from pathlib import Path
-from llm_proxy_db.settings import resolve_settings
-from llm_proxy_db.startup import auto_upgrade
-settings = resolve_settings()
-Path(sys.argv[1]).write_text("ready")
-while not Path(sys.argv[2]).exists():
+ready, go, mode = sys.argv[1:4]
+if mode == "cli":
+    from llm_proxy_db.cli import main
+else:
+    from llm_proxy_db.startup import auto_upgrade
+Path(ready).write_text("ready")
+while not Path(go).exists():
     time.sleep(0.01)
-print(json.dumps(auto_upgrade(settings, enabled=True, options=None).as_dict()))
 """
+RACERS = {
+    # the service's startup call, through the library
+    "library": BARRIER + "import json; print(json.dumps(auto_upgrade(enabled=True).as_dict()))",
+    # an init container's `llm-proxy migrate up`, through the CLI
+    "cli": BARRIER + "sys.argv = ['llm-proxy', 'migrate', 'up']; main()",
+}
 
 
-def test_eight_processes_at_once_apply_each_revision_once(
-    settings: Settings, tmp_path: Path
-) -> None:
-    """Replicas starting together: all succeed, and every revision runs exactly once."""
-    go = tmp_path / "go"
-    env = settings_env(settings)
+def _race(settings: Settings, tmp_path: Path, modes: list[str]) -> list[tuple[str, str, str]]:
+    """Start one process per mode, release them together; returns (mode, stdout, stderr)."""
+    go, env = tmp_path / "go", settings_env(settings)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", RACER, str(tmp_path / f"ready-{i}"), str(go)],
+            [sys.executable, "-c", RACERS[mode], str(tmp_path / f"ready-{i}"), str(go), mode],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
-        for i in range(8)
+        for i, mode in enumerate(modes)
     ]
-    deadline = time.monotonic() + 30
-    while len(list(tmp_path.glob("ready-*"))) < 8 and time.monotonic() < deadline:
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("ready-*"))) < len(modes) and time.monotonic() < deadline:
         time.sleep(0.02)
     go.write_text("go")
-    results = []
-    for proc in procs:
+    outputs = []
+    for mode, proc in zip(modes, procs, strict=True):
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
-        results.append(json.loads(out))
-    applied = [rev for result in results for rev in result["applied"]]
-    assert applied == revisions.ids(), results
-    assert sum(result["action"] == "upgraded" for result in results) == 1
-    assert {result["after"] for result in results} == {HEAD}
+        outputs.append((mode, out, err))
+    return outputs
+
+
+def _applied(mode: str, out: str, err: str) -> list[str]:
+    """Revisions a racer applied: from the library's JSON, or the CLI's progress lines."""
+    if mode == "library":
+        return list(json.loads(out)["applied"])
+    return [line.split()[3] for line in err.splitlines() if " done in " in line]
+
+
+def test_eight_processes_at_once_apply_each_revision_once(settings: Settings, tmp_path: Path) -> None:
+    """Eight replicas at once, half through ``auto_upgrade()``, half through ``llm-proxy
+    migrate up``: all succeed, and every revision is applied exactly once, by one of them."""
+    outputs = _race(settings, tmp_path, ["library", "cli"] * 4)
+    applied = [rev for output in outputs for rev in _applied(*output)]
+    assert applied == revisions.ids(), outputs
+    migrators = [output for output in outputs if _applied(*output)]
+    assert len(migrators) == 1, outputs
+    for mode, out, _err in outputs:
+        if mode == "library":
+            assert json.loads(out)["after"] == HEAD
+        elif (mode, out, _err) not in migrators:
+            assert out.strip() == f"revision: {HEAD} (nothing to do)"
     assert revision_of(settings) == HEAD
 
 
@@ -267,3 +290,12 @@ def test_auto_migrate_off_refuses_to_start_behind(settings: Settings, monkeypatc
 @pytest.mark.parametrize("value, enabled", [("0", False), ("off", False), ("1", True), ("", True)])
 def test_auto_migrate_switch(value: str, enabled: bool) -> None:
     assert auto_migrate_enabled({"LLM_PROXY_AUTO_MIGRATE": value}) is enabled
+
+
+def test_auto_upgrade_without_settings_reads_the_service_variables(
+    sqlite_settings: Settings, monkeypatch
+) -> None:
+    monkeypatch.setenv("DB_DRIVER", "sqlite")
+    monkeypatch.setenv("DATABASE_PATH", str(sqlite_settings.database_path))
+    assert auto_upgrade(enabled=True).after == HEAD
+    assert revision_of(sqlite_settings) == HEAD
