@@ -21,6 +21,7 @@ from llm_proxy_db import commands, locking, revisions
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import (
     ConfigError,
+    DatabaseConnectionError,
     LockTimeoutError,
     MigrationError,
     PendingMigrationsError,
@@ -227,27 +228,26 @@ def _stamp_newer(settings: Settings) -> None:
         conn.commit()
 
 
-@pytest.mark.parametrize(
-    "action",
-    [
-        lambda s: commands.upgrade(s),
-        lambda s: commands.downgrade(s, steps=1),
-        lambda s: commands.downgrade(s, "0001"),
-        lambda s: commands.setup(s),
-        lambda s: auto_upgrade(s, enabled=True),
-        lambda s: auto_upgrade(s, enabled=False),
-        lambda s: commands.status(s),
-    ],
-    ids=["upgrade", "down-steps", "down-to", "setup", "auto_upgrade", "check-only", "status"],
-)
-def test_a_database_from_a_newer_release_is_refused(at_head: Settings, action) -> None:
+NEWER_THAN_CODE_REFUSED_BY = {
+    "upgrade": lambda s: commands.upgrade(s),
+    "downgrade --steps": lambda s: commands.downgrade(s, steps=1),
+    "downgrade --to": lambda s: commands.downgrade(s, "0001"),
+    "setup": lambda s: commands.setup(s),
+    "auto_upgrade": lambda s: auto_upgrade(s, enabled=True),
+    "auto_upgrade (check only)": lambda s: auto_upgrade(s, enabled=False),
+    "status": lambda s: commands.status(s),
+}
+
+
+def test_a_database_from_a_newer_release_is_refused(at_head: Settings) -> None:
     """Never migrated, downgraded or started against; nothing is written, not even a backup."""
     _stamp_newer(at_head)
     before = rows(at_head)
-    with pytest.raises(UnknownRevisionError) as caught:
-        action(at_head)
-    assert "9999" in caught.value.message
-    assert revision_of(at_head) == "9999" and rows(at_head) == before
+    for name, action in NEWER_THAN_CODE_REFUSED_BY.items():
+        with pytest.raises(UnknownRevisionError) as caught:
+            action(at_head)
+        assert "9999" in caught.value.message, name
+        assert revision_of(at_head) == "9999" and rows(at_head) == before, name
     if at_head.is_sqlite:
         assert backups_in(at_head.database_path.parent) == []
 
@@ -299,3 +299,12 @@ def test_auto_upgrade_without_settings_reads_the_service_variables(
     monkeypatch.setenv("DATABASE_PATH", str(sqlite_settings.database_path))
     assert auto_upgrade(enabled=True).after == HEAD
     assert revision_of(sqlite_settings) == HEAD
+
+
+def test_an_unusable_lock_file_is_a_clear_error(sqlite_settings: Settings) -> None:
+    """If the sidecar lock file cannot be opened, nothing migrates and the error says why."""
+    locking.lock_file(sqlite_settings).parent.mkdir(parents=True)
+    locking.lock_file(sqlite_settings).mkdir()  # a directory where the lock file belongs
+    with pytest.raises(DatabaseConnectionError, match="migration lock file"):
+        commands.upgrade(sqlite_settings)
+    assert revision_of(sqlite_settings) is None
