@@ -195,8 +195,6 @@ def _migrate(
 
 
 def _steps_below(current: str | None, steps: int) -> str:
-    if steps < 1:
-        raise ConfigError("--steps must be at least 1")
     depth = revisions.position(current)
     if steps > depth:
         raise UnknownRevisionError(
