@@ -15,6 +15,7 @@ through :func:`guarded_run`:
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ from llm_proxy_db.settings import Settings
 from llm_proxy_db.version_table import current_revision
 
 TargetFor = Callable[[str | None], str | None]
+# What moves the locked connection to the target; executor.run by default.  Adoption of an
+# unversioned database plugs in here, so it gets the same lock and backup.
+Runner = Callable[[Connection, str | None], RunResult]
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,13 @@ def guarded_run(
     options: SafetyOptions | None = None,
     progress: Progress | None = None,
     version_locations: Sequence[str] = (),
+    runner: Runner | None = None,
 ) -> MigrationOutcome:
-    """Move the database to ``target_for(current revision read under the lock)``, safely."""
+    """Move the database to ``target_for(current revision read under the lock)``, safely.
+
+    ``runner(connection, target)`` does the moving (default: :func:`executor.run` with
+    ``progress`` and ``version_locations``); it runs after the lock and the backup.
+    """
     options = options or SafetyOptions()
     keep_backups(options.keep_backups)  # bad options fail before anything is touched
     timeout = lock_timeout(options.lock_timeout)
@@ -79,7 +88,9 @@ def guarded_run(
         if not plan(current, target, scripts):
             return MigrationOutcome(before=current, after=current, lock_wait=waited)
         backup_file = _backup(settings, current, options, progress)
-        result = _run(connection, target, backup_file, progress, version_locations)
+        if runner is None:
+            runner = functools.partial(run, progress=progress, version_locations=version_locations)
+        result = _run(runner, connection, target, backup_file)
     return MigrationOutcome(
         before=result.before, after=result.after, steps=result.steps, backup=backup_file, lock_wait=waited
     )
@@ -106,15 +117,9 @@ def _backup(
     return path
 
 
-def _run(
-    connection: Connection,
-    target: str | None,
-    backup_file: Path | None,
-    progress: Progress | None,
-    version_locations: Sequence[str],
-) -> RunResult:
+def _run(runner: Runner, connection: Connection, target: str | None, backup_file: Path | None) -> RunResult:
     try:
-        return run(connection, target, progress=progress, version_locations=version_locations)
+        return runner(connection, target)
     except MigrationError as exc:
         if backup_file is None:
             raise

@@ -27,6 +27,8 @@ from llm_proxy_db.errors import (
     PendingMigrationsError,
     UnknownRevisionError,
 )
+from llm_proxy_db.executor import run
+from llm_proxy_db.guard import guarded_run
 from llm_proxy_db.settings import Settings
 from llm_proxy_db.startup import auto_migrate_enabled, auto_upgrade
 from tests.safety_helpers import (
@@ -308,3 +310,16 @@ def test_an_unusable_lock_file_is_a_clear_error(sqlite_settings: Settings) -> No
     with pytest.raises(DatabaseConnectionError, match="migration lock file"):
         commands.upgrade(sqlite_settings)
     assert revision_of(sqlite_settings) is None
+
+
+def test_a_custom_runner_gets_the_lock_and_the_backup(sqlite_settings: Settings) -> None:
+    """Adoption plugs in as a runner: it runs on the locked connection, after the backup."""
+    commands.upgrade(sqlite_settings, "0006", no_backup=True)
+    seen = []
+
+    def runner(connection, target):
+        seen.append((target, locking.lock_file(sqlite_settings).exists()))
+        return run(connection, target)
+
+    outcome = guarded_run(sqlite_settings, lambda current: HEAD, runner=runner)
+    assert seen == [(HEAD, True)] and outcome.after == HEAD and outcome.backup is not None
