@@ -12,9 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import sqlite3
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -27,6 +25,7 @@ from llm_proxy_db.database import check_sqlite_path, connect, is_sqlite_file
 from llm_proxy_db.errors import BackupError, ConfigError
 from llm_proxy_db.executor import Progress
 from llm_proxy_db.locking import migration_lock
+from llm_proxy_db.pg_tools import pg_dump
 from llm_proxy_db.settings import Settings
 from llm_proxy_db.version_table import current_revision
 
@@ -225,31 +224,6 @@ def inspect_backup(path: Path) -> str | None:
         )
     revisions.position(revision)  # a backup written by a newer release is refused
     return revision
-
-
-def pg_dump(settings: Settings, target: Path) -> Path:
-    """``pg_dump --format=custom`` into ``target``; the password travels in ``PGPASSWORD``."""
-    executable = shutil.which("pg_dump")
-    if executable is None:
-        raise BackupError("pg_dump is not installed", hint="install the PostgreSQL client tools")
-    if target.exists():
-        raise BackupError(f"{target} already exists; choose another --out")
-    url = settings.sqlalchemy_url()
-    env = dict(os.environ)
-    if url.password:
-        env["PGPASSWORD"] = str(url.password)
-    libpq_url = url.set(drivername="postgresql", password=None)
-    dbname = libpq_url.render_as_string(hide_password=False)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    completed = subprocess.run(
-        [executable, "--format=custom", f"--file={target}", f"--dbname={dbname}"],
-        env=env, capture_output=True, text=True, check=False,
-    )
-    if completed.returncode != 0:
-        _remove_quietly(target)
-        reason = (completed.stderr.strip().splitlines() or ["unknown error"])[-1]
-        raise BackupError(f"pg_dump of {settings.describe()} failed: {reason}")
-    return target
 
 
 def _read_revision(settings: Settings) -> str | None:

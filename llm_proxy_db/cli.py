@@ -307,7 +307,7 @@ def migrate_rehearse(
     to: Annotated[str, typer.Option("--to", help="Target revision (default head).")] = "head",
     as_json: JsonOption = False,
 ) -> None:
-    """Run the pending revisions on a temporary copy of the SQLite database, then delete it."""
+    """Run the pending revisions on a throw-away copy of the database, then delete the copy."""
     progress = None if as_json else progress_printer()
     result = rehearse.rehearse(state(ctx).settings(), to, progress=progress)
     typer.echo(json.dumps(result.as_dict(), indent=2) if as_json else render_rehearsal(result))

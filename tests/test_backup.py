@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from llm_proxy_db import backup, commands, rehearse
+from llm_proxy_db import backup, commands
 from llm_proxy_db.errors import BackupError, ConfigError, UnknownRevisionError
 from llm_proxy_db.settings import Settings
-from tests.safety_helpers import FAILING, HEAD, revision_of, rows, seed, settings_env
+from tests.safety_helpers import HEAD, revision_of, rows, seed, settings_env
 
 
 @pytest.fixture
@@ -219,36 +219,6 @@ def test_restore_refuses_a_backup_from_a_newer_release(db: Settings, tmp_path: P
         backup.restore(db, saved)
 
 
-def test_restore_and_rehearse_are_sqlite_only(tmp_path: Path) -> None:
-    settings = Settings(driver="postgres", database_url=None)
-    with pytest.raises(ConfigError):
-        backup.restore(settings, tmp_path / "x.db")
-    with pytest.raises(ConfigError):
-        rehearse.rehearse(settings)
-
-
-# --- rehearsal -----------------------------------------------------------------------
-
-
-def test_rehearse_runs_pending_revisions_on_a_copy_only(db: Settings) -> None:
-    commands.downgrade(db, "0004", no_backup=True)
-    before = digest(db.database_path)
-    result = rehearse.rehearse(db)
-    assert result.ok and [s.revision for s in result.steps] == ["0005", "0006", "0007"]
-    assert result.as_dict()["steps"][0]["revision"] == "0005"
-    assert digest(db.database_path) == before and revision_of(db) == "0004"
-    assert list(db.database_path.parent.glob("*rehearsal*")) == []
-
-
-def test_rehearse_reports_a_failing_revision(db: Settings) -> None:
-    result = rehearse.rehearse(db, version_locations=[FAILING])
-    assert not result.ok and result.failed_revision == "x_fail"
-    assert "CHECK" in (result.error or "") or "never_true" in (result.error or "")
-    assert revision_of(db) == HEAD
-
-
-def test_rehearse_refuses_a_target_below_and_a_missing_file(db: Settings, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError):
-        rehearse.rehearse(db, "0002")
-    with pytest.raises(ConfigError):
-        rehearse.rehearse(Settings(driver="sqlite", database_path=tmp_path / "none.db"))
+def test_restore_is_sqlite_only(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="SQLite files only"):
+        backup.restore(Settings(driver="postgres", database_url=None), tmp_path / "x.db")
