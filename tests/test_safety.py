@@ -128,9 +128,11 @@ commands.upgrade(resolve_settings(), version_locations=[sys.argv[1]])
 """
 
 
-def test_sigkill_in_the_middle_of_a_revision_then_rerun(at_head: Settings, tmp_path: Path) -> None:
-    """A migrator killed mid-revision leaves the last good revision, all rows, and a free lock."""
-    settings = at_head
+def test_sigkill_in_the_middle_of_a_revision_then_rerun(settings: Settings, tmp_path: Path) -> None:
+    """Killed in the middle of an audit_events rebuild: the last good revision, every row, a free
+    lock; the rerun finishes the job."""
+    commands.upgrade(settings, no_backup=True)
+    seed(settings, events=400)
     before = rows(settings)
     marker = tmp_path / "in-the-middle"
     env = settings_env(settings) | {"LLM_PROXY_TEST_SLOW_MARKER": str(marker)}

@@ -26,9 +26,12 @@ branch_labels = None
 depends_on = None
 
 
+OUTCOME_CHECK = sa.CheckConstraint("outcome IN ('success', 'failure', 'denied', 'error')")
+
+
 def upgrade() -> None:
     recreate = "always" if is_sqlite() else "auto"
-    with op.batch_alter_table("audit_events", recreate=recreate) as batch:
+    with op.batch_alter_table("audit_events", recreate=recreate, table_args=(OUTCOME_CHECK,)) as batch:
         batch.add_column(sa.Column("rebuilt", sa.Text))
     op.execute("UPDATE audit_events SET rebuilt = 'yes'")
     marker = os.environ.get("LLM_PROXY_TEST_SLOW_MARKER")
