@@ -7,6 +7,8 @@ through :func:`guarded_run`:
    PostgreSQL);
 2. re-read the current revision under the lock (another replica may have done the work) and
    refuse a revision this code does not know (a newer release wrote it);
+   Applied revisions whose file changed since release are reported (``checksum_warnings``;
+   an error in strict mode, see :mod:`llm_proxy_db.manifest`);
 3. if something is pending, back the SQLite file up (``VACUUM INTO`` + ``quick_check``); no
    backup, no migration, unless the caller said ``no_backup``;
 4. run the revisions, each in its own transaction; a failure names the failed revision, the
@@ -24,7 +26,7 @@ from pathlib import Path
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from llm_proxy_db import revisions
+from llm_proxy_db import manifest, revisions
 from llm_proxy_db.backup import keep_backups, needs_backup, take_backup
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import MigrationError
@@ -85,14 +87,15 @@ def guarded_run(
     ) as waited:
         current = reread_revision(connection, scripts)
         target = target_for(current)
+        warnings = manifest.check_applied(current)  # raises in strict mode
         if not plan(current, target, scripts):
-            return MigrationOutcome(before=current, after=current, lock_wait=waited)
+            return MigrationOutcome(current, current, checksum_warnings=warnings, lock_wait=waited)
         backup_file = _backup(settings, current, options, progress)
         if runner is None:
             runner = functools.partial(run, progress=progress, version_locations=version_locations)
         result = _run(runner, connection, target, backup_file)
     return MigrationOutcome(
-        before=result.before, after=result.after, steps=result.steps, backup=backup_file, lock_wait=waited
+        result.before, result.after, result.steps, warnings, backup=backup_file, lock_wait=waited
     )
 
 

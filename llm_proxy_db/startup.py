@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llm_proxy_db import revisions
+from llm_proxy_db import manifest, revisions
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import PendingMigrationsError
 from llm_proxy_db.executor import Progress
@@ -52,6 +52,7 @@ class StartupResult(MigrationOutcome):
             "applied": self.applied,
             "backup": str(self.backup) if self.backup else None,
             "lock_wait_seconds": round(self.lock_wait, 3),
+            "checksum_warnings": list(self.checksum_warnings),
         }
 
 
@@ -94,7 +95,7 @@ def auto_upgrade(
     head = revisions.head_revision(scripts)
     current = peek_revision(settings, version_locations)
     if current == head:
-        return StartupResult(before=current, after=current)
+        return StartupResult(current, current, checksum_warnings=manifest.check_applied(current))
     if not (auto_migrate_enabled() if enabled is None else enabled):
         pending = revisions.between(current, head, scripts)
         raise PendingMigrationsError(
@@ -108,6 +109,6 @@ def auto_upgrade(
     )
     action = UPGRADED if outcome.steps else UP_TO_DATE
     return StartupResult(
-        before=outcome.before, after=outcome.after, steps=outcome.steps, backup=outcome.backup,
-        lock_wait=outcome.lock_wait, action=action,
+        outcome.before, outcome.after, outcome.steps, outcome.checksum_warnings,
+        backup=outcome.backup, lock_wait=outcome.lock_wait, action=action,
     )
