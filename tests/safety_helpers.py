@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from llm_proxy_db import revisions
@@ -82,3 +86,22 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 def backups_in(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.name.endswith(".bak"))
+
+
+def pg_client_problem(settings: Settings) -> str | None:
+    """Why ``pg_dump`` cannot work against this server (missing, or older than it), or None."""
+    executable = shutil.which("pg_dump")
+    if executable is None:
+        return "pg_dump is not installed"
+    version = subprocess.run([executable, "--version"], capture_output=True, text=True, check=True)
+    match = re.search(r"\)\s*(\d+)", version.stdout)
+    client = int(match.group(1)) if match else 0
+    with connect(settings) as conn:
+        server = int(conn.exec_driver_sql("SHOW server_version_num").scalar_one()) // 10000
+    return None if client >= server else f"pg_dump {client} cannot dump a PostgreSQL {server} server"
+
+
+def skip_without_pg_client(settings: Settings) -> None:
+    """Skip a PostgreSQL test that needs pg_dump / pg_restore when they cannot work here."""
+    if not settings.is_sqlite and (problem := pg_client_problem(settings)):
+        pytest.skip(problem)

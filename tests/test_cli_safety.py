@@ -17,7 +17,7 @@ from llm_proxy_db.executor import ProgressEvent, StepTiming
 from llm_proxy_db.rehearse import RehearsalResult
 from llm_proxy_db.render import progress_printer, render_rehearsal
 from llm_proxy_db.settings import Settings
-from tests.safety_helpers import HEAD, revision_of, rows, seed
+from tests.safety_helpers import HEAD, revision_of, rows, seed, skip_without_pg_client
 
 runner = CliRunner()
 
@@ -134,11 +134,8 @@ def test_db_backup_into_the_rotation(sqlite_settings: Settings, tmp_path: Path) 
 
 @pytest.mark.postgresql
 def test_db_backup_of_postgresql_runs_pg_dump(postgres_url, tmp_path: Path) -> None:
-    import shutil
-
-    if shutil.which("pg_dump") is None:
-        pytest.skip("pg_dump is not installed")
     settings = Settings(driver="postgres", database_url=postgres_url)
+    skip_without_pg_client(settings)
     commands.upgrade(settings)
     out = tmp_path / "dump.pgc"
     result = cli(settings, "db", "backup", "--out", str(out))
@@ -149,6 +146,7 @@ def test_db_backup_of_postgresql_runs_pg_dump(postgres_url, tmp_path: Path) -> N
 
 
 def test_migrate_rehearse(settings: Settings) -> None:
+    skip_without_pg_client(settings)
     commands.upgrade(settings, "0004")
     result = cli(settings, "migrate", "rehearse")
     assert result.exit_code == 0, result.output

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,18 +12,19 @@ from llm_proxy_db import commands, pg_tools
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import BackupError, ConfigError
 from llm_proxy_db.settings import Settings
-from tests.safety_helpers import HEAD, revision_of, rows, seed
+from tests.safety_helpers import HEAD, revision_of, rows, seed, skip_without_pg_client
 
-pytestmark = [
-    pytest.mark.postgresql,
-    pytest.mark.skipif(shutil.which("pg_dump") is None, reason="pg_dump is not installed"),
-]
+pytestmark = pytest.mark.postgresql
 
 
 @pytest.fixture
 def pg(postgres_url: URL) -> Settings:
-    # trust authentication ignores the password: it exercises the PGPASSWORD path
-    return Settings(driver="postgres", database_url=postgres_url.set(password="s3cret"))
+    """The test database; with trust authentication a password exercises the PGPASSWORD path."""
+    settings = Settings(driver="postgres", database_url=postgres_url)
+    skip_without_pg_client(settings)
+    if postgres_url.password is None:
+        settings = Settings(driver="postgres", database_url=postgres_url.set(password="s3cret"))
+    return settings
 
 
 def test_dump_and_restore_into_a_scratch_database(pg: Settings, tmp_path: Path) -> None:
@@ -43,7 +43,8 @@ def test_a_failing_dump_leaves_no_file_and_no_password(pg: Settings, tmp_path: P
     missing = Settings(driver="postgres", database_url=pg.sqlalchemy_url().set(database="no_such_db_x"))
     with pytest.raises(BackupError) as caught:
         pg_tools.pg_dump(missing, tmp_path / "db.dump")
-    assert "pg_dump on" in caught.value.message and "s3cret" not in caught.value.message
+    password = str(pg.sqlalchemy_url().password)
+    assert "pg_dump on" in caught.value.message and password not in caught.value.message
     assert not (tmp_path / "db.dump").exists()
 
 

@@ -12,7 +12,7 @@ from llm_proxy_db import commands, rehearse
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import ConfigError
 from llm_proxy_db.settings import Settings
-from tests.safety_helpers import FAILING, HEAD, revision_of, seed
+from tests.safety_helpers import FAILING, HEAD, revision_of, seed, skip_without_pg_client
 
 
 def fingerprint(settings: Settings) -> object:
@@ -31,6 +31,13 @@ def scratch_databases(settings: Settings) -> list[str]:
     with connect(settings) as conn:
         names = conn.exec_driver_sql("SELECT datname FROM pg_database").scalars()
         return [name for name in names if "_rehearsal_" in name]
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The dialect's empty database; PostgreSQL rehearsals need working pg_dump / pg_restore."""
+    skip_without_pg_client(settings)
+    return settings
 
 
 @pytest.fixture
