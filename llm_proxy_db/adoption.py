@@ -28,11 +28,13 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 from llm_proxy_db import adoption_record, goose, revisions
+from llm_proxy_db.database import connect
 from llm_proxy_db.errors import ConfigError, MigrationError, SchemaMismatchError
 from llm_proxy_db.executor import Progress, ProgressEvent, RunResult, run
 from llm_proxy_db.fingerprint import Fingerprint, fingerprint, our_tables_present
 from llm_proxy_db.fingerprint_diff import diff
 from llm_proxy_db.known_states import KnownState, known_states, revision_fingerprints
+from llm_proxy_db.settings import Settings
 from llm_proxy_db.version_table import current_revision, has_version_table
 
 VERSIONED, EMPTY, KNOWN, UNKNOWN = "versioned", "empty", "known", "unknown"
@@ -316,6 +318,21 @@ def adopt(
     return execute(
         connection, adoption_plan, progress=progress, version_locations=version_locations
     )
+
+
+def check_adoptable(settings: Settings, target: str | None = revisions.HEAD) -> None:
+    """Refuse an unversioned database of unknown shape before any lock or backup (reads only).
+
+    Under the lock :func:`run_or_adopt` plans again; this early check only spares a refused
+    database the backup (and a restart loop the pile of them).
+    """
+    if settings.is_sqlite and not (settings.database_path and settings.database_path.exists()):
+        return
+    with connect(settings, foreign_keys=False, create=False) as connection:
+        if needs_adoption(connection):
+            planned = plan(connection, target or revisions.BASE)
+            if planned.refusal is not None:
+                raise mismatch_error(planned.detection)
 
 
 def run_or_adopt(

@@ -6,7 +6,9 @@ that parses options, calls one of them, and renders the result.
 
 from __future__ import annotations
 
+import functools
 import io
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,9 +19,11 @@ from llm_proxy_db.adoption import AdoptionResult
 from llm_proxy_db.alembic_config import make_config
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import ConfigError, SchemaMismatchError, UnknownRevisionError
-from llm_proxy_db.executor import Progress, RunResult, run
+from llm_proxy_db.executor import Progress, RunResult
+from llm_proxy_db.guard import MigrationOutcome, SafetyOptions, guarded_run
 from llm_proxy_db.revisions import RevisionInfo
 from llm_proxy_db.settings import Settings
+from llm_proxy_db.startup import StartupResult, auto_upgrade
 from llm_proxy_db.version_table import current_revision, has_version_table
 
 
@@ -108,9 +112,18 @@ def upgrade(
     *,
     progress: Progress | None = None,
     version_locations: Sequence[str] = (),
-) -> RunResult:
-    """Apply revisions up to ``target`` (default head), each in its own transaction."""
-    return _migrate(settings, target, "upgrade", progress, version_locations)
+    backup_dir: str | os.PathLike[str] | None = None,
+    keep_backups: int | None = None,
+    no_backup: bool = False,
+    lock_timeout: float | None = None,
+) -> MigrationOutcome:
+    """Apply revisions up to ``target`` (default head), each in its own transaction.
+
+    Runs under the migration lock, after a checked backup of a SQLite file (see
+    :mod:`llm_proxy_db.guard`); the result names the backup taken, if any.
+    """
+    safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
+    return _migrate(settings, target, "upgrade", progress, version_locations, safety)
 
 
 def downgrade(
@@ -119,14 +132,28 @@ def downgrade(
     *,
     steps: int | None = None,
     progress: Progress | None = None,
-) -> RunResult:
-    """Revert to ``target`` (a revision or ``base``) or by ``steps`` revisions."""
+    version_locations: Sequence[str] = (),
+    backup_dir: str | os.PathLike[str] | None = None,
+    keep_backups: int | None = None,
+    no_backup: bool = False,
+    lock_timeout: float | None = None,
+) -> MigrationOutcome:
+    """Revert to ``target`` (a revision or ``base``) or by ``steps`` revisions, safely.
+
+    ``steps`` counts from the revision read under the migration lock.
+    """
     if (target is None) == (steps is None):
         raise ConfigError("downgrade needs exactly one of a target revision or a number of steps")
+    safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
     if steps is not None:
-        target = _steps_below(status(settings).current_revision, steps)
+        if steps < 1:
+            raise ConfigError("--steps must be at least 1")
+        return guarded_run(
+            settings, lambda current: revisions.resolve(_steps_below(current, steps)), options=safety,
+            progress=progress, version_locations=version_locations,
+        )
     assert target is not None
-    return _migrate(settings, target, "downgrade", progress, ())
+    return _migrate(settings, target, "downgrade", progress, version_locations, safety)
 
 
 def adopt(
@@ -136,23 +163,71 @@ def adopt(
     dry_run: bool = False,
     force_stamp: str | None = None,
     progress: Progress | None = None,
+    backup_dir: str | os.PathLike[str] | None = None,
+    keep_backups: int | None = None,
+    no_backup: bool = False,
+    lock_timeout: float | None = None,
 ) -> AdoptionResult:
     """Adopt an unversioned database: verify its schema, stamp its revision, migrate to target.
 
-    A database that matches no known state is left untouched (SchemaMismatchError).  With
-    ``dry_run`` only the plan is computed; a missing SQLite file is not created.
+    A database that matches no known state is left untouched (SchemaMismatchError), before
+    any lock or backup.  Otherwise the stamp and the migration run on the guarded path (the
+    migration lock, a checked SQLite backup), and the plan is made again under the lock.
+    With ``dry_run`` only the plan is computed; a missing SQLite file is not created.
     """
-    if dry_run and settings.is_sqlite and not _sqlite_exists(settings):
+    if settings.is_sqlite and not _sqlite_exists(settings) and dry_run:
         return adoption.AdoptionResult(adoption.plan_for_missing_database(target))
     with connect(settings, foreign_keys=False) as connection:
-        return adoption.adopt(
-            connection, target, dry_run=dry_run, force_stamp=force_stamp, progress=progress
+        planned = adoption.adopt(connection, target, dry_run=True, force_stamp=force_stamp)
+    if dry_run:
+        return planned
+    safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
+    return _guarded_adopt(settings, planned, force_stamp, progress, safety)
+
+
+def _guarded_adopt(
+    settings: Settings,
+    planned: AdoptionResult,
+    force_stamp: str | None,
+    progress: Progress | None,
+    safety: SafetyOptions,
+) -> AdoptionResult:
+    done: list[AdoptionResult] = []
+
+    def runner(connection: Any, target: str | None) -> RunResult:
+        result = adoption.adopt(
+            connection, target or revisions.BASE, force_stamp=force_stamp, progress=progress
         )
+        done.append(result)
+        assert result.run is not None
+        return result.run
+
+    outcome = guarded_run(
+        settings, lambda _current: planned.plan.target, options=safety, progress=progress,
+        runner=runner,
+    )
+    result = done[0] if done else planned
+    result.run = outcome
+    return result
 
 
-def setup(settings: Settings, *, progress: Progress | None = None) -> RunResult:
-    """Create the SQLite data directory if needed and bring the database to head."""
-    return upgrade(settings, revisions.HEAD, progress=progress)
+def setup(
+    settings: Settings,
+    *,
+    progress: Progress | None = None,
+    enabled: bool | None = None,
+    backup_dir: str | os.PathLike[str] | None = None,
+    keep_backups: int | None = None,
+    no_backup: bool = False,
+    lock_timeout: float | None = None,
+) -> StartupResult:
+    """Create the SQLite data directory if needed and bring the database to head.
+
+    The startup path (:func:`llm_proxy_db.startup.auto_upgrade`): one cheap read when already
+    at head; honours ``LLM_PROXY_AUTO_MIGRATE`` unless ``enabled`` is given.
+    """
+    safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
+    return auto_upgrade(settings, enabled=enabled, options=safety, progress=progress)
 
 
 def upgrade_sql(settings: Settings, target: str = revisions.HEAD, start: str | None = None) -> str:
@@ -181,11 +256,12 @@ def _migrate(
     direction: str,
     progress: Progress | None,
     version_locations: Sequence[str],
-) -> RunResult:
+    safety: SafetyOptions,
+) -> MigrationOutcome:
     scripts = revisions.script_directory(tuple(version_locations))
     target_id = revisions.resolve(target, scripts)
-    with connect(settings, foreign_keys=False) as connection:
-        current = current_revision(connection)
+
+    def checked_target(current: str | None) -> str | None:
         moving_up = revisions.position(target_id, scripts) >= revisions.position(current, scripts)
         if moving_up != (direction == "upgrade") and current != target_id:
             verb = "below" if direction == "upgrade" else "above"
@@ -193,16 +269,21 @@ def _migrate(
                 f"target {target} is {verb} the current revision {current or 'base'}",
                 hint=f"use migrate {'down' if direction == 'upgrade' else 'up'} instead",
             )
-        warnings = manifest.check_applied(current)  # raises in strict mode
-        runner = adoption.run_or_adopt if direction == "upgrade" else run
-        result = runner(connection, target_id, progress=progress, version_locations=version_locations)
-        result.checksum_warnings = warnings
-        return result
+        return target_id
+
+    runner = None
+    if direction == "upgrade":
+        adoption.check_adoptable(settings, target_id)
+        runner = functools.partial(
+            adoption.run_or_adopt, progress=progress, version_locations=version_locations
+        )
+    return guarded_run(
+        settings, checked_target, options=safety, progress=progress,
+        version_locations=version_locations, runner=runner,
+    )
 
 
 def _steps_below(current: str | None, steps: int) -> str:
-    if steps < 1:
-        raise ConfigError("--steps must be at least 1")
     depth = revisions.position(current)
     if steps > depth:
         raise UnknownRevisionError(

@@ -23,8 +23,12 @@ from llm_proxy_db.version_table import current_revision
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    """``apply_start`` / ``apply_success`` / ``apply_failure`` for one revision, or
-    ``adopted`` (direction ``stamp``, ``detail`` the detected state) before an adoption's run."""
+    """``apply_start`` / ``apply_success`` / ``apply_failure`` for one revision.
+
+    The safety net adds ``lock_wait`` / ``lock_acquired`` (``revision`` empty) and
+    ``backup_done`` (``detail`` is the backup file); adoption adds ``adopted`` (``revision``
+    the stamped revision, ``detail`` the detected state); ``detail`` is a human-readable extra.
+    """
 
     kind: str
     revision: str

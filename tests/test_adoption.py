@@ -64,6 +64,8 @@ def test_setup_adopts_every_field_shape(shape, tmp_path, request) -> None:
     assert before_counts["projects"] and (before_counts.get("tokens") or 0) > 100
     result = commands.setup(settings)
     assert result.after == revisions.head_revision()
+    if settings.is_sqlite:  # the guarded path backed the file up before stamping
+        assert result.backup is not None and result.backup.exists()
     with connect(settings) as connection:
         _check_head(connection, before_rows, before_counts)
         if shape.goose_version is not None:
@@ -87,6 +89,8 @@ def test_damaged_shapes_are_refused_untouched(shape, damaged, tmp_path, request)
     assert "--force-stamp" in (refused.value.hint or "")
     assert _facts(settings) == before
     assert not {"alembic_version", ADOPTION_TABLE} & set(before[2]["other_tables"])
+    if settings.is_sqlite:  # refused before the lock and the backup
+        assert sorted(p.name for p in settings.database_path.parent.iterdir()) == ["llm-proxy.db"]
     assert commands.status(settings).detected_state == "unknown"
 
 
