@@ -92,6 +92,8 @@ def backup(
         return pg_dump(settings, Path(out) if out else directory / _pg_name(settings, revision))
     if out is not None:
         target = Path(out).expanduser()
+        if target.is_dir() or str(out).endswith(os.sep):
+            target = _free_name(target, _database_file(settings).name, revision, "bak")
         if target.exists():
             raise BackupError(f"{target} already exists; choose another --out")
         copy_database(_database_file(settings), target)
@@ -282,6 +284,8 @@ def _database_file(settings: Settings, *, must_exist: bool = True) -> Path:
     _require_sqlite(settings, "this operation")
     assert settings.database_path is not None
     path = settings.database_path
+    if path.is_dir():
+        raise BackupError(f"{path} is a directory, not a SQLite database file")
     if must_exist and not path.is_file():
         raise BackupError(f"SQLite database {path} does not exist")
     return path
@@ -296,5 +300,6 @@ def _require_sqlite(settings: Settings, what: str) -> None:
 
 
 def _remove_quietly(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+    """Remove a partial copy; a file that cannot be removed (read-only place) is left."""
+    with contextlib.suppress(OSError):
         path.unlink()

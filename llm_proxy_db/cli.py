@@ -107,6 +107,8 @@ def handles_errors(func: F) -> F:
             return func(*args, **kwargs)
         except LLMProxyDBError as exc:
             _fail(exc.message, exc.hint, exc.exit_code)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # a command's own exit code or usage error, not a crash
         except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
             if os.environ.get("LLM_PROXY_DEBUG"):
                 raise

@@ -108,6 +108,11 @@ def _install_sqlite_hooks(engine: Engine, *, foreign_keys: bool) -> None:
         cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
         cursor.close()
 
+    # Migration connections (foreign keys off) take the write lock when their transaction
+    # starts: a deferred BEGIN that later writes gets SQLITE_BUSY at once while the service
+    # holds the lock, whereas BEGIN IMMEDIATE waits for the busy timeout.
+    begin = "BEGIN" if foreign_keys else "BEGIN IMMEDIATE"
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql(begin)

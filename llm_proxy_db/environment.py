@@ -12,10 +12,11 @@ from __future__ import annotations
 from logging.config import fileConfig
 from typing import Any
 
+from alembic.util.exc import CommandError
 from sqlalchemy.engine import Connection
 
 from llm_proxy_db.database import connect
-from llm_proxy_db.errors import MigrationError
+from llm_proxy_db.errors import LLMProxyDBError, MigrationError
 from llm_proxy_db.fingerprint import OUR_TABLES
 from llm_proxy_db.schema import head_metadata
 from llm_proxy_db.settings import Settings, resolve_settings
@@ -26,6 +27,16 @@ def run_environment(context: Any) -> None:
     config = context.config
     if config.config_file_name and config.attributes.get("configure_logger", True):
         fileConfig(config.config_file_name, disable_existing_loggers=False)
+    try:
+        _run(context, config)
+    except LLMProxyDBError as exc:
+        if getattr(config, "cmd_opts", None) is None:
+            raise
+        # Run by the ``alembic`` command: its own error form, not a traceback.
+        raise CommandError(f"{exc.message}" + (f" ({exc.hint})" if exc.hint else "")) from None
+
+
+def _run(context: Any, config: Any) -> None:
     settings: Settings = config.attributes.get("settings") or resolve_settings()
     if context.is_offline_mode():
         _run_offline(context, settings)
@@ -34,8 +45,20 @@ def run_environment(context: Any) -> None:
     if connection is not None:
         _run_online(context, connection)
         return
-    with connect(settings, foreign_keys=False) as own_connection:
+    with connect(settings, foreign_keys=False, create=_may_create(config)) as own_connection:
         _run_online(context, own_connection)
+
+
+def _may_create(config: Any) -> bool:
+    """Only commands that write may create a missing SQLite file (``alembic current`` must not)."""
+    cmd_opts = getattr(config, "cmd_opts", None)
+    command = getattr(cmd_opts, "cmd", None)
+    if not command:
+        return True
+    return getattr(command[0], "__name__", "") in _WRITING_COMMANDS
+
+
+_WRITING_COMMANDS = frozenset({"upgrade", "downgrade", "stamp", "revision"})
 
 
 def _run_offline(context: Any, settings: Settings) -> None:

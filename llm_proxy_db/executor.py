@@ -122,11 +122,16 @@ def _step(
 
 def _failure(exc: Exception, revision: str, direction: str, now_at: str | None) -> MigrationError:
     detail = exc.message if isinstance(exc, LLMProxyDBError) else _first_line(exc)
+    locked = "database is locked" in detail
     return MigrationError(
         f"{direction} of revision {revision} failed and was rolled back: {detail}; "
         f"the database is at revision {now_at or 'base'}",
         failed_revision=revision,
         current_revision=now_at,
+        hint="another process kept the SQLite database locked for longer than the busy timeout "
+        "(is llm-proxy running a long write?); run again when it is idle"
+        if locked
+        else None,
     )
 
 

@@ -93,7 +93,7 @@ def guarded_run(
         backup_file = _backup(settings, current, options, progress)
         if runner is None:
             runner = functools.partial(run, progress=progress, version_locations=version_locations)
-        result = _run(runner, connection, target, backup_file)
+        result = _run(runner, connection, target, backup_file, current)
     return MigrationOutcome(
         result.before, result.after, result.steps, warnings, backup=backup_file, lock_wait=waited
     )
@@ -120,16 +120,24 @@ def _backup(
     return path
 
 
-def _run(runner: Runner, connection: Connection, target: str | None, backup_file: Path | None) -> RunResult:
+def _run(
+    runner: Runner, connection: Connection, target: str | None, backup_file: Path | None, before: str | None
+) -> RunResult:
     try:
         return runner(connection, target)
     except MigrationError as exc:
         if backup_file is None:
             raise
+        unchanged = exc.current_revision == before
+        restore_hint = (
+            f"nothing was changed (the database is still at revision {before or 'base'})"
+            if unchanged
+            else f"if you need the pre-run state: llm-proxy db restore {backup_file}"
+        )
         raise MigrationError(
             f"{exc.message}; the backup taken before migrating is {backup_file}",
             failed_revision=exc.failed_revision,
             current_revision=exc.current_revision,
             backup_file=str(backup_file),
-            hint=exc.hint or f"if you need the pre-run state: llm-proxy db restore {backup_file}",
+            hint=exc.hint or restore_hint,
         ) from exc

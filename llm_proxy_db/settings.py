@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -73,12 +74,13 @@ def resolve_settings(
 ) -> Settings:
     """Build :class:`Settings` from explicit values, falling back to the environment.
 
-    The driver is, in order: ``db_driver``; ``postgres`` when an explicit ``database_url``
-    is given; ``DB_DRIVER``; ``sqlite``.
+    The driver is, in order: ``db_driver``; ``postgres`` for an explicit ``database_url``,
+    ``sqlite`` for an explicit ``database_path``; ``DB_DRIVER``; ``sqlite``.  Explicit values
+    that contradict each other are refused rather than one of them silently ignored.
     """
     env = os.environ if env is None else env
-    driver_name = db_driver or ("postgres" if database_url else None) or env.get("DB_DRIVER")
-    driver = normalise_driver(driver_name or SQLITE)
+    explicit = _explicit_driver(db_driver, database_path, database_url)
+    driver = normalise_driver(explicit or env.get("DB_DRIVER") or SQLITE)
     if driver == SQLITE:
         path = database_path or env.get("DATABASE_PATH") or DEFAULT_DATABASE_PATH
         return Settings(driver=SQLITE, database_path=Path(path).expanduser())
@@ -89,6 +91,19 @@ def resolve_settings(
             hint="set DATABASE_URL or pass --database-url postgres://user@host:5432/db",
         )
     return Settings(driver=POSTGRES, database_url=normalise_postgres_url(raw_url))
+
+
+def _explicit_driver(
+    db_driver: str | None, database_path: str | os.PathLike[str] | None, database_url: str | None
+) -> str | None:
+    """The driver the explicit (command-line) values imply, refusing contradictions."""
+    if database_path and database_url:
+        raise ConfigError("both a SQLite path and a PostgreSQL URL were given", hint="give only one of them")
+    implied = POSTGRES if database_url else SQLITE if database_path else None
+    if db_driver and implied and normalise_driver(db_driver) != implied:
+        given = "--database-url" if database_url else "--database-path"
+        raise ConfigError(f"{given} does not go with --db-driver {db_driver}", hint="drop one of the two")
+    return db_driver or implied
 
 
 def normalise_driver(name: str) -> str:
@@ -103,9 +118,14 @@ def normalise_driver(name: str) -> str:
 
 
 def normalise_postgres_url(raw_url: str) -> URL:
-    """Accept ``postgres://``, ``postgresql://`` and ``postgresql+psycopg://``; use psycopg 3."""
+    """Accept ``postgres://``, ``postgresql://`` and ``postgresql+psycopg://``; use psycopg 3.
+
+    Like the service (Go's ``net/url``), the user information ends at the *last* ``@``, so a
+    password holding an unencoded ``@`` still works; a ``?password=`` parameter becomes the
+    URL's password, so it is masked and passed to client tools like any other password.
+    """
     try:
-        url = make_url(raw_url.strip())
+        url = make_url(_encode_userinfo(raw_url.strip()))
     except (ArgumentError, ValueError):
         raise ConfigError(
             f"malformed database URL {mask_url_text(raw_url)!r}",
@@ -113,15 +133,34 @@ def normalise_postgres_url(raw_url: str) -> URL:
         ) from None
     if url.drivername not in _POSTGRES_SCHEMES:
         raise ConfigError(
-            f"unsupported URL scheme {url.drivername!r} in {url.render_as_string()!r}",
+            f"unsupported URL scheme {url.drivername!r} in {mask_url_text(raw_url)!r}",
             hint="use postgres://, postgresql:// or postgresql+psycopg://",
         )
+    url = _password_from_query(url)
     if not url.database:
         raise ConfigError(
             f"database URL {url.render_as_string()!r} names no database",
             hint="add the database name: postgres://user@host:5432/dbname",
         )
     return url.set(drivername="postgresql+psycopg")
+
+
+def _encode_userinfo(text: str) -> str:
+    """Percent-encode user and password when the user information holds a raw ``@``."""
+    scheme, sep, rest = text.partition("://")
+    userinfo, _, host = rest.rpartition("@")
+    if not sep or "@" not in userinfo:
+        return text
+    user, colon, password = userinfo.partition(":")
+    return f"{scheme}://{quote(unquote(user), safe='')}{colon}{quote(unquote(password), safe='')}@{host}"
+
+
+def _password_from_query(url: URL) -> URL:
+    if "password" not in url.query:
+        return url
+    password = url.query["password"]
+    query = {key: value for key, value in url.query.items() if key != "password"}
+    return url.set(password=password if isinstance(password, str) else password[-1], query=query)
 
 
 def mask_url_text(text: str) -> str:

@@ -30,3 +30,10 @@ def test_upgrade_check_downgrade_from_the_repo_root(settings):
     assert "No new upgrade operations detected" in outputs["check"]
     assert "0007 (head)" in outputs["current"]
     assert "Running downgrade 0001 -> " in outputs["downgrade"]
+
+
+def test_read_only_alembic_commands_create_no_file(sqlite_settings):
+    done = alembic(sqlite_settings, "current")
+    assert done.returncode != 0
+    assert "does not exist" in done.stderr and "Traceback" not in done.stderr
+    assert not sqlite_settings.database_path.parent.exists()

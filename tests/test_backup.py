@@ -222,3 +222,37 @@ def test_restore_refuses_a_backup_from_a_newer_release(db: Settings, tmp_path: P
 def test_restore_is_sqlite_only(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="SQLite files only"):
         backup.restore(Settings(driver="postgres", database_url=None), tmp_path / "x.db")
+
+
+def test_backup_out_may_name_a_directory(db: Settings, tmp_path: Path) -> None:
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    written = backup.backup(db, folder)
+    assert written.parent == folder and written.name.endswith(f".{HEAD}.bak")
+    assert rows(Settings(driver="sqlite", database_path=written)) == rows(db)
+
+
+def test_backup_of_a_directory_says_so(tmp_path: Path) -> None:
+    with pytest.raises(BackupError, match="is a directory"):
+        backup.backup(Settings(driver="sqlite", database_path=tmp_path))
+
+
+def test_a_refused_downgrade_says_nothing_changed(db: Settings) -> None:
+    """The downgrade of 0007 refuses 'denied' events: the hint must not send anyone to restore."""
+    import sqlalchemy as sa
+
+    from llm_proxy_db.database import connect
+    from llm_proxy_db.errors import MigrationError
+
+    with connect(db) as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO audit_events (id, timestamp, action, actor, outcome) "
+                "VALUES ('d1', '2025-01-01', 'a', 'b', 'denied')"
+            )
+        )
+        connection.commit()
+    with pytest.raises(MigrationError) as excinfo:
+        commands.downgrade(db, steps=1)
+    assert excinfo.value.backup_file is not None
+    assert "nothing was changed" in (excinfo.value.hint or "")

@@ -85,7 +85,8 @@ def test_sql_mode_prints_sql_and_changes_nothing(sqlite_settings):
     ],
 )
 def test_bad_input_is_one_line_and_an_exit_code(tmp_path, args, code, message):
-    result = runner.invoke(app, ["--database-path", str(tmp_path / "x.db"), *args])
+    where = [] if "--database-url" in args else ["--database-path", str(tmp_path / "x.db")]
+    result = runner.invoke(app, [*where, *args])
     assert result.exit_code == code, result.output
     assert message in result.output
     assert "Traceback" not in result.output
@@ -115,3 +116,17 @@ def test_the_installed_entry_point_runs_from_another_directory(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "base -> 0007" in done.stdout
     assert "upgrading to 0001" in done.stderr
+
+
+def test_a_commands_own_exit_code_is_not_an_unexpected_error():
+    import typer
+
+    from llm_proxy_db.cli import handles_errors
+
+    @handles_errors
+    def command() -> None:
+        raise typer.Exit(4)
+
+    with pytest.raises(typer.Exit) as excinfo:
+        command()
+    assert excinfo.value.exit_code == 4

@@ -325,3 +325,31 @@ def test_a_custom_runner_gets_the_lock_and_the_backup(sqlite_settings: Settings)
 
     outcome = guarded_run(sqlite_settings, lambda current: HEAD, runner=runner)
     assert seen == [(HEAD, True)] and outcome.after == HEAD and outcome.backup is not None
+
+
+def test_a_sqlite_write_lock_held_by_the_service_is_waited_for(sqlite_settings) -> None:
+    """BEGIN IMMEDIATE lets the busy timeout work instead of failing while the service writes."""
+    import subprocess
+    import sys
+    import time
+
+    from llm_proxy_db import commands as library
+
+    library.upgrade(sqlite_settings, "0004", no_backup=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+            "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(1.5); c.execute('COMMIT')",
+            str(sqlite_settings.database_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    started = time.monotonic()
+    result = library.upgrade(sqlite_settings, no_backup=True)
+    holder.wait(timeout=10)
+    assert result.after == "0007"
+    assert time.monotonic() - started > 0.5

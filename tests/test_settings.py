@@ -43,7 +43,6 @@ def test_explicit_values_override_the_environment():
     assert resolve_settings(database_path="cli.db", env=env).database_path == Path("cli.db")
     settings = resolve_settings(database_url="postgres://u@h/db", env=env)
     assert settings.driver == "postgres"
-    assert resolve_settings(db_driver="sqlite", database_url="postgres://u@h/db", env=env).is_sqlite
 
 
 def test_query_parameters_are_kept():
@@ -74,3 +73,37 @@ def test_mask_url_text_hides_passwords_in_unparsable_urls():
     assert mask_url_text("postgres://u:pw@h:port/db") == "postgres://u:***@h:port/db"
     assert mask_url_text("postgres://u@h/db") == "postgres://u@h/db"
     assert mask_url_text("no url here") == "no url here"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"database_path": "x.db", "database_url": "postgres://u@h/db"}, "both a SQLite path and a PostgreSQL URL"),
+        ({"db_driver": "sqlite", "database_url": "postgres://u@h/db"}, "--database-url does not go with"),
+        ({"db_driver": "postgres", "database_path": "x.db"}, "--database-path does not go with"),
+    ],
+)
+def test_contradicting_explicit_values_are_refused(kwargs, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        resolve_settings(env={}, **kwargs)
+
+
+def test_an_explicit_path_wins_over_a_postgres_environment():
+    env = {"DB_DRIVER": "postgres", "DATABASE_URL": "postgres://u@h/db"}
+    assert resolve_settings(database_path="cli.db", env=env).database_path == Path("cli.db")
+
+
+@pytest.mark.parametrize(
+    ("url", "password", "host"),
+    [
+        ("postgres://u:S3c@retPW@127.0.0.1:5999/test", "S3c@retPW", "127.0.0.1"),
+        ("postgres://u@127.0.0.1/test?password=S3cretPW&sslmode=disable", "S3cretPW", "127.0.0.1"),
+        ("postgres://u:p%40ss@h/db", "p@ss", "h"),
+    ],
+)
+def test_passwords_in_every_form_are_parsed_like_the_service_and_masked(url, password, host):
+    settings = resolve_settings(database_url=url, env={})
+    assert settings.sqlalchemy_url().password == password
+    assert settings.sqlalchemy_url().host == host
+    assert password not in settings.describe()
+    assert "S3c" not in settings.describe()
