@@ -5,19 +5,33 @@ Every revision runs in its own transaction, on both dialects.  For SQLite this n
 of Python's ``sqlite3`` defaults, switched off in :mod:`llm_proxy_db.database`).  SQLite
 migrations run with foreign keys off, so a table rebuild never cascades, and each revision
 checks ``PRAGMA foreign_key_check`` before it commits.
+
+On PostgreSQL every migration transaction sets a ``lock_timeout`` (``LLM_PROXY_LOCK_TIMEOUT``,
+default 5s): a revision that cannot get a table lock fails and rolls back instead of waiting
+behind a long transaction while every query of the service queues behind it.
 """
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from logging.config import fileConfig
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
 from llm_proxy_db.database import connect
-from llm_proxy_db.errors import MigrationError
+from llm_proxy_db.errors import ConfigError, MigrationError
 from llm_proxy_db.schema import head_metadata
 from llm_proxy_db.settings import Settings, resolve_settings
+
+LOCK_TIMEOUT_ENV = "LLM_PROXY_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT = "5s"
+_LOCK_TIMEOUT_FORMAT = re.compile(r"\d+\s*(ms|s|min)?")
 
 
 def run_environment(context: Any) -> None:
@@ -62,8 +76,48 @@ def _run_online(context: Any, connection: Connection) -> None:
         compare_server_default=True,
         on_version_apply=[_check_foreign_keys] if sqlite else [],
     )
-    with context.begin_transaction():
+    with _limited_lock_waits(connection), context.begin_transaction():
         context.run_migrations()
+
+
+def lock_timeout(env: Mapping[str, str] | None = None) -> str:
+    """The PostgreSQL ``lock_timeout`` for migrations: ``LLM_PROXY_LOCK_TIMEOUT`` or 5s.
+
+    Accepts PostgreSQL's forms ``500ms``, ``5s``, ``1min`` or plain milliseconds; ``0``
+    waits forever (PostgreSQL's default, not recommended while the service runs).
+    """
+    value = (os.environ if env is None else env).get(LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT).strip()
+    if not _LOCK_TIMEOUT_FORMAT.fullmatch(value):
+        raise ConfigError(
+            f"{LOCK_TIMEOUT_ENV}={value!r} is not a duration",
+            hint="use milliseconds or a unit: 500ms, 5s, 1min",
+        )
+    return value
+
+
+@contextmanager
+def _limited_lock_waits(connection: Connection) -> Iterator[None]:
+    """Set ``lock_timeout`` in every transaction begun on a PostgreSQL ``connection``.
+
+    ``SET LOCAL`` (``set_config(..., true)``) ends with the transaction, so the setting never
+    leaks into a connection the caller reuses; the listener is removed afterwards.
+    """
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    statement = sa.text("SELECT set_config('lock_timeout', :value, true)")
+    params = {"value": lock_timeout()}
+
+    def _on_begin(conn: Connection) -> None:
+        conn.execute(statement, params)
+
+    if connection.in_transaction():
+        connection.execute(statement, params)
+    event.listen(connection, "begin", _on_begin)
+    try:
+        yield
+    finally:
+        event.remove(connection, "begin", _on_begin)
 
 
 def _check_foreign_keys(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
