@@ -2,6 +2,10 @@
 
 A Python service (or a test) calls these directly; the ``llm-proxy`` CLI is a thin layer
 that parses options, calls one of them, and renders the result.
+
+Alembic, SQLAlchemy and the revision graph are imported inside the functions that need
+them: ``status`` on an up-to-date database answers from :mod:`llm_proxy_db.quick_status`
+alone, so a service or a deployment step that checks before every start stays cheap.
 """
 
 from __future__ import annotations
@@ -9,17 +13,17 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from llm_proxy_db import manifest, revisions
-from llm_proxy_db.alembic_config import make_config
-from llm_proxy_db.database import connect
+from llm_proxy_db import manifest, quick_status
 from llm_proxy_db.errors import ConfigError, UnknownRevisionError
-from llm_proxy_db.executor import Progress, RunResult, run
-from llm_proxy_db.revisions import RevisionInfo
 from llm_proxy_db.settings import Settings
-from llm_proxy_db.version_table import current_revision
+
+if TYPE_CHECKING:
+    from llm_proxy_db.executor import Progress, RunResult
+    from llm_proxy_db.revisions import RevisionInfo
+
+HEAD = "head"  # the same spelling as revisions.HEAD, without importing Alembic
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,12 @@ class Status:
 
 def status(settings: Settings) -> Status:
     """Current revision, head and pending revisions.  Never creates or changes anything."""
+    if quick_status.at_head(settings):
+        return status_at_head(settings.describe())
+    from llm_proxy_db import revisions
+    from llm_proxy_db.database import connect
+    from llm_proxy_db.version_table import current_revision
+
     if settings.is_sqlite and not _sqlite_exists(settings):
         current = None
     else:
@@ -66,14 +76,27 @@ def status(settings: Settings) -> Status:
     )
 
 
+def status_at_head(database: str) -> Status:
+    """The status of a database known to be at head: no Alembic, no revision graph.
+
+    The head comes from the checksum manifest, whose entries for the applied revisions are
+    checked against the files as on every start.
+    """
+    head = quick_status.head_revision()
+    assert head is not None
+    return Status(database, head, head, [], checksum_warnings=manifest.check_applied(head))
+
+
 def history() -> list[RevisionInfo]:
     """Every revision, oldest first."""
+    from llm_proxy_db import revisions
+
     return revisions.chain()
 
 
 def upgrade(
     settings: Settings,
-    target: str = revisions.HEAD,
+    target: str = HEAD,
     *,
     progress: Progress | None = None,
     version_locations: Sequence[str] = (),
@@ -100,11 +123,15 @@ def downgrade(
 
 def setup(settings: Settings, *, progress: Progress | None = None) -> RunResult:
     """Create the SQLite data directory if needed and bring the database to head."""
-    return upgrade(settings, revisions.HEAD, progress=progress)
+    return upgrade(settings, HEAD, progress=progress)
 
 
-def upgrade_sql(settings: Settings, target: str = revisions.HEAD, start: str | None = None) -> str:
+def upgrade_sql(settings: Settings, target: str = HEAD, start: str | None = None) -> str:
     """The SQL an upgrade from ``start`` (default base) to ``target`` would run, for the dialect."""
+    from alembic import command
+
+    from llm_proxy_db import revisions
+
     start_id = revisions.resolve(start) if start else None
     end_id = revisions.resolve(target)
     if revisions.position(end_id) < revisions.position(start_id):
@@ -113,8 +140,12 @@ def upgrade_sql(settings: Settings, target: str = revisions.HEAD, start: str | N
     return _offline(settings, lambda config: command.upgrade(config, spec, sql=True))
 
 
-def downgrade_sql(settings: Settings, target: str, start: str = revisions.HEAD) -> str:
+def downgrade_sql(settings: Settings, target: str, start: str = HEAD) -> str:
     """The SQL a downgrade from ``start`` (default head) to ``target`` would run."""
+    from alembic import command
+
+    from llm_proxy_db import revisions
+
     start_id = revisions.resolve(start)
     end_id = revisions.resolve(target)
     if start_id is None or revisions.position(end_id) > revisions.position(start_id):
@@ -130,6 +161,11 @@ def _migrate(
     progress: Progress | None,
     version_locations: Sequence[str],
 ) -> RunResult:
+    from llm_proxy_db import revisions
+    from llm_proxy_db.database import connect
+    from llm_proxy_db.executor import run
+    from llm_proxy_db.version_table import current_revision
+
     scripts = revisions.script_directory(tuple(version_locations))
     target_id = revisions.resolve(target, scripts)
     with connect(settings, foreign_keys=False) as connection:
@@ -148,6 +184,8 @@ def _migrate(
 
 
 def _steps_below(current: str | None, steps: int) -> str:
+    from llm_proxy_db import revisions
+
     if steps < 1:
         raise ConfigError("--steps must be at least 1")
     depth = revisions.position(current)
@@ -159,6 +197,8 @@ def _steps_below(current: str | None, steps: int) -> str:
 
 
 def _offline(settings: Settings, call: Any) -> str:
+    from llm_proxy_db.alembic_config import make_config
+
     buffer = io.StringIO()
     config = make_config(settings)
     config.output_buffer = buffer

@@ -11,11 +11,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from typing import TYPE_CHECKING
 
 from llm_proxy_db.errors import ConfigError
+
+if TYPE_CHECKING:  # SQLAlchemy is imported only where a URL is built or parsed (fast startup)
+    from sqlalchemy.engine import URL
 
 SQLITE = "sqlite"
 POSTGRES = "postgres"
@@ -50,6 +51,8 @@ class Settings:
 
     def sqlalchemy_url(self) -> URL:
         """The URL SQLAlchemy connects with (psycopg 3 for PostgreSQL)."""
+        from sqlalchemy.engine import URL
+
         if self.is_sqlite:
             assert self.database_path is not None
             return URL.create("sqlite", database=str(self.database_path))
@@ -104,6 +107,9 @@ def normalise_driver(name: str) -> str:
 
 def normalise_postgres_url(raw_url: str) -> URL:
     """Accept ``postgres://``, ``postgresql://`` and ``postgresql+psycopg://``; use psycopg 3."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         url = make_url(raw_url.strip())
     except (ArgumentError, ValueError):
