@@ -214,3 +214,30 @@ def test_postgres_lock_timeout_is_set_in_every_revision(
     with connect(settings) as connection:
         assert connection.exec_driver_sql("SELECT v FROM probe").scalar_one() == "1234ms"
         assert connection.exec_driver_sql("SHOW lock_timeout").scalar_one() == "0"
+
+
+def test_sqlite_token_ids_are_computed_in_the_one_copy(sqlite_settings: Settings) -> None:
+    """0005 fills tokens.id during the rebuild: every row kept, one distinct UUID v4 each."""
+    commands.upgrade(sqlite_settings, "0004")
+    with connect(sqlite_settings) as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO projects (id, name, openai_api_key) VALUES ('p', 'p', 'k')"
+        )
+        connection.exec_driver_sql(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) "
+            "INSERT INTO tokens (token, project_id) SELECT 'tok' || i, 'p' FROM n"
+        )
+        connection.commit()
+    commands.upgrade(sqlite_settings, "0005")
+    with connect(sqlite_settings) as connection:
+        ids = connection.exec_driver_sql("SELECT id FROM tokens").scalars().all()
+        indexes = connection.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tokens' "
+            "AND name LIKE 'idx_%' ORDER BY name"
+        ).scalars().all()
+    assert len(ids) == len(set(ids)) == 300
+    assert all(len(value) == 36 and value[14] == "4" and value[19] in "89ab" for value in ids)
+    assert indexes == [
+        "idx_tokens_expires_at", "idx_tokens_is_active", "idx_tokens_project_id", "idx_tokens_token"
+    ]
+    assert _integrity(sqlite_settings) == ["ok"]
