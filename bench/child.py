@@ -33,7 +33,6 @@ def main() -> None:
 
 def _stamp(settings: object, revision: str) -> None:
     from alembic import command
-
     from llm_proxy_db.alembic_config import make_config
     from llm_proxy_db.database import connect
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from llm_proxy_db import commands, verify
+from llm_proxy_db import commands, fast_path
 from llm_proxy_db.errors import ConfigError, LLMProxyDBError, VerificationError
 from llm_proxy_db.render import (
     progress_printer,
@@ -205,6 +206,8 @@ def migrate_verify(
 
     The configured database is never used: the cycles run on scratch databases.
     """
+    from llm_proxy_db import verify  # loads Alembic: only for this command
+
     problems = verify.verify(postgres_url=postgres_url, progress=stage_printer())
     _report_problems(problems, "migrate verify", "the revision chain is sound")
 
@@ -221,6 +224,8 @@ def migrate_manifest(
     ] = False,
 ) -> None:
     """Check the checksum manifest of the revision files, or append new revisions to it."""
+    from llm_proxy_db import verify  # loads Alembic: only for this command
+
     if force and not update:
         raise ConfigError("--force only makes sense with --update")
     if not update:
@@ -240,4 +245,8 @@ def _report_problems(problems: list[str], what: str, success: str) -> None:
 
 def main() -> None:
     """Entry point of the ``llm-proxy`` script."""
+    output = fast_path.output_at_head(sys.argv[1:])  # status/setup at head, without Typer
+    if output is not None:
+        sys.stdout.write(output)
+        return
     app()

@@ -122,14 +122,22 @@ def downgrade(
 
 
 def setup(settings: Settings, *, progress: Progress | None = None) -> RunResult:
-    """Create the SQLite data directory if needed and bring the database to head."""
+    """Create the SQLite data directory if needed and bring the database to head.
+
+    At head this is one driver read (:mod:`llm_proxy_db.quick_status`) and a run with no steps.
+    """
+    if quick_status.at_head(settings):
+        from llm_proxy_db.executor import RunResult
+
+        at_head = status_at_head(settings.describe())
+        head = at_head.head_revision
+        return RunResult(before=head, after=head, checksum_warnings=at_head.checksum_warnings)
     return upgrade(settings, HEAD, progress=progress)
 
 
 def upgrade_sql(settings: Settings, target: str = HEAD, start: str | None = None) -> str:
     """The SQL an upgrade from ``start`` (default base) to ``target`` would run, for the dialect."""
     from alembic import command
-
     from llm_proxy_db import revisions
 
     start_id = revisions.resolve(start) if start else None
@@ -143,7 +151,6 @@ def upgrade_sql(settings: Settings, target: str = HEAD, start: str | None = None
 def downgrade_sql(settings: Settings, target: str, start: str = HEAD) -> str:
     """The SQL a downgrade from ``start`` (default head) to ``target`` would run."""
     from alembic import command
-
     from llm_proxy_db import revisions
 
     start_id = revisions.resolve(start)

@@ -88,7 +88,9 @@ def copy_sqlite_table(table: sa.Table, computed: Mapping[str, str]) -> None:
     bind = op.get_bind()
     temp.create(bind)
     names = [column.name for column in table.columns]
-    values = [sa.literal_column(computed[n]) if n in computed else sa.column(n) for n in names]
+    values: list[sa.ColumnElement[object]] = [
+        sa.literal_column(computed[n]) if n in computed else sa.column(n) for n in names
+    ]
     source = sa.select(*values).select_from(sa.table(table.name))
     bind.execute(temp.insert().from_select(names, source))
     op.drop_table(table.name)

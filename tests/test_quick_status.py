@@ -23,9 +23,9 @@ print(json.dumps({"status": status.as_dict(), "heavy": heavy}))
 """
 
 
-def test_head_constant_matches_the_scripts() -> None:
-    """Adding a revision without moving HEAD_REVISION fails here (and in migrate verify)."""
-    assert quick_status.HEAD_REVISION == revisions.head_revision()
+def test_manifest_head_matches_the_scripts() -> None:
+    """The head the startup check trusts is the scripts' head (migrate verify checks it too)."""
+    assert revisions.head_revision() == quick_status.head_revision()
 
 
 def test_at_head_only_for_the_head_revision(settings: Settings) -> None:
