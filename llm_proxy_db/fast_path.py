@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from llm_proxy_db import commands, quick_status
 from llm_proxy_db.render import render_run, render_status
-from llm_proxy_db.settings import resolve_settings
+from llm_proxy_db.settings import postgres_url_text, resolve_settings
 
 GLOBAL_OPTIONS = {
     "--db-driver": "db_driver",
@@ -33,23 +33,34 @@ def output_at_head(argv: Sequence[str]) -> str | None:
         return None
     options, command = parsed
     try:
-        settings = resolve_settings(
-            options.get("db_driver"), options.get("database_path"), options.get("database_url")
-        )
-        if not quick_status.at_head(settings):
-            return None
+        description = _description_at_head(options)
+        status = commands.status_at_head(description) if description is not None else None
     except Exception:  # noqa: BLE001 - the full CLI reports it properly
         return None
-    status = commands.status_at_head(description)
+    if status is None:
+        return None
     if command == ["setup"]:
         from llm_proxy_db.executor import RunResult
 
         head, warnings = status.head_revision, status.checksum_warnings
         run = RunResult(before=head, after=head, checksum_warnings=warnings)
-        return f"database: {description}\n{render_run(run)}\n"
+        return f"database: {description}
+{render_run(run)}
+"
     if command == ["migrate", "status", "--json"]:
         return json.dumps(status.as_dict(), indent=2) + "\n"
     return render_status(status) + "\n"
+
+
+def _description_at_head(options: dict[str, str]) -> str | None:
+    """The database's description when it is at head, else None."""
+    raw_url = postgres_url_text(options.get("db_driver"), options.get("database_url"))
+    plain = quick_status.postgres_url_at_head(raw_url) if raw_url else None
+    if plain is not None:
+        at_head, description = plain
+        return description if at_head else None
+    settings = resolve_settings(options.get("db_driver"), options.get("database_path"), raw_url)
+    return settings.describe() if quick_status.at_head(settings) else None
 
 
 def _parse(argv: list[str]) -> tuple[dict[str, str], list[str]] | None:

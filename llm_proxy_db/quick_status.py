@@ -14,6 +14,7 @@ path, which knows how to explain it.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,11 @@ if TYPE_CHECKING:
     from llm_proxy_db.settings import Settings
 
 VERSION_QUERY = "SELECT version_num FROM alembic_version"
+# postgres://user[:password]@host[:port]/dbname and nothing else: no query, no escapes.
+_PLAIN_URL = re.compile(
+    r"(?:postgres|postgresql|postgresql\+psycopg)://(?P<user>[\w.-]+)(?P<password>:[^@/?#%:\s]*)?"
+    r"@(?P<host>[\w.-]+)(?P<port>:\d+)?/(?P<database>[\w.-]+)"
+)
 
 
 def head_revision() -> str | None:
@@ -43,6 +49,27 @@ def at_head(settings: Settings) -> bool:
     return head is not None and rows == [head]
 
 
+def postgres_url_at_head(raw_url: str) -> tuple[bool, str] | None:
+    """For a plain PostgreSQL URL: (at head?, its masked description); None for other URLs.
+
+    Parsing a URL with SQLAlchemy means importing it, which alone costs more than the whole
+    check; the plain form is unambiguous for libpq and renders exactly as
+    :meth:`Settings.describe` does (a test compares them).  Anything else goes through
+    :class:`Settings`.
+    """
+    match = _PLAIN_URL.fullmatch(raw_url.strip())
+    if match is None:
+        return None
+    user, password, host, port, database = match.group("user", "password", "host", "port", "database")
+    masked = f"postgresql+psycopg://{user}{':***' if password else ''}@{host}{port or ''}/{database}"
+    libpq = f"postgresql://{user}{password or ''}@{host}{port or ''}/{database}"
+    head = head_revision()
+    try:
+        return head is not None and _read_postgres_url(libpq) == [head], masked
+    except Exception:  # noqa: BLE001 - "not sure": the full path explains it
+        return False, masked
+
+
 def _read_sqlite(settings: Settings) -> list[str]:
     path = settings.database_path
     if path is None or not path.is_file():
@@ -55,8 +82,12 @@ def _read_sqlite(settings: Settings) -> list[str]:
 
 
 def _read_postgres(settings: Settings) -> list[str]:
+    url = settings.sqlalchemy_url().set(drivername="postgresql")
+    return _read_postgres_url(url.render_as_string(hide_password=False))
+
+
+def _read_postgres_url(url: str) -> list[str]:
     import psycopg  # only PostgreSQL users pay for importing it
 
-    url = settings.sqlalchemy_url().set(drivername="postgresql")
-    with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as connection:
+    with psycopg.connect(url, autocommit=True) as connection:
         return [row[0] for row in connection.execute(VERSION_QUERY)]

@@ -80,18 +80,32 @@ def resolve_settings(
     is given; ``DB_DRIVER``; ``sqlite``.
     """
     env = os.environ if env is None else env
-    driver_name = db_driver or ("postgres" if database_url else None) or env.get("DB_DRIVER")
-    driver = normalise_driver(driver_name or SQLITE)
-    if driver == SQLITE:
+    raw_url = postgres_url_text(db_driver, database_url, env)
+    if raw_url is None:
         path = database_path or env.get("DATABASE_PATH") or DEFAULT_DATABASE_PATH
         return Settings(driver=SQLITE, database_path=Path(path).expanduser())
+    return Settings(driver=POSTGRES, database_url=normalise_postgres_url(raw_url))
+
+
+def postgres_url_text(
+    db_driver: str | None = None, database_url: str | None = None, env: Mapping[str, str] | None = None
+) -> str | None:
+    """The PostgreSQL URL as given, not parsed yet; None when the driver is SQLite.
+
+    The same choice as :func:`resolve_settings`, without importing SQLAlchemy (the startup
+    check at head uses it).
+    """
+    env = os.environ if env is None else env
+    driver_name = db_driver or ("postgres" if database_url else None) or env.get("DB_DRIVER")
+    if normalise_driver(driver_name or SQLITE) == SQLITE:
+        return None
     raw_url = database_url or env.get("DATABASE_URL")
     if not raw_url:
         raise ConfigError(
             "DB_DRIVER is postgres but no database URL is set",
             hint="set DATABASE_URL or pass --database-url postgres://user@host:5432/db",
         )
-    return Settings(driver=POSTGRES, database_url=normalise_postgres_url(raw_url))
+    return raw_url
 
 
 def normalise_driver(name: str) -> str:

@@ -73,3 +73,47 @@ def test_setup_at_head_runs_nothing(settings: Settings) -> None:
     commands.upgrade(settings)
     result = commands.setup(settings)
     assert (result.before, result.after, result.steps) == ("0007", "0007", [])
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgres://u@127.0.0.1:1/db",
+        "postgresql://u:secret@127.0.0.1:1/db",
+        "postgresql+psycopg://user.name:p-w@localhost:1/my_db",
+        "postgres://u:@127.0.0.1:1/db",
+        "postgres://u@127.0.0.1/db",
+    ],
+)
+def test_plain_postgres_urls_are_described_as_settings_does(url: str) -> None:
+    """Without SQLAlchemy, the plain URL forms render exactly like Settings.describe()."""
+    from llm_proxy_db.quick_status import postgres_url_at_head
+    from llm_proxy_db.settings import resolve_settings
+
+    answer = postgres_url_at_head(url)
+    assert answer is not None
+    assert answer == (False, resolve_settings(database_url=url, env={}).describe())
+
+
+@pytest.mark.parametrize(
+    "url", ["postgres://u@h:5432/db?sslmode=disable", "postgres://u:p%40ss@h/db", "postgres://h/db"]
+)
+def test_other_postgres_urls_take_the_settings_route(url: str) -> None:
+    """Queries, escapes and missing users are left to SQLAlchemy's parser."""
+    from llm_proxy_db.quick_status import postgres_url_at_head
+
+    assert postgres_url_at_head(url) is None
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql", "postgresql+psycopg"])
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_postgres_fast_output_equals_the_full_cli(postgres_url, scheme: str, command) -> None:
+    """At head on PostgreSQL the fast path answers with the full CLI's exact text."""
+    settings = Settings(driver="postgres", database_url=postgres_url)
+    commands.upgrade(settings)
+    url = postgres_url.set(drivername=scheme).render_as_string(hide_password=False)
+    argv = ["--database-url", url, *command]
+    full = CliRunner().invoke(cli.app, argv)
+    assert full.exit_code == 0, full.output
+    assert fast_path.output_at_head(argv) == full.stdout
