@@ -92,9 +92,8 @@ def run_startup(work: Path, args: argparse.Namespace, *, smoke: bool) -> dict[st
 
 def run_upgrade(work: Path, args: argparse.Namespace, size: datagen.Size, rounds: int) -> dict[str, object]:
     """Cases 2/3: SQLite L1 and L0 to head, PostgreSQL goose-1 to head, against the floor."""
-    db = work / "legacy.db"
-    l1 = upgrade.sqlite_upgrade(args.cache, db, size, audit_log=True, rounds=rounds, backup=True)
-    l0 = upgrade.sqlite_upgrade(args.cache, db, size, audit_log=False, rounds=rounds, backup=False)
+    sqlite = upgrade.sqlite_upgrades(args.cache, work / "legacy.db", size, rounds=rounds)
+    l1, l0 = sqlite["L1"], sqlite["L0"]
     out: dict[str, object] = {"label": size.label(), "size": vars(size),
                               "sqlite_L1": l1.as_dict(), "sqlite_L0": l0.as_dict(),
                               "adoption": "setup" if not upgrade.adoption_env() else "stamp 0002/0001 + setup"}

@@ -63,29 +63,35 @@ def adoption_env() -> dict[str, str]:
     return {"BENCH_STAMP": "0002"}
 
 
-def sqlite_upgrade(
-    cache: Path, work: Path, size: datagen.Size, *, audit_log: bool, rounds: int, backup: bool
-) -> UpgradeResult:
-    """``setup`` (child process) vs the ``sqlite3`` floor script on fresh copies, interleaved."""
-    source = cached_sqlite(cache, size, audit_log=audit_log)
+def sqlite_upgrades(cache: Path, work: Path, size: datagen.Size, *, rounds: int) -> dict[str, UpgradeResult]:
+    """L1 and L0 files to head: ``setup`` (child process) and the ``sqlite3`` floor on fresh
+    copies, all four interleaved round by round so noise hits them alike; the L1 round also
+    times the backup (``VACUUM INTO``)."""
+    results = {
+        "L1": UpgradeResult(Samples("ours"), Samples("floor"), backup=Samples("backup")),
+        "L0": UpgradeResult(Samples("ours"), Samples("floor")),
+    }
+    for _ in range(rounds):
+        for shape, result in results.items():
+            _sqlite_round(cached_sqlite(cache, size, audit_log=shape == "L1"), work, result, shape)
+    work.unlink(missing_ok=True)
+    return results
+
+
+def _sqlite_round(source: Path, work: Path, result: UpgradeResult, shape: str) -> None:
     adopt = adoption_env()
-    if adopt and not audit_log:
+    if adopt and shape == "L0":
         adopt = {"BENCH_STAMP": "0001"}  # L0 is revision 0001's shape
     env = {**os.environ, "DB_DRIVER": "sqlite", "DATABASE_PATH": str(work), **adopt}
-    result = UpgradeResult(Samples("ours"), Samples("floor"), backup=Samples("backup") if backup else None)
-    for _ in range(rounds):
-        _fresh_copy(source, work)
-        run = run_process([sys.executable, CHILD, "setup"], env)
-        result.ours.add(run)
-        result.add_steps(_child_steps(run))
-        _fresh_copy(source, work)
-        script = floor.sqlite_script(audit_log=audit_log, schema_version=_schema_version(work))
-        result.floor.add(run_process(["sqlite3", str(work)], stdin=script))
-        if backup:
-            assert result.backup is not None
-            result.backup.add(_vacuum_into(source, work))
-    work.unlink(missing_ok=True)
-    return result
+    _fresh_copy(source, work)
+    run = run_process([sys.executable, CHILD, "setup"], env)
+    result.ours.add(run)
+    result.add_steps(_child_steps(run))
+    _fresh_copy(source, work)
+    script = floor.sqlite_script(audit_log=shape == "L1", schema_version=_schema_version(work))
+    result.floor.add(run_process(["sqlite3", str(work)], stdin=script))
+    if result.backup is not None:
+        result.backup.add(_vacuum_into(source, work))
 
 
 def cached_sqlite(cache: Path, size: datagen.Size, *, audit_log: bool) -> Path:
