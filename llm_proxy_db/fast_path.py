@@ -44,9 +44,7 @@ def output_at_head(argv: Sequence[str]) -> str | None:
 
         head, warnings = status.head_revision, status.checksum_warnings
         run = RunResult(before=head, after=head, checksum_warnings=warnings)
-        return f"database: {description}
-{render_run(run)}
-"
+        return f"database: {description}\n{render_run(run)}\n"
     if command == ["migrate", "status", "--json"]:
         return json.dumps(status.as_dict(), indent=2) + "\n"
     return render_status(status) + "\n"

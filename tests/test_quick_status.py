@@ -42,6 +42,7 @@ def test_at_head_only_for_the_head_revision(settings: Settings) -> None:
         "head_revision": "0007",
         "pending": [],
         "up_to_date": True,
+        "checksum_warnings": [],
     }
 
 
