@@ -10,14 +10,13 @@ from __future__ import annotations
 import functools
 import json
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from llm_proxy_db import commands, fast_path
+from llm_proxy_db import commands
 from llm_proxy_db.errors import ConfigError, LLMProxyDBError, VerificationError
 from llm_proxy_db.render import (
     progress_printer,
@@ -244,9 +243,5 @@ def _report_problems(problems: list[str], what: str, success: str) -> None:
 
 
 def main() -> None:
-    """Entry point of the ``llm-proxy`` script."""
-    output = fast_path.output_at_head(sys.argv[1:])  # status/setup at head, without Typer
-    if output is not None:
-        sys.stdout.write(output)
-        return
+    """Run the full command line (the ``llm-proxy`` script enters via :func:`fast_path.main`)."""
     app()

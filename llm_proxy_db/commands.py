@@ -55,8 +55,10 @@ class Status:
 
 def status(settings: Settings) -> Status:
     """Current revision, head and pending revisions.  Never creates or changes anything."""
-    if quick_status.at_head(settings):
-        return status_at_head(settings.describe())
+    at_head = quick_status.current_head(settings)
+    if at_head is not None:
+        head, warnings = at_head
+        return Status(settings.describe(), head, head, [], checksum_warnings=warnings)
     from llm_proxy_db import revisions
     from llm_proxy_db.database import connect
     from llm_proxy_db.version_table import current_revision
@@ -84,7 +86,7 @@ def status_at_head(database: str) -> Status:
     """
     head = quick_status.head_revision()
     assert head is not None
-    return Status(database, head, head, [], checksum_warnings=manifest.check_applied(head))
+    return Status(database, head, head, [], checksum_warnings=quick_status.checksum_warnings(head))
 
 
 def history() -> list[RevisionInfo]:
@@ -126,12 +128,12 @@ def setup(settings: Settings, *, progress: Progress | None = None) -> RunResult:
 
     At head this is one driver read (:mod:`llm_proxy_db.quick_status`) and a run with no steps.
     """
-    if quick_status.at_head(settings):
+    at_head = quick_status.current_head(settings)
+    if at_head is not None:
         from llm_proxy_db.executor import RunResult
 
-        at_head = status_at_head(settings.describe())
-        head = at_head.head_revision
-        return RunResult(before=head, after=head, checksum_warnings=at_head.checksum_warnings)
+        head, warnings = at_head
+        return RunResult(before=head, after=head, checksum_warnings=warnings)
     return upgrade(settings, HEAD, progress=progress)
 
 

@@ -8,11 +8,15 @@ and answers them when :func:`~llm_proxy_db.quick_status.at_head` says the databa
 head.  Anything else (other commands, ``--help``, an unknown option, a database not at head,
 any error) returns None and the full CLI runs, so every message and exit code stays Typer's.
 The output is produced by the same renderers as the full CLI; a test compares the two.
+
+:func:`main` is the ``llm-proxy`` script's entry point: importing :mod:`llm_proxy_db.cli`
+(Typer) is itself a third of the budget, so it happens only when the fast path steps aside.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 
 from llm_proxy_db import commands, quick_status
@@ -24,6 +28,17 @@ GLOBAL_OPTIONS = {
     "--database-path": "database_path",
     "--database-url": "database_url",
 }
+
+
+def main() -> None:
+    """Entry point of ``llm-proxy``: answer at head without Typer, else run the full CLI."""
+    output = output_at_head(sys.argv[1:])
+    if output is not None:
+        sys.stdout.write(output)
+        return
+    from llm_proxy_db import cli
+
+    cli.main()
 
 
 def output_at_head(argv: Sequence[str]) -> str | None:

@@ -14,11 +14,15 @@ path, which knows how to explain it.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from llm_proxy_db import manifest
 from llm_proxy_db.manifest import manifest_head
+from llm_proxy_db.paths import manifest_path
 
 if TYPE_CHECKING:
     from llm_proxy_db.settings import Settings
@@ -34,19 +38,69 @@ _PLAIN_URL = re.compile(
 def head_revision() -> str | None:
     """The head revision according to the checksum manifest; None when it cannot be read."""
     try:
-        return manifest_head()
+        return _manifest_facts()[0]
     except Exception:  # noqa: BLE001 - a missing or broken manifest: the full path explains it
         return None
 
 
 def at_head(settings: Settings) -> bool:
     """True when the database records exactly the head revision; False when unsure."""
-    head = head_revision()
+    return current_head(settings) is not None
+
+
+def current_head(settings: Settings) -> tuple[str, list[str]] | None:
+    """(head, checksum warnings) when the database records exactly the head; else None.
+
+    None also means "not sure" (no manifest, no database, a driver error).  The warnings are
+    :func:`checksum_warnings` for the head.
+    """
     try:
+        head, files = _manifest_facts()
         rows = _read_sqlite(settings) if settings.is_sqlite else _read_postgres(settings)
     except Exception:  # noqa: BLE001 - any failure means "not sure": the full path explains it
-        return False
-    return head is not None and rows == [head]
+        return None
+    if head is None or rows != [head]:
+        return None
+    return head, _warnings(head, files)
+
+
+def checksum_warnings(head: str) -> list[str]:
+    """``manifest.check_applied(head)``, hashed again only when a revision file changed.
+
+    A service may ask on every start or health check: the revision files and the manifest
+    are compared by ``stat`` (name, size, mtime) first, which costs microseconds.  Strict
+    mode still raises on every call.
+    """
+    return _warnings(head, _manifest_facts()[1])
+
+
+_checked: dict[tuple[object, ...], list[str]] = {}
+_head: dict[tuple[object, ...], str | None] = {}
+
+
+def _warnings(head: str, files: tuple[object, ...]) -> list[str]:
+    key = (head, manifest.strict_mode(), files)
+    if key not in _checked:
+        _checked.clear()
+        _checked[key] = manifest.check_applied(head)
+    return list(_checked[key])
+
+
+@lru_cache(maxsize=1)
+def _versions_dir() -> str:
+    return str(manifest_path().parent)
+
+
+def _manifest_facts() -> tuple[str | None, tuple[object, ...]]:
+    """(the manifest's head, a stat signature of the revision files), read again on change."""
+    directory = _versions_dir()
+    with os.scandir(directory) as entries:
+        files = tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries))
+    key: tuple[object, ...] = (directory, files)
+    if key not in _head:
+        _head.clear()
+        _head[key] = manifest_head()
+    return _head[key], key
 
 
 def postgres_url_at_head(raw_url: str) -> tuple[bool, str] | None:

@@ -64,8 +64,17 @@ def test_main_prints_the_fast_answer(sqlite_settings: Settings, monkeypatch, cap
     argv = ["llm-proxy", "--database-path", str(sqlite_settings.database_path), "setup"]
     monkeypatch.setattr("sys.argv", argv)
     monkeypatch.setattr(cli, "app", lambda: pytest.fail("Typer ran"))
-    cli.main()
+    fast_path.main()
     assert capsys.readouterr().out.endswith("revision: 0007 (nothing to do)\n")
+
+
+def test_main_falls_back_to_the_full_cli(sqlite_settings: Settings, monkeypatch) -> None:
+    """Anything the fast path does not answer runs the Typer application."""
+    ran = []
+    monkeypatch.setattr("sys.argv", ["llm-proxy", "--database-path", str(sqlite_settings.database_path), "setup"])
+    monkeypatch.setattr(cli, "app", lambda: ran.append(True))
+    fast_path.main()
+    assert ran == [True]
 
 
 def test_setup_at_head_runs_nothing(settings: Settings) -> None:
