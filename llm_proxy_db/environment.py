@@ -4,7 +4,9 @@ Every revision runs in its own transaction, on both dialects.  For SQLite this n
 ``transactional_ddl=True`` (Alembic assumes SQLite cannot roll back DDL, which is only true
 of Python's ``sqlite3`` defaults, switched off in :mod:`llm_proxy_db.database`).  SQLite
 migrations run with foreign keys off, so a table rebuild never cascades, and each revision
-checks ``PRAGMA foreign_key_check`` before it commits.
+checks ``PRAGMA foreign_key_check`` before it commits, unless none of its statements could
+have broken a reference (see ``_ForeignKeyGuard``: on a million tokens each check costs a
+full pass).
 
 On PostgreSQL every migration transaction sets a ``lock_timeout`` (``LLM_PROXY_LOCK_TIMEOUT``,
 default 5s): a revision that cannot get a table lock fails and rolls back instead of waiting
@@ -66,6 +68,7 @@ def _run_offline(context: Any, settings: Settings) -> None:
 def _run_online(context: Any, connection: Connection) -> None:
     dialect = connection.dialect.name
     sqlite = dialect == "sqlite"
+    guards = [_ForeignKeyGuard()] if sqlite else []
     context.configure(
         connection=connection,
         target_metadata=head_metadata(dialect),
@@ -74,10 +77,16 @@ def _run_online(context: Any, connection: Connection) -> None:
         render_as_batch=sqlite,
         compare_type=True,
         compare_server_default=True,
-        on_version_apply=[_check_foreign_keys] if sqlite else [],
+        on_version_apply=guards,
     )
-    with _limited_lock_waits(connection), context.begin_transaction():
-        context.run_migrations()
+    for guard in guards:
+        guard.watch(connection)
+    try:
+        with _limited_lock_waits(connection), context.begin_transaction():
+            context.run_migrations()
+    finally:
+        for guard in guards:
+            guard.stop(connection)
 
 
 def lock_timeout(env: Mapping[str, str] | None = None) -> str:
@@ -120,9 +129,45 @@ def _limited_lock_waits(connection: Connection) -> Iterator[None]:
         event.remove(connection, "begin", _on_begin)
 
 
-def _check_foreign_keys(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
-    """Refuse to commit a SQLite revision that left a dangling foreign key."""
-    problems = ctx.connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+_MAY_BREAK_REFERENCES = re.compile(
+    r"\b(INSERT|UPDATE|DELETE|REPLACE|DROP|CREATE\s+TABLE|RENAME\s+TO|REFERENCES|writable_schema)\b",
+    re.IGNORECASE,
+)
+
+
+class _ForeignKeyGuard:
+    """``on_version_apply`` hook: refuse to commit a SQLite revision that left a dangling reference.
+
+    With foreign keys off, a reference can only break through a statement that writes rows,
+    drops, creates or renames a table, declares a reference or edits the schema text.  A
+    revision that ran none of these (``ADD COLUMN`` without ``REFERENCES``, a column rename,
+    an index) cannot have broken one and skips the full ``PRAGMA foreign_key_check``.  Its
+    own version-table update does not count.
+    """
+
+    def __init__(self) -> None:
+        self.risky = False
+
+    def watch(self, connection: Connection) -> None:
+        """Look at every statement run on ``connection`` from now on."""
+        event.listen(connection, "before_cursor_execute", self._seen)
+
+    def stop(self, connection: Connection) -> None:
+        """Stop looking."""
+        event.remove(connection, "before_cursor_execute", self._seen)
+
+    def _seen(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "alembic_version" not in statement and _MAY_BREAK_REFERENCES.search(statement):
+            self.risky = True
+
+    def __call__(self, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
+        if self.risky:
+            _check_foreign_keys(ctx.connection, step)
+        self.risky = False
+
+
+def _check_foreign_keys(connection: Connection, step: Any) -> None:
+    problems = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
     if problems:
         sample = ", ".join(f"{row[0]} rowid {row[1]} -> {row[2]}" for row in problems[:5])
         raise MigrationError(

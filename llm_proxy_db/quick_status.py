@@ -17,12 +17,10 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from llm_proxy_db import manifest
 from llm_proxy_db.manifest import manifest_head
-from llm_proxy_db.paths import manifest_path
 
 if TYPE_CHECKING:
     from llm_proxy_db.settings import Settings
@@ -86,20 +84,15 @@ def _warnings(head: str, files: tuple[object, ...]) -> list[str]:
     return list(_checked[key])
 
 
-@lru_cache(maxsize=1)
-def _versions_dir() -> str:
-    return str(manifest_path().parent)
-
-
 def _manifest_facts() -> tuple[str | None, tuple[object, ...]]:
     """(the manifest's head, a stat signature of the revision files), read again on change."""
-    directory = _versions_dir()
+    directory = str(manifest.manifest_path().parent)
     with os.scandir(directory) as entries:
         files = tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries))
     key: tuple[object, ...] = (directory, files)
     if key not in _head:
         _head.clear()
-        _head[key] = manifest_head()
+        _head[key] = manifest_head(manifest.manifest_path())
     return _head[key], key
 
 

@@ -241,3 +241,52 @@ def test_sqlite_token_ids_are_computed_in_the_one_copy(sqlite_settings: Settings
         "idx_tokens_expires_at", "idx_tokens_is_active", "idx_tokens_project_id", "idx_tokens_token"
     ]
     assert _integrity(sqlite_settings) == ["ok"]
+
+
+DANGLING_REVISIONS = {
+    "drop_parent": "op.execute('DROP TABLE projects')\n"
+    "    op.execute('CREATE TABLE projects (id TEXT PRIMARY KEY, name TEXT, api_key TEXT)')",
+    "referencing_default": "op.execute(\"ALTER TABLE audit_events ADD COLUMN p TEXT "
+    "REFERENCES projects(id) DEFAULT 'nowhere'\")",
+    "delete_rows": "op.execute('DELETE FROM projects')",
+}
+
+
+@pytest.mark.parametrize("body", DANGLING_REVISIONS.values(), ids=DANGLING_REVISIONS.keys())
+def test_sqlite_foreign_key_check_still_runs_when_references_can_break(
+    sqlite_settings: Settings, tmp_path: Path, body: str
+) -> None:
+    """The check is skipped only for revisions that cannot break a reference: not these."""
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    (versions / "9002_break.py").write_text(
+        'revision = "9002"\ndown_revision = "0007"\nbranch_labels = None\ndepends_on = None\n'
+        f"from alembic import op\n\ndef upgrade():\n    {body}\n\ndef downgrade():\n    pass\n"
+    )
+    commands.upgrade(sqlite_settings)
+    with connect(sqlite_settings) as connection:
+        connection.exec_driver_sql("INSERT INTO projects (id, name, api_key) VALUES ('p', 'p', 'k')")
+        connection.exec_driver_sql("INSERT INTO tokens (id, token, project_id) VALUES ('i', 't', 'p')")
+        connection.execute(sa.text(EVENT), {"id": "e", "outcome": "success"})
+        connection.commit()
+    with pytest.raises(MigrationError, match="foreign key violation"):
+        commands.upgrade(sqlite_settings, "9002", version_locations=[str(versions)])
+    assert commands.status(sqlite_settings).current_revision == "0007"
+
+
+def test_sqlite_foreign_key_check_skipped_where_nothing_can_break(sqlite_settings: Settings) -> None:
+    """0003, 0004 and 0006 only add or rename columns: no full foreign-key pass for them."""
+    commands.upgrade(sqlite_settings, "0002")
+    checks: list[str] = []
+
+    def seen(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        if "foreign_key_check" in statement:
+            checks.append(statement)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", seen)
+    try:
+        result = commands.upgrade(sqlite_settings)
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", seen)
+    assert result.applied == ["0003", "0004", "0005", "0006", "0007"]
+    assert len(checks) == 2  # 0005 (table copy) and 0007 (schema text edit)
