@@ -12,15 +12,19 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from llm_proxy_db import commands
-from llm_proxy_db.errors import ConfigError, LLMProxyDBError, VerificationError
+from llm_proxy_db import backup, commands, rehearse, verify
+from llm_proxy_db.errors import ConfigError, LLMProxyDBError, MigrationError, VerificationError
 from llm_proxy_db.render import (
     progress_printer,
+    render_adoption,
     render_history,
+    render_rehearsal,
+    render_restore,
     render_run,
     render_status,
     stage_printer,
@@ -36,6 +40,8 @@ app = typer.Typer(
 )
 migrate_app = typer.Typer(help="Move the schema between revisions and inspect it.", no_args_is_help=True)
 app.add_typer(migrate_app, name="migrate")
+db_app = typer.Typer(help="Back up and restore the database file.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,6 +59,30 @@ DatabaseUrlOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 SqlOption = Annotated[bool, typer.Option("--sql", help="Print the SQL for the dialect instead of running it.")]
+BackupDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--backup-dir",
+        help="Where backups go (env LLM_PROXY_BACKUP_DIR; default: beside the database).",
+    ),
+]
+KeepBackupsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--keep-backups", help="Automatic backups to keep (env LLM_PROXY_KEEP_BACKUPS; default 5)."
+    ),
+]
+NoBackupOption = Annotated[
+    bool, typer.Option("--no-backup", help="Migrate without the SQLite backup (not recommended).")
+]
+OutOption = Annotated[Path | None, typer.Option("--out", help="Write the backup to this file.")]
+LockTimeoutOption = Annotated[
+    float | None,
+    typer.Option(
+        "--lock-timeout",
+        help="Seconds to wait for another migrator (env LLM_PROXY_LOCK_TIMEOUT; default 300).",
+    ),
+]
 
 
 @dataclass
@@ -102,6 +132,18 @@ def _scrub(exc: Exception) -> str:
     return " ".join(mask_url_text(word) for word in (text[0] if text else "").split())
 
 
+def safety(
+    backup_dir: Path | None, keep_backups: int | None, no_backup: bool, lock_timeout: float | None
+) -> dict[str, Any]:
+    """The safety-net options of a migrating command, as keyword arguments for the library."""
+    return {
+        "backup_dir": backup_dir,
+        "keep_backups": keep_backups,
+        "no_backup": no_backup,
+        "lock_timeout": lock_timeout,
+    }
+
+
 def state(ctx: typer.Context) -> CliState:
     """The global options of this invocation."""
     return ctx.find_object(CliState) or CliState()
@@ -120,10 +162,21 @@ def main_callback(
 
 @app.command()
 @handles_errors
-def setup(ctx: typer.Context) -> None:
-    """Create the data directory if needed and bring the database to the head revision."""
+def setup(
+    ctx: typer.Context,
+    backup_dir: BackupDirOption = None,
+    keep_backups: KeepBackupsOption = None,
+    no_backup: NoBackupOption = False,
+    lock_timeout: LockTimeoutOption = None,
+) -> None:
+    """Create the data directory if needed and bring the database to the head revision.
+
+    The startup path: one cheap read when already at head; LLM_PROXY_AUTO_MIGRATE=0 makes it
+    check only (exit 10 when the database is behind).
+    """
     settings = state(ctx).settings()
-    result = commands.setup(settings, progress=progress_printer())
+    options = safety(backup_dir, keep_backups, no_backup, lock_timeout)
+    result = commands.setup(settings, progress=progress_printer(), **options)
     typer.echo(f"database: {settings.describe()}")
     typer.echo(render_run(result))
 
@@ -137,13 +190,18 @@ def migrate_up(
     start: Annotated[
         str | None, typer.Option("--from", help="With --sql: the revision to start from (default base).")
     ] = None,
+    backup_dir: BackupDirOption = None,
+    keep_backups: KeepBackupsOption = None,
+    no_backup: NoBackupOption = False,
+    lock_timeout: LockTimeoutOption = None,
 ) -> None:
-    """Apply pending revisions up to --to (default head)."""
+    """Apply pending revisions up to --to (default head), under the lock, after a backup."""
     settings = state(ctx).settings()
     if sql:
         typer.echo(commands.upgrade_sql(settings, to, start), nl=False)
         return
-    typer.echo(render_run(commands.upgrade(settings, to, progress=progress_printer())))
+    options = safety(backup_dir, keep_backups, no_backup, lock_timeout)
+    typer.echo(render_run(commands.upgrade(settings, to, progress=progress_printer(), **options)))
 
 
 @migrate_app.command("down")
@@ -156,6 +214,10 @@ def migrate_down(
     start: Annotated[
         str | None, typer.Option("--from", help="With --sql: the revision to start from (default head).")
     ] = None,
+    backup_dir: BackupDirOption = None,
+    keep_backups: KeepBackupsOption = None,
+    no_backup: NoBackupOption = False,
+    lock_timeout: LockTimeoutOption = None,
 ) -> None:
     """Revert revisions: --steps N or --to REV (one of the two)."""
     if (steps is None) == (to is None):
@@ -166,7 +228,8 @@ def migrate_down(
             raise ConfigError("--sql needs --to REV (there is no database to count steps from)")
         typer.echo(commands.downgrade_sql(settings, to, start or "head"), nl=False)
         return
-    result = commands.downgrade(settings, to, steps=steps, progress=progress_printer())
+    options = safety(backup_dir, keep_backups, no_backup, lock_timeout)
+    result = commands.downgrade(settings, to, steps=steps, progress=progress_printer(), **options)
     typer.echo(render_run(result))
 
 
@@ -176,6 +239,50 @@ def migrate_status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Show the current revision, the head revision and what is pending."""
     current = commands.status(state(ctx).settings())
     typer.echo(json.dumps(current.as_dict(), indent=2) if as_json else render_status(current))
+
+
+@migrate_app.command("adopt")
+@handles_errors
+def migrate_adopt(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Option("--to", help="Revision to migrate to after adoption (default head).")] = "head",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the detected state and the plan; change nothing.")
+    ] = False,
+    force_stamp: Annotated[
+        str | None,
+        typer.Option(
+            "--force-stamp",
+            metavar="REV",
+            help="RISKY: record REV without verifying the schema (see docs/adoption.md).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+    backup_dir: BackupDirOption = None,
+    keep_backups: KeepBackupsOption = None,
+    no_backup: NoBackupOption = False,
+    lock_timeout: LockTimeoutOption = None,
+) -> None:
+    """Adopt a database without alembic_version: verify its schema, stamp it, migrate it.
+
+    Runs under the migration lock, after a backup, like migrate up."""
+    settings = state(ctx).settings()
+    if force_stamp and not dry_run:
+        planned = commands.adopt(settings, to, dry_run=True, force_stamp=force_stamp)
+        _warn(planned.plan.warnings)
+    progress = None if dry_run else progress_printer()
+    options = safety(backup_dir, keep_backups, no_backup, lock_timeout)
+    result = commands.adopt(
+        settings, to, dry_run=dry_run, force_stamp=force_stamp, progress=progress, **options
+    )
+    if dry_run:
+        _warn(result.plan.warnings)
+    typer.echo(json.dumps(result.plan.as_dict(), indent=2) if as_json else render_adoption(result))
+
+
+def _warn(warnings: tuple[str, ...]) -> None:
+    for line in warnings:
+        typer.echo(f"WARNING: {line}", err=True)
 
 
 @migrate_app.command("history")
@@ -205,8 +312,6 @@ def migrate_verify(
 
     The configured database is never used: the cycles run on scratch databases.
     """
-    from llm_proxy_db import verify  # loads Alembic: only for this command
-
     problems = verify.verify(postgres_url=postgres_url, progress=stage_printer())
     _report_problems(problems, "migrate verify", "the revision chain is sound")
 
@@ -223,8 +328,6 @@ def migrate_manifest(
     ] = False,
 ) -> None:
     """Check the checksum manifest of the revision files, or append new revisions to it."""
-    from llm_proxy_db import verify  # loads Alembic: only for this command
-
     if force and not update:
         raise ConfigError("--force only makes sense with --update")
     if not update:
@@ -240,6 +343,49 @@ def _report_problems(problems: list[str], what: str, success: str) -> None:
     if problems:
         raise VerificationError(f"{what} found {len(problems)} problem(s)")
     typer.echo(f"OK {success}")
+
+
+@migrate_app.command("rehearse")
+@handles_errors
+def migrate_rehearse(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Option("--to", help="Target revision (default head).")] = "head",
+    as_json: JsonOption = False,
+) -> None:
+    """Run the pending revisions on a throw-away copy of the database, then delete the copy."""
+    progress = None if as_json else progress_printer()
+    result = rehearse.rehearse(state(ctx).settings(), to, progress=progress)
+    typer.echo(json.dumps(result.as_dict(), indent=2) if as_json else render_rehearsal(result))
+    if not result.ok:
+        raise typer.Exit(MigrationError.exit_code)
+
+
+@db_app.command("backup")
+@handles_errors
+def db_backup(
+    ctx: typer.Context,
+    out: OutOption = None,
+    backup_dir: BackupDirOption = None,
+    keep_backups: KeepBackupsOption = None,
+) -> None:
+    """Back the database up now (SQLite: VACUUM INTO, checked; PostgreSQL: pg_dump)."""
+    path = backup.backup(state(ctx).settings(), out, backup_dir=backup_dir, keep=keep_backups)
+    typer.echo(f"backup: {path}")
+
+
+@db_app.command("restore")
+@handles_errors
+def db_restore(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A backup from llm-proxy db backup or a migration.")],
+    backup_dir: BackupDirOption = None,
+    lock_timeout: LockTimeoutOption = None,
+) -> None:
+    """Replace the SQLite database with FILE, keeping a safety copy of the current one."""
+    settings = state(ctx).settings()
+    progress = progress_printer()
+    result = backup.restore(settings, file, backup_dir=backup_dir, lock_timeout=lock_timeout, progress=progress)
+    typer.echo(render_restore(result))
 
 
 def main() -> None:

@@ -2,72 +2,53 @@
 
 A Python service (or a test) calls these directly; the ``llm-proxy`` CLI is a thin layer
 that parses options, calls one of them, and renders the result.
-
-Alembic, SQLAlchemy and the revision graph are imported inside the functions that need
-them: ``status`` on an up-to-date database answers from :mod:`llm_proxy_db.quick_status`
-alone, so a service or a deployment step that checks before every start stays cheap.
 """
 
 from __future__ import annotations
 
+import functools
 import io
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from llm_proxy_db import manifest, quick_status
-from llm_proxy_db.errors import ConfigError, UnknownRevisionError
+from alembic import command
+from llm_proxy_db import adoption, adoption_record, manifest, quick_status, revisions
+from llm_proxy_db.adoption import AdoptionResult
+from llm_proxy_db.alembic_config import make_config
+from llm_proxy_db.database import connect
+from llm_proxy_db.errors import ConfigError, SchemaMismatchError, UnknownRevisionError
+from llm_proxy_db.executor import Progress, RunResult
+from llm_proxy_db.guard import MigrationOutcome, SafetyOptions, guarded_run
+from llm_proxy_db.revisions import RevisionInfo
 from llm_proxy_db.settings import Settings
+from llm_proxy_db.startup import StartupResult, auto_upgrade
+from llm_proxy_db.status import Status, status_at_head
 
-if TYPE_CHECKING:
-    from llm_proxy_db.executor import Progress, RunResult
-    from llm_proxy_db.revisions import RevisionInfo
-
-HEAD = "head"  # the same spelling as revisions.HEAD, without importing Alembic
-
-
-@dataclass(frozen=True)
-class Status:
-    """Where a database stands against the revision scripts."""
-
-    database: str
-    current_revision: str | None
-    head_revision: str
-    pending: list[str]
-    checksum_warnings: list[str] = field(default_factory=list)
-
-    @property
-    def up_to_date(self) -> bool:
-        """True when nothing is pending."""
-        return not self.pending
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (the keys of ``llm-proxy migrate status --json``)."""
-        return {
-            "database": self.database,
-            "current_revision": self.current_revision,
-            "head_revision": self.head_revision,
-            "pending": list(self.pending),
-            "up_to_date": self.up_to_date,
-            "checksum_warnings": list(self.checksum_warnings),
-        }
+__all__ = ["Status"]  # defined in llm_proxy_db.status, which the fast startup path imports alone
+from llm_proxy_db.version_table import current_revision, has_version_table
 
 
 def status(settings: Settings) -> Status:
-    """Current revision, head and pending revisions.  Never creates or changes anything."""
+    """Current revision, head and pending revisions.  Never creates or changes anything.
+
+    For a database without ``alembic_version``, ``detected_state`` names the known state it
+    is in (``empty``, ``unknown``, or a state such as ``0002`` or ``goose-1``); for an
+    adopted one, ``adopted_from`` says from which state and when.  A database at head that
+    was never adopted is answered by one driver read (:mod:`llm_proxy_db.quick_status`).
+    """
     at_head = quick_status.current_head(settings)
     if at_head is not None:
-        head, warnings = at_head
-        return Status(settings.describe(), head, head, [], checksum_warnings=warnings)
-    from llm_proxy_db import revisions
-    from llm_proxy_db.database import connect
-    from llm_proxy_db.version_table import current_revision
-
-    if settings.is_sqlite and not _sqlite_exists(settings):
-        current = None
-    else:
+        return status_at_head(settings.describe(), *at_head)
+    current: str | None = None
+    detected: str | None = "empty"
+    adopted: dict[str, Any] | None = None
+    if not settings.is_sqlite or _sqlite_exists(settings):
         with connect(settings, create=False) as connection:
             current = current_revision(connection)
+            detected = _detected_state(connection)
+            record = adoption_record.latest(connection)
+            adopted = record.as_dict() if record else None
     revisions.position(current)  # refuses a revision written by a newer release
     return Status(
         database=settings.describe(),
@@ -75,36 +56,49 @@ def status(settings: Settings) -> Status:
         head_revision=revisions.head_revision(),
         pending=revisions.between(current, revisions.head_revision()),
         checksum_warnings=manifest.check_applied(current),
+        detected_state=detected,
+        adopted_from=adopted,
     )
 
 
-def status_at_head(database: str) -> Status:
-    """The status of a database known to be at head: no Alembic, no revision graph.
+def _detected_state(connection: Any) -> str | None:
+    """The known state of an unversioned database (None once it is versioned).
 
-    The head comes from the checksum manifest, whose entries for the applied revisions are
-    checked against the files as on every start.
+    On PostgreSQL the known states are derived in a scratch schema inside a transaction that
+    is always rolled back, so the database is left exactly as it was.
     """
-    head = quick_status.head_revision()
-    assert head is not None
-    return Status(database, head, head, [], checksum_warnings=quick_status.checksum_warnings(head))
+    if has_version_table(connection):
+        return None
+    try:
+        detection = adoption.detect(connection)
+    except SchemaMismatchError as exc:
+        return f"undetermined: {exc.message}"
+    return detection.state_name
 
 
 def history() -> list[RevisionInfo]:
     """Every revision, oldest first."""
-    from llm_proxy_db import revisions
-
     return revisions.chain()
 
 
 def upgrade(
     settings: Settings,
-    target: str = HEAD,
+    target: str = revisions.HEAD,
     *,
     progress: Progress | None = None,
     version_locations: Sequence[str] = (),
-) -> RunResult:
-    """Apply revisions up to ``target`` (default head), each in its own transaction."""
-    return _migrate(settings, target, "upgrade", progress, version_locations)
+    backup_dir: str | os.PathLike[str] | None = None,
+    keep_backups: int | None = None,
+    no_backup: bool = False,
+    lock_timeout: float | None = None,
+) -> MigrationOutcome:
+    """Apply revisions up to ``target`` (default head), each in its own transaction.
+
+    Runs under the migration lock, after a checked backup of a SQLite file (see
+    :mod:`llm_proxy_db.guard`); the result names the backup taken, if any.
+    """
+    safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
+    return _migrate(settings, target, "upgrade", progress, version_locations, safety)
 
 
 def downgrade(
@@ -113,35 +107,106 @@ def downgrade(
     *,
     steps: int | None = None,
     progress: Progress | None = None,
-) -> RunResult:
-    """Revert to ``target`` (a revision or ``base``) or by ``steps`` revisions."""
+    version_locations: Sequence[str] = (),
+    backup_dir: str | os.PathLike[str] | None = None,
+    keep_backups: int | None = None,
+    no_backup: bool = False,
+    lock_timeout: float | None = None,
+) -> MigrationOutcome:
+    """Revert to ``target`` (a revision or ``base``) or by ``steps`` revisions, safely.
+
+    ``steps`` counts from the revision read under the migration lock.
+    """
     if (target is None) == (steps is None):
         raise ConfigError("downgrade needs exactly one of a target revision or a number of steps")
+    safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
     if steps is not None:
-        target = _steps_below(status(settings).current_revision, steps)
+        if steps < 1:
+            raise ConfigError("--steps must be at least 1")
+        return guarded_run(
+            settings, lambda current: revisions.resolve(_steps_below(current, steps)), options=safety,
+            progress=progress, version_locations=version_locations,
+        )
     assert target is not None
-    return _migrate(settings, target, "downgrade", progress, ())
+    return _migrate(settings, target, "downgrade", progress, version_locations, safety)
 
 
-def setup(settings: Settings, *, progress: Progress | None = None) -> RunResult:
+def adopt(
+    settings: Settings,
+    target: str = revisions.HEAD,
+    *,
+    dry_run: bool = False,
+    force_stamp: str | None = None,
+    progress: Progress | None = None,
+    backup_dir: str | os.PathLike[str] | None = None,
+    keep_backups: int | None = None,
+    no_backup: bool = False,
+    lock_timeout: float | None = None,
+) -> AdoptionResult:
+    """Adopt an unversioned database: verify its schema, stamp its revision, migrate to target.
+
+    A database that matches no known state is left untouched (SchemaMismatchError), before
+    any lock or backup.  Otherwise the stamp and the migration run on the guarded path (the
+    migration lock, a checked SQLite backup), and the plan is made again under the lock.
+    With ``dry_run`` only the plan is computed; a missing SQLite file is not created.
+    """
+    if settings.is_sqlite and not _sqlite_exists(settings) and dry_run:
+        return adoption.AdoptionResult(adoption.plan_for_missing_database(target))
+    with connect(settings, foreign_keys=False) as connection:
+        planned = adoption.adopt(connection, target, dry_run=True, force_stamp=force_stamp)
+    if dry_run:
+        return planned
+    safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
+    return _guarded_adopt(settings, planned, force_stamp, progress, safety)
+
+
+def _guarded_adopt(
+    settings: Settings,
+    planned: AdoptionResult,
+    force_stamp: str | None,
+    progress: Progress | None,
+    safety: SafetyOptions,
+) -> AdoptionResult:
+    done: list[AdoptionResult] = []
+
+    def runner(connection: Any, target: str | None) -> RunResult:
+        result = adoption.adopt(
+            connection, target or revisions.BASE, force_stamp=force_stamp, progress=progress
+        )
+        done.append(result)
+        assert result.run is not None
+        return result.run
+
+    outcome = guarded_run(
+        settings, lambda _current: planned.plan.target, options=safety, progress=progress,
+        runner=runner,
+    )
+    result = done[0] if done else planned
+    result.run = outcome
+    return result
+
+
+def setup(
+    settings: Settings,
+    *,
+    progress: Progress | None = None,
+    enabled: bool | None = None,
+    backup_dir: str | os.PathLike[str] | None = None,
+    keep_backups: int | None = None,
+    no_backup: bool = False,
+    lock_timeout: float | None = None,
+) -> StartupResult:
     """Create the SQLite data directory if needed and bring the database to head.
 
-    At head this is one driver read (:mod:`llm_proxy_db.quick_status`) and a run with no steps.
+    The startup path (:func:`llm_proxy_db.startup.auto_upgrade`): one cheap read when already
+    at head; honours ``LLM_PROXY_AUTO_MIGRATE`` unless ``enabled`` is given.
     """
-    at_head = quick_status.current_head(settings)
-    if at_head is not None:
-        from llm_proxy_db.executor import RunResult
-
-        head, warnings = at_head
-        return RunResult(before=head, after=head, checksum_warnings=warnings)
-    return upgrade(settings, HEAD, progress=progress)
+    safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
+    return auto_upgrade(settings, enabled=enabled, options=safety, progress=progress)
 
 
-def upgrade_sql(settings: Settings, target: str = HEAD, start: str | None = None) -> str:
+def upgrade_sql(settings: Settings, target: str = revisions.HEAD, start: str | None = None) -> str:
     """The SQL an upgrade from ``start`` (default base) to ``target`` would run, for the dialect."""
-    from alembic import command
-    from llm_proxy_db import revisions
-
     start_id = revisions.resolve(start) if start else None
     end_id = revisions.resolve(target)
     if revisions.position(end_id) < revisions.position(start_id):
@@ -150,11 +215,8 @@ def upgrade_sql(settings: Settings, target: str = HEAD, start: str | None = None
     return _offline(settings, lambda config: command.upgrade(config, spec, sql=True))
 
 
-def downgrade_sql(settings: Settings, target: str, start: str = HEAD) -> str:
+def downgrade_sql(settings: Settings, target: str, start: str = revisions.HEAD) -> str:
     """The SQL a downgrade from ``start`` (default head) to ``target`` would run."""
-    from alembic import command
-    from llm_proxy_db import revisions
-
     start_id = revisions.resolve(start)
     end_id = revisions.resolve(target)
     if start_id is None or revisions.position(end_id) > revisions.position(start_id):
@@ -169,16 +231,12 @@ def _migrate(
     direction: str,
     progress: Progress | None,
     version_locations: Sequence[str],
-) -> RunResult:
-    from llm_proxy_db import revisions
-    from llm_proxy_db.database import connect
-    from llm_proxy_db.executor import run
-    from llm_proxy_db.version_table import current_revision
-
+    safety: SafetyOptions,
+) -> MigrationOutcome:
     scripts = revisions.script_directory(tuple(version_locations))
     target_id = revisions.resolve(target, scripts)
-    with connect(settings, foreign_keys=False) as connection:
-        current = current_revision(connection)
+
+    def checked_target(current: str | None) -> str | None:
         moving_up = revisions.position(target_id, scripts) >= revisions.position(current, scripts)
         if moving_up != (direction == "upgrade") and current != target_id:
             verb = "below" if direction == "upgrade" else "above"
@@ -186,17 +244,21 @@ def _migrate(
                 f"target {target} is {verb} the current revision {current or 'base'}",
                 hint=f"use migrate {'down' if direction == 'upgrade' else 'up'} instead",
             )
-        warnings = manifest.check_applied(current)  # raises in strict mode
-        result = run(connection, target_id, progress=progress, version_locations=version_locations)
-        result.checksum_warnings = warnings
-        return result
+        return target_id
+
+    runner = None
+    if direction == "upgrade":
+        adoption.check_adoptable(settings, target_id)
+        runner = functools.partial(
+            adoption.run_or_adopt, progress=progress, version_locations=version_locations
+        )
+    return guarded_run(
+        settings, checked_target, options=safety, progress=progress,
+        version_locations=version_locations, runner=runner,
+    )
 
 
 def _steps_below(current: str | None, steps: int) -> str:
-    from llm_proxy_db import revisions
-
-    if steps < 1:
-        raise ConfigError("--steps must be at least 1")
     depth = revisions.position(current)
     if steps > depth:
         raise UnknownRevisionError(
@@ -206,8 +268,6 @@ def _steps_below(current: str | None, steps: int) -> str:
 
 
 def _offline(settings: Settings, call: Any) -> str:
-    from llm_proxy_db.alembic_config import make_config
-
     buffer = io.StringIO()
     config = make_config(settings)
     config.output_buffer = buffer

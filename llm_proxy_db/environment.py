@@ -8,7 +8,7 @@ checks ``PRAGMA foreign_key_check`` before it commits, unless none of its statem
 have broken a reference (see ``_ForeignKeyGuard``: on a million tokens each check costs a
 full pass).
 
-On PostgreSQL every migration transaction sets a ``lock_timeout`` (``LLM_PROXY_LOCK_TIMEOUT``,
+On PostgreSQL every migration transaction sets a ``lock_timeout`` (``LLM_PROXY_TABLE_LOCK_TIMEOUT``,
 default 5s): a revision that cannot get a table lock fails and rolls back instead of waiting
 behind a long transaction while every query of the service queues behind it.
 """
@@ -28,10 +28,11 @@ from sqlalchemy.engine import Connection
 
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import ConfigError, MigrationError
+from llm_proxy_db.fingerprint import OUR_TABLES
 from llm_proxy_db.schema import head_metadata
 from llm_proxy_db.settings import Settings, resolve_settings
 
-LOCK_TIMEOUT_ENV = "LLM_PROXY_LOCK_TIMEOUT"
+LOCK_TIMEOUT_ENV = "LLM_PROXY_TABLE_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT = "5s"
 _LOCK_TIMEOUT_FORMAT = re.compile(r"\d+\s*(ms|s|min)?")
 
@@ -77,6 +78,7 @@ def _run_online(context: Any, connection: Connection) -> None:
         render_as_batch=sqlite,
         compare_type=True,
         compare_server_default=True,
+        include_name=_include_name,
         on_version_apply=guards,
     )
     for guard in guards:
@@ -89,8 +91,14 @@ def _run_online(context: Any, connection: Connection) -> None:
             guard.stop(connection)
 
 
+def _include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Autogenerate and ``alembic check`` compare our tables only: goose's version table,
+    the adoption record and a user's own tables are not ours to drop."""
+    return type_ != "table" or name in OUR_TABLES
+
+
 def lock_timeout(env: Mapping[str, str] | None = None) -> str:
-    """The PostgreSQL ``lock_timeout`` for migrations: ``LLM_PROXY_LOCK_TIMEOUT`` or 5s.
+    """The PostgreSQL ``lock_timeout`` for migrations: ``LLM_PROXY_TABLE_LOCK_TIMEOUT`` or 5s.
 
     Accepts PostgreSQL's forms ``500ms``, ``5s``, ``1min`` or plain milliseconds; ``0``
     waits forever (PostgreSQL's default, not recommended while the service runs).

@@ -42,11 +42,13 @@ class MigrationError(LLMProxyDBError, RuntimeError):
         *,
         failed_revision: str | None = None,
         current_revision: str | None = None,
+        backup_file: str | None = None,
         hint: str | None = None,
     ) -> None:
         super().__init__(message, hint)
         self.failed_revision = failed_revision
         self.current_revision = current_revision
+        self.backup_file = backup_file
 
 
 class UnknownRevisionError(LLMProxyDBError, LookupError):
@@ -59,6 +61,18 @@ class SchemaMismatchError(LLMProxyDBError):
     """An unversioned database does not match any known schema state; nothing was changed."""
 
     exit_code = 6
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        nearest_state: str | None = None,
+        differences: tuple[str, ...] = (),
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint)
+        self.nearest_state = nearest_state
+        self.differences = differences
 
 
 class LockTimeoutError(LLMProxyDBError, TimeoutError):
@@ -77,3 +91,9 @@ class VerificationError(LLMProxyDBError):
     """The revision chain or its manifest failed verification."""
 
     exit_code = 9
+
+
+class PendingMigrationsError(LLMProxyDBError):
+    """The database is behind the code and automatic migration is switched off."""
+
+    exit_code = 10

@@ -24,12 +24,18 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    """``apply_start`` / ``apply_success`` / ``apply_failure`` for one revision."""
+    """``apply_start`` / ``apply_success`` / ``apply_failure`` for one revision.
+
+    The safety net adds ``lock_wait`` / ``lock_acquired`` (``revision`` empty) and
+    ``backup_done`` (``detail`` is the backup file); adoption adds ``adopted`` (``revision``
+    the stamped revision, ``detail`` the detected state); ``detail`` is a human-readable extra.
+    """
 
     kind: str
     revision: str
     direction: str
     elapsed: float = 0.0
+    detail: str = ""
 
 
 Progress = Callable[[ProgressEvent], None]

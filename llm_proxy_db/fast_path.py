@@ -19,9 +19,10 @@ import json
 import sys
 from collections.abc import Sequence
 
-from llm_proxy_db import commands, quick_status
+from llm_proxy_db import quick_status
 from llm_proxy_db.render import render_run, render_status
 from llm_proxy_db.settings import postgres_url_text, resolve_settings
+from llm_proxy_db.status import status_at_head
 
 GLOBAL_OPTIONS = {
     "--db-driver": "db_driver",
@@ -49,7 +50,7 @@ def output_at_head(argv: Sequence[str]) -> str | None:
     options, command = parsed
     try:
         description = _description_at_head(options)
-        status = commands.status_at_head(description) if description is not None else None
+        status = status_at_head(description) if description is not None else None
     except Exception:  # noqa: BLE001 - the full CLI reports it properly
         return None
     if status is None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from llm_proxy_db import manifest
 from llm_proxy_db.manifest import manifest_head
@@ -26,6 +26,11 @@ if TYPE_CHECKING:
     from llm_proxy_db.settings import Settings
 
 VERSION_QUERY = "SELECT version_num FROM alembic_version"
+# adoption_record.ADOPTION_TABLE (a test keeps them equal): an adopted database's status
+# shows its adoption record, which the full path reads.
+ADOPTION_TABLE = "llm_proxy_adoption"
+_SQLITE_ADOPTED = f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{ADOPTION_TABLE}'"
+_POSTGRES_ADOPTED = f"SELECT 1 WHERE to_regclass('{ADOPTION_TABLE}') IS NOT NULL"
 # postgres://user[:password]@host[:port]/dbname and nothing else: no query, no escapes.
 _PLAIN_URL = re.compile(
     r"(?:postgres|postgresql|postgresql\+psycopg)://(?P<user>[\w.-]+)(?P<password>:[^@/?#%:\s]*)?"
@@ -49,7 +54,8 @@ def at_head(settings: Settings) -> bool:
 def current_head(settings: Settings) -> tuple[str, list[str]] | None:
     """(head, checksum warnings) when the database records exactly the head; else None.
 
-    None also means "not sure" (no manifest, no database, a driver error).  The warnings are
+    None also means "not sure" (no manifest, no database, a driver error) or "adopted" (the
+    status shows the adoption record; the full path reads it).  The warnings are
     :func:`checksum_warnings` for the head.
     """
     try:
@@ -123,7 +129,7 @@ def _read_sqlite(settings: Settings) -> list[str]:
         return []
     connection = sqlite3.connect(path, timeout=30)
     try:
-        return [row[0] for row in connection.execute(VERSION_QUERY)]
+        return _version_rows(connection, _SQLITE_ADOPTED)
     finally:
         connection.close()
 
@@ -137,4 +143,12 @@ def _read_postgres_url(url: str) -> list[str]:
     import psycopg  # only PostgreSQL users pay for importing it
 
     with psycopg.connect(url, autocommit=True) as connection:
-        return [row[0] for row in connection.execute(VERSION_QUERY)]
+        return _version_rows(connection, _POSTGRES_ADOPTED)
+
+
+def _version_rows(connection: Any, adopted_query: str) -> list[str]:
+    """The version table's rows, or a marker that never equals a head when adopted."""
+    rows = [row[0] for row in connection.execute(VERSION_QUERY)]
+    if connection.execute(adopted_query).fetchone() is not None:
+        return ["(adopted)"]
+    return rows

@@ -7,13 +7,17 @@ finishes; elsewhere (logs, CI), plain timestamped lines.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:  # type-only: importing them would load Alembic on the fast status path
+    from llm_proxy_db.adoption import AdoptionPlan, AdoptionResult
+    from llm_proxy_db.backup import RestoreResult
     from llm_proxy_db.commands import Status
     from llm_proxy_db.executor import Progress, ProgressEvent, RunResult
+    from llm_proxy_db.rehearse import RehearsalResult
     from llm_proxy_db.revisions import RevisionInfo
 
 
@@ -27,8 +31,58 @@ def render_status(status: Status) -> str:
             f"head:     {status.head_revision}",
             f"pending:  {pending}",
             *(f"warning:  {line}" for line in status.checksum_warnings),
+            *_adoption_lines(status),
         ]
     )
+
+
+def _adoption_lines(status: Status) -> list[str]:
+    lines = []
+    if status.detected_state == "empty":
+        lines.append("detected: empty (no tables yet: run `llm-proxy setup`)")
+    elif status.detected_state is not None:
+        lines.append(f"detected: {status.detected_state} (unversioned: see `llm-proxy migrate adopt --dry-run`)")
+    record = status.adopted_from
+    if record:
+        forced = " (FORCED, unverified)" if record["forced"] else ""
+        lines.append(
+            f"adopted:  from {record['state']} at {record['adopted_at']}, "
+            f"stamped {record['stamped_revision']}{forced}"
+        )
+    return lines
+
+
+_ACTION_TEXT = {
+    "stamp": "stamp revision {}",
+    "record_adoption": "record the adoption from state {}",
+    "retire_goose": "retire goose: {}",
+    "upgrade": "upgrade to {}",
+}
+
+
+def render_adoption_plan(plan: AdoptionPlan) -> str:
+    """The detected state and the planned steps, one per line."""
+    detected = plan.detection
+    state = detected.state_name
+    if detected.state is not None:
+        state += f" ({detected.state.description})"
+    lines = [f"detected: {state}"]
+    if detected.goose_version is not None:
+        lines.append(f"goose:    goose_db_version at version {detected.goose_version}")
+    others = detected.fingerprint.other_tables
+    if others:
+        lines.append(f"other:    {', '.join(others)} (not ours: listed, never compared)")
+    lines.append("plan:" if plan.actions else "plan:     nothing to do")
+    lines.extend(f"  - {_ACTION_TEXT[a.kind].format(a.detail)}" for a in plan.actions)
+    return "\n".join(lines)
+
+
+def render_adoption(result: AdoptionResult) -> str:
+    """The plan, then what the run changed (or that a dry run changed nothing)."""
+    text = render_adoption_plan(result.plan)
+    if result.run is None:
+        return f"{text}\ndry run: nothing was changed"
+    return f"{text}\n{render_run(result.run)}"
 
 
 def render_history(history: list[RevisionInfo]) -> str:
@@ -37,32 +91,126 @@ def render_history(history: list[RevisionInfo]) -> str:
 
 
 def render_run(result: RunResult) -> str:
-    """What a migration run changed."""
+    """What a migration run changed, and the backup taken before it."""
     before, after = result.before or "base", result.after or "base"
     warnings = "".join(f"\nwarning: {line}" for line in result.checksum_warnings)
     if not result.steps:
         return f"revision: {after} (nothing to do){warnings}"
     total = sum(step.seconds for step in result.steps)
-    return f"revision: {before} -> {after} ({len(result.steps)} step(s), {total:.2f}s){warnings}"
+    lines = [f"revision: {before} -> {after} ({len(result.steps)} step(s), {total:.2f}s)"]
+    backup = getattr(result, "backup", None)
+    if backup is not None:
+        lines.append(f"backup:   {backup}")
+    return "\n".join(lines) + warnings
+
+
+def render_restore(result: RestoreResult) -> str:
+    """What a restore did, and what to run next."""
+    lines = [
+        f"database: {result.database}",
+        f"restored: {result.restored_from} (revision {result.revision or 'base'})",
+    ]
+    if result.safety_copy is not None:
+        lines.append(f"previous database kept as: {result.safety_copy}")
+    lines.append("next: llm-proxy migrate up (if the restored revision is behind head)")
+    return "\n".join(lines)
+
+
+def render_rehearsal(result: RehearsalResult) -> str:
+    """Per-revision timings on the copy, then the outcome."""
+    lines = [f"rehearsal on a copy of {result.database} (the database itself is untouched)"]
+    lines += [f"  {step.revision}  ok      {step.seconds:8.2f}s" for step in result.steps]
+    if result.failed_revision:
+        lines.append(f"  {result.failed_revision}  FAILED")
+    if not result.steps and result.ok:
+        lines.append(f"  nothing pending at revision {result.before or 'base'}")
+    total = sum(step.seconds for step in result.steps)
+    outcome = "OK" if result.ok else f"FAILED: {result.error}"
+    lines.append(f"outcome: {outcome} ({len(result.steps)} revision(s), {total:.2f}s)")
+    return "\n".join(lines)
 
 
 def progress_printer(stream: TextIO | None = None) -> Progress:
-    """A progress callback that writes to ``stream`` (default stderr)."""
+    """A progress callback writing to ``stream`` (default stderr).
+
+    On a terminal, the running revision's line shows a live elapsed time and is rewritten
+    when it finishes; elsewhere (logs, CI), each event is one plain timestamped line.
+    """
     out = stream or sys.stderr
-    interactive = out.isatty()
+    return _TerminalProgress(out) if out.isatty() else _LogProgress(out)
 
-    def show(event: ProgressEvent) -> None:
-        verb = "upgrading to" if event.direction == "upgrade" else "reverting"
+
+def describe_event(event: ProgressEvent) -> str:
+    """One human sentence for a progress event."""
+    verb = "upgrading to" if event.direction == "upgrade" else "reverting"
+    if event.kind == "apply_start":
+        return f"{verb} {event.revision} ..."
+    if event.kind in ("apply_success", "apply_failure"):
+        outcome = "done" if event.kind == "apply_success" else "FAILED"
+        return f"{verb} {event.revision} {outcome} in {event.elapsed:.2f}s"
+    if event.kind == "lock_wait":
+        return f"{event.detail} ({event.elapsed:.0f}s so far)"
+    if event.kind == "lock_acquired":
+        return f"took the migration lock after {event.elapsed:.1f}s"
+    if event.kind == "backup_done":
+        return f"backup written and checked: {event.detail}"
+    if event.kind == "adopted":
+        return f"adopted {event.detail}: stamped revision {event.revision}"
+    return event.detail or event.kind
+
+
+class _LogProgress:
+    """Plain timestamped lines, for logs and CI."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def __call__(self, event: ProgressEvent) -> None:
+        self.out.write(f"{_now()} {describe_event(event)}\n")
+        self.out.flush()
+
+
+class _TerminalProgress:
+    """The running revision with a live elapsed time, rewritten in place when it ends."""
+
+    TICK = 0.2
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self._stop: threading.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, event: ProgressEvent) -> None:
+        self._stop_ticker()
+        text = describe_event(event)
         if event.kind == "apply_start":
-            text = f"{verb} {event.revision} ..."
-            out.write(f"\r{text}" if interactive else f"{_now()} {text}\n")
+            self._start_ticker(text)
         else:
-            outcome = "done" if event.kind == "apply_success" else "FAILED"
-            text = f"{verb} {event.revision} {outcome} in {event.elapsed:.2f}s"
-            out.write(f"\r{text}\n" if interactive else f"{_now()} {text}\n")
-        out.flush()
+            self._write(f"\r{text}\x1b[K\n")
 
-    return show
+    def _start_ticker(self, text: str) -> None:
+        stop = self._stop = threading.Event()
+        started = time.monotonic()
+
+        def tick() -> None:
+            while not stop.is_set():
+                self._write(f"\r{text} {time.monotonic() - started:.1f}s\x1b[K")
+                stop.wait(self.TICK)
+
+        self._thread = threading.Thread(target=tick, daemon=True)
+        self._thread.start()
+
+    def _stop_ticker(self) -> None:
+        if self._stop is not None and self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._stop = self._thread = None
+
+    def _write(self, text: str) -> None:
+        with self._lock:
+            self.out.write(text)
+            self.out.flush()
 
 
 def stage_printer(stream: TextIO | None = None) -> Callable[[str], None]:

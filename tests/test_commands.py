@@ -27,6 +27,8 @@ def test_status_moves_with_upgrades_and_downgrades(settings):
         "pending": ["0004", "0005", "0006", "0007"],
         "up_to_date": False,
         "checksum_warnings": [],
+        "detected_state": None,
+        "adopted_from": None,
     }
     assert commands.upgrade(settings).after == "0007"
     assert commands.status(settings).up_to_date

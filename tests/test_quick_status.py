@@ -10,16 +10,15 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from llm_proxy_db import commands, quick_status, revisions
+from llm_proxy_db.database import connect
 from llm_proxy_db.settings import Settings
 
 NO_HEAVY_IMPORTS = """
 import json, sys
-from llm_proxy_db import commands
-from llm_proxy_db.settings import Settings
-from pathlib import Path
-status = commands.status(Settings(driver="sqlite", database_path=Path(sys.argv[1])))
-heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("alembic", "sqlalchemy"))
-print(json.dumps({"status": status.as_dict(), "heavy": heavy}))
+from llm_proxy_db import fast_path
+output = fast_path.output_at_head(["--database-path", sys.argv[1], "migrate", "status", "--json"])
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("alembic", "sqlalchemy", "typer"))
+print(json.dumps({"status": json.loads(output), "heavy": heavy}))
 """
 
 
@@ -43,6 +42,8 @@ def test_at_head_only_for_the_head_revision(settings: Settings) -> None:
         "pending": [],
         "up_to_date": True,
         "checksum_warnings": [],
+        "detected_state": None,
+        "adopted_from": None,
     }
 
 
@@ -60,7 +61,7 @@ def test_not_sure_means_false(tmp_path: Path) -> None:
     assert not quick_status.at_head(unreachable)
 
 
-def test_status_at_head_imports_neither_alembic_nor_sqlalchemy(sqlite_settings: Settings) -> None:
+def test_status_at_head_imports_neither_alembic_nor_sqlalchemy_nor_typer(sqlite_settings: Settings) -> None:
     """The whole point: a fresh process answers at head without the heavy imports."""
     commands.upgrade(sqlite_settings)
     out = subprocess.run(
@@ -72,3 +73,19 @@ def test_status_at_head_imports_neither_alembic_nor_sqlalchemy(sqlite_settings: 
     answer = json.loads(out.stdout)
     assert answer["status"]["up_to_date"] is True
     assert answer["heavy"] == []
+
+
+def test_adoption_table_name_is_the_adoption_records() -> None:
+    """An adopted database always takes the full path (its status shows the record)."""
+    from llm_proxy_db.adoption_record import ADOPTION_TABLE
+
+    assert quick_status.ADOPTION_TABLE == ADOPTION_TABLE
+
+
+def test_adopted_database_takes_the_full_path(sqlite_settings: Settings) -> None:
+    """At head but adopted: the quick check steps aside so the status shows the record."""
+    commands.upgrade(sqlite_settings)
+    with connect(sqlite_settings) as connection:
+        connection.exec_driver_sql(f"CREATE TABLE {quick_status.ADOPTION_TABLE} (id INTEGER)")
+        connection.commit()
+    assert not quick_status.at_head(sqlite_settings)

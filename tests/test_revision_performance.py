@@ -175,9 +175,9 @@ def test_replace_check_in_refuses_ambiguity(create: str, found: int) -> None:
 def test_lock_timeout_setting() -> None:
     """Durations in PostgreSQL's forms are accepted; anything else is a configuration error."""
     assert lock_timeout({}) == "5s"
-    assert lock_timeout({"LLM_PROXY_LOCK_TIMEOUT": "250ms"}) == "250ms"
+    assert lock_timeout({"LLM_PROXY_TABLE_LOCK_TIMEOUT": "250ms"}) == "250ms"
     with pytest.raises(ConfigError, match="not a duration"):
-        lock_timeout({"LLM_PROXY_LOCK_TIMEOUT": "5 seconds; DROP TABLE x"})
+        lock_timeout({"LLM_PROXY_TABLE_LOCK_TIMEOUT": "5 seconds; DROP TABLE x"})
 
 
 @pytest.mark.postgresql
@@ -185,7 +185,7 @@ def test_postgres_migration_gives_up_on_a_busy_table(postgres_url, monkeypatch) 
     """A revision waiting for a lock held by a long transaction fails fast and rolls back."""
     settings = Settings(driver="postgres", database_url=postgres_url)
     commands.upgrade(settings)
-    monkeypatch.setenv("LLM_PROXY_LOCK_TIMEOUT", "200ms")
+    monkeypatch.setenv("LLM_PROXY_TABLE_LOCK_TIMEOUT", "200ms")
     with connect(settings) as reader:
         reader.exec_driver_sql("SELECT count(*) FROM audit_events").scalar()  # holds ACCESS SHARE
         with pytest.raises(MigrationError, match="lock timeout"):
@@ -209,7 +209,7 @@ def test_postgres_lock_timeout_is_set_in_every_revision(
         "def downgrade():\n    op.execute('DROP TABLE probe')\n"
     )
     settings = Settings(driver="postgres", database_url=postgres_url)
-    monkeypatch.setenv("LLM_PROXY_LOCK_TIMEOUT", "1234ms")
+    monkeypatch.setenv("LLM_PROXY_TABLE_LOCK_TIMEOUT", "1234ms")
     commands.upgrade(settings, "9001", version_locations=[str(versions)])
     with connect(settings) as connection:
         assert connection.exec_driver_sql("SELECT v FROM probe").scalar_one() == "1234ms"

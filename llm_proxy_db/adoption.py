@@ -1,0 +1,386 @@
+"""Adopting a database that has no ``alembic_version``: detect its state, stamp, migrate on.
+
+The decision, for a database without ``alembic_version``:
+
+- none of our tables -> migrate from base;
+- the fingerprint equals exactly one known state -> stamp that state's revision, record the
+  adoption (:mod:`llm_proxy_db.adoption_record`), retire goose (:mod:`llm_proxy_db.goose`),
+  all in one transaction; then migrate to the target, one revision per transaction;
+- anything else -> change nothing and raise :class:`SchemaMismatchError` with the
+  differences against the nearest known state.
+
+A ``goose_db_version`` table is a hint, never proof: its version must name the state the
+fingerprint found (goose 1 -> ``goose-1``, goose N -> our revision N+1), or we refuse.
+``force_stamp`` stamps a revision without verification, for an operator who has checked
+the differences by hand; the plan carries a warning that says what it risks.
+
+:func:`plan` only reads; :func:`execute` carries a plan out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import Connection
+
+from llm_proxy_db import adoption_record, goose, revisions
+from llm_proxy_db.database import connect
+from llm_proxy_db.errors import ConfigError, MigrationError, SchemaMismatchError
+from llm_proxy_db.executor import Progress, ProgressEvent, RunResult, run
+from llm_proxy_db.fingerprint import Fingerprint, fingerprint, our_tables_present
+from llm_proxy_db.fingerprint_diff import diff
+from llm_proxy_db.known_states import KnownState, known_states, revision_fingerprints
+from llm_proxy_db.settings import Settings
+from llm_proxy_db.version_table import current_revision, has_version_table
+
+VERSIONED, EMPTY, KNOWN, UNKNOWN = "versioned", "empty", "known", "unknown"
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What a database is: versioned, empty, a known state, or unknown (with the reason)."""
+
+    kind: str
+    fingerprint: Fingerprint
+    current_revision: str | None = None
+    state: KnownState | None = None
+    goose_version: int | None = None
+    nearest: KnownState | None = None
+    differences: tuple[str, ...] = ()
+    problem: str | None = None
+
+    @property
+    def state_name(self) -> str:
+        """The detected state as people read it: a state name, ``empty`` or ``unknown``."""
+        if self.kind == VERSIONED:
+            return f"versioned at {self.current_revision or 'base'}"
+        return self.state.name if self.state else self.kind
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "kind": self.kind,
+            "state": self.state_name,
+            "description": self.state.description if self.state else None,
+            "goose_version": self.goose_version,
+            "nearest_state": self.nearest.name if self.nearest else None,
+            "differences": list(self.differences),
+            "problem": self.problem,
+            "other_tables": list(self.fingerprint.other_tables),
+        }
+
+
+@dataclass(frozen=True)
+class Action:
+    """One planned step: ``stamp``, ``record_adoption``, ``retire_goose`` or ``upgrade``."""
+
+    kind: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class AdoptionPlan:
+    """What adopting would do, or why it refuses (``refusal``)."""
+
+    detection: Detection
+    target: str | None
+    stamp: str | None = None
+    actions: tuple[Action, ...] = ()
+    forced: bool = False
+    warnings: tuple[str, ...] = ()
+    refusal: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``llm-proxy migrate adopt --dry-run --json``)."""
+        return {
+            "detected": self.detection.as_dict(),
+            "target": self.target,
+            "stamp": self.stamp,
+            "actions": [{"kind": a.kind, "detail": a.detail} for a in self.actions],
+            "forced": self.forced,
+            "warnings": list(self.warnings),
+            "refusal": self.refusal,
+        }
+
+
+@dataclass
+class AdoptionResult:
+    """A plan and, unless it was a dry run, the migration run that followed it."""
+
+    plan: AdoptionPlan
+    run: RunResult | None = None
+    goose_versions_marked: list[int] = field(default_factory=list)
+
+    @property
+    def applied(self) -> bool:
+        """False for a dry run."""
+        return self.run is not None
+
+
+def needs_adoption(connection: Connection) -> bool:
+    """True for an unversioned database holding our tables or a goose table."""
+    if has_version_table(connection):
+        return False
+    return our_tables_present(connection) or goose.has_goose_table(connection)
+
+
+def detect(connection: Connection) -> Detection:
+    """Identify the database on ``connection``.  Only reads."""
+    print_ = fingerprint(connection)
+    if has_version_table(connection):
+        return Detection(VERSIONED, print_, current_revision=current_revision(connection))
+    goose_at = goose.goose_version(connection)
+    if goose_at is not None and goose_at > goose.LATEST_GOOSE_VERSION:
+        problem = f"goose_db_version is at version {goose_at}, newer than any this tool knows"
+        return Detection(UNKNOWN, print_, goose_version=goose_at, problem=problem)
+    if print_.is_empty:
+        if goose_at:
+            problem = f"goose_db_version says version {goose_at} but none of our tables exists"
+            return Detection(UNKNOWN, print_, goose_version=goose_at, problem=problem)
+        return Detection(EMPTY, print_, goose_version=goose_at)
+    return _match(print_, known_states(connection), goose_at)
+
+
+def _match(print_: Fingerprint, states: list[KnownState], goose_at: int | None) -> Detection:
+    matches = [state for state in states if state.fingerprint == print_]
+    candidates = states
+    problem = None
+    if goose_at is not None:
+        candidates = [state for state in states if goose_at in state.goose_versions]
+        hinted = [state for state in matches if state in candidates]
+        if matches and not hinted:
+            problem = (
+                f"goose_db_version says version {goose_at} but the schema is state "
+                f"{matches[0].name}; the two disagree"
+            )
+        matches = hinted
+    if len({state.revision for state in matches}) == 1:
+        return Detection(KNOWN, print_, state=matches[0], goose_version=goose_at)
+    nearest = min(candidates or states, key=lambda state: len(diff(print_, state.fingerprint)))
+    differences = tuple(diff(print_, nearest.fingerprint))
+    return Detection(
+        UNKNOWN,
+        print_,
+        goose_version=goose_at,
+        nearest=nearest,
+        differences=differences,
+        problem=problem or f"the schema matches no known state; nearest is {nearest.name}",
+    )
+
+
+def plan(
+    connection: Connection, target: str = revisions.HEAD, force_stamp: str | None = None
+) -> AdoptionPlan:
+    """What adopting the database on ``connection`` would do.  Only reads (a dry run)."""
+    detection = detect(connection)
+    target_id = revisions.resolve(target)
+    if force_stamp is not None:
+        return _forced_plan(connection, detection, target_id, revisions.resolve(force_stamp))
+    if detection.kind == UNKNOWN:
+        return AdoptionPlan(detection, target_id, refusal=detection.problem)
+    stamp = detection.state.revision if detection.state else None
+    start = stamp if detection.kind == KNOWN else detection.current_revision
+    return AdoptionPlan(detection, target_id, stamp, _actions(detection, stamp, start, target_id))
+
+
+def plan_for_missing_database(target: str = revisions.HEAD) -> AdoptionPlan:
+    """The plan for a SQLite file that does not exist yet: create everything from base."""
+    detection = Detection(EMPTY, Fingerprint(tables={}))
+    target_id = revisions.resolve(target)
+    return AdoptionPlan(detection, target_id, None, _actions(detection, None, None, target_id))
+
+
+def _forced_plan(
+    connection: Connection, detection: Detection, target_id: str | None, stamp: str | None
+) -> AdoptionPlan:
+    if detection.kind in (VERSIONED, EMPTY) or stamp is None:
+        raise ConfigError(
+            f"--force-stamp needs an unversioned database holding our tables and a revision; "
+            f"this one is {detection.state_name}"
+        )
+    expected = revision_fingerprints(connection)[stamp]
+    differences = tuple(diff(detection.fingerprint, expected))
+    warning = (
+        f"FORCED: revision {stamp} is recorded without verification. "
+        f"{len(differences)} difference(s) from its schema stay as they are; no revision will "
+        "ever create what is missing, and later revisions run against a schema they were not "
+        "written for and may fail or damage data. Take a backup first."
+    )
+    forced = Detection(
+        detection.kind,
+        detection.fingerprint,
+        state=detection.state,
+        goose_version=detection.goose_version,
+        differences=differences,
+    )
+    actions = tuple(
+        Action(a.kind, f"{a.detail} (FORCED, unverified)") if a.kind == "record_adoption" else a
+        for a in _actions(forced, stamp, stamp, target_id)
+    )
+    warnings = (warning, *differences)
+    return AdoptionPlan(forced, target_id, stamp, actions, forced=True, warnings=warnings)
+
+
+def _actions(
+    detection: Detection, stamp: str | None, start: str | None, target_id: str | None
+) -> tuple[Action, ...]:
+    if revisions.position(target_id) < revisions.position(start):
+        raise ConfigError(
+            f"the database is already at revision {start}; adopting it to {target_id or 'base'} "
+            "would be a downgrade",
+            hint="adopt to head (the default) and use migrate down afterwards if you must",
+        )
+    actions: list[Action] = []
+    if stamp and detection.kind != VERSIONED:
+        actions.append(Action("stamp", stamp))
+        actions.append(Action("record_adoption", detection.state_name))
+    if detection.goose_version is not None and detection.kind != VERSIONED:
+        retire = f"mark goose versions up to {goose.LATEST_GOOSE_VERSION} applied"
+        actions.append(Action("retire_goose", retire))
+    actions.extend(Action("upgrade", rev) for rev in revisions.between(start, target_id))
+    return tuple(actions)
+
+
+def execute(
+    connection: Connection,
+    adoption_plan: AdoptionPlan,
+    *,
+    progress: Progress | None = None,
+    version_locations: Sequence[str] = (),
+) -> AdoptionResult:
+    """Carry out ``adoption_plan``: refuse, or stamp + record + retire goose, then migrate."""
+    if adoption_plan.refusal is not None:
+        raise mismatch_error(adoption_plan.detection)
+    result = AdoptionResult(adoption_plan)
+    connection.commit()
+    if adoption_plan.detection.kind != VERSIONED:
+        result.goose_versions_marked = _hand_over(connection, adoption_plan)
+        if progress is not None and adoption_plan.stamp is not None:
+            detail = adoption_plan.detection.state_name + (" (FORCED)" if adoption_plan.forced else "")
+            progress(ProgressEvent("adopted", adoption_plan.stamp, "stamp", detail=detail))
+    result.run = run(
+        connection, adoption_plan.target, progress=progress, version_locations=version_locations
+    )
+    return result
+
+
+def _hand_over(connection: Connection, adoption_plan: AdoptionPlan) -> list[int]:
+    """Stamp, record and retire goose in one transaction: all of it or nothing."""
+    try:
+        with connection.begin():
+            _stamp_and_record(connection, adoption_plan)
+            return goose.retire(connection)
+    except sa.exc.DBAPIError as exc:
+        detail = str(exc.orig or exc).strip().splitlines()[0]
+        raise MigrationError(
+            f"adoption failed while stamping and was rolled back, nothing was changed: {detail}",
+            hint="the database refused the adoption's writes: check the user's privileges and "
+            "that goose_db_version has goose's own columns (id, version_id, is_applied, tstamp)",
+        ) from None
+
+
+def _stamp_and_record(connection: Connection, adoption_plan: AdoptionPlan) -> None:
+    if adoption_plan.stamp is None:
+        return
+    context = MigrationContext.configure(connection)
+    context.stamp(revisions.script_directory(), adoption_plan.stamp)
+    detection = adoption_plan.detection
+    record = adoption_record.AdoptionRecord(
+        detected_state=detection.state_name if detection.state else "unknown",
+        stamped_revision=adoption_plan.stamp,
+        goose_version=detection.goose_version,
+        forced=adoption_plan.forced,
+        differences=detection.differences if adoption_plan.forced else (),
+    )
+    adoption_record.write(connection, record)
+
+
+def adopt(
+    connection: Connection,
+    target: str = revisions.HEAD,
+    *,
+    dry_run: bool = False,
+    force_stamp: str | None = None,
+    progress: Progress | None = None,
+    version_locations: Sequence[str] = (),
+) -> AdoptionResult:
+    """Plan, then (unless ``dry_run``) execute.  An unknown state raises even on a dry run."""
+    adoption_plan = plan(connection, target, force_stamp)
+    connection.rollback()
+    if adoption_plan.refusal is not None:
+        raise mismatch_error(adoption_plan.detection)
+    if dry_run:
+        return AdoptionResult(adoption_plan)
+    return execute(
+        connection, adoption_plan, progress=progress, version_locations=version_locations
+    )
+
+
+def check_adoptable(settings: Settings, target: str | None = revisions.HEAD) -> None:
+    """Refuse an unversioned database of unknown shape before any lock or backup (reads only).
+
+    Under the lock :func:`run_or_adopt` plans again; this early check only spares a refused
+    database the backup (and a restart loop the pile of them).
+    """
+    if settings.is_sqlite and not (settings.database_path and settings.database_path.exists()):
+        return
+    with connect(settings, foreign_keys=False, create=False) as connection:
+        if needs_adoption(connection):
+            planned = plan(connection, target or revisions.BASE)
+            if planned.refusal is not None:
+                raise mismatch_error(planned.detection)
+
+
+def run_or_adopt(
+    connection: Connection,
+    target: str | None,
+    *,
+    progress: Progress | None = None,
+    version_locations: Sequence[str] = (),
+) -> RunResult:
+    """Move the database to ``target``: adopt it first when it is unversioned but not empty.
+
+    The shape of a runner for the guarded path (lock, backup): ``upgrade``, ``setup`` and
+    startup use it so that a database the service created is verified and stamped, never
+    re-created with ``CREATE TABLE`` over existing tables.
+    """
+    if not needs_adoption(connection):
+        return run(connection, target, progress=progress, version_locations=version_locations)
+    connection.rollback()
+    adopted = adopt(
+        connection,
+        target or revisions.BASE,
+        progress=progress,
+        version_locations=version_locations,
+    )
+    assert adopted.run is not None
+    return adopted.run
+
+
+def mismatch_error(detection: Detection) -> SchemaMismatchError:
+    """The refusal: what is wrong, the differences, and the ways forward."""
+    lines = [
+        f"the database has no alembic_version table and {detection.problem}; nothing was changed"
+    ]
+    if detection.nearest is not None:
+        lines.append(
+            f"differences from {detection.nearest.name} ({detection.nearest.description}):"
+        )
+        lines.extend(f"  - {line}" for line in detection.differences)
+    rev = detection.nearest.revision if detection.nearest else "REV"
+    hint = (
+        "repair the schema by hand until it matches a known state and rerun "
+        "(see docs/adoption.md), or, after taking a backup, run "
+        f"`llm-proxy migrate adopt --force-stamp {rev}`, which records revision {rev} WITHOUT "
+        "verification: whatever differs stays different and later revisions may fail"
+    )
+    return SchemaMismatchError(
+        "\n".join(lines),
+        nearest_state=detection.nearest.name if detection.nearest else None,
+        differences=detection.differences,
+        hint=hint,
+    )

@@ -1,0 +1,135 @@
+"""The one safe path for changing the schema: lock, re-read, back up, run, explain failure.
+
+Every schema change (``migrate up``/``down``, ``setup``, startup auto-upgrade) goes
+through :func:`guarded_run`:
+
+1. open the migrating connection and take the migration lock (on that very connection for
+   PostgreSQL);
+2. re-read the current revision under the lock (another replica may have done the work) and
+   refuse a revision this code does not know (a newer release wrote it);
+   Applied revisions whose file changed since release are reported (``checksum_warnings``;
+   an error in strict mode, see :mod:`llm_proxy_db.manifest`);
+3. if something is pending, back the SQLite file up (``VACUUM INTO`` + ``quick_check``); no
+   backup, no migration, unless the caller said ``no_backup``;
+4. run the revisions, each in its own transaction; a failure names the failed revision, the
+   revision the database is at, and the backup file.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+
+from llm_proxy_db import manifest, revisions
+from llm_proxy_db.backup import keep_backups, needs_backup, take_backup
+from llm_proxy_db.database import connect
+from llm_proxy_db.errors import MigrationError
+from llm_proxy_db.executor import Progress, ProgressEvent, RunResult, plan, run
+from llm_proxy_db.locking import lock_timeout, migration_lock
+from llm_proxy_db.settings import Settings
+from llm_proxy_db.version_table import current_revision
+
+TargetFor = Callable[[str | None], str | None]
+# What moves the locked connection to the target; executor.run by default.  Adoption of an
+# unversioned database plugs in here, so it gets the same lock and backup.
+Runner = Callable[[Connection, str | None], RunResult]
+
+
+@dataclass(frozen=True)
+class SafetyOptions:
+    """How a schema change protects the data: backups and the migration lock's timeout.
+
+    ``None`` values fall back to the environment (``LLM_PROXY_BACKUP_DIR``,
+    ``LLM_PROXY_KEEP_BACKUPS``, ``LLM_PROXY_LOCK_TIMEOUT``) and then to the defaults
+    (next to the database, 5 backups, 300 s).
+    """
+
+    backup_dir: str | os.PathLike[str] | None = None
+    keep_backups: int | None = None
+    no_backup: bool = False
+    lock_timeout: float | None = None
+
+
+@dataclass
+class MigrationOutcome(RunResult):
+    """A :class:`RunResult` plus the backup taken before it and the time spent waiting."""
+
+    backup: Path | None = None
+    lock_wait: float = 0.0
+
+
+def guarded_run(
+    settings: Settings,
+    target_for: TargetFor,
+    *,
+    options: SafetyOptions | None = None,
+    progress: Progress | None = None,
+    version_locations: Sequence[str] = (),
+    runner: Runner | None = None,
+) -> MigrationOutcome:
+    """Move the database to ``target_for(current revision read under the lock)``, safely.
+
+    ``runner(connection, target)`` does the moving (default: :func:`executor.run` with
+    ``progress`` and ``version_locations``); it runs after the lock and the backup.
+    """
+    options = options or SafetyOptions()
+    keep_backups(options.keep_backups)  # bad options fail before anything is touched
+    timeout = lock_timeout(options.lock_timeout)
+    scripts = revisions.script_directory(tuple(version_locations))
+    with connect(settings, foreign_keys=False) as connection, migration_lock(
+        settings, connection, timeout=timeout, progress=progress
+    ) as waited:
+        current = reread_revision(connection, scripts)
+        target = target_for(current)
+        warnings = manifest.check_applied(current)  # raises in strict mode
+        if not plan(current, target, scripts):
+            return MigrationOutcome(current, current, checksum_warnings=warnings, lock_wait=waited)
+        backup_file = _backup(settings, current, options, progress)
+        if runner is None:
+            runner = functools.partial(run, progress=progress, version_locations=version_locations)
+        result = _run(runner, connection, target, backup_file)
+    return MigrationOutcome(
+        result.before, result.after, result.steps, warnings, backup=backup_file, lock_wait=waited
+    )
+
+
+def reread_revision(connection: Connection, scripts: ScriptDirectory | None = None) -> str | None:
+    """The current revision, read in a fresh transaction; refuses one this code does not know."""
+    connection.commit()
+    current = current_revision(connection)
+    connection.commit()
+    revisions.position(current, scripts)
+    return current
+
+
+def _backup(
+    settings: Settings, current: str | None, options: SafetyOptions, progress: Progress | None
+) -> Path | None:
+    """The SQLite backup before a change (PostgreSQL revisions are transactional)."""
+    if not settings.is_sqlite or options.no_backup or not needs_backup(settings):
+        return None
+    path = take_backup(settings, current, backup_dir=options.backup_dir, keep=options.keep_backups)
+    if progress is not None:
+        progress(ProgressEvent("backup_done", current or "base", "", 0.0, str(path)))
+    return path
+
+
+def _run(runner: Runner, connection: Connection, target: str | None, backup_file: Path | None) -> RunResult:
+    try:
+        return runner(connection, target)
+    except MigrationError as exc:
+        if backup_file is None:
+            raise
+        raise MigrationError(
+            f"{exc.message}; the backup taken before migrating is {backup_file}",
+            failed_revision=exc.failed_revision,
+            current_revision=exc.current_revision,
+            backup_file=str(backup_file),
+            hint=exc.hint or f"if you need the pre-run state: llm-proxy db restore {backup_file}",
+        ) from exc

@@ -1,0 +1,116 @@
+"""A dress rehearsal: run the pending migrations on a copy of the real data, then discard it.
+
+The SQLite file is copied with ``VACUUM INTO`` into a temporary directory; a PostgreSQL
+database is copied with ``pg_dump`` / ``pg_restore`` into a scratch database on the same
+server (the user needs CREATEDB; the service may stay connected).  The pending revisions run
+on the copy, timed one by one, and the copy is deleted.  The real database is only read.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llm_proxy_db import revisions
+from llm_proxy_db.backup import copy_database
+from llm_proxy_db.database import connect
+from llm_proxy_db.errors import ConfigError, MigrationError
+from llm_proxy_db.executor import Progress, ProgressEvent, StepTiming, run
+from llm_proxy_db.pg_tools import pg_dump, pg_restore, scratch_database
+from llm_proxy_db.settings import Settings
+from llm_proxy_db.startup import peek_revision
+
+
+@dataclass
+class RehearsalResult:
+    """How the pending revisions went on the copy: per-revision timings and the outcome."""
+
+    database: str
+    before: str | None
+    target: str | None
+    steps: list[StepTiming] = field(default_factory=list)
+    failed_revision: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when every pending revision succeeded on the copy."""
+        return self.error is None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "database": self.database,
+            "before": self.before,
+            "target": self.target,
+            "ok": self.ok,
+            "steps": [{"revision": s.revision, "seconds": round(s.seconds, 3)} for s in self.steps],
+            "failed_revision": self.failed_revision,
+            "error": self.error,
+        }
+
+
+def rehearse(
+    settings: Settings,
+    target: str = revisions.HEAD,
+    *,
+    progress: Progress | None = None,
+    version_locations: Sequence[str] = (),
+    work_dir: str | os.PathLike[str] | None = None,
+) -> RehearsalResult:
+    """Run the revisions up to ``target`` on a throw-away copy of the database."""
+    if settings.is_sqlite:
+        assert settings.database_path is not None
+        if not settings.database_path.exists():
+            raise ConfigError(f"SQLite database {settings.database_path} does not exist")
+    scripts = revisions.script_directory(tuple(version_locations))
+    target_id = revisions.resolve(target, scripts)
+    current = peek_revision(settings, version_locations)
+    if revisions.position(target_id, scripts) < revisions.position(current, scripts):
+        raise ConfigError(f"target {target} is below the current revision {current}")
+    result = RehearsalResult(settings.describe(), current, target_id)
+    with _copy_of(settings, work_dir) as copy:
+        _run_on_copy(copy, target_id, result, progress, version_locations)
+    return result
+
+
+@contextmanager
+def _copy_of(settings: Settings, work_dir: str | os.PathLike[str] | None) -> Iterator[Settings]:
+    """A throw-away copy: a temporary SQLite file, or a scratch PostgreSQL database."""
+    with tempfile.TemporaryDirectory(prefix="llm-proxy-rehearsal-", dir=work_dir) as scratch:
+        if settings.is_sqlite:
+            assert settings.database_path is not None
+            copy = Path(scratch) / settings.database_path.name
+            copy_database(settings.database_path, copy)
+            yield Settings(driver="sqlite", database_path=copy)
+            return
+        dump = pg_dump(settings, Path(scratch) / "rehearsal.dump")
+        with scratch_database(settings, "rehearsal") as copy_settings:
+            pg_restore(copy_settings, dump)
+            yield copy_settings
+
+
+def _run_on_copy(
+    copy: Settings,
+    target_id: str | None,
+    result: RehearsalResult,
+    progress: Progress | None,
+    version_locations: Sequence[str],
+) -> None:
+    def record(event: ProgressEvent) -> None:
+        if event.kind == "apply_success":
+            result.steps.append(StepTiming(event.revision, event.direction, event.elapsed))
+        if progress is not None:
+            progress(event)
+
+    with connect(copy, foreign_keys=False) as connection:
+        try:
+            run(connection, target_id, progress=record, version_locations=version_locations)
+        except MigrationError as exc:
+            result.failed_revision = exc.failed_revision
+            result.error = exc.message

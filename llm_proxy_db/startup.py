@@ -1,0 +1,124 @@
+"""Bringing the database to head when a service starts: one call, safe on many replicas.
+
+``auto_upgrade(settings)`` is what a service (or ``llm-proxy setup`` in an entrypoint) runs
+before it serves traffic.  An up-to-date database costs one cheap read: no lock, no backup.
+Otherwise the guarded path runs (lock, re-read, backup, upgrade; see :mod:`guard`).  A
+database written by a newer release is never touched nor started against.
+
+``LLM_PROXY_AUTO_MIGRATE=0`` is for operators who migrate in a separate step (an init
+container running ``llm-proxy migrate up``): then ``auto_upgrade`` never changes the schema;
+it returns when the database is at head and raises :class:`PendingMigrationsError`
+otherwise, so a replica cannot start against an old schema.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from llm_proxy_db import adoption, manifest, quick_status, revisions
+from llm_proxy_db.database import connect
+from llm_proxy_db.errors import PendingMigrationsError
+from llm_proxy_db.executor import Progress
+from llm_proxy_db.guard import MigrationOutcome, SafetyOptions, guarded_run
+from llm_proxy_db.settings import Settings, resolve_settings
+from llm_proxy_db.version_table import current_revision
+
+AUTO_MIGRATE_ENV = "LLM_PROXY_AUTO_MIGRATE"
+UP_TO_DATE = "up_to_date"
+UPGRADED = "upgraded"
+_OFF = ("0", "false", "no", "off")
+
+
+@dataclass
+class StartupResult(MigrationOutcome):
+    """What startup did: ``up_to_date`` (nothing changed) or ``upgraded``."""
+
+    action: str = UP_TO_DATE
+
+    @property
+    def changed(self) -> bool:
+        """True when this call applied revisions."""
+        return bool(self.steps)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form, for a service's startup log."""
+        return {
+            "action": self.action,
+            "before": self.before,
+            "after": self.after,
+            "applied": self.applied,
+            "backup": str(self.backup) if self.backup else None,
+            "lock_wait_seconds": round(self.lock_wait, 3),
+            "checksum_warnings": list(self.checksum_warnings),
+        }
+
+
+def auto_migrate_enabled(env: Mapping[str, str] | None = None) -> bool:
+    """False when ``LLM_PROXY_AUTO_MIGRATE`` is 0/false/no/off."""
+    value = (os.environ if env is None else env).get(AUTO_MIGRATE_ENV, "1")
+    return value.strip().lower() not in _OFF
+
+
+def peek_revision(settings: Settings, version_locations: Sequence[str] = ()) -> str | None:
+    """One cheap read of the current revision; refuses a revision this code does not know."""
+    if settings.is_sqlite:
+        assert settings.database_path is not None
+        if not settings.database_path.exists():
+            return None
+    with connect(settings, create=False) as connection:
+        current = current_revision(connection)
+    revisions.position(current, revisions.script_directory(tuple(version_locations)))
+    return current
+
+
+def auto_upgrade(
+    settings: Settings | None = None,
+    *,
+    enabled: bool | None = None,
+    options: SafetyOptions | None = None,
+    progress: Progress | None = None,
+    version_locations: Sequence[str] = (),
+) -> StartupResult:
+    """Bring the database to head at startup, or return at once when it is already there.
+
+    ``enabled=None`` reads ``LLM_PROXY_AUTO_MIGRATE``.  Raises
+    :class:`~llm_proxy_db.errors.UnknownRevisionError` for a database newer than this code,
+    :class:`PendingMigrationsError` when behind with auto-migration off.  Without
+    ``settings``, the service's own variables are read (``DB_DRIVER``, ``DATABASE_PATH``,
+    ``DATABASE_URL``).
+    """
+    settings = settings or resolve_settings()
+    at_head = None if version_locations else quick_status.current_head(settings)
+    if at_head is not None:  # one driver read, no revision graph (see quick_status)
+        head, warnings = at_head
+        return StartupResult(head, head, checksum_warnings=warnings)
+    scripts = revisions.script_directory(tuple(version_locations))
+    head = revisions.head_revision(scripts)
+    current = peek_revision(settings, version_locations)
+    if current == head:
+        return StartupResult(current, current, checksum_warnings=manifest.check_applied(current))
+    if not (auto_migrate_enabled() if enabled is None else enabled):
+        pending = revisions.between(current, head, scripts)
+        raise PendingMigrationsError(
+            f"{settings.describe()} is at revision {current or 'base'}, {len(pending)} revision(s) "
+            f"behind head {head} ({', '.join(pending)}), and {AUTO_MIGRATE_ENV} is off",
+            hint="run `llm-proxy migrate up` (for example in an init container) before starting",
+        )
+    if current is None:
+        adoption.check_adoptable(settings, head)
+    runner = functools.partial(
+        adoption.run_or_adopt, progress=progress, version_locations=version_locations
+    )  # a database the service created is verified and stamped, never re-created
+    outcome = guarded_run(
+        settings, lambda _current: head, options=options, progress=progress,
+        version_locations=version_locations, runner=runner,
+    )
+    action = UPGRADED if outcome.steps else UP_TO_DATE
+    return StartupResult(
+        outcome.before, outcome.after, outcome.steps, outcome.checksum_warnings,
+        backup=outcome.backup, lock_wait=outcome.lock_wait, action=action,
+    )

@@ -1,0 +1,84 @@
+"""``migrate rehearse``: the pending revisions on a throw-away copy; the real database untouched."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from llm_proxy_db import commands, rehearse
+from llm_proxy_db.database import connect
+from llm_proxy_db.errors import ConfigError
+from llm_proxy_db.settings import Settings
+from tests.safety_helpers import FAILING, HEAD, revision_of, seed, skip_without_pg_client
+
+
+def fingerprint(settings: Settings) -> object:
+    """The file's bytes for SQLite; revision and rows for PostgreSQL."""
+    if settings.is_sqlite:
+        return hashlib.sha256(settings.database_path.read_bytes()).hexdigest()
+    with connect(settings) as conn:
+        tables = sorted(sa.inspect(conn).get_table_names())
+        content = {t: sorted(map(str, conn.exec_driver_sql(f"SELECT * FROM {t}"))) for t in tables}
+    return revision_of(settings), content
+
+
+def scratch_databases(settings: Settings) -> list[str]:
+    if settings.is_sqlite:
+        return [p.name for p in settings.database_path.parent.glob("*rehearsal*")]
+    with connect(settings) as conn:
+        names = conn.exec_driver_sql("SELECT datname FROM pg_database").scalars()
+        return [name for name in names if "_rehearsal_" in name]
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The dialect's empty database; PostgreSQL rehearsals need working pg_dump / pg_restore."""
+    skip_without_pg_client(settings)
+    return settings
+
+
+@pytest.fixture
+def at_0004(settings: Settings) -> Settings:
+    commands.upgrade(settings, "0004", no_backup=True)
+    with connect(settings) as conn:
+        conn.execute(sa.text("INSERT INTO projects (id, name, openai_api_key) VALUES ('p', 'n', 'k')"))
+        conn.commit()
+    return settings
+
+
+def test_rehearse_runs_pending_revisions_on_a_copy_only(at_0004: Settings) -> None:
+    before = fingerprint(at_0004)
+    events: list = []
+    result = rehearse.rehearse(at_0004, progress=events.append)
+    assert result.ok and [s.revision for s in result.steps] == ["0005", "0006", "0007"]
+    assert result.as_dict()["steps"][0]["revision"] == "0005"
+    assert [e.revision for e in events if e.kind == "apply_success"] == ["0005", "0006", "0007"]
+    assert fingerprint(at_0004) == before
+    assert scratch_databases(at_0004) == []
+
+
+def test_rehearse_reports_a_failing_revision(settings: Settings) -> None:
+    commands.upgrade(settings, no_backup=True)
+    seed(settings)
+    before = fingerprint(settings)
+    result = rehearse.rehearse(settings, version_locations=[FAILING])
+    assert not result.ok and result.failed_revision == "x_fail" and result.steps == []
+    assert "never_true" in (result.error or "")
+    assert fingerprint(settings) == before and revision_of(settings) == HEAD
+    assert scratch_databases(settings) == []
+
+
+def test_rehearse_with_nothing_pending(settings: Settings) -> None:
+    commands.upgrade(settings, no_backup=True)
+    result = rehearse.rehearse(settings)
+    assert result.ok and result.steps == [] and result.before == HEAD
+
+
+def test_rehearse_refuses_a_target_below_and_a_missing_file(at_0004: Settings, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        rehearse.rehearse(at_0004, "0002")
+    with pytest.raises(ConfigError):
+        rehearse.rehearse(Settings(driver="sqlite", database_path=tmp_path / "none.db"))
