@@ -96,7 +96,7 @@ def run_upgrade(work: Path, args: argparse.Namespace, size: datagen.Size, rounds
     l1, l0 = sqlite["L1"], sqlite["L0"]
     out: dict[str, object] = {"label": size.label(), "size": vars(size),
                               "sqlite_L1": l1.as_dict(), "sqlite_L0": l0.as_dict(),
-                              "adoption": "setup" if not upgrade.adoption_env() else "stamp 0002/0001 + setup"}
+                              "adoption": "setup adopts" if not upgrade.adoption_env() else "stamp 0002/0001 + setup"}
     if args.postgres_url:
         out["postgresql_goose1"] = upgrade.postgres_upgrade(args.postgres_url, size, rounds=rounds).as_dict()
     return out

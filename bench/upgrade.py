@@ -57,8 +57,12 @@ class UpgradeResult:
 
 
 def adoption_env() -> dict[str, str]:
-    """How the child reaches head from an unversioned file; see ``child.py``."""
-    if os.environ.get("BENCH_ADOPT") == "setup":
+    """How the child reaches head from an unversioned database; see ``child.py``.
+
+    Default: ``setup`` adopts it (the real path).  ``BENCH_ADOPT=stamp`` stamps the matching
+    revision first instead (to time the revisions alone).
+    """
+    if os.environ.get("BENCH_ADOPT", "setup") == "setup":
         return {}
     return {"BENCH_STAMP": "0002"}
 

@@ -49,7 +49,7 @@ def output_at_head(argv: Sequence[str]) -> str | None:
         return None
     options, command = parsed
     try:
-        description = _description_at_head(options)
+        description = _description_at_head(options, adopted_ok=command == ["setup"])
         status = status_at_head(description) if description is not None else None
     except Exception:  # noqa: BLE001 - the full CLI reports it properly
         return None
@@ -66,15 +66,15 @@ def output_at_head(argv: Sequence[str]) -> str | None:
     return render_status(status) + "\n"
 
 
-def _description_at_head(options: dict[str, str]) -> str | None:
-    """The database's description when it is at head, else None."""
+def _description_at_head(options: dict[str, str], *, adopted_ok: bool) -> str | None:
+    """The database's description when it is at head, else None (see quick_status.current_head)."""
     raw_url = postgres_url_text(options.get("db_driver"), options.get("database_url"))
-    plain = quick_status.postgres_url_at_head(raw_url) if raw_url else None
+    plain = quick_status.postgres_url_at_head(raw_url, adopted_ok=adopted_ok) if raw_url else None
     if plain is not None:
         at_head, description = plain
         return description if at_head else None
     settings = resolve_settings(options.get("db_driver"), options.get("database_path"), raw_url)
-    return settings.describe() if quick_status.at_head(settings) else None
+    return settings.describe() if quick_status.at_head(settings, adopted_ok=adopted_ok) else None
 
 
 def _parse(argv: list[str]) -> tuple[dict[str, str], list[str]] | None:

@@ -46,21 +46,23 @@ def head_revision() -> str | None:
         return None
 
 
-def at_head(settings: Settings) -> bool:
+def at_head(settings: Settings, *, adopted_ok: bool = False) -> bool:
     """True when the database records exactly the head revision; False when unsure."""
-    return current_head(settings) is not None
+    return current_head(settings, adopted_ok=adopted_ok) is not None
 
 
-def current_head(settings: Settings) -> tuple[str, list[str]] | None:
+def current_head(settings: Settings, *, adopted_ok: bool = False) -> tuple[str, list[str]] | None:
     """(head, checksum warnings) when the database records exactly the head; else None.
 
-    None also means "not sure" (no manifest, no database, a driver error) or "adopted" (the
-    status shows the adoption record; the full path reads it).  The warnings are
+    None also means "not sure" (no manifest, no database, a driver error) or, unless
+    ``adopted_ok``, "adopted" (a status shows the adoption record, which the full path reads;
+    a startup check does not need it).  The warnings are
     :func:`checksum_warnings` for the head.
     """
     try:
         head, files = _manifest_facts()
-        rows = _read_sqlite(settings) if settings.is_sqlite else _read_postgres(settings)
+        read = _read_sqlite if settings.is_sqlite else _read_postgres
+        rows = read(settings, adopted_ok)
     except Exception:  # noqa: BLE001 - any failure means "not sure": the full path explains it
         return None
     if head is None or rows != [head]:
@@ -102,7 +104,7 @@ def _manifest_facts() -> tuple[str | None, tuple[object, ...]]:
     return _head[key], key
 
 
-def postgres_url_at_head(raw_url: str) -> tuple[bool, str] | None:
+def postgres_url_at_head(raw_url: str, *, adopted_ok: bool = False) -> tuple[bool, str] | None:
     """For a plain PostgreSQL URL: (at head?, its masked description); None for other URLs.
 
     Parsing a URL with SQLAlchemy means importing it, which alone costs more than the whole
@@ -118,37 +120,37 @@ def postgres_url_at_head(raw_url: str) -> tuple[bool, str] | None:
     libpq = f"postgresql://{user}{password or ''}@{host}{port or ''}/{database}"
     head = head_revision()
     try:
-        return head is not None and _read_postgres_url(libpq) == [head], masked
+        return head is not None and _read_postgres_url(libpq, adopted_ok) == [head], masked
     except Exception:  # noqa: BLE001 - "not sure": the full path explains it
         return False, masked
 
 
-def _read_sqlite(settings: Settings) -> list[str]:
+def _read_sqlite(settings: Settings, adopted_ok: bool) -> list[str]:
     path = settings.database_path
     if path is None or not path.is_file():
         return []
     connection = sqlite3.connect(path, timeout=30)
     try:
-        return _version_rows(connection, _SQLITE_ADOPTED)
+        return _version_rows(connection, None if adopted_ok else _SQLITE_ADOPTED)
     finally:
         connection.close()
 
 
-def _read_postgres(settings: Settings) -> list[str]:
+def _read_postgres(settings: Settings, adopted_ok: bool) -> list[str]:
     url = settings.sqlalchemy_url().set(drivername="postgresql")
-    return _read_postgres_url(url.render_as_string(hide_password=False))
+    return _read_postgres_url(url.render_as_string(hide_password=False), adopted_ok)
 
 
-def _read_postgres_url(url: str) -> list[str]:
+def _read_postgres_url(url: str, adopted_ok: bool) -> list[str]:
     import psycopg  # only PostgreSQL users pay for importing it
 
     with psycopg.connect(url, autocommit=True) as connection:
-        return _version_rows(connection, _POSTGRES_ADOPTED)
+        return _version_rows(connection, None if adopted_ok else _POSTGRES_ADOPTED)
 
 
-def _version_rows(connection: Any, adopted_query: str) -> list[str]:
+def _version_rows(connection: Any, adopted_query: str | None) -> list[str]:
     """The version table's rows, or a marker that never equals a head when adopted."""
     rows = [row[0] for row in connection.execute(VERSION_QUERY)]
-    if connection.execute(adopted_query).fetchone() is not None:
+    if adopted_query is not None and connection.execute(adopted_query).fetchone() is not None:
         return ["(adopted)"]
     return rows

@@ -92,7 +92,7 @@ def auto_upgrade(
     ``DATABASE_URL``).
     """
     settings = settings or resolve_settings()
-    at_head = None if version_locations else quick_status.current_head(settings)
+    at_head = None if version_locations else quick_status.current_head(settings, adopted_ok=True)
     if at_head is not None:  # one driver read, no revision graph (see quick_status)
         head, warnings = at_head
         return StartupResult(head, head, checksum_warnings=warnings)

@@ -82,10 +82,11 @@ def test_adoption_table_name_is_the_adoption_records() -> None:
     assert quick_status.ADOPTION_TABLE == ADOPTION_TABLE
 
 
-def test_adopted_database_takes_the_full_path(sqlite_settings: Settings) -> None:
+def test_adopted_database_status_takes_the_full_path(sqlite_settings: Settings) -> None:
     """At head but adopted: the quick check steps aside so the status shows the record."""
     commands.upgrade(sqlite_settings)
     with connect(sqlite_settings) as connection:
         connection.exec_driver_sql(f"CREATE TABLE {quick_status.ADOPTION_TABLE} (id INTEGER)")
         connection.commit()
     assert not quick_status.at_head(sqlite_settings)
+    assert quick_status.at_head(sqlite_settings, adopted_ok=True)  # startup needs no record
