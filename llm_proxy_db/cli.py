@@ -391,5 +391,5 @@ def db_restore(
 
 
 def main() -> None:
-    """Entry point of the ``llm-proxy`` script."""
+    """Run the full command line (the ``llm-proxy`` script enters via :func:`fast_path.main`)."""
     app()

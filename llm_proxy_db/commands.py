@@ -10,11 +10,10 @@ import functools
 import io
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from alembic import command
-from llm_proxy_db import adoption, adoption_record, manifest, revisions
+from llm_proxy_db import adoption, adoption_record, manifest, quick_status, revisions
 from llm_proxy_db.adoption import AdoptionResult
 from llm_proxy_db.alembic_config import make_config
 from llm_proxy_db.database import connect
@@ -24,38 +23,10 @@ from llm_proxy_db.guard import MigrationOutcome, SafetyOptions, guarded_run
 from llm_proxy_db.revisions import RevisionInfo
 from llm_proxy_db.settings import Settings
 from llm_proxy_db.startup import StartupResult, auto_upgrade
+from llm_proxy_db.status import Status, status_at_head
+
+__all__ = ["Status"]  # defined in llm_proxy_db.status, which the fast startup path imports alone
 from llm_proxy_db.version_table import current_revision, has_version_table
-
-
-@dataclass(frozen=True)
-class Status:
-    """Where a database stands against the revision scripts."""
-
-    database: str
-    current_revision: str | None
-    head_revision: str
-    pending: list[str]
-    checksum_warnings: list[str] = field(default_factory=list)
-    detected_state: str | None = None
-    adopted_from: dict[str, Any] | None = None
-
-    @property
-    def up_to_date(self) -> bool:
-        """True when nothing is pending."""
-        return not self.pending
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (the keys of ``llm-proxy migrate status --json``)."""
-        return {
-            "database": self.database,
-            "current_revision": self.current_revision,
-            "head_revision": self.head_revision,
-            "pending": list(self.pending),
-            "up_to_date": self.up_to_date,
-            "checksum_warnings": list(self.checksum_warnings),
-            "detected_state": self.detected_state,
-            "adopted_from": self.adopted_from,
-        }
 
 
 def status(settings: Settings) -> Status:
@@ -63,8 +34,12 @@ def status(settings: Settings) -> Status:
 
     For a database without ``alembic_version``, ``detected_state`` names the known state it
     is in (``empty``, ``unknown``, or a state such as ``0002`` or ``goose-1``); for an
-    adopted one, ``adopted_from`` says from which state and when.
+    adopted one, ``adopted_from`` says from which state and when.  A database at head that
+    was never adopted is answered by one driver read (:mod:`llm_proxy_db.quick_status`).
     """
+    at_head = quick_status.current_head(settings)
+    if at_head is not None:
+        return status_at_head(settings.describe(), *at_head)
     current: str | None = None
     detected: str | None = "empty"
     adopted: dict[str, Any] | None = None

@@ -4,22 +4,38 @@ Every revision runs in its own transaction, on both dialects.  For SQLite this n
 ``transactional_ddl=True`` (Alembic assumes SQLite cannot roll back DDL, which is only true
 of Python's ``sqlite3`` defaults, switched off in :mod:`llm_proxy_db.database`).  SQLite
 migrations run with foreign keys off, so a table rebuild never cascades, and each revision
-checks ``PRAGMA foreign_key_check`` before it commits.
+checks ``PRAGMA foreign_key_check`` before it commits, unless none of its statements could
+have broken a reference (see ``_ForeignKeyGuard``: on a million tokens each check costs a
+full pass).
+
+On PostgreSQL every migration transaction sets a ``lock_timeout`` (``LLM_PROXY_TABLE_LOCK_TIMEOUT``,
+default 5s): a revision that cannot get a table lock fails and rolls back instead of waiting
+behind a long transaction while every query of the service queues behind it.
 """
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from logging.config import fileConfig
 from typing import Any
 
+import sqlalchemy as sa
 from alembic.util.exc import CommandError
+from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
 from llm_proxy_db.database import connect
-from llm_proxy_db.errors import LLMProxyDBError, MigrationError
+from llm_proxy_db.errors import ConfigError, LLMProxyDBError, MigrationError
 from llm_proxy_db.fingerprint import OUR_TABLES
 from llm_proxy_db.schema import head_metadata
 from llm_proxy_db.settings import Settings, resolve_settings
+
+LOCK_TIMEOUT_ENV = "LLM_PROXY_TABLE_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT = "5s"
+_LOCK_TIMEOUT_FORMAT = re.compile(r"\d+\s*(ms|s|min)?")
 
 
 def run_environment(context: Any) -> None:
@@ -76,6 +92,7 @@ def _run_offline(context: Any, settings: Settings) -> None:
 def _run_online(context: Any, connection: Connection) -> None:
     dialect = connection.dialect.name
     sqlite = dialect == "sqlite"
+    guards = [_ForeignKeyGuard()] if sqlite else []
     context.configure(
         connection=connection,
         target_metadata=head_metadata(dialect),
@@ -85,10 +102,16 @@ def _run_online(context: Any, connection: Connection) -> None:
         compare_type=True,
         compare_server_default=True,
         include_name=_include_name,
-        on_version_apply=[_check_foreign_keys] if sqlite else [],
+        on_version_apply=guards,
     )
-    with context.begin_transaction():
-        context.run_migrations()
+    for guard in guards:
+        guard.watch(connection)
+    try:
+        with _limited_lock_waits(connection), context.begin_transaction():
+            context.run_migrations()
+    finally:
+        for guard in guards:
+            guard.stop(connection)
 
 
 def _include_name(name: str | None, type_: str, parent_names: Any) -> bool:
@@ -97,9 +120,85 @@ def _include_name(name: str | None, type_: str, parent_names: Any) -> bool:
     return type_ != "table" or name in OUR_TABLES
 
 
-def _check_foreign_keys(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
-    """Refuse to commit a SQLite revision that left a dangling foreign key."""
-    problems = ctx.connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+def lock_timeout(env: Mapping[str, str] | None = None) -> str:
+    """The PostgreSQL ``lock_timeout`` for migrations: ``LLM_PROXY_TABLE_LOCK_TIMEOUT`` or 5s.
+
+    Accepts PostgreSQL's forms ``500ms``, ``5s``, ``1min`` or plain milliseconds; ``0``
+    waits forever (PostgreSQL's default, not recommended while the service runs).
+    """
+    value = (os.environ if env is None else env).get(LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT).strip()
+    if not _LOCK_TIMEOUT_FORMAT.fullmatch(value):
+        raise ConfigError(
+            f"{LOCK_TIMEOUT_ENV}={value!r} is not a duration",
+            hint="use milliseconds or a unit: 500ms, 5s, 1min",
+        )
+    return value
+
+
+@contextmanager
+def _limited_lock_waits(connection: Connection) -> Iterator[None]:
+    """Set ``lock_timeout`` in every transaction begun on a PostgreSQL ``connection``.
+
+    ``SET LOCAL`` (``set_config(..., true)``) ends with the transaction, so the setting never
+    leaks into a connection the caller reuses; the listener is removed afterwards.
+    """
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    statement = sa.text("SELECT set_config('lock_timeout', :value, true)")
+    params = {"value": lock_timeout()}
+
+    def _on_begin(conn: Connection) -> None:
+        conn.execute(statement, params)
+
+    if connection.in_transaction():
+        connection.execute(statement, params)
+    event.listen(connection, "begin", _on_begin)
+    try:
+        yield
+    finally:
+        event.remove(connection, "begin", _on_begin)
+
+
+_MAY_BREAK_REFERENCES = re.compile(
+    r"\b(INSERT|UPDATE|DELETE|REPLACE|DROP|CREATE\s+TABLE|RENAME\s+TO|REFERENCES|writable_schema)\b",
+    re.IGNORECASE,
+)
+
+
+class _ForeignKeyGuard:
+    """``on_version_apply`` hook: refuse to commit a SQLite revision that left a dangling reference.
+
+    With foreign keys off, a reference can only break through a statement that writes rows,
+    drops, creates or renames a table, declares a reference or edits the schema text.  A
+    revision that ran none of these (``ADD COLUMN`` without ``REFERENCES``, a column rename,
+    an index) cannot have broken one and skips the full ``PRAGMA foreign_key_check``.  Its
+    own version-table update does not count.
+    """
+
+    def __init__(self) -> None:
+        self.risky = False
+
+    def watch(self, connection: Connection) -> None:
+        """Look at every statement run on ``connection`` from now on."""
+        event.listen(connection, "before_cursor_execute", self._seen)
+
+    def stop(self, connection: Connection) -> None:
+        """Stop looking."""
+        event.remove(connection, "before_cursor_execute", self._seen)
+
+    def _seen(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "alembic_version" not in statement and _MAY_BREAK_REFERENCES.search(statement):
+            self.risky = True
+
+    def __call__(self, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
+        if self.risky:
+            _check_foreign_keys(ctx.connection, step)
+        self.risky = False
+
+
+def _check_foreign_keys(connection: Connection, step: Any) -> None:
+    problems = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
     if problems:
         sample = ", ".join(f"{row[0]} rowid {row[1]} -> {row[2]}" for row in problems[:5])
         raise MigrationError(

@@ -3,6 +3,9 @@
 One Alembic command per revision keeps each revision in its own transaction and tells us
 exactly which one failed.  The executor never prints: it emits :class:`ProgressEvent`
 values and the caller (CLI, service, test) decides how to show them.
+
+Alembic and the revision graph are imported by the functions that run revisions, so the
+result types can be used (a run with nothing to do at startup) without loading them.
 """
 
 from __future__ import annotations
@@ -10,15 +13,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Connection
-
-from alembic import command
-from llm_proxy_db.alembic_config import make_config
 from llm_proxy_db.errors import LLMProxyDBError, MigrationError
-from llm_proxy_db.revisions import between, chain, position, script_directory
-from llm_proxy_db.version_table import current_revision
+
+if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.engine import Connection
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ def plan(
     start: str | None, target: str | None, scripts: ScriptDirectory | None = None
 ) -> list[tuple[str, str | None, str]]:
     """The steps from ``start`` to ``target``: (revision run, revision reached, direction)."""
+    from llm_proxy_db.revisions import between, chain, position
+
     if position(target, scripts) >= position(start, scripts):
         return [(rev, rev, "upgrade") for rev in between(start, target, scripts)]
     parents = {info.id: info.down_revision for info in chain(scripts)}
@@ -84,6 +87,9 @@ def run(
     version_locations: Sequence[str] = (),
 ) -> RunResult:
     """Move the database on ``connection`` to ``target`` (None = base), one revision at a time."""
+    from llm_proxy_db.revisions import script_directory
+    from llm_proxy_db.version_table import current_revision
+
     connection.commit()
     start = current_revision(connection)
     connection.commit()
@@ -112,6 +118,9 @@ def _step(
     direction: str,
     version_locations: Sequence[str],
 ) -> None:
+    from alembic import command
+    from llm_proxy_db.alembic_config import make_config
+
     config = make_config(connection=connection, extra_version_locations=version_locations)
     if direction == "upgrade":
         command.upgrade(config, revision)

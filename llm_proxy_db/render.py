@@ -10,14 +10,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from llm_proxy_db.adoption import AdoptionPlan, AdoptionResult
-from llm_proxy_db.backup import RestoreResult
-from llm_proxy_db.commands import Status
-from llm_proxy_db.executor import Progress, ProgressEvent, RunResult
-from llm_proxy_db.rehearse import RehearsalResult
-from llm_proxy_db.revisions import RevisionInfo
+if TYPE_CHECKING:  # type-only: importing them would load Alembic on the fast status path
+    from llm_proxy_db.adoption import AdoptionPlan, AdoptionResult
+    from llm_proxy_db.backup import RestoreResult
+    from llm_proxy_db.commands import Status
+    from llm_proxy_db.executor import Progress, ProgressEvent, RunResult
+    from llm_proxy_db.rehearse import RehearsalResult
+    from llm_proxy_db.revisions import RevisionInfo
 
 
 def render_status(status: Status) -> str:

@@ -3,10 +3,14 @@
 Revision scripts stay frozen snapshots of a shipped change: they define the tables they
 rebuild themselves and never import the head schema.  What they share is mechanism:
 which dialect runs, whether a column exists (to mirror the guards the service's own goose
-files had), SQLite table rebuilds through Alembic's batch mode, and UUIDs made in SQL.
+files had), SQLite table rebuilds through Alembic's batch mode, SQLite CHECK changes made
+in place (no row copied), and UUIDs made in SQL.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
 
@@ -63,6 +67,39 @@ def rebuild_sqlite_table(table: sa.Table) -> None:
         pass
 
 
+def copy_sqlite_table(table: sa.Table, computed: Mapping[str, str]) -> None:
+    """Rebuild a SQLite table like :func:`rebuild_sqlite_table`, computing new columns in the copy.
+
+    Alembic's batch copy can only carry existing columns over, so a new column filled by an
+    expression (a UUID per row) would cost an ``UPDATE`` of every row before the copy: two
+    passes over the table.  This does the same steps as batch mode (new table, ``INSERT ...
+    SELECT``, drop, rename, indexes) with ``computed`` (column name -> SQL expression over
+    the old row) evaluated by the one ``INSERT ... SELECT``.  Every other column of
+    ``table`` must exist in the old table.
+    """
+    metadata = sa.MetaData()
+    for key in table.foreign_keys:  # stubs, so the new table's FOREIGN KEY clauses render
+        target, column = key.target_fullname.split(".")
+        stub = metadata.tables.get(target) or sa.Table(target, metadata)
+        if column not in stub.c:
+            stub.append_column(sa.Column(column, sa.Text))
+    temp = table.to_metadata(metadata, name=f"_alembic_tmp_{table.name}")
+    temp.indexes.clear()
+    bind = op.get_bind()
+    temp.create(bind)
+    names = [column.name for column in table.columns]
+    values: list[sa.ColumnElement[object]] = [
+        sa.literal_column(computed[n]) if n in computed else sa.column(n) for n in names
+    ]
+    source = sa.select(*values).select_from(sa.table(table.name))
+    bind.execute(temp.insert().from_select(names, source))
+    op.drop_table(table.name)
+    op.rename_table(temp.name, table.name)
+    for index in table.indexes:
+        columns = [column.name for column in index.columns]
+        op.create_index(index.name, table.name, columns, unique=bool(index.unique))
+
+
 def refuse_if_rows(table: str, where: str, why: str) -> None:
     """Stop a downgrade that would have to drop or break rows; the revision rolls back."""
     if is_offline():
@@ -70,3 +107,62 @@ def refuse_if_rows(table: str, where: str, why: str) -> None:
     count = op.get_bind().execute(sa.text(f"SELECT count(*) FROM {table} WHERE {where}")).scalar()
     if count:
         raise MigrationError(f"{count} row(s) in {table} {why}; refusing to downgrade")
+
+
+def set_sqlite_check_in(table: str, column: str, values: Sequence[str]) -> None:
+    """Make ``CHECK (column IN (...))`` of a SQLite table allow exactly ``values``, in place.
+
+    A CHECK constraint does not change a stored byte, so instead of copying the table this
+    follows SQLite's documented procedure for "other kinds of table schema changes"
+    (https://www.sqlite.org/lang_altertable.html#otheralter): with ``writable_schema`` on,
+    rewrite the table's SQL text in ``sqlite_master`` and increment ``schema_version`` so
+    every connection reloads the schema.  It runs inside the revision's transaction, so a
+    failure rolls the text back.  The cost is independent of the number of rows.
+
+    Rows are not re-checked: callers narrowing the set must first make sure no row
+    violates it (see :func:`refuse_if_rows`).  Refuses unless the table's SQL holds
+    exactly one such CHECK.
+    """
+    bind = op.get_bind()
+    old_sql = _sqlite_table_sql(bind, table)
+    new_sql = replace_check_in(old_sql, column, values, table=table)
+    version = int(bind.exec_driver_sql("PRAGMA schema_version").scalar_one())
+    bind.exec_driver_sql("PRAGMA writable_schema = ON")
+    try:
+        bind.exec_driver_sql(
+            "UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = ?", (new_sql, table)
+        )
+        bind.exec_driver_sql(f"PRAGMA schema_version = {version + 1}")
+    finally:
+        bind.exec_driver_sql("PRAGMA writable_schema = OFF")
+    # Parsing the new schema happens on the next statement; a bad text fails here, in the
+    # transaction, instead of on the service's next start.
+    bind.exec_driver_sql(f'SELECT * FROM "{table}" LIMIT 0')
+    if _sqlite_table_sql(bind, table) != new_sql:
+        raise MigrationError(f"SQLite did not keep the new definition of {table}")
+
+
+def replace_check_in(sql: str, column: str, values: Sequence[str], *, table: str = "table") -> str:
+    """``sql`` (a CREATE TABLE text) with its one ``CHECK (column IN (...))`` listing ``values``."""
+    pattern = re.compile(
+        r"CHECK\s*\(\s*[\"`\[]?" + re.escape(column) + r"[\"`\]]?\s+IN\s*\([^()]*\)\s*\)",
+        re.IGNORECASE,
+    )
+    matches = list(pattern.finditer(sql))
+    if len(matches) != 1:
+        raise MigrationError(
+            f"expected exactly one CHECK ({column} IN (...)) in the definition of {table}, "
+            f"found {len(matches)}; its SQL is: {sql}"
+        )
+    listed = ", ".join("'" + value.replace("'", "''") + "'" for value in values)
+    match = matches[0]
+    return f"{sql[: match.start()]}CHECK ({column} IN ({listed})){sql[match.end() :]}"
+
+
+def _sqlite_table_sql(bind: sa.engine.Connection, table: str) -> str:
+    sql = bind.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+    ).scalar()
+    if sql is None:
+        raise MigrationError(f"table {table} does not exist")
+    return str(sql)

@@ -11,12 +11,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
-
 from llm_proxy_db.errors import ConfigError
+
+if TYPE_CHECKING:  # SQLAlchemy is imported only where a URL is built or parsed (fast startup)
+    from sqlalchemy.engine import URL
 
 SQLITE = "sqlite"
 POSTGRES = "postgres"
@@ -51,6 +52,8 @@ class Settings:
 
     def sqlalchemy_url(self) -> URL:
         """The URL SQLAlchemy connects with (psycopg 3 for PostgreSQL)."""
+        from sqlalchemy.engine import URL
+
         if self.is_sqlite:
             assert self.database_path is not None
             return URL.create("sqlite", database=str(self.database_path))
@@ -79,18 +82,36 @@ def resolve_settings(
     that contradict each other are refused rather than one of them silently ignored.
     """
     env = os.environ if env is None else env
-    explicit = _explicit_driver(db_driver, database_path, database_url)
-    driver = normalise_driver(explicit or env.get("DB_DRIVER") or SQLITE)
-    if driver == SQLITE:
+    raw_url = postgres_url_text(db_driver, database_url, env, database_path=database_path)
+    if raw_url is None:
         path = database_path or env.get("DATABASE_PATH") or DEFAULT_DATABASE_PATH
         return Settings(driver=SQLITE, database_path=Path(path).expanduser())
+    return Settings(driver=POSTGRES, database_url=normalise_postgres_url(raw_url))
+
+
+def postgres_url_text(
+    db_driver: str | None = None,
+    database_url: str | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    database_path: str | os.PathLike[str] | None = None,
+) -> str | None:
+    """The PostgreSQL URL as given, not parsed yet; None when the driver is SQLite.
+
+    The same choice as :func:`resolve_settings`, without importing SQLAlchemy (the startup
+    check at head uses it).
+    """
+    env = os.environ if env is None else env
+    explicit = _explicit_driver(db_driver, database_path, database_url)
+    if normalise_driver(explicit or env.get("DB_DRIVER") or SQLITE) == SQLITE:
+        return None
     raw_url = database_url or env.get("DATABASE_URL")
     if not raw_url:
         raise ConfigError(
             "DB_DRIVER is postgres but no database URL is set",
             hint="set DATABASE_URL or pass --database-url postgres://user@host:5432/db",
         )
-    return Settings(driver=POSTGRES, database_url=normalise_postgres_url(raw_url))
+    return raw_url
 
 
 def _explicit_driver(
@@ -124,6 +145,9 @@ def normalise_postgres_url(raw_url: str) -> URL:
     password holding an unencoded ``@`` still works; a ``?password=`` parameter becomes the
     URL's password, so it is masked and passed to client tools like any other password.
     """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         url = make_url(_encode_userinfo(raw_url.strip()))
     except (ArgumentError, ValueError):

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llm_proxy_db import adoption, manifest, revisions
+from llm_proxy_db import adoption, manifest, quick_status, revisions
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import PendingMigrationsError
 from llm_proxy_db.executor import Progress
@@ -92,6 +92,10 @@ def auto_upgrade(
     ``DATABASE_URL``).
     """
     settings = settings or resolve_settings()
+    at_head = None if version_locations else quick_status.current_head(settings, adopted_ok=True)
+    if at_head is not None:  # one driver read, no revision graph (see quick_status)
+        head, warnings = at_head
+        return StartupResult(head, head, checksum_warnings=warnings)
     scripts = revisions.script_directory(tuple(version_locations))
     head = revisions.head_revision(scripts)
     current = peek_revision(settings, version_locations)

@@ -85,7 +85,8 @@ def test_a_database_newer_than_the_code_is_refused(settings):
 def test_offline_sql_renders_for_each_dialect(dialect_settings):
     from llm_proxy_db.settings import resolve_settings
 
-    settings = resolve_settings(db_driver=dialect_settings, database_url="postgres://u@h/db", env={})
+    url = "postgres://u@h/db" if dialect_settings == "postgres" else None
+    settings = resolve_settings(db_driver=dialect_settings, database_url=url, env={})
     up = commands.upgrade_sql(settings)
     assert "CREATE TABLE projects" in up and "COMMIT" in up
     assert ("gen_random_uuid()" in up) == (dialect_settings == "postgres")

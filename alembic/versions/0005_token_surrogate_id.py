@@ -2,8 +2,9 @@
 
 PostgreSQL: ``id UUID DEFAULT gen_random_uuid()``, filled for existing rows by the column
 default, primary key ``tokens_pkey`` moved from ``token`` to ``id``, ``tokens_token_unique``
-and ``idx_tokens_token`` added.  SQLite cannot move a primary key in place: ``id`` is added
-as TEXT, filled with dashed UUID v4 strings computed in SQL, and the table is rebuilt.
+and ``idx_tokens_token`` added.  SQLite cannot move a primary key in place: the table is
+rebuilt with ``id`` TEXT, filled during the one copy with dashed UUID v4 strings computed
+in SQL (offline ``--sql`` output adds and fills the column, then rebuilds).
 
 Revision ID: 0005
 Revises: 0004
@@ -18,6 +19,7 @@ from sqlalchemy.dialects import postgresql
 from alembic import op
 from llm_proxy_db.revision_helpers import (
     SQLITE_UUID4_SQL,
+    copy_sqlite_table,
     is_offline,
     is_sqlite,
     rebuild_sqlite_table,
@@ -30,10 +32,13 @@ depends_on = None
 
 
 def upgrade() -> None:
-    if is_sqlite():
+    if is_sqlite() and is_offline():
         op.add_column("tokens", sa.Column("id", sa.Text))
         op.execute(f"UPDATE tokens SET id = {SQLITE_UUID4_SQL}")
         rebuild_sqlite_table(_sqlite_tokens(with_id=True))
+        return
+    if is_sqlite():
+        copy_sqlite_table(_sqlite_tokens(with_id=True), computed={"id": SQLITE_UUID4_SQL})
         return
     op.add_column(
         "tokens",

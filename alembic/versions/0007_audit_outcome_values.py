@@ -1,9 +1,22 @@
 """audit outcome values: the outcome CHECK widened to success, failure, denied, error (goose version 6)
 
-PostgreSQL replaces ``audit_events_outcome_check``.  SQLite cannot alter a CHECK in place
-through DDL, so the table is rebuilt with the new constraint and its 7 indexes.  The
-downgrade refuses while any event uses an outcome the old CHECK forbids: those rows would
-otherwise be lost.
+Neither dialect copies or locks ``audit_events`` for longer than a catalog change, so the
+cost of this revision does not grow with the audit log:
+
+- SQLite rewrites the CHECK text in place (SQLite's documented procedure for changes that
+  do not touch stored data; see ``set_sqlite_check_in``).  Offline (``--sql``) output cannot
+  read the current table text, so it renders the equivalent table rebuild instead.
+- PostgreSQL replaces ``audit_events_outcome_check`` with the wider CHECK added
+  ``NOT VALID`` (a brief ACCESS EXCLUSIVE lock, no scan), commits, then runs
+  ``VALIDATE CONSTRAINT`` in its own transaction, which scans under SHARE UPDATE EXCLUSIVE
+  only (reads and writes continue).  Trade-off: the upgrade is two transactions.  If it stops
+  between them the database holds the wider constraint, not yet validated, at revision 0006;
+  the service works with it and running the upgrade again finishes the job.
+
+The downgrade narrows the CHECK.  It first takes the table's lock (by changing the
+constraint), then refuses while any event uses an outcome the old CHECK forbids: those rows
+would otherwise be lost.  It stays one transaction, validating under the lock it holds, so
+no row can slip in between the check and the commit.
 
 Revision ID: 0007
 Revises: 0006
@@ -15,15 +28,22 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from alembic import op
-from llm_proxy_db.revision_helpers import is_sqlite, rebuild_sqlite_table, refuse_if_rows
+from llm_proxy_db.revision_helpers import (
+    is_offline,
+    is_sqlite,
+    rebuild_sqlite_table,
+    refuse_if_rows,
+    set_sqlite_check_in,
+)
 
 revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
 
-NEW_CHECK = "outcome IN ('success', 'failure', 'denied', 'error')"
-OLD_CHECK = "outcome IN ('success', 'failure')"
+NEW_VALUES = ("success", "failure", "denied", "error")
+OLD_VALUES = ("success", "failure")
+CHECK_NAME = "audit_events_outcome_check"
 INDEXES = {
     "idx_audit_timestamp": ["timestamp"],
     "idx_audit_action": ["action"],
@@ -36,24 +56,47 @@ INDEXES = {
 
 
 def upgrade() -> None:
-    _replace_check(NEW_CHECK)
+    _replace_check(NEW_VALUES, validate_after_commit=True)
 
 
 def downgrade() -> None:
-    refuse_if_rows(
-        "audit_events",
-        "outcome NOT IN ('success', 'failure')",
-        "have an outcome (denied, error) that revision 0006 does not allow",
-    )
-    _replace_check(OLD_CHECK)
+    _replace_check(OLD_VALUES, validate_after_commit=False)
 
 
-def _replace_check(check: str) -> None:
-    if is_sqlite():
-        rebuild_sqlite_table(_sqlite_audit_events(check))
-        return
-    op.drop_constraint("audit_events_outcome_check", "audit_events", type_="check")
-    op.create_check_constraint("audit_events_outcome_check", "audit_events", check)
+def _replace_check(values: tuple[str, ...], *, validate_after_commit: bool) -> None:
+    if is_sqlite() and is_offline():
+        rebuild_sqlite_table(_sqlite_audit_events(_check_sql(values)))
+    elif is_sqlite():
+        set_sqlite_check_in("audit_events", "outcome", values)
+    else:
+        op.drop_constraint(CHECK_NAME, "audit_events", type_="check")
+        op.create_check_constraint(
+            CHECK_NAME, "audit_events", _check_sql(values), postgresql_not_valid=True
+        )
+    if values == OLD_VALUES:
+        refuse_if_rows(
+            "audit_events",
+            "outcome NOT IN ('success', 'failure')",
+            "have an outcome (denied, error) that revision 0006 does not allow",
+        )
+    if not is_sqlite():
+        _validate(separately=validate_after_commit)
+
+
+def _validate(*, separately: bool) -> None:
+    """``VALIDATE CONSTRAINT``, after committing the catalog change when ``separately``."""
+    validate = f"ALTER TABLE audit_events VALIDATE CONSTRAINT {CHECK_NAME}"
+    context = op.get_context()
+    # A caller that runs the revision inside its own transaction cannot be committed for us.
+    if separately and not getattr(context, "_in_external_transaction", False):
+        with context.autocommit_block():
+            op.execute(validate)
+    else:
+        op.execute(validate)
+
+
+def _check_sql(values: tuple[str, ...]) -> str:
+    return "outcome IN (" + ", ".join(f"'{value}'" for value in values) + ")"
 
 
 def _sqlite_audit_events(check: str) -> sa.Table:

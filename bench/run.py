@@ -1,0 +1,124 @@
+"""``make bench``: build databases, measure, print a table of medians and ratios, save JSON.
+
+    python bench/run.py                 # full size (1M tokens, 2M audit events), ~15 min on 2 cores
+    python bench/run.py --smoke         # tiny sizes, a few seconds (CI runs this)
+    python bench/run.py --cases startup # one case
+
+Every ratio compares two things measured side by side, interleaved, in the same run.
+PostgreSQL cases run when ``--postgres-url`` (or LLM_PROXY_BENCH_POSTGRES_URL, or
+LLM_PROXY_TEST_POSTGRES_URL) names a server the benchmark may create databases on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import datagen  # noqa: E402
+import report  # noqa: E402
+import startup  # noqa: E402
+import upgrade  # noqa: E402
+
+from llm_proxy_db import commands  # noqa: E402
+from llm_proxy_db.settings import Settings, normalise_postgres_url  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+CASES = ("startup", "upgrade", "growth")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes and few rounds")
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma list of {', '.join(CASES)}")
+    parser.add_argument("--postgres-url", default=_default_postgres_url())
+    parser.add_argument("--out", type=Path, default=HERE / "results", help="JSON results directory")
+    parser.add_argument("--cache", type=Path, default=HERE / "results" / "cache",
+                        help="generated legacy SQLite files, reused between runs")
+    parser.add_argument("--rounds", type=int,
+                        help="rounds for the upgrade cases (default: 3 at full size, 5 at 10%%, 1 smoke)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen cases; print the table; write ``bench-<time>.json``."""
+    args = parse_args(argv)
+    cases = [case.strip() for case in args.cases.split(",") if case.strip()]
+    size = datagen.Size(20, 2_000, 4_000) if args.smoke else datagen.FULL
+    rounds = args.rounds or (1 if args.smoke else 3)
+    growth_rounds = args.rounds or (1 if args.smoke else 5)
+    results: dict[str, object] = {"machine": report.machine(), "smoke": args.smoke,
+                                  "size": vars(size), "rounds": rounds}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="llm-proxy-bench-") as scratch:
+        work = Path(scratch)
+        if "startup" in cases:
+            results["startup"] = run_startup(work, args, smoke=args.smoke)
+        if "upgrade" in cases:
+            results["upgrade"] = run_upgrade(work, args, size, rounds)
+        if "growth" in cases:
+            results["growth"] = run_upgrade(work, args, size.scaled(0.1), growth_rounds)
+    results["wall_s"] = time.perf_counter() - started
+    results["targets"] = report.targets(results)
+    print(report.table(results))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"bench-{time.strftime('%Y%m%dT%H%M%S')}{'-smoke' if args.smoke else ''}.json"
+    path.write_text(json.dumps(results, indent=2))
+    print(f"\nresults: {path}")
+    return 0
+
+
+def run_startup(work: Path, args: argparse.Namespace, *, smoke: bool) -> dict[str, object]:
+    """Case 1 on SQLite and (when available) PostgreSQL."""
+    rounds, calls, warmup = (1, 20, 0) if smoke else (15, 300, 1)
+    out: dict[str, object] = {}
+    for settings, env in _head_databases(work, args.postgres_url):
+        whole = startup.whole_process(settings, env, rounds, warmup)
+        name, per_call = startup.in_process(settings, calls)
+        out[settings.dialect_name] = {
+            "whole_process": {key: value.as_dict() for key, value in whole.items()},
+            "in_process_function": name,
+            "in_process": {key: value.as_dict() for key, value in per_call.items()},
+        }
+    return out
+
+
+def run_upgrade(work: Path, args: argparse.Namespace, size: datagen.Size, rounds: int) -> dict[str, object]:
+    """Cases 2/3: SQLite L1 and L0 to head, PostgreSQL goose-1 to head, against the floor."""
+    sqlite = upgrade.sqlite_upgrades(args.cache, work / "legacy.db", size, rounds=rounds)
+    l1, l0 = sqlite["L1"], sqlite["L0"]
+    out: dict[str, object] = {"label": size.label(), "size": vars(size),
+                              "sqlite_L1": l1.as_dict(), "sqlite_L0": l0.as_dict(),
+                              "adoption": "setup adopts" if not upgrade.adoption_env() else "stamp 0002/0001 + setup"}
+    if args.postgres_url:
+        out["postgresql_goose1"] = upgrade.postgres_upgrade(args.postgres_url, size, rounds=rounds).as_dict()
+    return out
+
+
+def _head_databases(work: Path, postgres_url: str | None):  # type: ignore[no-untyped-def]
+    """Up-to-date databases for case 1, with the environment a child process needs."""
+    sqlite = Settings(driver="sqlite", database_path=work / "head.db")
+    commands.upgrade(sqlite)
+    yield sqlite, {**os.environ, "DB_DRIVER": "sqlite", "DATABASE_PATH": str(sqlite.database_path)}
+    if not postgres_url:
+        return
+    with upgrade._clone(postgres_url, "template1") as url:
+        settings = Settings(driver="postgres", database_url=normalise_postgres_url(url))
+        commands.upgrade(settings)
+        yield settings, {**os.environ, "DB_DRIVER": "postgres", "DATABASE_URL": url}
+
+
+def _default_postgres_url() -> str | None:
+    url = os.environ.get("LLM_PROXY_BENCH_POSTGRES_URL") or os.environ.get("LLM_PROXY_TEST_POSTGRES_URL")
+    return url or None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,156 @@
+"""The startup check at head: one read with the plain driver, no Alembic, no revision graph.
+
+A service (or ``llm-proxy migrate status``) starting against an up-to-date database needs
+one fact: does the version table hold exactly the head revision?  Answering it must cost
+about as much as a bare driver connect-and-select, so this module imports neither Alembic
+nor SQLAlchemy: the head id is the ``head`` line of the committed checksum manifest (which
+``migrate verify`` checks against the revision files) and the version table is read with
+``sqlite3`` or ``psycopg`` directly.
+
+The check only ever answers "yes, at head" or "not sure": any other state (no database, no
+version table, an older or unknown revision, a driver error) sends the caller down the full
+path, which knows how to explain it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+from llm_proxy_db import manifest
+from llm_proxy_db.manifest import manifest_head
+
+if TYPE_CHECKING:
+    from llm_proxy_db.settings import Settings
+
+VERSION_QUERY = "SELECT version_num FROM alembic_version"
+# adoption_record.ADOPTION_TABLE (a test keeps them equal): an adopted database's status
+# shows its adoption record, which the full path reads.
+ADOPTION_TABLE = "llm_proxy_adoption"
+_SQLITE_ADOPTED = f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{ADOPTION_TABLE}'"
+_POSTGRES_ADOPTED = f"SELECT 1 WHERE to_regclass('{ADOPTION_TABLE}') IS NOT NULL"
+# postgres://user[:password]@host[:port]/dbname and nothing else: no query, no escapes.
+_PLAIN_URL = re.compile(
+    r"(?:postgres|postgresql|postgresql\+psycopg)://(?P<user>[\w.-]+)(?P<password>:[^@/?#%:\s]*)?"
+    r"@(?P<host>[\w.-]+)(?P<port>:\d+)?/(?P<database>[\w.-]+)"
+)
+
+
+def head_revision() -> str | None:
+    """The head revision according to the checksum manifest; None when it cannot be read."""
+    try:
+        return _manifest_facts()[0]
+    except Exception:  # noqa: BLE001 - a missing or broken manifest: the full path explains it
+        return None
+
+
+def at_head(settings: Settings, *, adopted_ok: bool = False) -> bool:
+    """True when the database records exactly the head revision; False when unsure."""
+    return current_head(settings, adopted_ok=adopted_ok) is not None
+
+
+def current_head(settings: Settings, *, adopted_ok: bool = False) -> tuple[str, list[str]] | None:
+    """(head, checksum warnings) when the database records exactly the head; else None.
+
+    None also means "not sure" (no manifest, no database, a driver error) or, unless
+    ``adopted_ok``, "adopted" (a status shows the adoption record, which the full path reads;
+    a startup check does not need it).  The warnings are
+    :func:`checksum_warnings` for the head.
+    """
+    try:
+        head, files = _manifest_facts()
+        read = _read_sqlite if settings.is_sqlite else _read_postgres
+        rows = read(settings, adopted_ok)
+    except Exception:  # noqa: BLE001 - any failure means "not sure": the full path explains it
+        return None
+    if head is None or rows != [head]:
+        return None
+    return head, _warnings(head, files)
+
+
+def checksum_warnings(head: str) -> list[str]:
+    """``manifest.check_applied(head)``, hashed again only when a revision file changed.
+
+    A service may ask on every start or health check: the revision files and the manifest
+    are compared by ``stat`` (name, size, mtime) first, which costs microseconds.  Strict
+    mode still raises on every call.
+    """
+    return _warnings(head, _manifest_facts()[1])
+
+
+_checked: dict[tuple[object, ...], list[str]] = {}
+_head: dict[tuple[object, ...], str | None] = {}
+
+
+def _warnings(head: str, files: tuple[object, ...]) -> list[str]:
+    key = (head, manifest.strict_mode(), files)
+    if key not in _checked:
+        _checked.clear()
+        _checked[key] = manifest.check_applied(head)
+    return list(_checked[key])
+
+
+def _manifest_facts() -> tuple[str | None, tuple[object, ...]]:
+    """(the manifest's head, a stat signature of the revision files), read again on change."""
+    directory = str(manifest.manifest_path().parent)
+    with os.scandir(directory) as entries:
+        files = tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries))
+    key: tuple[object, ...] = (directory, files)
+    if key not in _head:
+        _head.clear()
+        _head[key] = manifest_head(manifest.manifest_path())
+    return _head[key], key
+
+
+def postgres_url_at_head(raw_url: str, *, adopted_ok: bool = False) -> tuple[bool, str] | None:
+    """For a plain PostgreSQL URL: (at head?, its masked description); None for other URLs.
+
+    Parsing a URL with SQLAlchemy means importing it, which alone costs more than the whole
+    check; the plain form is unambiguous for libpq and renders exactly as
+    :meth:`Settings.describe` does (a test compares them).  Anything else goes through
+    :class:`Settings`.
+    """
+    match = _PLAIN_URL.fullmatch(raw_url.strip())
+    if match is None:
+        return None
+    user, password, host, port, database = match.group("user", "password", "host", "port", "database")
+    masked = f"postgresql+psycopg://{user}{':***' if password else ''}@{host}{port or ''}/{database}"
+    libpq = f"postgresql://{user}{password or ''}@{host}{port or ''}/{database}"
+    head = head_revision()
+    try:
+        return head is not None and _read_postgres_url(libpq, adopted_ok) == [head], masked
+    except Exception:  # noqa: BLE001 - "not sure": the full path explains it
+        return False, masked
+
+
+def _read_sqlite(settings: Settings, adopted_ok: bool) -> list[str]:
+    path = settings.database_path
+    if path is None or not path.is_file():
+        return []
+    connection = sqlite3.connect(path, timeout=30)
+    try:
+        return _version_rows(connection, None if adopted_ok else _SQLITE_ADOPTED)
+    finally:
+        connection.close()
+
+
+def _read_postgres(settings: Settings, adopted_ok: bool) -> list[str]:
+    url = settings.sqlalchemy_url().set(drivername="postgresql")
+    return _read_postgres_url(url.render_as_string(hide_password=False), adopted_ok)
+
+
+def _read_postgres_url(url: str, adopted_ok: bool) -> list[str]:
+    import psycopg  # only PostgreSQL users pay for importing it
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        return _version_rows(connection, None if adopted_ok else _POSTGRES_ADOPTED)
+
+
+def _version_rows(connection: Any, adopted_query: str | None) -> list[str]:
+    """The version table's rows, or a marker that never equals a head when adopted."""
+    rows = [row[0] for row in connection.execute(VERSION_QUERY)]
+    if adopted_query is not None and connection.execute(adopted_query).fetchone() is not None:
+        return ["(adopted)"]
+    return rows

@@ -1,0 +1,55 @@
+"""Where a database stands: the result of ``commands.status`` (``migrate status --json``).
+
+A module of its own, with no heavy imports, so the startup check at head
+(:mod:`llm_proxy_db.fast_path`) can build and render it without loading Alembic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from llm_proxy_db import quick_status
+
+
+@dataclass(frozen=True)
+class Status:
+    """Where a database stands against the revision scripts."""
+
+    database: str
+    current_revision: str | None
+    head_revision: str
+    pending: list[str]
+    checksum_warnings: list[str] = field(default_factory=list)
+    detected_state: str | None = None
+    adopted_from: dict[str, Any] | None = None
+
+    @property
+    def up_to_date(self) -> bool:
+        """True when nothing is pending."""
+        return not self.pending
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the keys of ``llm-proxy migrate status --json``)."""
+        return {
+            "database": self.database,
+            "current_revision": self.current_revision,
+            "head_revision": self.head_revision,
+            "pending": list(self.pending),
+            "up_to_date": self.up_to_date,
+            "checksum_warnings": list(self.checksum_warnings),
+            "detected_state": self.detected_state,
+            "adopted_from": self.adopted_from,
+        }
+
+
+def status_at_head(database: str, head: str | None = None, warnings: list[str] | None = None) -> Status:
+    """The status of a database known to be at head (and never adopted): no Alembic involved.
+
+    ``head`` and ``warnings`` default to the manifest's head and its checksum check.
+    """
+    head = head or quick_status.head_revision()
+    assert head is not None
+    if warnings is None:
+        warnings = quick_status.checksum_warnings(head)
+    return Status(database, head, head, [], checksum_warnings=warnings)
