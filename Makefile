@@ -33,5 +33,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy llm_proxy_db
 
+include bench/Makefile.inc
+
 clean:
 	rm -rf $(VENV) .coverage .coverage.* htmlcov
