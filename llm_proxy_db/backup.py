@@ -119,10 +119,19 @@ def take_backup(
 
 
 def needs_backup(settings: Settings) -> bool:
-    """False for a SQLite file that does not exist yet or is empty (nothing to lose)."""
+    """False for a SQLite file that does not exist yet or holds no table (nothing to lose)."""
     assert settings.database_path is not None
     path = settings.database_path
-    return path.exists() and path.stat().st_size > 0
+    if not path.exists() or path.stat().st_size == 0:
+        return False
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            return bool(connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return True  # unreadable here: let the backup itself report the problem
 
 
 def copy_database(source: Path, target: Path) -> None:

@@ -256,3 +256,10 @@ def test_a_refused_downgrade_says_nothing_changed(db: Settings) -> None:
         commands.downgrade(db, steps=1)
     assert excinfo.value.backup_file is not None
     assert "nothing was changed" in (excinfo.value.hint or "")
+
+
+def test_a_new_database_gets_no_backup(sqlite_settings: Settings) -> None:
+    """Nothing to lose: a brand-new (or table-less) file is migrated without a backup."""
+    result = commands.upgrade(sqlite_settings)
+    assert result.backup is None
+    assert bak_files(sqlite_settings.database_path.parent) == []
