@@ -32,7 +32,7 @@ from llm_proxy_db.database import connect
 from llm_proxy_db.errors import ConfigError, MigrationError, SchemaMismatchError
 from llm_proxy_db.executor import Progress, ProgressEvent, RunResult, run
 from llm_proxy_db.fingerprint import Fingerprint, fingerprint, our_tables_present
-from llm_proxy_db.fingerprint_diff import diff
+from llm_proxy_db.fingerprint_diff import diff, distance
 from llm_proxy_db.known_states import KnownState, known_states, revision_fingerprints
 from llm_proxy_db.settings import Settings
 from llm_proxy_db.version_table import current_revision, has_version_table
@@ -160,7 +160,7 @@ def _match(print_: Fingerprint, states: list[KnownState], goose_at: int | None) 
         matches = hinted
     if len({state.revision for state in matches}) == 1:
         return Detection(KNOWN, print_, state=matches[0], goose_version=goose_at)
-    nearest = min(candidates or states, key=lambda state: len(diff(print_, state.fingerprint)))
+    nearest = min(candidates or states, key=lambda state: distance(print_, state.fingerprint))
     differences = tuple(diff(print_, nearest.fingerprint))
     return Detection(
         UNKNOWN,
@@ -204,6 +204,7 @@ def _forced_plan(
         )
     expected = revision_fingerprints(connection)[stamp]
     differences = tuple(diff(detection.fingerprint, expected))
+    _refuse_extra_tables(detection, expected, stamp)
     warning = (
         f"FORCED: revision {stamp} is recorded without verification. "
         f"{len(differences)} difference(s) from its schema stay as they are; no revision will "
@@ -223,6 +224,20 @@ def _forced_plan(
     )
     warnings = (warning, *differences)
     return AdoptionPlan(forced, target_id, stamp, actions, forced=True, warnings=warnings)
+
+
+def _refuse_extra_tables(detection: Detection, expected: Fingerprint, stamp: str) -> None:
+    """A stamp below tables the database already has: the next revision would create them."""
+    extra = sorted(set(detection.fingerprint.tables) - set(expected.tables))
+    if extra:
+        raise SchemaMismatchError(
+            f"--force-stamp {stamp} refused: the database already has table(s) "
+            f"{', '.join(extra)}, which revision {stamp} does not have, so a later revision "
+            "would fail creating them; nothing was changed",
+            differences=tuple(f"unexpected table {name}" for name in extra),
+            hint="force-stamp a revision whose schema has every table the database has "
+            "(see `llm-proxy migrate adopt --dry-run` for the nearest state)",
+        )
 
 
 def _actions(

@@ -4,8 +4,9 @@
 ``expected``, e.g. ``missing index idx_audit_outcome on audit_events``,
 ``column tokens.deactivated_at missing``, ``unexpected column tokens.foo``,
 ``column tokens.max_requests has type text, expected integer``.  An empty list means the
-fingerprints are equal.  The number of lines is also the distance used to name the
-nearest known state.
+fingerprints are equal.  :func:`distance` ranks known states to name the nearest one: a
+whole table missing or in excess weighs as much as all its columns, so a database that
+lacks one index is nearer the state with that index than a state without one of its tables.
 """
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ def diff(actual: Fingerprint, expected: Fingerprint) -> list[str]:
         else:
             lines.extend(diff_table(name, actual.tables[name], expected.tables[name]))
     return lines
+
+
+def distance(actual: Fingerprint, expected: Fingerprint) -> int:
+    """How far ``actual`` is from ``expected``: diff lines, a whole table weighing its size."""
+    whole = set(actual.tables) ^ set(expected.tables)
+    sizes = sum(len({**actual.tables, **expected.tables}[name].columns) for name in whole)
+    return len(diff(actual, expected)) + sizes
 
 
 def diff_table(name: str, actual: TablePrint, expected: TablePrint) -> list[str]:
