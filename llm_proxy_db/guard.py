@@ -9,9 +9,11 @@ through :func:`guarded_run`:
    refuse a revision this code does not know (a newer release wrote it);
    Applied revisions whose file changed since release are reported (``checksum_warnings``;
    an error in strict mode, see :mod:`llm_proxy_db.manifest`);
-3. if something is pending, back the SQLite file up (``VACUUM INTO`` + ``quick_check``); no
+3. if something is pending on SQLite, refuse a database that already breaks its foreign keys
+   (``PRAGMA foreign_key_check``): no revision, stamp or backup is blamed for old orphans;
+4. if something is pending, back the SQLite file up (``VACUUM INTO`` + ``quick_check``); no
    backup, no migration, unless the caller said ``no_backup``;
-4. run the revisions, each in its own transaction; a failure names the failed revision, the
+5. run the revisions, each in its own transaction; a failure names the failed revision, the
    revision the database is at, and the backup file.
 """
 
@@ -29,7 +31,7 @@ from sqlalchemy.engine import Connection
 from llm_proxy_db import manifest, revisions
 from llm_proxy_db.backup import keep_backups, needs_backup, take_backup
 from llm_proxy_db.database import connect
-from llm_proxy_db.errors import MigrationError
+from llm_proxy_db.errors import MigrationError, SchemaMismatchError
 from llm_proxy_db.executor import Progress, ProgressEvent, RunResult, plan, run
 from llm_proxy_db.locking import lock_timeout, migration_lock
 from llm_proxy_db.settings import Settings
@@ -90,6 +92,8 @@ def guarded_run(
         warnings = manifest.check_applied(current)  # raises in strict mode
         if not plan(current, target, scripts):
             return MigrationOutcome(current, current, checksum_warnings=warnings, lock_wait=waited)
+        if settings.is_sqlite:
+            refuse_broken_references(connection)
         backup_file = _backup(settings, current, options, progress)
         if runner is None:
             runner = functools.partial(run, progress=progress, version_locations=version_locations)
@@ -106,6 +110,26 @@ def reread_revision(connection: Connection, scripts: ScriptDirectory | None = No
     connection.commit()
     revisions.position(current, scripts)
     return current
+
+
+def refuse_broken_references(connection: Connection) -> None:
+    """Raise :class:`SchemaMismatchError` when the SQLite database has foreign key violations.
+
+    Run before anything is written, so rows that were orphaned before this tool came are not
+    blamed on the next revision (which checks its own work) nor stamped over.
+    """
+    connection.commit()
+    problems = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    connection.rollback()
+    if not problems:
+        return
+    sample = ", ".join(f"{row[0]} rowid {row[1]} -> {row[2]}" for row in problems[:5])
+    more = ", ..." if len(problems) > 5 else ""
+    raise SchemaMismatchError(
+        f"the database already has {len(problems)} foreign key violation(s) ({sample}{more}): "
+        "fix or delete those rows first; nothing was changed",
+        hint="list them with `sqlite3 FILE 'PRAGMA foreign_key_check'`",
+    )
 
 
 def _backup(

@@ -53,3 +53,30 @@ def test_force_stamp_below_existing_tables_is_refused(dialect, tmp_path, request
     assert refused.value.differences == ("unexpected table audit_events",)
     with connect(settings) as connection:
         assert adoption.needs_adoption(connection)  # still unversioned
+
+
+def _orphan_token(settings) -> None:
+    with connect(settings, foreign_keys=False) as connection:
+        connection.exec_driver_sql("INSERT INTO tokens (token, project_id) VALUES ('x', 'ghost')")
+        connection.commit()
+
+
+@pytest.mark.parametrize("versioned", [False, True], ids=["unversioned", "versioned"])
+def test_old_orphan_rows_are_refused_before_anything_changes(sqlite_settings, versioned) -> None:
+    """An orphan token the service left is not blamed on 0003 nor stamped over: refused."""
+    if versioned:
+        commands.upgrade(sqlite_settings, "0002")
+    else:
+        legacy.create(sqlite_settings, next(s for s in legacy.shapes("sqlite") if s.name == "L1"))
+    _orphan_token(sqlite_settings)
+    before = sqlite_settings.database_path.read_bytes()
+    backups = list(sqlite_settings.database_path.parent.glob("*.bak"))
+    with pytest.raises(SchemaMismatchError) as refused:
+        commands.setup(sqlite_settings)
+    message = refused.value.message
+    assert "already has 1 foreign key violation(s) (tokens rowid" in message
+    assert "-> projects)" in message and "nothing was changed" in message
+    assert refused.value.exit_code == 6
+    assert sqlite_settings.database_path.read_bytes() == before
+    assert list(sqlite_settings.database_path.parent.glob("*.bak")) == backups  # none taken
+    assert commands.status(sqlite_settings).current_revision == ("0002" if versioned else None)

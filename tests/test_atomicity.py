@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from llm_proxy_db import commands
+from llm_proxy_db import commands, executor, revisions
 from llm_proxy_db.database import connect
-from llm_proxy_db.errors import MigrationError
+from llm_proxy_db.errors import MigrationError, SchemaMismatchError
 from tests.schema_description import describe
 from tests.seed import seed, snapshot
 
@@ -38,7 +38,11 @@ def test_failed_revision_rolls_back_a_rebuild_entirely(settings):
 
 
 def test_sqlite_revision_with_dangling_foreign_keys_is_refused(sqlite_settings):
-    """A rebuild must not commit while a token points at no project; nothing is lost."""
+    """A rebuild must not commit while a token points at no project; nothing is lost.
+
+    The guarded path refuses such a database before any revision (see
+    test_adoption_review); the revision's own check is exercised on the executor.
+    """
     commands.upgrade(sqlite_settings, "0004")
     with connect(sqlite_settings, foreign_keys=False) as connection:
         seed(connection, projects=2, tokens=10, events=0)
@@ -46,8 +50,12 @@ def test_sqlite_revision_with_dangling_foreign_keys_is_refused(sqlite_settings):
         connection.commit()
         before = snapshot(connection)
 
-    with pytest.raises(MigrationError) as excinfo:
+    with pytest.raises(SchemaMismatchError, match="already has 1 foreign key violation"):
         commands.upgrade(sqlite_settings)
+    with connect(sqlite_settings, foreign_keys=False) as connection, pytest.raises(
+        MigrationError
+    ) as excinfo:
+        executor.run(connection, revisions.head_revision())
 
     assert "foreign key violation" in excinfo.value.message
     assert excinfo.value.failed_revision == "0005"
