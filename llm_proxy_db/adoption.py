@@ -280,6 +280,8 @@ def execute(
     result.run = run(
         connection, adoption_plan.target, progress=progress, version_locations=version_locations
     )
+    if adoption_plan.detection.kind != VERSIONED and adoption_plan.stamp is not None:
+        result.run.adopted = adoption_plan.detection.state_name
     return result
 
 

@@ -74,6 +74,11 @@ def write(connection: Connection, record: AdoptionRecord) -> None:
     connection.execute(_table.insert(), values)
 
 
+def clear(connection: Connection) -> None:
+    """Drop the record (a database migrated down to base was never adopted as far as it shows)."""
+    _table.drop(connection, checkfirst=True)
+
+
 def latest(connection: Connection) -> AdoptionRecord | None:
     """The most recent adoption, or None when the database was never adopted."""
     if not sa.inspect(connection).has_table(ADOPTION_TABLE):

@@ -42,11 +42,12 @@ def status(settings: Settings) -> Status:
         return status_at_head(settings.describe(), *at_head)
     current: str | None = None
     detected: str | None = "empty"
+    stamp: str | None = None  # what setup would stamp an unversioned database at
     adopted: dict[str, Any] | None = None
     if not settings.is_sqlite or _sqlite_exists(settings):
         with connect(settings, create=False) as connection:
             current = current_revision(connection)
-            detected = _detected_state(connection)
+            detected, stamp = _detected_state(connection)
             record = adoption_record.latest(connection)
             adopted = record.as_dict() if record else None
     revisions.position(current)  # refuses a revision written by a newer release
@@ -54,26 +55,27 @@ def status(settings: Settings) -> Status:
         database=settings.describe(),
         current_revision=current,
         head_revision=revisions.head_revision(),
-        pending=revisions.between(current, revisions.head_revision()),
+        pending=revisions.between(current or stamp, revisions.head_revision()),
         checksum_warnings=manifest.check_applied(current),
         detected_state=detected,
         adopted_from=adopted,
     )
 
 
-def _detected_state(connection: Any) -> str | None:
-    """The known state of an unversioned database (None once it is versioned).
+def _detected_state(connection: Any) -> tuple[str | None, str | None]:
+    """The known state of an unversioned database (None once it is versioned), and the
+    revision adopting it would stamp (None unless it is a known state).
 
     On PostgreSQL the known states are derived in a scratch schema inside a transaction that
     is always rolled back, so the database is left exactly as it was.
     """
     if has_version_table(connection):
-        return None
+        return None, None
     try:
         detection = adoption.detect(connection)
     except SchemaMismatchError as exc:
-        return f"undetermined: {exc.message}"
-    return detection.state_name
+        return f"undetermined: {exc.message}", None
+    return detection.state_name, detection.state.revision if detection.state else None
 
 
 def history() -> list[RevisionInfo]:

@@ -59,6 +59,8 @@ class RunResult:
     steps: list[StepTiming] = field(default_factory=list)
     # Applied revisions whose file changed since release (manifest.check_applied).
     checksum_warnings: list[str] = field(default_factory=list)
+    # The known state an unversioned database was detected as and stamped from, if it was.
+    adopted: str | None = None
 
     @property
     def applied(self) -> list[str]:
@@ -108,7 +110,17 @@ def run(
         result.steps.append(StepTiming(revision, direction, elapsed))
         result.after = reached
         _emit(progress, "apply_success", revision, direction, elapsed)
+    if result.steps and result.after is None:
+        _forget_adoption(connection)
     return result
+
+
+def _forget_adoption(connection: Connection) -> None:
+    """At base the schema is gone, so the adoption record would only mislead a later status."""
+    from llm_proxy_db import adoption_record
+
+    with connection.begin():
+        adoption_record.clear(connection)
 
 
 def _step(

@@ -99,7 +99,8 @@ def guarded_run(
             runner = functools.partial(run, progress=progress, version_locations=version_locations)
         result = _run(runner, connection, target, backup_file, current)
     return MigrationOutcome(
-        result.before, result.after, result.steps, warnings, backup=backup_file, lock_wait=waited
+        result.before, result.after, result.steps, warnings, result.adopted, backup=backup_file,
+        lock_wait=waited,
     )
 
 

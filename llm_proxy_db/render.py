@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # type-only: importing them would load Alembic on the fast st
 def render_status(status: Status) -> str:
     """Human-readable status, one fact per line."""
     pending = ", ".join(status.pending) if status.pending else "none (up to date)"
+    if not status.pending and not status.up_to_date:
+        pending = "none after the stamp (run `llm-proxy setup` to adopt)"
     return "\n".join(
         [
             f"database: {status.database}",
@@ -94,10 +96,16 @@ def render_run(result: RunResult) -> str:
     """What a migration run changed, and the backup taken before it."""
     before, after = result.before or "base", result.after or "base"
     warnings = "".join(f"\nwarning: {line}" for line in result.checksum_warnings)
+    adopted = ""
+    if result.adopted is not None:  # stamped first: say so, even when nothing else ran
+        adopted = f"unversioned (detected {result.adopted}) -> {before}, adopted"
+        if not result.steps:
+            return f"revision: {adopted}{warnings}"
+        adopted += "; "
     if not result.steps:
         return f"revision: {after} (nothing to do){warnings}"
     total = sum(step.seconds for step in result.steps)
-    lines = [f"revision: {before} -> {after} ({len(result.steps)} step(s), {total:.2f}s)"]
+    lines = [f"revision: {adopted}{before} -> {after} ({len(result.steps)} step(s), {total:.2f}s)"]
     backup = getattr(result, "backup", None)
     if backup is not None:
         lines.append(f"backup:   {backup}")

@@ -30,19 +30,21 @@ from llm_proxy_db.version_table import current_revision
 AUTO_MIGRATE_ENV = "LLM_PROXY_AUTO_MIGRATE"
 UP_TO_DATE = "up_to_date"
 UPGRADED = "upgraded"
+ADOPTED = "adopted"
 _OFF = ("0", "false", "no", "off")
 
 
 @dataclass
 class StartupResult(MigrationOutcome):
-    """What startup did: ``up_to_date`` (nothing changed) or ``upgraded``."""
+    """What startup did: ``up_to_date`` (nothing changed), ``upgraded``, or ``adopted``
+    (an unversioned database stamped at its detected state, nothing left to run)."""
 
     action: str = UP_TO_DATE
 
     @property
     def changed(self) -> bool:
-        """True when this call applied revisions."""
-        return bool(self.steps)
+        """True when this call applied revisions or adopted the database."""
+        return bool(self.steps) or self.adopted is not None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form, for a service's startup log."""
@@ -51,6 +53,7 @@ class StartupResult(MigrationOutcome):
             "before": self.before,
             "after": self.after,
             "applied": self.applied,
+            "adopted": self.adopted,
             "backup": str(self.backup) if self.backup else None,
             "lock_wait_seconds": round(self.lock_wait, 3),
             "checksum_warnings": list(self.checksum_warnings),
@@ -117,8 +120,8 @@ def auto_upgrade(
         settings, lambda _current: head, options=options, progress=progress,
         version_locations=version_locations, runner=runner,
     )
-    action = UPGRADED if outcome.steps else UP_TO_DATE
+    action = UPGRADED if outcome.steps else (ADOPTED if outcome.adopted else UP_TO_DATE)
     return StartupResult(
-        outcome.before, outcome.after, outcome.steps, outcome.checksum_warnings,
+        outcome.before, outcome.after, outcome.steps, outcome.checksum_warnings, outcome.adopted,
         backup=outcome.backup, lock_wait=outcome.lock_wait, action=action,
     )

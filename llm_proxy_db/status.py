@@ -14,7 +14,11 @@ from llm_proxy_db import quick_status
 
 @dataclass(frozen=True)
 class Status:
-    """Where a database stands against the revision scripts."""
+    """Where a database stands against the revision scripts.
+
+    For an unversioned database of a known state, ``pending`` lists what ``setup`` would run
+    after stamping it; such a database is not up to date even when nothing is pending.
+    """
 
     database: str
     current_revision: str | None
@@ -26,8 +30,9 @@ class Status:
 
     @property
     def up_to_date(self) -> bool:
-        """True when nothing is pending."""
-        return not self.pending
+        """True when nothing is pending and the database is versioned (or empty)."""
+        unversioned = self.current_revision is None and self.detected_state not in (None, "empty")
+        return not self.pending and not unversioned
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (the keys of ``llm-proxy migrate status --json``)."""

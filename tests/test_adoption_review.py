@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from llm_proxy_db import adoption, commands, revisions
+from llm_proxy_db import adoption, commands, render, revisions
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import SchemaMismatchError
 from tests import legacy
@@ -80,3 +80,57 @@ def test_old_orphan_rows_are_refused_before_anything_changes(sqlite_settings, ve
     assert sqlite_settings.database_path.read_bytes() == before
     assert list(sqlite_settings.database_path.parent.glob("*.bak")) == backups  # none taken
     assert commands.status(sqlite_settings).current_revision == ("0002" if versioned else None)
+
+
+# (shape, its stamp) per dialect: an older state, and one of the head shape.
+OLDER = {"sqlite": ("L1", "0002"), "postgresql": ("goose-3", "0004")}
+HEAD_SHAPED = {"sqlite": "head-unversioned", "postgresql": "goose-6"}
+
+
+def _shape(dialect: str, name: str) -> legacy.Legacy:
+    return next(shape for shape in legacy.shapes(dialect) if shape.name == name)
+
+
+def test_status_of_an_unversioned_database_lists_what_setup_would_run(
+    dialect, tmp_path, request
+) -> None:
+    """Pending starts after the detected state, in the text and the JSON."""
+    name, stamp = OLDER[dialect]
+    settings, _ = legacy.prepare(_shape(dialect, name), tmp_path, request)
+    status = commands.status(settings)
+    expected = revisions.between(stamp, revisions.head_revision())
+    assert status.pending == expected and not status.up_to_date
+    assert status.as_dict()["pending"] == expected
+    assert status.as_dict()["current_revision"] is None
+    assert f"pending:  {', '.join(expected)}" in render.render_status(status)
+
+
+def test_setup_of_a_head_shaped_unversioned_database_says_it_adopted(
+    dialect, tmp_path, request
+) -> None:
+    """Nothing to run after the stamp, yet the database changed: the result says so."""
+    settings, _ = legacy.prepare(_shape(dialect, HEAD_SHAPED[dialect]), tmp_path, request)
+    status = commands.status(settings)
+    assert status.pending == [] and not status.up_to_date
+    assert "none after the stamp" in render.render_status(status)
+    result = commands.setup(settings)
+    assert result.adopted == "0007" and result.action == "adopted" and result.changed
+    assert result.as_dict()["adopted"] == "0007"
+    head = revisions.head_revision()
+    assert render.render_run(result).splitlines()[0] == (
+        f"revision: unversioned (detected 0007) -> {head}, adopted"
+    )
+    assert commands.status(settings).up_to_date
+
+
+def test_migrating_down_to_base_forgets_the_adoption(dialect, tmp_path, request) -> None:
+    """After down to base and a fresh setup, status shows no stale adoption record."""
+    name, _ = OLDER[dialect]
+    settings, _ = legacy.prepare(_shape(dialect, name), tmp_path, request)
+    commands.setup(settings)
+    assert commands.status(settings).adopted_from is not None
+    commands.downgrade(settings, revisions.BASE)
+    assert commands.status(settings).adopted_from is None
+    commands.setup(settings)
+    status = commands.status(settings)
+    assert status.up_to_date and status.as_dict()["adopted_from"] is None

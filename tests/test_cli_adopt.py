@@ -46,7 +46,7 @@ def test_dry_run_then_setup_adopts(dialect, name, state, tmp_path, request):
         assert "other:    goose_db_version (not ours: listed, never compared)" in dry.output
     setup = invoke(settings, "setup")
     assert setup.exit_code == 0, setup.output
-    assert "0002 -> 0007" in setup.output
+    assert f"revision: unversioned (detected {state}) -> 0002, adopted; 0002 -> 0007" in setup.output
     assert f"adopted {state}: stamped revision 0002" in setup.stderr
     after = invoke(settings, "migrate", "status")
     assert f"adopted:  from {state} at " in after.output and "stamped 0002" in after.output
