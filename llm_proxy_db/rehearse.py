@@ -4,6 +4,10 @@ The SQLite file is copied with ``VACUUM INTO`` into a temporary directory; a Pos
 database is copied with ``pg_dump`` / ``pg_restore`` into a scratch database on the same
 server (the user needs CREATEDB; the service may stay connected).  The pending revisions run
 on the copy, timed one by one, and the copy is deleted.  The real database is only read.
+
+An unversioned database is adopted on the copy exactly as ``setup`` would adopt it
+(:func:`llm_proxy_db.adoption.run_or_adopt`: detect, stamp, then the remaining revisions);
+one of no known state is refused before anything is copied, as ``setup`` refuses it.
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm_proxy_db import revisions
+from llm_proxy_db import adoption, revisions
 from llm_proxy_db.backup import copy_database
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import ConfigError, MigrationError
-from llm_proxy_db.executor import Progress, ProgressEvent, StepTiming, run
+from llm_proxy_db.executor import Progress, ProgressEvent, StepTiming
+from llm_proxy_db.guard import refuse_broken_references
 from llm_proxy_db.pg_tools import pg_dump, pg_restore, scratch_database
 from llm_proxy_db.settings import Settings
 from llm_proxy_db.startup import peek_revision
@@ -36,6 +41,8 @@ class RehearsalResult:
     steps: list[StepTiming] = field(default_factory=list)
     failed_revision: str | None = None
     error: str | None = None
+    adopted: str | None = None  # the state an unversioned copy was detected as ...
+    stamped: str | None = None  # ... and the revision it was stamped at
 
     @property
     def ok(self) -> bool:
@@ -48,6 +55,8 @@ class RehearsalResult:
             "database": self.database,
             "before": self.before,
             "target": self.target,
+            "adopted": self.adopted,
+            "stamped": self.stamped,
             "ok": self.ok,
             "steps": [{"revision": s.revision, "seconds": round(s.seconds, 3)} for s in self.steps],
             "failed_revision": self.failed_revision,
@@ -73,6 +82,8 @@ def rehearse(
     current = peek_revision(settings, version_locations)
     if revisions.position(target_id, scripts) < revisions.position(current, scripts):
         raise ConfigError(f"target {target} is below the current revision {current}")
+    if current is None:
+        adoption.check_adoptable(settings, target_id)  # an unknown shape: refused, nothing copied
     result = RehearsalResult(settings.describe(), current, target_id)
     with _copy_of(settings, work_dir) as copy:
         _run_on_copy(copy, target_id, result, progress, version_locations)
@@ -105,12 +116,18 @@ def _run_on_copy(
     def record(event: ProgressEvent) -> None:
         if event.kind == "apply_success":
             result.steps.append(StepTiming(event.revision, event.direction, event.elapsed))
+        if event.kind == "adopted":
+            result.adopted, result.stamped = event.detail, event.revision
         if progress is not None:
             progress(event)
 
     with connect(copy, foreign_keys=False) as connection:
+        if copy.is_sqlite:
+            refuse_broken_references(connection)  # what the guarded run would refuse
         try:
-            run(connection, target_id, progress=record, version_locations=version_locations)
+            adoption.run_or_adopt(
+                connection, target_id, progress=record, version_locations=version_locations
+            )
         except MigrationError as exc:
             result.failed_revision = exc.failed_revision
             result.error = exc.message

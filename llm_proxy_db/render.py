@@ -127,6 +127,8 @@ def render_restore(result: RestoreResult) -> str:
 def render_rehearsal(result: RehearsalResult) -> str:
     """Per-revision timings on the copy, then the outcome."""
     lines = [f"rehearsal on a copy of {result.database} (the database itself is untouched)"]
+    if result.adopted is not None:
+        lines.append(f"  adopted {result.adopted}: stamped revision {result.stamped} (unversioned)")
     lines += [f"  {step.revision}  ok      {step.seconds:8.2f}s" for step in result.steps]
     if result.failed_revision:
         lines.append(f"  {result.failed_revision}  FAILED")

@@ -7,11 +7,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
-from llm_proxy_db import commands, rehearse
+from llm_proxy_db import commands, rehearse, revisions
+from llm_proxy_db.cli import app
 from llm_proxy_db.database import connect
-from llm_proxy_db.errors import ConfigError
+from llm_proxy_db.errors import ConfigError, SchemaMismatchError
+from llm_proxy_db.render import render_rehearsal
 from llm_proxy_db.settings import Settings
+from tests import legacy
 from tests.safety_helpers import FAILING, HEAD, revision_of, seed, skip_without_pg_client
 
 
@@ -82,3 +86,44 @@ def test_rehearse_refuses_a_target_below_and_a_missing_file(at_0004: Settings, t
         rehearse.rehearse(at_0004, "0002")
     with pytest.raises(ConfigError):
         rehearse.rehearse(Settings(driver="sqlite", database_path=tmp_path / "none.db"))
+
+
+# An unversioned shape per dialect, the revision it is stamped at, and what follows.
+UNVERSIONED = {"sqlite": ("L1", "0002"), "postgresql": ("goose-3", "0004")}
+
+
+def _unversioned(dialect: str, tmp_path: Path, request, damaged: str | None = None) -> Settings:
+    name, _ = UNVERSIONED[dialect]
+    shape = next(s for s in legacy.shapes(dialect) if s.name == name)
+    settings, _ = legacy.prepare(shape, tmp_path, request, damaged)
+    skip_without_pg_client(settings)
+    return settings
+
+
+def test_rehearse_adopts_an_unversioned_database_on_the_copy(dialect, tmp_path, request) -> None:
+    """Detected and stamped on the copy as setup would, then the remaining revisions run."""
+    settings = _unversioned(dialect, tmp_path, request)
+    before = fingerprint(settings)
+    result = rehearse.rehearse(settings)
+    _, stamped = UNVERSIONED[dialect]
+    assert result.ok, result.error
+    assert (result.adopted, result.stamped) == (stamped, stamped)
+    assert result.as_dict()["adopted"] == stamped
+    assert [s.revision for s in result.steps] == revisions.between(stamped, HEAD)
+    assert f"adopted {stamped}: stamped revision {stamped}" in render_rehearsal(result)
+    assert fingerprint(settings) == before and scratch_databases(settings) == []
+    if settings.is_sqlite:  # the CLI repro from the review
+        path = str(settings.database_path)
+        out = CliRunner().invoke(app, ["--database-path", path, "migrate", "rehearse"])
+        assert out.exit_code == 0, out.output
+        assert "outcome: OK" in out.output and "adopted 0002" in out.output
+
+
+def test_rehearse_refuses_an_unknown_unversioned_database(dialect, tmp_path, request) -> None:
+    """Refused as setup refuses it, with the difference; nothing copied, nothing changed."""
+    settings = _unversioned(dialect, tmp_path, request, damaged="index-missing")
+    before = fingerprint(settings)
+    with pytest.raises(SchemaMismatchError) as refused:
+        rehearse.rehearse(settings)
+    assert "missing index idx_tokens_expires_at on tokens" in refused.value.differences
+    assert fingerprint(settings) == before and scratch_databases(settings) == []
