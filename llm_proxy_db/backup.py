@@ -219,7 +219,13 @@ def restore(
 
 
 def inspect_backup(path: Path) -> str | None:
-    """Check that ``path`` is a sound llm-proxy SQLite database; returns its revision."""
+    """Check that ``path`` is a sound llm-proxy SQLite database; returns its revision.
+
+    Its schema must be recognisable: versioned at a revision whose known schema it has
+    exactly (or adopted with ``--force-stamp``, whose differences were accepted), or
+    unversioned in exactly one known state; anything else is a :class:`BackupError` listing
+    the differences.
+    """
     if not path.exists():
         raise BackupError(f"backup file {path} does not exist")
     if not path.is_file() or not is_sqlite_file(path) or path.stat().st_size == 0:
@@ -228,13 +234,42 @@ def inspect_backup(path: Path) -> str | None:
     with connect(Settings(driver="sqlite", database_path=path), create=False) as connection:
         tables = set(sa.inspect(connection).get_table_names())
         revision = current_revision(connection)
-    missing = [name for name in REQUIRED_TABLES if name not in tables]
-    if missing:
+        missing = [name for name in REQUIRED_TABLES if name not in tables]
+        if missing:
+            raise BackupError(
+                f"{path} does not hold an llm-proxy database (no {', '.join(missing)} table)"
+            )
+        revisions.position(revision)  # a backup written by a newer release is refused
+        where, differences = _schema_differences(connection, revision)
+    if differences:
         raise BackupError(
-            f"{path} does not hold an llm-proxy database (no {', '.join(missing)} table)"
+            f"{path} does not hold a recognisable llm-proxy schema (differences from {where}):\n"
+            + "\n".join(f"  - {line}" for line in differences),
+            hint="restore a backup this tool took, or repair the file first; the database was "
+            "not touched",
         )
-    revisions.position(revision)  # a backup written by a newer release is refused
     return revision
+
+
+def _schema_differences(connection: sa.Connection, revision: str | None) -> tuple[str, tuple[str, ...]]:
+    """What the schema is compared with, and how it differs (nothing: it is recognised)."""
+    from llm_proxy_db import adoption, adoption_record
+    from llm_proxy_db.fingerprint import Fingerprint
+    from llm_proxy_db.fingerprint_diff import diff
+    from llm_proxy_db.known_states import revision_fingerprints
+
+    detection = adoption.detect(connection)
+    if detection.kind == adoption.VERSIONED:
+        record = adoption_record.latest(connection)
+        if record is not None and record.forced:
+            return f"revision {revision}", ()  # a forced adoption's differences were accepted
+        prints = revision_fingerprints(connection)
+        expected = prints[revision] if revision else Fingerprint(tables={})
+        return f"revision {revision or 'base'}", tuple(diff(detection.fingerprint, expected))
+    if detection.kind == adoption.KNOWN:
+        return detection.state_name, ()
+    nearest = detection.nearest.name if detection.nearest else "every known state"
+    return nearest, detection.differences or (detection.problem or "no known schema state",)
 
 
 def _read_revision(settings: Settings) -> str | None:

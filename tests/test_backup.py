@@ -16,6 +16,7 @@ import pytest
 from llm_proxy_db import backup, commands
 from llm_proxy_db.errors import BackupError, ConfigError, UnknownRevisionError
 from llm_proxy_db.settings import Settings
+from tests import legacy
 from tests.safety_helpers import HEAD, revision_of, rows, seed, settings_env
 
 
@@ -188,7 +189,9 @@ def test_restore_into_a_missing_database(db: Settings, tmp_path: Path) -> None:
     assert result.safety_copy is None and rows(target) == rows(db)
 
 
-@pytest.mark.parametrize("kind", ["missing", "text", "empty", "foreign", "corrupt"])
+@pytest.mark.parametrize(
+    "kind", ["missing", "text", "empty", "foreign", "corrupt", "lookalike", "drifted", "unknown"]
+)
 def test_restore_refuses_what_is_not_an_llm_proxy_backup(
     db: Settings, tmp_path: Path, kind: str
 ) -> None:
@@ -206,9 +209,41 @@ def test_restore_refuses_what_is_not_an_llm_proxy_backup(
         data = bytearray(candidate.read_bytes())
         data[100:4096] = b"\xff" * (4096 - 100)
         candidate.write_bytes(bytes(data))
-    with pytest.raises(BackupError):
+    elif kind == "lookalike":  # tables named like ours, nothing else
+        with sqlite3.connect(candidate) as conn:
+            conn.execute("CREATE TABLE projects (x)")
+            conn.execute("CREATE TABLE tokens (y)")
+    elif kind == "drifted":  # versioned at head, an index gone
+        backup.backup(db, candidate)
+        with sqlite3.connect(candidate) as conn:
+            conn.execute("DROP INDEX idx_tokens_expires_at")
+    elif kind == "unknown":  # unversioned, matching no known state
+        legacy.create(Settings(driver="sqlite", database_path=candidate), _l1(), "index-missing")
+    with pytest.raises(BackupError) as refused:
         backup.restore(db, candidate)
     assert digest(db.database_path) == before
+    if kind in ("lookalike", "drifted", "unknown"):
+        assert "does not hold a recognisable llm-proxy schema" in refused.value.message
+        assert refused.value.exit_code == 8
+    if kind != "lookalike":
+        assert ("missing index idx_tokens_expires_at on tokens" in refused.value.message) == (
+            kind in ("drifted", "unknown")
+        )
+
+
+def _l1() -> legacy.Legacy:
+    return next(shape for shape in legacy.shapes("sqlite") if shape.name == "L1")
+
+
+def test_restore_accepts_an_unversioned_database_of_a_known_state(
+    db: Settings, tmp_path: Path
+) -> None:
+    """A copy of a database the service created (L1, never stamped) restores; setup adopts it."""
+    saved = Settings(driver="sqlite", database_path=tmp_path / "l1.db")
+    legacy.create(saved, _l1())
+    result = backup.restore(db, saved.database_path)
+    assert result.revision is None
+    assert commands.status(db).detected_state == "0002"
 
 
 def test_restore_refuses_a_backup_from_a_newer_release(db: Settings, tmp_path: Path) -> None:
