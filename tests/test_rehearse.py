@@ -127,3 +127,15 @@ def test_rehearse_refuses_an_unknown_unversioned_database(dialect, tmp_path, req
         rehearse.rehearse(settings)
     assert "missing index idx_tokens_expires_at on tokens" in refused.value.differences
     assert fingerprint(settings) == before and scratch_databases(settings) == []
+
+
+def test_rehearse_refuses_old_foreign_key_violations(tmp_path: Path, request) -> None:
+    """An orphan row would make the real run refuse: the rehearsal says so, untouched."""
+    settings = _unversioned("sqlite", tmp_path, request)
+    with connect(settings, foreign_keys=False) as conn:
+        conn.exec_driver_sql("INSERT INTO tokens (token, project_id) VALUES ('x', 'ghost')")
+        conn.commit()
+    before = fingerprint(settings)
+    with pytest.raises(SchemaMismatchError, match="already has 1 foreign key violation"):
+        rehearse.rehearse(settings)
+    assert fingerprint(settings) == before and scratch_databases(settings) == []
