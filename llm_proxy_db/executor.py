@@ -97,7 +97,10 @@ def run(
     connection.commit()
     result = RunResult(before=start, after=start)
     scripts = script_directory(tuple(version_locations))
-    for revision, reached, direction in plan(start, target, scripts):
+    steps = plan(start, target, scripts)
+    if start is None and steps:  # a record left by a downgrade done by other means is stale
+        _forget_adoption(connection)
+    for revision, reached, direction in steps:
         _emit(progress, "apply_start", revision, direction)
         started = time.monotonic()
         try:
@@ -116,7 +119,10 @@ def run(
 
 
 def _forget_adoption(connection: Connection) -> None:
-    """At base the schema is gone, so the adoption record would only mislead a later status."""
+    """At base the schema is gone, so the adoption record would only mislead a later status.
+
+    Dropped when a run reaches base and when one starts there (after ``alembic downgrade``).
+    """
     from llm_proxy_db import adoption_record
 
     with connection.begin():

@@ -134,3 +134,16 @@ def test_migrating_down_to_base_forgets_the_adoption(dialect, tmp_path, request)
     commands.setup(settings)
     status = commands.status(settings)
     assert status.up_to_date and status.as_dict()["adopted_from"] is None
+
+
+def test_a_run_from_an_empty_database_forgets_a_stale_adoption(sqlite_settings, tmp_path) -> None:
+    """Down to base by another way (the alembic command), then setup: no stale record."""
+    from alembic import command
+    from llm_proxy_db.alembic_config import make_config
+
+    legacy.create(sqlite_settings, _shape("sqlite", "L1"))
+    commands.setup(sqlite_settings)
+    command.downgrade(make_config(sqlite_settings), "base")
+    assert commands.status(sqlite_settings).adopted_from is not None  # stale until the next run
+    commands.setup(sqlite_settings)
+    assert commands.status(sqlite_settings).as_dict()["adopted_from"] is None
