@@ -26,7 +26,7 @@ from llm_proxy_db.errors import BackupError, ConfigError
 from llm_proxy_db.executor import Progress
 from llm_proxy_db.locking import migration_lock
 from llm_proxy_db.pg_tools import pg_dump
-from llm_proxy_db.settings import Settings
+from llm_proxy_db.settings import Settings, number_from_env
 from llm_proxy_db.version_table import current_revision
 
 BACKUP_DIR_ENV = "LLM_PROXY_BACKUP_DIR"
@@ -60,13 +60,7 @@ def backup_directory(settings: Settings, backup_dir: str | os.PathLike[str] | No
 def keep_backups(value: int | None = None, env: Mapping[str, str] | None = None) -> int:
     """How many automatic backups to keep: ``value``, ``LLM_PROXY_KEEP_BACKUPS``, or 5."""
     if value is None:
-        raw = (os.environ if env is None else env).get(KEEP_BACKUPS_ENV)
-        if not raw:
-            return DEFAULT_KEEP_BACKUPS
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigError(f"{KEEP_BACKUPS_ENV}={raw!r} is not a whole number") from None
+        value = number_from_env(KEEP_BACKUPS_ENV, int, DEFAULT_KEEP_BACKUPS, "a whole number", env)
     if value < 1:
         raise ConfigError(
             f"keep at least one backup (got {value})", hint="use --no-backup to skip backups"

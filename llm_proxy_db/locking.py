@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from llm_proxy_db.errors import ConfigError, DatabaseConnectionError, LockTimeoutError
 from llm_proxy_db.executor import Progress, ProgressEvent
-from llm_proxy_db.settings import Settings
+from llm_proxy_db.settings import Settings, number_from_env
 
 LOCK_TIMEOUT_ENV = "LLM_PROXY_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT = 300.0
@@ -36,13 +36,7 @@ WAITING = "waiting for the migration lock held by another process"
 def lock_timeout(value: float | None = None, env: Mapping[str, str] | None = None) -> float:
     """The lock timeout in seconds: ``value``, else ``LLM_PROXY_LOCK_TIMEOUT``, else 300."""
     if value is None:
-        raw = (os.environ if env is None else env).get(LOCK_TIMEOUT_ENV)
-        if not raw:
-            return DEFAULT_LOCK_TIMEOUT
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigError(f"{LOCK_TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
+        value = number_from_env(LOCK_TIMEOUT_ENV, float, DEFAULT_LOCK_TIMEOUT, "a number of seconds", env)
     if value < 0:
         raise ConfigError(f"the lock timeout must not be negative (got {value:g})")
     return value

@@ -8,16 +8,18 @@ Every message that shows a URL uses :meth:`Settings.display_url`, which masks th
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote, unquote
 
 from llm_proxy_db.errors import ConfigError
 
 if TYPE_CHECKING:  # SQLAlchemy is imported only where a URL is built or parsed (fast startup)
     from sqlalchemy.engine import URL
+
+N = TypeVar("N", int, float)
 
 SQLITE = "sqlite"
 POSTGRES = "postgres"
@@ -125,6 +127,19 @@ def _explicit_driver(
         given = "--database-url" if database_url else "--database-path"
         raise ConfigError(f"{given} does not go with --db-driver {db_driver}", hint="drop one of the two")
     return db_driver or implied
+
+
+def number_from_env(
+    name: str, parse: Callable[[str], N], default: N, what: str, env: Mapping[str, str] | None = None
+) -> N:
+    """A number from the environment variable ``name`` (``default`` when unset or empty)."""
+    raw = (os.environ if env is None else env).get(name)
+    if not raw:
+        return default
+    try:
+        return parse(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not {what}") from None
 
 
 def normalise_driver(name: str) -> str:
