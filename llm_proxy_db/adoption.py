@@ -4,8 +4,9 @@ The decision, for a database without ``alembic_version``:
 
 - none of our tables -> migrate from base;
 - the fingerprint equals exactly one known state -> stamp that state's revision, record the
-  adoption (:mod:`llm_proxy_db.adoption_record`), retire goose (:mod:`llm_proxy_db.goose`),
-  all in one transaction; then migrate to the target, one revision per transaction;
+  adoption (:mod:`llm_proxy_db.adoption_record`), bring ``goose_db_version`` in step with the
+  stamped revision (:mod:`llm_proxy_db.goose`, PostgreSQL), all in one transaction; then
+  migrate to the target, one revision per transaction;
 - anything else -> change nothing and raise :class:`SchemaMismatchError` with the
   differences against the nearest known state.
 
@@ -20,7 +21,7 @@ the differences by hand; the plan carries a warning that says what it risks.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -76,7 +77,7 @@ class Detection:
 
 @dataclass(frozen=True)
 class Action:
-    """One planned step: ``stamp``, ``record_adoption``, ``retire_goose`` or ``upgrade``."""
+    """One planned step: ``stamp``, ``record_adoption``, ``sync_goose`` or ``upgrade``."""
 
     kind: str
     detail: str
@@ -113,7 +114,8 @@ class AdoptionResult:
 
     plan: AdoptionPlan
     run: RunResult | None = None
-    goose_versions_marked: list[int] = field(default_factory=list)
+    # The goose versions goose_db_version recorded after the stamp (None: not kept in step).
+    goose_versions: list[int] | None = None
 
     @property
     def applied(self) -> bool:
@@ -184,14 +186,17 @@ def plan(
         return AdoptionPlan(detection, target_id, refusal=detection.problem)
     stamp = detection.state.revision if detection.state else None
     start = stamp if detection.kind == KNOWN else detection.current_revision
-    return AdoptionPlan(detection, target_id, stamp, _actions(detection, stamp, start, target_id))
+    actions = _actions(detection, stamp, start, target_id, connection.dialect.name)
+    return AdoptionPlan(detection, target_id, stamp, actions)
 
 
 def plan_for_missing_database(target: str = revisions.HEAD) -> AdoptionPlan:
     """The plan for a SQLite file that does not exist yet: create everything from base."""
     detection = Detection(EMPTY, Fingerprint(tables={}))
     target_id = revisions.resolve(target)
-    return AdoptionPlan(detection, target_id, None, _actions(detection, None, None, target_id))
+    return AdoptionPlan(
+        detection, target_id, None, _actions(detection, None, None, target_id, "sqlite")
+    )
 
 
 def _forced_plan(
@@ -220,7 +225,7 @@ def _forced_plan(
     )
     actions = tuple(
         Action(a.kind, f"{a.detail} (FORCED, unverified)") if a.kind == "record_adoption" else a
-        for a in _actions(forced, stamp, stamp, target_id)
+        for a in _actions(forced, stamp, stamp, target_id, connection.dialect.name)
     )
     warnings = (warning, *differences)
     return AdoptionPlan(forced, target_id, stamp, actions, forced=True, warnings=warnings)
@@ -241,7 +246,11 @@ def _refuse_extra_tables(detection: Detection, expected: Fingerprint, stamp: str
 
 
 def _actions(
-    detection: Detection, stamp: str | None, start: str | None, target_id: str | None
+    detection: Detection,
+    stamp: str | None,
+    start: str | None,
+    target_id: str | None,
+    dialect: str,
 ) -> tuple[Action, ...]:
     if revisions.position(target_id) < revisions.position(start):
         raise ConfigError(
@@ -253,9 +262,8 @@ def _actions(
     if stamp and detection.kind != VERSIONED:
         actions.append(Action("stamp", stamp))
         actions.append(Action("record_adoption", detection.state_name))
-    if detection.goose_version is not None and detection.kind != VERSIONED:
-        retire = f"mark goose versions up to {goose.LATEST_GOOSE_VERSION} applied"
-        actions.append(Action("retire_goose", retire))
+    if stamp and detection.kind != VERSIONED and goose.runs_goose(dialect):
+        actions.append(Action("sync_goose", _goose_detail(dialect, stamp)))
     actions.extend(Action("upgrade", rev) for rev in revisions.between(start, target_id))
     return tuple(actions)
 
@@ -267,13 +275,13 @@ def execute(
     progress: Progress | None = None,
     version_locations: Sequence[str] = (),
 ) -> AdoptionResult:
-    """Carry out ``adoption_plan``: refuse, or stamp + record + retire goose, then migrate."""
+    """Carry out ``adoption_plan``: refuse, or stamp + record + goose in step, then migrate."""
     if adoption_plan.refusal is not None:
         raise mismatch_error(adoption_plan.detection)
     result = AdoptionResult(adoption_plan)
     connection.commit()
     if adoption_plan.detection.kind != VERSIONED:
-        result.goose_versions_marked = _hand_over(connection, adoption_plan)
+        result.goose_versions = _hand_over(connection, adoption_plan)
         if progress is not None and adoption_plan.stamp is not None:
             detail = adoption_plan.detection.state_name + (" (FORCED)" if adoption_plan.forced else "")
             progress(ProgressEvent("adopted", adoption_plan.stamp, "stamp", detail=detail))
@@ -285,12 +293,20 @@ def execute(
     return result
 
 
-def _hand_over(connection: Connection, adoption_plan: AdoptionPlan) -> list[int]:
-    """Stamp, record and retire goose in one transaction: all of it or nothing."""
+def _goose_detail(dialect: str, stamp: str) -> str:
+    version = goose.goose_version_at(dialect, stamp) or 0
+    recorded = f"versions 1-{version}" if version else "no version"
+    return f"goose_db_version records {recorded}, then follows every revision"
+
+
+def _hand_over(connection: Connection, adoption_plan: AdoptionPlan) -> list[int] | None:
+    """Stamp, record and bring goose in step in one transaction: all of it or nothing."""
     try:
         with connection.begin():
             _stamp_and_record(connection, adoption_plan)
-            return goose.retire(connection)
+            if adoption_plan.stamp is None:
+                return None
+            return goose.sync(connection, adoption_plan.stamp)
     except sa.exc.DBAPIError as exc:
         detail = str(exc.orig or exc).strip().splitlines()[0]
         raise MigrationError(

@@ -13,13 +13,26 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
+from llm_proxy_db.adoption_record import ADOPTION_TABLE
+from llm_proxy_db.goose import GOOSE_TABLE
 from llm_proxy_db.schema import head_metadata
+
+# Tables that are the service's or this tool's bookkeeping, never drift.
+NOT_COMPARED = frozenset({GOOSE_TABLE, "migration_lock", ADOPTION_TABLE})
 
 
 def drift(connection: Connection) -> list[str]:
-    """Every difference between the database on ``connection`` and the head metadata."""
+    """Every difference between the database on ``connection`` and the head metadata.
+
+    ``goose_db_version`` (kept in step by every revision), goose's old ``migration_lock`` and
+    the adoption record are bookkeeping, not drift; any other extra table is reported."""
     context = MigrationContext.configure(
-        connection, opts={"compare_type": True, "compare_server_default": True}
+        connection,
+        opts={
+            "compare_type": True,
+            "compare_server_default": True,
+            "include_name": _include_name,
+        },
     )
     diffs = compare_metadata(context, head_metadata(connection.dialect.name))
     lines: list[str] = []
@@ -27,6 +40,10 @@ def drift(connection: Connection) -> list[str]:
         items = diff if isinstance(diff, list) else [diff]
         lines += [describe_diff(item) for item in items]
     return lines
+
+
+def _include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    return type_ != "table" or name not in NOT_COMPARED
 
 
 def describe_diff(diff: tuple[Any, ...]) -> str:

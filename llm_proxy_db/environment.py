@@ -8,6 +8,10 @@ checks ``PRAGMA foreign_key_check`` before it commits, unless none of its statem
 have broken a reference (see ``_ForeignKeyGuard``: on a million tokens each check costs a
 full pass).
 
+After each revision (and stamp), in its transaction, ``goose_db_version`` is brought in step
+with the new revision (:func:`llm_proxy_db.goose.sync`), so the service's own goose runner
+finds nothing to apply.
+
 On PostgreSQL every migration transaction sets a ``lock_timeout`` (``LLM_PROXY_TABLE_LOCK_TIMEOUT``,
 default 5s): a revision that cannot get a table lock fails and rolls back instead of waiting
 behind a long transaction while every query of the service queues behind it.
@@ -27,6 +31,7 @@ from alembic.util.exc import CommandError
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
+from llm_proxy_db import goose
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import ConfigError, LLMProxyDBError, MigrationError
 from llm_proxy_db.fingerprint import OUR_TABLES
@@ -102,7 +107,7 @@ def _run_online(context: Any, connection: Connection) -> None:
         compare_type=True,
         compare_server_default=True,
         include_name=_include_name,
-        on_version_apply=guards,
+        on_version_apply=[*guards, goose.on_version_apply],
     )
     for guard in guards:
         guard.watch(connection)

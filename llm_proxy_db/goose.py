@@ -1,25 +1,47 @@
-"""The service's goose version table: read its version, and retire it after adoption.
+"""The service's goose version table, kept in step with ``alembic_version``.
 
 Goose keeps ``goose_db_version(id, version_id, is_applied, tstamp)``; the current version is
-the highest ``version_id`` with ``is_applied`` true (row 0 is goose's seed row).
+the highest ``version_id`` with ``is_applied`` true (row 0 is goose's seed row).  The service
+runs goose at every start on the dialects listed in :data:`GOOSE_VERSIONS` and applies every
+goose file above the recorded version.  A schema ahead of that table is broken for the
+service (its file 4 fails on a database that has ``tokens.id``); a schema behind it would be
+served with columns missing.
 
-After this tool adopts a database, goose must never migrate it again, or two tools would
-change one schema.  :func:`retire` therefore marks *every* goose version this project
-knows (1..6) as applied, so any goose runner, of any service release, finds nothing to do.
-We do not rename or drop the table: a goose runner that finds no version table creates a
-fresh one and replays version 1 onwards against tables that already exist, which fails at
-best and duplicates columns or constraints at worst.  The marker rows are ordinary goose
-rows; the adoption record (:mod:`llm_proxy_db.adoption_record`) keeps the version goose
-really had.  From then on ``alembic_version`` is the one source of truth.
+So after every revision this tool applies or reverts (and every stamp), :func:`sync` makes
+the table record exactly the goose versions whose effect the schema has: 1..N, where N is the
+revision's entry in :data:`GOOSE_VERSIONS` (0 for a revision below the first goose version).
+It runs inside the revision's own transaction (``on_version_apply``, see
+:mod:`llm_proxy_db.environment`), after ``alembic_version`` was written, so both tables change
+together or not at all.  The table is created with goose's own DDL (and its seed row 0) when a
+revision first needs a goose version; rows of versions whose effect is gone are deleted.
+On SQLite the current service runs no goose, so nothing is written there (a goose table left
+by the 2025-12 releases stays as it was).
 """
 
 from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 GOOSE_TABLE = "goose_db_version"
 LATEST_GOOSE_VERSION = 6
+
+# Per dialect: our revision -> the highest goose version whose effect that revision's schema
+# has (versions 1..N).  A dialect without an entry is one where the service runs no goose.
+GOOSE_VERSIONS: dict[str, dict[str, int]] = {
+    "postgresql": {"0001": 0, "0002": 0, "0003": 2, "0004": 3, "0005": 4, "0006": 5, "0007": 6},
+}
+
+# goose's own CREATE TABLE, per dialect (with its seed row 0 inserted right after).
+GOOSE_TABLE_DDL: dict[str, str] = {
+    "postgresql": (
+        f"CREATE TABLE {GOOSE_TABLE} (id serial NOT NULL, version_id bigint NOT NULL, "
+        "is_applied boolean NOT NULL, tstamp timestamp NULL default now(), PRIMARY KEY(id))"
+    ),
+}
 
 
 def has_goose_table(connection: Connection) -> bool:
@@ -36,19 +58,95 @@ def goose_version(connection: Connection) -> int | None:
     return int(value or 0)
 
 
-def retire(connection: Connection, up_to: int = LATEST_GOOSE_VERSION) -> list[int]:
-    """Mark goose versions up to ``up_to`` as applied (inside the caller's transaction).
+def runs_goose(dialect: str) -> bool:
+    """Whether the service runs goose (and so reads ``goose_db_version``) on ``dialect``."""
+    return dialect in GOOSE_VERSIONS
 
-    Returns the versions marked; [] when goose already had them all or there is no table.
-    """
-    current = goose_version(connection)
-    if current is None:
+
+def goose_version_at(dialect: str, revision: str | None) -> int | None:
+    """The goose version the schema of ``revision`` equals (None = base), or None when
+    the service runs no goose on ``dialect`` or the revision is not ours."""
+    mapping = GOOSE_VERSIONS.get(dialect)
+    if mapping is None:
+        return None
+    if revision is None:
+        return 0
+    return mapping.get(revision)
+
+
+def recorded_versions(connection: Connection) -> list[int]:
+    """The applied goose versions above the seed row, in the order goose recorded them."""
+    if not has_goose_table(connection):
         return []
-    versions = list(range(current + 1, up_to + 1))
-    insert = sa.text(
-        f"INSERT INTO {GOOSE_TABLE} (version_id, is_applied, tstamp) "
-        "VALUES (:version, :applied, CURRENT_TIMESTAMP)"
+    query = sa.text(
+        f"SELECT version_id FROM {GOOSE_TABLE} WHERE is_applied = :applied AND version_id > 0 "
+        "ORDER BY id"
     )
-    for version in versions:
-        connection.execute(insert, {"version": version, "applied": True})
-    return versions
+    return [int(row[0]) for row in connection.execute(query, {"applied": True})]
+
+
+def sync(connection: Connection, revision: str | None) -> list[int] | None:
+    """Make ``goose_db_version`` record exactly the goose versions of ``revision`` (None = base).
+
+    Runs in the caller's transaction.  Returns the versions now recorded, or None when nothing
+    is kept in step (a dialect without goose, or a revision that is not ours).
+    """
+    dialect = connection.dialect.name
+    wanted = goose_version_at(dialect, revision)
+    if wanted is None:
+        return None
+    if not has_goose_table(connection):
+        if wanted == 0:
+            return []
+        _create_table(connection, dialect)
+    _trim(connection, wanted)
+    _fill(connection, wanted)
+    return list(range(1, wanted + 1))
+
+
+def _create_table(connection: Connection, dialect: str) -> None:
+    connection.exec_driver_sql(GOOSE_TABLE_DDL[dialect])
+    _insert(connection, 0)
+
+
+def _trim(connection: Connection, wanted: int) -> None:
+    """Delete rows of versions above ``wanted`` and goose's "not applied" rows (rolled back)."""
+    connection.execute(
+        sa.text(
+            f"DELETE FROM {GOOSE_TABLE} WHERE version_id > 0 "
+            "AND (version_id > :wanted OR is_applied = :not_applied)"
+        ),
+        {"wanted": wanted, "not_applied": False},
+    )
+
+
+def _fill(connection: Connection, wanted: int) -> None:
+    """Record 1..``wanted``, in ascending order of row id.
+
+    Older goose runners take the version of the *latest row* as current, so the rows must
+    be in version order; a table with gaps or out-of-order rows is rewritten.
+    """
+    have = recorded_versions(connection)
+    if have != list(range(1, len(have) + 1)):
+        connection.execute(sa.text(f"DELETE FROM {GOOSE_TABLE} WHERE version_id > 0"))
+        have = []
+    for version in range(len(have) + 1, wanted + 1):
+        _insert(connection, version)
+
+
+def _insert(connection: Connection, version: int) -> None:
+    connection.execute(
+        sa.text(f"INSERT INTO {GOOSE_TABLE} (version_id, is_applied) VALUES (:version, :applied)"),
+        {"version": version, "applied": True},
+    )
+
+
+def on_version_apply(ctx: Any, step: Any, heads: Collection[str], run_args: Any) -> None:
+    """Alembic ``on_version_apply`` callback: keep goose in step, in the revision's transaction.
+
+    ``heads`` is what ``alembic_version`` holds after the step (empty at base).  Offline
+    (``--sql``) runs have no database to read and are left to the operator.
+    """
+    if ctx.as_sql or len(heads) > 1:
+        return
+    sync(ctx.connection, next(iter(heads), None))

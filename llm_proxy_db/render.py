@@ -57,7 +57,7 @@ def _adoption_lines(status: Status) -> list[str]:
 _ACTION_TEXT = {
     "stamp": "stamp revision {}",
     "record_adoption": "record the adoption from state {}",
-    "retire_goose": "retire goose: {}",
+    "sync_goose": "goose in step: {}",
     "upgrade": "upgrade to {}",
 }
 

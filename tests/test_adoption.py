@@ -58,7 +58,7 @@ def _check_head(connection, before_rows, before_counts) -> None:
 
 @pytest.mark.parametrize("shape", legacy.params())
 def test_setup_adopts_every_field_shape(shape, tmp_path, request) -> None:
-    """Stamped at the detected state, migrated to head, every row kept, goose retired."""
+    """Stamped at the detected state, migrated to head, every row kept, goose in step."""
     settings, _ = legacy.prepare(shape, tmp_path, request)
     before_rows, before_counts, _ = _facts(settings)
     assert before_counts["projects"] and (before_counts.get("tokens") or 0) > 100
@@ -68,8 +68,10 @@ def test_setup_adopts_every_field_shape(shape, tmp_path, request) -> None:
         assert result.backup is not None and result.backup.exists()
     with connect(settings) as connection:
         _check_head(connection, before_rows, before_counts)
-        if shape.goose_version is not None:
-            assert goose.goose_version(connection) == goose.LATEST_GOOSE_VERSION
+        if not settings.is_sqlite:  # the service's goose runner finds nothing to apply
+            assert goose.recorded_versions(connection) == [1, 2, 3, 4, 5, 6]
+        elif shape.goose_version is not None:  # no goose on SQLite today: left as it was
+            assert goose.goose_version(connection) == shape.goose_version
     status = commands.status(settings)
     assert status.up_to_date and status.detected_state is None
     assert status.adopted_from["state"] == shape.expected_state
@@ -117,7 +119,7 @@ def test_dry_run_and_status_report_the_state(dialect, name, tmp_path, request) -
     kinds = [action.kind for action in plan.actions]
     assert kinds[:2] == ["stamp", "record_adoption"] and kinds[-1] == "upgrade"
     assert [a.detail for a in plan.actions if a.kind == "upgrade"][-1] == "0007"
-    assert ("retire_goose" in kinds) == (shape.goose_version is not None)
+    assert ("sync_goose" in kinds) == (dialect == "postgresql")
     assert json.loads(json.dumps(plan.as_dict()))["detected"]["state"] == shape.expected_state
     assert commands.status(settings).detected_state == shape.expected_state
     assert commands.status(settings).as_dict()["detected_state"] == shape.expected_state
@@ -192,22 +194,45 @@ def test_alembic_check_ignores_goose_and_the_adoption_record(sqlite_settings) ->
 
 
 def test_a_failing_hand_over_changes_nothing(sqlite_settings) -> None:
-    """Stamp, record and goose retirement are one transaction: a failure rolls all back."""
+    """Stamp and record are one transaction: a failure rolls both back."""
     legacy.create(sqlite_settings, _shape("sqlite", "goose-1"))
-    with connect(sqlite_settings) as connection:  # a goose table that refuses new rows
+    with connect(sqlite_settings) as connection:  # an adoption record that refuses new rows
+        from llm_proxy_db import adoption_record
+
+        adoption_record._metadata.create_all(connection)
         connection.exec_driver_sql(
-            "CREATE TRIGGER no_goose BEFORE INSERT ON goose_db_version "
-            "BEGIN SELECT RAISE(ABORT, 'read-only goose table'); END"
+            f"CREATE TRIGGER no_record BEFORE INSERT ON {ADOPTION_TABLE} "
+            "BEGIN SELECT RAISE(ABORT, 'read-only record'); END"
         )
         connection.commit()
     before = _facts(sqlite_settings)
-    with pytest.raises(MigrationError, match="rolled back, nothing was changed: read-only goose"):
+    with pytest.raises(MigrationError, match="rolled back, nothing was changed: read-only record"):
         commands.setup(sqlite_settings)
     assert _facts(sqlite_settings) == before
 
 
+@pytest.mark.postgresql
+def test_a_failing_goose_hand_over_changes_nothing(tmp_path, request) -> None:
+    """Stamp, record and goose in step are one transaction: a goose failure rolls all back."""
+    settings, _ = legacy.prepare(_shape("postgresql", "goose-1"), tmp_path, request)
+    with connect(settings) as connection:  # a goose table that refuses changes
+        connection.exec_driver_sql(
+            "CREATE FUNCTION no_goose() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'read-only goose table'; END $$"
+        )
+        connection.exec_driver_sql(
+            "CREATE TRIGGER no_goose BEFORE INSERT OR DELETE ON goose_db_version "
+            "FOR EACH ROW EXECUTE FUNCTION no_goose()"
+        )
+        connection.commit()
+    before = _facts(settings)
+    with pytest.raises(MigrationError, match="rolled back, nothing was changed: read-only goose"):
+        commands.setup(settings)
+    assert _facts(settings) == before
+
+
 def test_empty_database_with_goose_table(settings) -> None:
-    """Goose seed row only: migrate from base, and goose is retired first."""
+    """Goose seed row only: migrate from base; goose follows the revisions (PostgreSQL)."""
     with connect(settings) as connection:
         connection.exec_driver_sql(legacy.GOOSE_TABLE_SQL[connection.dialect.name])
         connection.exec_driver_sql(
@@ -218,7 +243,8 @@ def test_empty_database_with_goose_table(settings) -> None:
     result = commands.upgrade(settings)
     assert result.after == revisions.head_revision()
     with connect(settings) as connection:
-        assert goose.goose_version(connection) == goose.LATEST_GOOSE_VERSION
+        expected = 0 if settings.is_sqlite else goose.LATEST_GOOSE_VERSION
+        assert goose.goose_version(connection) == expected
     assert commands.status(settings).adopted_from is None
 
 

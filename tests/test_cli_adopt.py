@@ -59,7 +59,7 @@ def test_adopt_json_plan(sqlite_settings, tmp_path, request):
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout)
     assert plan["detected"]["state"] == "goose-1" and plan["detected"]["goose_version"] == 1
-    assert [a["kind"] for a in plan["actions"]][:3] == ["stamp", "record_adoption", "retire_goose"]
+    assert [a["kind"] for a in plan["actions"]][:3] == ["stamp", "record_adoption", "upgrade"]
     adopted = invoke(settings, "migrate", "adopt", "--to", "0004")
     assert adopted.exit_code == 0, adopted.output
     assert "0002 -> 0004" in adopted.output
