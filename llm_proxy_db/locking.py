@@ -1,14 +1,18 @@
 """One migrator at a time, with locks the operating system or the server frees on death.
 
 PostgreSQL: a session-level advisory lock taken on the very connection that runs the
-migrations.  It survives the per-revision commits and is released when that connection
-closes, including when the process is killed.  SQLite: ``flock`` on a sidecar file
-(``<database>.migrate.lock``); the kernel releases it when the process dies.  There are
-no lock rows that could go stale.  Waiters poll until a timeout, reporting that they wait.
+migrations, and then the service's own migration lock (its goose runner's advisory key), so a
+replica of the service that starts meanwhile fails its start cleanly instead of replaying goose
+files on a half-migrated schema, and a migration waits for a service that is starting.  Both
+survive the per-revision commits and are released when that connection closes, including
+when the process is killed.  SQLite: ``flock`` on a sidecar file (``<database>.migrate.lock``);
+the kernel releases it when the process dies.  There are no lock rows that could go stale.
+Waiters poll until a timeout, reporting that they wait.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
@@ -31,6 +35,10 @@ REPORT_EVERY = 5.0
 # scoped to one database, so every llm-proxy database has its own).
 ADVISORY_LOCK_KEY = 0x6C6C6D70726F7879  # b"llmproxy"
 WAITING = "waiting for the migration lock held by another process"
+# The service's own migration lock (reference section 3), per dialect: it tries
+# pg_try_advisory_lock(3141592653) 10 times 100 ms apart at every start.
+SERVICE_LOCK_KEYS = {"postgresql": 3141592653}
+SERVICE_WAITING = "waiting for the llm-proxy service's migration lock (a service is starting)"
 
 
 def lock_timeout(value: float | None = None, env: Mapping[str, str] | None = None) -> float:
@@ -104,26 +112,49 @@ def _try_flock(fd: int) -> bool:
 def _advisory_lock(
     settings: Settings, connection: Connection, timeout: float, progress: Progress | None
 ) -> Iterator[float]:
+    """Our key, then the service's: always in this order, so two migrators cannot deadlock
+    (the service only tries its key, it never waits while holding one)."""
+    started = time.monotonic()
+    with _one_advisory_lock(settings, connection, ADVISORY_LOCK_KEY, timeout, progress, WAITING):
+        service_key = SERVICE_LOCK_KEYS.get(connection.dialect.name)
+        left = max(timeout - (time.monotonic() - started), 0.0)
+        service_lock = (
+            _one_advisory_lock(settings, connection, service_key, left, progress, SERVICE_WAITING)
+            if service_key is not None
+            else contextlib.nullcontext()
+        )
+        with service_lock:
+            yield time.monotonic() - started
+
+
+@contextmanager
+def _one_advisory_lock(
+    settings: Settings,
+    connection: Connection,
+    key: int,
+    timeout: float,
+    progress: Progress | None,
+    waiting: str,
+) -> Iterator[None]:
     def attempt() -> bool:
-        sql = f"SELECT pg_try_advisory_lock({ADVISORY_LOCK_KEY})"
-        taken = bool(connection.exec_driver_sql(sql).scalar())
+        taken = bool(connection.exec_driver_sql(f"SELECT pg_try_advisory_lock({key})").scalar())
         connection.commit()  # never sit idle in a transaction while polling
         return taken
 
-    waited = _poll(attempt, timeout, progress, settings, f"advisory lock {ADVISORY_LOCK_KEY}")
+    _poll(attempt, timeout, progress, settings, f"advisory lock {key}", waiting)
     try:
-        yield waited
+        yield
     finally:
-        _advisory_unlock(connection)
+        _advisory_unlock(connection, key)
 
 
-def _advisory_unlock(connection: Connection) -> None:
+def _advisory_unlock(connection: Connection, key: int) -> None:
     """Release the lock; a dead connection has released it already."""
     if connection.closed or connection.invalidated:
         return
     try:
         connection.rollback()
-        connection.exec_driver_sql(f"SELECT pg_advisory_unlock({ADVISORY_LOCK_KEY})")
+        connection.exec_driver_sql(f"SELECT pg_advisory_unlock({key})")
         connection.commit()
     except sa.exc.DBAPIError:
         pass  # the session is gone, and its locks with it; closing the connection finishes it
@@ -135,6 +166,7 @@ def _poll(
     progress: Progress | None,
     settings: Settings,
     what: str,
+    waiting: str = WAITING,
 ) -> float:
     """Call ``attempt`` until it succeeds or ``timeout`` passes; returns the seconds waited."""
     started = time.monotonic()
@@ -143,18 +175,24 @@ def _poll(
         now = time.monotonic()
         if now - started >= timeout:
             raise LockTimeoutError(
-                f"gave up after {timeout:g}s {WAITING} on {settings.describe()} ({what})",
-                hint=f"another migration is still running; wait for it, or raise the timeout "
+                f"gave up after {timeout:g}s {waiting} on {settings.describe()} ({what})",
+                hint=f"{_who(waiting)} is still running; wait for it, or raise the timeout "
                 f"with --lock-timeout / {LOCK_TIMEOUT_ENV}",
             )
         if now >= next_report:
-            _emit(progress, "lock_wait", now - started, WAITING)
+            _emit(progress, "lock_wait", now - started, waiting)
             next_report = now + REPORT_EVERY
         time.sleep(POLL_INTERVAL)
     waited = time.monotonic() - started
     if waited > 0.0 and next_report > started:
         _emit(progress, "lock_acquired", waited, "took the migration lock")
     return waited
+
+
+def _who(waiting: str) -> str:
+    return "a starting llm-proxy service (its goose runner)" if waiting == SERVICE_WAITING else (
+        "another migration"
+    )
 
 
 def _emit(progress: Progress | None, kind: str, elapsed: float, detail: str) -> None:
