@@ -1,0 +1,230 @@
+"""The service starts on every database this tool hands over, and serves from it.
+
+After every operation of the CLI (setup, adoption, migrate down --to each revision and back
+up, db backup + restore, rehearse), the emulated current release (tests/service_emulator.py)
+starts without changing anything and runs every statement of reference section 5.  On
+PostgreSQL ``goose_db_version`` records exactly the goose versions of the revision, and the
+two migration locks keep a starting service and a running migration apart.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from llm_proxy_db import commands, goose, revisions
+from llm_proxy_db.cli import app
+from llm_proxy_db.database import connect
+from llm_proxy_db.errors import LockTimeoutError
+from llm_proxy_db.fingerprint import fingerprint
+from llm_proxy_db.fingerprint_diff import diff
+from llm_proxy_db.known_states import revision_fingerprints
+from llm_proxy_db.locking import SERVICE_LOCK_KEYS, SERVICE_WAITING
+from llm_proxy_db.settings import Settings
+from tests import legacy
+from tests.service_emulator import ServiceStartError, exercise_service, schema_snapshot, start_service
+
+runner = CliRunner()
+HEAD = revisions.head_revision()
+
+
+def cli(settings: Settings, *args: str) -> str:
+    """Run the CLI against ``settings``; fails the test unless it exits 0."""
+    if settings.is_sqlite:
+        options = ["--database-path", str(settings.database_path)]
+    else:
+        url = settings.sqlalchemy_url().render_as_string(False)
+        options = ["--db-driver", "postgres", "--database-url", url]
+    result = runner.invoke(app, [*options, *args], env={"LLM_PROXY_DEBUG": ""})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def serves(settings: Settings) -> None:
+    """The service starts without changing anything, then every statement works."""
+    started = start_service(settings)
+    assert started.changed_nothing, (started.applied, set(started.schema_after) ^ set(started.schema_before))
+    assert exercise_service(settings) > 40
+
+
+def goose_rows(settings: Settings) -> list[int] | None:
+    """The applied goose versions above the seed row, in row order (None: no goose table)."""
+    with connect(settings) as connection:
+        if not goose.has_goose_table(connection):
+            return None
+        return goose.recorded_versions(connection)
+
+
+def forget_new_outcomes(settings: Settings) -> None:
+    """Delete the service's ``denied``/``error`` audit events, which refuse a downgrade below 0007."""
+    with connect(settings) as connection:
+        connection.exec_driver_sql("DELETE FROM audit_events WHERE outcome IN ('denied', 'error')")
+        connection.commit()
+
+
+def expected_goose(settings: Settings, revision: str | None) -> list[int] | None:
+    """What goose_db_version must hold at ``revision`` on a database set up by this tool."""
+    version = goose.goose_version_at(settings.dialect_name, revision)
+    return None if version is None else list(range(1, version + 1))
+
+
+def test_service_starts_on_a_database_set_up_by_this_tool(settings) -> None:
+    """``setup`` on an empty database: the service applies nothing and serves."""
+    cli(settings, "setup")
+    assert goose_rows(settings) == expected_goose(settings, HEAD)
+    serves(settings)
+    serves(settings)  # and once more, on the rows it left
+
+
+@pytest.mark.parametrize("shape", legacy.params())
+def test_service_starts_after_adoption(shape, tmp_path, request) -> None:
+    """Every field shape the suite builds, adopted by ``setup``: the service starts and serves."""
+    settings, _ = legacy.prepare(shape, tmp_path, request)
+    cli(settings, "setup")
+    if not settings.is_sqlite:
+        assert goose_rows(settings) == [1, 2, 3, 4, 5, 6]
+    serves(settings)
+
+
+TARGETS = [*revisions.ids()[:-1], "base"]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_down_to_each_revision_keeps_goose_in_step_and_up_again_serves(settings, target) -> None:
+    """``migrate down --to REV``: goose records exactly REV's versions; back ``up``, it serves."""
+    cli(settings, "setup")
+    exercise_service(settings)  # rows written as the service writes them go down and up too
+    forget_new_outcomes(settings)
+    cli(settings, "migrate", "down", "--to", target)
+    revision = revisions.resolve(target)
+    if settings.is_sqlite:
+        assert goose_rows(settings) is None
+    elif revision in (None, "0001", "0002"):
+        assert goose_rows(settings) == []  # the table stays, with its seed row only
+    else:
+        assert goose_rows(settings) == expected_goose(settings, revision)
+    cli(settings, "migrate", "up")
+    assert goose_rows(settings) == expected_goose(settings, HEAD)
+    serves(settings)
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("revision", ["0003", "0004", "0005", "0006", "0007"])
+def test_the_service_completes_a_database_left_at_any_revision(revision, postgres_url) -> None:
+    """The mapping, checked against goose's own rule: at REV the service applies exactly the
+    files above REV's goose version, succeeds, and reaches the head schema."""
+    settings = Settings(driver="postgres", database_url=postgres_url)
+    cli(settings, "migrate", "up", "--to", revision)
+    started = start_service(settings)
+    version = goose.goose_version_at("postgresql", revision)
+    assert started.goose_versions == list(range(version + 1, 7))
+    with connect(settings) as connection:
+        assert diff(fingerprint(connection), revision_fingerprints(connection)[HEAD]) == []
+    exercise_service(settings)
+
+
+@pytest.mark.postgresql
+def test_a_fresh_service_database_equals_ours(postgres_url) -> None:
+    """The emulator's goose files on an empty database build the schema our revisions build."""
+    settings = Settings(driver="postgres", database_url=postgres_url)
+    assert start_service(settings).goose_versions == [1, 2, 3, 4, 5, 6]
+    assert start_service(settings).changed_nothing
+    cli(settings, "setup")  # adopted as goose 6 (created with api_key)
+    assert goose_rows(settings) == [1, 2, 3, 4, 5, 6]
+    serves(settings)
+
+
+@pytest.mark.postgresql
+def test_the_service_fails_cleanly_on_a_database_goose_does_not_know(postgres_url) -> None:
+    """Without goose_db_version the service replays its files and file 4 fails: what this
+    tool prevents (the emulator reproduces the field failure)."""
+    settings = Settings(driver="postgres", database_url=postgres_url)
+    cli(settings, "setup")
+    with connect(settings) as connection:
+        connection.exec_driver_sql("DROP TABLE goose_db_version")
+        connection.commit()
+    with pytest.raises(ServiceStartError, match="goose file 4 failed"):
+        start_service(settings)
+
+
+def test_service_starts_after_backup_and_restore(sqlite_settings, tmp_path) -> None:
+    """``db backup`` then ``db restore`` (after a downgrade): the service starts and serves."""
+    cli(sqlite_settings, "setup")
+    exercise_service(sqlite_settings)
+    backup = tmp_path / "saved.db"
+    cli(sqlite_settings, "db", "backup", "--out", str(backup))
+    forget_new_outcomes(sqlite_settings)
+    cli(sqlite_settings, "migrate", "down", "--to", "0004")
+    cli(sqlite_settings, "db", "restore", str(backup))
+    serves(sqlite_settings)
+
+
+def test_service_starts_after_rehearse(settings) -> None:
+    """``migrate rehearse`` only reads the real database; after it and ``up`` the service serves."""
+    cli(settings, "migrate", "up", "--to", "0005")
+    before = schema_snapshot(settings)
+    cli(settings, "migrate", "rehearse")
+    assert schema_snapshot(settings) == before
+    assert goose_rows(settings) == expected_goose(settings, "0005")
+    cli(settings, "migrate", "up")
+    serves(settings)
+
+
+# --- the service's migration lock (PostgreSQL) ------------------------------------------------
+
+
+@pytest.mark.postgresql
+def test_a_service_starting_during_a_migration_fails_cleanly(postgres_url) -> None:
+    """While this tool migrates it holds the service's lock: a starting replica gives up after
+    its 10 tries and changes nothing."""
+    settings = Settings(driver="postgres", database_url=postgres_url)
+    cli(settings, "migrate", "up", "--to", "0004")
+    seen: list[str] = []
+
+    def during(event) -> None:
+        if event.kind == "apply_start" and not seen:
+            before = schema_snapshot(settings)
+            with pytest.raises(ServiceStartError, match="migration lock"):
+                start_service(settings)
+            assert schema_snapshot(settings) == before
+            seen.append(event.revision)
+
+    commands.upgrade(settings, progress=during)
+    assert seen == ["0005"]
+    serves(settings)
+
+
+@pytest.mark.postgresql
+def test_a_migration_waits_for_a_starting_service(postgres_url) -> None:
+    """A service holding its lock (starting) is waited for, and the wait is reported."""
+    settings = Settings(driver="postgres", database_url=postgres_url)
+    held, release = threading.Event(), threading.Event()
+
+    def service_holds_its_lock() -> None:
+        engine = sa.create_engine(settings.sqlalchemy_url(), poolclass=sa.pool.NullPool)
+        with engine.connect() as connection:
+            connection.exec_driver_sql(f"SELECT pg_advisory_lock({SERVICE_LOCK_KEYS['postgresql']})")
+            held.set()
+            release.wait(10)
+        engine.dispose()
+
+    holder = threading.Thread(target=service_holds_its_lock)
+    holder.start()
+    held.wait(5)
+    events: list = []
+    try:
+        with pytest.raises(LockTimeoutError, match="service's migration lock"):
+            commands.upgrade(settings, lock_timeout=0.3, progress=events.append)
+        threading.Timer(0.5, release.set).start()
+        started = time.monotonic()
+        result = commands.upgrade(settings, lock_timeout=10, progress=events.append)
+    finally:
+        release.set()
+        holder.join()
+    assert result.after == HEAD and time.monotonic() - started >= 0.3
+    assert any(e.kind == "lock_wait" and e.detail == SERVICE_WAITING for e in events)
+    serves(settings)
