@@ -89,6 +89,7 @@ def _run_offline(context: Any, settings: Settings) -> None:
         literal_binds=True,
         transaction_per_migration=True,
         transactional_ddl=True,
+        on_version_apply=[goose.on_version_apply],
     )
     with context.begin_transaction():
         context.run_migrations()

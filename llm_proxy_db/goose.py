@@ -141,12 +141,43 @@ def _insert(connection: Connection, version: int) -> None:
     )
 
 
+def offline_sql(dialect: str, revision: str | None) -> list[str]:
+    """What :func:`sync` does, as statements that need no reading (for ``--sql`` scripts).
+
+    Idempotent: they create the table (and seed row) only when a goose version is needed,
+    trim what is above, and add the missing versions in order.
+    """
+    wanted = goose_version_at(dialect, revision)
+    if wanted is None or dialect != "postgresql":
+        return []
+    trim = (
+        f"DELETE FROM {GOOSE_TABLE} WHERE version_id > 0 "
+        f"AND (version_id > {wanted} OR is_applied = false)"
+    )
+    if wanted == 0:
+        return [f"DO $$ BEGIN IF to_regclass('{GOOSE_TABLE}') IS NOT NULL THEN {trim}; END IF; END $$"]
+    return [
+        GOOSE_TABLE_DDL[dialect].replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1),
+        f"INSERT INTO {GOOSE_TABLE} (version_id, is_applied) SELECT 0, true "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {GOOSE_TABLE} WHERE version_id = 0)",
+        trim,
+        f"INSERT INTO {GOOSE_TABLE} (version_id, is_applied) SELECT v, true "
+        f"FROM generate_series(1, {wanted}) AS v WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {GOOSE_TABLE} g WHERE g.version_id = v) ORDER BY v",
+    ]
+
+
 def on_version_apply(ctx: Any, step: Any, heads: Collection[str], run_args: Any) -> None:
     """Alembic ``on_version_apply`` callback: keep goose in step, in the revision's transaction.
 
     ``heads`` is what ``alembic_version`` holds after the step (empty at base).  Offline
-    (``--sql``) runs have no database to read and are left to the operator.
+    (``--sql``) runs write the same as idempotent statements into the script.
     """
-    if ctx.as_sql or len(heads) > 1:
+    if len(heads) > 1:
         return
-    sync(ctx.connection, next(iter(heads), None))
+    revision = next(iter(heads), None)
+    if ctx.as_sql:
+        for statement in offline_sql(ctx.dialect.name, revision):
+            ctx.execute(statement)
+        return
+    sync(ctx.connection, revision)

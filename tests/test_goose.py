@@ -110,3 +110,18 @@ def test_goose_is_written_in_the_revision_transaction(pg) -> None:
         columns = {c["name"] for c in sa.inspect(connection).get_columns("tokens")}
     assert "id" not in columns
     assert _rows(pg) == [(v, True) for v in range(4)]
+
+
+def test_offline_scripts_keep_goose_in_step_as_well(pg) -> None:
+    """``migrate up --sql`` / ``down --sql`` scripts carry the same goose rows, idempotently."""
+    import psycopg
+
+    url = pg.database_url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(commands.upgrade_sql(pg, "0002"))
+        assert connection.execute("SELECT to_regclass('goose_db_version')").fetchone()[0] is None
+        connection.execute(commands.upgrade_sql(pg, "head", start="0002"))
+    assert _rows(pg) == [(v, True) for v in range(7)]
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(commands.downgrade_sql(pg, "0002"))
+    assert _rows(pg) == [(0, True)]
