@@ -21,14 +21,14 @@ the differences by hand; the plan carries a warning that says what it risks.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
-from llm_proxy_db import adoption_record, goose, revisions
+from llm_proxy_db import adoption_record, goose, revisions, service_artefacts
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import ConfigError, MigrationError, SchemaMismatchError
 from llm_proxy_db.executor import Progress, ProgressEvent, RunResult, run
@@ -53,6 +53,7 @@ class Detection:
     nearest: KnownState | None = None
     differences: tuple[str, ...] = ()
     problem: str | None = None
+    artefacts: tuple[str, ...] = ()
 
     @property
     def state_name(self) -> str:
@@ -72,6 +73,7 @@ class Detection:
             "differences": list(self.differences),
             "problem": self.problem,
             "other_tables": list(self.fingerprint.other_tables),
+            "service_artefacts": list(self.artefacts),
         }
 
 
@@ -144,10 +146,17 @@ def detect(connection: Connection) -> Detection:
             problem = f"goose_db_version says version {goose_at} but none of our tables exists"
             return Detection(UNKNOWN, print_, goose_version=goose_at, problem=problem)
         return Detection(EMPTY, print_, goose_version=goose_at)
-    return _match(print_, known_states(connection), goose_at)
+    states = known_states(connection)
+    if connection.dialect.name == "sqlite":
+        for variant, artefacts in service_artefacts.variants(print_)[1:]:
+            found = _match(variant, states, goose_at)
+            if found.kind == KNOWN:
+                return replace(found, fingerprint=print_, artefacts=artefacts)
+    return _match(print_, states, goose_at)
 
 
 def _match(print_: Fingerprint, states: list[KnownState], goose_at: int | None) -> Detection:
+    """The one known state ``print_`` is (goose's version agreeing), or the nearest one."""
     matches = [state for state in states if state.fingerprint == print_]
     candidates = states
     problem = None

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from alembic import command
-from llm_proxy_db import adoption, adoption_record, manifest, quick_status, revisions
+from llm_proxy_db import adoption, adoption_record, manifest, quick_status, revisions, token_ids
 from llm_proxy_db.adoption import AdoptionResult
 from llm_proxy_db.alembic_config import make_config
 from llm_proxy_db.database import connect
@@ -44,12 +44,14 @@ def status(settings: Settings) -> Status:
     detected: str | None = "empty"
     stamp: str | None = None  # what setup would stamp an unversioned database at
     adopted: dict[str, Any] | None = None
+    missing_ids = 0
     if not settings.is_sqlite or _sqlite_exists(settings):
         with connect(settings, create=False) as connection:
             current = current_revision(connection)
             detected, stamp = _detected_state(connection)
             record = adoption_record.latest(connection)
             adopted = record.as_dict() if record else None
+            missing_ids = token_ids.count_missing(connection)
     revisions.position(current)  # refuses a revision written by a newer release
     return Status(
         database=settings.describe(),
@@ -59,6 +61,7 @@ def status(settings: Settings) -> Status:
         checksum_warnings=manifest.check_applied(current),
         detected_state=detected,
         adopted_from=adopted,
+        tokens_without_id=missing_ids,
     )
 
 

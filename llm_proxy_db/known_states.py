@@ -19,6 +19,9 @@ The states that are not a revision are derived from revision fingerprints:
 
 The L2 column-order variant (columns appended by ``ALTER TABLE``) needs no state of its own:
 fingerprints ignore column order.  A head-shaped unversioned SQLite file is state 0007.
+On SQLite, states 0001-0003 also accept goose version 0 (a 2025-12-02 start that failed,
+see :func:`_failed_goose_start`), and :mod:`llm_proxy_db.service_artefacts` strips what later
+starts added before matching.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ _REVISION_NAMES = {
     "0006": ("provider-agnostic api_key / goose version 5", (5,)),
     "0007": ("head (audit outcomes widened) / goose version 6", (6,)),
 }
+_FAILED_GOOSE_START = ("0001", "0002", "0003")
 _API_KEY_VARIANTS = {"goose-1": 1, "0003": 2, "0004": 3, "0005": 4}
 
 _cache: dict[tuple[str, tuple[int | str, ...]], dict[str, Fingerprint]] = {}
@@ -83,10 +87,23 @@ def known_states(connection: Connection) -> list[KnownState]:
         (1,),
     )
     states.insert(2, goose_1)
+    if connection.dialect.name == "sqlite":
+        states = [_failed_goose_start(state) for state in states]
     if connection.dialect.name == "postgresql":
         for variant in _api_key_variants({state.name: state for state in states}):
             _add_or_merge(states, variant)
     return states
+
+
+def _failed_goose_start(state: KnownState) -> KnownState:
+    """L0, L1, L2 files may carry goose's table with only its seed row (goose "version 0").
+
+    The 2025-12-02 release's goose file 1 fails on every older SQLite file and rolls back:
+    what stays is the old shape plus ``goose_db_version`` holding the seed row 0.
+    """
+    if state.name not in _FAILED_GOOSE_START:
+        return state
+    return replace(state, goose_versions=(0, *state.goose_versions))
 
 
 def _api_key_variants(by_name: dict[str, KnownState]) -> list[KnownState]:

@@ -29,6 +29,9 @@ VERSION_QUERY = "SELECT version_num FROM alembic_version"
 # adoption_record.ADOPTION_TABLE (a test keeps them equal): an adopted database's status
 # shows its adoption record, which the full path reads.
 ADOPTION_TABLE = "llm_proxy_adoption"
+# Tokens a pre-token-id release wrote without id (llm_proxy_db.token_ids): the primary key's
+# index answers it; any such row sends status and startup down the full path.
+SQLITE_NULL_IDS = "SELECT 1 FROM tokens WHERE id IS NULL LIMIT 1"
 _SQLITE_ADOPTED = f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{ADOPTION_TABLE}'"
 _POSTGRES_ADOPTED = f"SELECT 1 WHERE to_regclass('{ADOPTION_TABLE}') IS NOT NULL"
 # postgres://user[:password]@host[:port]/dbname and nothing else: no query, no escapes.
@@ -131,7 +134,10 @@ def _read_sqlite(settings: Settings, adopted_ok: bool) -> list[str]:
         return []
     connection = sqlite3.connect(path, timeout=30)
     try:
-        return _version_rows(connection, None if adopted_ok else _SQLITE_ADOPTED)
+        rows = _version_rows(connection, None if adopted_ok else _SQLITE_ADOPTED)
+        if connection.execute(SQLITE_NULL_IDS).fetchone() is not None:
+            return ["(tokens without id)"]
+        return rows
     finally:
         connection.close()
 

@@ -33,9 +33,19 @@ def render_status(status: Status) -> str:
             f"head:     {status.head_revision}",
             f"pending:  {pending}",
             *(f"warning:  {line}" for line in status.checksum_warnings),
+            *_token_id_lines(status.tokens_without_id),
             *_adoption_lines(status),
         ]
     )
+
+
+def _token_id_lines(missing: int) -> list[str]:
+    if not missing:
+        return []
+    return [
+        f"warning:  {missing} token(s) have no id (written by a release from before the token-id "
+        "change); the service cannot address them by id: run `llm-proxy setup` to give them one"
+    ]
 
 
 def _adoption_lines(status: Status) -> list[str]:
@@ -96,6 +106,9 @@ def render_run(result: RunResult) -> str:
     """What a migration run changed, and the backup taken before it."""
     before, after = result.before or "base", result.after or "base"
     warnings = "".join(f"\nwarning: {line}" for line in result.checksum_warnings)
+    filled = getattr(result, "filled_token_ids", 0)
+    if filled:
+        warnings += f"\ntokens:   gave {filled} token(s) without id (an older release wrote them) a new id"
     adopted = ""
     if result.adopted is not None:  # stamped first: say so, even when nothing else ran
         adopted = f"unversioned (detected {result.adopted}) -> {before}, adopted"

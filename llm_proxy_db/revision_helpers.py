@@ -10,11 +10,12 @@ in place (no row copied), and UUIDs made in SQL.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import sqlalchemy as sa
 
 from alembic import context, op
+from llm_proxy_db import sqlite_keep
 from llm_proxy_db.errors import MigrationError
 
 # A version-4 UUID in the canonical dashed form, computed by SQLite itself per row.
@@ -55,19 +56,27 @@ def add_column_if_missing(table: str, column: sa.Column) -> None:
         op.add_column(table, column)
 
 
-def rebuild_sqlite_table(table: sa.Table) -> None:
+def rebuild_sqlite_table(table: sa.Table, drops: Collection[str] = ()) -> None:
     """Rebuild a SQLite table into ``table``'s definition, copying rows column by column.
 
-    Alembic's batch mode creates the new table, copies with ``INSERT ... SELECT``, drops the
-    old one and renames; indexes defined on ``table`` are recreated.  The migration
-    connection runs with foreign keys off (so dropping a parent does not cascade) and the
-    environment checks ``PRAGMA foreign_key_check`` before the revision commits.
+    Online this is :func:`copy_sqlite_table` with nothing computed, so the operator's own
+    columns, indexes, triggers and views are kept (:mod:`llm_proxy_db.sqlite_keep`); ``drops``
+    names the columns and indexes the revision itself removes.  Offline (``--sql``) the live
+    table cannot be read: Alembic's batch mode renders the rebuild of ``table`` as defined,
+    which carries nothing else over (docs/operations.md says so).  The migration connection
+    runs with foreign keys off (so dropping a parent does not cascade) and the environment
+    checks ``PRAGMA foreign_key_check`` before the revision commits.
     """
+    if not is_offline():
+        copy_sqlite_table(table, computed={}, drops=drops)
+        return
     with op.batch_alter_table(table.name, copy_from=table, recreate="always"):
         pass
 
 
-def copy_sqlite_table(table: sa.Table, computed: Mapping[str, str]) -> None:
+def copy_sqlite_table(
+    table: sa.Table, computed: Mapping[str, str], drops: Collection[str] = ()
+) -> None:
     """Rebuild a SQLite table like :func:`rebuild_sqlite_table`, computing new columns in the copy.
 
     Alembic's batch copy can only carry existing columns over, so a new column filled by an
@@ -75,19 +84,15 @@ def copy_sqlite_table(table: sa.Table, computed: Mapping[str, str]) -> None:
     passes over the table.  This does the same steps as batch mode (new table, ``INSERT ...
     SELECT``, drop, rename, indexes) with ``computed`` (column name -> SQL expression over
     the old row) evaluated by the one ``INSERT ... SELECT``.  Every other column of
-    ``table`` must exist in the old table.
+    ``table`` must exist in the old table.  What the live table has beyond ``table`` (and
+    ``drops``) is kept or refused before any change: see :mod:`llm_proxy_db.sqlite_keep`.
     """
-    metadata = sa.MetaData()
-    for key in table.foreign_keys:  # stubs, so the new table's FOREIGN KEY clauses render
-        target, column = key.target_fullname.split(".")
-        stub = metadata.tables.get(target) or sa.Table(target, metadata)
-        if column not in stub.c:
-            stub.append_column(sa.Column(column, sa.Text))
-    temp = table.to_metadata(metadata, name=f"_alembic_tmp_{table.name}")
-    temp.indexes.clear()
     bind = op.get_bind()
+    kept = sqlite_keep.survey(bind, table, drops)
+    temp = _temp_table(table, kept)
+    sqlite_keep.drop_dependents(bind, kept)
     temp.create(bind)
-    names = [column.name for column in table.columns]
+    names = [column.name for column in temp.columns]
     values: list[sa.ColumnElement[object]] = [
         sa.literal_column(computed[n]) if n in computed else sa.column(n) for n in names
     ]
@@ -98,6 +103,22 @@ def copy_sqlite_table(table: sa.Table, computed: Mapping[str, str]) -> None:
     for index in table.indexes:
         columns = [column.name for column in index.columns]
         op.create_index(index.name, table.name, columns, unique=bool(index.unique))
+    sqlite_keep.restore(bind, table.name, kept)
+
+
+def _temp_table(table: sa.Table, kept: sqlite_keep.Kept) -> sa.Table:
+    """``table`` plus the kept columns, named ``_alembic_tmp_<name>``, without indexes."""
+    metadata = sa.MetaData()
+    for key in table.foreign_keys:  # stubs, so the new table's FOREIGN KEY clauses render
+        target, column = key.target_fullname.split(".")
+        stub = metadata.tables.get(target) or sa.Table(target, metadata)
+        if column not in stub.c:
+            stub.append_column(sa.Column(column, sa.Text))
+    temp = table.to_metadata(metadata, name=f"_alembic_tmp_{table.name}")
+    temp.indexes.clear()
+    for extra in kept.columns:
+        temp.append_column(extra._copy())
+    return temp
 
 
 def refuse_if_rows(table: str, where: str, why: str) -> None:

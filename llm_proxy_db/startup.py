@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llm_proxy_db import adoption, manifest, quick_status, revisions
+from llm_proxy_db import adoption, manifest, quick_status, revisions, token_ids
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import PendingMigrationsError
 from llm_proxy_db.executor import Progress
@@ -40,11 +40,13 @@ class StartupResult(MigrationOutcome):
     (an unversioned database stamped at its detected state, nothing left to run)."""
 
     action: str = UP_TO_DATE
+    # Tokens an older release wrote without id, given one by this start (llm_proxy_db.token_ids).
+    filled_token_ids: int = 0
 
     @property
     def changed(self) -> bool:
-        """True when this call applied revisions or adopted the database."""
-        return bool(self.steps) or self.adopted is not None
+        """True when this call applied revisions, adopted the database or filled token ids."""
+        return bool(self.steps) or self.adopted is not None or bool(self.filled_token_ids)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form, for a service's startup log."""
@@ -57,6 +59,7 @@ class StartupResult(MigrationOutcome):
             "backup": str(self.backup) if self.backup else None,
             "lock_wait_seconds": round(self.lock_wait, 3),
             "checksum_warnings": list(self.checksum_warnings),
+            "filled_token_ids": self.filled_token_ids,
         }
 
 
@@ -103,7 +106,9 @@ def auto_upgrade(
     head = revisions.head_revision(scripts)
     current = peek_revision(settings, version_locations)
     if current == head:
-        return StartupResult(current, current, checksum_warnings=manifest.check_applied(current))
+        warnings = manifest.check_applied(current)
+        return StartupResult(current, current, checksum_warnings=warnings,
+                             filled_token_ids=token_ids.fill_missing(settings))
     if not (auto_migrate_enabled() if enabled is None else enabled):
         pending = revisions.between(current, head, scripts)
         raise PendingMigrationsError(
@@ -121,7 +126,9 @@ def auto_upgrade(
         version_locations=version_locations, runner=runner,
     )
     action = UPGRADED if outcome.steps else (ADOPTED if outcome.adopted else UP_TO_DATE)
+    filled = token_ids.fill_missing(settings) if outcome.after == head else 0
     return StartupResult(
         outcome.before, outcome.after, outcome.steps, outcome.checksum_warnings, outcome.adopted,
         backup=outcome.backup, lock_wait=outcome.lock_wait, action=action,
+        filled_token_ids=filled,
     )

@@ -27,6 +27,7 @@ class Status:
     checksum_warnings: list[str] = field(default_factory=list)
     detected_state: str | None = None
     adopted_from: dict[str, Any] | None = None
+    tokens_without_id: int = 0  # written by a pre-token-id release; setup fills them
 
     @property
     def up_to_date(self) -> bool:
@@ -45,6 +46,7 @@ class Status:
             "checksum_warnings": list(self.checksum_warnings),
             "detected_state": self.detected_state,
             "adopted_from": self.adopted_from,
+            "tokens_without_id": self.tokens_without_id,
         }
 
 

@@ -52,8 +52,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if is_sqlite():
-        rebuild_sqlite_table(_sqlite_tokens(with_id=False))
+    if is_sqlite():  # the operator's own columns, indexes, triggers, views are kept
+        rebuild_sqlite_table(_sqlite_tokens(with_id=False), drops=("id", "idx_tokens_token"))
         return
     op.drop_index("idx_tokens_token", table_name="tokens")
     op.drop_constraint("tokens_token_unique", "tokens", type_="unique")

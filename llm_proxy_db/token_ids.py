@@ -1,0 +1,54 @@
+"""Tokens without an ``id``: what replicas of a release older than the token-id change write.
+
+During a rolling deploy the previous release keeps serving while the new one migrates
+(reference section 6).  Its code inserts tokens without ``id``; PostgreSQL fills the column
+from its default, but the SQLite head DDL has none, so such a row gets ``id`` NULL and the
+current service cannot address it by id.  The decision:
+
+- every start through :func:`llm_proxy_db.startup.auto_upgrade` (``llm-proxy setup``) fills
+  them with new UUIDs in one short transaction (an indexed ``UPDATE``: ``id`` is the primary
+  key, so ``id IS NULL`` is found through its index);
+- ``llm-proxy migrate status`` reports how many there are, and the fast path at head steps
+  aside (one indexed probe, :data:`llm_proxy_db.quick_status.SQLITE_NULL_IDS`) when any exist,
+  so a status or a start at head cannot miss them.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from llm_proxy_db.database import connect
+from llm_proxy_db.settings import Settings
+
+
+def _applies(connection: Connection) -> bool:
+    """SQLite with a ``tokens.id`` column: the only place an ``id`` can be NULL."""
+    if connection.dialect.name != "sqlite" or not sa.inspect(connection).has_table("tokens"):
+        return False
+    return any(column["name"] == "id" for column in sa.inspect(connection).get_columns("tokens"))
+
+
+def count_missing(connection: Connection) -> int:
+    """How many tokens have no ``id`` (0 on PostgreSQL and before revision 0005)."""
+    if not _applies(connection):
+        return 0
+    return int(connection.exec_driver_sql("SELECT count(*) FROM tokens WHERE id IS NULL").scalar_one())
+
+
+def fill_missing(settings: Settings) -> int:
+    """Give every token without ``id`` a new UUID, in one short transaction; returns how many."""
+    if not settings.is_sqlite or not (settings.database_path and settings.database_path.exists()):
+        return 0
+    from llm_proxy_db.revision_helpers import SQLITE_UUID4_SQL
+
+    with connect(settings, create=False) as connection:
+        applies = _applies(connection)
+        connection.rollback()  # the inspection's read transaction
+        if not applies:
+            return 0
+        with connection.begin():
+            result = connection.exec_driver_sql(
+                f"UPDATE tokens SET id = {SQLITE_UUID4_SQL} WHERE id IS NULL"
+            )
+        return int(result.rowcount or 0)
