@@ -220,8 +220,19 @@ def migrate_down(
     keep_backups: KeepBackupsOption = None,
     no_backup: NoBackupOption = False,
     lock_timeout: LockTimeoutOption = None,
+    allow_data_loss: Annotated[
+        bool,
+        typer.Option(
+            "--allow-data-loss",
+            help="Run a downgrade that drops data (refused with exit 11 otherwise); "
+            "PostgreSQL is dumped first unless --no-backup.",
+        ),
+    ] = False,
 ) -> None:
-    """Revert revisions: --steps N or --to REV (one of the two)."""
+    """Revert revisions: --steps N or --to REV (one of the two).
+
+    A downgrade that would lose data lists what it would lose and exits 11, changing
+    nothing, unless --allow-data-loss is given."""
     if (steps is None) == (to is None):
         raise ConfigError("give exactly one of --steps N or --to REV")
     settings = state(ctx).settings()
@@ -231,7 +242,10 @@ def migrate_down(
         typer.echo(commands.downgrade_sql(settings, to, start or "head"), nl=False)
         return
     options = safety(backup_dir, keep_backups, no_backup, lock_timeout)
-    result = commands.downgrade(settings, to, steps=steps, progress=progress_printer(), **options)
+    result = commands.downgrade(
+        settings, to, steps=steps, progress=progress_printer(), allow_data_loss=allow_data_loss,
+        **options,
+    )
     typer.echo(render_run(result))
 
 

@@ -114,14 +114,18 @@ def downgrade(
     keep_backups: int | None = None,
     no_backup: bool = False,
     lock_timeout: float | None = None,
+    allow_data_loss: bool = False,
 ) -> MigrationOutcome:
     """Revert to ``target`` (a revision or ``base``) or by ``steps`` revisions, safely.
 
-    ``steps`` counts from the revision read under the migration lock.
+    ``steps`` counts from the revision read under the migration lock.  A downgrade that
+    would lose data (:mod:`llm_proxy_db.data_loss`) raises :class:`DataLossError` listing
+    the losses, unless ``allow_data_loss``; then PostgreSQL is dumped first (unless
+    ``no_backup``), as SQLite always is.
     """
     if (target is None) == (steps is None):
         raise ConfigError("downgrade needs exactly one of a target revision or a number of steps")
-    safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
+    safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout, allow_data_loss)
     if steps is not None:
         if steps < 1:
             raise ConfigError("--steps must be at least 1")
