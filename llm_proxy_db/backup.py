@@ -39,6 +39,7 @@ from llm_proxy_db.files import (
 )
 from llm_proxy_db.locking import migration_lock
 from llm_proxy_db.pg_tools import pg_dump
+from llm_proxy_db.restore_in_place import replace_contents
 from llm_proxy_db.settings import Settings, number_from_env
 from llm_proxy_db.version_table import current_revision
 
@@ -282,17 +283,18 @@ def restore(
 
     The backup's schema must be recognised and it must come from this database (its
     recorded origin), unless ``force``.  A readable database is first copied aside
-    (``.pre-restore.bak``) and then overwritten *in place* through SQLite's backup API:
-    the same file (its inode, mode, owner and every symlink to it) gets the backup's pages
-    under SQLite's own exclusive lock, so the service's connections wait and then see the
-    restored content; nothing is written to a file nobody reads.  A damaged or unreadable
+    (``.pre-restore.bak``) and then overwritten *in place*, in one write transaction
+    (:mod:`llm_proxy_db.restore_in_place`): the same file (its inode, mode, owner and every
+    symlink to it) gets the backup's contents, the service's writers wait for the lock and
+    then see the restored content; nothing is written to a file nobody reads.  A damaged or unreadable
     database is kept aside byte for byte and replaced by an atomic rename.
     """
     _require_sqlite(settings, "restore")
     source = Path(file).expanduser()
     revision = inspect_backup(source)
     database = _database_file(settings, must_exist=False)
-    check_sqlite_path(database)
+    if not database.exists():
+        check_sqlite_path(database)  # creates the directory of a database restored anew
     origin = _check_origin(source, database, force)
     with migration_lock(settings, None, timeout=lock_timeout, progress=progress):
         directory = backup_directory(settings, backup_dir)
@@ -301,11 +303,16 @@ def restore(
         staged = _staged_copy(source, database)
         try:
             damaged = database.exists() and not _healthy(database)
-            safety = _safety_copy(database, directory, damaged) if needs_backup(settings) else None
+            keep = needs_backup(settings)
             if damaged or not database.exists():
+                safety = _safety_copy(database, directory, damaged) if keep else None
                 _swap(staged, database)
             else:
-                _overwrite_in_place(staged, database, lock_timeout)
+                timeout = 30.0 if lock_timeout is None else max(lock_timeout, 1.0)
+                safety = replace_contents(
+                    database, staged, timeout,
+                    lambda: _safety_copy(database, directory, False) if keep else None,
+                )
         finally:
             remove_with_side_files(staged)
     return RestoreResult(settings.describe(), source, revision, safety, damaged, origin)
@@ -344,27 +351,6 @@ def _healthy(database: Path) -> bool:
     except BackupError:
         return False
     return True
-
-
-def _overwrite_in_place(staged: Path, database: Path, lock_timeout: float | None) -> None:
-    """Copy the staged pages into the live database in one step, under SQLite's locks."""
-    timeout = 30.0 if lock_timeout is None else max(lock_timeout, 1.0)
-    reader = sqlite3.connect(f"{staged.as_uri()}?mode=ro", uri=True)
-    try:
-        live = sqlite3.connect(str(database), isolation_level=None, timeout=timeout)
-        try:
-            reader.backup(live, pages=-1)
-            live.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.OperationalError as exc:
-            raise BackupError(
-                f"cannot restore into {database}: {exc}",
-                hint="the service kept the database busy; stop it or retry; the database was "
-                "not changed",
-            ) from None
-        finally:
-            live.close()
-    finally:
-        reader.close()
 
 
 def _swap(staged: Path, database: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -396,14 +397,27 @@ def db_restore(
     file: Annotated[Path, typer.Argument(help="A backup from llm-proxy db backup or a migration.")],
     backup_dir: BackupDirOption = None,
     lock_timeout: LockTimeoutOption = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Restore a backup taken of another database (refused otherwise)."),
+    ] = False,
 ) -> None:
     """Replace the SQLite database with FILE, keeping a safety copy of the current one."""
     settings = state(ctx).settings()
     progress = progress_printer()
-    result = backup.restore(settings, file, backup_dir=backup_dir, lock_timeout=lock_timeout, progress=progress)
+    result = backup.restore(
+        settings, file, backup_dir=backup_dir, lock_timeout=lock_timeout, progress=progress, force=force
+    )
     typer.echo(render_restore(result))
 
 
 def main() -> None:
     """Run the full command line (the ``llm-proxy`` script enters via :func:`fast_path.main`)."""
+    signal.signal(signal.SIGTERM, _terminated)
     app()
+
+
+def _terminated(signum: int, _frame: Any) -> None:
+    """SIGTERM unwinds like Ctrl-C: every cleanup of the run (temporary copies, scratch
+    databases, child processes such as pg_restore) runs before the process exits."""
+    raise SystemExit(128 + signum)

@@ -118,8 +118,11 @@ def render_restore(result: RestoreResult) -> str:
         f"database: {result.database}",
         f"restored: {result.restored_from} (revision {result.revision or 'base'})",
     ]
+    if result.origin is not None:
+        lines.append(f"backup taken of: {result.origin}")
     if result.safety_copy is not None:
-        lines.append(f"previous database kept as: {result.safety_copy}")
+        damaged = " (it was damaged: replaced as a file)" if result.replaced_damaged else ""
+        lines.append(f"previous database kept as: {result.safety_copy}{damaged}")
     lines.append("next: llm-proxy migrate up (if the restored revision is behind head)")
     return "\n".join(lines)
 
