@@ -25,7 +25,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from llm_proxy_db import __version__, revisions
+from llm_proxy_db import __version__, revisions, run_log
 from llm_proxy_db.database import check_sqlite_path, connect, is_sqlite_file
 from llm_proxy_db.errors import BackupError, ConfigError
 from llm_proxy_db.executor import Progress
@@ -297,6 +297,7 @@ def restore(
         check_sqlite_path(database)  # creates the directory of a database restored anew
     origin = _check_origin(source, database, force)
     with migration_lock(settings, None, timeout=lock_timeout, progress=progress):
+        started = run_log.now()
         directory = backup_directory(settings, backup_dir)
         remove_leftovers(directory)
         remove_leftovers(database.parent)
@@ -315,7 +316,22 @@ def restore(
                 )
         finally:
             remove_with_side_files(staged)
+        _log_restore(settings, source, revision, safety, started)
     return RestoreResult(settings.describe(), source, revision, safety, damaged, origin)
+
+
+def _log_restore(
+    settings: Settings, source: Path, revision: str | None, safety: Path | None, started: datetime
+) -> None:
+    """Record the restore in the restored database's run log (after the swap: the log the
+    database carried in the backup is kept and continued)."""
+    entry = run_log.Entry(
+        "restore", None, None, revision, started, run_log.now(),
+        backup_file=str(safety) if safety else None, detail=f"restored from {real_path(source)}",
+    )
+    with connect(settings, create=False) as connection:
+        run_log.write(connection, entry)
+        connection.commit()
 
 
 def _check_origin(source: Path, database: Path, force: bool) -> str | None:

@@ -24,6 +24,7 @@ from llm_proxy_db.render import (
     progress_printer,
     render_adoption,
     render_history,
+    render_log,
     render_rehearsal,
     render_restore,
     render_run,
@@ -304,13 +305,29 @@ def _warn(warnings: tuple[str, ...]) -> None:
 
 @migrate_app.command("history")
 @handles_errors
-def migrate_history(as_json: JsonOption = False) -> None:
-    """List every revision, oldest first."""
-    revisions = commands.history()
+def migrate_history(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """List every revision, oldest first, with whether and when the database got it."""
+    revisions = commands.history(state(ctx).settings())
     if as_json:
         typer.echo(json.dumps([info.as_dict() for info in revisions], indent=2))
     else:
         typer.echo(render_history(revisions))
+
+
+@migrate_app.command("log")
+@handles_errors
+def migrate_log(
+    ctx: typer.Context,
+    as_json: JsonOption = False,
+    limit: Annotated[int | None, typer.Option("--limit", help="Show only the newest N runs.")] = None,
+) -> None:
+    """List the runs recorded on the database (revisions applied and reverted, adoptions,
+    forced stamps, restores), oldest first.  Reads only."""
+    entries = commands.log(state(ctx).settings(), limit)
+    if as_json:
+        typer.echo(json.dumps([entry.as_dict() for entry in entries], indent=2))
+    else:
+        typer.echo(render_log(entries))
 
 
 @migrate_app.command("verify")

@@ -13,14 +13,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from alembic import command
-from llm_proxy_db import adoption, adoption_record, manifest, quick_status, revisions
+from llm_proxy_db import adoption, adoption_record, manifest, quick_status, revisions, run_log
 from llm_proxy_db.adoption import AdoptionResult
 from llm_proxy_db.alembic_config import make_config
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import ConfigError, SchemaMismatchError, UnknownRevisionError
 from llm_proxy_db.executor import Progress, RunResult
 from llm_proxy_db.guard import MigrationOutcome, SafetyOptions, guarded_run
-from llm_proxy_db.revisions import RevisionInfo
+from llm_proxy_db.revisions import RevisionState
 from llm_proxy_db.settings import Settings
 from llm_proxy_db.startup import StartupResult, auto_upgrade
 from llm_proxy_db.status import Status, status_at_head
@@ -78,9 +78,42 @@ def _detected_state(connection: Any) -> tuple[str | None, str | None]:
     return detection.state_name, detection.state.revision if detection.state else None
 
 
-def history() -> list[RevisionInfo]:
-    """Every revision, oldest first."""
-    return revisions.chain()
+def history(settings: Settings | None = None) -> list[RevisionState]:
+    """Every revision, oldest first; with ``settings``, whether and when each was applied.
+
+    ``applied`` follows the database's current revision; ``applied_at`` comes from the run
+    log (:mod:`llm_proxy_db.run_log`).  A missing SQLite file is not created: its
+    revisions are simply not applied.  Nothing is written.
+    """
+    chain = revisions.chain()
+    if settings is None:
+        return [RevisionState(info.id, info.down_revision, info.description) for info in chain]
+    current, when = None, {}
+    if not settings.is_sqlite or _sqlite_exists(settings):
+        with connect(settings, create=False) as connection:
+            current = current_revision(connection)
+            when = run_log.applied_at(run_log.entries(connection))
+    depth = revisions.position(current)
+    return [
+        RevisionState(
+            info.id, info.down_revision, info.description, applied=index < depth,
+            applied_at=when.get(info.id) if index < depth else None,
+        )
+        for index, info in enumerate(chain)
+    ]
+
+
+def log(settings: Settings, limit: int | None = None) -> list[run_log.Entry]:
+    """The runs this tool recorded on the database, oldest first (the newest ``limit``).
+
+    Reads only: a database without a run log (or a missing SQLite file) has no entries.
+    """
+    if limit is not None and limit < 1:
+        raise ConfigError("--limit must be at least 1")
+    if settings.is_sqlite and not _sqlite_exists(settings):
+        return []
+    with connect(settings, create=False) as connection:
+        return run_log.entries(connection, limit)
 
 
 def upgrade(

@@ -31,7 +31,7 @@ from pathlib import Path
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from llm_proxy_db import data_loss, manifest, revisions
+from llm_proxy_db import data_loss, manifest, revisions, run_log
 from llm_proxy_db.backup import keep_backups, needs_backup, take_backup, take_pg_backup
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import DataLossError, MigrationError, SchemaMismatchError
@@ -104,7 +104,8 @@ def guarded_run(
         backup_file = _backup(settings, current, options, progress, lossy=bool(reverted))
         if runner is None:
             runner = functools.partial(run, progress=progress, version_locations=version_locations)
-        result = _run(runner, connection, target, backup_file, current)
+        with run_log.backup_file(backup_file):
+            result = _run(runner, connection, target, backup_file, current)
     return MigrationOutcome(
         result.before, result.after, result.steps, warnings, result.adopted, backup=backup_file,
         lock_wait=waited,
