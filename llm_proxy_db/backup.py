@@ -187,13 +187,17 @@ def online_copy(source: Path, target: Path) -> None:
     """Copy the database ``source`` into the (empty) file ``target`` in one backup step.
 
     One step (``pages=-1``) holds the source's read lock for the whole copy, so a concurrent
-    write waits instead of restarting the copy.  The copy is left in rollback-journal mode,
-    so it can be read without write access to its directory.
+    write waits instead of restarting the copy.  The target is a private temporary file
+    that is removed on any failure, so it is written without a journal or syncs (the caller
+    syncs it once before the rename).  The copy is left in rollback-journal mode, so it can
+    be read without write access to its directory.
     """
     reader = sqlite3.connect(f"{real_path(source).as_uri()}?mode=ro", uri=True, timeout=30)
     try:
         writer = sqlite3.connect(str(target), isolation_level=None)
         try:
+            writer.execute("PRAGMA journal_mode=OFF")
+            writer.execute("PRAGMA synchronous=OFF")
             reader.backup(writer, pages=-1)
             writer.execute("PRAGMA journal_mode=DELETE")
         finally:

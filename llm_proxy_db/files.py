@@ -83,6 +83,14 @@ def remove_leftovers(directory: Path) -> list[Path]:
     return removed
 
 
+def _sync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
@@ -104,7 +112,9 @@ def written_then_renamed(final: Path, database: Path | None) -> Iterator[Path]:
     try:
         yield temporary
         match_database(temporary, database)
+        _sync(temporary)  # durable before it takes the name anyone relies on
         os.replace(temporary, final)
+        _sync(final.parent)
     except BaseException:
         remove_with_side_files(temporary)
         raise
