@@ -234,7 +234,8 @@ def migrate_down(
     """Revert revisions: --steps N or --to REV (one of the two).
 
     A downgrade that would lose data lists what it would lose and exits 11, changing
-    nothing, unless --allow-data-loss is given."""
+    nothing, unless --allow-data-loss is given.
+    """
     if (steps is None) == (to is None):
         raise ConfigError("give exactly one of --steps N or --to REV")
     settings = state(ctx).settings()
@@ -321,8 +322,9 @@ def migrate_log(
     as_json: JsonOption = False,
     limit: Annotated[int | None, typer.Option("--limit", help="Show only the newest N runs.")] = None,
 ) -> None:
-    """List the runs recorded on the database (revisions applied and reverted, adoptions,
-    forced stamps, restores), oldest first.  Reads only."""
+    """List the runs recorded on the database, oldest first.
+
+    Revisions applied and reverted, adoptions, forced stamps, restores.  Reads only."""
     entries = commands.log(state(ctx).settings(), limit)
     if as_json:
         typer.echo(json.dumps([entry.as_dict() for entry in entries], indent=2))
