@@ -178,10 +178,14 @@ def test_a_lock_file_root_created_works_for_the_service_user(shared_dir: Path) -
 WRITER = """
 import sqlite3, sys, time
 conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=60)
+conn.execute("PRAGMA journal_mode=WAL")  # as the service runs it
 deadline = time.monotonic() + float(sys.argv[2])
 n = 0
 while time.monotonic() < deadline:
-    conn.execute("INSERT INTO projects (id, name, api_key) VALUES (?, ?, 'k')", (f"w{n}", f"w{n}"))
+    try:
+        conn.execute("INSERT INTO projects (id, name, api_key) VALUES (?, ?, 'k')", (f"w{n}", f"w{n}"))
+    except sqlite3.Error:
+        continue  # refused: not acknowledged, the service would report it
     print(f"w{n}", flush=True)  # acknowledged: the commit returned
     n += 1
 """
