@@ -13,13 +13,18 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
+from llm_proxy_db.adoption_record import ADOPTION_TABLE
+from llm_proxy_db.run_log import RUN_LOG_TABLE
 from llm_proxy_db.schema import head_metadata
+
+TOOL_TABLES = frozenset({ADOPTION_TABLE, RUN_LOG_TABLE})
 
 
 def drift(connection: Connection) -> list[str]:
     """Every difference between the database on ``connection`` and the head metadata."""
     context = MigrationContext.configure(
-        connection, opts={"compare_type": True, "compare_server_default": True}
+        connection,
+        opts={"compare_type": True, "compare_server_default": True, "include_name": _not_ours},
     )
     diffs = compare_metadata(context, head_metadata(connection.dialect.name))
     lines: list[str] = []
@@ -27,6 +32,11 @@ def drift(connection: Connection) -> list[str]:
         items = diff if isinstance(diff, list) else [diff]
         lines += [describe_diff(item) for item in items]
     return lines
+
+
+def _not_ours(name: str | None, type_: str, parent_names: Any) -> bool:
+    """This tool's own tables (the adoption record, the run log) are never drift."""
+    return not (type_ == "table" and name in TOOL_TABLES)
 
 
 def describe_diff(diff: tuple[Any, ...]) -> str:

@@ -10,8 +10,10 @@ no lock rows that could go stale.  Waiters poll until a timeout, reporting that 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -107,7 +109,11 @@ def _open_lock_file(path: Path, database: Path) -> int:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise IsADirectoryError(errno.EISDIR, "not a regular file") from None
+        return fd
     with contextlib.suppress(OSError):  # a lock file with our own mode still works for us
         match_database(path, database)
     return fd
