@@ -20,6 +20,7 @@ the differences by hand; the plan carries a warning that says what it risks.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -28,7 +29,7 @@ import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
-from llm_proxy_db import adoption_record, goose, revisions, service_artefacts
+from llm_proxy_db import adoption_record, goose, revisions, run_log, service_artefacts
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import ConfigError, MigrationError, SchemaMismatchError
 from llm_proxy_db.executor import Progress, ProgressEvent, RunResult, run
@@ -339,6 +340,11 @@ def _stamp_and_record(connection: Connection, adoption_plan: AdoptionPlan) -> No
         differences=detection.differences if adoption_plan.forced else (),
     )
     adoption_record.write(connection, record)
+    moment = run_log.now()
+    action = "force_stamp" if adoption_plan.forced else "adopt"
+    detail = f"detected state {record.detected_state}"
+    entry = run_log.Entry(action, adoption_plan.stamp, None, adoption_plan.stamp, moment, moment)
+    run_log.write(connection, dataclasses.replace(entry, detail=detail))
 
 
 def adopt(

@@ -1,10 +1,14 @@
 """Backups and restores of the SQLite database file (and ``pg_dump`` for PostgreSQL).
 
-A backup is a ``VACUUM INTO`` copy: a consistent snapshot even while the service writes,
-compact, and a valid database on its own (WAL content included).  Every copy is checked
-with ``PRAGMA quick_check`` before anything relies on it.  Automatic backups are named
-``<database>.<UTC time>.<revision>.bak`` and rotated; explicit ones (``--out``) and the
-safety copy a restore keeps (``.pre-restore.bak``) are never deleted by the rotation.
+A backup is a copy made with SQLite's online backup API in one step (a consistent snapshot
+even while the service writes, WAL content included), written under a temporary name,
+checked with ``PRAGMA quick_check``, given the database's mode and owner, then renamed
+(:mod:`llm_proxy_db.files`).  Each copy records where it came from in a small table of its
+own (``llm_proxy_backup_origin``: the database's real path, its identity, the revision).
+Automatic backups are named ``<database>.<identity>.<UTC time>.<revision>.bak`` and
+rotated per database (the identity is a digest of the database's real path, so databases
+sharing a backup directory never rotate each other's backups); explicit ones (``--out``)
+and the safety copy a restore keeps (``.pre-restore.bak``) are never deleted by rotation.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,12 +25,21 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from llm_proxy_db import revisions
+from llm_proxy_db import __version__, revisions, run_log
 from llm_proxy_db.database import check_sqlite_path, connect, is_sqlite_file
 from llm_proxy_db.errors import BackupError, ConfigError
 from llm_proxy_db.executor import Progress
+from llm_proxy_db.files import (
+    identity,
+    match_database,
+    real_path,
+    remove_leftovers,
+    remove_with_side_files,
+    written_then_renamed,
+)
 from llm_proxy_db.locking import migration_lock
 from llm_proxy_db.pg_tools import pg_dump
+from llm_proxy_db.restore_in_place import replace_contents
 from llm_proxy_db.settings import Settings, number_from_env
 from llm_proxy_db.version_table import current_revision
 
@@ -33,6 +47,9 @@ BACKUP_DIR_ENV = "LLM_PROXY_BACKUP_DIR"
 KEEP_BACKUPS_ENV = "LLM_PROXY_KEEP_BACKUPS"
 DEFAULT_KEEP_BACKUPS = 5
 REQUIRED_TABLES = ("projects", "tokens")
+ORIGIN_TABLE = "llm_proxy_backup_origin"
+# Differences a restore accepts: things an operator added to a known schema.
+OPERATOR_ADDITIONS = ("unexpected index ", "unexpected column ", "unexpected table ")
 _STAMP = "%Y%m%dT%H%M%SZ"
 
 
@@ -44,6 +61,8 @@ class RestoreResult:
     restored_from: Path
     revision: str | None
     safety_copy: Path | None
+    replaced_damaged: bool = False
+    origin: str | None = None
 
 
 def backup_directory(settings: Settings, backup_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -53,7 +72,7 @@ def backup_directory(settings: Settings, backup_dir: str | os.PathLike[str] | No
         return Path(chosen).expanduser()
     if settings.is_sqlite:
         assert settings.database_path is not None
-        return settings.database_path.parent
+        return real_path(settings.database_path).parent
     return Path.cwd()
 
 
@@ -82,17 +101,26 @@ def backup(
     """
     revision = _read_revision(settings)
     if not settings.is_sqlite:
-        directory = backup_directory(settings, backup_dir)
-        return pg_dump(settings, Path(out) if out else directory / _pg_name(settings, revision))
+        if out is not None:
+            return pg_dump(settings, Path(out).expanduser())
+        return take_pg_backup(settings, revision, backup_dir=backup_dir)
     if out is not None:
         target = Path(out).expanduser()
         if target.is_dir() or str(out).endswith(os.sep):
-            target = _free_name(target, _database_file(settings).name, revision, "bak")
+            target = _free_name(target, _prefix(_database_file(settings)), revision, "bak")
         if target.exists():
             raise BackupError(f"{target} already exists; choose another --out")
-        copy_database(_database_file(settings), target)
+        copy_database(_database_file(settings), target, revision=revision)
         return target
     return take_backup(settings, revision, backup_dir=backup_dir, keep=keep)
+
+
+def take_pg_backup(
+    settings: Settings, revision: str | None, *, backup_dir: str | os.PathLike[str] | None = None
+) -> Path:
+    """A ``pg_dump`` of a PostgreSQL database into the backup directory (mode 0600)."""
+    directory = backup_directory(settings, backup_dir)
+    return pg_dump(settings, directory / _pg_name(settings, revision))
 
 
 def take_backup(
@@ -106,9 +134,10 @@ def take_backup(
     keep = keep_backups(keep)
     directory = backup_directory(settings, backup_dir)
     database = _database_file(settings)
-    target = _free_name(directory, database.name, revision, "bak")
-    copy_database(database, target)
-    prune(directory, database.name, keep, protect=target)
+    remove_leftovers(directory)
+    target = _free_name(directory, _prefix(database), revision, "bak")
+    copy_database(database, target, revision=revision)
+    prune(directory, _prefix(database), keep, protect=target)
     return target
 
 
@@ -128,27 +157,85 @@ def needs_backup(settings: Settings) -> bool:
         return True  # unreadable here: let the backup itself report the problem
 
 
-def copy_database(source: Path, target: Path) -> None:
-    """``VACUUM INTO`` ``target`` and ``quick_check`` it; a failed copy is removed.
+def copy_database(
+    source: Path, target: Path, *, revision: str | None = None, origin: bool = True
+) -> None:
+    """Copy ``source`` to ``target`` (online backup API, one step), check it, then rename.
 
-    ``target`` must not exist: only a file this function created is ever removed.
+    The copy is written under a temporary name with mode 0600, records its origin (unless
+    ``origin`` is False), is ``quick_check``ed, gets ``source``'s mode and owner, and only
+    then takes its name.  ``target`` must not exist: nothing existing is ever overwritten,
+    and a failed or interrupted copy leaves nothing behind.
     """
     if target.exists() or target.is_symlink():
         raise BackupError(f"{target} already exists; refusing to overwrite it")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _vacuum_into(source, target)
-        check_database(target)
+        with written_then_renamed(target, real_path(source)) as temporary:
+            online_copy(source, temporary)
+            if origin:
+                _record_origin(temporary, source, revision)
+            check_database(temporary)
     except (OSError, sqlite3.Error) as exc:
-        _remove_quietly(target)
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise BackupError(
             f"cannot write the backup {target}: {reason}",
             hint="free disk space or choose a writable --backup-dir (or pass --no-backup)",
         ) from None
-    except BackupError:
-        _remove_quietly(target)
-        raise
+
+
+def online_copy(source: Path, target: Path) -> None:
+    """Copy the database ``source`` into the (empty) file ``target`` in one backup step.
+
+    One step (``pages=-1``) holds the source's read lock for the whole copy, so a concurrent
+    write waits instead of restarting the copy.  The target is a private temporary file
+    that is removed on any failure, so it is written without a journal or syncs (the caller
+    syncs it once before the rename).  The copy is left in rollback-journal mode, so it can
+    be read without write access to its directory.
+    """
+    reader = sqlite3.connect(f"{real_path(source).as_uri()}?mode=ro", uri=True, timeout=30)
+    try:
+        writer = sqlite3.connect(str(target), isolation_level=None)
+        try:
+            writer.execute("PRAGMA journal_mode=OFF")
+            writer.execute("PRAGMA synchronous=OFF")
+            reader.backup(writer, pages=-1)
+            writer.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            writer.close()
+    finally:
+        reader.close()
+
+
+def _record_origin(copy: Path, source: Path, revision: str | None) -> None:
+    """Write the small origin table into the copy (never into the database itself)."""
+    connection = sqlite3.connect(str(copy), isolation_level=None)
+    try:
+        connection.execute(
+            f"CREATE TABLE {ORIGIN_TABLE} (database TEXT NOT NULL, identity TEXT NOT NULL, "
+            "revision TEXT, taken_at TEXT NOT NULL, tool_version TEXT NOT NULL)"
+        )
+        taken = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        connection.execute(
+            f"INSERT INTO {ORIGIN_TABLE} VALUES (?, ?, ?, ?, ?)",
+            (str(real_path(source)), identity(source), revision, taken, __version__),
+        )
+    finally:
+        connection.close()
+
+
+def backup_origin(path: Path) -> tuple[str, str] | None:
+    """(real path, identity) of the database a backup came from; None for an old backup."""
+    connection = sqlite3.connect(f"{real_path(path).as_uri()}?mode=ro", uri=True)
+    try:
+        exists = connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (ORIGIN_TABLE,)
+        ).fetchone()
+        if not exists:
+            return None
+        row = connection.execute(f"SELECT database, identity FROM {ORIGIN_TABLE}").fetchone()
+        return (str(row[0]), str(row[1])) if row else None
+    finally:
+        connection.close()
 
 
 def check_database(path: Path) -> None:
@@ -166,10 +253,14 @@ def check_database(path: Path) -> None:
         raise BackupError(f"{path} failed PRAGMA quick_check: {'; '.join(map(str, rows[:3]))}")
 
 
-def prune(directory: Path, database_name: str, keep: int, *, protect: Path) -> list[Path]:
-    """Delete the oldest automatic backups beyond ``keep``; ``protect`` is never deleted."""
+def prune(directory: Path, prefix: str, keep: int, *, protect: Path) -> list[Path]:
+    """Delete the oldest automatic backups of one database beyond ``keep``.
+
+    ``prefix`` is ``<database name>.<identity>``: other databases' backups in a shared
+    directory never match it; ``protect`` is never deleted.
+    """
     pattern = re.compile(
-        rf"^{re.escape(database_name)}\.(\d{{8}}T\d{{6}}Z)(?:-(\d+))?\.[A-Za-z0-9_]+\.bak$"
+        rf"^{re.escape(prefix)}\.(\d{{8}}T\d{{6}}Z)(?:-(\d+))?\.[A-Za-z0-9_]+\.bak$"
     )
     found = []
     for path in directory.iterdir():
@@ -190,26 +281,104 @@ def restore(
     backup_dir: str | os.PathLike[str] | None = None,
     lock_timeout: float | None = None,
     progress: Progress | None = None,
+    force: bool = False,
 ) -> RestoreResult:
-    """Replace the database with ``file`` (a backup), atomically, under the migration lock.
+    """Replace the database with ``file`` (a backup), under the migration lock.
 
-    The current database is first copied aside (``.pre-restore.bak``); stale ``-wal`` and
-    ``-shm`` files of the replaced database are checkpointed and removed.
+    The backup's schema must be recognised and it must come from this database (its
+    recorded origin), unless ``force``.  A readable database is first copied aside
+    (``.pre-restore.bak``) and then overwritten *in place*, in one write transaction
+    (:mod:`llm_proxy_db.restore_in_place`): the same file (its inode, mode, owner and every
+    symlink to it) gets the backup's contents, the service's writers wait for the lock and
+    then see the restored content; nothing is written to a file nobody reads.  A damaged or unreadable
+    database is kept aside byte for byte and replaced by an atomic rename.
     """
     _require_sqlite(settings, "restore")
     source = Path(file).expanduser()
     revision = inspect_backup(source)
     database = _database_file(settings, must_exist=False)
-    check_sqlite_path(database)
+    if not database.exists():
+        check_sqlite_path(database)  # creates the directory of a database restored anew
+    origin = _check_origin(source, database, force)
     with migration_lock(settings, None, timeout=lock_timeout, progress=progress):
-        safety = _safety_copy(settings, backup_dir) if needs_backup(settings) else None
-        staged = database.with_name(f".{database.name}.restore-{os.getpid()}.tmp")
-        copy_database(source, staged)
-        _checkpoint(database)
-        os.replace(staged, database)
-        for suffix in ("-wal", "-shm"):
-            _remove_quietly(database.with_name(database.name + suffix))
-    return RestoreResult(settings.describe(), source, revision, safety)
+        started = run_log.now()
+        directory = backup_directory(settings, backup_dir)
+        remove_leftovers(directory)
+        remove_leftovers(database.parent)
+        staged = _staged_copy(source, database)
+        try:
+            damaged = database.exists() and not _healthy(database)
+            keep = needs_backup(settings)
+            if damaged or not database.exists():
+                safety = _safety_copy(database, directory, damaged) if keep else None
+                _swap(staged, database)
+            else:
+                timeout = 30.0 if lock_timeout is None else max(lock_timeout, 1.0)
+                safety = replace_contents(
+                    database, staged, timeout,
+                    lambda: _safety_copy(database, directory, False) if keep else None,
+                )
+        finally:
+            remove_with_side_files(staged)
+        _log_restore(settings, source, revision, safety, started)
+    return RestoreResult(settings.describe(), source, revision, safety, damaged, origin)
+
+
+def _log_restore(
+    settings: Settings, source: Path, revision: str | None, safety: Path | None, started: datetime
+) -> None:
+    """Record the restore in the restored database's run log (after the swap: the log the
+    database carried in the backup is kept and continued)."""
+    entry = run_log.Entry(
+        "restore", None, None, revision, started, run_log.now(),
+        backup_file=str(safety) if safety else None, detail=f"restored from {real_path(source)}",
+    )
+    with connect(settings, create=False) as connection:
+        run_log.write(connection, entry)
+        connection.commit()
+
+
+def _check_origin(source: Path, database: Path, force: bool) -> str | None:
+    """The backup's recorded origin; a backup of another database is refused unless forced.
+
+    Restoring into a database that does not exist yet (a move to a new disk) is allowed.
+    """
+    origin = backup_origin(source)
+    if origin is None or origin[1] == identity(database) or force or not database.exists():
+        return origin[0] if origin else None
+    raise BackupError(
+        f"{source} is a backup of another database ({origin[0]}), not of {database}",
+        hint="pass --force to restore it here anyway; the database was not touched",
+    )
+
+
+def _staged_copy(source: Path, database: Path) -> Path:
+    """A checked private copy of the backup beside the database, without the origin table."""
+    staged = database.with_name(f".{database.name}.restore.{os.getpid()}.tmp")
+    remove_with_side_files(staged)
+    copy_database(source, staged, origin=False)
+    connection = sqlite3.connect(str(staged), isolation_level=None)
+    try:
+        connection.execute(f"DROP TABLE IF EXISTS {ORIGIN_TABLE}")
+    finally:
+        connection.close()
+    return staged
+
+
+def _healthy(database: Path) -> bool:
+    try:
+        check_database(database)
+    except BackupError:
+        return False
+    return True
+
+
+def _swap(staged: Path, database: Path) -> None:
+    """Rename the staged copy over a damaged or missing database (mode and owner kept)."""
+    match_database(staged, database if database.exists() else None)
+    os.replace(staged, database)
+    for suffix in ("-wal", "-shm", "-journal"):
+        _remove_quietly(database.with_name(database.name + suffix))
 
 
 def inspect_backup(path: Path) -> str | None:
@@ -235,6 +404,7 @@ def inspect_backup(path: Path) -> str | None:
             )
         revisions.position(revision)  # a backup written by a newer release is refused
         where, differences = _schema_differences(connection, revision)
+    differences = tuple(line for line in differences if not line.startswith(OPERATOR_ADDITIONS))
     if differences:
         raise BackupError(
             f"{path} does not hold a recognisable llm-proxy schema (differences from {where}):\n"
@@ -273,25 +443,20 @@ def _read_revision(settings: Settings) -> str | None:
         return current_revision(connection)
 
 
-def _safety_copy(settings: Settings, backup_dir: str | os.PathLike[str] | None) -> Path:
-    database = _database_file(settings)
-    with connect(settings, create=False) as connection:
-        revision = current_revision(connection)
-    directory = backup_directory(settings, backup_dir)
-    target = _free_name(directory, database.name, revision, "pre-restore.bak")
-    copy_database(database, target)
+def _safety_copy(database: Path, directory: Path, damaged: bool) -> Path:
+    """The current database, kept before it is replaced: a checked copy, or for a damaged
+    file its bytes (with its journal files, if any, beside it)."""
+    prefix = _prefix(database)
+    if not damaged:
+        with connect(Settings(driver="sqlite", database_path=database), create=False) as connection:
+            revision = current_revision(connection)
+        target = _free_name(directory, prefix, revision, "pre-restore.bak")
+        copy_database(database, target, revision=revision)
+        return target
+    target = _free_name(directory, prefix, "damaged", "pre-restore.bak")
+    with written_then_renamed(target, database) as temporary:
+        shutil.copyfile(database, temporary)
     return target
-
-
-def _checkpoint(database: Path) -> None:
-    """Fold a WAL into the file (and roll back a hot journal) before it is replaced."""
-    if not database.exists():
-        return
-    connection = sqlite3.connect(str(database), isolation_level=None, timeout=30)
-    try:
-        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        connection.close()
 
 
 def _free_name(directory: Path, database_name: str, revision: str | None, suffix: str) -> Path:
@@ -310,18 +475,15 @@ def _pg_name(settings: Settings, revision: str | None) -> str:
     return f"{settings.sqlalchemy_url().database}.{stamp}.{revision or 'base'}.dump"
 
 
-def _vacuum_into(source: Path, target: Path) -> None:
-    connection = sqlite3.connect(str(source), isolation_level=None, timeout=30)
-    try:
-        connection.execute("VACUUM INTO ?", (str(target),))
-    finally:
-        connection.close()
+def _prefix(database: Path) -> str:
+    """``<name>.<identity>``: the start of every automatic backup name of ``database``."""
+    return f"{database.name}.{identity(database)}"
 
 
 def _database_file(settings: Settings, *, must_exist: bool = True) -> Path:
     _require_sqlite(settings, "this operation")
     assert settings.database_path is not None
-    path = settings.database_path
+    path = real_path(settings.database_path)
     if path.is_dir():
         raise BackupError(f"{path} is a directory, not a SQLite database file")
     if must_exist and not path.is_file():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from llm_proxy_db.render import (
     progress_printer,
     render_adoption,
     render_history,
+    render_log,
     render_rehearsal,
     render_restore,
     render_run,
@@ -220,8 +222,20 @@ def migrate_down(
     keep_backups: KeepBackupsOption = None,
     no_backup: NoBackupOption = False,
     lock_timeout: LockTimeoutOption = None,
+    allow_data_loss: Annotated[
+        bool,
+        typer.Option(
+            "--allow-data-loss",
+            help="Run a downgrade that drops data (refused with exit 11 otherwise); "
+            "PostgreSQL is dumped first unless --no-backup.",
+        ),
+    ] = False,
 ) -> None:
-    """Revert revisions: --steps N or --to REV (one of the two)."""
+    """Revert revisions: --steps N or --to REV (one of the two).
+
+    A downgrade that would lose data lists what it would lose and exits 11, changing
+    nothing, unless --allow-data-loss is given.
+    """
     if (steps is None) == (to is None):
         raise ConfigError("give exactly one of --steps N or --to REV")
     settings = state(ctx).settings()
@@ -231,7 +245,10 @@ def migrate_down(
         typer.echo(commands.downgrade_sql(settings, to, start or "head"), nl=False)
         return
     options = safety(backup_dir, keep_backups, no_backup, lock_timeout)
-    result = commands.downgrade(settings, to, steps=steps, progress=progress_printer(), **options)
+    result = commands.downgrade(
+        settings, to, steps=steps, progress=progress_printer(), allow_data_loss=allow_data_loss,
+        **options,
+    )
     typer.echo(render_run(result))
 
 
@@ -289,13 +306,30 @@ def _warn(warnings: tuple[str, ...]) -> None:
 
 @migrate_app.command("history")
 @handles_errors
-def migrate_history(as_json: JsonOption = False) -> None:
-    """List every revision, oldest first."""
-    revisions = commands.history()
+def migrate_history(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """List every revision, oldest first, with whether and when the database got it."""
+    revisions = commands.history(state(ctx).settings())
     if as_json:
         typer.echo(json.dumps([info.as_dict() for info in revisions], indent=2))
     else:
         typer.echo(render_history(revisions))
+
+
+@migrate_app.command("log")
+@handles_errors
+def migrate_log(
+    ctx: typer.Context,
+    as_json: JsonOption = False,
+    limit: Annotated[int | None, typer.Option("--limit", help="Show only the newest N runs.")] = None,
+) -> None:
+    """List the runs recorded on the database, oldest first.
+
+    Revisions applied and reverted, adoptions, forced stamps, restores.  Reads only."""
+    entries = commands.log(state(ctx).settings(), limit)
+    if as_json:
+        typer.echo(json.dumps([entry.as_dict() for entry in entries], indent=2))
+    else:
+        typer.echo(render_log(entries))
 
 
 @migrate_app.command("verify")
@@ -382,14 +416,27 @@ def db_restore(
     file: Annotated[Path, typer.Argument(help="A backup from llm-proxy db backup or a migration.")],
     backup_dir: BackupDirOption = None,
     lock_timeout: LockTimeoutOption = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Restore a backup taken of another database (refused otherwise)."),
+    ] = False,
 ) -> None:
     """Replace the SQLite database with FILE, keeping a safety copy of the current one."""
     settings = state(ctx).settings()
     progress = progress_printer()
-    result = backup.restore(settings, file, backup_dir=backup_dir, lock_timeout=lock_timeout, progress=progress)
+    result = backup.restore(
+        settings, file, backup_dir=backup_dir, lock_timeout=lock_timeout, progress=progress, force=force
+    )
     typer.echo(render_restore(result))
 
 
 def main() -> None:
     """Run the full command line (the ``llm-proxy`` script enters via :func:`fast_path.main`)."""
+    signal.signal(signal.SIGTERM, _terminated)
     app()
+
+
+def _terminated(signum: int, _frame: Any) -> None:
+    """SIGTERM unwinds like Ctrl-C: every cleanup of the run (temporary copies, scratch
+    databases, child processes such as pg_restore) runs before the process exits."""
+    raise SystemExit(128 + signum)

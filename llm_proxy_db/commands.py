@@ -13,14 +13,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from alembic import command
-from llm_proxy_db import adoption, adoption_record, manifest, quick_status, revisions, token_ids
+from llm_proxy_db import adoption, adoption_record, manifest, quick_status, revisions, run_log, token_ids
 from llm_proxy_db.adoption import AdoptionResult
 from llm_proxy_db.alembic_config import make_config
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import ConfigError, SchemaMismatchError, UnknownRevisionError
 from llm_proxy_db.executor import Progress, RunResult
 from llm_proxy_db.guard import MigrationOutcome, SafetyOptions, guarded_run
-from llm_proxy_db.revisions import RevisionInfo
+from llm_proxy_db.revisions import RevisionState
 from llm_proxy_db.settings import Settings
 from llm_proxy_db.startup import StartupResult, auto_upgrade
 from llm_proxy_db.status import Status, status_at_head
@@ -81,9 +81,42 @@ def _detected_state(connection: Any) -> tuple[str | None, str | None]:
     return detection.state_name, detection.state.revision if detection.state else None
 
 
-def history() -> list[RevisionInfo]:
-    """Every revision, oldest first."""
-    return revisions.chain()
+def history(settings: Settings | None = None) -> list[RevisionState]:
+    """Every revision, oldest first; with ``settings``, whether and when each was applied.
+
+    ``applied`` follows the database's current revision; ``applied_at`` comes from the run
+    log (:mod:`llm_proxy_db.run_log`).  A missing SQLite file is not created: its
+    revisions are simply not applied.  Nothing is written.
+    """
+    chain = revisions.chain()
+    if settings is None:
+        return [RevisionState(info.id, info.down_revision, info.description) for info in chain]
+    current, when = None, {}
+    if not settings.is_sqlite or _sqlite_exists(settings):
+        with connect(settings, create=False) as connection:
+            current = current_revision(connection)
+            when = run_log.applied_at(run_log.entries(connection))
+    depth = revisions.position(current)
+    return [
+        RevisionState(
+            info.id, info.down_revision, info.description, applied=index < depth,
+            applied_at=when.get(info.id) if index < depth else None,
+        )
+        for index, info in enumerate(chain)
+    ]
+
+
+def log(settings: Settings, limit: int | None = None) -> list[run_log.Entry]:
+    """The runs this tool recorded on the database, oldest first (the newest ``limit``).
+
+    Reads only: a database without a run log (or a missing SQLite file) has no entries.
+    """
+    if limit is not None and limit < 1:
+        raise ConfigError("--limit must be at least 1")
+    if settings.is_sqlite and not _sqlite_exists(settings):
+        return []
+    with connect(settings, create=False) as connection:
+        return run_log.entries(connection, limit)
 
 
 def upgrade(
@@ -117,14 +150,18 @@ def downgrade(
     keep_backups: int | None = None,
     no_backup: bool = False,
     lock_timeout: float | None = None,
+    allow_data_loss: bool = False,
 ) -> MigrationOutcome:
     """Revert to ``target`` (a revision or ``base``) or by ``steps`` revisions, safely.
 
-    ``steps`` counts from the revision read under the migration lock.
+    ``steps`` counts from the revision read under the migration lock.  A downgrade that
+    would lose data (:mod:`llm_proxy_db.data_loss`) raises :class:`DataLossError` listing
+    the losses, unless ``allow_data_loss``; then PostgreSQL is dumped first (unless
+    ``no_backup``), as SQLite always is.
     """
     if (target is None) == (steps is None):
         raise ConfigError("downgrade needs exactly one of a target revision or a number of steps")
-    safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
+    safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout, allow_data_loss)
     if steps is not None:
         if steps < 1:
             raise ConfigError("--steps must be at least 1")

@@ -15,10 +15,11 @@ from sqlalchemy.engine import Connection
 
 from llm_proxy_db.adoption_record import ADOPTION_TABLE
 from llm_proxy_db.goose import GOOSE_TABLE
+from llm_proxy_db.run_log import RUN_LOG_TABLE
 from llm_proxy_db.schema import head_metadata
 
 # Tables that are the service's or this tool's bookkeeping, never drift.
-NOT_COMPARED = frozenset({GOOSE_TABLE, "migration_lock", ADOPTION_TABLE})
+NOT_COMPARED = frozenset({GOOSE_TABLE, "migration_lock", ADOPTION_TABLE, RUN_LOG_TABLE})
 
 
 def drift(connection: Connection) -> list[str]:
@@ -28,11 +29,7 @@ def drift(connection: Connection) -> list[str]:
     the adoption record are bookkeeping, not drift; any other extra table is reported."""
     context = MigrationContext.configure(
         connection,
-        opts={
-            "compare_type": True,
-            "compare_server_default": True,
-            "include_name": _include_name,
-        },
+        opts={"compare_type": True, "compare_server_default": True, "include_name": _include_name},
     )
     diffs = compare_metadata(context, head_metadata(connection.dialect.name))
     lines: list[str] = []
@@ -43,6 +40,7 @@ def drift(connection: Connection) -> list[str]:
 
 
 def _include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    """The service's and this tool's bookkeeping tables are never drift."""
     return type_ != "table" or name not in NOT_COMPARED
 
 

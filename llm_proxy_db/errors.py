@@ -97,3 +97,13 @@ class PendingMigrationsError(LLMProxyDBError):
     """The database is behind the code and automatic migration is switched off."""
 
     exit_code = 10
+
+
+class DataLossError(LLMProxyDBError):
+    """A downgrade would drop data; it runs only when data loss is explicitly allowed."""
+
+    exit_code = 11
+
+    def __init__(self, message: str, *, losses: tuple[object, ...] = (), hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.losses = losses

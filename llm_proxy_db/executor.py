@@ -10,6 +10,7 @@ result types can be used (a run with nothing to do at startup) without loading t
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from llm_proxy_db.errors import LLMProxyDBError, MigrationError
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
     from sqlalchemy.engine import Connection
+
+    from llm_proxy_db.run_log import Entry
 
 
 @dataclass(frozen=True)
@@ -103,12 +106,15 @@ def run(
     for revision, reached, direction in steps:
         _emit(progress, "apply_start", revision, direction)
         started = time.monotonic()
+        entry = _entry(revision, direction, result.after, reached)
         try:
-            _step(connection, revision, reached, direction, version_locations)
+            _step(connection, revision, reached, direction, version_locations, entry)
         except Exception as exc:
             connection.rollback()
             _emit(progress, "apply_failure", revision, direction, time.monotonic() - started)
-            raise _failure(exc, revision, direction, result.after) from exc
+            failure = _failure(exc, revision, direction, result.after)
+            _log_failure(connection, entry, failure.message)
+            raise failure from exc
         elapsed = time.monotonic() - started
         result.steps.append(StepTiming(revision, direction, elapsed))
         result.after = reached
@@ -135,8 +141,10 @@ def _step(
     reached: str | None,
     direction: str,
     version_locations: Sequence[str],
+    entry: Entry,
 ) -> None:
     from alembic import command
+    from llm_proxy_db import run_log
     from llm_proxy_db.alembic_config import make_config
 
     config = make_config(connection=connection, extra_version_locations=version_locations)
@@ -144,7 +152,28 @@ def _step(
         command.upgrade(config, revision)
     else:
         command.downgrade(config, reached or "base")
-    connection.commit()
+    run_log.write(connection, dataclasses.replace(entry, ended_at=run_log.now()))
+    connection.commit()  # the revision and its run-log row in one transaction
+
+
+def _entry(revision: str, direction: str, start: str | None, reached: str | None) -> Entry:
+    from llm_proxy_db import run_log
+
+    moment = run_log.now()
+    return run_log.Entry(direction, revision, start, reached, moment, moment)
+
+
+def _log_failure(connection: Connection, entry: Entry, message: str) -> None:
+    """Record a failed step after its rollback; a log that cannot be written is no reason
+    to hide the failure itself."""
+    from llm_proxy_db import run_log
+
+    failed = dataclasses.replace(entry, ended_at=run_log.now(), outcome="failure", detail=message)
+    try:
+        run_log.write(connection, failed)
+        connection.commit()
+    except Exception:  # noqa: BLE001 - the original failure is what the caller must see
+        connection.rollback()
 
 
 def _failure(exc: Exception, revision: str, direction: str, now_at: str | None) -> MigrationError:

@@ -11,9 +11,12 @@ through :func:`guarded_run`:
    an error in strict mode, see :mod:`llm_proxy_db.manifest`);
 3. if something is pending on SQLite, refuse a database that already breaks its foreign keys
    (``PRAGMA foreign_key_check``): no revision, stamp or backup is blamed for old orphans;
-4. if something is pending, back the SQLite file up (``VACUUM INTO`` + ``quick_check``); no
-   backup, no migration, unless the caller said ``no_backup``;
-5. run the revisions, each in its own transaction; a failure names the failed revision, the
+4. a downgrade that would lose data (:mod:`llm_proxy_db.data_loss`) is refused with the list
+   of losses unless the caller said ``allow_data_loss``;
+5. if something is pending, back the SQLite file up (``quick_check``ed copy); no backup, no
+   migration, unless the caller said ``no_backup``.  An allowed lossy downgrade on
+   PostgreSQL is preceded by a ``pg_dump``;
+6. run the revisions, each in its own transaction; a failure names the failed revision, the
    revision the database is at, and the backup file.
 """
 
@@ -28,10 +31,10 @@ from pathlib import Path
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from llm_proxy_db import manifest, revisions
-from llm_proxy_db.backup import keep_backups, needs_backup, take_backup
+from llm_proxy_db import data_loss, manifest, revisions, run_log
+from llm_proxy_db.backup import keep_backups, needs_backup, take_backup, take_pg_backup
 from llm_proxy_db.database import connect
-from llm_proxy_db.errors import MigrationError, SchemaMismatchError
+from llm_proxy_db.errors import DataLossError, MigrationError, SchemaMismatchError
 from llm_proxy_db.executor import Progress, ProgressEvent, RunResult, plan, run
 from llm_proxy_db.locking import lock_timeout, migration_lock
 from llm_proxy_db.settings import Settings
@@ -56,6 +59,7 @@ class SafetyOptions:
     keep_backups: int | None = None
     no_backup: bool = False
     lock_timeout: float | None = None
+    allow_data_loss: bool = False
 
 
 @dataclass
@@ -90,14 +94,18 @@ def guarded_run(
         current = reread_revision(connection, scripts)
         target = target_for(current)
         warnings = manifest.check_applied(current)  # raises in strict mode
-        if not plan(current, target, scripts):
+        steps = plan(current, target, scripts)
+        if not steps:
             return MigrationOutcome(current, current, checksum_warnings=warnings, lock_wait=waited)
+        reverted = [revision for revision, _reached, direction in steps if direction == "downgrade"]
+        refuse_data_loss(connection, reverted, options.allow_data_loss)
         if settings.is_sqlite:
             refuse_broken_references(connection)
-        backup_file = _backup(settings, current, options, progress)
+        backup_file = _backup(settings, current, options, progress, lossy=bool(reverted))
         if runner is None:
             runner = functools.partial(run, progress=progress, version_locations=version_locations)
-        result = _run(runner, connection, target, backup_file, current)
+        with run_log.backup_file(backup_file):
+            result = _run(runner, connection, target, backup_file, current)
     return MigrationOutcome(
         result.before, result.after, result.steps, warnings, result.adopted, backup=backup_file,
         lock_wait=waited,
@@ -111,6 +119,28 @@ def reread_revision(connection: Connection, scripts: ScriptDirectory | None = No
     connection.commit()
     revisions.position(current, scripts)
     return current
+
+
+def refuse_data_loss(connection: Connection, reverted: Sequence[str], allowed: bool) -> None:
+    """Raise :class:`DataLossError` listing what reverting ``reverted`` would lose.
+
+    Nothing is counted for an upgrade or when ``allowed``; the count runs in its own
+    read-only transaction under the migration lock, so it is what the downgrade would see.
+    """
+    if not reverted or allowed:
+        return
+    connection.commit()
+    found = data_loss.losses(connection, reverted)
+    connection.rollback()
+    if not found:
+        return
+    lines = "\n".join(f"  - {loss.describe()}" for loss in found)
+    raise DataLossError(
+        f"the downgrade would lose data; nothing was changed:\n{lines}",
+        losses=tuple(found),
+        hint="export what you need first, then run again with --allow-data-loss (a backup is "
+        "taken first unless --no-backup)",
+    )
 
 
 def refuse_broken_references(connection: Connection) -> None:
@@ -134,12 +164,25 @@ def refuse_broken_references(connection: Connection) -> None:
 
 
 def _backup(
-    settings: Settings, current: str | None, options: SafetyOptions, progress: Progress | None
+    settings: Settings,
+    current: str | None,
+    options: SafetyOptions,
+    progress: Progress | None,
+    *,
+    lossy: bool,
 ) -> Path | None:
-    """The SQLite backup before a change (PostgreSQL revisions are transactional)."""
-    if not settings.is_sqlite or options.no_backup or not needs_backup(settings):
+    """The SQLite backup before a change; on PostgreSQL (transactional revisions) a
+    ``pg_dump`` only before a downgrade allowed to lose data."""
+    if options.no_backup:
         return None
-    path = take_backup(settings, current, backup_dir=options.backup_dir, keep=options.keep_backups)
+    if not settings.is_sqlite:
+        if not (lossy and options.allow_data_loss):
+            return None
+        path = take_pg_backup(settings, current, backup_dir=options.backup_dir)
+    elif not needs_backup(settings):
+        return None
+    else:
+        path = take_backup(settings, current, backup_dir=options.backup_dir, keep=options.keep_backups)
     if progress is not None:
         progress(ProgressEvent("backup_done", current or "base", "", 0.0, str(path)))
     return path

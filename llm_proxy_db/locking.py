@@ -13,8 +13,10 @@ Waiters poll until a timeout, reporting that they wait.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -25,6 +27,7 @@ from sqlalchemy.engine import Connection
 
 from llm_proxy_db.errors import ConfigError, DatabaseConnectionError, LockTimeoutError
 from llm_proxy_db.executor import Progress, ProgressEvent
+from llm_proxy_db.files import match_database, real_path
 from llm_proxy_db.settings import Settings, number_from_env
 
 LOCK_TIMEOUT_ENV = "LLM_PROXY_LOCK_TIMEOUT"
@@ -51,9 +54,13 @@ def lock_timeout(value: float | None = None, env: Mapping[str, str] | None = Non
 
 
 def lock_file(settings: Settings) -> Path:
-    """The sidecar file a SQLite database's migrators ``flock``."""
+    """The sidecar file a SQLite database's migrators ``flock``, beside its real path.
+
+    A migrator started through a symlink and one started through the real path lock the
+    same file.
+    """
     assert settings.database_path is not None
-    path = settings.database_path
+    path = real_path(settings.database_path)
     return path.with_name(path.name + ".migrate.lock")
 
 
@@ -84,7 +91,7 @@ def migration_lock(
 def _sqlite_lock(settings: Settings, timeout: float, progress: Progress | None) -> Iterator[float]:
     path = lock_file(settings)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_lock_file(path, real_path(settings.database_path or path))
     except OSError as exc:
         raise DatabaseConnectionError(
             f"cannot open the migration lock file {path}: {exc.strerror}",
@@ -98,6 +105,25 @@ def _sqlite_lock(settings: Settings, timeout: float, progress: Progress | None) 
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _open_lock_file(path: Path, database: Path) -> int:
+    """Open (or create, with the database's mode and owner) the lock file.
+
+    ``flock`` needs no write access, so a lock file another user created (root, say) is
+    opened read-only: any user who may write the database can take the lock.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        fd = os.open(path, os.O_RDONLY)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise IsADirectoryError(errno.EISDIR, "not a regular file") from None
+        return fd
+    with contextlib.suppress(OSError):  # a lock file with our own mode still works for us
+        match_database(path, database)
+    return fd
 
 
 def _try_flock(fd: int) -> bool:

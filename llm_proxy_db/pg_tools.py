@@ -17,19 +17,25 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from llm_proxy_db.errors import BackupError, ConfigError
+from llm_proxy_db.files import written_then_renamed
 from llm_proxy_db.settings import Settings
 
 
 def pg_dump(settings: Settings, target: Path) -> Path:
-    """``pg_dump --format=custom`` of the database into ``target`` (which must not exist)."""
+    """``pg_dump --format=custom`` of the database into ``target`` (which must not exist).
+
+    The dump (it holds the projects' API keys) is written under a temporary name created
+    with mode 0600, and renamed when ``pg_dump`` succeeded; a failure or a signal removes it.
+    """
     if target.exists():
         raise BackupError(f"{target} already exists; choose another --out")
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        run_tool("pg_dump", settings, ["--format=custom", f"--file={target}"])
-    except BackupError:
-        target.unlink(missing_ok=True)
-        raise
+        with written_then_renamed(target, None) as temporary:
+            run_tool("pg_dump", settings, ["--format=custom", f"--file={temporary}"])
+    except OSError as exc:
+        if isinstance(exc, BackupError):
+            raise
+        raise BackupError(f"cannot write the dump {target}: {exc.strerror or exc}") from None
     return target
 
 

@@ -18,7 +18,8 @@ if TYPE_CHECKING:  # type-only: importing them would load Alembic on the fast st
     from llm_proxy_db.commands import Status
     from llm_proxy_db.executor import Progress, ProgressEvent, RunResult
     from llm_proxy_db.rehearse import RehearsalResult
-    from llm_proxy_db.revisions import RevisionInfo
+    from llm_proxy_db.revisions import RevisionState
+    from llm_proxy_db.run_log import Entry
 
 
 def render_status(status: Status) -> str:
@@ -97,9 +98,33 @@ def render_adoption(result: AdoptionResult) -> str:
     return f"{text}\n{render_run(result.run)}"
 
 
-def render_history(history: list[RevisionInfo]) -> str:
-    """One line per revision, oldest first."""
-    return "\n".join(f"{info.id}  {info.description}" for info in history)
+def render_history(history: list[RevisionState]) -> str:
+    """One line per revision, oldest first: id, applied (and when), description."""
+    return "\n".join(f"{info.id}  {_applied(info)}{info.description}" for info in history)
+
+
+def _applied(info: RevisionState) -> str:
+    if info.applied is None:
+        return ""
+    if not info.applied:
+        return f"{'pending':<30}  "
+    when = info.applied_at.strftime("%Y-%m-%d %H:%M:%SZ") if info.applied_at else "(no record)"
+    return f"{'applied ' + when:<30}  "
+
+
+def render_log(entries: list[Entry]) -> str:
+    """One line per recorded run, oldest first."""
+    if not entries:
+        return "no runs recorded (this tool has not changed this database yet)"
+    lines = []
+    for entry in entries:
+        moves = f"{entry.from_revision or 'base'} -> {entry.to_revision or 'base'}"
+        backup = f"  backup {entry.backup_file}" if entry.backup_file else ""
+        lines.append(
+            f"{entry.started_at:%Y-%m-%d %H:%M:%S}  {entry.action:<11} {entry.revision or '-':<5} "
+            f"{moves:<14} {entry.outcome:<8} {entry.seconds:7.3f}s  {entry.os_user}@{entry.host}{backup}"
+        )
+    return "\n".join(lines)
 
 
 def render_run(result: RunResult) -> str:
@@ -131,8 +156,11 @@ def render_restore(result: RestoreResult) -> str:
         f"database: {result.database}",
         f"restored: {result.restored_from} (revision {result.revision or 'base'})",
     ]
+    if result.origin is not None:
+        lines.append(f"backup taken of: {result.origin}")
     if result.safety_copy is not None:
-        lines.append(f"previous database kept as: {result.safety_copy}")
+        damaged = " (it was damaged: replaced as a file)" if result.replaced_damaged else ""
+        lines.append(f"previous database kept as: {result.safety_copy}{damaged}")
     lines.append("next: llm-proxy migrate up (if the restored revision is behind head)")
     return "\n".join(lines)
 

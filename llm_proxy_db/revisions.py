@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
@@ -26,6 +28,23 @@ class RevisionInfo:
     def as_dict(self) -> dict[str, str | None]:
         """JSON-ready form."""
         return {"id": self.id, "down_revision": self.down_revision, "description": self.description}
+
+
+@dataclass(frozen=True)
+class RevisionState(RevisionInfo):
+    """A revision and whether the database has it: ``applied`` (None when no database was
+    read) and when it was applied, from the run log (None when applied before the log or
+    by other means)."""
+
+    applied: bool | None = None
+    applied_at: datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form, with ``applied`` and ``applied_at``."""
+        data: dict[str, Any] = dict(super().as_dict())
+        data["applied"] = self.applied
+        data["applied_at"] = self.applied_at.strftime("%Y-%m-%dT%H:%M:%SZ") if self.applied_at else None
+        return data
 
 
 def script_directory(extra_version_locations: tuple[str, ...] = ()) -> ScriptDirectory:

@@ -1,0 +1,80 @@
+"""Destructive downgrades refuse by default, list what they would lose, and run only when
+data loss is allowed (after a backup: the SQLite copy, a pg_dump on PostgreSQL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from llm_proxy_db import commands, data_loss, revisions
+from llm_proxy_db.database import connect
+from llm_proxy_db.errors import DataLossError
+from llm_proxy_db.settings import Settings
+from tests.safety_helpers import revision_of, rows, seed, skip_without_pg_client
+
+
+@pytest.fixture
+def db(settings: Settings) -> Settings:
+    """A database at head with rows, one project deactivated and a cache hit counted."""
+    commands.upgrade(settings, no_backup=True)
+    seed(settings)
+    with connect(settings) as connection:
+        connection.execute(
+            sa.text("UPDATE projects SET is_active = false, deactivated_at = CURRENT_TIMESTAMP WHERE id = 'p1'")
+        )
+        connection.execute(sa.text("UPDATE tokens SET cache_hit_count = 4 WHERE token = 'tok-0-0'"))
+        connection.commit()
+    return settings
+
+
+def test_every_revision_has_an_entry() -> None:
+    """A new revision must say what its downgrade loses (an empty tuple when nothing)."""
+    assert set(data_loss.LOSSES) == set(revisions.ids())
+
+
+def test_a_lossy_downgrade_refuses_with_the_list_and_changes_nothing(db: Settings) -> None:
+    before = rows(db)
+    with pytest.raises(DataLossError) as caught:
+        commands.downgrade(db, "0002", no_backup=True)
+    assert caught.value.exit_code == 11
+    found = {(loss.revision, loss.count) for loss in caught.value.losses}  # type: ignore[attr-defined]
+    assert ("0005", 6) in found and ("0004", 1) in found and ("0003", 1) in found
+    assert "deactivated project(s) would become active" in caught.value.message
+    assert revision_of(db) == revisions.head_revision() and rows(db) == before
+
+
+def test_base_lists_dropped_tables(db: Settings) -> None:
+    with pytest.raises(DataLossError) as caught:
+        commands.downgrade(db, "base", no_backup=True)
+    text = caught.value.message
+    assert "20 audit event(s) dropped" in text and "3 project row(s)" in text
+
+
+def test_a_downgrade_without_losses_runs(db: Settings) -> None:
+    assert commands.downgrade(db, "0005", no_backup=True).after == "0005"
+
+
+def test_allowed_loss_runs_after_a_backup(db: Settings, tmp_path: Path) -> None:
+    if not db.is_sqlite:
+        skip_without_pg_client(db)
+    result = commands.downgrade(db, "0002", allow_data_loss=True, backup_dir=tmp_path / "b")
+    assert result.after == "0002"
+    assert result.backup is not None and result.backup.exists()
+    assert result.backup.stat().st_mode & 0o077 == 0 or db.is_sqlite
+
+
+def test_allowed_loss_with_no_backup_takes_none(db: Settings, tmp_path: Path) -> None:
+    result = commands.downgrade(db, "0003", allow_data_loss=True, no_backup=True, backup_dir=tmp_path)
+    assert result.after == "0003" and result.backup is None and list(tmp_path.glob("*.dump")) == []
+
+
+def test_cli_exit_code_and_option(db: Settings) -> None:
+    from tests.test_cli_safety import cli
+
+    refused = cli(db, "migrate", "down", "--to", "0003", "--no-backup")
+    assert refused.exit_code == 11, refused.output
+    assert "--allow-data-loss" in refused.output and "0004: 1 token cache-hit" in refused.output
+    allowed = cli(db, "migrate", "down", "--to", "0003", "--no-backup", "--allow-data-loss")
+    assert allowed.exit_code == 0, allowed.output
