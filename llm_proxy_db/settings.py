@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote, unquote
 
 from llm_proxy_db.errors import ConfigError
+from llm_proxy_db.masking import mask_connection_string
 
 if TYPE_CHECKING:  # SQLAlchemy is imported only where a URL is built or parsed (fast startup)
     from sqlalchemy.engine import URL
@@ -203,11 +204,5 @@ def _password_from_query(url: URL) -> URL:
 
 
 def mask_url_text(text: str) -> str:
-    """Mask a password in a URL-like string that SQLAlchemy could not parse."""
-    scheme, sep, rest = text.partition("://")
-    if not sep or "@" not in rest:
-        return text
-    credentials, at, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    masked = f"{user}:***" if ":" in credentials else user
-    return f"{scheme}://{masked}{at}{host}"
+    """Mask the password field of a URL-like string that SQLAlchemy could not parse."""
+    return mask_connection_string(text)

@@ -25,13 +25,12 @@ from llm_proxy_db.errors import PendingMigrationsError
 from llm_proxy_db.executor import Progress
 from llm_proxy_db.guard import MigrationOutcome, SafetyOptions, guarded_run
 from llm_proxy_db.settings import Settings, resolve_settings
+from llm_proxy_db.settings_parsing import AUTO_MIGRATE_ENV, parse_bool
 from llm_proxy_db.version_table import current_revision
 
-AUTO_MIGRATE_ENV = "LLM_PROXY_AUTO_MIGRATE"
 UP_TO_DATE = "up_to_date"
 UPGRADED = "upgraded"
 ADOPTED = "adopted"
-_OFF = ("0", "false", "no", "off")
 
 
 @dataclass
@@ -62,8 +61,7 @@ class StartupResult(MigrationOutcome):
 
 def auto_migrate_enabled(env: Mapping[str, str] | None = None) -> bool:
     """False when ``LLM_PROXY_AUTO_MIGRATE`` is 0/false/no/off."""
-    value = (os.environ if env is None else env).get(AUTO_MIGRATE_ENV, "1")
-    return value.strip().lower() not in _OFF
+    return parse_bool(AUTO_MIGRATE_ENV, (os.environ if env is None else env).get(AUTO_MIGRATE_ENV), True)
 
 
 def peek_revision(settings: Settings, version_locations: Sequence[str] = ()) -> str | None:
