@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import click
 import typer
 
 from llm_proxy_db import backup, commands, failures, rehearse, verify
@@ -442,14 +441,15 @@ def main() -> None:
     """
     try:
         code = app(standalone_mode=False)
-    except click.ClickException as exc:
-        exc.show()
-        if "--json" in sys.argv[1:]:
-            usage = ConfigError(exc.format_message(), hint="see --help")
-            usage.exit_code = exc.exit_code
-            typer.echo(error_json(usage))
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("Aborted!", err=True)
         sys.exit(1)
+    except typer.TyperException as exc:  # Click's usage errors (Typer vendors Click)
+        exit_code = int(getattr(exc, "exit_code", 2))
+        exc.show()  # type: ignore[attr-defined]
+        if "--json" in sys.argv[1:]:
+            usage = ConfigError(exc.format_message(), hint="see --help")
+            usage.exit_code = exit_code
+            typer.echo(error_json(usage))
+        sys.exit(exit_code)
     sys.exit(code if isinstance(code, int) else 0)
