@@ -36,7 +36,8 @@ def test_url_password_field_is_masked_and_nothing_else_changes(password: str) ->
 @pytest.mark.parametrize("password", TRICKY)
 def test_messages_keep_every_other_word(password: str) -> None:
     message = f"connection failed: cannot reach {_url(password)} on port 5432 (e)"
-    assert mask_message(message) == "connection failed: cannot reach postgres://app:***@db.example:5432/llm on port 5432 (e)"
+    wanted = "connection failed: cannot reach postgres://app:***@db.example:5432/llm on port 5432 (e)"
+    assert mask_message(message) == wanted
 
 
 @pytest.mark.parametrize("password", TRICKY)
