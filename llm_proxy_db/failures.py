@@ -9,6 +9,7 @@ the documented exit code (docs/cli.md, "Exit codes") and a hint naming cause and
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable
 
@@ -31,6 +32,31 @@ def translate(exc: BaseException) -> LLMProxyDBError | None:
         if error is not None:
             return error
     return None
+
+
+_TMP_TABLE = re.compile(r"\b_alembic_tmp_(\w+)")
+_CONSTRAINT = re.compile(r"(NOT NULL|UNIQUE|CHECK|FOREIGN KEY) constraint failed: ([\w.]+)")
+
+
+def explain_driver_message(detail: str) -> tuple[str, str | None]:
+    """A revision's driver message made readable, and a hint when the cause is known.
+
+    SQLite table rebuilds copy rows into ``_alembic_tmp_<table>``: the message names the real
+    table.  A constraint failure names the rows to fix; URLs and DSNs are masked.
+    """
+    text = _TMP_TABLE.sub(r"\1", mask_message(detail))
+    match = _CONSTRAINT.search(text)
+    if match is None:
+        return text, None
+    kind, column = match.groups()
+    table = column.split(".")[0]
+    remedies = {
+        "NOT NULL": f"rows of {table} have no value (NULL) in {column}: fill them in or delete them",
+        "UNIQUE": f"rows of {table} share a value of {column}: remove the duplicates",
+        "CHECK": f"rows of {table} violate the new CHECK ({column}): correct them",
+        "FOREIGN KEY": f"rows of {table} reference rows that do not exist: delete or re-point them",
+    }
+    return text, remedies[kind] + ", then run the migration again (the database was rolled back)"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -64,8 +64,9 @@ class Settings:
         return self.database_url
 
     def display_url(self) -> str:
-        """The URL for humans and logs: the password is always masked."""
-        return self.sqlalchemy_url().render_as_string(hide_password=True)
+        """The URL for humans and logs: the password is always masked; names are shown as
+        written (``données``, not ``donn%C3%A9es``)."""
+        return unquote(self.sqlalchemy_url().render_as_string(hide_password=True))
 
     def describe(self) -> str:
         """A short description: the SQLite path or the masked PostgreSQL URL."""

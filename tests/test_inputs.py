@@ -213,15 +213,52 @@ def test_no_usable_temp_dir(monkeypatch, capsys, tmp_path: Path) -> None:
     legacy_db = tmp_path / "old.db"
     sqlite3.connect(legacy_db).execute("CREATE TABLE projects (id TEXT PRIMARY KEY)").connection.close()
     monkeypatch.setattr(tempfile, "tempdir", None)
-    code, _, err = run(monkeypatch, capsys, ["--database-path", str(legacy_db), "migrate", "status"],
-                       {"TMPDIR": str(tmp_path / "missing")})
-    monkeypatch.setattr(tempfile, "tempdir", None)
-    assert code in (0, 2), err
-    if code == 2:
-        assert "TMPDIR" in err
+    monkeypatch.setattr(tempfile, "_candidate_tempdir_list", lambda: [str(tmp_path / "missing")])
+    code, out, err = run(monkeypatch, capsys, ["--database-path", str(legacy_db), "migrate", "status", "--json"])
+    assert code == 2, err
+    assert "Hint: set TMPDIR" in err and json.loads(out)["error"]["exit_code"] == 2
 
 
 def test_config_error_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         env_settings({"LLM_PROXY_KEEP_BACKUPS": "x"})
     assert issubclass(ConfigError, ValueError)
+
+
+def test_a_null_token_names_the_real_table_and_the_rows_to_fix(monkeypatch, capsys, sqlite_settings) -> None:
+    """SQLite's rebuild table ``_alembic_tmp_tokens`` is never shown; the hint says what to fix."""
+    commands.upgrade(sqlite_settings, "0004")
+    connection = sqlite3.connect(sqlite_settings.database_path)
+    connection.execute("INSERT INTO projects (id, name, openai_api_key) VALUES ('p', 'n', 'k')")
+    connection.execute("INSERT INTO tokens (token, project_id) VALUES (NULL, 'p')")
+    connection.commit()
+    connection.close()
+    argv = ["--database-path", str(sqlite_settings.database_path), "migrate", "up", "--no-backup"]
+    code, _, err = run(monkeypatch, capsys, argv)
+    assert code == 4, err
+    assert "NOT NULL constraint failed: tokens.token" in err and "_alembic_tmp_" not in err
+    assert "Hint: rows of tokens have no value (NULL) in tokens.token" in err
+
+
+def test_non_ascii_names_are_shown_as_written() -> None:
+    from llm_proxy_db.settings import resolve_settings
+
+    settings = resolve_settings(database_url="postgres://usér:pässword@hôst:5432/données")
+    assert settings.describe() == "postgresql+psycopg://usér:***@hôst:5432/données"
+
+
+@pytest.mark.parametrize(
+    ("recorded", "message"),
+    [("0042", "newer llm-proxy-db release"), ("ae1027a6acf", "another application's Alembic history")],
+)
+def test_an_unknown_recorded_revision_names_its_likely_owner(
+    monkeypatch, capsys, sqlite_settings, recorded, message
+) -> None:
+    commands.upgrade(sqlite_settings)
+    connection = sqlite3.connect(sqlite_settings.database_path)
+    connection.execute("UPDATE alembic_version SET version_num = ?", (recorded,))
+    connection.commit()
+    connection.close()
+    argv = ["--database-path", str(sqlite_settings.database_path), "migrate", "status"]
+    code, _, err = run(monkeypatch, capsys, argv)
+    assert code == 5 and message in err, err
