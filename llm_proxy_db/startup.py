@@ -64,6 +64,30 @@ def auto_migrate_enabled(env: Mapping[str, str] | None = None) -> bool:
     return parse_bool(AUTO_MIGRATE_ENV, (os.environ if env is None else env).get(AUTO_MIGRATE_ENV), True)
 
 
+def _pending_error(settings: Settings, current: str | None, head: str, pending: list[str]) -> PendingMigrationsError:
+    """Behind head with auto-migration off; an unversioned database says what it was detected as."""
+    state = None if current is not None else unversioned_state(settings)
+    if state not in (None, "empty"):
+        return PendingMigrationsError(
+            f"{settings.describe()} has no alembic_version (detected {state}): it needs adoption, "
+            f"and {AUTO_MIGRATE_ENV} is off",
+            hint="run `llm-proxy-db migrate adopt --dry-run` to see the plan, then `llm-proxy-db migrate adopt`",
+        )
+    return PendingMigrationsError(
+        f"{settings.describe()} is at revision {current or 'base'}, {len(pending)} revision(s) "
+        f"behind head {head} ({', '.join(pending)}), and {AUTO_MIGRATE_ENV} is off",
+        hint="run `llm-proxy-db migrate up` (for example in an init container) before starting",
+    )
+
+
+def unversioned_state(settings: Settings) -> str:
+    """What a database without ``alembic_version`` is: ``empty``, a known state, or ``unknown``."""
+    if settings.is_sqlite and not (settings.database_path and settings.database_path.exists()):
+        return "empty"
+    with connect(settings, create=False) as connection:
+        return adoption.detect(connection).state_name
+
+
 def peek_revision(settings: Settings, version_locations: Sequence[str] = ()) -> str | None:
     """One cheap read of the current revision; refuses a revision this code does not know."""
     if settings.is_sqlite:
@@ -103,12 +127,7 @@ def auto_upgrade(
     if current == head:
         return StartupResult(current, current, checksum_warnings=manifest.check_applied(current))
     if not (auto_migrate_enabled() if enabled is None else enabled):
-        pending = revisions.between(current, head, scripts)
-        raise PendingMigrationsError(
-            f"{settings.describe()} is at revision {current or 'base'}, {len(pending)} revision(s) "
-            f"behind head {head} ({', '.join(pending)}), and {AUTO_MIGRATE_ENV} is off",
-            hint="run `llm-proxy migrate up` (for example in an init container) before starting",
-        )
+        raise _pending_error(settings, current, head, revisions.between(current, head, scripts))
     if current is None:
         adoption.check_adoptable(settings, head)
     runner = functools.partial(

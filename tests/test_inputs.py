@@ -262,3 +262,13 @@ def test_an_unknown_recorded_revision_names_its_likely_owner(
     argv = ["--database-path", str(sqlite_settings.database_path), "migrate", "status"]
     code, _, err = run(monkeypatch, capsys, argv)
     assert code == 5 and message in err, err
+
+
+def test_auto_migrate_off_on_an_unversioned_database_says_adoption(monkeypatch, capsys, tmp_path, request) -> None:
+    """Not "7 revisions behind head": the detected state, and the adopt command."""
+    shape = next(shape for shape in legacy.shapes("sqlite") if shape.name == "L1")
+    settings, _ = legacy.prepare(shape, tmp_path, request)
+    argv = ["--database-path", str(settings.database_path), "setup"]
+    code, _, err = run(monkeypatch, capsys, argv, {"LLM_PROXY_AUTO_MIGRATE": "off"})
+    assert code == 10, err
+    assert "detected 0002" in err and "migrate adopt" in err and "behind head" not in err
