@@ -272,3 +272,29 @@ def test_auto_migrate_off_on_an_unversioned_database_says_adoption(monkeypatch, 
     code, _, err = run(monkeypatch, capsys, argv, {"LLM_PROXY_AUTO_MIGRATE": "off"})
     assert code == 10, err
     assert "detected 0002" in err and "migrate adopt" in err and "behind head" not in err
+
+
+@pytest.mark.postgresql
+def test_a_role_without_select_on_alembic_version(monkeypatch, capsys, postgres_url) -> None:
+    """A real role lacking the privilege: exit 3 naming the privilege, not "unexpected"."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    commands.upgrade(Settings(driver="postgres", database_url=postgres_url))
+    role = f"llmproxy_noselect_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+        connection.exec_driver_sql(f"REVOKE ALL ON alembic_version FROM {role}")
+    try:
+        url = postgres_url.set(username=role, password=None, drivername="postgresql")
+        argv = ["--database-url", url.render_as_string(hide_password=False), "migrate", "status", "--json"]
+        code, out, err = run(monkeypatch, capsys, argv)
+        assert code == 3, err
+        error = json.loads(out)["error"]
+        assert "privilege" in error["message"] and "GRANT" in error["hint"] and "unexpected" not in err
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")
+        admin.dispose()
