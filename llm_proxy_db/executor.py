@@ -150,6 +150,9 @@ def _step(
 
 def _failure(exc: Exception, revision: str, direction: str, now_at: str | None) -> MigrationError:
     detail, hint = explain_driver_message(exc.message if isinstance(exc, LLMProxyDBError) else _first_line(exc))
+    statement = getattr(exc, "statement", None)
+    if "lock timeout" in detail and statement:  # the statement names the table it waited for
+        detail += f" (waiting to run: {' '.join(str(statement).split())[:120]})"
     if "database is locked" in detail:
         hint = (
             "another process kept the SQLite database locked for longer than the busy timeout "

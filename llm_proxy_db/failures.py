@@ -34,6 +34,16 @@ def translate(exc: BaseException) -> LLMProxyDBError | None:
     return None
 
 
+_LOCK_TIMEOUT_HINT = (
+    f"another session held a lock on the table longer than {TABLE_LOCK_TIMEOUT_ENV} allows "
+    "(find it: SELECT pid, state, xact_start, query FROM pg_stat_activity WHERE cardinality("
+    "pg_blocking_pids(pid)) > 0 OR pid IN (SELECT unnest(pg_blocking_pids(pid)) FROM pg_stat_activity)); "
+    f"retry when it has ended, or raise {TABLE_LOCK_TIMEOUT_ENV}"
+)
+_STATEMENT_TIMEOUT_HINT = (
+    "a statement_timeout is set for the role or database; run the migration with "
+    "PGOPTIONS='-c statement_timeout=0' or ALTER ROLE ... SET statement_timeout = 0"
+)
 _TMP_TABLE = re.compile(r"\b_alembic_tmp_(\w+)")
 _CONSTRAINT = re.compile(r"(NOT NULL|UNIQUE|CHECK|FOREIGN KEY) constraint failed: ([\w.]+)")
 
@@ -45,6 +55,10 @@ def explain_driver_message(detail: str) -> tuple[str, str | None]:
     table.  A constraint failure names the rows to fix; URLs and DSNs are masked.
     """
     text = _TMP_TABLE.sub(r"\1", mask_message(detail))
+    if "lock timeout" in text:
+        return text, _LOCK_TIMEOUT_HINT
+    if "statement timeout" in text:
+        return text, _STATEMENT_TIMEOUT_HINT
     match = _CONSTRAINT.search(text)
     if match is None:
         return text, None
@@ -98,13 +112,12 @@ def _postgres(cause: BaseException) -> LLMProxyDBError | None:
     if sqlstate == _QUERY_CANCELED:
         return DatabaseConnectionError(
             f"the server cancelled a statement: {_first_line(cause)}",
-            hint="a statement_timeout is set for the role or database; run the migration with "
-            "PGOPTIONS='-c statement_timeout=0' or ALTER ROLE ... SET statement_timeout = 0",
+            hint=_STATEMENT_TIMEOUT_HINT,
         )
     if sqlstate == _LOCK_NOT_AVAILABLE:
         return LockTimeoutError(
             f"a revision could not get a table lock in time: {_first_line(cause)}",
-            hint=f"a long transaction holds the table (see pg_stat_activity); retry, or raise {TABLE_LOCK_TIMEOUT_ENV}",
+            hint=_LOCK_TIMEOUT_HINT,
         )
     return None
 
