@@ -7,6 +7,7 @@ Every message that shows a URL uses :meth:`Settings.display_url`, which masks th
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -134,14 +135,21 @@ def _explicit_driver(
 def number_from_env(
     name: str, parse: Callable[[str], N], default: N, what: str, env: Mapping[str, str] | None = None
 ) -> N:
-    """A number from the environment variable ``name`` (``default`` when unset or empty)."""
+    """A finite number from the environment variable ``name`` (``default`` when unset or empty).
+
+    Kept for callers outside :mod:`llm_proxy_db.settings_parsing`, which owns the range checks
+    of the settings it knows (``parse_seconds``, ``parse_count``): prefer those.
+    """
     raw = (os.environ if env is None else env).get(name)
-    if not raw:
+    if not raw or not raw.strip():
         return default
     try:
-        return parse(raw)
+        value = parse(raw.strip())
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not {what}") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{name}={raw!r} is not {what}", hint="use a finite number")
+    return value
 
 
 def normalise_driver(name: str) -> str:

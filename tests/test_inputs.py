@@ -298,3 +298,13 @@ def test_a_role_without_select_on_alembic_version(monkeypatch, capsys, postgres_
         with admin.connect() as connection:
             connection.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")
         admin.dispose()
+
+
+def test_number_from_env_refuses_non_finite_values() -> None:
+    from llm_proxy_db.settings import number_from_env
+
+    assert number_from_env("X", float, 1.0, "a number", {}) == 1.0
+    assert number_from_env("X", float, 1.0, "a number", {"X": " 2 "}) == 2.0
+    for raw in ("nan", "inf", "abc"):
+        with pytest.raises(ConfigError, match="X="):
+            number_from_env("X", float, 1.0, "a number", {"X": raw})
