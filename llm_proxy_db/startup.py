@@ -71,12 +71,12 @@ def _pending_error(settings: Settings, current: str | None, head: str, pending: 
         return PendingMigrationsError(
             f"{settings.describe()} has no alembic_version (detected {state}): it needs adoption, "
             f"and {AUTO_MIGRATE_ENV} is off",
-            hint="run `llm-proxy-db migrate adopt --dry-run` to see the plan, then `llm-proxy-db migrate adopt`",
+            hint="run `llm-proxy migrate adopt --dry-run` to see the plan, then `llm-proxy migrate adopt`",
         )
     return PendingMigrationsError(
         f"{settings.describe()} is at revision {current or 'base'}, {len(pending)} revision(s) "
         f"behind head {head} ({', '.join(pending)}), and {AUTO_MIGRATE_ENV} is off",
-        hint="run `llm-proxy-db migrate up` (for example in an init container) before starting",
+        hint="run `llm-proxy migrate up` (for example in an init container) before starting",
     )
 
 
