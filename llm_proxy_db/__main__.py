@@ -1,4 +1,4 @@
-"""``python -m llm_proxy_db`` runs the ``llm-proxy`` command line."""
+"""``python -m llm_proxy_db`` runs the ``llm-proxy-db`` command line."""
 
 from llm_proxy_db.fast_path import main
 

@@ -376,7 +376,7 @@ def check_adoptable(settings: Settings, target: str | None = revisions.HEAD) -> 
     """
     if settings.is_sqlite and not (settings.database_path and settings.database_path.exists()):
         return
-    with connect(settings, foreign_keys=False, create=False) as connection:
+    with connect(settings, create=False) as connection:  # a plain BEGIN: reads never wait for writers
         if needs_adoption(connection):
             planned = plan(connection, target or revisions.BASE)
             if planned.refusal is not None:

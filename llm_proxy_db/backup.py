@@ -40,12 +40,11 @@ from llm_proxy_db.files import (
 from llm_proxy_db.locking import migration_lock
 from llm_proxy_db.pg_tools import pg_dump
 from llm_proxy_db.restore_in_place import replace_contents
-from llm_proxy_db.settings import Settings, number_from_env
+from llm_proxy_db.settings import Settings
+from llm_proxy_db.settings_parsing import DEFAULT_KEEP_BACKUPS, KEEP_BACKUPS_ENV, parse_count
 from llm_proxy_db.version_table import current_revision
 
 BACKUP_DIR_ENV = "LLM_PROXY_BACKUP_DIR"
-KEEP_BACKUPS_ENV = "LLM_PROXY_KEEP_BACKUPS"
-DEFAULT_KEEP_BACKUPS = 5
 REQUIRED_TABLES = ("projects", "tokens")
 ORIGIN_TABLE = "llm_proxy_backup_origin"
 # Differences a restore accepts: things an operator added to a known schema.
@@ -78,13 +77,10 @@ def backup_directory(settings: Settings, backup_dir: str | os.PathLike[str] | No
 
 def keep_backups(value: int | None = None, env: Mapping[str, str] | None = None) -> int:
     """How many automatic backups to keep: ``value``, ``LLM_PROXY_KEEP_BACKUPS``, or 5."""
-    if value is None:
-        value = number_from_env(KEEP_BACKUPS_ENV, int, DEFAULT_KEEP_BACKUPS, "a whole number", env)
-    if value < 1:
-        raise ConfigError(
-            f"keep at least one backup (got {value})", hint="use --no-backup to skip backups"
-        )
-    return value
+    if value is not None:
+        return parse_count("--keep-backups", value)
+    raw = (os.environ if env is None else env).get(KEEP_BACKUPS_ENV, "")
+    return parse_count(KEEP_BACKUPS_ENV, raw) if raw.strip() else DEFAULT_KEEP_BACKUPS
 
 
 def backup(

@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import signal
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,9 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from llm_proxy_db import backup, commands, rehearse, verify
+from llm_proxy_db import backup, commands, failures, rehearse, verify
 from llm_proxy_db.errors import ConfigError, LLMProxyDBError, MigrationError, VerificationError
+from llm_proxy_db.masking import mask_message
 from llm_proxy_db.render import (
     progress_printer,
     render_adoption,
@@ -31,7 +33,8 @@ from llm_proxy_db.render import (
     render_status,
     stage_printer,
 )
-from llm_proxy_db.settings import Settings, mask_url_text, resolve_settings
+from llm_proxy_db.settings import Settings, resolve_settings
+from llm_proxy_db.settings_parsing import debug_enabled, env_settings, parse_count, parse_seconds
 
 app = typer.Typer(
     name="llm-proxy",
@@ -101,51 +104,86 @@ class CliState:
 
 
 def handles_errors(func: F) -> F:
-    """Turn library errors into one readable line and the error's exit code."""
+    """Validate the environment up front, then turn every error into one readable answer.
+
+    Library errors and known driver failures (:mod:`llm_proxy_db.failures`) become one
+    ``Error: ...`` line, a hint and their exit code; with ``--json`` the same answer is also
+    the one JSON object on stdout.  Only a really unknown failure is "unexpected" (exit 1).
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            env_settings()  # every LLM_PROXY_* variable, refused here rather than later
             return func(*args, **kwargs)
-        except LLMProxyDBError as exc:
-            _fail(exc.message, exc.hint, exc.exit_code)
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise  # a command's own exit code or usage error, not a crash
         except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
-            if os.environ.get("LLM_PROXY_DEBUG"):
+            error = as_user_error(exc)
+            if error is None:
                 raise
-            _fail(
-                f"unexpected {type(exc).__name__}: {_scrub(exc)}",
-                "rerun with LLM_PROXY_DEBUG=1 to see the traceback, and report it",
-                1,
-            )
+            fail(error, as_json=bool(kwargs.get("as_json")))
 
     return wrapper  # type: ignore[return-value]
 
 
-def _fail(message: str, hint: str | None, exit_code: int) -> None:
-    typer.echo(f"Error: {message}", err=True)
-    if hint:
-        typer.echo(f"Hint: {hint}", err=True)
-    raise typer.Exit(exit_code)
+def as_user_error(exc: Exception) -> LLMProxyDBError | None:
+    """The user-facing error for ``exc``; None only when LLM_PROXY_DEBUG asks for the traceback."""
+    if isinstance(exc, LLMProxyDBError):
+        return exc
+    known = failures.translate(exc)
+    if known is not None:
+        return known
+    if debug_enabled():
+        return None
+    return LLMProxyDBError(
+        f"unexpected {type(exc).__name__}: {_scrub(exc)}",
+        hint="rerun with LLM_PROXY_DEBUG=1 to see the traceback, and report it",
+    )
 
 
-def _scrub(exc: Exception) -> str:
-    """The first line of an unexpected error, with anything URL-like masked."""
+def fail(error: LLMProxyDBError, *, as_json: bool = False) -> None:
+    """Print ``error`` (stderr; with ``as_json`` also as the JSON object on stdout) and exit."""
+    typer.echo(f"Error: {error.message}", err=True)
+    if error.hint:
+        typer.echo(f"Hint: {error.hint}", err=True)
+    if as_json:
+        typer.echo(error_json(error))
+    raise typer.Exit(error.exit_code)
+
+
+def error_json(error: LLMProxyDBError) -> str:
+    """``{"error": {"message", "hint", "exit_code", "kind", ...}}`` for ``--json``."""
+    return json.dumps({"error": error.as_dict()}, indent=2, default=str)
+
+
+def _scrub(exc: BaseException) -> str:
+    """The first line of an unexpected error, with every URL or DSN in it masked."""
     text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return " ".join(mask_url_text(word) for word in (text[0] if text else "").split())
+    return mask_message(text[0]) if text else ""
 
 
 def safety(
     backup_dir: Path | None, keep_backups: int | None, no_backup: bool, lock_timeout: float | None
 ) -> dict[str, Any]:
-    """The safety-net options of a migrating command, as keyword arguments for the library."""
+    """The safety-net options of a migrating command, validated, as keyword arguments for the library."""
+    if no_backup and backup_dir is not None:
+        raise ConfigError("--no-backup and --backup-dir contradict each other", hint="give only one of them")
+    checked_numbers(keep_backups, lock_timeout)
     return {
         "backup_dir": backup_dir,
         "keep_backups": keep_backups,
         "no_backup": no_backup,
         "lock_timeout": lock_timeout,
     }
+
+
+def checked_numbers(keep_backups: int | None, lock_timeout: float | None) -> None:
+    """Refuse an out-of-range --keep-backups or a non-finite, negative or huge --lock-timeout."""
+    if keep_backups is not None:
+        parse_count("--keep-backups", keep_backups)
+    if lock_timeout is not None:
+        parse_seconds("--lock-timeout", lock_timeout)
 
 
 def state(ctx: typer.Context) -> CliState:
@@ -200,6 +238,8 @@ def migrate_up(
     lock_timeout: LockTimeoutOption = None,
 ) -> None:
     """Apply pending revisions up to --to (default head), under the lock, after a backup."""
+    if start is not None and not sql:
+        raise ConfigError("--from only applies with --sql", hint="add --sql to print the SQL, or drop --from")
     settings = state(ctx).settings()
     if sql:
         typer.echo(commands.upgrade_sql(settings, to, start), nl=False)
@@ -238,6 +278,8 @@ def migrate_down(
     """
     if (steps is None) == (to is None):
         raise ConfigError("give exactly one of --steps N or --to REV")
+    if start is not None and not sql:
+        raise ConfigError("--from only applies with --sql", hint="add --sql to print the SQL, or drop --from")
     settings = state(ctx).settings()
     if sql:
         if to is None:
@@ -405,6 +447,7 @@ def db_backup(
     keep_backups: KeepBackupsOption = None,
 ) -> None:
     """Back the database up now (SQLite: VACUUM INTO, checked; PostgreSQL: pg_dump)."""
+    checked_numbers(keep_backups, None)
     path = backup.backup(state(ctx).settings(), out, backup_dir=backup_dir, keep=keep_backups)
     typer.echo(f"backup: {path}")
 
@@ -422,6 +465,7 @@ def db_restore(
     ] = False,
 ) -> None:
     """Replace the SQLite database with FILE, keeping a safety copy of the current one."""
+    checked_numbers(None, lock_timeout)
     settings = state(ctx).settings()
     progress = progress_printer()
     result = backup.restore(
@@ -431,9 +475,26 @@ def db_restore(
 
 
 def main() -> None:
-    """Run the full command line (the ``llm-proxy`` script enters via :func:`fast_path.main`)."""
+    """Run the full command line (the ``llm-proxy`` script enters via :func:`fast_path.main`).
+
+    Click's own usage errors (an unknown option, ``--keep-backups abc``) exit 2 as usual; with
+    ``--json`` among the arguments they are also printed as the JSON error object.
+    """
     signal.signal(signal.SIGTERM, _terminated)
-    app()
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        typer.echo("Aborted!", err=True)
+        sys.exit(1)
+    except typer.TyperException as exc:  # Click's usage errors (Typer vendors Click)
+        exit_code = int(getattr(exc, "exit_code", 2))
+        exc.show()  # type: ignore[attr-defined]
+        if "--json" in sys.argv[1:]:
+            usage = ConfigError(exc.format_message(), hint="see --help")
+            usage.exit_code = exit_code
+            typer.echo(error_json(usage))
+        sys.exit(exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def _terminated(signum: int, _frame: Any) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
 from llm_proxy_db.errors import DatabaseConnectionError
+from llm_proxy_db.masking import mask_message
 from llm_proxy_db.settings import Settings
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -58,10 +59,7 @@ def connect(settings: Settings, *, foreign_keys: bool = True, create: bool = Tru
 def connection_error(settings: Settings, exc: BaseException) -> DatabaseConnectionError:
     """Translate a driver error into a message that names the (masked) database."""
     detail = str(getattr(exc, "orig", exc)).strip().splitlines()
-    reason = detail[0] if detail else type(exc).__name__
-    password = None if settings.is_sqlite else settings.sqlalchemy_url().password
-    if password:
-        reason = reason.replace(str(password), "***")
+    reason = mask_message(detail[0]) if detail else type(exc).__name__
     return DatabaseConnectionError(
         f"cannot open database {settings.describe()}: {reason}",
         hint="check DB_DRIVER, DATABASE_PATH / DATABASE_URL and that the server is running",

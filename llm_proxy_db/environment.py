@@ -29,18 +29,17 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.util.exc import CommandError
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from llm_proxy_db import goose
 from llm_proxy_db.database import connect
-from llm_proxy_db.errors import ConfigError, LLMProxyDBError, MigrationError
+from llm_proxy_db.errors import LLMProxyDBError, MigrationError
 from llm_proxy_db.fingerprint import OUR_TABLES
 from llm_proxy_db.schema import head_metadata
 from llm_proxy_db.settings import Settings, resolve_settings
-
-LOCK_TIMEOUT_ENV = "LLM_PROXY_TABLE_LOCK_TIMEOUT"
-DEFAULT_LOCK_TIMEOUT = "5s"
-_LOCK_TIMEOUT_FORMAT = re.compile(r"\d+\s*(ms|s|min)?")
+from llm_proxy_db.settings_parsing import DEFAULT_TABLE_LOCK_TIMEOUT as DEFAULT_LOCK_TIMEOUT
+from llm_proxy_db.settings_parsing import TABLE_LOCK_TIMEOUT_ENV as LOCK_TIMEOUT_ENV
+from llm_proxy_db.settings_parsing import parse_pg_duration
 
 
 def run_environment(context: Any) -> None:
@@ -62,9 +61,16 @@ def _run(context: Any, config: Any) -> None:
     if context.is_offline_mode():
         _run_offline(context, settings)
         return
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        _run_online(context, connection)
+    connectable = config.attributes.get("connection")
+    if connectable is not None and not isinstance(connectable, Connection):
+        # An Engine (pytest-alembic's documented wiring) or an engine-like wrapper: connect.
+        with connectable.connect() as engine_connection:
+            _run_online(context, engine_connection)
+            if isinstance(connectable, Engine):
+                engine_connection.commit()
+        return
+    if connectable is not None:
+        _run_online(context, connectable)
         return
     with connect(settings, foreign_keys=False, create=_may_create(config)) as own_connection:
         _run_online(context, own_connection)
@@ -132,13 +138,8 @@ def lock_timeout(env: Mapping[str, str] | None = None) -> str:
     Accepts PostgreSQL's forms ``500ms``, ``5s``, ``1min`` or plain milliseconds; ``0``
     waits forever (PostgreSQL's default, not recommended while the service runs).
     """
-    value = (os.environ if env is None else env).get(LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT).strip()
-    if not _LOCK_TIMEOUT_FORMAT.fullmatch(value):
-        raise ConfigError(
-            f"{LOCK_TIMEOUT_ENV}={value!r} is not a duration",
-            hint="use milliseconds or a unit: 500ms, 5s, 1min",
-        )
-    return value
+    value = (os.environ if env is None else env).get(LOCK_TIMEOUT_ENV, "")
+    return parse_pg_duration(LOCK_TIMEOUT_ENV, value) if value.strip() else DEFAULT_LOCK_TIMEOUT
 
 
 @contextmanager

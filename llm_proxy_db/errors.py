@@ -18,6 +18,19 @@ class LLMProxyDBError(Exception):
         self.message = message
         self.hint = hint
 
+    def as_dict(self) -> dict[str, object]:
+        """The error as ``--json`` prints it: message, hint, exit code, kind and its own data."""
+        data: dict[str, object] = {
+            "message": self.message,
+            "hint": self.hint,
+            "exit_code": self.exit_code,
+            "kind": type(self).__name__,
+        }
+        for key, value in vars(self).items():
+            if key not in data and key not in ("args",) and not key.startswith("_"):
+                data[key] = list(value) if isinstance(value, tuple) else value
+        return data
+
 
 class ConfigError(LLMProxyDBError, ValueError):
     """The configuration (driver, path, URL, option) is invalid."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from llm_proxy_db.errors import LLMProxyDBError, MigrationError
+from llm_proxy_db.failures import explain_driver_message
 
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
@@ -177,17 +178,21 @@ def _log_failure(connection: Connection, entry: Entry, message: str) -> None:
 
 
 def _failure(exc: Exception, revision: str, direction: str, now_at: str | None) -> MigrationError:
-    detail = exc.message if isinstance(exc, LLMProxyDBError) else _first_line(exc)
-    locked = "database is locked" in detail
+    detail, hint = explain_driver_message(exc.message if isinstance(exc, LLMProxyDBError) else _first_line(exc))
+    statement = getattr(exc, "statement", None)
+    if "lock timeout" in detail and statement:  # the statement names the table it waited for
+        detail += f" (waiting to run: {' '.join(str(statement).split())[:120]})"
+    if "database is locked" in detail:
+        hint = (
+            "another process kept the SQLite database locked for longer than the busy timeout "
+            "(is llm-proxy running a long write?); run again when it is idle"
+        )
     return MigrationError(
         f"{direction} of revision {revision} failed and was rolled back: {detail}; "
         f"the database is at revision {now_at or 'base'}",
         failed_revision=revision,
         current_revision=now_at,
-        hint="another process kept the SQLite database locked for longer than the busy timeout "
-        "(is llm-proxy running a long write?); run again when it is idle"
-        if locked
-        else None,
+        hint=hint or (exc.hint if isinstance(exc, LLMProxyDBError) else None),
     )
 
 

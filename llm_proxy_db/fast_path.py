@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from llm_proxy_db import quick_status
 from llm_proxy_db.render import render_run, render_status
 from llm_proxy_db.settings import postgres_url_text, resolve_settings
+from llm_proxy_db.settings_parsing import env_settings
 from llm_proxy_db.status import status_at_head
 
 GLOBAL_OPTIONS = {
@@ -32,7 +33,8 @@ GLOBAL_OPTIONS = {
 
 
 def main() -> None:
-    """Entry point of ``llm-proxy``: answer at head without Typer, else run the full CLI."""
+    """Entry point of ``llm-proxy-db`` (and ``llm-proxy``): answer at head without Typer, else the full CLI."""
+    safe_streams()
     output = output_at_head(sys.argv[1:])
     if output is not None:
         sys.stdout.write(output)
@@ -42,13 +44,29 @@ def main() -> None:
     cli.main()
 
 
+def safe_streams() -> None:
+    """Never fail on output: characters the terminal's encoding lacks are escaped, not fatal.
+
+    (``PYTHONIOENCODING=ascii`` and a non-ASCII path, or a path holding bytes that are not UTF-8.)
+    """
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
 def output_at_head(argv: Sequence[str]) -> str | None:
-    """What the CLI would print for ``argv`` at head, or None to let the full CLI run."""
+    """What the CLI would print for ``argv`` at head, or None to let the full CLI run.
+
+    The settings are validated first, as by every command: a bad one sends the invocation
+    to the full CLI, which reports it.
+    """
     parsed = _parse(list(argv))
     if parsed is None:
         return None
     options, command = parsed
     try:
+        env_settings()
         description = _description_at_head(options, adopted_ok=command == ["setup"])
         status = status_at_head(description) if description is not None else None
     except Exception:  # noqa: BLE001 - the full CLI reports it properly

@@ -25,13 +25,12 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from llm_proxy_db.errors import ConfigError, DatabaseConnectionError, LockTimeoutError
+from llm_proxy_db.errors import DatabaseConnectionError, LockTimeoutError
 from llm_proxy_db.executor import Progress, ProgressEvent
 from llm_proxy_db.files import match_database, real_path
-from llm_proxy_db.settings import Settings, number_from_env
+from llm_proxy_db.settings import Settings
+from llm_proxy_db.settings_parsing import DEFAULT_LOCK_TIMEOUT, LOCK_TIMEOUT_ENV, parse_seconds
 
-LOCK_TIMEOUT_ENV = "LLM_PROXY_LOCK_TIMEOUT"
-DEFAULT_LOCK_TIMEOUT = 300.0
 POLL_INTERVAL = 0.1
 REPORT_EVERY = 5.0
 # A fixed 64-bit key for pg_advisory_lock: "llm-proxy-db migrations" (advisory locks are
@@ -46,11 +45,10 @@ SERVICE_WAITING = "waiting for the llm-proxy service's migration lock (a service
 
 def lock_timeout(value: float | None = None, env: Mapping[str, str] | None = None) -> float:
     """The lock timeout in seconds: ``value``, else ``LLM_PROXY_LOCK_TIMEOUT``, else 300."""
-    if value is None:
-        value = number_from_env(LOCK_TIMEOUT_ENV, float, DEFAULT_LOCK_TIMEOUT, "a number of seconds", env)
-    if value < 0:
-        raise ConfigError(f"the lock timeout must not be negative (got {value:g})")
-    return value
+    if value is not None:
+        return parse_seconds("--lock-timeout", value)
+    raw = (os.environ if env is None else env).get(LOCK_TIMEOUT_ENV, "")
+    return parse_seconds(LOCK_TIMEOUT_ENV, raw) if raw.strip() else DEFAULT_LOCK_TIMEOUT
 
 
 def lock_file(settings: Settings) -> Path:

@@ -20,8 +20,9 @@ from pathlib import Path
 
 from llm_proxy_db.errors import VerificationError
 from llm_proxy_db.paths import manifest_path
+from llm_proxy_db.settings_parsing import STRICT_CHECKSUMS_ENV as STRICT_ENV
+from llm_proxy_db.settings_parsing import parse_bool
 
-STRICT_ENV = "LLM_PROXY_STRICT_CHECKSUMS"
 UPDATE_COMMAND = "llm-proxy migrate manifest --update"
 HEADER = (
     "# llm-proxy-db revision manifest, checked by `llm-proxy migrate verify`.\n"
@@ -261,5 +262,4 @@ def strict_mode(strict: bool | None = None, env: Mapping[str, str] | None = None
     """Whether checksum changes are errors: ``strict`` if given, else the environment."""
     if strict is not None:
         return strict
-    value = (os.environ if env is None else env).get(STRICT_ENV, "")
-    return value.strip().lower() in ("1", "true", "yes", "on")
+    return parse_bool(STRICT_ENV, (os.environ if env is None else env).get(STRICT_ENV), False)

@@ -23,7 +23,7 @@ from typing import Any
 from llm_proxy_db import adoption, revisions
 from llm_proxy_db.backup import copy_database
 from llm_proxy_db.database import connect
-from llm_proxy_db.errors import ConfigError, MigrationError
+from llm_proxy_db.errors import BackupError, ConfigError, MigrationError
 from llm_proxy_db.executor import Progress, ProgressEvent, StepTiming
 from llm_proxy_db.guard import refuse_broken_references
 from llm_proxy_db.pg_tools import pg_dump, pg_restore, scratch_database
@@ -97,7 +97,14 @@ def _copy_of(settings: Settings, work_dir: str | os.PathLike[str] | None) -> Ite
         if settings.is_sqlite:
             assert settings.database_path is not None
             copy = Path(scratch) / settings.database_path.name
-            copy_database(settings.database_path, copy)
+            try:
+                copy_database(settings.database_path, copy)
+            except BackupError as exc:  # its hint is about migration backups, not this copy
+                raise BackupError(
+                    exc.message.replace("cannot write the backup", "cannot write the rehearsal copy"),
+                    hint=f"the copy goes to the temporary directory ({scratch}): free space there "
+                    "or point TMPDIR at a directory with room for a copy of the database",
+                ) from None
             yield Settings(driver="sqlite", database_path=copy)
             return
         dump = pg_dump(settings, Path(scratch) / "rehearsal.dump")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -99,18 +100,33 @@ def resolve(target: str, scripts: ScriptDirectory | None = None) -> str | None:
     )
 
 
+_NUMBERED = re.compile(r"\d{4}")  # our revision ids: 0001, 0002, ... in order
+
+
 def position(revision: str | None, scripts: ScriptDirectory | None = None) -> int:
     """How many revisions are applied at ``revision`` (0 at base)."""
     if revision is None:
         return 0
     known = ids(scripts)
     if revision not in known:
-        raise UnknownRevisionError(
+        raise _unknown_recorded(revision, known)
+    return known.index(revision) + 1
+
+
+def _unknown_recorded(revision: str, known: list[str]) -> UnknownRevisionError:
+    """A newer release of ours (a later revision of the same numbering) or another application."""
+    numbered = [rev for rev in known if _NUMBERED.fullmatch(rev)]
+    if _NUMBERED.fullmatch(revision) and (not numbered or revision > max(numbered)):
+        return UnknownRevisionError(
             f"the database is at revision {revision!r}, which this code does not know",
-            hint="it was probably written by a newer llm-proxy-db release: upgrade this tool, "
+            hint="it was written by a newer llm-proxy-db release: upgrade this tool, "
             "never migrate or start an older one against it",
         )
-    return known.index(revision) + 1
+    return UnknownRevisionError(
+        f"the database's alembic_version holds {revision!r}, which is not an llm-proxy-db revision",
+        hint="another application's Alembic history shares this database: point DATABASE_PATH / "
+        "DATABASE_URL at the llm-proxy database, or give llm-proxy a database of its own",
+    )
 
 
 def between(start: str | None, end: str | None, scripts: ScriptDirectory | None = None) -> list[str]:

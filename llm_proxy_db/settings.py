@@ -7,6 +7,7 @@ Every message that shows a URL uses :meth:`Settings.display_url`, which masks th
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote, unquote
 
 from llm_proxy_db.errors import ConfigError
+from llm_proxy_db.masking import mask_connection_string
 
 if TYPE_CHECKING:  # SQLAlchemy is imported only where a URL is built or parsed (fast startup)
     from sqlalchemy.engine import URL
@@ -63,8 +65,9 @@ class Settings:
         return self.database_url
 
     def display_url(self) -> str:
-        """The URL for humans and logs: the password is always masked."""
-        return self.sqlalchemy_url().render_as_string(hide_password=True)
+        """The URL for humans and logs: the password is always masked; names are shown as
+        written (``données``, not ``donn%C3%A9es``)."""
+        return unquote(self.sqlalchemy_url().render_as_string(hide_password=True))
 
     def describe(self) -> str:
         """A short description: the SQLite path or the masked PostgreSQL URL."""
@@ -132,14 +135,21 @@ def _explicit_driver(
 def number_from_env(
     name: str, parse: Callable[[str], N], default: N, what: str, env: Mapping[str, str] | None = None
 ) -> N:
-    """A number from the environment variable ``name`` (``default`` when unset or empty)."""
+    """A finite number from the environment variable ``name`` (``default`` when unset or empty).
+
+    Kept for callers outside :mod:`llm_proxy_db.settings_parsing`, which owns the range checks
+    of the settings it knows (``parse_seconds``, ``parse_count``): prefer those.
+    """
     raw = (os.environ if env is None else env).get(name)
-    if not raw:
+    if not raw or not raw.strip():
         return default
     try:
-        return parse(raw)
+        value = parse(raw.strip())
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not {what}") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{name}={raw!r} is not {what}", hint="use a finite number")
+    return value
 
 
 def normalise_driver(name: str) -> str:
@@ -203,11 +213,5 @@ def _password_from_query(url: URL) -> URL:
 
 
 def mask_url_text(text: str) -> str:
-    """Mask a password in a URL-like string that SQLAlchemy could not parse."""
-    scheme, sep, rest = text.partition("://")
-    if not sep or "@" not in rest:
-        return text
-    credentials, at, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    masked = f"{user}:***" if ":" in credentials else user
-    return f"{scheme}://{masked}{at}{host}"
+    """Mask the password field of a URL-like string that SQLAlchemy could not parse."""
+    return mask_connection_string(text)

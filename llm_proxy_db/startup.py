@@ -25,13 +25,12 @@ from llm_proxy_db.errors import PendingMigrationsError
 from llm_proxy_db.executor import Progress
 from llm_proxy_db.guard import MigrationOutcome, SafetyOptions, guarded_run
 from llm_proxy_db.settings import Settings, resolve_settings
+from llm_proxy_db.settings_parsing import AUTO_MIGRATE_ENV, parse_bool
 from llm_proxy_db.version_table import current_revision
 
-AUTO_MIGRATE_ENV = "LLM_PROXY_AUTO_MIGRATE"
 UP_TO_DATE = "up_to_date"
 UPGRADED = "upgraded"
 ADOPTED = "adopted"
-_OFF = ("0", "false", "no", "off")
 
 
 @dataclass
@@ -65,8 +64,31 @@ class StartupResult(MigrationOutcome):
 
 def auto_migrate_enabled(env: Mapping[str, str] | None = None) -> bool:
     """False when ``LLM_PROXY_AUTO_MIGRATE`` is 0/false/no/off."""
-    value = (os.environ if env is None else env).get(AUTO_MIGRATE_ENV, "1")
-    return value.strip().lower() not in _OFF
+    return parse_bool(AUTO_MIGRATE_ENV, (os.environ if env is None else env).get(AUTO_MIGRATE_ENV), True)
+
+
+def _pending_error(settings: Settings, current: str | None, head: str, pending: list[str]) -> PendingMigrationsError:
+    """Behind head with auto-migration off; an unversioned database says what it was detected as."""
+    state = None if current is not None else unversioned_state(settings)
+    if state not in (None, "empty"):
+        return PendingMigrationsError(
+            f"{settings.describe()} has no alembic_version (detected {state}): it needs adoption, "
+            f"and {AUTO_MIGRATE_ENV} is off",
+            hint="run `llm-proxy migrate adopt --dry-run` to see the plan, then `llm-proxy migrate adopt`",
+        )
+    return PendingMigrationsError(
+        f"{settings.describe()} is at revision {current or 'base'}, {len(pending)} revision(s) "
+        f"behind head {head} ({', '.join(pending)}), and {AUTO_MIGRATE_ENV} is off",
+        hint="run `llm-proxy migrate up` (for example in an init container) before starting",
+    )
+
+
+def unversioned_state(settings: Settings) -> str:
+    """What a database without ``alembic_version`` is: ``empty``, a known state, or ``unknown``."""
+    if settings.is_sqlite and not (settings.database_path and settings.database_path.exists()):
+        return "empty"
+    with connect(settings, create=False) as connection:
+        return adoption.detect(connection).state_name
 
 
 def peek_revision(settings: Settings, version_locations: Sequence[str] = ()) -> str | None:
@@ -110,12 +132,7 @@ def auto_upgrade(
         return StartupResult(current, current, checksum_warnings=warnings,
                              filled_token_ids=token_ids.fill_missing(settings))
     if not (auto_migrate_enabled() if enabled is None else enabled):
-        pending = revisions.between(current, head, scripts)
-        raise PendingMigrationsError(
-            f"{settings.describe()} is at revision {current or 'base'}, {len(pending)} revision(s) "
-            f"behind head {head} ({', '.join(pending)}), and {AUTO_MIGRATE_ENV} is off",
-            hint="run `llm-proxy migrate up` (for example in an init container) before starting",
-        )
+        raise _pending_error(settings, current, head, revisions.between(current, head, scripts))
     if current is None:
         adoption.check_adoptable(settings, head)
     runner = functools.partial(

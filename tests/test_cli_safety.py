@@ -54,6 +54,8 @@ def test_migrate_up_blocked_by_an_unwritable_backup_dir(
     assert "Error: cannot write the backup" in result.output and "Traceback" not in result.output
     assert revision_of(sqlite_settings) == "0005"
     result = cli(sqlite_settings, "migrate", "up", "--backup-dir", str(blocker), "--no-backup")
+    assert result.exit_code == 2 and "contradict" in result.output, result.output
+    result = cli(sqlite_settings, "migrate", "up", "--no-backup")
     assert result.exit_code == 0, result.output
 
 

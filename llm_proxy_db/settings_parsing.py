@@ -1,0 +1,144 @@
+"""Every ``LLM_PROXY_*`` setting parsed and validated in one place, up front.
+
+A value is read once, at the start of a command, and refused there with an ``Error:`` that
+names the variable (or option) and exit 2: a bad value must not lie dormant until something
+is pending, and a safety switch must never fail open.
+
+* Booleans accept ``1/0``, ``true/false``, ``yes/no``, ``on/off`` (any case, surrounding
+  blanks ignored); an empty value means "unset"; anything else is refused.
+* Numbers must be finite and in range: ``nan``, ``inf``, ``1e309``, ``-5``, ``abc`` never
+  pass, nor ``0`` where zero makes no sense.
+
+The module imports nothing heavy: the fast startup path validates with it too.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from llm_proxy_db.errors import ConfigError
+
+AUTO_MIGRATE_ENV = "LLM_PROXY_AUTO_MIGRATE"
+STRICT_CHECKSUMS_ENV = "LLM_PROXY_STRICT_CHECKSUMS"
+DEBUG_ENV = "LLM_PROXY_DEBUG"
+LOCK_TIMEOUT_ENV = "LLM_PROXY_LOCK_TIMEOUT"
+TABLE_LOCK_TIMEOUT_ENV = "LLM_PROXY_TABLE_LOCK_TIMEOUT"
+KEEP_BACKUPS_ENV = "LLM_PROXY_KEEP_BACKUPS"
+BACKUP_DIR_ENV = "LLM_PROXY_BACKUP_DIR"
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+BOOLEAN_SPELLINGS = "1/0, true/false, yes/no, on/off"
+
+DEFAULT_LOCK_TIMEOUT = 300.0
+MAX_LOCK_TIMEOUT = 7 * 24 * 3600.0  # a week: longer is a mistake, not a wait
+DEFAULT_KEEP_BACKUPS = 5
+MAX_KEEP_BACKUPS = 10_000
+DEFAULT_TABLE_LOCK_TIMEOUT = "5s"
+# PostgreSQL's integer settings in milliseconds stop at INT_MAX.
+MAX_TABLE_LOCK_TIMEOUT_MS = 2_147_483_647
+_DURATION = re.compile(r"(?P<amount>\d+)\s*(?P<unit>ms|s|min)?")
+_UNIT_MS = {None: 1, "ms": 1, "s": 1000, "min": 60_000}
+
+
+def parse_bool(name: str, raw: str | None, default: bool) -> bool:
+    """A boolean setting: one of the documented spellings, else a :class:`ConfigError`."""
+    value = (raw or "").strip().lower()
+    if not value:
+        return default
+    if value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean", hint=f"use one of {BOOLEAN_SPELLINGS}")
+
+
+def parse_seconds(name: str, raw: str | float, *, maximum: float = MAX_LOCK_TIMEOUT) -> float:
+    """A finite, non-negative number of seconds no larger than ``maximum``."""
+    try:
+        value = float(str(raw).strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number of seconds", hint="e.g. 300 or 2.5") from None
+    if not math.isfinite(value) or not 0 <= value <= maximum:
+        raise ConfigError(
+            f"{name}={raw!r} is out of range",
+            hint=f"use a finite number of seconds from 0 to {maximum:g}",
+        )
+    return value
+
+
+def parse_count(name: str, raw: str | int, *, minimum: int = 1, maximum: int = MAX_KEEP_BACKUPS) -> int:
+    """A whole number from ``minimum`` to ``maximum``."""
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number", hint=f"e.g. {DEFAULT_KEEP_BACKUPS}") from None
+    if not minimum <= value <= maximum:
+        hint = "use --no-backup to skip backups" if value < 1 else f"use {minimum} to {maximum}"
+        raise ConfigError(f"{name}={raw!r} is out of range ({minimum} to {maximum})", hint=hint)
+    return value
+
+
+def parse_pg_duration(name: str, raw: str) -> str:
+    """A PostgreSQL duration (``500ms``, ``5s``, ``1min``, plain milliseconds) within INT_MAX ms."""
+    value = raw.strip()
+    match = _DURATION.fullmatch(value)
+    if match is None:
+        raise ConfigError(f"{name}={raw!r} is not a duration", hint="use milliseconds or a unit: 500ms, 5s, 1min")
+    millis = int(match.group("amount")) * _UNIT_MS[match.group("unit")]
+    if millis > MAX_TABLE_LOCK_TIMEOUT_MS:
+        raise ConfigError(
+            f"{name}={raw!r} is out of range",
+            hint=f"PostgreSQL allows at most {MAX_TABLE_LOCK_TIMEOUT_MS} ms (about 24 days); 0 waits forever",
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class EnvSettings:
+    """The ``LLM_PROXY_*`` variables, parsed and validated."""
+
+    auto_migrate: bool = True
+    strict_checksums: bool = False
+    debug: bool = False
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    table_lock_timeout: str = DEFAULT_TABLE_LOCK_TIMEOUT
+    keep_backups: int = DEFAULT_KEEP_BACKUPS
+    backup_dir: Path | None = None
+
+
+def env_settings(env: Mapping[str, str] | None = None) -> EnvSettings:
+    """Parse every ``LLM_PROXY_*`` variable; the first bad one raises :class:`ConfigError`."""
+    env = os.environ if env is None else env
+
+    def given(name: str) -> str | None:
+        value = env.get(name)
+        return value if value and value.strip() else None
+
+    lock, table_lock, keep, backup_dir = (
+        given(n) for n in (LOCK_TIMEOUT_ENV, TABLE_LOCK_TIMEOUT_ENV, KEEP_BACKUPS_ENV, BACKUP_DIR_ENV)
+    )
+    return EnvSettings(
+        auto_migrate=parse_bool(AUTO_MIGRATE_ENV, env.get(AUTO_MIGRATE_ENV), True),
+        strict_checksums=parse_bool(STRICT_CHECKSUMS_ENV, env.get(STRICT_CHECKSUMS_ENV), False),
+        debug=parse_bool(DEBUG_ENV, env.get(DEBUG_ENV), False),
+        lock_timeout=parse_seconds(LOCK_TIMEOUT_ENV, lock) if lock else DEFAULT_LOCK_TIMEOUT,
+        table_lock_timeout=parse_pg_duration(TABLE_LOCK_TIMEOUT_ENV, table_lock)
+        if table_lock
+        else DEFAULT_TABLE_LOCK_TIMEOUT,
+        keep_backups=parse_count(KEEP_BACKUPS_ENV, keep) if keep else DEFAULT_KEEP_BACKUPS,
+        backup_dir=Path(backup_dir).expanduser() if backup_dir else None,
+    )
+
+
+def debug_enabled(env: Mapping[str, str] | None = None) -> bool:
+    """``LLM_PROXY_DEBUG`` for the error boundary, which must not fail itself: bad means off."""
+    try:
+        return parse_bool(DEBUG_ENV, (os.environ if env is None else env).get(DEBUG_ENV), False)
+    except ConfigError:
+        return False
