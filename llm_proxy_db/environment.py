@@ -9,7 +9,7 @@ have broken a reference (see ``_ForeignKeyGuard``: on a million tokens each chec
 full pass).
 
 On PostgreSQL every migration transaction sets a ``lock_timeout`` (``LLM_PROXY_TABLE_LOCK_TIMEOUT``,
-default 5s): a revision that cannot get a table lock fails and rolls back instead of waiting
+default 1s): a revision that cannot get a table lock fails and rolls back instead of waiting
 behind a long transaction while every query of the service queues behind it.
 """
 
@@ -34,7 +34,7 @@ from llm_proxy_db.schema import head_metadata
 from llm_proxy_db.settings import Settings, resolve_settings
 
 LOCK_TIMEOUT_ENV = "LLM_PROXY_TABLE_LOCK_TIMEOUT"
-DEFAULT_LOCK_TIMEOUT = "5s"
+DEFAULT_LOCK_TIMEOUT = "1s"
 _LOCK_TIMEOUT_FORMAT = re.compile(r"\d+\s*(ms|s|min)?")
 
 
@@ -121,7 +121,7 @@ def _include_name(name: str | None, type_: str, parent_names: Any) -> bool:
 
 
 def lock_timeout(env: Mapping[str, str] | None = None) -> str:
-    """The PostgreSQL ``lock_timeout`` for migrations: ``LLM_PROXY_TABLE_LOCK_TIMEOUT`` or 5s.
+    """The PostgreSQL ``lock_timeout`` for migrations: ``LLM_PROXY_TABLE_LOCK_TIMEOUT`` or 1s.
 
     Accepts PostgreSQL's forms ``500ms``, ``5s``, ``1min`` or plain milliseconds; ``0``
     waits forever (PostgreSQL's default, not recommended while the service runs).

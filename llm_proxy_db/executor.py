@@ -29,6 +29,9 @@ class ProgressEvent:
     The safety net adds ``lock_wait`` / ``lock_acquired`` (``revision`` empty) and
     ``backup_done`` (``detail`` is the backup file); adoption adds ``adopted`` (``revision``
     the stamped revision, ``detail`` the detected state); ``detail`` is a human-readable extra.
+    Revisions that run in several transactions (PostgreSQL, :mod:`llm_proxy_db.pg_online`)
+    add ``step`` (a transaction boundary passed), ``backfill`` (``done`` of ``total`` rows)
+    and ``lock_retry`` (a lock not granted in time or a deadlock; tried again after a pause).
     """
 
     kind: str
@@ -36,6 +39,8 @@ class ProgressEvent:
     direction: str
     elapsed: float = 0.0
     detail: str = ""
+    done: int = 0
+    total: int = 0
 
 
 Progress = Callable[[ProgressEvent], None]
@@ -48,6 +53,8 @@ class StepTiming:
     revision: str
     direction: str
     seconds: float
+    # Statements or whole attempts tried again after a lock timeout or a deadlock.
+    lock_retries: int = 0
 
 
 @dataclass
@@ -103,14 +110,15 @@ def run(
     for revision, reached, direction in steps:
         _emit(progress, "apply_start", revision, direction)
         started = time.monotonic()
+        retries = _RetryCounter(progress)
         try:
-            _step(connection, revision, reached, direction, version_locations)
+            _step_retrying(connection, (revision, reached, direction), version_locations, retries)
         except Exception as exc:
             connection.rollback()
             _emit(progress, "apply_failure", revision, direction, time.monotonic() - started)
             raise _failure(exc, revision, direction, result.after) from exc
         elapsed = time.monotonic() - started
-        result.steps.append(StepTiming(revision, direction, elapsed))
+        result.steps.append(StepTiming(revision, direction, elapsed, retries.count))
         result.after = reached
         _emit(progress, "apply_success", revision, direction, elapsed)
     if result.steps and result.after is None:
@@ -129,17 +137,67 @@ def _forget_adoption(connection: Connection) -> None:
         adoption_record.clear(connection)
 
 
+class _RetryCounter:
+    """Forwards a revision's own progress events and counts its lock retries."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.count = 0
+        self.revision = self.direction = ""
+        self.started = time.monotonic()
+
+    def __call__(self, kind: str, detail: str, *, done: int = 0, total: int = 0) -> None:
+        if kind == "lock_retry":
+            self.count += 1
+        if self.progress is not None:
+            elapsed = time.monotonic() - self.started
+            self.progress(
+                ProgressEvent(kind, self.revision, self.direction, elapsed, detail, done, total)
+            )
+
+
+def _step_retrying(
+    connection: Connection,
+    step: tuple[str, str | None, str],
+    version_locations: Sequence[str],
+    retries: _RetryCounter,
+) -> None:
+    """One revision; on PostgreSQL tried again (rolled back first) when it lost a lock race.
+
+    Every revision is one transaction or resumable, so trying it again is safe.
+    """
+    from llm_proxy_db.pg_online import backoff, is_lock_conflict, lock_retries
+
+    revision, reached, direction = step
+    retries.revision, retries.direction = revision, direction
+    attempts = lock_retries() if connection.dialect.name == "postgresql" else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            _step(connection, revision, reached, direction, version_locations, retries)
+            return
+        except Exception as exc:
+            if attempt == attempts or not is_lock_conflict(exc):
+                raise
+            connection.rollback()
+            delay = backoff(attempt)
+            retries("lock_retry", f"revision {revision}: {_first_line(exc)} (attempt {attempt} "
+                    f"of {attempts}), retrying in {delay:.1f}s")
+            time.sleep(delay)
+
+
 def _step(
     connection: Connection,
     revision: str,
     reached: str | None,
     direction: str,
     version_locations: Sequence[str],
+    report: _RetryCounter | None = None,
 ) -> None:
     from alembic import command
     from llm_proxy_db.alembic_config import make_config
 
     config = make_config(connection=connection, extra_version_locations=version_locations)
+    config.attributes["report"] = report
     if direction == "upgrade":
         command.upgrade(config, revision)
     else:
