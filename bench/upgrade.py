@@ -222,7 +222,10 @@ class LockMonitor:
         self.url = url
         self.interval = interval
         self.longest: dict[str, float] = {}
+        # Every hold seen: (table, first poll that saw it, last poll), perf_counter seconds.
+        self.holds: list[tuple[str, float, float]] = []
         self._since: dict[str, float] = {}
+        self._seen: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
@@ -244,7 +247,9 @@ class LockMonitor:
             held = {row[0] for row in self._connection.execute(self.QUERY, (list(TABLES),))}
             for table in held:
                 start = self._since.setdefault(table, now)
+                self._seen[table] = now
                 self.longest[table] = max(self.longest.get(table, 0.0), now - start)
             for table in set(self._since) - held:
-                del self._since[table]
+                self.holds.append((table, self._since.pop(table), self._seen[table]))
             time.sleep(self.interval)
+        self.holds.extend((table, start, self._seen[table]) for table, start in self._since.items())
