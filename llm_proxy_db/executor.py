@@ -107,6 +107,23 @@ def run(
     steps = plan(start, target, scripts)
     if start is None and steps:  # a record left by a downgrade done by other means is stale
         _forget_adoption(connection)
+    from llm_proxy_db.pg_online import stop_on_sigterm
+
+    with stop_on_sigterm():
+        _apply(connection, steps, result, progress, version_locations)
+    if result.steps and result.after is None:
+        _forget_adoption(connection)
+    return result
+
+
+def _apply(
+    connection: Connection,
+    steps: list[tuple[str, str | None, str]],
+    result: RunResult,
+    progress: Progress | None,
+    version_locations: Sequence[str],
+) -> None:
+    """Run ``steps`` in order, recording each in ``result``; the first failure raises."""
     for revision, reached, direction in steps:
         _emit(progress, "apply_start", revision, direction)
         started = time.monotonic()
@@ -121,9 +138,6 @@ def run(
         result.steps.append(StepTiming(revision, direction, elapsed, retries.count))
         result.after = reached
         _emit(progress, "apply_success", revision, direction, elapsed)
-    if result.steps and result.after is None:
-        _forget_adoption(connection)
-    return result
 
 
 def _forget_adoption(connection: Connection) -> None:

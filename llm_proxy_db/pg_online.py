@@ -87,9 +87,11 @@ def report(kind: str, detail: str, done: int = 0, total: int = 0) -> None:
         reporter(kind, detail, done=done, total=total)
 
 
-def boundary(name: str) -> None:
-    """A transaction boundary of a multi-transaction revision: reported, and a test hook."""
-    report("step", name)
+def boundary(name: str, *, quiet: bool = False) -> None:
+    """A transaction boundary of a multi-transaction revision: reported (unless ``quiet``:
+    backfill batches have their own progress events), and a test hook."""
+    if not quiet:
+        report("step", name)
     if boundary_hook is not None:
         boundary_hook(name)
 
@@ -233,7 +235,9 @@ def constraint_exists(table: str, name: str) -> bool:
     )
 
 
-BACKFILL_BATCH = 2000
+# Rows per backfill transaction.  A service request touching a row of the running batch
+# waits for its commit, so a batch must stay well under the 50 ms a request may take.
+BACKFILL_BATCH = 500
 
 _BATCH_SQL = (
     "WITH batch AS (SELECT {key} FROM {table} {after} ORDER BY {key} LIMIT :size), "
@@ -270,6 +274,27 @@ def backfill(table: str, column: str, value: str, *, key: str, batch: int = BACK
         return 0
     total = int(scalar(f"SELECT count(*) FROM {table} WHERE {column} IS NULL"))
     meter = _Meter(f"{table}.{column}", total)
+    with _asynchronous_commit():
+        _fill_batches(names, key, batch, meter)
+    return meter.done
+
+
+@contextmanager
+def _asynchronous_commit() -> Iterator[None]:
+    """Batches commit without waiting for the WAL flush: a crash may lose the last few, which
+    the next run fills again (it looks for NULLs), and the many commits cost no fsync each."""
+    bind = op.get_bind()
+    saved = bind.exec_driver_sql(
+        "SELECT current_setting('synchronous_commit'), set_config('synchronous_commit', 'off', false)"
+    ).scalar_one()
+    try:
+        yield
+    finally:
+        bind.execute(sa.text("SELECT set_config('synchronous_commit', :v, false)"), {"v": saved})
+
+
+def _fill_batches(names: dict[str, str], key: str, batch: int, meter: _Meter) -> None:
+    table, column = names["table"], names["column"]
     last: Any = None
     while True:
         sql = _BATCH_SQL.format(after="" if last is None else f"WHERE {key} > :last", **names)
@@ -278,8 +303,8 @@ def backfill(table: str, column: str, value: str, *, key: str, batch: int = BACK
         last, filled = rows[0]
         meter.add(int(filled))
         if last is None:
-            return meter.done
-        boundary(f"backfill {table}.{column}")
+            return
+        boundary(f"backfill {table}.{column}", quiet=True)
 
 
 class _Meter:
@@ -301,3 +326,31 @@ class _Meter:
             self.done,
             self.total,
         )
+
+
+@contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into ``SystemExit`` while migrating, so the server's work stops too.
+
+    psycopg cancels the running statement on the server when ``KeyboardInterrupt`` (Ctrl-C,
+    SIGINT) or ``SystemExit`` interrupts a query; SIGTERM's default would end the process
+    without that, leaving the backend to hold its locks until it notices.  Only the main
+    thread may install handlers, and a handler someone else installed is left alone.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def _exit(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)

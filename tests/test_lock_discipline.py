@@ -7,6 +7,10 @@ each of their boundaries and finished by a second run.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -155,3 +159,42 @@ def test_retry_setting_is_validated() -> None:
     assert pg_online.lock_retries({"LLM_PROXY_LOCK_RETRIES": "3"}) == 3
     with pytest.raises(ConfigError, match="number of attempts"):
         pg_online.lock_retries({"LLM_PROXY_LOCK_RETRIES": "0"})
+
+
+def test_a_terminated_migrator_stops_its_server_work(pg: Settings, postgres_url: URL) -> None:
+    """SIGTERM to a migrator waiting for a lock: its backend is gone within two seconds."""
+    commands.upgrade(pg, "0006")
+    url = postgres_url.render_as_string(hide_password=False)
+    env = {**os.environ, "DB_DRIVER": "postgres", "DATABASE_URL": url,
+           "LLM_PROXY_TABLE_LOCK_TIMEOUT": "0"}  # would wait for ever
+    with connect(pg) as holder, connect(pg) as watcher:
+        holder.exec_driver_sql("LOCK TABLE audit_events IN ACCESS SHARE MODE")
+        holder.exec_driver_sql("SELECT 1")
+        child = subprocess.Popen(
+            [sys.executable, "-m", "llm_proxy_db", "migrate", "up"], env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        try:
+            assert _waiting_backends(watcher, wanted=1, within=30) == 1, child.stderr
+            child.send_signal(signal.SIGTERM)
+            child.wait(10)
+            assert _waiting_backends(watcher, wanted=0, within=2) == 0
+        finally:
+            child.kill()
+            child.wait()
+        holder.rollback()
+    assert child.returncode != 0
+    assert commands.status(pg).current_revision == "0006"
+
+
+def _waiting_backends(connection, *, wanted: int, within: float) -> int:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + within
+    while True:
+        count = connection.exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'"
+        ).scalar()
+        connection.rollback()  # pg_stat_activity is a snapshot per transaction
+        if count == wanted or time.monotonic() > deadline:
+            return int(count)
+        time.sleep(0.05)

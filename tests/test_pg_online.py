@@ -90,7 +90,7 @@ def test_online_0005_reaches_goose_4_without_rewriting_tokens(
     with connect(at_0004) as connection:
         assert connection.exec_driver_sql("SELECT pg_relation_filenode('tokens')").scalar() == before
     steps = [e.detail for e in events if e.kind == "step"]
-    assert [s for s in BOUNDARIES if s in steps] == BOUNDARIES
+    assert steps == [name for name in BOUNDARIES if not name.startswith("backfill")]
     backfill = [e for e in events if e.kind == "backfill"]
     assert backfill[-1].done == backfill[-1].total == TOKENS and "rows/s" in backfill[-1].detail
 
