@@ -239,11 +239,14 @@ def constraint_exists(table: str, name: str) -> bool:
 # waits for its commit, so a batch must stay well under the 50 ms a request may take.
 BACKFILL_BATCH = 500
 
+# One batch: the next ``size`` keys after ``:last`` as an index range (a join with the batch
+# would let the planner pick a sequential scan of the whole table for every batch).
 _BATCH_SQL = (
-    "WITH batch AS (SELECT {key} FROM {table} {after} ORDER BY {key} LIMIT :size), "
-    "filled AS (UPDATE {table} t SET {column} = {value} FROM batch "
-    "WHERE t.{key} = batch.{key} AND t.{column} IS NULL RETURNING 1) "
-    "SELECT (SELECT max({key}) FROM batch), (SELECT count(*) FROM filled)"
+    "WITH bound AS (SELECT max({key}) AS upper FROM "
+    "(SELECT {key} FROM {table} WHERE {after} ORDER BY {key} LIMIT :size) AS keys), "
+    "filled AS (UPDATE {table} SET {column} = {value} WHERE {after} "
+    "AND {key} <= (SELECT upper FROM bound) AND {column} IS NULL RETURNING 1) "
+    "SELECT (SELECT upper FROM bound), (SELECT count(*) FROM filled)"
 )
 
 _OFFLINE_BACKFILL = """DO $$
@@ -297,7 +300,7 @@ def _fill_batches(names: dict[str, str], key: str, batch: int, meter: _Meter) ->
     table, column = names["table"], names["column"]
     last: Any = None
     while True:
-        sql = _BATCH_SQL.format(after="" if last is None else f"WHERE {key} > :last", **names)
+        sql = _BATCH_SQL.format(after="true" if last is None else f"{key} > :last", **names)
         params = {"size": batch} if last is None else {"size": batch, "last": last}
         rows = run(sql, f"backfill of {table}.{column}", params=params)
         last, filled = rows[0]
