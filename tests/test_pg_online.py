@@ -7,6 +7,7 @@ version 4 built from ``tests/fixtures/head_postgresql.sql``.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 
 import pytest
@@ -186,3 +187,17 @@ def test_lock_conflicts_are_recognised() -> None:
     other = sa.exc.OperationalError("x", {}, Exception("boom"))
     assert pg_online.is_lock_conflict(timeout) and not pg_online.is_lock_conflict(other)
     assert 0.1 < pg_online.backoff(1) < 0.3 and pg_online.backoff(20) <= 6.25
+
+
+def test_offline_sql_run_by_psql_finishes_the_job(
+    at_0004: Settings, postgres_url: URL, postgres_database_factory: Callable[[], URL]
+) -> None:
+    """A DBA running the ``--sql`` output with psql gets the same head, every token with an id."""
+    sql = commands.upgrade_sql(at_0004, "head", start="0004")
+    url = postgres_url.render_as_string(hide_password=False).replace("+psycopg", "")
+    done = subprocess.run(
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url], input=sql, text=True, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert commands.status(at_0004).current_revision == "0007"
+    assert _tokens(at_0004) == (TOKENS, TOKENS, _head_shape(postgres_database_factory))
