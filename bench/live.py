@@ -59,6 +59,7 @@ class Sample:
     latency: float
     kind: str
     error: str | None = None
+    connection: int = 0
 
 
 @dataclass
@@ -69,6 +70,7 @@ class LiveResult:
     migration: tuple[float, float] = (0.0, 0.0)
     events: list[tuple[float, str]] = field(default_factory=list)
     holds: list[tuple[str, float, float]] = field(default_factory=list)
+    lock_waits: list[tuple[float, int]] = field(default_factory=list)
     longest_exclusive_s: dict[str, float] = field(default_factory=dict)
     steps: dict[str, float] = field(default_factory=dict)
 
@@ -87,10 +89,38 @@ class LiveResult:
             "baseline": _stats(self.phase(during=False)),
             "during": _stats(self.phase(during=True)),
             "stalls_over_250ms": sum(1 for s in self.samples if s.latency > STALL_S),
+            "stall_windows": _stall_windows(self.samples, self.events, self.lock_waits),
             "longest_exclusive_s": self.longest_exclusive_s,
             "migration_s": self.migration[1] - self.migration[0],
             "steps_s": self.steps,
         }
+
+
+def _stall_windows(
+    samples: list[Sample], events: list[tuple[float, str]], lock_waits: list[tuple[float, int]]
+) -> list[dict[str, object]]:
+    """Requests over 250 ms grouped by time: when, how long, which statements and connections,
+    the migration's last progress event before (what it was doing), and the most sessions
+    the monitor saw waiting for a lock in that window (0: the stall was not a lock wait; on a
+    shared machine, usually the load generator or the server starved of CPU or I/O)."""
+    windows: list[dict[str, Any]] = []
+    for sample in (s for s in samples if s.latency > STALL_S):
+        if windows and sample.due - windows[-1]["end_s"] < 1.0:
+            window = windows[-1]
+        else:
+            before = [text for when, text in events if when <= sample.due]
+            window = {"start_s": round(sample.due, 2), "end_s": 0.0, "worst_ms": 0.0, "kinds": {},
+                      "connections": set(), "migration_was": before[-1] if before else ""}
+            windows.append(window)
+        window["end_s"] = round(sample.due, 2)
+        window["worst_ms"] = round(max(window["worst_ms"], sample.latency * 1000), 1)
+        window["kinds"][sample.kind] = window["kinds"].get(sample.kind, 0) + 1
+        window["connections"].add(sample.connection)
+    for window in windows:
+        window["connections"] = sorted(window["connections"])
+        start, end = window["start_s"] - 0.3, window["end_s"] + 0.3
+        window["max_lock_waiters"] = max((n for when, n in lock_waits if start <= when <= end), default=0)
+    return windows
 
 
 def _stats(samples: list[Sample]) -> dict[str, float]:
@@ -139,7 +169,7 @@ class Load:
                     time.sleep(pause)
                 kind = KINDS[(k + index) % len(KINDS)]
                 error = self._request(connection, kind, k * self.connections + index)
-                own.append(Sample(due - self.started, time.perf_counter() - due, kind, error))
+                own.append(Sample(due - self.started, time.perf_counter() - due, kind, error, index))
                 k += 1
         self.samples.extend(own)
 
@@ -187,6 +217,7 @@ def live_upgrade(
         result.events = _events(events_file, offset)
         result.holds = [(t, a - offset, b - offset) for t, a, b in monitor.holds]
         result.longest_exclusive_s = dict(monitor.longest)
+        result.lock_waits = [(when - offset, count) for when, count in monitor.lock_waits]
     return result
 
 

@@ -224,6 +224,8 @@ class LockMonitor:
         self.longest: dict[str, float] = {}
         # Every hold seen: (table, first poll that saw it, last poll), perf_counter seconds.
         self.holds: list[tuple[str, float, float]] = []
+        # Polls that saw sessions waiting for a lock: (perf_counter seconds, how many).
+        self.lock_waits: list[tuple[float, int]] = []
         self._since: dict[str, float] = {}
         self._seen: dict[str, float] = {}
         self._stop = threading.Event()
@@ -241,9 +243,19 @@ class LockMonitor:
         self._thread.join()
         self._connection.close()
 
+    # Other sessions of this database waiting for a lock right now (the service's requests
+    # queued behind the migration, or the migration behind them).
+    WAITERS = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+    )
+
     def _poll(self) -> None:
         while not self._stop.is_set():
             now = time.perf_counter()
+            waiting = self._connection.execute(self.WAITERS).fetchone()
+            if waiting and waiting[0]:
+                self.lock_waits.append((now, int(waiting[0])))
             held = {row[0] for row in self._connection.execute(self.QUERY, (list(TABLES),))}
             for table in held:
                 start = self._since.setdefault(table, now)
