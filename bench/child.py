@@ -27,9 +27,23 @@ def main() -> None:
     if stamp:
         _stamp(settings, stamp)
     # The backup (VACUUM INTO) is measured separately by the benchmark.
-    result = commands.setup(settings, no_backup=True)
+    result = commands.setup(settings, no_backup=True, progress=_event_writer())
     steps = {step.revision: step.seconds for step in result.steps}
     print(json.dumps({"total": time.perf_counter() - started, "steps": steps}))
+
+
+def _event_writer():  # type: ignore[no-untyped-def]
+    """With ``BENCH_EVENTS=file``: each progress event as a JSON line with its wall-clock time."""
+    path = os.environ.get("BENCH_EVENTS")
+    if not path:
+        return None
+    out = open(path, "a", buffering=1)  # noqa: SIM115 - open for the life of the process
+
+    def write(event) -> None:  # type: ignore[no-untyped-def]
+        out.write(json.dumps({"t": time.perf_counter(), "kind": event.kind, "revision": event.revision,
+                              "detail": event.detail}) + "\n")
+
+    return write
 
 
 def _stamp(settings: object, revision: str) -> None:

@@ -6,7 +6,10 @@
 
 Every ratio compares two things measured side by side, interleaved, in the same run.
 PostgreSQL cases run when ``--postgres-url`` (or LLM_PROXY_BENCH_POSTGRES_URL, or
-LLM_PROXY_TEST_POSTGRES_URL) names a server the benchmark may create databases on.
+LLM_PROXY_TEST_POSTGRES_URL) names a server the benchmark may create databases on; without
+any of them, the documented local server (``postgresql://postgres@127.0.0.1:5432/test``) is
+used when it answers, and the run says loudly when PostgreSQL is not measured.
+The ``live`` case (PostgreSQL only) migrates under the service's traffic: see ``live.py``.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import datagen  # noqa: E402
+import live  # noqa: E402
 import report  # noqa: E402
 import startup  # noqa: E402
 import upgrade  # noqa: E402
@@ -30,7 +35,8 @@ from llm_proxy_db import commands  # noqa: E402
 from llm_proxy_db.settings import Settings, normalise_postgres_url  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-CASES = ("startup", "upgrade", "growth")
+CASES = ("startup", "upgrade", "growth", "live")
+LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=HERE / "results", help="JSON results directory")
     parser.add_argument("--cache", type=Path, default=HERE / "results" / "cache",
                         help="generated legacy SQLite files, reused between runs")
+    parser.add_argument("--live-sizes", default="0.1,1",
+                        help="live case: token counts as fractions of the full size (default 100k and 1M)")
     parser.add_argument("--rounds", type=int,
                         help="rounds for the upgrade cases (default: 3 at full size, 5 at 10%%, 1 smoke)")
     return parser.parse_args(argv)
@@ -65,9 +73,18 @@ def main(argv: list[str] | None = None) -> int:
             results["upgrade"] = run_upgrade(work, args, size, rounds)
         if "growth" in cases:
             results["growth"] = run_upgrade(work, args, size.scaled(0.1), growth_rounds)
+        if "live" in cases and args.postgres_url:
+            results["live"] = run_live(args, size)
     results["wall_s"] = time.perf_counter() - started
     results["targets"] = report.targets(results)
+    for label, summary in results.get("live", {}).items():  # type: ignore[union-attr]
+        results["targets"] += live.targets(summary, label)  # type: ignore[operator]
     print(report.table(results))
+    if results.get("live"):
+        print("\n" + live_table(results["live"]))  # type: ignore[arg-type]
+    if not args.postgres_url:
+        print("\n!!! PostgreSQL NOT MEASURED: no server at --postgres-url, "
+              f"LLM_PROXY_BENCH_POSTGRES_URL, LLM_PROXY_TEST_POSTGRES_URL or {LOCAL_POSTGRES}")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"bench-{time.strftime('%Y%m%dT%H%M%S')}{'-smoke' if args.smoke else ''}.json"
     path.write_text(json.dumps(results, indent=2))
@@ -102,6 +119,44 @@ def run_upgrade(work: Path, args: argparse.Namespace, size: datagen.Size, rounds
     return out
 
 
+def run_live(args: argparse.Namespace, size: datagen.Size) -> dict[str, object]:
+    """The live-traffic case at each chosen size; a PNG per size next to the JSON."""
+    out: dict[str, object] = {}
+    fractions = [1.0] if args.smoke else [float(f) for f in args.live_sizes.split(",") if f.strip()]
+    for fraction in fractions:
+        scaled = size if fraction == 1 else size.scaled(fraction)
+        label = scaled.label()
+        if args.smoke:
+            result = live.live_upgrade(args.postgres_url, scaled, rate=100, connections=2,
+                                       baseline_s=1.0, after_s=0.5)
+        else:
+            result = live.live_upgrade(args.postgres_url, scaled)
+        summary = result.as_dict()
+        args.out.mkdir(parents=True, exist_ok=True)
+        png = live.plot(result, args.out / f"live-{label.replace('/', '-')}.png",
+                        f"goose-1 PostgreSQL, {label} projects/tokens/events, to head under load")
+        summary["png"] = str(png) if png else None
+        out[label] = summary
+    return out
+
+
+def live_table(results: dict[str, Any]) -> str:
+    """The live-traffic figures: failures, latency before/during, stalls, locks, wall time."""
+    lines = [f"{'live traffic (PostgreSQL)':28} {'failed':>6} {'p50 base/during':>16} "
+             f"{'p99 base/during':>16} {'max during':>10} {'stalls':>6} {'longest AEL':>22} {'migration':>9}"]
+    lines.append("-" * 122)
+    for label, r in results.items():
+        base, during = r["baseline"], r["during"]
+        locks = r["longest_exclusive_s"]
+        table, longest = max(locks.items(), key=lambda item: item[1], default=("-", 0.0))
+        lines.append(
+            f"{label:28} {r['failed']:>6} {base['p50_ms']:>7.1f}/{during['p50_ms']:<7.1f}ms "
+            f"{base['p99_ms']:>7.1f}/{during['p99_ms']:<7.1f}ms {during['max_ms']:>8.0f}ms "
+            f"{r['stalls_over_250ms']:>6} {table + f' {longest * 1000:.0f}ms':>22} {r['migration_s']:>8.1f}s"
+        )
+    return "\n".join(lines)
+
+
 def _head_databases(work: Path, postgres_url: str | None):  # type: ignore[no-untyped-def]
     """Up-to-date databases for case 1, with the environment a child process needs."""
     sqlite = Settings(driver="sqlite", database_path=work / "head.db")
@@ -117,7 +172,19 @@ def _head_databases(work: Path, postgres_url: str | None):  # type: ignore[no-un
 
 def _default_postgres_url() -> str | None:
     url = os.environ.get("LLM_PROXY_BENCH_POSTGRES_URL") or os.environ.get("LLM_PROXY_TEST_POSTGRES_URL")
-    return url or None
+    if url:
+        return url
+    return LOCAL_POSTGRES if _answers(LOCAL_POSTGRES) else None
+
+
+def _answers(url: str) -> bool:
+    import psycopg
+
+    try:
+        psycopg.connect(url, connect_timeout=2).close()
+    except psycopg.Error:
+        return False
+    return True
 
 
 if __name__ == "__main__":

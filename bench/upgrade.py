@@ -222,7 +222,12 @@ class LockMonitor:
         self.url = url
         self.interval = interval
         self.longest: dict[str, float] = {}
+        # Every hold seen: (table, first poll that saw it, last poll), perf_counter seconds.
+        self.holds: list[tuple[str, float, float]] = []
+        # Polls that saw sessions waiting for a lock: (perf_counter seconds, how many).
+        self.lock_waits: list[tuple[float, int]] = []
         self._since: dict[str, float] = {}
+        self._seen: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
@@ -238,13 +243,25 @@ class LockMonitor:
         self._thread.join()
         self._connection.close()
 
+    # Other sessions of this database waiting for a lock right now (the service's requests
+    # queued behind the migration, or the migration behind them).
+    WAITERS = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+    )
+
     def _poll(self) -> None:
         while not self._stop.is_set():
             now = time.perf_counter()
+            waiting = self._connection.execute(self.WAITERS).fetchone()
+            if waiting and waiting[0]:
+                self.lock_waits.append((now, int(waiting[0])))
             held = {row[0] for row in self._connection.execute(self.QUERY, (list(TABLES),))}
             for table in held:
                 start = self._since.setdefault(table, now)
+                self._seen[table] = now
                 self.longest[table] = max(self.longest.get(table, 0.0), now - start)
             for table in set(self._since) - held:
-                del self._since[table]
+                self.holds.append((table, self._since.pop(table), self._seen[table]))
             time.sleep(self.interval)
+        self.holds.extend((table, start, self._seen[table]) for table, start in self._since.items())

@@ -33,6 +33,9 @@ class ProgressEvent:
     The safety net adds ``lock_wait`` / ``lock_acquired`` (``revision`` empty) and
     ``backup_done`` (``detail`` is the backup file); adoption adds ``adopted`` (``revision``
     the stamped revision, ``detail`` the detected state); ``detail`` is a human-readable extra.
+    Revisions that run in several transactions (PostgreSQL, :mod:`llm_proxy_db.pg_online`)
+    add ``step`` (a transaction boundary passed), ``backfill`` (``done`` of ``total`` rows)
+    and ``lock_retry`` (a lock not granted in time or a deadlock; tried again after a pause).
     """
 
     kind: str
@@ -40,6 +43,8 @@ class ProgressEvent:
     direction: str
     elapsed: float = 0.0
     detail: str = ""
+    done: int = 0
+    total: int = 0
 
 
 Progress = Callable[[ProgressEvent], None]
@@ -52,6 +57,8 @@ class StepTiming:
     revision: str
     direction: str
     seconds: float
+    # Statements or whole attempts tried again after a lock timeout or a deadlock.
+    lock_retries: int = 0
 
 
 @dataclass
@@ -104,12 +111,30 @@ def run(
     steps = plan(start, target, scripts)
     if start is None and steps:  # a record left by a downgrade done by other means is stale
         _forget_adoption(connection)
+    from llm_proxy_db.pg_online import stop_on_sigterm
+
+    with stop_on_sigterm():
+        _apply(connection, steps, result, progress, version_locations)
+    if result.steps and result.after is None:
+        _forget_adoption(connection)
+    return result
+
+
+def _apply(
+    connection: Connection,
+    steps: list[tuple[str, str | None, str]],
+    result: RunResult,
+    progress: Progress | None,
+    version_locations: Sequence[str],
+) -> None:
+    """Run ``steps`` in order, recording each in ``result``; the first failure raises."""
     for revision, reached, direction in steps:
         _emit(progress, "apply_start", revision, direction)
         started = time.monotonic()
         entry = _entry(revision, direction, result.after, reached)
+        retries = _RetryCounter(progress)
         try:
-            _step(connection, revision, reached, direction, version_locations, entry)
+            _step_retrying(connection, (revision, reached, direction), version_locations, retries, entry)
         except Exception as exc:
             connection.rollback()
             _emit(progress, "apply_failure", revision, direction, time.monotonic() - started)
@@ -117,12 +142,9 @@ def run(
             _log_failure(connection, entry, failure.message)
             raise failure from exc
         elapsed = time.monotonic() - started
-        result.steps.append(StepTiming(revision, direction, elapsed))
+        result.steps.append(StepTiming(revision, direction, elapsed, retries.count))
         result.after = reached
         _emit(progress, "apply_success", revision, direction, elapsed)
-    if result.steps and result.after is None:
-        _forget_adoption(connection)
-    return result
 
 
 def _forget_adoption(connection: Connection) -> None:
@@ -136,6 +158,55 @@ def _forget_adoption(connection: Connection) -> None:
         adoption_record.clear(connection)
 
 
+class _RetryCounter:
+    """Forwards a revision's own progress events and counts its lock retries."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.count = 0
+        self.revision = self.direction = ""
+        self.started = time.monotonic()
+
+    def __call__(self, kind: str, detail: str, *, done: int = 0, total: int = 0) -> None:
+        if kind == "lock_retry":
+            self.count += 1
+        if self.progress is not None:
+            elapsed = time.monotonic() - self.started
+            self.progress(
+                ProgressEvent(kind, self.revision, self.direction, elapsed, detail, done, total)
+            )
+
+
+def _step_retrying(
+    connection: Connection,
+    step: tuple[str, str | None, str],
+    version_locations: Sequence[str],
+    retries: _RetryCounter,
+    entry: Entry,
+) -> None:
+    """One revision; on PostgreSQL tried again (rolled back first) when it lost a lock race.
+
+    Every revision is one transaction or resumable, so trying it again is safe.
+    """
+    from llm_proxy_db.pg_online import backoff, is_lock_conflict, lock_retries
+
+    revision, reached, direction = step
+    retries.revision, retries.direction = revision, direction
+    attempts = lock_retries() if connection.dialect.name == "postgresql" else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            _step(connection, revision, reached, direction, version_locations, entry, retries)
+            return
+        except Exception as exc:
+            if attempt == attempts or not is_lock_conflict(exc):
+                raise
+            connection.rollback()
+            delay = backoff(attempt)
+            retries("lock_retry", f"revision {revision}: {_first_line(exc)} (attempt {attempt} "
+                    f"of {attempts}), retrying in {delay:.1f}s")
+            time.sleep(delay)
+
+
 def _step(
     connection: Connection,
     revision: str,
@@ -143,12 +214,14 @@ def _step(
     direction: str,
     version_locations: Sequence[str],
     entry: Entry,
+    report: _RetryCounter | None = None,
 ) -> None:
     from alembic import command
     from llm_proxy_db import run_log
     from llm_proxy_db.alembic_config import make_config
 
     config = make_config(connection=connection, extra_version_locations=version_locations)
+    config.attributes["report"] = report
     if direction == "upgrade":
         command.upgrade(config, revision)
     else:

@@ -147,6 +147,9 @@ def render_run(result: RunResult) -> str:
     backup = getattr(result, "backup", None)
     if backup is not None:
         lines.append(f"backup:   {backup}")
+    retried = [f"{step.revision}: {step.lock_retries}" for step in result.steps if step.lock_retries]
+    if retried:
+        lines.append(f"lock retries: {', '.join(retried)} (a table was busy; tried again)")
     return "\n".join(lines) + warnings
 
 
@@ -207,16 +210,36 @@ def describe_event(event: ProgressEvent) -> str:
         return f"backup written and checked: {event.detail}"
     if event.kind == "adopted":
         return f"adopted {event.detail}: stamped revision {event.revision}"
+    if event.kind == "step":
+        return f"{verb} {event.revision}: {event.detail}"
+    if event.kind == "lock_retry":
+        return f"{verb} {event.revision}: {event.detail}"
+    if event.kind == "backfill":
+        return f"{verb} {event.revision}: backfill {event.detail}"
     return event.detail or event.kind
+
+
+def progress_bar(done: int, total: int, width: int = 24) -> str:
+    """``[#####.....]  45%`` for ``done`` of ``total``."""
+    share = min(1.0, done / total) if total else 1.0
+    filled = round(share * width)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {share:4.0%}"
 
 
 class _LogProgress:
     """Plain timestamped lines, for logs and CI."""
 
+    EVERY = 5.0  # seconds between two backfill lines
+
     def __init__(self, out: TextIO) -> None:
         self.out = out
+        self._last_backfill = 0.0
 
     def __call__(self, event: ProgressEvent) -> None:
+        if event.kind == "backfill" and 0 < event.done < event.total:
+            if time.monotonic() - self._last_backfill < self.EVERY:
+                return
+            self._last_backfill = time.monotonic()
         self.out.write(f"{_now()} {describe_event(event)}\n")
         self.out.flush()
 
@@ -237,6 +260,8 @@ class _TerminalProgress:
         text = describe_event(event)
         if event.kind == "apply_start":
             self._start_ticker(text)
+        elif event.kind == "backfill":  # a live bar, rewritten in place
+            self._write(f"\r{progress_bar(event.done, event.total)} {text}\x1b[K")
         else:
             self._write(f"\r{text}\x1b[K\n")
 

@@ -30,6 +30,7 @@ LOCK_TIMEOUT_ENV = "LLM_PROXY_LOCK_TIMEOUT"
 TABLE_LOCK_TIMEOUT_ENV = "LLM_PROXY_TABLE_LOCK_TIMEOUT"
 KEEP_BACKUPS_ENV = "LLM_PROXY_KEEP_BACKUPS"
 BACKUP_DIR_ENV = "LLM_PROXY_BACKUP_DIR"
+LOCK_RETRIES_ENV = "LLM_PROXY_LOCK_RETRIES"
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
@@ -39,7 +40,9 @@ DEFAULT_LOCK_TIMEOUT = 300.0
 MAX_LOCK_TIMEOUT = 7 * 24 * 3600.0  # a week: longer is a mistake, not a wait
 DEFAULT_KEEP_BACKUPS = 5
 MAX_KEEP_BACKUPS = 10_000
-DEFAULT_TABLE_LOCK_TIMEOUT = "5s"
+DEFAULT_LOCK_RETRIES = 5
+MAX_LOCK_RETRIES = 100
+DEFAULT_TABLE_LOCK_TIMEOUT = "1s"
 # PostgreSQL's integer settings in milliseconds stop at INT_MAX.
 MAX_TABLE_LOCK_TIMEOUT_MS = 2_147_483_647
 _DURATION = re.compile(r"(?P<amount>\d+)\s*(?P<unit>ms|s|min)?")
@@ -110,6 +113,7 @@ class EnvSettings:
     table_lock_timeout: str = DEFAULT_TABLE_LOCK_TIMEOUT
     keep_backups: int = DEFAULT_KEEP_BACKUPS
     backup_dir: Path | None = None
+    lock_retries: int = DEFAULT_LOCK_RETRIES
 
 
 def env_settings(env: Mapping[str, str] | None = None) -> EnvSettings:
@@ -120,8 +124,9 @@ def env_settings(env: Mapping[str, str] | None = None) -> EnvSettings:
         value = env.get(name)
         return value if value and value.strip() else None
 
-    lock, table_lock, keep, backup_dir = (
-        given(n) for n in (LOCK_TIMEOUT_ENV, TABLE_LOCK_TIMEOUT_ENV, KEEP_BACKUPS_ENV, BACKUP_DIR_ENV)
+    lock, table_lock, keep, backup_dir, retries = (
+        given(n)
+        for n in (LOCK_TIMEOUT_ENV, TABLE_LOCK_TIMEOUT_ENV, KEEP_BACKUPS_ENV, BACKUP_DIR_ENV, LOCK_RETRIES_ENV)
     )
     return EnvSettings(
         auto_migrate=parse_bool(AUTO_MIGRATE_ENV, env.get(AUTO_MIGRATE_ENV), True),
@@ -133,7 +138,15 @@ def env_settings(env: Mapping[str, str] | None = None) -> EnvSettings:
         else DEFAULT_TABLE_LOCK_TIMEOUT,
         keep_backups=parse_count(KEEP_BACKUPS_ENV, keep) if keep else DEFAULT_KEEP_BACKUPS,
         backup_dir=Path(backup_dir).expanduser() if backup_dir else None,
+        lock_retries=parse_lock_retries(retries),
     )
+
+
+def parse_lock_retries(raw: str | None) -> int:
+    """``LLM_PROXY_LOCK_RETRIES``: attempts per statement that lost a lock race (1 to 100, default 5)."""
+    if raw is None or not raw.strip():
+        return DEFAULT_LOCK_RETRIES
+    return parse_count(LOCK_RETRIES_ENV, raw, maximum=MAX_LOCK_RETRIES)
 
 
 def debug_enabled(env: Mapping[str, str] | None = None) -> bool:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "run.py"
 
 
@@ -26,3 +28,21 @@ def test_bench_smoke_prints_and_saves_the_table(tmp_path: Path) -> None:
     assert results["upgrade"]["sqlite_L1"]["ours"]["peak_rss_mib"] > 0
     assert all(step in results["upgrade"]["sqlite_L1"]["steps_s"] for step in ("0005", "0007"))
     assert any(row["target"].startswith("sqlite startup") for row in results["targets"])
+
+
+@pytest.mark.postgresql
+def test_live_traffic_smoke(tmp_path: Path, postgres_server_url) -> None:  # type: ignore[no-untyped-def]
+    """The live case at tiny size on the test server: no failed request, the table printed."""
+    if postgres_server_url is None:
+        pytest.skip("no PostgreSQL server")
+    url = postgres_server_url.render_as_string(hide_password=False).replace("+psycopg", "")
+    out = subprocess.run(
+        [sys.executable, str(BENCH), "--smoke", "--cases", "live", "--postgres-url", url,
+         "--out", str(tmp_path), "--cache", str(tmp_path / "cache")],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "live traffic (PostgreSQL)" in out.stdout
+    (saved,) = tmp_path.glob("bench-*-smoke.json")
+    (live,) = json.loads(saved.read_text())["live"].values()
+    assert live["failed"] == 0 and live["during"]["n"] > 0, live

@@ -174,7 +174,7 @@ def test_replace_check_in_refuses_ambiguity(create: str, found: int) -> None:
 
 def test_lock_timeout_setting() -> None:
     """Durations in PostgreSQL's forms are accepted; anything else is a configuration error."""
-    assert lock_timeout({}) == "5s"
+    assert lock_timeout({}) == "1s"
     assert lock_timeout({"LLM_PROXY_TABLE_LOCK_TIMEOUT": "250ms"}) == "250ms"
     with pytest.raises(ConfigError, match="not a duration"):
         lock_timeout({"LLM_PROXY_TABLE_LOCK_TIMEOUT": "5 seconds; DROP TABLE x"})

@@ -4,6 +4,12 @@ What the service's applyMigrations() did from 2025-08-14.  Columns are added onl
 missing, as goose version 2 did (``ADD COLUMN IF NOT EXISTS``): a database adopted from
 the goose-1 shape already has ``projects.is_active``.
 
+PostgreSQL: each column is added in its own short transaction, under the lock limits of
+:mod:`llm_proxy_db.pg_online` (retried when a table is busy).  One transaction taking
+``projects`` then ``tokens`` would deadlock with the service, whose token inserts lock
+``tokens`` then a ``projects`` row; one table per transaction cannot.  Each statement says
+``IF NOT EXISTS``, so a run stopped between them is finished by the next.
+
 Revision ID: 0003
 Revises: 0002
 Create Date: 2025-08-14
@@ -14,7 +20,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from alembic import op
-from llm_proxy_db.revision_helpers import add_column_if_missing
+from llm_proxy_db import pg_online
+from llm_proxy_db.revision_helpers import add_column_if_missing, is_sqlite
 
 revision = "0003"
 down_revision = "0002"
@@ -22,7 +29,23 @@ branch_labels = None
 depends_on = None
 
 
+PG_COLUMNS = {
+    "projects.is_active": "ALTER TABLE projects ADD COLUMN IF NOT EXISTS is_active BOOLEAN "
+    "DEFAULT true NOT NULL",
+    "projects.deactivated_at": "ALTER TABLE projects ADD COLUMN IF NOT EXISTS deactivated_at "
+    "TIMESTAMP WITHOUT TIME ZONE",
+    "tokens.deactivated_at": "ALTER TABLE tokens ADD COLUMN IF NOT EXISTS deactivated_at "
+    "TIMESTAMP WITHOUT TIME ZONE",
+}
+
+
 def upgrade() -> None:
+    if not is_sqlite() and not pg_online.in_external_transaction():
+        with pg_online.online_block():
+            for column, statement in PG_COLUMNS.items():
+                pg_online.run(statement, f"add {column}")
+                pg_online.boundary(f"{column} added")
+        return
     add_column_if_missing(
         "projects", sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true())
     )

@@ -1,8 +1,23 @@
 """token surrogate id: tokens.id becomes the primary key; token stays UNIQUE (goose version 4)
 
-PostgreSQL: ``id UUID DEFAULT gen_random_uuid()``, filled for existing rows by the column
-default, primary key ``tokens_pkey`` moved from ``token`` to ``id``, ``tokens_token_unique``
-and ``idx_tokens_token`` added.  SQLite cannot move a primary key in place: the table is
+PostgreSQL, online (the service keeps serving; no step holds ACCESS EXCLUSIVE on ``tokens``
+for longer than a catalog change, every step under a short ``lock_timeout`` with retries):
+
+1. ``ADD COLUMN id UUID`` (no default: no rewrite) and ``SET DEFAULT gen_random_uuid()`` in one
+   statement: rows inserted from now on (the previous release's too) get an id;
+2. existing rows are filled in batches of a few thousand, each its own transaction;
+3. ``CHECK (id IS NOT NULL) NOT VALID``, ``VALIDATE`` (a scan under SHARE UPDATE EXCLUSIVE:
+   reads and writes continue), ``SET NOT NULL`` (PostgreSQL 12+ trusts the validated check:
+   no scan), the helper check dropped;
+4. the unique indexes on ``id`` and ``token`` and ``idx_tokens_token`` built ``CONCURRENTLY``
+   (an INVALID index left by a failed build is dropped and built again);
+5. in the revision's last transaction, with the version table update: the primary key
+   ``tokens_pkey`` and ``tokens_token_unique`` swapped in ``USING INDEX`` (catalog only).
+
+Steps 1-4 commit one by one and each checks whether it is done, so a run stopped anywhere
+(killed, a lock timeout) is finished by the next.  The end state is the service's goose
+version 4.  Inside a caller's own transaction (nothing may commit) the same end state is
+reached in that one transaction.  SQLite cannot move a primary key in place: the table is
 rebuilt with ``id`` TEXT, filled during the one copy with dashed UUID v4 strings computed
 in SQL (offline ``--sql`` output adds and fills the column, then rebuilds).
 
@@ -17,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from alembic import op
+from llm_proxy_db import pg_online
 from llm_proxy_db.revision_helpers import (
     SQLITE_UUID4_SQL,
     copy_sqlite_table,
@@ -40,6 +56,84 @@ def upgrade() -> None:
     if is_sqlite():
         copy_sqlite_table(_sqlite_tokens(with_id=True), computed={"id": SQLITE_UUID4_SQL})
         return
+    if pg_online.in_external_transaction():
+        _pg_upgrade_in_one_transaction()
+        return
+    with pg_online.online_block():
+        _pg_add_and_fill_id()
+        _pg_prove_not_null()
+        for name, create in PG_NEW_INDEXES.items():
+            pg_online.ensure_index(name, create)
+            pg_online.boundary(f"index {name}")
+    _pg_swap_keys()
+
+
+# Built CONCURRENTLY under these names; the swap renames the first two to the constraints'.
+PG_NEW_INDEXES = {
+    "tokens_id_key_new": "CREATE UNIQUE INDEX CONCURRENTLY tokens_id_key_new ON tokens (id)",
+    "tokens_token_unique_new": (
+        "CREATE UNIQUE INDEX CONCURRENTLY tokens_token_unique_new ON tokens (token)"
+    ),
+    "idx_tokens_token": "CREATE INDEX CONCURRENTLY idx_tokens_token ON tokens (token)",
+}
+NOT_NULL_CHECK = "tokens_id_not_null"
+
+
+def _pg_add_and_fill_id() -> None:
+    """Steps 1-2: the column with its default for new rows, then existing rows in batches."""
+    pg_online.run(
+        "ALTER TABLE tokens ADD COLUMN IF NOT EXISTS id UUID, "
+        "ALTER COLUMN id SET DEFAULT gen_random_uuid()",
+        "add tokens.id",
+    )
+    pg_online.boundary("tokens.id added")
+    if not _pg_id_is_not_null():
+        pg_online.backfill("tokens", "id", "gen_random_uuid()", key="token")
+    pg_online.boundary("tokens.id filled")
+
+
+def _pg_prove_not_null() -> None:
+    """Step 3: NOT NULL proven by a validated check, so SET NOT NULL does not scan under lock."""
+    if not _pg_id_is_not_null():
+        if not pg_online.constraint_exists("tokens", NOT_NULL_CHECK):
+            pg_online.run(
+                f"ALTER TABLE tokens ADD CONSTRAINT {NOT_NULL_CHECK} CHECK (id IS NOT NULL) NOT VALID",
+                "add the NOT NULL check",
+            )
+            pg_online.boundary("NOT NULL check added")
+        pg_online.run(
+            f"ALTER TABLE tokens VALIDATE CONSTRAINT {NOT_NULL_CHECK}", "validate", quick=False
+        )
+        pg_online.boundary("NOT NULL check validated")
+        pg_online.run("ALTER TABLE tokens ALTER COLUMN id SET NOT NULL", "set NOT NULL")
+        pg_online.boundary("tokens.id NOT NULL")
+    pg_online.run(f"ALTER TABLE tokens DROP CONSTRAINT IF EXISTS {NOT_NULL_CHECK}", "drop the check")
+    pg_online.boundary("NOT NULL check dropped")
+
+
+def _pg_swap_keys() -> None:
+    """Step 5, in the revision's last transaction: constraints take over the built indexes."""
+    pg_online.run("LOCK TABLE tokens IN ACCESS EXCLUSIVE MODE", "lock tokens for the key swap")
+    op.execute(f"ALTER TABLE tokens DROP CONSTRAINT {_pg_primary_key_name()}")
+    op.execute("ALTER TABLE tokens ADD CONSTRAINT tokens_pkey PRIMARY KEY USING INDEX tokens_id_key_new")
+    op.execute(
+        "ALTER TABLE tokens ADD CONSTRAINT tokens_token_unique UNIQUE USING INDEX tokens_token_unique_new"
+    )
+
+
+def _pg_id_is_not_null() -> bool:
+    if pg_online.is_offline():
+        return False
+    return bool(
+        pg_online.scalar(
+            "SELECT attnotnull FROM pg_attribute "
+            "WHERE attrelid = 'tokens'::regclass AND attname = 'id' AND NOT attisdropped"
+        )
+    )
+
+
+def _pg_upgrade_in_one_transaction() -> None:
+    """The same end state when nothing may commit: a rewrite under the caller's transaction."""
     op.add_column(
         "tokens",
         sa.Column("id", postgresql.UUID(as_uuid=False), server_default=sa.text("gen_random_uuid()")),

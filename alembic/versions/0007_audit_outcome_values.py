@@ -28,6 +28,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from alembic import op
+from llm_proxy_db import pg_online
 from llm_proxy_db.revision_helpers import (
     is_offline,
     is_sqlite,
@@ -86,11 +87,14 @@ def _replace_check(values: tuple[str, ...], *, validate_after_commit: bool) -> N
 def _validate(*, separately: bool) -> None:
     """``VALIDATE CONSTRAINT``, after committing the catalog change when ``separately``."""
     validate = f"ALTER TABLE audit_events VALIDATE CONSTRAINT {CHECK_NAME}"
-    context = op.get_context()
     # A caller that runs the revision inside its own transaction cannot be committed for us.
-    if separately and not getattr(context, "_in_external_transaction", False):
-        with context.autocommit_block():
-            op.execute(validate)
+    if separately and not pg_online.in_external_transaction():
+        pg_online.boundary("outcome check replaced (NOT VALID)")
+        # Its own transaction, with its own lock_timeout (a session setting: SET LOCAL
+        # would end with the one-statement transaction of autocommit mode).
+        with pg_online.online_block():
+            pg_online.run(validate, "validate the outcome check", quick=False)
+        pg_online.boundary("outcome check validated")
     else:
         op.execute(validate)
 

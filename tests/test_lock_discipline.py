@@ -1,0 +1,200 @@
+"""Every PostgreSQL revision waits for a table lock briefly, retries, reports, and never deadlocks.
+
+A second connection plays the service: it holds a lock on the table a revision changes, or
+inserts tokens while 0003 runs.  Multi-transaction revisions (0003, 0007) are stopped at
+each of their boundaries and finished by a second run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import pytest
+from sqlalchemy.engine import URL
+
+from llm_proxy_db import commands, pg_online
+from llm_proxy_db.database import connect
+from llm_proxy_db.errors import ConfigError, MigrationError
+from llm_proxy_db.executor import ProgressEvent
+from llm_proxy_db.settings import Settings
+from tests.seed import seed
+
+pytestmark = pytest.mark.postgresql
+
+# Each revision that changes an existing table, and a table it changes.
+CHANGED_TABLES = {"0003": "projects", "0004": "tokens", "0005": "tokens", "0006": "projects", "0007": "audit_events"}
+PREVIOUS = {"0003": "0002", "0004": "0003", "0005": "0004", "0006": "0005", "0007": "0006"}
+
+
+@pytest.fixture
+def pg(postgres_url: URL, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings with a short lock timeout and two attempts, so a busy table fails in well under a second."""
+    monkeypatch.setenv("LLM_PROXY_TABLE_LOCK_TIMEOUT", "100ms")
+    monkeypatch.setenv("LLM_PROXY_LOCK_RETRIES", "2")
+    return Settings(driver="postgres", database_url=postgres_url)
+
+
+@pytest.mark.parametrize(("revision", "table"), CHANGED_TABLES.items())
+def test_a_busy_table_times_out_retries_and_reports(pg: Settings, revision: str, table: str) -> None:
+    """A transaction holding the table: the revision gives up after its retries, saying so."""
+    commands.upgrade(pg, PREVIOUS[revision])
+    events: list[ProgressEvent] = []
+    started = time.monotonic()
+    with connect(pg) as holder:
+        holder.exec_driver_sql(f"LOCK TABLE {table} IN ACCESS SHARE MODE")
+        with pytest.raises(MigrationError, match="lock timeout"):
+            commands.upgrade(pg, revision, progress=events.append)
+        holder.rollback()
+    assert time.monotonic() - started < 10
+    retries = [event for event in events if event.kind == "lock_retry"]
+    assert retries and all(event.revision == revision for event in retries)
+    assert commands.status(pg).current_revision == PREVIOUS[revision]
+    assert commands.upgrade(pg, revision).after == revision
+
+
+@pytest.mark.parametrize("revision", ["0003", "0007"])
+def test_a_lock_released_soon_costs_a_retry_not_a_failure(pg: Settings, revision: str) -> None:
+    """The holder commits after 0.3 s: the revision succeeds and the result counts its retries."""
+    commands.upgrade(pg, PREVIOUS[revision])
+    locked = threading.Event()
+
+    def hold() -> None:
+        with connect(pg) as holder:
+            holder.exec_driver_sql(f"LOCK TABLE {CHANGED_TABLES[revision]} IN ACCESS SHARE MODE")
+            locked.set()
+            time.sleep(0.3)
+            holder.rollback()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    locked.wait(5)
+    try:
+        result = commands.upgrade(pg, revision)
+    finally:
+        thread.join()
+    assert result.after == revision and result.steps[0].lock_retries >= 1
+
+
+BOUNDARIES = {
+    "0003": ["projects.is_active added", "projects.deactivated_at added", "tokens.deactivated_at added"],
+    "0007": ["outcome check replaced (NOT VALID)", "outcome check validated"],
+}
+
+
+@pytest.mark.parametrize(
+    ("revision", "boundary"), [(rev, name) for rev, names in BOUNDARIES.items() for name in names]
+)
+def test_stopped_at_a_boundary_the_next_run_finishes(
+    pg: Settings, revision: str, boundary: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """0003 and 0007 commit in several steps: a stop between any two is finished by a rerun."""
+    commands.upgrade(pg, PREVIOUS[revision])
+    with connect(pg) as connection:
+        seed(connection, projects=3, tokens=20, events=20)
+
+    def stop(name: str) -> None:
+        if name == boundary:
+            raise RuntimeError(f"stopped at {name}")
+
+    monkeypatch.setattr(pg_online, "boundary_hook", stop)
+    with pytest.raises(MigrationError, match="stopped at"):
+        commands.upgrade(pg, revision)
+    monkeypatch.setattr(pg_online, "boundary_hook", None)
+    assert commands.upgrade(pg).after == "0007"
+    with connect(pg) as connection:
+        counts = connection.exec_driver_sql(
+            "SELECT (SELECT count(*) FROM projects), (SELECT count(*) FROM tokens), "
+            "(SELECT count(*) FROM audit_events)"
+        ).one()
+    assert tuple(counts) == (3, 20, 20)
+
+
+def test_0003_does_not_deadlock_with_token_inserts(pg: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Token inserts (tokens, then a projects row) run throughout 0003, up and down, three times."""
+    monkeypatch.setenv("LLM_PROXY_TABLE_LOCK_TIMEOUT", "1s")
+    monkeypatch.setenv("LLM_PROXY_LOCK_RETRIES", "5")
+    commands.upgrade(pg, "0002")
+    with connect(pg) as connection:
+        seed(connection, projects=3, tokens=0, events=0)
+    stop, errors, inserted = threading.Event(), [], [0]
+
+    def insert_tokens() -> None:
+        with connect(pg) as service:
+            while not stop.is_set():
+                try:
+                    service.exec_driver_sql(
+                        "INSERT INTO tokens (token, project_id) SELECT %(t)s, id FROM projects LIMIT 1",
+                        {"t": uuid.uuid4().hex},
+                    )
+                    service.exec_driver_sql("SELECT pg_sleep(0.01)")
+                    service.commit()
+                    inserted[0] += 1
+                except Exception as exc:  # noqa: BLE001 - every failure is a finding
+                    errors.append(exc)
+                    service.rollback()
+
+    threads = [threading.Thread(target=insert_tokens) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(3):
+            commands.upgrade(pg, "0003")
+            commands.downgrade(pg, "0002")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert errors == [] and inserted[0] > 0
+
+
+def test_retry_setting_is_validated() -> None:
+    """LLM_PROXY_LOCK_RETRIES takes a whole number from 1 to 100, nothing else."""
+    assert pg_online.lock_retries({}) == 5
+    assert pg_online.lock_retries({"LLM_PROXY_LOCK_RETRIES": "3"}) == 3
+    with pytest.raises(ConfigError, match="number of attempts"):
+        pg_online.lock_retries({"LLM_PROXY_LOCK_RETRIES": "0"})
+
+
+def test_a_terminated_migrator_stops_its_server_work(pg: Settings, postgres_url: URL) -> None:
+    """SIGTERM to a migrator waiting for a lock: its backend is gone within two seconds."""
+    commands.upgrade(pg, "0006")
+    url = postgres_url.render_as_string(hide_password=False)
+    env = {**os.environ, "DB_DRIVER": "postgres", "DATABASE_URL": url,
+           "LLM_PROXY_TABLE_LOCK_TIMEOUT": "0"}  # would wait for ever
+    with connect(pg) as holder, connect(pg) as watcher:
+        holder.exec_driver_sql("LOCK TABLE audit_events IN ACCESS SHARE MODE")
+        holder.exec_driver_sql("SELECT 1")
+        child = subprocess.Popen(
+            [sys.executable, "-m", "llm_proxy_db", "migrate", "up"], env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        try:
+            assert _waiting_backends(watcher, wanted=1, within=30) == 1, child.stderr
+            child.send_signal(signal.SIGTERM)
+            child.wait(10)
+            assert _waiting_backends(watcher, wanted=0, within=2) == 0
+        finally:
+            child.kill()
+            child.wait()
+        holder.rollback()
+    assert child.returncode != 0
+    assert commands.status(pg).current_revision == "0006"
+
+
+def _waiting_backends(connection, *, wanted: int, within: float) -> int:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + within
+    while True:
+        count = connection.exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'"
+        ).scalar()
+        connection.rollback()  # pg_stat_activity is a snapshot per transaction
+        if count == wanted or time.monotonic() > deadline:
+            return int(count)
+        time.sleep(0.05)
