@@ -20,6 +20,7 @@ from llm_proxy_db.fingerprint_diff import diff
 from llm_proxy_db.settings import Settings
 from tests import field_shapes, legacy
 from tests.seed import snapshot
+from tests.service_emulator import exercise_service, start_service
 
 
 def _facts(settings: Settings) -> tuple[dict, dict, set[str]]:
@@ -31,11 +32,8 @@ def _facts(settings: Settings) -> tuple[dict, dict, set[str]]:
 
 
 def assert_service_happy(settings: Settings, expected_head, before_rows, before_counts) -> None:
-    """Schema equals the service's head and every row is kept.
-
-    The service emulator (issue 9, other half) slots in here: start-up changes nothing and
-    every service statement works.
-    """
+    """Schema equals the service's head, every row is kept, and the emulated service's
+    start-up changes nothing while every one of its statements works."""
     with connect(settings) as connection:
         assert diff(fingerprint(connection), expected_head) == []
         assert legacy.same_rows(before_rows, snapshot(connection)), "rows changed"
@@ -44,6 +42,9 @@ def assert_service_happy(settings: Settings, expected_head, before_rows, before_
             assert counts.get(table, 0) == before_counts.get(table, 0), table
         assert connection.exec_driver_sql("SELECT count(*) FROM tokens WHERE id IS NULL").scalar() == 0
         connection.commit()
+    started = start_service(settings)
+    assert started.changed_nothing, f"the service's start-up changed the adopted database: {started.applied}"
+    assert exercise_service(settings) > 0
 
 
 @pytest.fixture(scope="module")
