@@ -129,7 +129,7 @@ def test_migrating_down_to_base_forgets_the_adoption(dialect, tmp_path, request)
     settings, _ = legacy.prepare(_shape(dialect, name), tmp_path, request)
     commands.setup(settings)
     assert commands.status(settings).adopted_from is not None
-    commands.downgrade(settings, revisions.BASE)
+    commands.downgrade(settings, revisions.BASE, allow_data_loss=True, no_backup=True)
     assert commands.status(settings).adopted_from is None
     commands.setup(settings)
     status = commands.status(settings)

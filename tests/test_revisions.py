@@ -26,7 +26,7 @@ def test_round_trip_keeps_every_row(settings, revision):
     parent = revisions.chain()[revisions.ids().index(revision)].down_revision
     # The round trip is about the revision's mechanics: the loss check (test_data_loss.py)
     # would refuse dropping the seeded rows.
-    assert commands.downgrade(settings, steps=1, allow_data_loss=True).after == parent
+    assert commands.downgrade(settings, steps=1, allow_data_loss=True, no_backup=True).after == parent
     with connect(settings) as connection:
         after_down = snapshot(connection, exclude=IGNORE_TOKEN_ID)
     assert after_down == project_onto(seeded, after_down)
@@ -88,7 +88,7 @@ def test_downgrade_of_outcome_values_refuses_rows_it_would_lose(settings):
         seed(connection, outcomes=("success", "failure", "denied", "error"))
         before = snapshot(connection)
     with pytest.raises(MigrationError) as excinfo:  # even when data loss is allowed
-        commands.downgrade(settings, steps=1, allow_data_loss=True)
+        commands.downgrade(settings, steps=1, allow_data_loss=True, no_backup=True)
     assert "0007" in excinfo.value.message
     assert excinfo.value.current_revision == "0007"
     assert commands.status(settings).current_revision == "0007"
