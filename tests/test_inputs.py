@@ -212,6 +212,9 @@ def test_no_usable_temp_dir(monkeypatch, capsys, tmp_path: Path) -> None:
 
     legacy_db = tmp_path / "old.db"
     sqlite3.connect(legacy_db).execute("CREATE TABLE projects (id TEXT PRIMARY KEY)").connection.close()
+    from llm_proxy_db import known_states
+
+    monkeypatch.setattr(known_states, "_cache", {})  # derived in a scratch dir unless cached
     monkeypatch.setattr(tempfile, "tempdir", None)
     monkeypatch.setattr(tempfile, "_candidate_tempdir_list", lambda: [str(tmp_path / "missing")])
     code, out, err = run(monkeypatch, capsys, ["--database-path", str(legacy_db), "migrate", "status", "--json"])
