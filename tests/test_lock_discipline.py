@@ -59,24 +59,32 @@ def test_a_busy_table_times_out_retries_and_reports(pg: Settings, revision: str,
 
 
 @pytest.mark.parametrize("revision", ["0003", "0007"])
-def test_a_lock_released_soon_costs_a_retry_not_a_failure(pg: Settings, revision: str) -> None:
-    """The holder commits after 0.3 s: the revision succeeds and the result counts its retries."""
+def test_a_lock_released_soon_costs_a_retry_not_a_failure(
+    pg: Settings, revision: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The holder commits once the revision has retried: it succeeds and counts its retries."""
+    monkeypatch.setenv("LLM_PROXY_LOCK_RETRIES", "5")
     commands.upgrade(pg, PREVIOUS[revision])
-    locked = threading.Event()
+    locked, retried = threading.Event(), threading.Event()
 
     def hold() -> None:
         with connect(pg) as holder:
             holder.exec_driver_sql(f"LOCK TABLE {CHANGED_TABLES[revision]} IN ACCESS SHARE MODE")
             locked.set()
-            time.sleep(0.3)
+            retried.wait(30)
             holder.rollback()
+
+    def seen(event: ProgressEvent) -> None:
+        if event.kind == "lock_retry":
+            retried.set()
 
     thread = threading.Thread(target=hold)
     thread.start()
-    locked.wait(5)
+    locked.wait(10)
     try:
-        result = commands.upgrade(pg, revision)
+        result = commands.upgrade(pg, revision, progress=seen)
     finally:
+        retried.set()
         thread.join()
     assert result.after == revision and result.steps[0].lock_retries >= 1
 

@@ -155,7 +155,7 @@ def test_offline_sql_renders_the_online_steps() -> None:
         "CHECK (id IS NOT NULL) NOT VALID",
         "VALIDATE CONSTRAINT tokens_id_not_null",
         "CREATE UNIQUE INDEX CONCURRENTLY tokens_id_key_new ON tokens (id)",
-        "PRIMARY KEY USING INDEX tokens_id_key_new",
+        "ADD CONSTRAINT tokens_pkey PRIMARY KEY USING INDEX tokens_id_key_new",
         "UNIQUE USING INDEX tokens_token_unique_new",
         "SET lock_timeout = '1s'",
     ):

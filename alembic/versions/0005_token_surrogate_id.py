@@ -112,12 +112,15 @@ def _pg_prove_not_null() -> None:
 
 
 def _pg_swap_keys() -> None:
-    """Step 5, in the revision's last transaction: constraints take over the built indexes."""
-    pg_online.run("LOCK TABLE tokens IN ACCESS EXCLUSIVE MODE", "lock tokens for the key swap")
-    op.execute(f"ALTER TABLE tokens DROP CONSTRAINT {_pg_primary_key_name()}")
-    op.execute("ALTER TABLE tokens ADD CONSTRAINT tokens_pkey PRIMARY KEY USING INDEX tokens_id_key_new")
-    op.execute(
-        "ALTER TABLE tokens ADD CONSTRAINT tokens_token_unique UNIQUE USING INDEX tokens_token_unique_new"
+    """Step 5, in the revision's last transaction: constraints take over the built indexes.
+
+    One statement (one round trip under the lock, which the service's requests queue behind
+    until the commit)."""
+    pg_online.run(
+        f"ALTER TABLE tokens DROP CONSTRAINT {_pg_primary_key_name()}, "
+        "ADD CONSTRAINT tokens_pkey PRIMARY KEY USING INDEX tokens_id_key_new, "
+        "ADD CONSTRAINT tokens_token_unique UNIQUE USING INDEX tokens_token_unique_new",
+        "swap the keys of tokens",
     )
 
 
