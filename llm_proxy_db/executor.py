@@ -147,18 +147,29 @@ def _step(
     connection.commit()
 
 
-def _failure(exc: Exception, revision: str, direction: str, now_at: str | None) -> MigrationError:
+def _failure(
+    exc: Exception, revision: str, direction: str, now_at: str | None, dialect: str = "sqlite"
+) -> MigrationError:
     detail = exc.message if isinstance(exc, LLMProxyDBError) else _first_line(exc)
     locked = "database is locked" in detail
-    return MigrationError(
-        f"{direction} of revision {revision} failed and was rolled back: {detail}; "
-        f"the database is at revision {now_at or 'base'}",
-        failed_revision=revision,
-        current_revision=now_at,
-        hint="another process kept the SQLite database locked for longer than the busy timeout "
+    hint = (
+        "another process kept the SQLite database locked for longer than the busy timeout "
         "(is llm-proxy running a long write?); run again when it is idle"
         if locked
-        else None,
+        else None
+    )
+    outcome = "failed and was rolled back"
+    if dialect == "mysql":  # each DDL statement committed: the revision may be partly applied
+        outcome = "failed part-way (MySQL commits each DDL statement)"
+        hint = "fix the cause and run again: the revision skips the steps already done; `migrate status` shows them"
+    return MigrationError(
+        f"{direction} of revision {revision} {outcome}: {detail}; "
+        f"the database is recorded at revision {now_at or 'base'}"
+        if dialect == "mysql"
+        else f"{direction} of revision {revision} {outcome}: {detail}; the database is at revision {now_at or 'base'}",
+        failed_revision=revision,
+        current_revision=now_at,
+        hint=hint,
     )
 
 

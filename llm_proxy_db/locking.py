@@ -4,7 +4,9 @@ PostgreSQL: a session-level advisory lock taken on the very connection that runs
 migrations.  It survives the per-revision commits and is released when that connection
 closes, including when the process is killed.  SQLite: ``flock`` on a sidecar file
 (``<database>.migrate.lock``); the kernel releases it when the process dies.  There are
-no lock rows that could go stale.  Waiters poll until a timeout, reporting that they wait.
+no lock rows that could go stale.  MySQL: ``GET_LOCK`` on the migrating connection, for our
+own name and the service's (``llm-proxy-migrations``, so its replicas' goose runners wait);
+see :mod:`llm_proxy_db.dialects.mysql`.  Waiters poll until a timeout, reporting that they wait.
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ def migration_lock(
     if settings.is_sqlite:
         with _sqlite_lock(settings, seconds, progress) as waited:
             yield waited
+    elif settings.is_mysql:
+        assert connection is not None, "the MySQL lock is held by the migrating connection"
+        with _mysql_lock(settings, connection, seconds, progress) as waited:
+            yield waited
     else:
         assert connection is not None, "the PostgreSQL lock is held by the migrating connection"
         with _advisory_lock(settings, connection, seconds, progress) as waited:
@@ -115,6 +121,20 @@ def _advisory_lock(
         yield waited
     finally:
         _advisory_unlock(connection)
+
+
+@contextmanager
+def _mysql_lock(
+    settings: Settings, connection: Connection, timeout: float, progress: Progress | None
+) -> Iterator[float]:
+    from llm_proxy_db.dialects import mysql
+
+    what = f"GET_LOCK('{mysql.LOCK_NAME}') and GET_LOCK('{mysql.SERVICE_LOCK_NAME}')"
+    waited = _poll(lambda: mysql.try_migration_lock(connection), timeout, progress, settings, what)
+    try:
+        yield waited
+    finally:
+        mysql.release_migration_lock(connection)
 
 
 def _advisory_unlock(connection: Connection) -> None:

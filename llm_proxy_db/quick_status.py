@@ -61,7 +61,7 @@ def current_head(settings: Settings, *, adopted_ok: bool = False) -> tuple[str, 
     """
     try:
         head, files = _manifest_facts()
-        read = _read_sqlite if settings.is_sqlite else _read_postgres
+        read = _read_sqlite if settings.is_sqlite else _read_mysql if settings.is_mysql else _read_postgres
         rows = read(settings, adopted_ok)
     except Exception:  # noqa: BLE001 - any failure means "not sure": the full path explains it
         return None
@@ -134,6 +134,12 @@ def _read_sqlite(settings: Settings, adopted_ok: bool) -> list[str]:
         return _version_rows(connection, None if adopted_ok else _SQLITE_ADOPTED)
     finally:
         connection.close()
+
+
+def _read_mysql(settings: Settings, adopted_ok: bool) -> list[str]:
+    from llm_proxy_db.dialects import mysql
+
+    return mysql.read_versions(settings, adopted_ok)
 
 
 def _read_postgres(settings: Settings, adopted_ok: bool) -> list[str]:

@@ -33,6 +33,8 @@ def render_status(status: Status) -> str:
             f"head:     {status.head_revision}",
             f"pending:  {pending}",
             *(f"warning:  {line}" for line in status.checksum_warnings),
+            *([f"partial:  {status.partly_applied} (run `llm-proxy setup` again to finish it)"]
+              if status.partly_applied else []),
             *_adoption_lines(status),
         ]
     )

@@ -27,6 +27,7 @@ class Status:
     checksum_warnings: list[str] = field(default_factory=list)
     detected_state: str | None = None
     adopted_from: dict[str, Any] | None = None
+    partly_applied: str | None = None  # MySQL: a revision stopped half-way (DDL is not transactional)
 
     @property
     def up_to_date(self) -> bool:
@@ -45,6 +46,7 @@ class Status:
             "checksum_warnings": list(self.checksum_warnings),
             "detected_state": self.detected_state,
             "adopted_from": self.adopted_from,
+            "partly_applied": self.partly_applied,
         }
 
 

@@ -29,6 +29,7 @@ def test_status_moves_with_upgrades_and_downgrades(settings):
         "checksum_warnings": [],
         "detected_state": None,
         "adopted_from": None,
+        "partly_applied": None,
     }
     assert commands.upgrade(settings).after == "0007"
     assert commands.status(settings).up_to_date

@@ -44,6 +44,7 @@ def test_at_head_only_for_the_head_revision(settings: Settings) -> None:
         "checksum_warnings": [],
         "detected_state": None,
         "adopted_from": None,
+        "partly_applied": None,
     }
 
 
