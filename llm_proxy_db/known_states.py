@@ -35,7 +35,7 @@ from alembic import command
 from llm_proxy_db import revisions
 from llm_proxy_db.alembic_config import make_config
 from llm_proxy_db.database import connect
-from llm_proxy_db.errors import SchemaMismatchError
+from llm_proxy_db.errors import ConfigError, SchemaMismatchError
 from llm_proxy_db.fingerprint import Fingerprint, fingerprint
 from llm_proxy_db.settings import SQLITE, Settings
 
@@ -83,7 +83,7 @@ def known_states(connection: Connection) -> list[KnownState]:
         (1,),
     )
     states.insert(2, goose_1)
-    if connection.dialect.name == "postgresql":
+    if connection.dialect.name in ("postgresql", "mysql"):  # MySQL's goose file 1 says api_key
         for variant in _api_key_variants({state.name: state for state in states}):
             _add_or_merge(states, variant)
     return states
@@ -124,6 +124,8 @@ def revision_fingerprints(connection: Connection) -> dict[str, Fingerprint]:
     if key not in _cache:
         if connection.dialect.name == "sqlite":
             _cache[key] = _derive_sqlite()
+        elif connection.dialect.name == "mysql":
+            _cache[key] = _derive_mysql(connection)
         else:
             _cache[key] = _derive_postgresql(connection)
     return _cache[key]
@@ -153,6 +155,22 @@ def _derive_postgresql(connection: Connection) -> dict[str, Fingerprint]:
             ) from None
         finally:
             transaction.rollback()
+
+
+def _derive_mysql(connection: Connection) -> dict[str, Fingerprint]:
+    """On a scratch database of the same server (MySQL has no transactional DDL to roll back)."""
+    from llm_proxy_db.dialects import mysql
+
+    try:
+        with mysql.scratch_database(connection.engine.url, "states") as scratch_settings, connect(
+            scratch_settings, foreign_keys=False
+        ) as scratch:
+            return _walk(scratch)
+    except ConfigError as exc:
+        raise SchemaMismatchError(
+            f"cannot derive the known schema states on this server: {exc.message}; nothing was changed",
+            hint=exc.hint,
+        ) from None
 
 
 def _first_line(exc: sa.exc.DBAPIError) -> str:
