@@ -108,7 +108,7 @@ def run(
         except Exception as exc:
             connection.rollback()
             _emit(progress, "apply_failure", revision, direction, time.monotonic() - started)
-            raise _failure(exc, revision, direction, result.after) from exc
+            raise _failure(exc, revision, direction, result.after, connection.dialect.name) from exc
         elapsed = time.monotonic() - started
         result.steps.append(StepTiming(revision, direction, elapsed))
         result.after = reached
