@@ -86,7 +86,22 @@ def known_states(connection: Connection) -> list[KnownState]:
     if connection.dialect.name in ("postgresql", "mysql"):  # MySQL's goose file 1 says api_key
         for variant in _api_key_variants({state.name: state for state in states}):
             _add_or_merge(states, variant)
+    if connection.dialect.name == "mysql":
+        from llm_proxy_db.dialects.mysql import STATE_GOOSE_VERSIONS, mysql8_trap_fingerprint
+
+        states = [
+            replace(state, goose_versions=STATE_GOOSE_VERSIONS.get(state.name, state.goose_versions))
+            for state in states
+        ]
+        trap = mysql8_trap_fingerprint(prints["0007"])
+        states.append(KnownState("goose-5-mysql8", "0006", MYSQL8_TRAP_DESCRIPTION, trap, (5,)))
     return states
+
+
+MYSQL8_TRAP_DESCRIPTION = (
+    "goose MySQL version 5 as MySQL 8 leaves it: the old two-value CHECK audit_events_chk_1 "
+    "beside the new one (denied/error events rejected); revision 0007 drops it (a fix)"
+)
 
 
 def _api_key_variants(by_name: dict[str, KnownState]) -> list[KnownState]:

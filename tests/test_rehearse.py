@@ -32,8 +32,9 @@ def fingerprint(settings: Settings) -> object:
 def scratch_databases(settings: Settings) -> list[str]:
     if settings.is_sqlite:
         return [p.name for p in settings.database_path.parent.glob("*rehearsal*")]
+    query = "SHOW DATABASES" if settings.is_mysql else "SELECT datname FROM pg_database"
     with connect(settings) as conn:
-        names = conn.exec_driver_sql("SELECT datname FROM pg_database").scalars()
+        names = conn.exec_driver_sql(query).scalars()
         return [name for name in names if "_rehearsal_" in name]
 
 

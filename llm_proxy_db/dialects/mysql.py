@@ -30,6 +30,7 @@ from llm_proxy_db.errors import BackupError, ConfigError
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection
 
+    from llm_proxy_db.fingerprint import Fingerprint
     from llm_proxy_db.settings import Settings
 
 DRIVER = "mysql"
@@ -49,11 +50,36 @@ SERVICE_LOCK_NAME = "llm-proxy-migrations"
 # below 0006 has a goose counterpart.
 GOOSE_VERSIONS: Mapping[str, tuple[int, ...]] = {"0006": (1, 2, 3, 4), "0007": (1, 2, 3, 4, 5)}
 LATEST_GOOSE_VERSION = 5
+# Which goose MySQL version produced each known state's shape (adoption checks that the
+# goose table agrees): states with openai_api_key never existed on MySQL.
+STATE_GOOSE_VERSIONS: Mapping[str, tuple[int, ...]] = {
+    "goose-1": (), "0003": (), "0004": (), "0005": (), "0006": (4,), "0007": (5,),
+}
 GOOSE_TABLE_DDL = (
     "CREATE TABLE IF NOT EXISTS goose_db_version ("
     "id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT, version_id BIGINT NOT NULL, "
     "is_applied BOOLEAN NOT NULL, tstamp TIMESTAMP NULL DEFAULT now(), PRIMARY KEY (id))"
 )
+
+# MySQL 8.0.16+ names the inline CHECK of goose file 1 audit_events_chk_1 and goose file 5's
+# MODIFY COLUMN does not drop it (reference section 3): such a database rejects denied/error.
+MYSQL8_TRAP_CHECK = "audit_events_chk_1"
+
+
+def mysql8_trap_fingerprint(head: Fingerprint) -> Fingerprint:
+    """The head fingerprint plus the old two-value ``audit_events_chk_1`` (the MySQL 8 goose-5 shape)."""
+    from dataclasses import replace
+
+    from llm_proxy_db.fingerprint import normalise_check
+
+    audit = head.tables["audit_events"]
+    trapped = replace(
+        audit,
+        checks=audit.checks | {normalise_check("outcome IN ('success', 'failure')")},
+        constraint_names=audit.constraint_names | {MYSQL8_TRAP_CHECK},
+    )
+    return replace(head, tables={**head.tables, "audit_events": trapped})
+
 
 _DSN = re.compile(r"^(?:(?P<userinfo>.*)@)?(?P<net>\w+)?(?:\((?P<address>[^)]*)\))?$", re.DOTALL)
 _IGNORED_OPTIONS = frozenset(
@@ -321,6 +347,34 @@ def run_backup(settings: Settings, target: Path) -> Path:
         reason = (completed.stderr.strip().splitlines() or ["unknown error"])[-1]
         raise BackupError(f"{Path(command[0]).name} on {settings.describe()} failed: {reason}")
     return target
+
+
+def load_dump(settings: Settings, dump: Path) -> None:
+    """Load a dump written by :func:`run_backup` into the (empty) database of ``settings``."""
+    import subprocess
+
+    client = shutil.which("mariadb") or shutil.which("mysql")
+    if client is None:
+        raise BackupError("no MySQL client (mariadb or mysql) is installed; cannot load the dump")
+    url = settings.sqlalchemy_url()
+    env = {**os.environ, **({"MYSQL_PWD": str(url.password)} if url.password else {})}
+    with dump.open("rb") as source:
+        completed = subprocess.run(
+            [client, *_client_connection_args(url), str(url.database)], stdin=source, env=env,
+            capture_output=True, check=False,
+        )
+    if completed.returncode != 0:
+        reason = (completed.stderr.decode(errors="replace").strip().splitlines() or ["unknown error"])[-1]
+        raise BackupError(f"{Path(client).name} could not load {dump} into {settings.describe()}: {reason}")
+
+
+@contextmanager
+def copy_of(settings: Settings, work_dir: Path) -> Iterator[Settings]:
+    """A scratch database on the same server holding a consistent copy of ``settings``' database."""
+    dump = run_backup(settings, work_dir / "rehearsal.sql")
+    with scratch_database(settings.sqlalchemy_url(), "rehearsal") as copy:
+        load_dump(copy, dump)
+        yield copy
 
 
 # -- scratch databases ------------------------------------------------------------------------
