@@ -129,7 +129,7 @@ def _mysql_lock(
 ) -> Iterator[float]:
     from llm_proxy_db.dialects import mysql
 
-    what = f"GET_LOCK('{mysql.LOCK_NAME}') and GET_LOCK('{mysql.SERVICE_LOCK_NAME}')"
+    what = f"GET_LOCK('{mysql.lock_name(connection)}') and GET_LOCK('{mysql.SERVICE_LOCK_NAME}')"
     waited = _poll(lambda: mysql.try_migration_lock(connection), timeout, progress, settings, what)
     try:
         yield waited

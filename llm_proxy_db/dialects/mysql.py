@@ -41,7 +41,8 @@ DEFAULT_TCP_ADDRESS = "127.0.0.1:3306"
 DEFAULT_UNIX_SOCKET = "/tmp/mysql.sock"
 DSN_EXAMPLE = "user:password@tcp(host:3306)/dbname?parseTime=true"
 
-# Our own lock, and the service's: holding both makes its replicas' goose runners wait.
+# Our own lock (named per database: GET_LOCK names are server-wide), and the service's
+# (server-wide, its own choice): holding both makes its replicas' goose runners wait.
 LOCK_NAME = "llm-proxy-db-migrations"
 SERVICE_LOCK_NAME = "llm-proxy-migrations"
 
@@ -234,12 +235,18 @@ def try_migration_lock(connection: Connection) -> bool:
 
     Named locks belong to the session: the server frees them when the connection dies.
     """
-    if not _get_lock(connection, LOCK_NAME):
+    ours = lock_name(connection)
+    if not _get_lock(connection, ours):
         return False
     if _get_lock(connection, SERVICE_LOCK_NAME):
         return True
-    _release(connection, LOCK_NAME)
+    _release(connection, ours)
     return False
+
+
+def lock_name(connection: Connection) -> str:
+    """Our lock's name for the database of ``connection`` (at most 64 characters, MySQL's limit)."""
+    return f"{LOCK_NAME}:{connection.engine.url.database}"[:64]
 
 
 def release_migration_lock(connection: Connection) -> None:
@@ -251,7 +258,7 @@ def release_migration_lock(connection: Connection) -> None:
     try:
         connection.rollback()
         _release(connection, SERVICE_LOCK_NAME)
-        _release(connection, LOCK_NAME)
+        _release(connection, lock_name(connection))
     except sa.exc.DBAPIError:
         pass  # the session is gone, and its locks with it
 
