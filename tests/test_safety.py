@@ -190,7 +190,8 @@ def test_a_waiter_proceeds_when_the_lock_is_released(settings: Settings) -> None
     result = commands.upgrade(settings, lock_timeout=20, progress=events.append)
     holder.join()
     kinds = [e.kind for e in events]
-    assert kinds[:2] == ["lock_wait", "lock_acquired"]
+    waits = kinds[: kinds.index("lock_acquired")]  # one report per 5 s of waiting
+    assert waits and set(waits) == {"lock_wait"}, kinds
     assert result.after == HEAD and result.lock_wait > 0.1
 
 
