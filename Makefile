@@ -5,6 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PG_TEST_URL ?= $(LLM_PROXY_TEST_POSTGRES_URL)
+MYSQL_TEST_URL ?= $(LLM_PROXY_TEST_MYSQL_URL)
 
 TOOLS  := .tools
 TOOLS_STAMP := $(TOOLS)/.installed
@@ -34,9 +35,9 @@ run: $(STAMP)
 test: $(STAMP) $(TOOLS_STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider --cov=llm_proxy_db --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
 
-## verify: migrate verify (chain, manifest, base->head->base->head, drift, offline SQL); PostgreSQL too when LLM_PROXY_TEST_POSTGRES_URL is set
+## verify: migrate verify (chain, manifest, base->head->base->head, drift, offline SQL); PostgreSQL / MySQL too when LLM_PROXY_TEST_POSTGRES_URL / LLM_PROXY_TEST_MYSQL_URL is set
 verify: $(STAMP)
-	$(BIN)/llm-proxy migrate verify $(if $(PG_TEST_URL),--postgres-url $(PG_TEST_URL))
+	$(BIN)/llm-proxy migrate verify $(if $(PG_TEST_URL),--postgres-url $(PG_TEST_URL)) $(if $(MYSQL_TEST_URL),--mysql-url $(MYSQL_TEST_URL))
 
 lint: $(STAMP)
 	$(BIN)/ruff check llm_proxy_db tests alembic scripts

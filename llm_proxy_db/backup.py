@@ -96,6 +96,11 @@ def backup(
     PostgreSQL databases are dumped with ``pg_dump --format=custom`` when it is installed.
     """
     revision = _read_revision(settings)
+    if settings.is_mysql:  # mariadb-dump / mysqldump --single-transaction into a .sql file
+        from llm_proxy_db.dialects import mysql
+
+        target = Path(out) if out else backup_directory(settings, backup_dir) / _pg_name(settings, revision)
+        return mysql.run_backup(settings, target.with_suffix(".sql") if not out else target)
     if not settings.is_sqlite:
         if out is not None:
             return pg_dump(settings, Path(out).expanduser())

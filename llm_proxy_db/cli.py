@@ -384,12 +384,20 @@ def migrate_verify(
             "PostgreSQL server.",
         ),
     ] = None,
+    mysql_url: Annotated[
+        str | None,
+        typer.Option(
+            "--mysql-url",
+            help="Also cycle the chain on a scratch database created (and dropped) on this "
+            "MySQL/MariaDB server (mysql:// URL or the service's DSN).",
+        ),
+    ] = None,
 ) -> None:
     """Check the revision chain, its manifest, a base->head->base->head cycle and offline SQL.
 
     The configured database is never used: the cycles run on scratch databases.
     """
-    problems = verify.verify(postgres_url=postgres_url, progress=stage_printer())
+    problems = verify.verify(postgres_url=postgres_url, mysql_url=mysql_url, progress=stage_printer())
     _report_problems(problems, "migrate verify", "the revision chain is sound")
 
 

@@ -45,6 +45,7 @@ def status(settings: Settings) -> Status:
     stamp: str | None = None  # what setup would stamp an unversioned database at
     adopted: dict[str, Any] | None = None
     missing_ids = 0
+    partly: str | None = None
     if not settings.is_sqlite or _sqlite_exists(settings):
         with connect(settings, create=False) as connection:
             current = current_revision(connection)
@@ -52,6 +53,7 @@ def status(settings: Settings) -> Status:
             record = adoption_record.latest(connection)
             adopted = record.as_dict() if record else None
             missing_ids = token_ids.count_missing(connection)
+            partly = _partly_applied(connection, current or stamp, detected)
     revisions.position(current)  # refuses a revision written by a newer release
     return Status(
         database=settings.describe(),
@@ -62,7 +64,18 @@ def status(settings: Settings) -> Status:
         detected_state=detected,
         adopted_from=adopted,
         tokens_without_id=missing_ids,
+        partly_applied=partly,
     )
+
+
+def _partly_applied(connection: Any, current: str | None, detected: str | None) -> str | None:
+    """MySQL only: how far the next revision got when a run stopped half-way through it."""
+    pending = revisions.between(current, revisions.head_revision())
+    if connection.dialect.name != "mysql" or not pending or detected not in (None, "empty"):
+        return None
+    from llm_proxy_db.dialects.mysql_ddl import partly_applied
+
+    return partly_applied(connection, pending[0])
 
 
 def _detected_state(connection: Any) -> tuple[str | None, str | None]:

@@ -138,7 +138,7 @@ def _apply(
         except Exception as exc:
             connection.rollback()
             _emit(progress, "apply_failure", revision, direction, time.monotonic() - started)
-            failure = _failure(exc, revision, direction, result.after)
+            failure = _failure(exc, revision, direction, result.after, connection.dialect.name)
             _log_failure(connection, entry, failure.message)
             raise failure from exc
         elapsed = time.monotonic() - started
@@ -250,7 +250,9 @@ def _log_failure(connection: Connection, entry: Entry, message: str) -> None:
         connection.rollback()
 
 
-def _failure(exc: Exception, revision: str, direction: str, now_at: str | None) -> MigrationError:
+def _failure(
+    exc: Exception, revision: str, direction: str, now_at: str | None, dialect: str = "sqlite"
+) -> MigrationError:
     detail, hint = explain_driver_message(exc.message if isinstance(exc, LLMProxyDBError) else _first_line(exc))
     statement = getattr(exc, "statement", None)
     if "lock timeout" in detail and statement:  # the statement names the table it waited for
@@ -260,9 +262,13 @@ def _failure(exc: Exception, revision: str, direction: str, now_at: str | None) 
             "another process kept the SQLite database locked for longer than the busy timeout "
             "(is llm-proxy running a long write?); run again when it is idle"
         )
+    outcome, position = "failed and was rolled back", "is at"
+    if dialect == "mysql":  # each DDL statement committed: the revision may be partly applied
+        outcome, position = "failed part-way (MySQL commits each DDL statement)", "is recorded at"
+        hint = "fix the cause and run again: the revision skips the steps already done; `migrate status` shows them"
     return MigrationError(
-        f"{direction} of revision {revision} failed and was rolled back: {detail}; "
-        f"the database is at revision {now_at or 'base'}",
+        f"{direction} of revision {revision} {outcome}: {detail}; "
+        f"the database {position} revision {now_at or 'base'}",
         failed_revision=revision,
         current_revision=now_at,
         hint=hint or (exc.hint if isinstance(exc, LLMProxyDBError) else None),

@@ -13,6 +13,9 @@ inspector; what differs only in spelling between dialects or between ``CREATE TA
 - type spellings: ``DATETIME``/``TIMESTAMP`` -> ``datetime``, ``TEXT``/``VARCHAR`` -> ``text``;
 - defaults: ``1``/``true`` on a boolean -> ``true``, ``now()`` -> ``current_timestamp``,
   casts (``'x'::text``) and wrapping parentheses dropped;
+- MySQL: ``TINYINT(1)`` -> ``boolean``, ``CURRENT_TIMESTAMP(6)`` -> ``current_timestamp``, CHECKs
+  read from ``information_schema`` (MariaDB's column-level ones included), constraint names
+  counted as on PostgreSQL (the MySQL 8 ``audit_events_chk_1`` must be told apart);
 - CHECKs: PostgreSQL's ``outcome = ANY (ARRAY['success'::text, ...])`` and SQLite's
   ``outcome IN ('success', ...)`` both become ``outcome IN ('failure', 'success')``.
 
@@ -73,7 +76,7 @@ class ForeignKeyPrint:
 class TablePrint:
     """One table: columns by name, unique column sets, foreign keys, indexes by name, CHECKs.
 
-    ``constraint_names`` (PostgreSQL only) are the names of the CHECK and UNIQUE constraints:
+    ``constraint_names`` (PostgreSQL and MySQL) are the names of the CHECK and UNIQUE constraints:
     revisions drop those by name (``audit_events_outcome_check``, ``tokens_token_unique``),
     so a database that names them differently must not be stamped.
     """
@@ -134,7 +137,11 @@ def fingerprint(connection: Connection) -> Fingerprint:
     if not ours:
         return Fingerprint(tables={}, other_tables=others)
     reflected = _reflect(inspector, ours)
-    named = inspector.dialect.name == "postgresql"
+    if inspector.dialect.name == "mysql":  # SQLAlchemy misses MariaDB's column-level CHECKs
+        from llm_proxy_db.dialects.mysql_ddl import check_constraints
+
+        reflected["checks"] = {(None, name): check_constraints(connection, name) for name in ours}
+    named = inspector.dialect.name in ("postgresql", "mysql")
     tables = {
         name: _table({kind: found[(None, name)] for kind, found in reflected.items()}, named)
         for name in ours
@@ -230,7 +237,7 @@ def _foreign_key(fk: Mapping[str, Any]) -> ForeignKeyPrint:
 
 def normalise_type(type_: sa.types.TypeEngine[Any]) -> str:
     """A dialect-independent type name: text, integer, bigint, boolean, datetime, uuid, ..."""
-    if isinstance(type_, sa.Boolean):
+    if isinstance(type_, sa.Boolean) or _is_mysql_boolean(type_):
         return "boolean"
     if isinstance(type_, sa.DateTime):
         return "datetime with time zone" if type_.timezone else "datetime"
@@ -247,6 +254,11 @@ def normalise_type(type_: sa.types.TypeEngine[Any]) -> str:
     return str(type_).lower()
 
 
+def _is_mysql_boolean(type_: sa.types.TypeEngine[Any]) -> bool:
+    """MySQL's BOOLEAN is ``TINYINT(1)``."""
+    return type(type_).__name__ == "TINYINT" and getattr(type_, "display_width", None) == 1
+
+
 _CAST = re.compile(
     r"::(?:character varying|timestamp (?:with|without) time zone|double precision|[a-z_]+)"
     r"(?:\[\])?",
@@ -260,7 +272,7 @@ _BOOLEAN_DEFAULTS = {
     "false": "false",
     "f": "false",
 }
-_NOW = {"now()", "current_timestamp", "current_timestamp()", "datetime('now')"}
+_NOW = {"now()", "current_timestamp", "current_timestamp()", "datetime('now')", "current_timestamp(6)"}
 
 
 def normalise_default(raw: str | None, type_name: str = "") -> str | None:

@@ -33,6 +33,8 @@ LATEST_GOOSE_VERSION = 6
 # has (versions 1..N).  A dialect without an entry is one where the service runs no goose.
 GOOSE_VERSIONS: dict[str, dict[str, int]] = {
     "postgresql": {"0001": 0, "0002": 0, "0003": 2, "0004": 3, "0005": 4, "0006": 5, "0007": 6},
+    # MySQL's goose file 1 already says api_key: no revision below 0006 equals a goose version.
+    "mysql": {"0001": 0, "0002": 0, "0003": 0, "0004": 0, "0005": 0, "0006": 4, "0007": 5},
 }
 
 # goose's own CREATE TABLE, per dialect (with its seed row 0 inserted right after).
@@ -40,6 +42,11 @@ GOOSE_TABLE_DDL: dict[str, str] = {
     "postgresql": (
         f"CREATE TABLE {GOOSE_TABLE} (id serial NOT NULL, version_id bigint NOT NULL, "
         "is_applied boolean NOT NULL, tstamp timestamp NULL default now(), PRIMARY KEY(id))"
+    ),
+    "mysql": (
+        f"CREATE TABLE {GOOSE_TABLE} (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT, "
+        "version_id BIGINT NOT NULL, is_applied BOOLEAN NOT NULL, "
+        "tstamp TIMESTAMP NULL DEFAULT now(), PRIMARY KEY (id))"
     ),
 }
 
@@ -148,8 +155,10 @@ def offline_sql(dialect: str, revision: str | None) -> list[str]:
     trim what is above, and add the missing versions in order.
     """
     wanted = goose_version_at(dialect, revision)
-    if wanted is None or dialect != "postgresql":
+    if wanted is None:
         return []
+    if dialect == "mysql":
+        return _offline_mysql(wanted)
     trim = (
         f"DELETE FROM {GOOSE_TABLE} WHERE version_id > 0 "
         f"AND (version_id > {wanted} OR is_applied = false)"
@@ -164,6 +173,26 @@ def offline_sql(dialect: str, revision: str | None) -> list[str]:
         f"INSERT INTO {GOOSE_TABLE} (version_id, is_applied) SELECT v, true "
         f"FROM generate_series(1, {wanted}) AS v WHERE NOT EXISTS "
         f"(SELECT 1 FROM {GOOSE_TABLE} g WHERE g.version_id = v) ORDER BY v",
+    ]
+
+
+def _offline_mysql(wanted: int) -> list[str]:
+    """MySQL's form of :func:`offline_sql` (no ``DO`` blocks, no ``generate_series``).
+
+    Below the first goose version nothing is written: without conditional DDL a script
+    cannot trim a table that may not exist (run online to keep goose in step there).
+    """
+    if wanted == 0:
+        return []
+    missing = f"NOT EXISTS (SELECT 1 FROM {GOOSE_TABLE} g WHERE g.version_id = {{v}})"
+    return [
+        GOOSE_TABLE_DDL["mysql"].replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1),
+        f"DELETE FROM {GOOSE_TABLE} WHERE version_id > 0 AND (version_id > {wanted} OR is_applied = false)",
+        *(
+            f"INSERT INTO {GOOSE_TABLE} (version_id, is_applied) SELECT {v}, true FROM DUAL "
+            f"WHERE {missing.format(v=v)}"
+            for v in range(0, wanted + 1)
+        ),
     ]
 
 

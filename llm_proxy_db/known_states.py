@@ -38,7 +38,7 @@ from alembic import command
 from llm_proxy_db import revisions
 from llm_proxy_db.alembic_config import make_config
 from llm_proxy_db.database import connect
-from llm_proxy_db.errors import SchemaMismatchError
+from llm_proxy_db.errors import ConfigError, SchemaMismatchError
 from llm_proxy_db.fingerprint import Fingerprint, fingerprint
 from llm_proxy_db.settings import SQLITE, Settings
 
@@ -89,9 +89,18 @@ def known_states(connection: Connection) -> list[KnownState]:
     states.insert(2, goose_1)
     if connection.dialect.name == "sqlite":
         states = [_failed_goose_start(state) for state in states]
-    if connection.dialect.name == "postgresql":
+    if connection.dialect.name in ("postgresql", "mysql"):  # MySQL's goose file 1 says api_key
         for variant in _api_key_variants({state.name: state for state in states}):
             _add_or_merge(states, variant)
+    if connection.dialect.name == "mysql":
+        from llm_proxy_db.dialects.mysql import STATE_GOOSE_VERSIONS, mysql8_trap_fingerprint
+
+        states = [
+            replace(state, goose_versions=STATE_GOOSE_VERSIONS.get(state.name, state.goose_versions))
+            for state in states
+        ]
+        trap = mysql8_trap_fingerprint(prints["0007"])
+        states.append(KnownState("goose-5-mysql8", "0006", MYSQL8_TRAP_DESCRIPTION, trap, (5,)))
     return states
 
 
@@ -104,6 +113,12 @@ def _failed_goose_start(state: KnownState) -> KnownState:
     if state.name not in _FAILED_GOOSE_START:
         return state
     return replace(state, goose_versions=(0, *state.goose_versions))
+
+
+MYSQL8_TRAP_DESCRIPTION = (
+    "goose MySQL version 5 as MySQL 8 leaves it: the old two-value CHECK audit_events_chk_1 "
+    "beside the new one (denied/error events rejected); revision 0007 drops it (a fix)"
+)
 
 
 def _api_key_variants(by_name: dict[str, KnownState]) -> list[KnownState]:
@@ -141,6 +156,8 @@ def revision_fingerprints(connection: Connection) -> dict[str, Fingerprint]:
     if key not in _cache:
         if connection.dialect.name == "sqlite":
             _cache[key] = _derive_sqlite()
+        elif connection.dialect.name == "mysql":
+            _cache[key] = _derive_mysql(connection)
         else:
             _cache[key] = _derive_postgresql(connection)
     return _cache[key]
@@ -170,6 +187,22 @@ def _derive_postgresql(connection: Connection) -> dict[str, Fingerprint]:
             ) from None
         finally:
             transaction.rollback()
+
+
+def _derive_mysql(connection: Connection) -> dict[str, Fingerprint]:
+    """On a scratch database of the same server (MySQL has no transactional DDL to roll back)."""
+    from llm_proxy_db.dialects import mysql
+
+    try:
+        with mysql.scratch_database(connection.engine.url, "states") as scratch_settings, connect(
+            scratch_settings, foreign_keys=False
+        ) as scratch:
+            return _walk(scratch)
+    except ConfigError as exc:
+        raise SchemaMismatchError(
+            f"cannot derive the known schema states on this server: {exc.message}; nothing was changed",
+            hint=exc.hint,
+        ) from None
 
 
 def _first_line(exc: sa.exc.DBAPIError) -> str:

@@ -7,6 +7,8 @@ files on a half-migrated schema, and a migration waits for a service that is sta
 survive the per-revision commits and are released when that connection closes, including
 when the process is killed.  SQLite: ``flock`` on a sidecar file (``<database>.migrate.lock``);
 the kernel releases it when the process dies.  There are no lock rows that could go stale.
+MySQL: ``GET_LOCK`` on the migrating connection, for our own name and the service's
+(``llm-proxy-migrations``, so its replicas' goose runners wait); see :mod:`llm_proxy_db.dialects.mysql`.
 Waiters poll until a timeout, reporting that they wait.
 """
 
@@ -78,6 +80,10 @@ def migration_lock(
     seconds = lock_timeout(timeout)
     if settings.is_sqlite:
         with _sqlite_lock(settings, seconds, progress) as waited:
+            yield waited
+    elif settings.is_mysql:
+        assert connection is not None, "the MySQL lock is held by the migrating connection"
+        with _mysql_lock(settings, connection, seconds, progress) as waited:
             yield waited
     else:
         assert connection is not None, "the PostgreSQL lock is held by the migrating connection"
@@ -170,6 +176,20 @@ def _one_advisory_lock(
         yield
     finally:
         _advisory_unlock(connection, key)
+
+
+@contextmanager
+def _mysql_lock(
+    settings: Settings, connection: Connection, timeout: float, progress: Progress | None
+) -> Iterator[float]:
+    from llm_proxy_db.dialects import mysql
+
+    what = f"GET_LOCK('{mysql.lock_name(connection)}') and GET_LOCK('{mysql.SERVICE_LOCK_NAME}')"
+    waited = _poll(lambda: mysql.try_migration_lock(connection), timeout, progress, settings, what)
+    try:
+        yield waited
+    finally:
+        mysql.release_migration_lock(connection)
 
 
 def _advisory_unlock(connection: Connection, key: int) -> None:

@@ -64,7 +64,7 @@ def current_head(settings: Settings, *, adopted_ok: bool = False) -> tuple[str, 
     """
     try:
         head, files = _manifest_facts()
-        read = _read_sqlite if settings.is_sqlite else _read_postgres
+        read = _read_sqlite if settings.is_sqlite else _read_mysql if settings.is_mysql else _read_postgres
         rows = read(settings, adopted_ok)
     except Exception:  # noqa: BLE001 - any failure means "not sure": the full path explains it
         return None
@@ -140,6 +140,12 @@ def _read_sqlite(settings: Settings, adopted_ok: bool) -> list[str]:
         return rows
     finally:
         connection.close()
+
+
+def _read_mysql(settings: Settings, adopted_ok: bool) -> list[str]:
+    from llm_proxy_db.dialects import mysql
+
+    return mysql.read_versions(settings, adopted_ok)
 
 
 def _read_postgres(settings: Settings, adopted_ok: bool) -> list[str]:

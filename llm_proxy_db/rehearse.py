@@ -107,6 +107,12 @@ def _copy_of(settings: Settings, work_dir: str | os.PathLike[str] | None) -> Ite
                 ) from None
             yield Settings(driver="sqlite", database_path=copy)
             return
+        if settings.is_mysql:
+            from llm_proxy_db.dialects import mysql
+
+            with mysql.copy_of(settings, Path(scratch)) as copy_settings:
+                yield copy_settings
+            return
         dump = pg_dump(settings, Path(scratch) / "rehearsal.dump")
         with scratch_database(settings, "rehearsal") as copy_settings:
             pg_restore(copy_settings, dump)

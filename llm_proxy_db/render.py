@@ -35,6 +35,8 @@ def render_status(status: Status) -> str:
             f"pending:  {pending}",
             *(f"warning:  {line}" for line in status.checksum_warnings),
             *_token_id_lines(status.tokens_without_id),
+            *([f"partial:  {status.partly_applied} (run `llm-proxy setup` again to finish it)"]
+              if status.partly_applied else []),
             *_adoption_lines(status),
         ]
     )

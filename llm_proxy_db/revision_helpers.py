@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -28,13 +29,53 @@ SQLITE_UUID4_SQL = (
 
 
 def dialect_name() -> str:
-    """``sqlite`` or ``postgresql``, online or offline."""
+    """``sqlite``, ``postgresql`` or ``mysql``, online or offline."""
     return str(context.get_context().dialect.name)
 
 
 def is_sqlite() -> bool:
     """True when the revision runs against SQLite."""
     return dialect_name() == "sqlite"
+
+
+def is_postgresql() -> bool:
+    """True when the revision runs against PostgreSQL."""
+    return dialect_name() == "postgresql"
+
+
+def is_mysql() -> bool:
+    """True when the revision runs against MySQL or MariaDB (DDL is not transactional there)."""
+    return dialect_name() == "mysql"
+
+
+# Column types that differ on MySQL only, as the service's MySQL files spell them: keys are
+# VARCHAR(191) (an index on utf8mb4 VARCHAR(255) would exceed old InnoDB's 767-byte limit),
+# timestamps DATETIME(6).  Other dialects get the type before ``with_variant``.
+MYSQL_TABLE = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"}
+
+
+def key_type() -> sa.types.TypeEngine[str]:
+    """TEXT, or VARCHAR(191) on MySQL: primary keys and the columns that refer to them."""
+    return sa.Text().with_variant(sa.String(191), "mysql")
+
+
+def text_type(mysql_length: int | None = None) -> sa.types.TypeEngine[str]:
+    """TEXT, or VARCHAR(mysql_length) on MySQL when a length is given."""
+    return sa.Text().with_variant(sa.String(mysql_length), "mysql") if mysql_length else sa.Text()
+
+
+def timestamp_type() -> sa.types.TypeEngine[Any]:
+    """DATETIME/TIMESTAMP, or DATETIME(6) on MySQL."""
+    from sqlalchemy.dialects import mysql
+
+    return sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql")
+
+
+def now_default(*, on_update: bool = False) -> sa.TextClause:
+    """``CURRENT_TIMESTAMP``; on MySQL ``CURRENT_TIMESTAMP(6)``, with ``ON UPDATE`` when asked."""
+    if not is_mysql():
+        return sa.text("CURRENT_TIMESTAMP")
+    return sa.text("CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)" if on_update else "CURRENT_TIMESTAMP(6)")
 
 
 def is_offline() -> bool:
@@ -54,6 +95,13 @@ def add_column_if_missing(table: str, column: sa.Column) -> None:
     """``ADD COLUMN`` unless the column is already there (the goose files' ``IF NOT EXISTS``)."""
     if not has_column(table, column.name):
         op.add_column(table, column)
+
+
+def drop_column_if_present(table: str, column: str) -> None:
+    """``DROP COLUMN``; on MySQL only when the column is still there (a rerun after a failure)."""
+    if is_mysql() and not is_offline() and not has_column(table, column):
+        return
+    op.drop_column(table, column)
 
 
 def rebuild_sqlite_table(table: sa.Table, drops: Collection[str] = ()) -> None:

@@ -7,6 +7,12 @@ differs: ``DATETIME`` vs ``TIMESTAMP`` (SQLAlchemy's ``DateTime`` renders each),
 ``gen_random_uuid()`` default on PostgreSQL.  Constraint names are PostgreSQL's own
 (``tokens_pkey``, ``tokens_token_unique``, ``audit_events_outcome_check``); on SQLite the
 service's constraints are unnamed, so names are left out there.
+
+MySQL (MySQL 8 and MariaDB) follows the service's MySQL files: ``VARCHAR(191)`` keys,
+``VARCHAR`` sizes on the short audit columns, ``DATETIME(6)`` with ``CURRENT_TIMESTAMP(6)``
+(``ON UPDATE`` on ``projects.updated_at``), ``tokens.id CHAR(36)`` without a default,
+``tokens_token_unique`` and the named ``audit_events_outcome_check``, no ``idx_tokens_token``
+(the unique constraint is that index), tables InnoDB/utf8mb4_unicode_ci.
 """
 
 from __future__ import annotations
@@ -33,7 +39,11 @@ def outcome_check_sql(outcomes: tuple[str, ...]) -> str:
 
 
 def head_metadata(dialect_name: str) -> sa.MetaData:
-    """The head schema for ``sqlite`` or ``postgresql``."""
+    """The head schema for ``sqlite``, ``postgresql`` or ``mysql``."""
+    if dialect_name == "mysql":
+        from llm_proxy_db.schema_mysql import mysql_head_metadata
+
+        return mysql_head_metadata()
     pg = dialect_name == "postgresql"
     metadata = sa.MetaData()
     _projects(metadata, pg)

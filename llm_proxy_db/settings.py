@@ -25,6 +25,7 @@ N = TypeVar("N", int, float)
 
 SQLITE = "sqlite"
 POSTGRES = "postgres"
+MYSQL = "mysql"
 DEFAULT_DATABASE_PATH = "data/llm-proxy.db"
 _DRIVER_ALIASES = {
     "sqlite": SQLITE,
@@ -32,13 +33,16 @@ _DRIVER_ALIASES = {
     "postgres": POSTGRES,
     "postgresql": POSTGRES,
     "pg": POSTGRES,
+    "mysql": MYSQL,
+    "mariadb": MYSQL,
 }
+_SQLALCHEMY_DIALECTS = {SQLITE: "sqlite", POSTGRES: "postgresql", MYSQL: "mysql"}
 _POSTGRES_SCHEMES = ("postgres", "postgresql", "postgresql+psycopg")
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Where the database is: a SQLite file or a PostgreSQL URL (already normalised)."""
+    """Where the database is: a SQLite file, or a PostgreSQL or MySQL URL (already normalised)."""
 
     driver: str
     database_path: Path | None = None
@@ -50,9 +54,14 @@ class Settings:
         return self.driver == SQLITE
 
     @property
+    def is_mysql(self) -> bool:
+        """True for MySQL 8 and MariaDB (``DB_DRIVER=mysql``)."""
+        return self.driver == MYSQL
+
+    @property
     def dialect_name(self) -> str:
-        """SQLAlchemy's name for the dialect: ``sqlite`` or ``postgresql``."""
-        return "sqlite" if self.is_sqlite else "postgresql"
+        """SQLAlchemy's name for the dialect: ``sqlite``, ``postgresql`` or ``mysql``."""
+        return _SQLALCHEMY_DIALECTS[self.driver]
 
     def sqlalchemy_url(self) -> URL:
         """The URL SQLAlchemy connects with (psycopg 3 for PostgreSQL)."""
@@ -70,7 +79,7 @@ class Settings:
         return unquote(self.sqlalchemy_url().render_as_string(hide_password=True))
 
     def describe(self) -> str:
-        """A short description: the SQLite path or the masked PostgreSQL URL."""
+        """A short description: the SQLite path or the masked server URL."""
         return str(self.database_path) if self.is_sqlite else self.display_url()
 
 
@@ -91,6 +100,10 @@ def resolve_settings(
     if raw_url is None:
         path = database_path or env.get("DATABASE_PATH") or DEFAULT_DATABASE_PATH
         return Settings(driver=SQLITE, database_path=Path(path).expanduser())
+    if _chosen_driver(db_driver, database_path, database_url, env) == MYSQL:
+        from llm_proxy_db.dialects import mysql
+
+        return Settings(driver=MYSQL, database_url=mysql.parse_database_url(raw_url))
     return Settings(driver=POSTGRES, database_url=normalise_postgres_url(raw_url))
 
 
@@ -101,22 +114,34 @@ def postgres_url_text(
     *,
     database_path: str | os.PathLike[str] | None = None,
 ) -> str | None:
-    """The PostgreSQL URL as given, not parsed yet; None when the driver is SQLite.
+    """The server URL (PostgreSQL or MySQL) as given, not parsed yet; None when the driver is SQLite.
 
     The same choice as :func:`resolve_settings`, without importing SQLAlchemy (the startup
     check at head uses it).
     """
     env = os.environ if env is None else env
-    explicit = _explicit_driver(db_driver, database_path, database_url)
-    if normalise_driver(explicit or env.get("DB_DRIVER") or SQLITE) == SQLITE:
+    driver = _chosen_driver(db_driver, database_path, database_url, env)
+    if driver == SQLITE:
         return None
     raw_url = database_url or env.get("DATABASE_URL")
     if not raw_url:
+        example = "user:pass@tcp(host:3306)/db" if driver == MYSQL else "postgres://user@host:5432/db"
         raise ConfigError(
-            "DB_DRIVER is postgres but no database URL is set",
-            hint="set DATABASE_URL or pass --database-url postgres://user@host:5432/db",
+            f"DB_DRIVER is {driver} but no database URL is set",
+            hint=f"set DATABASE_URL or pass --database-url {example}",
         )
     return raw_url
+
+
+def _chosen_driver(
+    db_driver: str | None,
+    database_path: str | os.PathLike[str] | None,
+    database_url: str | None,
+    env: Mapping[str, str],
+) -> str:
+    """The driver: explicit values first, then ``DB_DRIVER``, then SQLite."""
+    explicit = _explicit_driver(db_driver, database_path, database_url)
+    return normalise_driver(explicit or env.get("DB_DRIVER") or SQLITE)
 
 
 def _explicit_driver(
@@ -125,11 +150,21 @@ def _explicit_driver(
     """The driver the explicit (command-line) values imply, refusing contradictions."""
     if database_path and database_url:
         raise ConfigError("both a SQLite path and a PostgreSQL URL were given", hint="give only one of them")
-    implied = POSTGRES if database_url else SQLITE if database_path else None
+    implied = url_driver(database_url) if database_url else SQLITE if database_path else None
     if db_driver and implied and normalise_driver(db_driver) != implied:
         given = "--database-url" if database_url else "--database-path"
         raise ConfigError(f"{given} does not go with --db-driver {db_driver}", hint="drop one of the two")
     return db_driver or implied
+
+
+def url_driver(database_url: str) -> str:
+    """The driver a database URL implies: ``mysql`` for ``mysql://``, ``mariadb://`` and the Go
+    driver's DSN form (``user:pass@tcp(host:3306)/db``), else ``postgres``."""
+    text = database_url.strip().lower()
+    scheme, sep, _ = text.partition("://")
+    if sep:
+        return MYSQL if scheme.split("+")[0] in ("mysql", "mariadb") else POSTGRES
+    return MYSQL
 
 
 def number_from_env(
@@ -153,12 +188,10 @@ def number_from_env(
 
 
 def normalise_driver(name: str) -> str:
-    """Map a driver name (as the service spells it) to ``sqlite`` or ``postgres``."""
+    """Map a driver name (as the service spells it) to ``sqlite``, ``postgres`` or ``mysql``."""
     driver = _DRIVER_ALIASES.get(name.strip().lower())
     if driver is None:
-        supported = "sqlite, postgres"
-        if name.strip().lower() == "mysql":
-            raise ConfigError("DB_DRIVER mysql is not supported yet", hint=f"use {supported}")
+        supported = "sqlite, postgres, mysql"
         raise ConfigError(f"unknown database driver {name!r}", hint=f"use one of: {supported}")
     return driver
 

@@ -28,6 +28,7 @@ class Status:
     detected_state: str | None = None
     adopted_from: dict[str, Any] | None = None
     tokens_without_id: int = 0  # written by a pre-token-id release; setup fills them
+    partly_applied: str | None = None  # MySQL: a revision stopped half-way (DDL is not transactional)
 
     @property
     def up_to_date(self) -> bool:
@@ -47,6 +48,7 @@ class Status:
             "detected_state": self.detected_state,
             "adopted_from": self.adopted_from,
             "tokens_without_id": self.tokens_without_id,
+            "partly_applied": self.partly_applied,
         }
 
 

@@ -44,7 +44,11 @@ from llm_proxy_db.paths import manifest_path, script_location
 from llm_proxy_db.settings import Settings, normalise_postgres_url
 
 READABLE_ID = re.compile(r"\d{4}")
-OFFLINE_URLS = {"sqlite": "sqlite:///offline.db", "postgresql": "postgresql://offline/offline"}
+OFFLINE_URLS = {
+    "sqlite": "sqlite:///offline.db",
+    "postgresql": "postgresql://offline/offline",
+    "mysql": "mysql://offline@localhost/offline",
+}
 
 Stage = Callable[[str], None]
 
@@ -53,6 +57,7 @@ def verify(
     settings: Settings | None = None,
     postgres_url: str | URL | None = None,
     *,
+    mysql_url: str | URL | None = None,
     script_location: os.PathLike[str] | str | None = None,
     progress: Stage | None = None,
 ) -> list[str]:
@@ -60,7 +65,7 @@ def verify(
 
     PostgreSQL is checked on a scratch database created on the server of ``postgres_url``
     (or of ``settings`` when those name PostgreSQL) and dropped afterwards; the database
-    itself is never touched.
+    itself is never touched.  MySQL likewise on the server of ``mysql_url`` (or of ``settings``).
     """
     location = _location(script_location)
     report = progress or (lambda stage: None)
@@ -82,6 +87,10 @@ def verify(
     if server is not None:
         report("postgresql: base -> head -> base -> head")
         problems += check_scratch_postgres(server, location)
+    mysql_server = _mysql_server(settings, mysql_url)
+    if mysql_server is not None:
+        report("mysql: base -> head -> base -> head")
+        problems += check_scratch_mysql(mysql_server, location)
     report("offline SQL")
     return problems + check_offline(location)
 
@@ -251,6 +260,17 @@ def check_scratch_postgres(server: URL, location: Path) -> list[str]:
         return [f"postgresql: {exc.message}"]
 
 
+def check_scratch_mysql(server: URL, location: Path) -> list[str]:
+    """Cycle the chain on a scratch MySQL database created on ``server`` and dropped after."""
+    from llm_proxy_db.dialects import mysql
+
+    try:
+        with mysql.scratch_database(server, "verify") as settings:
+            return check_cycle(settings, location)
+    except LLMProxyDBError as exc:
+        return [f"mysql: {exc.message}"]
+
+
 @contextmanager
 def scratch_postgres(server: URL) -> Iterator[Settings]:
     """Settings for a brand-new database on ``server``, dropped (even if in use) afterwards."""
@@ -318,6 +338,10 @@ def check_offline(location: Path) -> list[str]:
 def _offline_settings(url: str) -> Settings:
     if url.startswith("sqlite"):
         return Settings(driver="sqlite", database_path=Path("offline.db"))
+    if url.startswith("mysql"):
+        from llm_proxy_db.dialects import mysql
+
+        return Settings(driver="mysql", database_url=mysql.parse_database_url(url))
     return Settings(driver="postgres", database_url=normalise_postgres_url(url))
 
 
@@ -326,9 +350,18 @@ def _postgres_server(settings: Settings | None, postgres_url: str | URL | None) 
         if isinstance(postgres_url, URL):
             postgres_url = postgres_url.render_as_string(hide_password=False)
         return normalise_postgres_url(postgres_url)
-    if settings is not None and not settings.is_sqlite:
+    if settings is not None and not settings.is_sqlite and not settings.is_mysql:
         return settings.sqlalchemy_url()
     return None
+
+
+def _mysql_server(settings: Settings | None, mysql_url: str | URL | None) -> URL | None:
+    from llm_proxy_db.dialects import mysql
+
+    if mysql_url is not None:
+        text = mysql_url.render_as_string(hide_password=False) if isinstance(mysql_url, URL) else mysql_url
+        return mysql.parse_database_url(text)
+    return settings.sqlalchemy_url() if settings is not None and settings.is_mysql else None
 
 
 def _location(script_location_arg: os.PathLike[str] | str | None) -> Path:

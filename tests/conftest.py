@@ -1,4 +1,4 @@
-"""Real databases for every test: a SQLite file in a tmp dir, or a fresh PostgreSQL database.
+"""Real databases for every test: a SQLite file in a tmp dir, or a fresh PostgreSQL or MySQL database.
 
 PostgreSQL is found in this order:
 1. ``LLM_PROXY_TEST_POSTGRES_URL`` (any database on the server; ``.ci/run`` points it at the
@@ -6,6 +6,14 @@ PostgreSQL is found in this order:
 2. a throw-away container through testcontainers when a Docker engine answers;
 3. otherwise every PostgreSQL test is skipped, and the run says so loudly.
 Each PostgreSQL test gets its own database, created before and dropped after it.
+
+MySQL/MariaDB is found the same way:
+1. ``LLM_PROXY_TEST_MYSQL_URL`` (a ``mysql://`` URL or the service's DSN form; ``.ci/run`` points
+   it at the local MariaDB), e.g. ``mysql://root@127.0.0.1:3306/test``;
+2. a ``mysql:8.0`` container through testcontainers when Docker answers (MariaDB 11 runs as
+   a service container in the GitHub workflow through the variable);
+3. otherwise every MySQL test is skipped, and the run says so loudly.
+Each MySQL test gets its own database (``llmproxy_test_<random>``), dropped after it.
 """
 
 from __future__ import annotations
@@ -18,12 +26,19 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
+from llm_proxy_db.dialects import mysql as mysql_dialect
 from llm_proxy_db.settings import Settings, normalise_postgres_url
 
 POSTGRES_URL_ENV = "LLM_PROXY_TEST_POSTGRES_URL"
-DIALECTS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
+MYSQL_URL_ENV = "LLM_PROXY_TEST_MYSQL_URL"
+DIALECTS = [
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.postgresql),
+    pytest.param("mysql", marks=pytest.mark.mysql),
+]
 
 _skip_reason: str | None = None
+_mysql_skip_reason: str | None = None
 
 
 def _docker_postgres() -> Iterator[URL | None]:
@@ -85,10 +100,75 @@ def postgres_url(postgres_database_factory: Callable[[], URL]) -> URL:
     return postgres_database_factory()
 
 
+def _docker_mysql() -> Iterator[URL | None]:
+    global _mysql_skip_reason
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env().ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means "no Docker engine here"
+        _mysql_skip_reason = (
+            f"MySQL tests SKIPPED: {MYSQL_URL_ENV} is not set and no Docker engine is "
+            f"reachable for testcontainers ({type(exc).__name__})"
+        )
+        yield None
+        return
+    from testcontainers.mysql import MySqlContainer
+
+    with MySqlContainer("mysql:8.0", username="root", password="test", dbname="test") as container:
+        yield mysql_dialect.parse_database_url(container.get_connection_url().replace("mysql+pymysql", "mysql"))
+
+
+@pytest.fixture(scope="session")
+def mysql_server_url() -> Iterator[URL | None]:
+    """A URL on a MySQL/MariaDB server we may create databases on, or None."""
+    explicit = os.environ.get(MYSQL_URL_ENV)
+    if explicit:
+        yield mysql_dialect.parse_database_url(explicit)
+        return
+    yield from _docker_mysql()
+
+
+@pytest.fixture
+def mysql_database_factory(mysql_server_url: URL | None) -> Iterator[Callable[[], URL]]:
+    """Creates brand-new, empty MySQL databases; all are dropped after the test."""
+    if mysql_server_url is None:
+        pytest.skip(_mysql_skip_reason or "no MySQL server")
+    admin = sa.create_engine(mysql_server_url, poolclass=sa.pool.NullPool)
+    created: list[str] = []
+
+    def create() -> URL:
+        name = f"llmproxy_test_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        created.append(name)
+        return mysql_server_url.set(database=name)
+
+    try:
+        yield create
+    finally:
+        with admin.connect() as conn:
+            for name in created:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.dispose()
+
+
+@pytest.fixture
+def mysql_url(mysql_database_factory: Callable[[], URL]) -> URL:
+    """A URL to a brand-new, empty MySQL database, dropped after the test."""
+    return mysql_database_factory()
+
+
 @pytest.fixture(params=DIALECTS)
 def dialect(request: pytest.FixtureRequest) -> str:
-    """``sqlite`` or ``postgresql``: tests that take it run once per dialect."""
+    """``sqlite``, ``postgresql`` or ``mysql``: tests that take it run once per dialect."""
     return str(request.param)
+
+
+def _server_settings(dialect: str, request: pytest.FixtureRequest) -> Settings:
+    if dialect == "mysql":
+        return Settings(driver="mysql", database_url=request.getfixturevalue("mysql_database_factory")())
+    return Settings(driver="postgres", database_url=request.getfixturevalue("postgres_database_factory")())
 
 
 @pytest.fixture
@@ -96,8 +176,7 @@ def settings(dialect: str, tmp_path, request: pytest.FixtureRequest) -> Settings
     """Settings for an empty database of the current dialect."""
     if dialect == "sqlite":
         return Settings(driver="sqlite", database_path=tmp_path / "data" / "llm-proxy.db")
-    url: URL = request.getfixturevalue("postgres_url")
-    return Settings(driver="postgres", database_url=url)
+    return _server_settings(dialect, request)
 
 
 @pytest.fixture
@@ -107,7 +186,7 @@ def make_settings(dialect: str, tmp_path, request: pytest.FixtureRequest) -> Cal
     def make() -> Settings:
         if dialect == "sqlite":
             return Settings(driver="sqlite", database_path=tmp_path / f"other-{uuid.uuid4().hex[:8]}.db")
-        return Settings(driver="postgres", database_url=request.getfixturevalue("postgres_database_factory")())
+        return _server_settings(dialect, request)
 
     return make
 
@@ -119,7 +198,10 @@ def sqlite_settings(tmp_path) -> Settings:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
-    """Say loudly, at the end of the run, that PostgreSQL was not tested."""
+    """Say loudly, at the end of the run, that PostgreSQL or MySQL was not tested."""
     if _skip_reason:
         terminalreporter.section("PostgreSQL NOT TESTED", sep="!", red=True, bold=True)
         terminalreporter.line(_skip_reason, red=True)
+    if _mysql_skip_reason:
+        terminalreporter.section("MySQL NOT TESTED", sep="!", red=True, bold=True)
+        terminalreporter.line(_mysql_skip_reason, red=True)

@@ -41,6 +41,13 @@ GOOSE_TABLE_SQL = {
   is_applied INTEGER NOT NULL,
   tstamp TIMESTAMP DEFAULT (datetime('now'))
 )""",
+    "mysql": """CREATE TABLE goose_db_version (
+  id serial NOT NULL,
+  version_id bigint NOT NULL,
+  is_applied boolean NOT NULL,
+  tstamp timestamp NULL default now(),
+  PRIMARY KEY(id)
+)""",
     "postgresql": """CREATE TABLE goose_db_version (
   id serial NOT NULL,
   version_id bigint NOT NULL,
@@ -160,9 +167,28 @@ def _pg_shape(steps: list[str], version: int, api_key: bool) -> Legacy:
     )
 
 
+_MYSQL_STATE_OF_GOOSE = {1: "goose-1-api_key", 2: "0003-api_key", 3: "0004-api_key", 4: "0006", 5: "0007"}
+# MySQL 8 turns file 1's inline CHECK into audit_events_chk_1, which file 5's MODIFY COLUMN
+# leaves in place; MariaDB drops it.  The same shape is made on MariaDB by adding it by name.
+MYSQL8_TRAP = "ALTER TABLE audit_events ADD CONSTRAINT audit_events_chk_1 CHECK (outcome IN ('success','failure'))"
+
+
+def mysql_shapes() -> list[Legacy]:
+    """Goose MySQL versions 1..5, and goose-5 as MySQL 8 leaves it (the two-value check kept)."""
+    steps = re.split(r"^-- goose \d+.*$", (FIXTURES / "goose_mysql.sql").read_text(), flags=re.MULTILINE)[1:]
+    shapes = []
+    for version in range(1, 6):
+        sql = [*statements("".join(steps[:version])), GOOSE_TABLE_SQL["mysql"], *_goose_rows(version)]
+        expected = _MYSQL_STATE_OF_GOOSE[version]
+        shapes.append(Legacy(f"goose-{version}", "mysql", tuple(sql), expected, version, version >= 5))
+    trap = (*shapes[-1].statements, MYSQL8_TRAP)
+    shapes.append(Legacy("goose-5-mysql8", "mysql", trap, "goose-5-mysql8", 5, False))
+    return shapes
+
+
 def shapes(dialect: str) -> list[Legacy]:
     """Every field shape of ``dialect``."""
-    return sqlite_shapes() if dialect == "sqlite" else postgresql_shapes()
+    return {"sqlite": sqlite_shapes, "postgresql": postgresql_shapes, "mysql": mysql_shapes}[dialect]()
 
 
 def build(connection: Connection, legacy: Legacy) -> None:
@@ -173,7 +199,8 @@ def build(connection: Connection, legacy: Legacy) -> None:
 
 
 def _drop_index(connection: Connection) -> None:
-    connection.exec_driver_sql("DROP INDEX idx_tokens_expires_at")
+    on = " ON tokens" if connection.dialect.name == "mysql" else ""
+    connection.exec_driver_sql(f"DROP INDEX idx_tokens_expires_at{on}")
 
 
 def _drop_column(connection: Connection) -> None:
@@ -219,12 +246,11 @@ def row_counts(connection: Connection) -> dict[str, int]:
     return counts
 
 
-def params(dialects: tuple[str, ...] = ("sqlite", "postgresql")) -> list[Any]:
-    """Every field shape as a pytest parameter (PostgreSQL ones marked ``postgresql``)."""
+def params(dialects: tuple[str, ...] = ("sqlite", "postgresql", "mysql")) -> list[Any]:
+    """Every field shape as a pytest parameter (server ones marked ``postgresql`` / ``mysql``)."""
+    marks = {"sqlite": [], "postgresql": [pytest.mark.postgresql], "mysql": [pytest.mark.mysql]}
     return [
-        pytest.param(
-            shape, id=shape.id, marks=[pytest.mark.postgresql] if dialect != "sqlite" else []
-        )
+        pytest.param(shape, id=shape.id, marks=marks[dialect])
         for dialect in dialects
         for shape in shapes(dialect)
     ]
@@ -237,7 +263,8 @@ def damaged_params() -> list[Any]:
     pairs = []
     for param in params():
         (shape,) = param.values
-        damages = ["index-missing"] if shape.name.endswith("-api_key") else sorted(DAMAGES)
+        one = shape.name.endswith("-api_key") or shape.dialect == "mysql"  # MySQL: no template copies
+        damages = ["index-missing"] if one else sorted(DAMAGES)
         pairs.extend(
             pytest.param(shape, name, id=f"{shape.id}-{name}", marks=param.marks)
             for name in damages
@@ -249,6 +276,8 @@ def settings_for(dialect: str, tmp_path: Path, request: pytest.FixtureRequest) -
     """Settings for a new empty database of ``dialect`` (PostgreSQL: dropped after the test)."""
     if dialect == "sqlite":
         return Settings(driver="sqlite", database_path=tmp_path / "data" / "llm-proxy.db")
+    if dialect == "mysql":
+        return Settings(driver="mysql", database_url=request.getfixturevalue("mysql_url"))
     return Settings(driver="postgres", database_url=request.getfixturevalue("postgres_url"))
 
 
@@ -273,8 +302,8 @@ def prepare(
     seeded template per shape and session: copying is ten times faster than the DDL and
     the rows.  Each test still gets its own database, dropped after it.
     """
-    if legacy.dialect == "sqlite":
-        settings = settings_for("sqlite", tmp_path, request)
+    if legacy.dialect in ("sqlite", "mysql"):  # MySQL has no template databases: built each time
+        settings = settings_for(legacy.dialect, tmp_path, request)
         return settings, create(settings, legacy, damaged)
     settings = _postgres_copy(legacy, request)
     return settings, _damage(settings, damaged)

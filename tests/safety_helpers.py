@@ -79,7 +79,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         env.update(DB_DRIVER="sqlite", DATABASE_PATH=str(settings.database_path))
     else:
         url = settings.sqlalchemy_url().render_as_string(hide_password=False)
-        env.update(DB_DRIVER="postgres", DATABASE_URL=url)
+        env.update(DB_DRIVER=settings.driver, DATABASE_URL=url)
     env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
     return env
 
@@ -103,5 +103,11 @@ def pg_client_problem(settings: Settings) -> str | None:
 
 def skip_without_pg_client(settings: Settings) -> None:
     """Skip a PostgreSQL test that needs pg_dump / pg_restore when they cannot work here."""
+    if settings.is_mysql:
+        from llm_proxy_db.dialects.mysql import dump_client
+
+        if dump_client() is None:
+            pytest.skip("neither mariadb-dump nor mysqldump is installed")
+        return
     if not settings.is_sqlite and (problem := pg_client_problem(settings)):
         pytest.skip(problem)

@@ -41,8 +41,23 @@ def _describe_table(inspector: Any, table: str) -> dict[str, Any]:
         "indexes": sorted(
             (ix["name"], tuple(ix["column_names"]), bool(ix["unique"])) for ix in inspector.get_indexes(table)
         ),
-        "checks": sorted(re.sub(r"\s+", "", c["sqltext"]) for c in inspector.get_check_constraints(table)),
+        "checks": sorted(re.sub(r"\s+", "", c["sqltext"]) for c in _checks(inspector, table)),
     }
+
+
+def _checks(inspector: Any, table: str) -> list[dict[str, Any]]:
+    """CHECKs as the database reports them; on MySQL from information_schema (column-level too)."""
+    if inspector.dialect.name == "mysql":
+        from llm_proxy_db.dialects.mysql_ddl import check_constraints
+
+        return check_constraints(inspector.bind, table)
+    return list(inspector.get_check_constraints(table))
+
+
+def sql_statements(script: str) -> list[str]:
+    """The statements of a plain SQL script (``--`` comments dropped, split on ``;``)."""
+    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
+    return [statement.strip() for statement in "\n".join(lines).split(";") if statement.strip()]
 
 
 def _default(value: str | None) -> str | None:

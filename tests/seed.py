@@ -51,6 +51,15 @@ def seed(
     connection.commit()
 
 
+def is_check_violation(error: sa.exc.DBAPIError) -> bool:
+    """A CHECK constraint refused a row: IntegrityError on SQLite and PostgreSQL; MariaDB's
+    error 4025 and MySQL 8's 3819 come as PyMySQL's OperationalError."""
+    if isinstance(error, sa.exc.IntegrityError):
+        return True
+    code = getattr(error.orig, "args", (None,))[0]
+    return code in (3819, 4025)
+
+
 def snapshot(connection: Connection, exclude: dict[str, set[str]] | None = None) -> dict[str, list[tuple]]:
     """Every row of our tables, keyed by primary business key, columns sorted by name."""
     exclude = exclude or {}

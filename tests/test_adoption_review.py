@@ -9,12 +9,19 @@ from llm_proxy_db import adoption, commands, render, revisions
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import SchemaMismatchError
 from tests import legacy
+from tests.mysql_helpers import NOT_YET
 
 # L1 on SQLite, goose 2 (state 0003) on PostgreSQL: shapes with the audit log.
 AUDITED = {"sqlite": ("L1", "0002"), "postgresql": ("goose-2", "0003")}
 
 
+MYSQL_SKIP = NOT_YET.format(what="these review cases' named shapes per dialect (MySQL goose shapes are "
+                            "covered by test_adoption.py and test_mysql_adoption.py)")
+
+
 def _audited(dialect: str, tmp_path, request) -> tuple[legacy.Legacy, str]:
+    if dialect == "mysql":
+        pytest.skip(MYSQL_SKIP)
     name, state = AUDITED[dialect]
     shape = next(s for s in legacy.shapes(dialect) if s.name == name)
     return shape, state
@@ -88,6 +95,8 @@ HEAD_SHAPED = {"sqlite": "head-unversioned", "postgresql": "goose-6"}
 
 
 def _shape(dialect: str, name: str) -> legacy.Legacy:
+    if dialect == "mysql":
+        pytest.skip(MYSQL_SKIP)
     return next(shape for shape in legacy.shapes(dialect) if shape.name == name)
 
 
@@ -95,6 +104,8 @@ def test_status_of_an_unversioned_database_lists_what_setup_would_run(
     dialect, tmp_path, request
 ) -> None:
     """Pending starts after the detected state, in the text and the JSON."""
+    if dialect == "mysql":
+        pytest.skip(MYSQL_SKIP)
     name, stamp = OLDER[dialect]
     settings, _ = legacy.prepare(_shape(dialect, name), tmp_path, request)
     status = commands.status(settings)
@@ -109,6 +120,8 @@ def test_setup_of_a_head_shaped_unversioned_database_says_it_adopted(
     dialect, tmp_path, request
 ) -> None:
     """Nothing to run after the stamp, yet the database changed: the result says so."""
+    if dialect == "mysql":
+        pytest.skip(MYSQL_SKIP)
     settings, _ = legacy.prepare(_shape(dialect, HEAD_SHAPED[dialect]), tmp_path, request)
     status = commands.status(settings)
     assert status.pending == [] and not status.up_to_date
@@ -125,6 +138,8 @@ def test_setup_of_a_head_shaped_unversioned_database_says_it_adopted(
 
 def test_migrating_down_to_base_forgets_the_adoption(dialect, tmp_path, request) -> None:
     """After down to base and a fresh setup, status shows no stale adoption record."""
+    if dialect == "mysql":
+        pytest.skip(MYSQL_SKIP)
     name, _ = OLDER[dialect]
     settings, _ = legacy.prepare(_shape(dialect, name), tmp_path, request)
     commands.setup(settings)

@@ -15,7 +15,7 @@ def alembic(settings, *args: str) -> subprocess.CompletedProcess[str]:
     if settings.is_sqlite:
         env["DATABASE_PATH"] = str(settings.database_path)
     else:
-        env["DB_DRIVER"] = "postgres"
+        env["DB_DRIVER"] = settings.driver
         env["DATABASE_URL"] = settings.sqlalchemy_url().render_as_string(hide_password=False)
     command = [sys.executable, "-m", "alembic", *args]
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)

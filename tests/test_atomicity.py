@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from llm_proxy_db import commands, executor, revisions
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import MigrationError, SchemaMismatchError
+from tests.mysql_helpers import NOT_TRANSACTIONAL, skip_on_mysql
 from tests.schema_description import describe
 from tests.seed import seed, snapshot
 
@@ -17,6 +18,7 @@ FAILING = str(Path(__file__).parent / "fixtures" / "failing_versions")
 
 
 def test_failed_revision_rolls_back_a_rebuild_entirely(settings):
+    skip_on_mysql(settings, NOT_TRANSACTIONAL)
     commands.upgrade(settings)
     with connect(settings) as connection:
         seed(connection)

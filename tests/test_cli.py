@@ -19,7 +19,7 @@ def db_options(settings) -> list[str]:
     """The global options that point the CLI at the test database."""
     if settings.is_sqlite:
         return ["--database-path", str(settings.database_path)]
-    return ["--db-driver", "postgres", "--database-url", settings.sqlalchemy_url().render_as_string(False)]
+    return ["--db-driver", settings.driver, "--database-url", settings.sqlalchemy_url().render_as_string(False)]
 
 
 def invoke(settings, *args: str):

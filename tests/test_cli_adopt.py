@@ -22,7 +22,7 @@ def invoke(settings, *args: str):
     if settings.is_sqlite:
         options = ["--database-path", str(settings.database_path)]
     else:
-        options = ["--db-driver", "postgres", "--database-url", settings.sqlalchemy_url().render_as_string(False)]
+        options = ["--db-driver", settings.driver, "--database-url", settings.sqlalchemy_url().render_as_string(False)]
     return runner.invoke(app, [*options, *args], env={"LLM_PROXY_DEBUG": ""})
 
 

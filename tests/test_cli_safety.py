@@ -30,7 +30,7 @@ def cli(settings: Settings, *args: str, env: dict[str, str] | None = None):
         target = ["--database-path", str(settings.database_path)]
     else:
         url = settings.sqlalchemy_url().render_as_string(hide_password=False)
-        target = ["--db-driver", "postgres", "--database-url", url]
+        target = ["--db-driver", settings.driver, "--database-url", url]
     return runner.invoke(app, [*target, *args], env=env)
 
 

@@ -33,6 +33,11 @@ def test_verify_passes_on_the_real_chain(dialect: str, request: pytest.FixtureRe
         if server is None:
             pytest.skip("no PostgreSQL server")
         args += ["--postgres-url", server.render_as_string(hide_password=False)]
+    if dialect == "mysql":
+        server = request.getfixturevalue("mysql_server_url")
+        if server is None:
+            pytest.skip("no MySQL server")
+        args += ["--mysql-url", server.render_as_string(hide_password=False)]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert result.stdout == "OK the revision chain is sound\n"

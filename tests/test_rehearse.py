@@ -16,6 +16,7 @@ from llm_proxy_db.errors import ConfigError, SchemaMismatchError
 from llm_proxy_db.render import render_rehearsal
 from llm_proxy_db.settings import Settings
 from tests import legacy
+from tests.mysql_helpers import NOT_YET
 from tests.safety_helpers import FAILING, HEAD, revision_of, seed, skip_without_pg_client
 
 
@@ -32,8 +33,9 @@ def fingerprint(settings: Settings) -> object:
 def scratch_databases(settings: Settings) -> list[str]:
     if settings.is_sqlite:
         return [p.name for p in settings.database_path.parent.glob("*rehearsal*")]
+    query = "SHOW DATABASES" if settings.is_mysql else "SELECT datname FROM pg_database"
     with connect(settings) as conn:
-        names = conn.exec_driver_sql("SELECT datname FROM pg_database").scalars()
+        names = conn.exec_driver_sql(query).scalars()
         return [name for name in names if "_rehearsal_" in name]
 
 
@@ -93,6 +95,9 @@ UNVERSIONED = {"sqlite": ("L1", "0002"), "postgresql": ("goose-3", "0004")}
 
 
 def _unversioned(dialect: str, tmp_path: Path, request, damaged: str | None = None) -> Settings:
+    if dialect == "mysql":
+        pytest.skip(NOT_YET.format(what="rehearsal of an unversioned MySQL database (the rehearsal itself "
+                                   "runs on MySQL: see the other tests here)"))
     name, _ = UNVERSIONED[dialect]
     shape = next(s for s in legacy.shapes(dialect) if s.name == name)
     settings, _ = legacy.prepare(shape, tmp_path, request, damaged)

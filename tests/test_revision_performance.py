@@ -18,6 +18,7 @@ from llm_proxy_db.environment import lock_timeout
 from llm_proxy_db.errors import ConfigError, MigrationError
 from llm_proxy_db.revision_helpers import replace_check_in
 from llm_proxy_db.settings import Settings
+from tests.seed import is_check_violation
 
 EVENT = (
     "INSERT INTO audit_events (id, timestamp, action, actor, outcome) "
@@ -34,8 +35,10 @@ def _insert_event(settings: Settings, event_id: str, outcome: str) -> None:
 def _rejects(settings: Settings, outcome: str) -> bool:
     try:
         _insert_event(settings, f"x-{outcome}", outcome)
-    except sa.exc.IntegrityError:
-        return True
+    except sa.exc.DBAPIError as error:
+        if is_check_violation(error):
+            return True
+        raise
     return False
 
 

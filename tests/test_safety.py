@@ -31,6 +31,7 @@ from llm_proxy_db.executor import run
 from llm_proxy_db.guard import guarded_run
 from llm_proxy_db.settings import Settings
 from llm_proxy_db.startup import auto_migrate_enabled, auto_upgrade
+from tests.mysql_helpers import NOT_TRANSACTIONAL, skip_on_mysql
 from tests.safety_helpers import (
     FAILING,
     HEAD,
@@ -131,6 +132,7 @@ commands.upgrade(resolve_settings(), version_locations=[sys.argv[1]])
 def test_sigkill_in_the_middle_of_a_revision_then_rerun(settings: Settings, tmp_path: Path) -> None:
     """Killed in the middle of an audit_events rebuild: the last good revision, every row, a free
     lock; the rerun finishes the job."""
+    skip_on_mysql(settings, NOT_TRANSACTIONAL)
     commands.upgrade(settings, no_backup=True)
     seed(settings, events=400)
     before = rows(settings)
@@ -179,14 +181,17 @@ def test_a_held_lock_times_out_with_a_clear_message(settings: Settings) -> None:
 def test_a_waiter_proceeds_when_the_lock_is_released(settings: Settings) -> None:
     """Within the timeout, the waiter takes the lock and finds the work still to do."""
     held = threading.Event()
-    holder = threading.Thread(target=_hold_lock, args=(settings, 0.5, held))
+    # MySQL: a process's first run derives the known states on a scratch database (seconds)
+    # before it asks for the lock; hold it long enough for the waiter to arrive.
+    holder = threading.Thread(target=_hold_lock, args=(settings, 6.0 if settings.is_mysql else 0.5, held))
     holder.start()
     held.wait(5)
     events: list = []
-    result = commands.upgrade(settings, lock_timeout=10, progress=events.append)
+    result = commands.upgrade(settings, lock_timeout=20, progress=events.append)
     holder.join()
     kinds = [e.kind for e in events]
-    assert kinds[:2] == ["lock_wait", "lock_acquired"]
+    waits = kinds[: kinds.index("lock_acquired")]  # one report per 5 s of waiting
+    assert waits and set(waits) == {"lock_wait"}, kinds
     assert result.after == HEAD and result.lock_wait > 0.1
 
 
@@ -208,6 +213,7 @@ def test_bad_lock_timeout_is_a_config_error(raw: str) -> None:
 def test_a_failing_revision_is_rolled_back_entirely(at_head: Settings, tmp_path: Path) -> None:
     """Half-way through a batch rebuild is still all-or-nothing; the error names everything."""
     settings = at_head
+    skip_on_mysql(settings, NOT_TRANSACTIONAL)
     before_rows, before_projects = rows(settings), columns(settings, "projects")
     before_tables = tables(settings)
     with pytest.raises(MigrationError) as caught:

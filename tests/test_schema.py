@@ -8,7 +8,7 @@ from alembic import command
 from llm_proxy_db import commands
 from llm_proxy_db.alembic_config import make_config
 from llm_proxy_db.database import connect
-from tests.schema_description import describe
+from tests.schema_description import describe, sql_statements
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -21,6 +21,9 @@ def test_head_matches_the_reference_ddl(settings, dialect, make_settings):
         ddl = (FIXTURES / f"head_{dialect}.sql").read_text()
         if dialect == "sqlite":
             connection.connection.driver_connection.executescript(ddl)
+        elif dialect == "mysql":  # one statement per call (no multi-statements in PyMySQL)
+            for statement in sql_statements(ddl):
+                connection.exec_driver_sql(statement)
         else:
             connection.exec_driver_sql(ddl)
             connection.commit()

@@ -54,7 +54,7 @@ def test_query_parameters_are_kept():
     ("env", "fragment"),
     [
         ({"DB_DRIVER": "oracle"}, "unknown database driver 'oracle'"),
-        ({"DB_DRIVER": "mysql"}, "mysql is not supported"),
+        ({"DB_DRIVER": "mysql"}, "DB_DRIVER is mysql but no database URL is set"),
         ({"DB_DRIVER": "postgres"}, "no database URL"),
         ({"DB_DRIVER": "postgres", "DATABASE_URL": "mysql://u@h/db"}, "unsupported URL scheme"),
         ({"DB_DRIVER": "postgres", "DATABASE_URL": "postgres://u@h"}, "names no database"),

@@ -33,19 +33,24 @@ def chain(tmp_path: Path) -> Path:
 
 
 def _server(dialect: str, request: pytest.FixtureRequest) -> URL | None:
-    """The PostgreSQL server for a ``postgresql`` run (skips when there is none)."""
-    if dialect != "postgresql":
+    """The server for a ``postgresql`` or ``mysql`` run (skips when there is none)."""
+    if dialect == "sqlite":
         return None
-    server: URL | None = request.getfixturevalue("postgres_server_url")
+    server: URL | None = request.getfixturevalue(f"{'postgres' if dialect == 'postgresql' else 'mysql'}_server_url")
     if server is None:
-        pytest.skip("no PostgreSQL server")
+        pytest.skip(f"no {dialect} server")
     return server
+
+
+def _servers(dialect: str, request: pytest.FixtureRequest) -> dict[str, URL | None]:
+    """``verify``'s keyword for the dialect's server."""
+    return {"mysql_url" if dialect == "mysql" else "postgres_url": _server(dialect, request)}
 
 
 def test_the_real_chain_is_sound(dialect: str, request: pytest.FixtureRequest) -> None:
     """What CI runs: the shipped revisions pass every check, on SQLite and PostgreSQL."""
     stages: list[str] = []
-    assert verify.verify(postgres_url=_server(dialect, request), progress=stages.append) == []
+    assert verify.verify(**_servers(dialect, request), progress=stages.append) == []
     assert stages[0] == "revision chain" and stages[-1] == "offline SQL"
     assert any(stage.startswith(dialect) for stage in stages)
 
@@ -125,9 +130,9 @@ def test_drift_between_revisions_and_head_metadata_is_refused(
     """A chain that leaves out an index is caught even though every step succeeds."""
     add_revision(chain, "0008", "0007", upgrade=DROP_INDEX, downgrade=CREATE_INDEX)
     verify.update_manifest(chain)
-    problems = verify.verify(postgres_url=_server(dialect, request), script_location=chain)
+    problems = verify.verify(**_servers(dialect, request), script_location=chain)
     assert f"{dialect}: at head, index idx_projects_name (name) on projects is missing" in problems
-    assert len(problems) == (2 if dialect == "postgresql" else 1), problems
+    assert len(problems) == (1 if dialect == "sqlite" else 2), problems
 
 
 def test_ids_must_be_readable_and_match_file_names(chain: Path) -> None:
@@ -174,6 +179,7 @@ def test_a_revision_that_cannot_render_offline_is_refused(chain: Path) -> None:
     assert verify.verify(script_location=chain) == [
         "sqlite: offline SQL (--sql) does not render: needs a live database",
         "postgresql: offline SQL (--sql) does not render: needs a live database",
+        "mysql: offline SQL (--sql) does not render: needs a live database",
     ]
 
 

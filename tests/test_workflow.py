@@ -46,6 +46,9 @@ def _promised_matrix() -> dict[str, tuple[set[str], set[str]]]:
     }
 
 
+_MYSQL_NAMES = {"mysql:8.0": "MySQL 8.0", "mariadb:11": "MariaDB 11"}
+
+
 def _runs(job: dict[str, Any]) -> str:
     return "\n".join(str(step.get("run", "")) for step in job["steps"])
 
@@ -58,7 +61,7 @@ def test_the_workflow_runs_on_push_and_pull_request() -> None:
 
 
 def test_every_promised_job_and_matrix_entry_is_there() -> None:
-    """Python 3.10-3.13 against SQLite and PostgreSQL 14 and 17, no more, no less."""
+    """Python 3.10-3.13 against SQLite, PostgreSQL 14 and 17, MySQL 8.0 and MariaDB 11, no more, no less."""
     jobs = _workflow()["jobs"]
     promised = _promised_matrix()
     assert set(jobs) == set(promised)
@@ -66,17 +69,22 @@ def test_every_promised_job_and_matrix_entry_is_there() -> None:
         matrix = jobs[name]["strategy"]["matrix"]
         assert set(matrix["python-version"]) == pythons, name
         postgres = {f"PostgreSQL {v}" for v in matrix.get("postgres-version", [])}
-        assert postgres == (databases - {"SQLite"}), name
+        mysql = {_MYSQL_NAMES[image] for image in matrix.get("mysql-image", [])}
+        assert postgres | mysql == (databases - {"SQLite"}), name
         services = jobs[name].get("services", {})
         if postgres:
             image = services["postgres"]["image"]
             assert image == "postgres:${{ matrix.postgres-version }}"
+        elif mysql:
+            assert services["mysql"]["image"] == "${{ matrix.mysql-image }}"
         else:
             assert not services, f"{name} promises SQLite only"
     assert set().union(*(dbs for _, dbs in promised.values())) == {
         "SQLite",
         "PostgreSQL 14",
         "PostgreSQL 17",
+        "MySQL 8.0",
+        "MariaDB 11",
     }
     assert set().union(*(py for py, _ in promised.values())) == {"3.10", "3.11", "3.12", "3.13"}
 
@@ -102,7 +110,16 @@ def test_postgresql_entries_test_and_verify_against_the_service() -> None:
     assert 'migrate verify --postgres-url "$LLM_PROXY_TEST_POSTGRES_URL"' in _runs(job)
     sqlite_run = _runs(_workflow()["jobs"]["sqlite"])
     assert "LLM_PROXY_TEST_POSTGRES_URL" not in sqlite_run
-    assert '-m "not postgresql"' in sqlite_run
+    assert '-m "not postgresql and not mysql"' in sqlite_run
+
+
+def test_mysql_entries_test_against_the_service() -> None:
+    """The MySQL job's suite reaches its service container through LLM_PROXY_TEST_MYSQL_URL."""
+    job = _workflow()["jobs"]["mysql"]
+    assert job["env"]["LLM_PROXY_TEST_MYSQL_URL"] == "mysql://root:test@127.0.0.1:3306/test"
+    assert "3306:3306" in job["services"]["mysql"]["ports"]
+    assert '-m "not postgresql"' in _runs(job)
+    assert '-m "not mysql"' in _runs(_workflow()["jobs"]["postgresql"])
 
 
 def test_actions_are_pinned_to_a_major_version() -> None:

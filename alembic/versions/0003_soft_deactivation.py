@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from alembic import op
 from llm_proxy_db import pg_online
-from llm_proxy_db.revision_helpers import add_column_if_missing, is_sqlite
+from llm_proxy_db.revision_helpers import add_column_if_missing, drop_column_if_present, is_postgresql, timestamp_type
 
 revision = "0003"
 down_revision = "0002"
@@ -40,7 +39,7 @@ PG_COLUMNS = {
 
 
 def upgrade() -> None:
-    if not is_sqlite() and not pg_online.in_external_transaction():
+    if is_postgresql() and not pg_online.in_external_transaction():
         with pg_online.online_block():
             for column, statement in PG_COLUMNS.items():
                 pg_online.run(statement, f"add {column}")
@@ -49,12 +48,13 @@ def upgrade() -> None:
     add_column_if_missing(
         "projects", sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true())
     )
-    add_column_if_missing("projects", sa.Column("deactivated_at", sa.DateTime))
-    add_column_if_missing("tokens", sa.Column("deactivated_at", sa.DateTime))
+    add_column_if_missing("projects", sa.Column("deactivated_at", timestamp_type()))
+    add_column_if_missing("tokens", sa.Column("deactivated_at", timestamp_type()))
 
 
 def downgrade() -> None:
     # None of these columns is indexed or constrained, so SQLite drops them in place.
-    op.drop_column("tokens", "deactivated_at")
-    op.drop_column("projects", "deactivated_at")
-    op.drop_column("projects", "is_active")
+    # (On MySQL each drop commits by itself: a rerun skips the columns already gone.)
+    drop_column_if_present("tokens", "deactivated_at")
+    drop_column_if_present("projects", "deactivated_at")
+    drop_column_if_present("projects", "is_active")

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from alembic import op
-from llm_proxy_db.revision_helpers import add_column_if_missing
+from llm_proxy_db.revision_helpers import add_column_if_missing, drop_column_if_present
 
 revision = "0004"
 down_revision = "0003"
@@ -26,4 +25,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_column("tokens", "cache_hit_count")
+    drop_column_if_present("tokens", "cache_hit_count")

@@ -33,9 +33,11 @@ from sqlalchemy.dialects import postgresql
 
 from alembic import op
 from llm_proxy_db import pg_online
+from llm_proxy_db.dialects.mysql_ddl import Step, has_column, has_index, is_nullable, primary_key, run_steps
 from llm_proxy_db.revision_helpers import (
     SQLITE_UUID4_SQL,
     copy_sqlite_table,
+    is_mysql,
     is_offline,
     is_sqlite,
     rebuild_sqlite_table,
@@ -55,6 +57,9 @@ def upgrade() -> None:
         return
     if is_sqlite():
         copy_sqlite_table(_sqlite_tokens(with_id=True), computed={"id": SQLITE_UUID4_SQL})
+        return
+    if is_mysql():
+        run_steps(mysql_upgrade_steps(), None if is_offline() else op.get_bind())
         return
     if pg_online.in_external_transaction():
         _pg_upgrade_in_one_transaction()
@@ -152,11 +157,69 @@ def downgrade() -> None:
     if is_sqlite():  # the operator's own columns, indexes, triggers, views are kept
         rebuild_sqlite_table(_sqlite_tokens(with_id=False), drops=("id", "idx_tokens_token"))
         return
+    if is_mysql():
+        run_steps(_mysql_downgrade_steps(), None if is_offline() else op.get_bind())
+        return
     op.drop_index("idx_tokens_token", table_name="tokens")
     op.drop_constraint("tokens_token_unique", "tokens", type_="unique")
     op.drop_constraint(_pg_primary_key_name(), "tokens", type_="primary")
     op.create_primary_key("tokens_pkey", "tokens", ["token"])
     op.drop_column("tokens", "id")
+
+
+def mysql_upgrade_steps() -> list[Step]:
+    """MySQL, as the service's MySQL file 4 (``CHAR(36)`` filled with ``UUID()``), resumable.
+
+    ``token`` gets its UNIQUE constraint before it stops being the primary key, so it is
+    never without one; the key moves in one statement.
+    """
+    return [
+        Step(
+            "add column tokens.id CHAR(36)",
+            lambda c: has_column(c, "tokens", "id"),
+            lambda: op.add_column("tokens", sa.Column("id", sa.CHAR(36), nullable=True)),
+        ),
+        Step(
+            "fill tokens.id with UUID() and make it NOT NULL",
+            lambda c: has_column(c, "tokens", "id") and not is_nullable(c, "tokens", "id"),
+            _fill_and_require_id,
+        ),
+        Step(
+            "add constraint tokens_token_unique UNIQUE (token)",
+            lambda c: has_index(c, "tokens", "tokens_token_unique"),
+            lambda: op.create_unique_constraint("tokens_token_unique", "tokens", ["token"]),
+        ),
+        Step(
+            "move the primary key from token to id",
+            lambda c: primary_key(c, "tokens") == ["id"],
+            lambda: op.execute("ALTER TABLE tokens DROP PRIMARY KEY, ADD PRIMARY KEY (id)"),
+        ),
+    ]
+
+
+def _fill_and_require_id() -> None:
+    op.execute("UPDATE tokens SET id = UUID() WHERE id IS NULL")
+    op.alter_column("tokens", "id", existing_type=sa.CHAR(36), nullable=False)
+
+
+def _mysql_downgrade_steps() -> list[Step]:
+    return [
+        Step(
+            "move the primary key back from id to token",
+            lambda c: primary_key(c, "tokens") == ["token"],
+            lambda: op.execute("ALTER TABLE tokens DROP PRIMARY KEY, ADD PRIMARY KEY (token)"),
+        ),
+        Step(
+            "drop constraint tokens_token_unique",
+            lambda c: not has_index(c, "tokens", "tokens_token_unique"),
+            lambda: op.drop_constraint("tokens_token_unique", "tokens", type_="unique"),
+        ),
+        Step(
+            "drop column tokens.id",
+            lambda c: not has_column(c, "tokens", "id"),
+            lambda: op.drop_column("tokens", "id"),
+        ),
+    ]
 
 
 def _pg_primary_key_name() -> str:

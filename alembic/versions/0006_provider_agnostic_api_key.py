@@ -11,6 +11,8 @@ Create Date: 2025-11-20
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from alembic import op
 from llm_proxy_db.revision_helpers import has_column, is_offline
 
@@ -22,8 +24,13 @@ depends_on = None
 
 def upgrade() -> None:
     if is_offline() or (has_column("projects", "openai_api_key") and not has_column("projects", "api_key")):
-        op.alter_column("projects", "openai_api_key", new_column_name="api_key")
+        _rename("openai_api_key", "api_key")
 
 
 def downgrade() -> None:
-    op.alter_column("projects", "api_key", new_column_name="openai_api_key")
+    _rename("api_key", "openai_api_key")
+
+
+def _rename(old: str, new: str) -> None:
+    # MySQL renames with CHANGE COLUMN, which restates the column's type and nullability.
+    op.alter_column("projects", old, new_column_name=new, existing_type=sa.Text, existing_nullable=False)

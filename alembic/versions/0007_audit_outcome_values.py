@@ -29,7 +29,10 @@ import sqlalchemy as sa
 
 from alembic import op
 from llm_proxy_db import pg_online
+from llm_proxy_db.dialects.mysql_ddl import Step, check_constraints, run_steps
+from llm_proxy_db.fingerprint import normalise_check
 from llm_proxy_db.revision_helpers import (
+    is_mysql,
     is_offline,
     is_sqlite,
     rebuild_sqlite_table,
@@ -57,11 +60,93 @@ INDEXES = {
 
 
 def upgrade() -> None:
+    if is_mysql():
+        run_steps(mysql_upgrade_steps(), None if is_offline() else op.get_bind())
+        return
     _replace_check(NEW_VALUES, validate_after_commit=True)
 
 
 def downgrade() -> None:
+    if is_mysql():
+        _refuse_new_outcomes()
+        run_steps(_mysql_downgrade_steps(), None if is_offline() else op.get_bind())
+        return
     _replace_check(OLD_VALUES, validate_after_commit=False)
+
+
+# MySQL.  The old CHECK is the service's inline one: a column constraint named ``outcome`` on
+# MariaDB, ``audit_events_chk_1`` on MySQL 8 (where the service's own goose file 5 leaves it
+# beside the new one).  The wider named CHECK is added first, then every other CHECK on
+# outcome is dropped, so a stop between the two leaves a database that accepts what 0006
+# accepted and that a rerun finishes.
+
+
+def mysql_upgrade_steps() -> list[Step]:
+    """The upgrade on MySQL: add the four-value named CHECK, then drop the old one(s)."""
+    return [
+        Step(f"add constraint {CHECK_NAME} (four values)", lambda c: _named_check_is(c, NEW_VALUES), _add_named_check),
+        Step("drop the old two-value CHECK on outcome", lambda c: not _other_checks(c), _drop_other_checks),
+    ]
+
+
+def _mysql_downgrade_steps() -> list[Step]:
+    return [
+        Step(
+            "restore the inline two-value CHECK on outcome",
+            lambda c: bool(_other_checks(c)),
+            lambda: op.execute(f"ALTER TABLE audit_events MODIFY COLUMN outcome VARCHAR(20) NOT NULL "
+                               f"CHECK ({_check_sql(OLD_VALUES)})"),
+        ),
+        Step(
+            f"drop constraint {CHECK_NAME}",
+            lambda c: not any(check["name"] == CHECK_NAME for check in check_constraints(c, "audit_events")),
+            lambda: op.drop_constraint(CHECK_NAME, "audit_events", type_="check"),
+        ),
+    ]
+
+
+def _named_check_is(connection: sa.engine.Connection, values: tuple[str, ...]) -> bool:
+    wanted = normalise_check(_check_sql(values))
+    return any(
+        check["name"] == CHECK_NAME and normalise_check(check["sqltext"]) == wanted
+        for check in check_constraints(connection, "audit_events")
+    )
+
+
+def _add_named_check() -> None:
+    if not is_offline() and any(c["name"] == CHECK_NAME for c in check_constraints(op.get_bind(), "audit_events")):
+        op.drop_constraint(CHECK_NAME, "audit_events", type_="check")
+    op.create_check_constraint(CHECK_NAME, "audit_events", _check_sql(NEW_VALUES))
+
+
+def _other_checks(connection: sa.engine.Connection) -> list[str]:
+    """Names of the CHECKs on outcome other than ours (the service's inline one)."""
+    return [
+        check["name"]
+        for check in check_constraints(connection, "audit_events")
+        if check["name"] != CHECK_NAME and "outcome" in check["sqltext"].lower()
+    ]
+
+
+def _drop_other_checks() -> None:
+    if is_offline():  # MariaDB drops its column constraint with MODIFY COLUMN; MySQL 8 needs the name
+        op.execute("ALTER TABLE audit_events MODIFY COLUMN outcome VARCHAR(20) NOT NULL")
+        op.execute("-- MySQL 8 only: ALTER TABLE audit_events DROP CONSTRAINT audit_events_chk_1")
+        return
+    for name in _other_checks(op.get_bind()):
+        if name == "outcome":  # MariaDB's column constraint: only MODIFY COLUMN drops it
+            op.execute("ALTER TABLE audit_events MODIFY COLUMN outcome VARCHAR(20) NOT NULL")
+        else:
+            op.execute(f"ALTER TABLE audit_events DROP CONSTRAINT `{name}`")
+
+
+def _refuse_new_outcomes() -> None:
+    """Before any DDL on MySQL, where a refusal after a change could not roll it back."""
+    refuse_if_rows(
+        "audit_events",
+        "outcome NOT IN ('success', 'failure')",
+        "have an outcome (denied, error) that revision 0006 does not allow",
+    )
 
 
 def _replace_check(values: tuple[str, ...], *, validate_after_commit: bool) -> None:

@@ -1,0 +1,136 @@
+"""Resumable revisions on MySQL, where every DDL statement commits on its own.
+
+A MySQL revision cannot roll back: killed or failing half-way, it leaves its earlier
+statements applied while ``alembic_version`` still names the previous revision.  So each
+MySQL branch of a revision is a list of :class:`Step`, each with a check that says whether
+its effect is already there (column exists? index exists? constraint exists?).  A rerun
+skips what is done and finishes the job; ``status`` counts the steps already done to say
+where a database stands ("0005 partly applied: steps 1-3 of 5 done").  Offline (``--sql``)
+every step is rendered.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+
+@dataclass(frozen=True)
+class Step:
+    """One statement of a MySQL revision: what it does, whether it is done, how to do it."""
+
+    description: str
+    done: Callable[[Connection], bool]
+    run: Callable[[], None]
+
+
+def run_steps(steps: Sequence[Step], connection: Connection | None) -> None:
+    """Run every step whose effect is not there yet (all of them offline, ``connection`` None)."""
+    for step in steps:
+        if connection is None or not step.done(connection):
+            step.run()
+
+
+def steps_done(steps: Sequence[Step], connection: Connection) -> int:
+    """How many steps, from the first, have their effect in the database already."""
+    count = 0
+    for step in steps:
+        if not step.done(connection):
+            break
+        count += 1
+    return count
+
+
+def has_table(connection: Connection, table: str) -> bool:
+    """Whether ``table`` exists."""
+    return bool(sa.inspect(connection).has_table(table))
+
+
+def has_column(connection: Connection, table: str, column: str) -> bool:
+    """Whether ``table.column`` exists (False when the table does not)."""
+    return _scalar(
+        connection,
+        "SELECT count(*) FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND COLUMN_NAME = %s",
+        (table, column),
+    ) > 0
+
+
+def is_nullable(connection: Connection, table: str, column: str) -> bool:
+    """Whether ``table.column`` accepts NULL (False when it does not exist)."""
+    return _scalar(
+        connection,
+        "SELECT count(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+        "AND TABLE_NAME = %s AND COLUMN_NAME = %s AND IS_NULLABLE = 'YES'",
+        (table, column),
+    ) > 0
+
+
+def has_index(connection: Connection, table: str, name: str) -> bool:
+    """Whether ``table`` has an index (or unique constraint, or ``PRIMARY``) called ``name``."""
+    return _scalar(
+        connection,
+        "SELECT count(*) FROM information_schema.STATISTICS "
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND INDEX_NAME = %s",
+        (table, name),
+    ) > 0
+
+
+def primary_key(connection: Connection, table: str) -> list[str]:
+    """The columns of ``table``'s primary key, in key order."""
+    rows = connection.exec_driver_sql(
+        "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() "
+        "AND TABLE_NAME = %s AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
+        (table,),
+    )
+    return [str(row[0]) for row in rows]
+
+
+def check_constraints(connection: Connection, table: str) -> list[dict[str, str]]:
+    """Every CHECK on ``table`` as ``{"name", "sqltext"}``, column-level ones included.
+
+    SQLAlchemy reads CHECKs from ``SHOW CREATE TABLE`` and misses MariaDB's column-level
+    ones (the service's inline ``outcome ... CHECK``); ``information_schema`` has them all.
+    MySQL 8 has no ``TABLE_NAME`` in ``CHECK_CONSTRAINTS``: it is joined from
+    ``TABLE_CONSTRAINTS``.
+    """
+    rows = connection.exec_driver_sql(
+        "SELECT cc.CONSTRAINT_NAME, cc.CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS cc "
+        "JOIN information_schema.TABLE_CONSTRAINTS tc ON tc.CONSTRAINT_SCHEMA = cc.CONSTRAINT_SCHEMA "
+        "AND tc.CONSTRAINT_NAME = cc.CONSTRAINT_NAME AND tc.CONSTRAINT_TYPE = 'CHECK' "
+        "WHERE cc.CONSTRAINT_SCHEMA = DATABASE() AND tc.TABLE_NAME = %s ORDER BY cc.CONSTRAINT_NAME",
+        (table,),
+    )
+    return [{"name": str(name), "sqltext": _plain_check(str(text))} for name, text in rows]
+
+
+def _plain_check(text: str) -> str:
+    """A CHECK clause without identifier quotes or MySQL 8's charset introducers (``_utf8mb4'x'``)."""
+    return re.sub(r"_[a-z0-9]+'", "'", text.replace("`", ""))
+
+
+def _scalar(connection: Connection, sql: str, params: tuple[str, ...]) -> int:
+    return int(connection.exec_driver_sql(sql, params).scalar() or 0)
+
+
+def partly_applied(connection: Connection, revision: str) -> str | None:
+    """``"0005 partly applied: steps 1-2 of 4 done (...)"`` when the next revision's MySQL
+    steps are partly in the database (a run killed or failed half-way), else None."""
+    from llm_proxy_db.revisions import script_directory
+
+    module = script_directory().get_revision(revision).module
+    make_steps = getattr(module, "mysql_upgrade_steps", None)
+    if make_steps is None:
+        return None
+    steps = make_steps()
+    done = steps_done(steps, connection)
+    if done == 0:
+        return None
+    names = "; ".join(step.description for step in steps[:done])
+    if done == len(steps):
+        return f"{revision} partly applied: all {done} steps done ({names}), not recorded yet"
+    return f"{revision} partly applied: steps 1-{done} of {len(steps)} done ({names})"

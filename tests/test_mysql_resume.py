@@ -1,0 +1,135 @@
+"""MySQL's DDL is not transactional: a revision stopped half-way is resumed, never rolled back.
+
+Each MySQL revision is a list of steps that check before they act (see
+``llm_proxy_db.dialects.mysql_ddl``).  These tests stop revisions part-way, by a statement
+that fails on purpose and by SIGKILL of the migrating process, then check that ``status``
+says where the database stands and that a plain rerun reaches head with every row.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import pytest
+import sqlalchemy as sa
+
+from alembic import op
+from llm_proxy_db import commands, revisions
+from llm_proxy_db.database import connect
+from llm_proxy_db.dialects import mysql_ddl
+from llm_proxy_db.drift import drift
+from llm_proxy_db.errors import MigrationError
+from llm_proxy_db.settings import Settings
+from tests.safety_helpers import settings_env
+from tests.seed import seed, snapshot
+
+pytestmark = pytest.mark.mysql
+IGNORE_TOKEN_ID = {"tokens": {"id"}}
+STEPS = {"0005": 4, "0007": 2}
+RUN_STEPS = mysql_ddl.run_steps
+
+
+@pytest.fixture
+def mysql_settings(mysql_url: sa.engine.URL) -> Settings:
+    """An empty MySQL/MariaDB database."""
+    return Settings(driver="mysql", database_url=mysql_url)
+
+
+def _rows(settings: Settings) -> dict[str, list[tuple]]:
+    with connect(settings) as connection:
+        return snapshot(connection, exclude=IGNORE_TOKEN_ID)
+
+
+def _failing_after(done: int) -> Callable[[list[mysql_ddl.Step], object], None]:
+    """A ``run_steps`` that runs ``done`` steps, then a statement MySQL refuses."""
+
+    def run_steps(steps: list[mysql_ddl.Step], connection: object) -> None:
+        RUN_STEPS(steps[:done], connection)  # type: ignore[arg-type]
+        op.execute("ALTER TABLE tokens ADD COLUMN broken NO_SUCH_TYPE")
+
+    return run_steps
+
+
+def _assert_finishes_at_head(settings: Settings, before: dict[str, list[tuple]]) -> None:
+    commands.upgrade(settings, no_backup=True)
+    status = commands.status(settings)
+    assert status.current_revision == revisions.head_revision() and status.partly_applied is None
+    assert _rows(settings) == before
+    with connect(settings) as connection:
+        assert drift(connection) == []
+
+
+@pytest.mark.parametrize(("revision", "done"), [("0005", 1), ("0005", 2), ("0005", 3), ("0007", 1)])
+def test_a_failed_statement_leaves_a_resumable_revision(mysql_settings, monkeypatch, revision, done) -> None:
+    """Fail after ``done`` steps: status names the steps done; a rerun finishes with every row.
+
+    (0006, the step before 0007, has no MySQL steps: the failure hits the revision under test.)"""
+    parent = revisions.chain()[revisions.ids().index(revision)].down_revision
+    commands.upgrade(mysql_settings, parent, no_backup=True)
+    with connect(mysql_settings) as connection:
+        seed(connection)
+    before = _rows(mysql_settings)
+    # Alembic loads the revision files anew for each run, importing run_steps from here.
+    monkeypatch.setattr(mysql_ddl, "run_steps", _failing_after(done))
+    with pytest.raises(MigrationError) as caught:
+        commands.upgrade(mysql_settings, no_backup=True)
+    assert "failed part-way" in caught.value.message and "NO_SUCH_TYPE" in caught.value.message
+    status = commands.status(mysql_settings)
+    assert status.current_revision == parent
+    assert status.partly_applied is not None
+    assert status.partly_applied.startswith(f"{revision} partly applied: steps 1-{done} of {STEPS[revision]} done")
+    monkeypatch.undo()
+    _assert_finishes_at_head(mysql_settings, before)
+
+
+KILLED = """
+from llm_proxy_db import commands
+from llm_proxy_db.settings import resolve_settings
+commands.upgrade(resolve_settings(), no_backup=True)
+"""
+KILL_WHEN = {
+    "0005: tokens.id added, being filled": (
+        "SELECT count(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+        "AND TABLE_NAME = 'tokens' AND COLUMN_NAME = 'id'"
+    ),
+    "0007: new CHECK added, old one being dropped": (
+        "SELECT count(*) FROM information_schema.TABLE_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE() "
+        "AND CONSTRAINT_NAME = 'audit_events_outcome_check'"
+    ),
+}
+
+
+@pytest.mark.parametrize("point", list(KILL_WHEN))
+def test_sigkill_mid_revision_then_rerun_reaches_head(mysql_settings, point) -> None:
+    """SIGKILL the migrating process once a step's effect is visible; the rerun finishes the job."""
+    commands.upgrade(mysql_settings, "0004", no_backup=True)
+    with connect(mysql_settings) as connection:
+        seed(connection, projects=50, tokens=20_000, events=20_000)
+    before = _rows(mysql_settings)
+    proc = subprocess.Popen([sys.executable, "-c", KILLED], env=settings_env(mysql_settings), stderr=subprocess.PIPE)
+    try:
+        _wait_for(mysql_settings, KILL_WHEN[point], proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    status = commands.status(mysql_settings)
+    assert status.current_revision != revisions.head_revision(), "the run finished before the kill"
+    _assert_finishes_at_head(mysql_settings, before)
+
+
+def _wait_for(settings: Settings, query: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    with connect(settings) as connection:
+        while time.monotonic() < deadline:
+            if connection.exec_driver_sql(query).scalar():
+                return
+            connection.commit()
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else "the run ended"
+            time.sleep(0.005)
+    pytest.fail(f"the run never reached the kill point: {query}")
