@@ -32,7 +32,8 @@ import startup  # noqa: E402
 import upgrade  # noqa: E402
 
 from llm_proxy_db import commands  # noqa: E402
-from llm_proxy_db.settings import Settings, normalise_postgres_url  # noqa: E402
+from llm_proxy_db.dialects import postgresql
+from llm_proxy_db.settings import Settings  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CASES = ("startup", "upgrade", "growth", "live")
@@ -165,7 +166,7 @@ def _head_databases(work: Path, postgres_url: str | None):  # type: ignore[no-un
     if not postgres_url:
         return
     with upgrade._clone(postgres_url, "template1") as url:
-        settings = Settings(driver="postgres", database_url=normalise_postgres_url(url))
+        settings = Settings(driver="postgres", database_url=postgresql.parse_database_url(url))
         commands.upgrade(settings)
         yield settings, {**os.environ, "DB_DRIVER": "postgres", "DATABASE_URL": url}
 

@@ -1,4 +1,4 @@
-"""Backups and restores of the SQLite database file (and ``pg_dump`` for PostgreSQL).
+"""Backups and restores of the SQLite database file (server databases: their dialect's dump tool).
 
 A backup is a copy made with SQLite's online backup API in one step (a consistent snapshot
 even while the service writes, WAL content included), written under a temporary name,
@@ -26,7 +26,9 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from llm_proxy_db import __version__, revisions, run_log
-from llm_proxy_db.database import check_sqlite_path, connect, is_sqlite_file
+from llm_proxy_db.database import connect
+from llm_proxy_db.dialects import server_dialect_for
+from llm_proxy_db.dialects.sqlite import check_sqlite_path, is_sqlite_file
 from llm_proxy_db.errors import BackupError, ConfigError
 from llm_proxy_db.executor import Progress
 from llm_proxy_db.files import (
@@ -38,7 +40,6 @@ from llm_proxy_db.files import (
     written_then_renamed,
 )
 from llm_proxy_db.locking import migration_lock
-from llm_proxy_db.pg_tools import pg_dump
 from llm_proxy_db.restore_in_place import replace_contents
 from llm_proxy_db.settings import Settings
 from llm_proxy_db.settings_parsing import DEFAULT_KEEP_BACKUPS, KEEP_BACKUPS_ENV, parse_count
@@ -93,18 +94,14 @@ def backup(
     """Back the database up now; returns the file written (checked before returning).
 
     Without ``out`` the copy goes into the backup directory under the rotated name.
-    PostgreSQL databases are dumped with ``pg_dump --format=custom`` when it is installed.
+    Server databases are dumped with their dialect's tool (``pg_dump --format=custom``,
+    ``mariadb-dump --single-transaction``) when it is installed.
     """
     revision = _read_revision(settings)
-    if settings.is_mysql:  # mariadb-dump / mysqldump --single-transaction into a .sql file
-        from llm_proxy_db.dialects import mysql
-
-        target = Path(out) if out else backup_directory(settings, backup_dir) / _pg_name(settings, revision)
-        return mysql.run_backup(settings, target.with_suffix(".sql") if not out else target)
-    if not settings.is_sqlite:
+    if not settings.is_sqlite:  # the server's dump tool (pg_dump, mariadb-dump / mysqldump)
         if out is not None:
-            return pg_dump(settings, Path(out).expanduser())
-        return take_pg_backup(settings, revision, backup_dir=backup_dir)
+            return server_dialect_for(settings).run_backup(settings, Path(out).expanduser())
+        return take_server_backup(settings, revision, backup_dir=backup_dir)
     if out is not None:
         target = Path(out).expanduser()
         if target.is_dir() or str(out).endswith(os.sep):
@@ -116,12 +113,13 @@ def backup(
     return take_backup(settings, revision, backup_dir=backup_dir, keep=keep)
 
 
-def take_pg_backup(
+def take_server_backup(
     settings: Settings, revision: str | None, *, backup_dir: str | os.PathLike[str] | None = None
 ) -> Path:
-    """A ``pg_dump`` of a PostgreSQL database into the backup directory (mode 0600)."""
+    """A dump of a server database (``pg_dump``, ``mariadb-dump``) into the backup directory."""
+    dialect = server_dialect_for(settings)
     directory = backup_directory(settings, backup_dir)
-    return pg_dump(settings, directory / _pg_name(settings, revision))
+    return dialect.run_backup(settings, directory / _dump_name(settings, revision, dialect.backup_suffix()))
 
 
 def take_backup(
@@ -471,9 +469,9 @@ def _free_name(directory: Path, database_name: str, revision: str | None, suffix
     return candidate
 
 
-def _pg_name(settings: Settings, revision: str | None) -> str:
+def _dump_name(settings: Settings, revision: str | None, suffix: str) -> str:
     stamp = datetime.now(timezone.utc).strftime(_STAMP)
-    return f"{settings.sqlalchemy_url().database}.{stamp}.{revision or 'base'}.dump"
+    return f"{settings.sqlalchemy_url().database}.{stamp}.{revision or 'base'}.{suffix}"
 
 
 def _prefix(database: Path) -> str:

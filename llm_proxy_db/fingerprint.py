@@ -36,6 +36,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from llm_proxy_db.dialects import dialect_for
+
 OUR_TABLES = ("projects", "tokens", "audit_events")
 
 
@@ -136,12 +138,12 @@ def fingerprint(connection: Connection) -> Fingerprint:
     others = tuple(sorted(name for name in names if name not in OUR_TABLES))
     if not ours:
         return Fingerprint(tables={}, other_tables=others)
-    reflected = _reflect(inspector, ours)
-    if inspector.dialect.name == "mysql":  # SQLAlchemy misses MariaDB's column-level CHECKs
-        from llm_proxy_db.dialects.mysql_ddl import check_constraints
-
-        reflected["checks"] = {(None, name): check_constraints(connection, name) for name in ours}
-    named = inspector.dialect.name in ("postgresql", "mysql")
+    dialect = dialect_for(connection)
+    reflected = _reflect(inspector, ours, dialect.INDEX_REFLECTION_OPTIONS)
+    checks = dialect.reflect_checks(connection, ours)
+    if checks is not None:  # where SQLAlchemy's reflection misses some (MariaDB's column CHECKs)
+        reflected["checks"] = {(None, name): found for name, found in checks.items()}
+    named = dialect.NAMED_CONSTRAINTS
     tables = {
         name: _table({kind: found[(None, name)] for kind, found in reflected.items()}, named)
         for name in ours
@@ -154,9 +156,8 @@ def our_tables_present(connection: Connection) -> bool:
     return bool(set(sa.inspect(connection).get_table_names()) & set(OUR_TABLES))
 
 
-def _reflect(inspector: Any, names: list[str]) -> dict[str, dict[Any, Any]]:
+def _reflect(inspector: Any, names: list[str], index_options: Mapping[str, Any]) -> dict[str, dict[Any, Any]]:
     """Everything about ``names`` in one query per kind (PostgreSQL reflects in bulk)."""
-    index_options = {"include_auto_indexes": True} if inspector.dialect.name == "sqlite" else {}
     return {
         "columns": inspector.get_multi_columns(filter_names=names),
         "pk": inspector.get_multi_pk_constraint(filter_names=names),

@@ -20,35 +20,34 @@ by the 2025-12 releases stays as it was).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from llm_proxy_db.dialects import all_dialects
+
 GOOSE_TABLE = "goose_db_version"
 LATEST_GOOSE_VERSION = 6
 
-# Per dialect: our revision -> the highest goose version whose effect that revision's schema
-# has (versions 1..N).  A dialect without an entry is one where the service runs no goose.
-GOOSE_VERSIONS: dict[str, dict[str, int]] = {
-    "postgresql": {"0001": 0, "0002": 0, "0003": 2, "0004": 3, "0005": 4, "0006": 5, "0007": 6},
-    # MySQL's goose file 1 already says api_key: no revision below 0006 equals a goose version.
-    "mysql": {"0001": 0, "0002": 0, "0003": 0, "0004": 0, "0005": 0, "0006": 4, "0007": 5},
-}
 
-# goose's own CREATE TABLE, per dialect (with its seed row 0 inserted right after).
-GOOSE_TABLE_DDL: dict[str, str] = {
-    "postgresql": (
-        f"CREATE TABLE {GOOSE_TABLE} (id serial NOT NULL, version_id bigint NOT NULL, "
-        "is_applied boolean NOT NULL, tstamp timestamp NULL default now(), PRIMARY KEY(id))"
-    ),
-    "mysql": (
-        f"CREATE TABLE {GOOSE_TABLE} (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT, "
-        "version_id BIGINT NOT NULL, is_applied BOOLEAN NOT NULL, "
-        "tstamp TIMESTAMP NULL DEFAULT now(), PRIMARY KEY (id))"
-    ),
-}
+def _goose_data() -> tuple[dict[str, Mapping[str, int]], dict[str, str]]:
+    """Each dialect module's goose bookkeeping, keyed by SQLAlchemy's dialect name."""
+    versions: dict[str, Mapping[str, int]] = {}
+    ddl: dict[str, str] = {}
+    for dialect in all_dialects():
+        if dialect.GOOSE_VERSIONS is not None and dialect.GOOSE_TABLE_DDL is not None:
+            versions[dialect.SQLALCHEMY_NAME] = dialect.GOOSE_VERSIONS
+            ddl[dialect.SQLALCHEMY_NAME] = dialect.GOOSE_TABLE_DDL
+    return versions, ddl
+
+
+# Per dialect (from the dialect modules): our revision -> the highest goose version whose
+# effect that revision's schema has (versions 1..N), and goose's own CREATE TABLE (with its
+# seed row 0 inserted right after).  A dialect without an entry is one where the service runs
+# no goose.
+GOOSE_VERSIONS, GOOSE_TABLE_DDL = _goose_data()
 
 
 def has_goose_table(connection: Connection) -> bool:

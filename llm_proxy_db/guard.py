@@ -32,7 +32,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from llm_proxy_db import data_loss, manifest, revisions, run_log
-from llm_proxy_db.backup import keep_backups, needs_backup, take_backup, take_pg_backup
+from llm_proxy_db.backup import keep_backups, needs_backup, take_backup, take_server_backup
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import DataLossError, MigrationError, SchemaMismatchError
 from llm_proxy_db.executor import Progress, ProgressEvent, RunResult, plan, run
@@ -171,14 +171,14 @@ def _backup(
     *,
     lossy: bool,
 ) -> Path | None:
-    """The SQLite backup before a change; on PostgreSQL (transactional revisions) a
-    ``pg_dump`` only before a downgrade allowed to lose data."""
+    """The SQLite backup before a change; on a server database its dialect's dump
+    (``pg_dump``, ``mariadb-dump``) only before a downgrade allowed to lose data."""
     if options.no_backup:
         return None
     if not settings.is_sqlite:
         if not (lossy and options.allow_data_loss):
             return None
-        path = take_pg_backup(settings, current, backup_dir=options.backup_dir)
+        path = take_server_backup(settings, current, backup_dir=options.backup_dir)
     elif not needs_backup(settings):
         return None
     else:

@@ -1,12 +1,12 @@
 """Every schema state a real llm-proxy database can be in, with the revision each one equals.
 
 Nothing here is typed by hand: the fingerprint of each revision is *derived* by running the
-real revision scripts on a scratch database, one revision at a time, and fingerprinting
-after each.  SQLite uses a file in a temporary directory; PostgreSQL uses a scratch schema
-on the same server, created inside one transaction that is always rolled back, so the
-database being inspected never sees it (it needs the ``CREATE`` privilege on the database,
-which the owner has).  Results are cached per dialect and server version, so the scripts
-run once per process.
+real revision scripts in the dialect's scratch place (``scratch_connection``), one revision
+at a time, and fingerprinting after each.  SQLite uses a file in a temporary directory;
+PostgreSQL uses a scratch schema on the same server, created inside one transaction that is
+always rolled back, so the database being inspected never sees it (it needs the ``CREATE``
+privilege on the database, which the owner has); MySQL a scratch database.
+Results are cached per dialect and server version, so the scripts run once per process.
 
 The states that are not a revision are derived from revision fingerprints:
 
@@ -19,28 +19,24 @@ The states that are not a revision are derived from revision fingerprints:
 
 The L2 column-order variant (columns appended by ``ALTER TABLE``) needs no state of its own:
 fingerprints ignore column order.  A head-shaped unversioned SQLite file is state 0007.
-On SQLite, states 0001-0003 also accept goose version 0 (a 2025-12-02 start that failed,
-see :func:`_failed_goose_start`), and :mod:`llm_proxy_db.service_artefacts` strips what later
-starts added before matching.
+Each dialect module adjusts the list (``adjust_known_states``): on SQLite, states 0001-0003
+also accept goose version 0 (a 2025-12-02 start that failed), PostgreSQL and MySQL add the
+``api_key`` variants, MySQL its own goose numbering and the MySQL 8 trap state.
+:mod:`llm_proxy_db.service_artefacts` strips what later starts added before matching.
 """
 
 from __future__ import annotations
 
-import tempfile
-import uuid
 from dataclasses import dataclass, replace
-from pathlib import Path
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from alembic import command
 from llm_proxy_db import revisions
 from llm_proxy_db.alembic_config import make_config
-from llm_proxy_db.database import connect
+from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import ConfigError, SchemaMismatchError
 from llm_proxy_db.fingerprint import Fingerprint, fingerprint
-from llm_proxy_db.settings import SQLITE, Settings
 
 RENAMED_COLUMN = ("projects", "openai_api_key", "api_key")
 
@@ -54,7 +50,6 @@ _REVISION_NAMES = {
     "0006": ("provider-agnostic api_key / goose version 5", (5,)),
     "0007": ("head (audit outcomes widened) / goose version 6", (6,)),
 }
-_FAILED_GOOSE_START = ("0001", "0002", "0003")
 _API_KEY_VARIANTS = {"goose-1": 1, "0003": 2, "0004": 3, "0005": 4}
 
 _cache: dict[tuple[str, tuple[int | str, ...]], dict[str, Fingerprint]] = {}
@@ -87,38 +82,16 @@ def known_states(connection: Connection) -> list[KnownState]:
         (1,),
     )
     states.insert(2, goose_1)
-    if connection.dialect.name == "sqlite":
-        states = [_failed_goose_start(state) for state in states]
-    if connection.dialect.name in ("postgresql", "mysql"):  # MySQL's goose file 1 says api_key
-        for variant in _api_key_variants({state.name: state for state in states}):
-            _add_or_merge(states, variant)
-    if connection.dialect.name == "mysql":
-        from llm_proxy_db.dialects.mysql import STATE_GOOSE_VERSIONS, mysql8_trap_fingerprint
+    return dialect_for(connection).adjust_known_states(states, prints)
 
-        states = [
-            replace(state, goose_versions=STATE_GOOSE_VERSIONS.get(state.name, state.goose_versions))
-            for state in states
-        ]
-        trap = mysql8_trap_fingerprint(prints["0007"])
-        states.append(KnownState("goose-5-mysql8", "0006", MYSQL8_TRAP_DESCRIPTION, trap, (5,)))
+
+def with_api_key_variants(states: list[KnownState]) -> list[KnownState]:
+    """``states`` plus the goose 1-4 shapes of databases created with ``api_key`` from the start
+    (merged into a state of the same shape: see :func:`_add_or_merge`)."""
+    states = list(states)
+    for variant in _api_key_variants({state.name: state for state in states}):
+        _add_or_merge(states, variant)
     return states
-
-
-def _failed_goose_start(state: KnownState) -> KnownState:
-    """L0, L1, L2 files may carry goose's table with only its seed row (goose "version 0").
-
-    The 2025-12-02 release's goose file 1 fails on every older SQLite file and rolls back:
-    what stays is the old shape plus ``goose_db_version`` holding the seed row 0.
-    """
-    if state.name not in _FAILED_GOOSE_START:
-        return state
-    return replace(state, goose_versions=(0, *state.goose_versions))
-
-
-MYSQL8_TRAP_DESCRIPTION = (
-    "goose MySQL version 5 as MySQL 8 leaves it: the old two-value CHECK audit_events_chk_1 "
-    "beside the new one (denied/error events rejected); revision 0007 drops it (a fix)"
-)
 
 
 def _api_key_variants(by_name: dict[str, KnownState]) -> list[KnownState]:
@@ -154,60 +127,21 @@ def revision_fingerprints(connection: Connection) -> dict[str, Fingerprint]:
     """The fingerprint of every revision on this dialect and server version (cached)."""
     key = (connection.dialect.name, tuple(connection.dialect.server_version_info or ()))
     if key not in _cache:
-        if connection.dialect.name == "sqlite":
-            _cache[key] = _derive_sqlite()
-        elif connection.dialect.name == "mysql":
-            _cache[key] = _derive_mysql(connection)
-        else:
-            _cache[key] = _derive_postgresql(connection)
+        _cache[key] = _derive(connection)
     return _cache[key]
 
 
-def _derive_sqlite() -> dict[str, Fingerprint]:
-    with tempfile.TemporaryDirectory(prefix="llm-proxy-known-states-") as directory:
-        settings = Settings(driver=SQLITE, database_path=Path(directory) / "scratch.db")
-        with connect(settings, foreign_keys=False) as scratch, scratch.begin():
-            return _walk(scratch)
-
-
-def _derive_postgresql(connection: Connection) -> dict[str, Fingerprint]:
-    schema = f"llm_proxy_scratch_{uuid.uuid4().hex[:12]}"
-    with connection.engine.connect() as scratch:
-        transaction = scratch.begin()
-        try:
-            scratch.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-            scratch.exec_driver_sql(f'SET LOCAL search_path TO "{schema}"')
-            return _walk(scratch)
-        except sa.exc.DBAPIError as exc:
-            raise SchemaMismatchError(
-                f"cannot derive the known schema states on this server: {_first_line(exc)}; "
-                "nothing was changed",
-                hint="the database user needs the CREATE privilege on the database for a scratch "
-                "schema that is always rolled back (GRANT CREATE ON DATABASE ... TO ...)",
-            ) from None
-        finally:
-            transaction.rollback()
-
-
-def _derive_mysql(connection: Connection) -> dict[str, Fingerprint]:
-    """On a scratch database of the same server (MySQL has no transactional DDL to roll back)."""
-    from llm_proxy_db.dialects import mysql
-
+def _derive(connection: Connection) -> dict[str, Fingerprint]:
+    """Run the revisions in the dialect's scratch place (a temporary file, a rolled-back
+    schema, a scratch database), fingerprinting each."""
     try:
-        with mysql.scratch_database(connection.engine.url, "states") as scratch_settings, connect(
-            scratch_settings, foreign_keys=False
-        ) as scratch:
+        with dialect_for(connection).scratch_connection(connection) as scratch:
             return _walk(scratch)
     except ConfigError as exc:
         raise SchemaMismatchError(
             f"cannot derive the known schema states on this server: {exc.message}; nothing was changed",
             hint=exc.hint,
         ) from None
-
-
-def _first_line(exc: sa.exc.DBAPIError) -> str:
-    text = str(exc.orig or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _walk(scratch: Connection) -> dict[str, Fingerprint]:

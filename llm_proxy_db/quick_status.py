@@ -5,7 +5,7 @@ one fact: does the version table hold exactly the head revision?  Answering it m
 about as much as a bare driver connect-and-select, so this module imports neither Alembic
 nor SQLAlchemy: the head id is the ``head`` line of the committed checksum manifest (which
 ``migrate verify`` checks against the revision files) and the version table is read with
-``sqlite3`` or ``psycopg`` directly.
+``sqlite3``, ``psycopg`` or ``pymysql`` directly (each dialect's ``read_versions``).
 
 The check only ever answers "yes, at head" or "not sure": any other state (no database, no
 version table, an older or unknown revision, a driver error) sends the caller down the full
@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from llm_proxy_db import manifest
 from llm_proxy_db.manifest import manifest_head
@@ -25,15 +24,10 @@ from llm_proxy_db.manifest import manifest_head
 if TYPE_CHECKING:
     from llm_proxy_db.settings import Settings
 
-VERSION_QUERY = "SELECT version_num FROM alembic_version"
 # adoption_record.ADOPTION_TABLE (a test keeps them equal): an adopted database's status
-# shows its adoption record, which the full path reads.
+# shows its adoption record, which the full path reads.  Each dialect's read_versions
+# answers "(adopted)" for such a database unless adopted_ok.
 ADOPTION_TABLE = "llm_proxy_adoption"
-# Tokens a pre-token-id release wrote without id (llm_proxy_db.token_ids): the primary key's
-# index answers it; any such row sends status and startup down the full path.
-SQLITE_NULL_IDS = "SELECT 1 FROM tokens WHERE id IS NULL LIMIT 1"
-_SQLITE_ADOPTED = f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{ADOPTION_TABLE}'"
-_POSTGRES_ADOPTED = f"SELECT 1 WHERE to_regclass('{ADOPTION_TABLE}') IS NOT NULL"
 # postgres://user[:password]@host[:port]/dbname and nothing else: no query, no escapes.
 _PLAIN_URL = re.compile(
     r"(?:postgres|postgresql|postgresql\+psycopg)://(?P<user>[\w.-]+)(?P<password>:[^@/?#%:\s]*)?"
@@ -64,8 +58,7 @@ def current_head(settings: Settings, *, adopted_ok: bool = False) -> tuple[str, 
     """
     try:
         head, files = _manifest_facts()
-        read = _read_sqlite if settings.is_sqlite else _read_mysql if settings.is_mysql else _read_postgres
-        rows = read(settings, adopted_ok)
+        rows = settings.dialect.read_versions(settings, adopted_ok)
     except Exception:  # noqa: BLE001 - any failure means "not sure": the full path explains it
         return None
     if head is None or rows != [head]:
@@ -121,48 +114,10 @@ def postgres_url_at_head(raw_url: str, *, adopted_ok: bool = False) -> tuple[boo
     user, password, host, port, database = match.group("user", "password", "host", "port", "database")
     masked = f"postgresql+psycopg://{user}{':***' if password else ''}@{host}{port or ''}/{database}"
     libpq = f"postgresql://{user}{password or ''}@{host}{port or ''}/{database}"
+    from llm_proxy_db.dialects import postgresql
+
     head = head_revision()
     try:
-        return head is not None and _read_postgres_url(libpq, adopted_ok) == [head], masked
+        return head is not None and postgresql.read_versions_at(libpq, adopted_ok) == [head], masked
     except Exception:  # noqa: BLE001 - "not sure": the full path explains it
         return False, masked
-
-
-def _read_sqlite(settings: Settings, adopted_ok: bool) -> list[str]:
-    path = settings.database_path
-    if path is None or not path.is_file():
-        return []
-    connection = sqlite3.connect(path, timeout=30)
-    try:
-        rows = _version_rows(connection, None if adopted_ok else _SQLITE_ADOPTED)
-        if connection.execute(SQLITE_NULL_IDS).fetchone() is not None:
-            return ["(tokens without id)"]
-        return rows
-    finally:
-        connection.close()
-
-
-def _read_mysql(settings: Settings, adopted_ok: bool) -> list[str]:
-    from llm_proxy_db.dialects import mysql
-
-    return mysql.read_versions(settings, adopted_ok)
-
-
-def _read_postgres(settings: Settings, adopted_ok: bool) -> list[str]:
-    url = settings.sqlalchemy_url().set(drivername="postgresql")
-    return _read_postgres_url(url.render_as_string(hide_password=False), adopted_ok)
-
-
-def _read_postgres_url(url: str, adopted_ok: bool) -> list[str]:
-    import psycopg  # only PostgreSQL users pay for importing it
-
-    with psycopg.connect(url, autocommit=True) as connection:
-        return _version_rows(connection, None if adopted_ok else _POSTGRES_ADOPTED)
-
-
-def _version_rows(connection: Any, adopted_query: str | None) -> list[str]:
-    """The version table's rows, or a marker that never equals a head when adopted."""
-    rows = [row[0] for row in connection.execute(VERSION_QUERY)]
-    if adopted_query is not None and connection.execute(adopted_query).fetchone() is not None:
-        return ["(adopted)"]
-    return rows

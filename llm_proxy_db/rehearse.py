@@ -23,10 +23,10 @@ from typing import Any
 from llm_proxy_db import adoption, revisions
 from llm_proxy_db.backup import copy_database
 from llm_proxy_db.database import connect
+from llm_proxy_db.dialects import server_dialect_for
 from llm_proxy_db.errors import BackupError, ConfigError, MigrationError
 from llm_proxy_db.executor import Progress, ProgressEvent, StepTiming
 from llm_proxy_db.guard import refuse_broken_references
-from llm_proxy_db.pg_tools import pg_dump, pg_restore, scratch_database
 from llm_proxy_db.settings import Settings
 from llm_proxy_db.startup import peek_revision
 
@@ -107,15 +107,7 @@ def _copy_of(settings: Settings, work_dir: str | os.PathLike[str] | None) -> Ite
                 ) from None
             yield Settings(driver="sqlite", database_path=copy)
             return
-        if settings.is_mysql:
-            from llm_proxy_db.dialects import mysql
-
-            with mysql.copy_of(settings, Path(scratch)) as copy_settings:
-                yield copy_settings
-            return
-        dump = pg_dump(settings, Path(scratch) / "rehearsal.dump")
-        with scratch_database(settings, "rehearsal") as copy_settings:
-            pg_restore(copy_settings, dump)
+        with server_dialect_for(settings).copy_of(settings, Path(scratch)) as copy_settings:
             yield copy_settings
 
 

@@ -13,13 +13,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from llm_proxy_db.errors import ConfigError
 from llm_proxy_db.masking import mask_connection_string
 
 if TYPE_CHECKING:  # SQLAlchemy is imported only where a URL is built or parsed (fast startup)
     from sqlalchemy.engine import URL
+
+    from llm_proxy_db.dialects.base import Dialect
 
 N = TypeVar("N", int, float)
 
@@ -36,8 +38,6 @@ _DRIVER_ALIASES = {
     "mysql": MYSQL,
     "mariadb": MYSQL,
 }
-_SQLALCHEMY_DIALECTS = {SQLITE: "sqlite", POSTGRES: "postgresql", MYSQL: "mysql"}
-_POSTGRES_SCHEMES = ("postgres", "postgresql", "postgresql+psycopg")
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,16 @@ class Settings:
         return self.driver == MYSQL
 
     @property
+    def dialect(self) -> Dialect:
+        """The dialect module (:mod:`llm_proxy_db.dialects`) that does what differs per database."""
+        from llm_proxy_db.dialects import dialect_for
+
+        return dialect_for(self.driver)
+
+    @property
     def dialect_name(self) -> str:
         """SQLAlchemy's name for the dialect: ``sqlite``, ``postgresql`` or ``mysql``."""
-        return _SQLALCHEMY_DIALECTS[self.driver]
+        return self.dialect.SQLALCHEMY_NAME
 
     def sqlalchemy_url(self) -> URL:
         """The URL SQLAlchemy connects with (psycopg 3 for PostgreSQL)."""
@@ -100,11 +107,10 @@ def resolve_settings(
     if raw_url is None:
         path = database_path or env.get("DATABASE_PATH") or DEFAULT_DATABASE_PATH
         return Settings(driver=SQLITE, database_path=Path(path).expanduser())
-    if _chosen_driver(db_driver, database_path, database_url, env) == MYSQL:
-        from llm_proxy_db.dialects import mysql
+    from llm_proxy_db.dialects import dialect_for
 
-        return Settings(driver=MYSQL, database_url=mysql.parse_database_url(raw_url))
-    return Settings(driver=POSTGRES, database_url=normalise_postgres_url(raw_url))
+    driver = _chosen_driver(db_driver, database_path, database_url, env)
+    return Settings(driver=driver, database_url=dialect_for(driver).parse_database_url(raw_url))
 
 
 def postgres_url_text(
@@ -194,55 +200,6 @@ def normalise_driver(name: str) -> str:
         supported = "sqlite, postgres, mysql"
         raise ConfigError(f"unknown database driver {name!r}", hint=f"use one of: {supported}")
     return driver
-
-
-def normalise_postgres_url(raw_url: str) -> URL:
-    """Accept ``postgres://``, ``postgresql://`` and ``postgresql+psycopg://``; use psycopg 3.
-
-    Like the service (Go's ``net/url``), the user information ends at the *last* ``@``, so a
-    password holding an unencoded ``@`` still works; a ``?password=`` parameter becomes the
-    URL's password, so it is masked and passed to client tools like any other password.
-    """
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        url = make_url(_encode_userinfo(raw_url.strip()))
-    except (ArgumentError, ValueError):
-        raise ConfigError(
-            f"malformed database URL {mask_url_text(raw_url)!r}",
-            hint="expected postgres://user:password@host:5432/dbname",
-        ) from None
-    if url.drivername not in _POSTGRES_SCHEMES:
-        raise ConfigError(
-            f"unsupported URL scheme {url.drivername!r} in {mask_url_text(raw_url)!r}",
-            hint="use postgres://, postgresql:// or postgresql+psycopg://",
-        )
-    url = _password_from_query(url)
-    if not url.database:
-        raise ConfigError(
-            f"database URL {url.render_as_string()!r} names no database",
-            hint="add the database name: postgres://user@host:5432/dbname",
-        )
-    return url.set(drivername="postgresql+psycopg")
-
-
-def _encode_userinfo(text: str) -> str:
-    """Percent-encode user and password when the user information holds a raw ``@``."""
-    scheme, sep, rest = text.partition("://")
-    userinfo, _, host = rest.rpartition("@")
-    if not sep or "@" not in userinfo:
-        return text
-    user, colon, password = userinfo.partition(":")
-    return f"{scheme}://{quote(unquote(user), safe='')}{colon}{quote(unquote(password), safe='')}@{host}"
-
-
-def _password_from_query(url: URL) -> URL:
-    if "password" not in url.query:
-        return url
-    password = url.query["password"]
-    query = {key: value for key, value in url.query.items() if key != "password"}
-    return url.set(password=password if isinstance(password, str) else password[-1], query=query)
 
 
 def mask_url_text(text: str) -> str:

@@ -9,7 +9,7 @@ current service cannot address it by id.  The decision:
   them with new UUIDs in one short transaction (an indexed ``UPDATE``: ``id`` is the primary
   key, so ``id IS NULL`` is found through its index);
 - ``llm-proxy migrate status`` reports how many there are, and the fast path at head steps
-  aside (one indexed probe, :data:`llm_proxy_db.quick_status.SQLITE_NULL_IDS`) when any exist,
+  aside (one indexed probe, :data:`llm_proxy_db.llm_proxy_db.dialects.sqlite.NULL_IDS`) when any exist,
   so a status or a start at head cannot miss them.
 """
 

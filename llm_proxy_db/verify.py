@@ -24,31 +24,24 @@ import io
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlalchemy as sa
 from alembic.script import Script, ScriptDirectory
 from sqlalchemy.engine import URL, Connection
-from sqlalchemy.pool import NullPool
 
 from alembic import command
 from llm_proxy_db import manifest
 from llm_proxy_db.alembic_config import make_config
-from llm_proxy_db.database import connect, connection_error
+from llm_proxy_db.database import connect
+from llm_proxy_db.dialects import all_dialects, dialect_for, server_dialect_for
 from llm_proxy_db.drift import drift
 from llm_proxy_db.errors import LLMProxyDBError, VerificationError
 from llm_proxy_db.paths import manifest_path, script_location
-from llm_proxy_db.settings import Settings, normalise_postgres_url
+from llm_proxy_db.settings import Settings
 
 READABLE_ID = re.compile(r"\d{4}")
-OFFLINE_URLS = {
-    "sqlite": "sqlite:///offline.db",
-    "postgresql": "postgresql://offline/offline",
-    "mysql": "mysql://offline@localhost/offline",
-}
 
 Stage = Callable[[str], None]
 
@@ -83,14 +76,9 @@ def verify(
         return problems
     report("sqlite: base -> head -> base -> head")
     problems += check_scratch_sqlite(location)
-    server = _postgres_server(settings, postgres_url)
-    if server is not None:
-        report("postgresql: base -> head -> base -> head")
-        problems += check_scratch_postgres(server, location)
-    mysql_server = _mysql_server(settings, mysql_url)
-    if mysql_server is not None:
-        report("mysql: base -> head -> base -> head")
-        problems += check_scratch_mysql(mysql_server, location)
+    for server in _servers(settings, {"postgresql": postgres_url, "mysql": mysql_url}):
+        report(f"{server.get_backend_name()}: base -> head -> base -> head")
+        problems += check_scratch_server(server, location)
     report("offline SQL")
     return problems + check_offline(location)
 
@@ -251,44 +239,14 @@ def check_scratch_sqlite(location: Path) -> list[str]:
         return check_cycle(settings, location)
 
 
-def check_scratch_postgres(server: URL, location: Path) -> list[str]:
-    """Cycle the chain on a scratch database created on ``server`` and dropped after."""
+def check_scratch_server(server: URL, location: Path) -> list[str]:
+    """Cycle the chain on a scratch database created on ``server`` and dropped (even if in use) after."""
+    name = server.get_backend_name()
     try:
-        with scratch_postgres(server) as settings:
+        with server_dialect_for(name).scratch_database(server, "verify") as settings:
             return check_cycle(settings, location)
     except LLMProxyDBError as exc:
-        return [f"postgresql: {exc.message}"]
-
-
-def check_scratch_mysql(server: URL, location: Path) -> list[str]:
-    """Cycle the chain on a scratch MySQL database created on ``server`` and dropped after."""
-    from llm_proxy_db.dialects import mysql
-
-    try:
-        with mysql.scratch_database(server, "verify") as settings:
-            return check_cycle(settings, location)
-    except LLMProxyDBError as exc:
-        return [f"mysql: {exc.message}"]
-
-
-@contextmanager
-def scratch_postgres(server: URL) -> Iterator[Settings]:
-    """Settings for a brand-new database on ``server``, dropped (even if in use) afterwards."""
-    name = f"llm_proxy_verify_{os.urandom(6).hex()}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        try:
-            with admin.connect() as connection:
-                connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        except sa.exc.DBAPIError as exc:
-            raise connection_error(Settings(driver="postgres", database_url=server), exc) from None
-        try:
-            yield Settings(driver="postgres", database_url=server.set(database=name))
-        finally:
-            with admin.connect() as connection:
-                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.dispose()
+        return [f"{name}: {exc.message}"]
 
 
 def check_cycle(settings: Settings, location: Path) -> list[str]:
@@ -322,46 +280,29 @@ def _step(connection: Connection, location: Path, verb: str, target: str) -> str
 
 
 def check_offline(location: Path) -> list[str]:
-    """``--sql`` renders from base to head for SQLite and PostgreSQL."""
+    """``--sql`` renders from base to head for every dialect."""
     problems = []
-    for dialect, url in OFFLINE_URLS.items():
-        settings = _offline_settings(url)
+    for dialect in all_dialects():
+        settings = dialect.offline_settings()
         config = make_config(settings, script_location=location)
         config.output_buffer = io.StringIO()
         try:
             command.upgrade(config, "head", sql=True)
         except Exception as exc:  # noqa: BLE001 - a script that cannot render is a failure
-            problems.append(f"{dialect}: offline SQL (--sql) does not render: {_first_line(exc)}")
+            problems.append(f"{dialect.SQLALCHEMY_NAME}: offline SQL (--sql) does not render: {_first_line(exc)}")
     return problems
 
 
-def _offline_settings(url: str) -> Settings:
-    if url.startswith("sqlite"):
-        return Settings(driver="sqlite", database_path=Path("offline.db"))
-    if url.startswith("mysql"):
-        from llm_proxy_db.dialects import mysql
-
-        return Settings(driver="mysql", database_url=mysql.parse_database_url(url))
-    return Settings(driver="postgres", database_url=normalise_postgres_url(url))
-
-
-def _postgres_server(settings: Settings | None, postgres_url: str | URL | None) -> URL | None:
-    if postgres_url is not None:
-        if isinstance(postgres_url, URL):
-            postgres_url = postgres_url.render_as_string(hide_password=False)
-        return normalise_postgres_url(postgres_url)
-    if settings is not None and not settings.is_sqlite and not settings.is_mysql:
-        return settings.sqlalchemy_url()
-    return None
-
-
-def _mysql_server(settings: Settings | None, mysql_url: str | URL | None) -> URL | None:
-    from llm_proxy_db.dialects import mysql
-
-    if mysql_url is not None:
-        text = mysql_url.render_as_string(hide_password=False) if isinstance(mysql_url, URL) else mysql_url
-        return mysql.parse_database_url(text)
-    return settings.sqlalchemy_url() if settings is not None and settings.is_mysql else None
+def _servers(settings: Settings | None, explicit: dict[str, str | URL | None]) -> list[URL]:
+    """The server of each dialect to cycle on: the URL given for it, else that of ``settings``."""
+    servers = []
+    for name, given in explicit.items():
+        if given is not None:
+            text = given.render_as_string(hide_password=False) if isinstance(given, URL) else given
+            servers.append(dialect_for(name).parse_database_url(text))
+        elif settings is not None and settings.dialect_name == name:
+            servers.append(settings.sqlalchemy_url())
+    return servers
 
 
 def _location(script_location_arg: os.PathLike[str] | str | None) -> Path:

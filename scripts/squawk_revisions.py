@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 
 from llm_proxy_db import commands
-from llm_proxy_db.settings import Settings, normalise_postgres_url
+from llm_proxy_db.dialects import postgresql
+from llm_proxy_db.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 CI_DOC = ROOT / "docs" / "ci.md"
@@ -38,7 +39,7 @@ def accepted() -> dict[str, set[str]]:
 
 def revision_sql(directory: Path) -> list[tuple[str, Path]]:
     """(revision, file holding its PostgreSQL upgrade SQL), oldest first."""
-    settings = Settings(driver="postgres", database_url=normalise_postgres_url("postgres://squawk@localhost/squawk"))
+    settings = Settings(driver="postgres", database_url=postgresql.parse_database_url("postgres://squawk@localhost/squawk"))
     files, previous = [], None
     for info in commands.history():
         path = directory / f"{info.id}.sql"

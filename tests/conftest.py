@@ -27,7 +27,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
 from llm_proxy_db.dialects import mysql as mysql_dialect
-from llm_proxy_db.settings import Settings, normalise_postgres_url
+from llm_proxy_db.dialects import postgresql
+from llm_proxy_db.settings import Settings
 
 POSTGRES_URL_ENV = "LLM_PROXY_TEST_POSTGRES_URL"
 MYSQL_URL_ENV = "LLM_PROXY_TEST_MYSQL_URL"
@@ -65,7 +66,7 @@ def postgres_server_url() -> Iterator[URL | None]:
     """A URL on a PostgreSQL server we may create databases on, or None."""
     explicit = os.environ.get(POSTGRES_URL_ENV)
     if explicit:
-        yield normalise_postgres_url(explicit)
+        yield postgresql.parse_database_url(explicit)
         return
     yield from _docker_postgres()
 

@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 from llm_proxy_db import failures
 from llm_proxy_db.cli import _scrub
 from llm_proxy_db.database import connection_error
+from llm_proxy_db.dialects import postgresql
 from llm_proxy_db.errors import ConfigError
 from llm_proxy_db.masking import mask_connection_string, mask_message, mask_mysql_dsn, mask_url, parse_mysql_dsn
-from llm_proxy_db.settings import Settings, normalise_postgres_url
+from llm_proxy_db.settings import Settings
 
 TRICKY = ["5432", "failed", "e", "postgres", "db", "connection", ":", "p@ss:w/rd?x=1", "***", "127.0.0.1"]
 
@@ -74,19 +75,19 @@ def test_mysql_dsn_shapes() -> None:
 @pytest.mark.parametrize("password", TRICKY)
 def test_malformed_url_message(password: str) -> None:
     with pytest.raises(ConfigError) as raised:
-        normalise_postgres_url(_url(password, scheme="mysql"))
+        postgresql.parse_database_url(_url(password, scheme="mysql"))
     assert "app:***@db.example:5432/llm" in raised.value.message
 
 
 @pytest.mark.parametrize("password", TRICKY)
 def test_display_url(password: str) -> None:
-    settings = Settings(driver="postgres", database_url=normalise_postgres_url(_url(password)))
+    settings = Settings(driver="postgres", database_url=postgresql.parse_database_url(_url(password)))
     assert settings.describe() == "postgresql+psycopg://app:***@db.example:5432/llm"
 
 
 def _paths(url: str) -> list[tuple[str, str]]:
     """(masked output, expected) for every message path that shows a connection string."""
-    settings = Settings(driver="postgres", database_url=normalise_postgres_url(url))
+    settings = Settings(driver="postgres", database_url=postgresql.parse_database_url(url))
     expected = "postgresql+psycopg://app:***@db.example:5432/llm"
     driver = RuntimeError(f"could not connect to {url}: connection failed on port 5432")
     wanted_driver = "could not connect to postgres://app:***@db.example:5432/llm: connection failed on port 5432"

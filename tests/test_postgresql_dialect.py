@@ -8,8 +8,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from llm_proxy_db import commands, pg_tools
+from llm_proxy_db import commands
 from llm_proxy_db.database import connect
+from llm_proxy_db.dialects import postgresql
 from llm_proxy_db.errors import BackupError, ConfigError
 from llm_proxy_db.settings import Settings
 from tests.safety_helpers import HEAD, revision_of, rows, seed, skip_without_pg_client
@@ -30,9 +31,9 @@ def pg(postgres_url: URL) -> Settings:
 def test_dump_and_restore_into_a_scratch_database(pg: Settings, tmp_path: Path) -> None:
     commands.upgrade(pg)
     seed(pg)
-    dump = pg_tools.pg_dump(pg, tmp_path / "db.dump")
-    with pg_tools.scratch_database(pg, "test") as scratch:
-        pg_tools.pg_restore(scratch, dump)
+    dump = postgresql.pg_dump(pg, tmp_path / "db.dump")
+    with postgresql.scratch_database(pg.sqlalchemy_url(), "test") as scratch:
+        postgresql.pg_restore(scratch, dump)
         assert revision_of(scratch) == HEAD and rows(scratch) == rows(pg)
         name = scratch.sqlalchemy_url().database
     with connect(pg) as conn:
@@ -42,7 +43,7 @@ def test_dump_and_restore_into_a_scratch_database(pg: Settings, tmp_path: Path) 
 def test_a_failing_dump_leaves_no_file_and_no_password(pg: Settings, tmp_path: Path) -> None:
     missing = Settings(driver="postgres", database_url=pg.sqlalchemy_url().set(database="no_such_db_x"))
     with pytest.raises(BackupError) as caught:
-        pg_tools.pg_dump(missing, tmp_path / "db.dump")
+        postgresql.pg_dump(missing, tmp_path / "db.dump")
     password = str(pg.sqlalchemy_url().password)
     assert "pg_dump on" in caught.value.message and password not in caught.value.message
     assert not (tmp_path / "db.dump").exists()
@@ -51,7 +52,7 @@ def test_a_failing_dump_leaves_no_file_and_no_password(pg: Settings, tmp_path: P
 def test_a_missing_client_tool_is_a_clear_error(pg: Settings, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(BackupError, match="pg_restore is not installed"):
-        pg_tools.pg_restore(pg, tmp_path / "db.dump")
+        postgresql.pg_restore(pg, tmp_path / "db.dump")
 
 
 def test_a_user_without_createdb_gets_a_clear_error(pg: Settings) -> None:
@@ -63,7 +64,7 @@ def test_a_user_without_createdb_gets_a_clear_error(pg: Settings) -> None:
     try:
         weak = Settings(driver="postgres", database_url=pg.sqlalchemy_url().set(username=role))
         with pytest.raises(ConfigError, match="cannot create a scratch database"):
-            with pg_tools.scratch_database(weak, "test"):
+            with postgresql.scratch_database(weak.sqlalchemy_url(), "test"):
                 pass  # pragma: no cover - never reached
     finally:
         with connect(pg) as conn:

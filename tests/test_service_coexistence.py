@@ -19,11 +19,12 @@ from typer.testing import CliRunner
 from llm_proxy_db import commands, goose, revisions
 from llm_proxy_db.cli import app
 from llm_proxy_db.database import connect
+from llm_proxy_db.dialects.postgresql import SERVICE_LOCK_KEY
 from llm_proxy_db.errors import LockTimeoutError
 from llm_proxy_db.fingerprint import fingerprint
 from llm_proxy_db.fingerprint_diff import diff
 from llm_proxy_db.known_states import revision_fingerprints
-from llm_proxy_db.locking import SERVICE_LOCK_KEYS, SERVICE_WAITING
+from llm_proxy_db.locking import SERVICE_WAITING
 from llm_proxy_db.settings import Settings
 from tests import legacy
 from tests.service_emulator import ServiceStartError, exercise_service, schema_snapshot, start_service
@@ -207,7 +208,7 @@ def test_a_migration_waits_for_a_starting_service(postgres_url) -> None:
     def service_holds_its_lock() -> None:
         engine = sa.create_engine(settings.sqlalchemy_url(), poolclass=sa.pool.NullPool)
         with engine.connect() as connection:
-            connection.exec_driver_sql(f"SELECT pg_advisory_lock({SERVICE_LOCK_KEYS['postgresql']})")
+            connection.exec_driver_sql(f"SELECT pg_advisory_lock({SERVICE_LOCK_KEY})")
             held.set()
             release.wait(10)
         engine.dispose()

@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 import sqlite3
 
-from llm_proxy_db import commands, fast_path, quick_status
+from llm_proxy_db import commands, fast_path
 from llm_proxy_db.database import connect
+from llm_proxy_db.dialects import sqlite as sqlite_dialect
 from llm_proxy_db.render import render_run, render_status
 from llm_proxy_db.settings import Settings
 from tests.seed import seed
@@ -78,7 +79,7 @@ def test_the_probe_at_head_is_one_indexed_query(sqlite_settings) -> None:
     commands.setup(sqlite_settings)
     assert sqlite_settings.database_path is not None
     db = sqlite3.connect(sqlite_settings.database_path)
-    plan = " ".join(row[-1] for row in db.execute(f"EXPLAIN QUERY PLAN {quick_status.SQLITE_NULL_IDS}"))
+    plan = " ".join(row[-1] for row in db.execute(f"EXPLAIN QUERY PLAN {sqlite_dialect.NULL_IDS}"))
     db.close()
     assert "USING" in plan and "INDEX" in plan and not plan.startswith("SCAN tokens"), plan
 

@@ -186,7 +186,7 @@ def test_a_revision_that_cannot_render_offline_is_refused(chain: Path) -> None:
 def test_an_unreachable_postgresql_server_is_one_line(chain: Path) -> None:
     """No scratch database, no traceback: the failure names the (masked) server."""
     url = URL.create("postgresql+psycopg", "postgres", "s3cret", "127.0.0.1", 1, "test")
-    (problem,) = verify.check_scratch_postgres(url, chain)
+    (problem,) = verify.check_scratch_server(url, chain)
     assert problem.startswith("postgresql: cannot open database postgresql+psycopg://postgres:***@")
     assert "s3cret" not in problem
 

@@ -1,53 +1,94 @@
 """What every dialect module provides, so the rest of the package can stay dialect-free.
 
-A dialect module is a plain module whose functions match :class:`Dialect`; nothing is
-instantiated.  The protocol is written for all three dialects (SQLite, PostgreSQL, MySQL),
-even where today only MySQL implements it through it.
+A dialect module is a plain module whose names match :class:`Dialect`; nothing is
+instantiated.  :func:`llm_proxy_db.dialects.dialect_for` finds the module for settings, a
+connection or a name.  Dialect modules import SQLAlchemy and their driver lazily: the fast
+startup path reads the version table through them without either.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import URL, Connection
+    from sqlalchemy.engine import URL, Connection, Engine
 
+    from llm_proxy_db.executor import Progress
+    from llm_proxy_db.fingerprint import Fingerprint
+    from llm_proxy_db.known_states import KnownState
     from llm_proxy_db.settings import Settings
 
 
 class Dialect(Protocol):
-    """The dialect-specific jobs: configuration, connecting, locking, backups, scratch databases."""
+    """The dialect-specific jobs: configuration, connecting, locking, the fast read, goose data."""
 
     #: ``DB_DRIVER`` value (the service's spelling) and SQLAlchemy's dialect name.
     DRIVER: str
     SQLALCHEMY_NAME: str
+    #: The service's goose bookkeeping (our revision -> goose version, goose's CREATE TABLE);
+    #: None where the service runs no goose.
+    GOOSE_VERSIONS: Mapping[str, int] | None
+    GOOSE_TABLE_DDL: str | None
+    #: Fingerprint quirks: whether constraint names count, options for index reflection.
+    NAMED_CONSTRAINTS: bool
+    INDEX_REFLECTION_OPTIONS: Mapping[str, Any]
 
     def parse_database_url(self, raw: str) -> URL:
         """The operator's ``DATABASE_URL`` as a SQLAlchemy URL (passwords kept, never printed)."""
         ...
 
-    def try_migration_lock(self, connection: Connection) -> bool:
-        """Try once to take the migration lock on ``connection``; True when taken."""
+    def offline_settings(self) -> Settings:
+        """Settings for offline (``--sql``) scripts, which connect to nothing."""
         ...
 
-    def release_migration_lock(self, connection: Connection) -> None:
-        """Release what :meth:`try_migration_lock` took (a dead connection released it already)."""
+    def create_engine(self, settings: Settings, *, foreign_keys: bool = True, create: bool = True) -> Engine:
+        """An engine for ``settings`` with the dialect's connection behaviour."""
+        ...
+
+    def migration_lock(
+        self, settings: Settings, connection: Connection | None, timeout: float, progress: Progress | None
+    ) -> AbstractContextManager[float]:
+        """Hold the migration lock (and the service's) for the body; yields the seconds waited."""
         ...
 
     def read_versions(self, settings: Settings, adopted_ok: bool) -> list[str]:
         """The version table's rows, with the lightest client available (fast startup path)."""
         ...
 
-    def backup_command(self, settings: Settings, target: Path) -> tuple[list[str], dict[str, str]]:
-        """The dump command line and the extra environment (the password) for a backup into ``target``."""
+    def adjust_known_states(self, states: list[KnownState], prints: Mapping[str, Fingerprint]) -> list[KnownState]:
+        """The revisions' states adjusted for the service's history on this dialect (goose
+        numbering, variants that only ever existed here)."""
         ...
 
-    def scratch_database(self, server: URL) -> AbstractContextManager[Settings]:
+    def reflect_checks(self, connection: Connection, tables: list[str]) -> dict[str, list[dict[str, Any]]] | None:
+        """CHECK constraints per table where SQLAlchemy's reflection misses some; else None."""
+        ...
+
+    def scratch_connection(self, connection: Connection) -> AbstractContextManager[Connection]:
+        """A connection to an empty scratch place on the server of ``connection`` where the
+        revisions can run (known states); nothing of it stays.  ConfigError when refused."""
+        ...
+
+
+class ServerDialect(Dialect, Protocol):
+    """A dialect with a server: dumps, loads and scratch databases."""
+
+    def run_backup(self, settings: Settings, target: Path) -> Path:
+        """Dump the database into ``target`` (which must not exist)."""
+        ...
+
+    def backup_suffix(self) -> str:
+        """The file name suffix of the dumps :meth:`run_backup` writes."""
+        ...
+
+    def copy_of(self, settings: Settings, work_dir: Path) -> AbstractContextManager[Settings]:
+        """A scratch database holding a consistent copy of ``settings``' database."""
+        ...
+
+    def scratch_database(self, server: URL, purpose: str = "scratch") -> AbstractContextManager[Settings]:
         """A new empty database on ``server`` for verify/rehearse/known states, dropped afterwards."""
         ...
 
-
-Progress = Callable[[str], None]

@@ -18,19 +18,22 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from llm_proxy_db.dialects import scratch
+from llm_proxy_db.dialects.scratch import ScratchRecipe
 from llm_proxy_db.errors import BackupError, ConfigError
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import URL, Connection
+    from sqlalchemy.engine import URL, Connection, Engine
 
+    from llm_proxy_db.executor import Progress
     from llm_proxy_db.fingerprint import Fingerprint
+    from llm_proxy_db.known_states import KnownState
     from llm_proxy_db.settings import Settings
 
 DRIVER = "mysql"
@@ -46,8 +49,20 @@ DSN_EXAMPLE = "user:password@tcp(host:3306)/dbname?parseTime=true"
 LOCK_NAME = "llm-proxy-db-migrations"
 SERVICE_LOCK_NAME = "llm-proxy-migrations"
 
-# Which goose MySQL versions an Alembic revision corresponds to lives with the other
-# dialects' in :data:`llm_proxy_db.goose.GOOSE_VERSIONS` (0006 -> 1-4, 0007 -> 1-5).
+OFFLINE_URL = "mysql://offline@localhost/offline"
+
+# The service's goose bookkeeping on MySQL: our revision -> the highest goose version whose
+# effect that revision's schema has (versions 1..N), and goose's own CREATE TABLE.  MySQL's
+# goose file 1 already says api_key: no revision below 0006 equals a goose version.
+GOOSE_TABLE = "goose_db_version"
+GOOSE_VERSIONS: Mapping[str, int] | None = {
+    "0001": 0, "0002": 0, "0003": 0, "0004": 0, "0005": 0, "0006": 4, "0007": 5,
+}
+GOOSE_TABLE_DDL: str | None = (
+    f"CREATE TABLE {GOOSE_TABLE} (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT, "
+    "version_id BIGINT NOT NULL, is_applied BOOLEAN NOT NULL, "
+    "tstamp TIMESTAMP NULL DEFAULT now(), PRIMARY KEY (id))"
+)
 LATEST_GOOSE_VERSION = 5
 # Which goose MySQL version produced each known state's shape (adoption checks that the
 # goose table agrees): states with openai_api_key never existed on MySQL.
@@ -58,6 +73,27 @@ STATE_GOOSE_VERSIONS: Mapping[str, tuple[int, ...]] = {
 # MySQL 8.0.16+ names the inline CHECK of goose file 1 audit_events_chk_1 and goose file 5's
 # MODIFY COLUMN does not drop it (reference section 3): such a database rejects denied/error.
 MYSQL8_TRAP_CHECK = "audit_events_chk_1"
+
+
+MYSQL8_TRAP_DESCRIPTION = (
+    "goose MySQL version 5 as MySQL 8 leaves it: the old two-value CHECK audit_events_chk_1 "
+    "beside the new one (denied/error events rejected); revision 0007 drops it (a fix)"
+)
+
+
+def adjust_known_states(states: list[KnownState], prints: Mapping[str, Fingerprint]) -> list[KnownState]:
+    """MySQL's goose file 1 already says api_key; goose MySQL numbers its versions differently;
+    and MySQL 8 leaves goose 5 with a second CHECK (the trap state)."""
+    from dataclasses import replace
+
+    from llm_proxy_db.known_states import KnownState, with_api_key_variants
+
+    states = [
+        replace(state, goose_versions=STATE_GOOSE_VERSIONS.get(state.name, state.goose_versions))
+        for state in with_api_key_variants(states)
+    ]
+    trap = mysql8_trap_fingerprint(prints["0007"])
+    return [*states, KnownState("goose-5-mysql8", "0006", MYSQL8_TRAP_DESCRIPTION, trap, (5,))]
 
 
 def mysql8_trap_fingerprint(head: Fingerprint) -> Fingerprint:
@@ -220,7 +256,54 @@ def mask_dsn(text: str) -> str:
     return f"{scheme}://{masked}" if sep else masked
 
 
-# -- the migration lock ---------------------------------------------------------------------
+
+def offline_settings() -> Settings:
+    """Settings for offline (``--sql``) scripts, which connect to nothing."""
+    from llm_proxy_db.settings import Settings
+
+    return Settings(driver=DRIVER, database_url=parse_database_url(OFFLINE_URL))
+
+
+
+# -- fingerprint quirks -----------------------------------------------------------------------
+
+NAMED_CONSTRAINTS = True
+INDEX_REFLECTION_OPTIONS: Mapping[str, Any] = {}
+
+
+def reflect_checks(connection: Connection, tables: list[str]) -> dict[str, list[dict[str, Any]]] | None:
+    """Every table's CHECK constraints read from the server (SQLAlchemy misses MariaDB's
+    column-level CHECKs)."""
+    from llm_proxy_db.dialects.mysql_ddl import check_constraints
+
+    return {name: check_constraints(connection, name) for name in tables}
+
+# -- connecting and the migration lock --------------------------------------------------------
+
+
+def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool = True) -> Engine:
+    """An engine without a pool (each command opens what it needs, once)."""
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    del foreign_keys, create  # always on; a server database is never created here
+    return sa.create_engine(settings.sqlalchemy_url(), poolclass=NullPool)
+
+
+@contextmanager
+def migration_lock(
+    settings: Settings, connection: Connection | None, timeout: float, progress: Progress | None
+) -> Iterator[float]:
+    """Hold :func:`try_migration_lock`'s two named locks for the body; yields the wait."""
+    from llm_proxy_db.locking import poll
+
+    assert connection is not None, "the MySQL lock is held by the migrating connection"
+    what = f"GET_LOCK('{lock_name(connection)}') and GET_LOCK('{SERVICE_LOCK_NAME}')"
+    waited = poll(lambda: try_migration_lock(connection), timeout, progress, settings, what)
+    try:
+        yield waited
+    finally:
+        release_migration_lock(connection)
 
 
 def try_migration_lock(connection: Connection) -> bool:
@@ -333,6 +416,11 @@ def _client_connection_args(url: URL) -> list[str]:
     return [*args, f"--host={url.host or '127.0.0.1'}", f"--port={url.port or 3306}", "--protocol=TCP"]
 
 
+def backup_suffix() -> str:
+    """The file name suffix of this dialect's backups."""
+    return "sql"
+
+
 def run_backup(settings: Settings, target: Path) -> Path:
     """Dump the database into ``target`` (which must not exist); failures become BackupError."""
     import subprocess
@@ -380,29 +468,26 @@ def copy_of(settings: Settings, work_dir: Path) -> Iterator[Settings]:
 # -- scratch databases ------------------------------------------------------------------------
 
 
-@contextmanager
-def scratch_database(server: URL, purpose: str = "scratch") -> Iterator[Settings]:
+SCRATCH = ScratchRecipe(
+    driver=DRIVER,
+    create_sql="CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+    drop_sql="DROP DATABASE IF EXISTS `{name}`",
+    max_name_length=64,
+    privilege_hint="the user needs the CREATE and DROP privileges on the server",
+)
+
+
+def scratch_database(server: URL, purpose: str = "scratch") -> AbstractContextManager[Settings]:
     """A new, empty database on the server of ``server``, dropped afterwards."""
-    import sqlalchemy as sa
-    from sqlalchemy.pool import NullPool
+    return scratch.scratch_database(SCRATCH, server, purpose)
 
-    from llm_proxy_db.settings import Settings
 
-    name = f"{server.database or 'llmproxy'}_{purpose}_{uuid.uuid4().hex[:8]}"[-64:]
-    admin = sa.create_engine(server, poolclass=NullPool)
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-    except sa.exc.DBAPIError as exc:
-        admin.dispose()
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        raise ConfigError(
-            f"cannot create a scratch database on {server.render_as_string(hide_password=True)}: {reason}",
-            hint="the user needs the CREATE and DROP privileges on the server",
-        ) from None
-    try:
-        yield Settings(driver=DRIVER, database_url=server.set(database=name))
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-        admin.dispose()
+@contextmanager
+def scratch_connection(connection: Connection) -> Iterator[Connection]:
+    """A connection to a scratch database on the server of ``connection`` (MySQL has no
+    transactional DDL to roll back, so the database is dropped instead)."""
+    from llm_proxy_db.database import connect
+
+    server = connection.engine.url
+    with scratch_database(server, "states") as settings, connect(settings, foreign_keys=False) as scratch:
+        yield scratch

@@ -1,6 +1,9 @@
-"""``pg_dump`` and ``pg_restore`` for PostgreSQL databases, and throw-away scratch databases.
+"""PostgreSQL (``DB_DRIVER=postgres``): configuration, engine, lock, fast read, dumps, scratch databases.
 
-The password never appears on a command line (it travels in ``PGPASSWORD``) nor in a message.
+The driver is psycopg 3 (``postgresql+psycopg``).  Backups are ``pg_dump --format=custom``
+files loaded back with ``pg_restore``; the password never appears on a command line (it
+travels in ``PGPASSWORD``) nor in a message.  The migration lock is a session-level advisory
+lock on the migrating connection, then the service's own goose key.
 """
 
 from __future__ import annotations
@@ -9,16 +12,238 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
 
-import sqlalchemy as sa
-from sqlalchemy.pool import NullPool
-
+from llm_proxy_db.dialects import scratch
+from llm_proxy_db.dialects.scratch import ScratchRecipe
 from llm_proxy_db.errors import BackupError, ConfigError
-from llm_proxy_db.files import written_then_renamed
-from llm_proxy_db.settings import Settings
+from llm_proxy_db.masking import mask_connection_string
+from llm_proxy_db.quick_status import ADOPTION_TABLE
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL, Connection, Engine
+
+    from llm_proxy_db.executor import Progress
+    from llm_proxy_db.fingerprint import Fingerprint
+    from llm_proxy_db.known_states import KnownState
+    from llm_proxy_db.settings import Settings
+
+DRIVER = "postgres"
+SQLALCHEMY_NAME = "postgresql"
+SQLALCHEMY_DRIVER = "postgresql+psycopg"
+URL_SCHEMES = ("postgres", "postgresql", "postgresql+psycopg")
+URL_EXAMPLE = "postgres://user@host:5432/db"
+OFFLINE_URL = "postgresql://offline/offline"
+
+# A fixed 64-bit key for pg_advisory_lock: "llm-proxy-db migrations" (advisory locks are
+# scoped to one database, so every llm-proxy database has its own).
+ADVISORY_LOCK_KEY = 0x6C6C6D70726F7879  # b"llmproxy"
+# The service's own migration lock (reference section 3): it tries
+# pg_try_advisory_lock(3141592653) 10 times 100 ms apart at every start.
+SERVICE_LOCK_KEY = 3141592653
+
+# The service's goose bookkeeping on PostgreSQL: our revision -> the highest goose version
+# whose effect that revision's schema has (versions 1..N), and goose's own CREATE TABLE.
+GOOSE_TABLE = "goose_db_version"
+GOOSE_VERSIONS: Mapping[str, int] | None = {
+    "0001": 0, "0002": 0, "0003": 2, "0004": 3, "0005": 4, "0006": 5, "0007": 6,
+}
+GOOSE_TABLE_DDL: str | None = (
+    f"CREATE TABLE {GOOSE_TABLE} (id serial NOT NULL, version_id bigint NOT NULL, "
+    "is_applied boolean NOT NULL, tstamp timestamp NULL default now(), PRIMARY KEY(id))"
+)
+
+VERSION_QUERY = "SELECT version_num FROM alembic_version"
+_ADOPTED = f"SELECT 1 WHERE to_regclass('{ADOPTION_TABLE}') IS NOT NULL"
+
+
+
+def offline_settings() -> Settings:
+    """Settings for offline (``--sql``) scripts, which connect to nothing."""
+    from llm_proxy_db.settings import Settings
+
+    return Settings(driver=DRIVER, database_url=parse_database_url(OFFLINE_URL))
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+
+def parse_database_url(raw_url: str) -> URL:
+    """Accept ``postgres://``, ``postgresql://`` and ``postgresql+psycopg://``; use psycopg 3.
+
+    Like the service (Go's ``net/url``), the user information ends at the *last* ``@``, so a
+    password holding an unencoded ``@`` still works; a ``?password=`` parameter becomes the
+    URL's password, so it is masked and passed to client tools like any other password.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(_encode_userinfo(raw_url.strip()))
+    except (ArgumentError, ValueError):
+        raise ConfigError(
+            f"malformed database URL {mask_connection_string(raw_url)!r}",
+            hint="expected postgres://user:password@host:5432/dbname",
+        ) from None
+    if url.drivername not in URL_SCHEMES:
+        raise ConfigError(
+            f"unsupported URL scheme {url.drivername!r} in {mask_connection_string(raw_url)!r}",
+            hint="use postgres://, postgresql:// or postgresql+psycopg://",
+        )
+    url = _password_from_query(url)
+    if not url.database:
+        raise ConfigError(
+            f"database URL {url.render_as_string()!r} names no database",
+            hint="add the database name: postgres://user@host:5432/dbname",
+        )
+    return url.set(drivername=SQLALCHEMY_DRIVER)
+
+
+def _encode_userinfo(text: str) -> str:
+    """Percent-encode user and password when the user information holds a raw ``@``."""
+    scheme, sep, rest = text.partition("://")
+    userinfo, _, host = rest.rpartition("@")
+    if not sep or "@" not in userinfo:
+        return text
+    user, colon, password = userinfo.partition(":")
+    return f"{scheme}://{quote(unquote(user), safe='')}{colon}{quote(unquote(password), safe='')}@{host}"
+
+
+def _password_from_query(url: URL) -> URL:
+    if "password" not in url.query:
+        return url
+    password = url.query["password"]
+    query = {key: value for key, value in url.query.items() if key != "password"}
+    return url.set(password=password if isinstance(password, str) else password[-1], query=query)
+
+
+
+# -- fingerprint quirks -----------------------------------------------------------------------
+
+NAMED_CONSTRAINTS = True
+INDEX_REFLECTION_OPTIONS: Mapping[str, Any] = {}
+
+
+def reflect_checks(connection: Connection, tables: list[str]) -> dict[str, list[dict[str, Any]]] | None:
+    """SQLAlchemy's reflection of CHECK constraints is complete here: None."""
+    del connection, tables
+    return None
+
+# -- connecting -------------------------------------------------------------------------------
+
+
+def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool = True) -> Engine:
+    """An engine without a pool (each command opens what it needs, once)."""
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    del foreign_keys, create  # always on; a server database is never created here
+    return sa.create_engine(settings.sqlalchemy_url(), poolclass=NullPool)
+
+
+# -- the migration lock -----------------------------------------------------------------------
+
+
+@contextmanager
+def migration_lock(
+    settings: Settings, connection: Connection | None, timeout: float, progress: Progress | None
+) -> Iterator[float]:
+    """Our key, then the service's: always in this order, so two migrators cannot deadlock
+    (the service only tries its key, it never waits while holding one).  Both belong to
+    ``connection``: run the migrations on it."""
+    import time
+
+    from llm_proxy_db.locking import SERVICE_WAITING, WAITING
+
+    assert connection is not None, "the PostgreSQL lock is held by the migrating connection"
+    started = time.monotonic()
+    with _one_advisory_lock(settings, connection, ADVISORY_LOCK_KEY, timeout, progress, WAITING):
+        left = max(timeout - (time.monotonic() - started), 0.0)
+        with _one_advisory_lock(settings, connection, SERVICE_LOCK_KEY, left, progress, SERVICE_WAITING):
+            yield time.monotonic() - started
+
+
+@contextmanager
+def _one_advisory_lock(
+    settings: Settings,
+    connection: Connection,
+    key: int,
+    timeout: float,
+    progress: Progress | None,
+    waiting: str,
+) -> Iterator[None]:
+    from llm_proxy_db.locking import poll
+
+    def attempt() -> bool:
+        taken = bool(connection.exec_driver_sql(f"SELECT pg_try_advisory_lock({key})").scalar())
+        connection.commit()  # never sit idle in a transaction while polling
+        return taken
+
+    poll(attempt, timeout, progress, settings, f"advisory lock {key}", waiting)
+    try:
+        yield
+    finally:
+        _advisory_unlock(connection, key)
+
+
+def _advisory_unlock(connection: Connection, key: int) -> None:
+    """Release the lock; a dead connection has released it already."""
+    import sqlalchemy as sa
+
+    if connection.closed or connection.invalidated:
+        return
+    try:
+        connection.rollback()
+        connection.exec_driver_sql(f"SELECT pg_advisory_unlock({key})")
+        connection.commit()
+    except sa.exc.DBAPIError:
+        pass  # the session is gone, and its locks with it; closing the connection finishes it
+
+
+# -- the fast startup read --------------------------------------------------------------------
+
+
+def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
+    """``alembic_version``'s rows with a bare psycopg connection; ``["(adopted)"]`` when adopted."""
+    url = settings.sqlalchemy_url().set(drivername="postgresql")
+    return read_versions_at(url.render_as_string(hide_password=False), adopted_ok)
+
+
+def read_versions_at(libpq_url: str, adopted_ok: bool) -> list[str]:
+    """:func:`read_versions` for a libpq URL (no SQLAlchemy needed to build it)."""
+    import psycopg  # only PostgreSQL users pay for importing it
+
+    with psycopg.connect(libpq_url, autocommit=True) as connection:
+        rows = [row[0] for row in connection.execute(VERSION_QUERY)]
+        if not adopted_ok and connection.execute(_ADOPTED).fetchone() is not None:
+            return ["(adopted)"]
+        return rows
+
+
+# -- backups ----------------------------------------------------------------------------------
+
+
+def run_backup(settings: Settings, target: Path) -> Path:
+    """The dialect's backup: :func:`pg_dump` into ``target``."""
+    return pg_dump(settings, target)
+
+
+def backup_suffix() -> str:
+    """The file name suffix of this dialect's backups."""
+    return "dump"
+
+
+@contextmanager
+def copy_of(settings: Settings, work_dir: Path) -> Iterator[Settings]:
+    """A scratch database on the same server holding a consistent copy of ``settings``' database."""
+    dump = pg_dump(settings, work_dir / "rehearsal.dump")
+    with scratch_database(settings.sqlalchemy_url(), "rehearsal") as copy:
+        pg_restore(copy, dump)
+        yield copy
 
 
 def pg_dump(settings: Settings, target: Path) -> Path:
@@ -27,6 +252,8 @@ def pg_dump(settings: Settings, target: Path) -> Path:
     The dump (it holds the projects' API keys) is written under a temporary name created
     with mode 0600, and renamed when ``pg_dump`` succeeded; a failure or a signal removes it.
     """
+    from llm_proxy_db.files import written_then_renamed
+
     if target.exists():
         raise BackupError(f"{target} already exists; choose another --out")
     try:
@@ -62,25 +289,51 @@ def run_tool(tool: str, settings: Settings, args: list[str]) -> None:
         raise BackupError(f"{tool} on {settings.describe()} failed: {reason}")
 
 
+SCRATCH = ScratchRecipe(
+    driver=DRIVER,
+    create_sql='CREATE DATABASE "{name}"',
+    drop_sql='DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',  # PostgreSQL 13+
+    max_name_length=63,
+    privilege_hint="the user needs the CREATEDB privilege",
+    isolation_level="AUTOCOMMIT",
+)
+
+
+def scratch_database(server: URL, purpose: str = "scratch") -> AbstractContextManager[Settings]:
+    """A new, empty database on the server of ``server``, dropped afterwards (even if in use)."""
+    return scratch.scratch_database(SCRATCH, server, purpose)
+
+
 @contextmanager
-def scratch_database(settings: Settings, purpose: str) -> Iterator[Settings]:
-    """A new, empty database on the same server, dropped afterwards (PostgreSQL 13+)."""
-    url = settings.sqlalchemy_url()
-    name = f"{url.database}_{purpose}_{uuid.uuid4().hex[:8]}"[-63:]
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except sa.exc.DBAPIError as exc:
-        admin.dispose()
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        raise ConfigError(
-            f"cannot create a scratch database on {settings.describe()}: {reason}",
-            hint="the user needs the CREATEDB privilege",
-        ) from None
-    try:
-        yield Settings(driver="postgres", database_url=url.set(database=name))
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+def scratch_connection(connection: Connection) -> Iterator[Connection]:
+    """A new connection to the same database whose ``search_path`` is a new schema, in a
+    transaction that is always rolled back (PostgreSQL's DDL is transactional: nothing stays)."""
+    import sqlalchemy as sa
+
+    schema = f"llm_proxy_scratch_{uuid.uuid4().hex[:12]}"
+    with connection.engine.connect() as scratch:
+        transaction = scratch.begin()
+        try:
+            scratch.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+            scratch.exec_driver_sql(f'SET LOCAL search_path TO "{schema}"')
+            yield scratch
+        except sa.exc.DBAPIError as exc:
+            text = str(exc.orig or exc).strip()
+            raise ConfigError(
+                text.splitlines()[0] if text else type(exc).__name__,
+                hint="the database user needs the CREATE privilege on the database for a scratch "
+                "schema that is always rolled back (GRANT CREATE ON DATABASE ... TO ...)",
+            ) from None
+        finally:
+            transaction.rollback()
+
+
+# -- the service's history on PostgreSQL ------------------------------------------------------
+
+
+def adjust_known_states(states: list[KnownState], prints: Mapping[str, Fingerprint]) -> list[KnownState]:
+    """Goose 1-4 databases a later service release created with ``api_key`` from the start."""
+    from llm_proxy_db.known_states import with_api_key_variants
+
+    del prints
+    return with_api_key_variants(states)

@@ -1,0 +1,286 @@
+"""SQLite (``DB_DRIVER=sqlite``, the service's default): the file, the engine, the lock, the fast read.
+
+SQLite through Python's ``sqlite3`` module commits DDL on its own; here the driver's
+transaction handling is switched off and SQLAlchemy emits ``BEGIN`` itself, so DDL (a
+batch rebuild's ``CREATE TABLE`` included) is part of the revision's transaction and
+rolls back with it.  Foreign keys are a per-connection setting that cannot change inside a
+transaction, so it is chosen when the connection is opened.
+
+The migration lock is ``flock`` on a sidecar file (``<database>.migrate.lock``), which the
+kernel releases when the process dies.  Backups (``VACUUM INTO``, checked, rotated) and the
+in-place restore are SQLite's own and live in :mod:`llm_proxy_db.backup`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import sqlite3
+import stat
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llm_proxy_db.errors import DatabaseConnectionError
+from llm_proxy_db.quick_status import ADOPTION_TABLE
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL, Connection, Engine
+
+    from llm_proxy_db.executor import Progress
+    from llm_proxy_db.fingerprint import Fingerprint
+    from llm_proxy_db.known_states import KnownState
+    from llm_proxy_db.settings import Settings
+
+DRIVER = "sqlite"
+SQLALCHEMY_NAME = "sqlite"
+DEFAULT_DATABASE_PATH = "data/llm-proxy.db"
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# The current service runs no goose on SQLite: nothing to keep in step there.
+GOOSE_VERSIONS: Mapping[str, int] | None = None
+GOOSE_TABLE_DDL: str | None = None
+
+VERSION_QUERY = "SELECT version_num FROM alembic_version"
+_ADOPTED = f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{ADOPTION_TABLE}'"
+# Tokens a pre-token-id release wrote without id (llm_proxy_db.token_ids): the primary key's
+# index answers it; any such row sends status and startup down the full path.
+NULL_IDS = "SELECT 1 FROM tokens WHERE id IS NULL LIMIT 1"
+
+
+def parse_database_url(raw: str) -> URL:
+    """SQLite is configured by ``DATABASE_PATH``; a ``sqlite:///path`` URL is read as that path."""
+    from sqlalchemy.engine import URL
+
+    return URL.create("sqlite", database=raw.removeprefix("sqlite:///"))
+
+
+
+def offline_settings() -> Settings:
+    """Settings for offline (``--sql``) scripts, which connect to nothing."""
+    from llm_proxy_db.settings import Settings
+
+    return Settings(driver=DRIVER, database_path=Path("offline.db"))
+
+
+
+# -- fingerprint quirks -----------------------------------------------------------------------
+
+# CHECK and UNIQUE constraint names count only where revisions drop constraints by name
+# (PostgreSQL, MySQL); SQLite's automatic indexes (sqlite_autoindex_*) are reflected too.
+NAMED_CONSTRAINTS = False
+INDEX_REFLECTION_OPTIONS: Mapping[str, Any] = {"include_auto_indexes": True}
+
+
+def reflect_checks(connection: Connection, tables: list[str]) -> dict[str, list[dict[str, Any]]] | None:
+    """SQLAlchemy's reflection of CHECK constraints is complete here: None."""
+    del connection, tables
+    return None
+
+# -- connecting -------------------------------------------------------------------------------
+
+
+def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool = True) -> Engine:
+    """An engine with transactional DDL and the chosen foreign-key setting.
+
+    ``create=False`` refuses a path that does not exist yet (reads never create files).
+    """
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    assert settings.database_path is not None
+    check_sqlite_path(settings.database_path, create=create)
+    engine = sa.create_engine(settings.sqlalchemy_url(), poolclass=NullPool)
+    _install_hooks(engine, foreign_keys=foreign_keys)
+    return engine
+
+
+def check_sqlite_path(path: Path, *, create: bool = True) -> None:
+    """Refuse a path that is a directory or a file that is not a SQLite database."""
+    if path.is_dir():
+        raise DatabaseConnectionError(f"{path} is a directory, not a SQLite database file")
+    if path.exists():
+        if not is_sqlite_file(path):
+            raise DatabaseConnectionError(
+                f"{path} is not a SQLite database",
+                hint="point DATABASE_PATH at the llm-proxy database file",
+            )
+        return
+    if not create:
+        raise DatabaseConnectionError(f"SQLite database {path} does not exist")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseConnectionError(f"cannot create directory {path.parent}: {exc.strerror}") from None
+
+
+def is_sqlite_file(path: Path) -> bool:
+    """True for an empty file (SQLite treats it as a new database) or one with the SQLite header."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError:
+        return False
+    return header in (b"", SQLITE_HEADER)
+
+
+def _install_hooks(engine: Engine, *, foreign_keys: bool) -> None:
+    """Take transaction control from ``sqlite3`` so DDL is transactional (SQLAlchemy's recipe)."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
+        cursor.close()
+
+    # Migration connections (foreign keys off) take the write lock when their transaction
+    # starts: a deferred BEGIN that later writes gets SQLITE_BUSY at once while the service
+    # holds the lock, whereas BEGIN IMMEDIATE waits for the busy timeout.
+    begin = "BEGIN" if foreign_keys else "BEGIN IMMEDIATE"
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql(begin)
+
+
+# -- the migration lock -----------------------------------------------------------------------
+
+
+def lock_file(settings: Settings) -> Path:
+    """The sidecar file a SQLite database's migrators ``flock``, beside its real path.
+
+    A migrator started through a symlink and one started through the real path lock the
+    same file.
+    """
+    from llm_proxy_db.files import real_path
+
+    assert settings.database_path is not None
+    path = real_path(settings.database_path)
+    return path.with_name(path.name + ".migrate.lock")
+
+
+@contextmanager
+def migration_lock(
+    settings: Settings, connection: Connection | None, timeout: float, progress: Progress | None
+) -> Iterator[float]:
+    """``flock`` the sidecar lock file for the body (no connection needed); yields the wait."""
+    import fcntl
+
+    from llm_proxy_db.files import real_path
+    from llm_proxy_db.locking import poll
+
+    del connection
+    path = lock_file(settings)
+    try:
+        fd = _open_lock_file(path, real_path(settings.database_path or path))
+    except OSError as exc:
+        raise DatabaseConnectionError(
+            f"cannot open the migration lock file {path}: {exc.strerror}",
+            hint="the database directory must be writable to migrate",
+        ) from None
+    try:
+        waited = poll(lambda: _try_flock(fd), timeout, progress, settings, f"lock file {path}")
+        try:
+            yield waited
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _open_lock_file(path: Path, database: Path) -> int:
+    """Open (or create, with the database's mode and owner) the lock file.
+
+    ``flock`` needs no write access, so a lock file another user created (root, say) is
+    opened read-only: any user who may write the database can take the lock.
+    """
+    from llm_proxy_db.files import match_database
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        fd = os.open(path, os.O_RDONLY)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise IsADirectoryError(errno.EISDIR, "not a regular file") from None
+        return fd
+    with contextlib.suppress(OSError):  # a lock file with our own mode still works for us
+        match_database(path, database)
+    return fd
+
+
+def _try_flock(fd: int) -> bool:
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+# -- the fast startup read --------------------------------------------------------------------
+
+
+def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
+    """``alembic_version``'s rows with bare ``sqlite3``; markers that never equal a head for an
+    adopted database or tokens without id; ``[]`` when there is no file."""
+    path = settings.database_path
+    if path is None or not path.is_file():
+        return []
+    connection = sqlite3.connect(path, timeout=30)
+    try:
+        rows = [row[0] for row in connection.execute(VERSION_QUERY)]
+        if not adopted_ok and connection.execute(_ADOPTED).fetchone() is not None:
+            return ["(adopted)"]
+        if connection.execute(NULL_IDS).fetchone() is not None:
+            return ["(tokens without id)"]
+        return rows
+    finally:
+        connection.close()
+
+
+# -- scratch databases ------------------------------------------------------------------------
+
+
+@contextmanager
+def scratch_connection(connection: Connection) -> Iterator[Connection]:
+    """A connection, in a transaction, to a new SQLite file in a temporary directory (removed after).
+
+    ``connection`` is not used: every SQLite database behaves alike.
+    """
+    import tempfile
+
+    from llm_proxy_db.database import connect
+    from llm_proxy_db.settings import Settings
+
+    del connection
+    with tempfile.TemporaryDirectory(prefix="llm-proxy-scratch-") as directory:
+        settings = Settings(driver=DRIVER, database_path=Path(directory) / "scratch.db")
+        with connect(settings, foreign_keys=False) as scratch, scratch.begin():
+            yield scratch
+
+
+# -- the service's history on SQLite ----------------------------------------------------------
+
+# The 2025-12-02 release's goose file 1 fails on every older SQLite file and rolls back: what
+# stays is the old shape plus goose_db_version holding the seed row 0 ("version 0").
+_FAILED_GOOSE_START = ("0001", "0002", "0003")
+
+
+def adjust_known_states(states: list[KnownState], prints: Mapping[str, Fingerprint]) -> list[KnownState]:
+    """L0, L1, L2 files may carry goose's table with only its seed row (goose "version 0")."""
+    from dataclasses import replace
+
+    del prints
+    return [
+        replace(state, goose_versions=(0, *state.goose_versions)) if state.name in _FAILED_GOOSE_START else state
+        for state in states
+    ]
