@@ -374,7 +374,7 @@ def check_adoptable(settings: Settings, target: str | None = revisions.HEAD) -> 
     Under the lock :func:`run_or_adopt` plans again; this early check only spares a refused
     database the backup (and a restart loop the pile of them).
     """
-    if settings.is_sqlite and not (settings.database_path and settings.database_path.exists()):
+    if settings.known_missing():
         return
     with connect(settings, create=False) as connection:  # a plain BEGIN: reads never wait for writers
         if needs_adoption(connection):

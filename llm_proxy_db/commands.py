@@ -17,6 +17,7 @@ from llm_proxy_db import adoption, adoption_record, manifest, quick_status, revi
 from llm_proxy_db.adoption import AdoptionResult
 from llm_proxy_db.alembic_config import make_config
 from llm_proxy_db.database import connect
+from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import ConfigError, SchemaMismatchError, UnknownRevisionError
 from llm_proxy_db.executor import Progress, RunResult
 from llm_proxy_db.guard import MigrationOutcome, SafetyOptions, guarded_run
@@ -46,7 +47,7 @@ def status(settings: Settings) -> Status:
     adopted: dict[str, Any] | None = None
     missing_ids = 0
     partly: str | None = None
-    if not settings.is_sqlite or _sqlite_exists(settings):
+    if not settings.known_missing():
         with connect(settings, create=False) as connection:
             current = current_revision(connection)
             detected, stamp = _detected_state(connection)
@@ -69,13 +70,12 @@ def status(settings: Settings) -> Status:
 
 
 def _partly_applied(connection: Any, current: str | None, detected: str | None) -> str | None:
-    """MySQL only: how far the next revision got when a run stopped half-way through it."""
+    """Where DDL is not transactional (MySQL): how far the next revision got when a run stopped
+    half-way through it."""
     pending = revisions.between(current, revisions.head_revision())
-    if connection.dialect.name != "mysql" or not pending or detected not in (None, "empty"):
+    if not pending or detected not in (None, "empty"):
         return None
-    from llm_proxy_db.dialects.mysql_ddl import partly_applied
-
-    return partly_applied(connection, pending[0])
+    return dialect_for(connection).partly_applied(connection, pending[0])
 
 
 def _detected_state(connection: Any) -> tuple[str | None, str | None]:
@@ -105,7 +105,7 @@ def history(settings: Settings | None = None) -> list[RevisionState]:
     if settings is None:
         return [RevisionState(info.id, info.down_revision, info.description) for info in chain]
     current, when = None, {}
-    if not settings.is_sqlite or _sqlite_exists(settings):
+    if not settings.known_missing():
         with connect(settings, create=False) as connection:
             current = current_revision(connection)
             when = run_log.applied_at(run_log.entries(connection))
@@ -126,7 +126,7 @@ def log(settings: Settings, limit: int | None = None) -> list[run_log.Entry]:
     """
     if limit is not None and limit < 1:
         raise ConfigError("--limit must be at least 1")
-    if settings.is_sqlite and not _sqlite_exists(settings):
+    if settings.known_missing():
         return []
     with connect(settings, create=False) as connection:
         return run_log.entries(connection, limit)
@@ -205,7 +205,7 @@ def adopt(
     migration lock, a checked SQLite backup), and the plan is made again under the lock.
     With ``dry_run`` only the plan is computed; a missing SQLite file is not created.
     """
-    if settings.is_sqlite and not _sqlite_exists(settings) and dry_run:
+    if settings.known_missing() and dry_run:
         return adoption.AdoptionResult(adoption.plan_for_missing_database(target))
     with connect(settings, foreign_keys=False) as connection:
         planned = adoption.adopt(connection, target, dry_run=True, force_stamp=force_stamp)
@@ -329,7 +329,3 @@ def _offline(settings: Settings, call: Any) -> str:
     call(config)
     return buffer.getvalue()
 
-
-def _sqlite_exists(settings: Settings) -> bool:
-    assert settings.database_path is not None
-    return settings.database_path.exists()

@@ -33,6 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from llm_proxy_db import goose
 from llm_proxy_db.database import connect
+from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import LLMProxyDBError, MigrationError
 from llm_proxy_db.fingerprint import OUR_TABLES
 from llm_proxy_db.schema import head_metadata
@@ -102,15 +103,14 @@ def _run_offline(context: Any, settings: Settings) -> None:
 
 
 def _run_online(context: Any, connection: Connection) -> None:
-    dialect = connection.dialect.name
-    sqlite = dialect == "sqlite"
-    guards = [_ForeignKeyGuard()] if sqlite else []
+    dialect = dialect_for(connection)
+    guards = [_ForeignKeyGuard()] if dialect.FOREIGN_KEYS_OFF_WHILE_MIGRATING else []
     context.configure(
         connection=connection,
-        target_metadata=head_metadata(dialect),
+        target_metadata=head_metadata(dialect.SQLALCHEMY_NAME),
         transaction_per_migration=True,
         transactional_ddl=True,
-        render_as_batch=sqlite,
+        render_as_batch=dialect.BATCH_ALTER,
         compare_type=True,
         compare_server_default=True,
         include_name=_include_name,
@@ -149,7 +149,7 @@ def _limited_lock_waits(connection: Connection) -> Iterator[None]:
     ``SET LOCAL`` (``set_config(..., true)``) ends with the transaction, so the setting never
     leaks into a connection the caller reuses; the listener is removed afterwards.
     """
-    if connection.dialect.name != "postgresql":
+    if not dialect_for(connection).LOCK_TIMEOUT_RETRIES:
         yield
         return
     statement = sa.text("SELECT set_config('lock_timeout', :value, true)")

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import LLMProxyDBError, MigrationError
 from llm_proxy_db.failures import explain_driver_message
 
@@ -138,7 +139,8 @@ def _apply(
         except Exception as exc:
             connection.rollback()
             _emit(progress, "apply_failure", revision, direction, time.monotonic() - started)
-            failure = _failure(exc, revision, direction, result.after, connection.dialect.name)
+            transactional = dialect_for(connection).TRANSACTIONAL_DDL
+            failure = _failure(exc, revision, direction, result.after, transactional)
             _log_failure(connection, entry, failure.message)
             raise failure from exc
         elapsed = time.monotonic() - started
@@ -192,7 +194,7 @@ def _step_retrying(
 
     revision, reached, direction = step
     retries.revision, retries.direction = revision, direction
-    attempts = lock_retries() if connection.dialect.name == "postgresql" else 1
+    attempts = lock_retries() if dialect_for(connection).LOCK_TIMEOUT_RETRIES else 1
     for attempt in range(1, attempts + 1):
         try:
             _step(connection, revision, reached, direction, version_locations, entry, retries)
@@ -251,7 +253,7 @@ def _log_failure(connection: Connection, entry: Entry, message: str) -> None:
 
 
 def _failure(
-    exc: Exception, revision: str, direction: str, now_at: str | None, dialect: str = "sqlite"
+    exc: Exception, revision: str, direction: str, now_at: str | None, transactional: bool = True
 ) -> MigrationError:
     detail, hint = explain_driver_message(exc.message if isinstance(exc, LLMProxyDBError) else _first_line(exc))
     statement = getattr(exc, "statement", None)
@@ -263,7 +265,7 @@ def _failure(
             "(is llm-proxy running a long write?); run again when it is idle"
         )
     outcome, position = "failed and was rolled back", "is at"
-    if dialect == "mysql":  # each DDL statement committed: the revision may be partly applied
+    if not transactional:  # each DDL statement committed: the revision may be partly applied
         outcome, position = "failed part-way (MySQL commits each DDL statement)", "is recorded at"
         hint = "fix the cause and run again: the revision skips the steps already done; `migrate status` shows them"
     return MigrationError(

@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from llm_proxy_db.dialects import all_dialects
+from llm_proxy_db.dialects import all_dialects, dialect_for
 
 GOOSE_TABLE = "goose_db_version"
 LATEST_GOOSE_VERSION = 6
@@ -150,49 +150,14 @@ def _insert(connection: Connection, version: int) -> None:
 def offline_sql(dialect: str, revision: str | None) -> list[str]:
     """What :func:`sync` does, as statements that need no reading (for ``--sql`` scripts).
 
-    Idempotent: they create the table (and seed row) only when a goose version is needed,
-    trim what is above, and add the missing versions in order.
+    Idempotent (each dialect module's ``goose_offline_sql``): they create the table (and seed
+    row) only when a goose version is needed, trim what is above, and add the missing
+    versions in order.
     """
     wanted = goose_version_at(dialect, revision)
     if wanted is None:
         return []
-    if dialect == "mysql":
-        return _offline_mysql(wanted)
-    trim = (
-        f"DELETE FROM {GOOSE_TABLE} WHERE version_id > 0 "
-        f"AND (version_id > {wanted} OR is_applied = false)"
-    )
-    if wanted == 0:
-        return [f"DO $$ BEGIN IF to_regclass('{GOOSE_TABLE}') IS NOT NULL THEN {trim}; END IF; END $$"]
-    return [
-        GOOSE_TABLE_DDL[dialect].replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1),
-        f"INSERT INTO {GOOSE_TABLE} (version_id, is_applied) SELECT 0, true "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {GOOSE_TABLE} WHERE version_id = 0)",
-        trim,
-        f"INSERT INTO {GOOSE_TABLE} (version_id, is_applied) SELECT v, true "
-        f"FROM generate_series(1, {wanted}) AS v WHERE NOT EXISTS "
-        f"(SELECT 1 FROM {GOOSE_TABLE} g WHERE g.version_id = v) ORDER BY v",
-    ]
-
-
-def _offline_mysql(wanted: int) -> list[str]:
-    """MySQL's form of :func:`offline_sql` (no ``DO`` blocks, no ``generate_series``).
-
-    Below the first goose version nothing is written: without conditional DDL a script
-    cannot trim a table that may not exist (run online to keep goose in step there).
-    """
-    if wanted == 0:
-        return []
-    missing = f"NOT EXISTS (SELECT 1 FROM {GOOSE_TABLE} g WHERE g.version_id = {{v}})"
-    return [
-        GOOSE_TABLE_DDL["mysql"].replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1),
-        f"DELETE FROM {GOOSE_TABLE} WHERE version_id > 0 AND (version_id > {wanted} OR is_applied = false)",
-        *(
-            f"INSERT INTO {GOOSE_TABLE} (version_id, is_applied) SELECT {v}, true FROM DUAL "
-            f"WHERE {missing.format(v=v)}"
-            for v in range(0, wanted + 1)
-        ),
-    ]
+    return dialect_for(dialect).goose_offline_sql(wanted)
 
 
 def on_version_apply(ctx: Any, step: Any, heads: Collection[str], run_args: Any) -> None:

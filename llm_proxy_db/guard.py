@@ -99,7 +99,7 @@ def guarded_run(
             return MigrationOutcome(current, current, checksum_warnings=warnings, lock_wait=waited)
         reverted = [revision for revision, _reached, direction in steps if direction == "downgrade"]
         refuse_data_loss(connection, reverted, options.allow_data_loss)
-        if settings.is_sqlite:
+        if settings.dialect.FOREIGN_KEYS_OFF_WHILE_MIGRATING:
             refuse_broken_references(connection)
         backup_file = _backup(settings, current, options, progress, lossy=bool(reverted))
         if runner is None:
@@ -175,7 +175,7 @@ def _backup(
     (``pg_dump``, ``mariadb-dump``) only before a downgrade allowed to lose data."""
     if options.no_backup:
         return None
-    if not settings.is_sqlite:
+    if not settings.dialect.BACKUP_BEFORE_EVERY_CHANGE:
         if not (lossy and options.allow_data_loss):
             return None
         path = take_server_backup(settings, current, backup_dir=options.backup_dir)

@@ -21,10 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from llm_proxy_db import adoption, revisions
-from llm_proxy_db.backup import copy_database
 from llm_proxy_db.database import connect
-from llm_proxy_db.dialects import server_dialect_for
-from llm_proxy_db.errors import BackupError, ConfigError, MigrationError
+from llm_proxy_db.errors import ConfigError, MigrationError
 from llm_proxy_db.executor import Progress, ProgressEvent, StepTiming
 from llm_proxy_db.guard import refuse_broken_references
 from llm_proxy_db.settings import Settings
@@ -73,10 +71,8 @@ def rehearse(
     work_dir: str | os.PathLike[str] | None = None,
 ) -> RehearsalResult:
     """Run the revisions up to ``target`` on a throw-away copy of the database."""
-    if settings.is_sqlite:
-        assert settings.database_path is not None
-        if not settings.database_path.exists():
-            raise ConfigError(f"SQLite database {settings.database_path} does not exist")
+    if settings.known_missing():
+        raise ConfigError(f"SQLite database {settings.describe()} does not exist")
     scripts = revisions.script_directory(tuple(version_locations))
     target_id = revisions.resolve(target, scripts)
     current = peek_revision(settings, version_locations)
@@ -92,23 +88,12 @@ def rehearse(
 
 @contextmanager
 def _copy_of(settings: Settings, work_dir: str | os.PathLike[str] | None) -> Iterator[Settings]:
-    """A throw-away copy: a temporary SQLite file, or a scratch PostgreSQL database."""
-    with tempfile.TemporaryDirectory(prefix="llm-proxy-rehearsal-", dir=work_dir) as scratch:
-        if settings.is_sqlite:
-            assert settings.database_path is not None
-            copy = Path(scratch) / settings.database_path.name
-            try:
-                copy_database(settings.database_path, copy)
-            except BackupError as exc:  # its hint is about migration backups, not this copy
-                raise BackupError(
-                    exc.message.replace("cannot write the backup", "cannot write the rehearsal copy"),
-                    hint=f"the copy goes to the temporary directory ({scratch}): free space there "
-                    "or point TMPDIR at a directory with room for a copy of the database",
-                ) from None
-            yield Settings(driver="sqlite", database_path=copy)
-            return
-        with server_dialect_for(settings).copy_of(settings, Path(scratch)) as copy_settings:
-            yield copy_settings
+    """A throw-away copy (the dialect's ``copy_of``): a temporary SQLite file, or a scratch
+    database on the same server."""
+    with tempfile.TemporaryDirectory(prefix="llm-proxy-rehearsal-", dir=work_dir) as scratch, (
+        settings.dialect.copy_of(settings, Path(scratch))
+    ) as copy_settings:
+        yield copy_settings
 
 
 def _run_on_copy(
@@ -127,7 +112,7 @@ def _run_on_copy(
             progress(event)
 
     with connect(copy, foreign_keys=False) as connection:
-        if copy.is_sqlite:
+        if copy.dialect.FOREIGN_KEYS_OFF_WHILE_MIGRATING:
             refuse_broken_references(connection)  # what the guarded run would refuse
         try:
             adoption.run_or_adopt(

@@ -70,6 +70,11 @@ class Settings:
         """SQLAlchemy's name for the dialect: ``sqlite``, ``postgresql`` or ``mysql``."""
         return self.dialect.SQLALCHEMY_NAME
 
+    def known_missing(self) -> bool:
+        """True when the database certainly does not exist yet (a SQLite path without a file):
+        reads can answer "empty" without connecting (or creating anything)."""
+        return not self.dialect.database_exists(self)
+
     def sqlalchemy_url(self) -> URL:
         """The URL SQLAlchemy connects with (psycopg 3 for PostgreSQL)."""
         from sqlalchemy.engine import URL

@@ -85,7 +85,7 @@ def _pending_error(settings: Settings, current: str | None, head: str, pending: 
 
 def unversioned_state(settings: Settings) -> str:
     """What a database without ``alembic_version`` is: ``empty``, a known state, or ``unknown``."""
-    if settings.is_sqlite and not (settings.database_path and settings.database_path.exists()):
+    if settings.known_missing():
         return "empty"
     with connect(settings, create=False) as connection:
         return adoption.detect(connection).state_name
@@ -93,10 +93,8 @@ def unversioned_state(settings: Settings) -> str:
 
 def peek_revision(settings: Settings, version_locations: Sequence[str] = ()) -> str | None:
     """One cheap read of the current revision; refuses a revision this code does not know."""
-    if settings.is_sqlite:
-        assert settings.database_path is not None
-        if not settings.database_path.exists():
-            return None
+    if settings.known_missing():
+        return None
     with connect(settings, create=False) as connection:
         current = current_revision(connection)
     revisions.position(current, revisions.script_directory(tuple(version_locations)))

@@ -32,6 +32,15 @@ class Dialect(Protocol):
     #: None where the service runs no goose.
     GOOSE_VERSIONS: Mapping[str, int] | None
     GOOSE_TABLE_DDL: str | None
+    #: How revisions run: DDL inside the revision's transaction; foreign keys off while
+    #: migrating (references checked by this tool); ALTER through batch rebuilds; DDL lock
+    #: waits limited and lost races retried; a backup before every change (else only before
+    #: a lossy downgrade).
+    TRANSACTIONAL_DDL: bool
+    FOREIGN_KEYS_OFF_WHILE_MIGRATING: bool
+    BATCH_ALTER: bool
+    LOCK_TIMEOUT_RETRIES: bool
+    BACKUP_BEFORE_EVERY_CHANGE: bool
     #: Fingerprint quirks: whether constraint names count, options for index reflection.
     NAMED_CONSTRAINTS: bool
     INDEX_REFLECTION_OPTIONS: Mapping[str, Any]
@@ -42,6 +51,14 @@ class Dialect(Protocol):
 
     def offline_settings(self) -> Settings:
         """Settings for offline (``--sql``) scripts, which connect to nothing."""
+        ...
+
+    def goose_offline_sql(self, wanted: int) -> list[str]:
+        """Statements recording goose versions 1..``wanted`` without reading (``--sql`` scripts)."""
+        ...
+
+    def database_exists(self, settings: Settings) -> bool:
+        """False only when the database certainly does not exist yet (no connection made)."""
         ...
 
     def create_engine(self, settings: Settings, *, foreign_keys: bool = True, create: bool = True) -> Engine:
@@ -63,8 +80,16 @@ class Dialect(Protocol):
         numbering, variants that only ever existed here)."""
         ...
 
+    def partly_applied(self, connection: Connection, revision: str) -> str | None:
+        """Where DDL is not transactional: how far ``revision`` got before a run stopped."""
+        ...
+
     def reflect_checks(self, connection: Connection, tables: list[str]) -> dict[str, list[dict[str, Any]]] | None:
         """CHECK constraints per table where SQLAlchemy's reflection misses some; else None."""
+        ...
+
+    def copy_of(self, settings: Settings, work_dir: Path) -> AbstractContextManager[Settings]:
+        """A throw-away consistent copy of ``settings``' database (files go in ``work_dir``)."""
         ...
 
     def scratch_connection(self, connection: Connection) -> AbstractContextManager[Connection]:
@@ -82,10 +107,6 @@ class ServerDialect(Dialect, Protocol):
 
     def backup_suffix(self) -> str:
         """The file name suffix of the dumps :meth:`run_backup` writes."""
-        ...
-
-    def copy_of(self, settings: Settings, work_dir: Path) -> AbstractContextManager[Settings]:
-        """A scratch database holding a consistent copy of ``settings``' database."""
         ...
 
     def scratch_database(self, server: URL, purpose: str = "scratch") -> AbstractContextManager[Settings]:

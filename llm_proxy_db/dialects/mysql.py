@@ -265,6 +265,47 @@ def offline_settings() -> Settings:
 
 
 
+
+def goose_offline_sql(wanted: int) -> list[str]:
+    """Goose versions 1..``wanted`` recorded by statements that need no reading (``--sql``).
+
+    No ``DO`` blocks, no ``generate_series``; below the first goose version nothing is
+    written: without conditional DDL a script cannot trim a table that may not exist (run
+    online to keep goose in step there).
+    """
+    if wanted == 0:
+        return []
+    assert GOOSE_TABLE_DDL is not None
+    missing = f"NOT EXISTS (SELECT 1 FROM {GOOSE_TABLE} g WHERE g.version_id = {{v}})"
+    return [
+        GOOSE_TABLE_DDL.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1),
+        f"DELETE FROM {GOOSE_TABLE} WHERE version_id > 0 AND (version_id > {wanted} OR is_applied = false)",
+        *(
+            f"INSERT INTO {GOOSE_TABLE} (version_id, is_applied) SELECT {v}, true FROM DUAL "
+            f"WHERE {missing.format(v=v)}"
+            for v in range(0, wanted + 1)
+        ),
+    ]
+
+# -- how revisions run -----------------------------------------------------------------------
+
+# How revisions run here: every DDL statement commits on its own, so a revision that stops
+# half-way is resumed step by step (mysql_ddl), not rolled back; a dump only before a
+# downgrade allowed to lose data.
+TRANSACTIONAL_DDL = False
+FOREIGN_KEYS_OFF_WHILE_MIGRATING = False
+BATCH_ALTER = False
+LOCK_TIMEOUT_RETRIES = False
+BACKUP_BEFORE_EVERY_CHANGE = False
+
+
+
+def partly_applied(connection: Connection, revision: str) -> str | None:
+    """How far ``revision`` got when a run stopped half-way through it (None: not started)."""
+    from llm_proxy_db.dialects import mysql_ddl
+
+    return mysql_ddl.partly_applied(connection, revision)
+
 # -- fingerprint quirks -----------------------------------------------------------------------
 
 NAMED_CONSTRAINTS = True
@@ -279,6 +320,12 @@ def reflect_checks(connection: Connection, tables: list[str]) -> dict[str, list[
     return {name: check_constraints(connection, name) for name in tables}
 
 # -- connecting and the migration lock --------------------------------------------------------
+
+
+def database_exists(settings: Settings) -> bool:
+    """A server database is taken to exist: connecting says otherwise, with a clear error."""
+    del settings
+    return True
 
 
 def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool = True) -> Engine:

@@ -122,6 +122,44 @@ def _password_from_query(url: URL) -> URL:
 
 
 
+
+def goose_offline_sql(wanted: int) -> list[str]:
+    """Goose versions 1..``wanted`` recorded by statements that need no reading (``--sql``)."""
+    trim = (
+        f"DELETE FROM {GOOSE_TABLE} WHERE version_id > 0 "
+        f"AND (version_id > {wanted} OR is_applied = false)"
+    )
+    if wanted == 0:
+        return [f"DO $$ BEGIN IF to_regclass('{GOOSE_TABLE}') IS NOT NULL THEN {trim}; END IF; END $$"]
+    assert GOOSE_TABLE_DDL is not None
+    return [
+        GOOSE_TABLE_DDL.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1),
+        f"INSERT INTO {GOOSE_TABLE} (version_id, is_applied) SELECT 0, true "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {GOOSE_TABLE} WHERE version_id = 0)",
+        trim,
+        f"INSERT INTO {GOOSE_TABLE} (version_id, is_applied) SELECT v, true "
+        f"FROM generate_series(1, {wanted}) AS v WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {GOOSE_TABLE} g WHERE g.version_id = v) ORDER BY v",
+    ]
+
+# -- how revisions run -----------------------------------------------------------------------
+
+# How revisions run here: one transaction per revision (DDL included); DDL waits for a lock
+# at most lock_timeout and a revision that lost the race is tried again (pg_online); a dump
+# only before a downgrade allowed to lose data.
+TRANSACTIONAL_DDL = True
+FOREIGN_KEYS_OFF_WHILE_MIGRATING = False
+BATCH_ALTER = False
+LOCK_TIMEOUT_RETRIES = True
+BACKUP_BEFORE_EVERY_CHANGE = False
+
+
+
+def partly_applied(connection: Connection, revision: str) -> str | None:
+    """Never: a revision here is one transaction, applied whole or not at all."""
+    del connection, revision
+    return None
+
 # -- fingerprint quirks -----------------------------------------------------------------------
 
 NAMED_CONSTRAINTS = True
@@ -134,6 +172,12 @@ def reflect_checks(connection: Connection, tables: list[str]) -> dict[str, list[
     return None
 
 # -- connecting -------------------------------------------------------------------------------
+
+
+def database_exists(settings: Settings) -> bool:
+    """A server database is taken to exist: connecting says otherwise, with a clear error."""
+    del settings
+    return True
 
 
 def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool = True) -> Engine:

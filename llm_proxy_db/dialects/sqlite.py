@@ -68,6 +68,30 @@ def offline_settings() -> Settings:
 
 
 
+
+def goose_offline_sql(wanted: int) -> list[str]:
+    """No goose on SQLite: nothing to write."""
+    del wanted
+    return []
+
+# -- how revisions run -----------------------------------------------------------------------
+
+# How revisions run here.  SQLite: one transaction per revision (DDL included), foreign keys
+# off while migrating (batch table rebuilds), so references are checked by this tool before
+# and after; ALTER through batch rebuilds; a backup copy before every schema change.
+TRANSACTIONAL_DDL = True
+FOREIGN_KEYS_OFF_WHILE_MIGRATING = True
+BATCH_ALTER = True
+LOCK_TIMEOUT_RETRIES = False
+BACKUP_BEFORE_EVERY_CHANGE = True
+
+
+
+def partly_applied(connection: Connection, revision: str) -> str | None:
+    """Never: a revision here is one transaction, applied whole or not at all."""
+    del connection, revision
+    return None
+
 # -- fingerprint quirks -----------------------------------------------------------------------
 
 # CHECK and UNIQUE constraint names count only where revisions drop constraints by name
@@ -82,6 +106,11 @@ def reflect_checks(connection: Connection, tables: list[str]) -> dict[str, list[
     return None
 
 # -- connecting -------------------------------------------------------------------------------
+
+
+def database_exists(settings: Settings) -> bool:
+    """Whether the SQLite file exists (reads never create it)."""
+    return settings.database_path is not None and settings.database_path.exists()
 
 
 def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool = True) -> Engine:
@@ -284,3 +313,23 @@ def adjust_known_states(states: list[KnownState], prints: Mapping[str, Fingerpri
         replace(state, goose_versions=(0, *state.goose_versions)) if state.name in _FAILED_GOOSE_START else state
         for state in states
     ]
+
+
+@contextmanager
+def copy_of(settings: Settings, work_dir: Path) -> Iterator[Settings]:
+    """A consistent copy of the database file in ``work_dir`` (a rehearsal's throw-away copy)."""
+    from llm_proxy_db.backup import copy_database
+    from llm_proxy_db.errors import BackupError
+    from llm_proxy_db.settings import Settings
+
+    assert settings.database_path is not None
+    copy = work_dir / settings.database_path.name
+    try:
+        copy_database(settings.database_path, copy)
+    except BackupError as exc:  # its hint is about migration backups, not this copy
+        raise BackupError(
+            exc.message.replace("cannot write the backup", "cannot write the rehearsal copy"),
+            hint=f"the copy goes to the temporary directory ({work_dir}): free space there "
+            "or point TMPDIR at a directory with room for a copy of the database",
+        ) from None
+    yield Settings(driver=DRIVER, database_path=copy)
