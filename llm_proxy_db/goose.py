@@ -13,7 +13,9 @@ revision's entry in :data:`GOOSE_VERSIONS` (0 for a revision below the first goo
 It runs inside the revision's own transaction (``on_version_apply``, see
 :mod:`llm_proxy_db.environment`), after ``alembic_version`` was written, so both tables change
 together or not at all.  The table is created with goose's own DDL (and its seed row 0) when a
-revision first needs a goose version; rows of versions whose effect is gone are deleted.
+revision first needs a goose version; rows of versions whose effect is gone are deleted, and
+below the first goose version a table left with only its seed row is dropped (goose would
+start from version 1 with or without it).
 On SQLite the current service runs no goose, so nothing is written there (a goose table left
 by the 2025-12 releases stays as it was).
 """
@@ -106,8 +108,24 @@ def sync(connection: Connection, revision: str | None) -> list[int] | None:
             return []
         _create_table(connection, dialect)
     _trim(connection, wanted)
+    if wanted == 0:
+        _drop_if_only_seeded(connection)
+        return []
     _fill(connection, wanted)
     return list(range(1, wanted + 1))
+
+
+def _drop_if_only_seeded(connection: Connection) -> None:
+    """Below the first goose version a table holding only goose's seed row says nothing a
+    missing table would not (goose creates it and starts from version 1 either way), so it
+    goes: a downgrade leaves no trace of the table an upgrade created."""
+    if not recorded_versions(connection) and not _rolled_back_rows(connection):
+        connection.exec_driver_sql(f"DROP TABLE {GOOSE_TABLE}")
+
+
+def _rolled_back_rows(connection: Connection) -> bool:
+    query = sa.text(f"SELECT count(*) FROM {GOOSE_TABLE} WHERE version_id > 0")
+    return bool(connection.execute(query).scalar())
 
 
 def _create_table(connection: Connection, dialect: str) -> None:

@@ -141,7 +141,7 @@ def test_auto_migrate_off_is_not_on(monkeypatch, capsys, behind) -> None:
 def test_defaults_when_unset() -> None:
     settings = env_settings({})
     assert (settings.auto_migrate, settings.strict_checksums, settings.lock_timeout) == (True, False, 300.0)
-    assert (settings.keep_backups, settings.table_lock_timeout) == (5, "5s")
+    assert (settings.keep_backups, settings.table_lock_timeout) == (5, "1s")
 
 
 def test_a_damaged_sqlite_file_is_exit_3(monkeypatch, capsys, sqlite_settings: Settings) -> None:

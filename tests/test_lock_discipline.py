@@ -165,7 +165,7 @@ def test_retry_setting_is_validated() -> None:
     """LLM_PROXY_LOCK_RETRIES takes a whole number from 1 to 100, nothing else."""
     assert pg_online.lock_retries({}) == 5
     assert pg_online.lock_retries({"LLM_PROXY_LOCK_RETRIES": "3"}) == 3
-    with pytest.raises(ConfigError, match="number of attempts"):
+    with pytest.raises(ConfigError, match="LLM_PROXY_LOCK_RETRIES"):
         pg_online.lock_retries({"LLM_PROXY_LOCK_RETRIES": "0"})
 
 

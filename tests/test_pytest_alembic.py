@@ -58,8 +58,14 @@ def test_up_down_consistency(alembic_runner: MigrationContext) -> None:
     builtin.test_up_down_consistency(alembic_runner)
 
 
-def test_downgrade_leaves_no_trace(alembic_runner: MigrationContext) -> None:
+def test_downgrade_leaves_no_trace(alembic_runner: MigrationContext, settings: Settings) -> None:
     """Each downgrade restores exactly the schema its upgrade started from."""
+    if settings.is_mysql:
+        pytest.skip(
+            "pytest-alembic wraps each step of this test in a SAVEPOINT, which MySQL's implicit "
+            "commit after every DDL statement destroys; `migrate verify --mysql-url` (base -> head "
+            "-> base -> head, then no drift; run by make verify in .ci/run) covers MySQL"
+        )
     experimental.test_downgrade_leaves_no_trace(alembic_runner)
 
 

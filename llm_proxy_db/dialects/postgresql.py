@@ -129,8 +129,12 @@ def goose_offline_sql(wanted: int) -> list[str]:
         f"DELETE FROM {GOOSE_TABLE} WHERE version_id > 0 "
         f"AND (version_id > {wanted} OR is_applied = false)"
     )
-    if wanted == 0:
-        return [f"DO $$ BEGIN IF to_regclass('{GOOSE_TABLE}') IS NOT NULL THEN {trim}; END IF; END $$"]
+    if wanted == 0:  # trimmed, and dropped when only goose's seed row is left (as sync does)
+        drop = (
+            f"IF NOT EXISTS (SELECT 1 FROM {GOOSE_TABLE} WHERE version_id > 0) "
+            f"THEN DROP TABLE {GOOSE_TABLE}; END IF;"
+        )
+        return [f"DO $$ BEGIN IF to_regclass('{GOOSE_TABLE}') IS NOT NULL THEN {trim}; {drop} END IF; END $$"]
     assert GOOSE_TABLE_DDL is not None
     return [
         GOOSE_TABLE_DDL.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1),
