@@ -22,7 +22,7 @@ from llm_proxy_db.dialects import scratch
 from llm_proxy_db.dialects.scratch import ScratchRecipe
 from llm_proxy_db.errors import BackupError, ConfigError
 from llm_proxy_db.masking import mask_connection_string
-from llm_proxy_db.quick_status import ADOPTION_TABLE
+from llm_proxy_db.quick_status import ADOPTION_TABLE, VERSION_QUERY
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
@@ -57,7 +57,6 @@ GOOSE_TABLE_DDL: str | None = (
     "is_applied boolean NOT NULL, tstamp timestamp NULL default now(), PRIMARY KEY(id))"
 )
 
-VERSION_QUERY = "SELECT version_num FROM alembic_version"
 _ADOPTED = f"SELECT 1 WHERE to_regclass('{ADOPTION_TABLE}') IS NOT NULL"
 
 

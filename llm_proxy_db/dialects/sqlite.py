@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llm_proxy_db.errors import DatabaseConnectionError
-from llm_proxy_db.quick_status import ADOPTION_TABLE
+from llm_proxy_db.quick_status import ADOPTION_TABLE, VERSION_QUERY
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
@@ -45,7 +45,6 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 GOOSE_VERSIONS: Mapping[str, int] | None = None
 GOOSE_TABLE_DDL: str | None = None
 
-VERSION_QUERY = "SELECT version_num FROM alembic_version"
 _ADOPTED = f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{ADOPTION_TABLE}'"
 # Tokens a pre-token-id release wrote without id (llm_proxy_db.token_ids): the primary key's
 # index answers it; any such row sends status and startup down the full path.
