@@ -469,18 +469,25 @@ def backup_suffix() -> str:
 
 
 def run_backup(settings: Settings, target: Path) -> Path:
-    """Dump the database into ``target`` (which must not exist); failures become BackupError."""
+    """Dump the database into ``target`` (which must not exist); failures become BackupError.
+
+    The dump (it holds the projects' API keys) is written under a temporary name created with
+    mode 0600 and renamed when the client succeeded; a failure or a signal removes it.
+    """
     import subprocess
+
+    from llm_proxy_db.files import written_then_renamed
 
     if target.exists():
         raise BackupError(f"{target} already exists; choose another --out")
-    command, extra_env = backup_command(settings, target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    completed = subprocess.run(command, env={**os.environ, **extra_env}, capture_output=True, text=True, check=False)
-    if completed.returncode != 0:
-        target.unlink(missing_ok=True)
-        reason = (completed.stderr.strip().splitlines() or ["unknown error"])[-1]
-        raise BackupError(f"{Path(command[0]).name} on {settings.describe()} failed: {reason}")
+    with written_then_renamed(target, None) as temporary:
+        command, extra_env = backup_command(settings, temporary)
+        env = {**os.environ, **extra_env}
+        completed = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        if completed.returncode != 0:
+            reason = (completed.stderr.strip().splitlines() or ["unknown error"])[-1]
+            raise BackupError(f"{Path(command[0]).name} on {settings.describe()} failed: {reason}")
     return target
 
 
