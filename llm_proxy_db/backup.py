@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import sqlite3
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -96,15 +97,14 @@ def backup(
     PostgreSQL databases are dumped with ``pg_dump --format=custom`` when it is installed.
     """
     revision = _read_revision(settings)
-    if settings.is_mysql:  # mariadb-dump / mysqldump --single-transaction into a .sql file
+    if settings.is_mysql and out is not None:  # mariadb-dump / mysqldump --single-transaction
         from llm_proxy_db.dialects import mysql
 
-        target = Path(out) if out else backup_directory(settings, backup_dir) / _pg_name(settings, revision)
-        return mysql.run_backup(settings, target.with_suffix(".sql") if not out else target)
+        return mysql.run_backup(settings, Path(out))
     if not settings.is_sqlite:
         if out is not None:
             return pg_dump(settings, Path(out).expanduser())
-        return take_pg_backup(settings, revision, backup_dir=backup_dir)
+        return take_server_backup(settings, revision, backup_dir=backup_dir)
     if out is not None:
         target = Path(out).expanduser()
         if target.is_dir() or str(out).endswith(os.sep):
@@ -116,12 +116,17 @@ def backup(
     return take_backup(settings, revision, backup_dir=backup_dir, keep=keep)
 
 
-def take_pg_backup(
+def take_server_backup(
     settings: Settings, revision: str | None, *, backup_dir: str | os.PathLike[str] | None = None
 ) -> Path:
-    """A ``pg_dump`` of a PostgreSQL database into the backup directory (mode 0600)."""
-    directory = backup_directory(settings, backup_dir)
-    return pg_dump(settings, directory / _pg_name(settings, revision))
+    """A dump of a server database into the backup directory (mode 0600): ``pg_dump`` for
+    PostgreSQL, ``mariadb-dump``/``mysqldump --single-transaction`` (a ``.sql`` file) for MySQL."""
+    target = backup_directory(settings, backup_dir) / _pg_name(settings, revision)
+    if settings.is_mysql:
+        from llm_proxy_db.dialects import mysql
+
+        return mysql.run_backup(settings, target.with_suffix(".sql"))
+    return pg_dump(settings, target)
 
 
 def take_backup(
@@ -334,9 +339,18 @@ def _log_restore(
         "restore", None, None, revision, started, run_log.now(),
         backup_file=str(safety) if safety else None, detail=f"restored from {real_path(source)}",
     )
-    with connect(settings, create=False) as connection:
-        run_log.write(connection, entry)
-        connection.commit()
+    for attempt in range(3):  # the service may hold the write lock right after the swap
+        try:
+            with connect(settings, create=False) as connection:
+                run_log.write(connection, entry)
+                connection.commit()
+            return
+        except sa.exc.OperationalError:
+            if attempt == 2:
+                # The restore itself is done and committed: a busy database must not turn it
+                # into a reported failure.  The missing log row is the lesser loss.
+                return
+            time.sleep(1.0)
 
 
 def _check_origin(source: Path, database: Path, force: bool) -> str | None:

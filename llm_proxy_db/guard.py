@@ -32,7 +32,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from llm_proxy_db import data_loss, manifest, revisions, run_log
-from llm_proxy_db.backup import keep_backups, needs_backup, take_backup, take_pg_backup
+from llm_proxy_db.backup import keep_backups, needs_backup, take_backup, take_server_backup
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import DataLossError, MigrationError, SchemaMismatchError
 from llm_proxy_db.executor import Progress, ProgressEvent, RunResult, plan, run
@@ -178,7 +178,7 @@ def _backup(
     if not settings.is_sqlite:
         if not (lossy and options.allow_data_loss):
             return None
-        path = take_pg_backup(settings, current, backup_dir=options.backup_dir)
+        path = take_server_backup(settings, current, backup_dir=options.backup_dir)
     elif not needs_backup(settings):
         return None
     else:

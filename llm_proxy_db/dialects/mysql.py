@@ -337,15 +337,21 @@ def run_backup(settings: Settings, target: Path) -> Path:
     """Dump the database into ``target`` (which must not exist); failures become BackupError."""
     import subprocess
 
+    from llm_proxy_db.files import written_then_renamed
+
     if target.exists():
         raise BackupError(f"{target} already exists; choose another --out")
-    command, extra_env = backup_command(settings, target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    completed = subprocess.run(command, env={**os.environ, **extra_env}, capture_output=True, text=True, check=False)
-    if completed.returncode != 0:
-        target.unlink(missing_ok=True)
-        reason = (completed.stderr.strip().splitlines() or ["unknown error"])[-1]
-        raise BackupError(f"{Path(command[0]).name} on {settings.describe()} failed: {reason}")
+    # The dump holds the projects' API keys: written under a private temporary name (mode
+    # 0600, umask 077 for the client) and renamed only once the client succeeded.
+    with written_then_renamed(target, None) as temporary:
+        command, extra_env = backup_command(settings, temporary)
+        completed = subprocess.run(
+            command, env={**os.environ, **extra_env}, capture_output=True, text=True, check=False, umask=0o077
+        )
+        if completed.returncode != 0:
+            reason = (completed.stderr.strip().splitlines() or ["unknown error"])[-1]
+            raise BackupError(f"{Path(command[0]).name} on {settings.describe()} failed: {reason}")
     return target
 
 
