@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import sqlite3
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -332,9 +333,18 @@ def _log_restore(
         "restore", None, None, revision, started, run_log.now(),
         backup_file=str(safety) if safety else None, detail=f"restored from {real_path(source)}",
     )
-    with connect(settings, create=False) as connection:
-        run_log.write(connection, entry)
-        connection.commit()
+    for attempt in range(3):  # the service may hold the write lock right after the swap
+        try:
+            with connect(settings, create=False) as connection:
+                run_log.write(connection, entry)
+                connection.commit()
+            return
+        except sa.exc.OperationalError:
+            if attempt == 2:
+                # The restore itself is done and committed: a busy database must not turn it
+                # into a reported failure.  The missing log row is the lesser loss.
+                return
+            time.sleep(1.0)
 
 
 def _check_origin(source: Path, database: Path, force: bool) -> str | None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import sqlite3
 
+import pytest
+
 from llm_proxy_db import commands, fast_path
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import sqlite as sqlite_dialect
@@ -86,6 +88,9 @@ def test_the_probe_at_head_is_one_indexed_query(sqlite_settings) -> None:
 
 def test_an_old_replica_token_has_an_id_after_the_next_start(settings) -> None:
     """PostgreSQL: the column default gives it one (nothing to report); SQLite: setup does."""
+    if settings.is_mysql:
+        pytest.skip("no release before the token-id change ran on MySQL (MySQL support came "
+                    "with goose MySQL file 4's CHAR(36) id, reference section 3b)")
     commands.setup(settings)
     with connect(settings) as connection:
         seed(connection, projects=2, tokens=2, events=0)

@@ -481,10 +481,13 @@ def run_backup(settings: Settings, target: Path) -> Path:
     if target.exists():
         raise BackupError(f"{target} already exists; choose another --out")
     target.parent.mkdir(parents=True, exist_ok=True)
+    # The dump holds the projects' API keys: written under a private temporary name (mode
+    # 0600, umask 077 for the client) and renamed only once the client succeeded.
     with written_then_renamed(target, None) as temporary:
         command, extra_env = backup_command(settings, temporary)
-        env = {**os.environ, **extra_env}
-        completed = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        completed = subprocess.run(
+            command, env={**os.environ, **extra_env}, capture_output=True, text=True, check=False, umask=0o077
+        )
         if completed.returncode != 0:
             reason = (completed.stderr.strip().splitlines() or ["unknown error"])[-1]
             raise BackupError(f"{Path(command[0]).name} on {settings.describe()} failed: {reason}")
