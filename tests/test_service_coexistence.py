@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -25,7 +27,7 @@ from llm_proxy_db.fingerprint_diff import diff
 from llm_proxy_db.known_states import revision_fingerprints
 from llm_proxy_db.locking import SERVICE_LOCK_KEYS, SERVICE_WAITING
 from llm_proxy_db.settings import Settings
-from tests import legacy
+from tests import legacy, service_emulator
 from tests.service_emulator import ServiceStartError, exercise_service, schema_snapshot, start_service
 
 runner = CliRunner()
@@ -201,57 +203,64 @@ def test_service_starts_after_rehearse(settings) -> None:
     serves(settings)
 
 
-# --- the service's migration lock (PostgreSQL) ------------------------------------------------
+# --- the service's migration lock (PostgreSQL advisory lock, MySQL GET_LOCK) --------------------
 
 
-@pytest.mark.postgresql
-def test_a_service_starting_during_a_migration_fails_cleanly(postgres_url) -> None:
+def test_a_service_starting_during_a_migration_fails_cleanly(server, monkeypatch) -> None:
     """While this tool migrates it holds the service's lock: a starting replica gives up after
-    its 10 tries and changes nothing."""
-    settings = Settings(driver="postgres", database_url=postgres_url)
-    cli(settings, "migrate", "up", "--to", "0004")
+    its 10 tries and changes nothing (MySQL's tries wait 10 s each; 0 s here)."""
+    monkeypatch.setattr(service_emulator, "MYSQL_LOCK_WAIT", 0)
+    cli(server, "migrate", "up", "--to", "0004")
     seen: list[str] = []
 
     def during(event) -> None:
         if event.kind == "apply_start" and not seen:
-            before = schema_snapshot(settings)
+            before = schema_snapshot(server)
             with pytest.raises(ServiceStartError, match="migration lock"):
-                start_service(settings)
-            assert schema_snapshot(settings) == before
+                start_service(server)
+            assert schema_snapshot(server) == before
             seen.append(event.revision)
 
-    commands.upgrade(settings, progress=during)
+    commands.upgrade(server, progress=during)
     assert seen == ["0005"]
-    serves(settings)
+    serves(server)
 
 
-@pytest.mark.postgresql
-def test_a_migration_waits_for_a_starting_service(postgres_url) -> None:
-    """A service holding its lock (starting) is waited for, and the wait is reported."""
-    settings = Settings(driver="postgres", database_url=postgres_url)
+@contextmanager
+def service_lock_held(settings: Settings) -> Iterator[Callable[[], None]]:
+    """A starting service holds its migration lock (on another connection) until released."""
     held, release = threading.Event(), threading.Event()
 
-    def service_holds_its_lock() -> None:
+    def hold() -> None:
         engine = sa.create_engine(settings.sqlalchemy_url(), poolclass=sa.pool.NullPool)
         with engine.connect() as connection:
-            connection.exec_driver_sql(f"SELECT pg_advisory_lock({SERVICE_LOCK_KEYS['postgresql']})")
+            if settings.dialect_name == "mysql":
+                connection.exec_driver_sql(f"SELECT GET_LOCK('{service_emulator.SERVICE_LOCK_NAME}', 5)")
+            else:
+                connection.exec_driver_sql(f"SELECT pg_advisory_lock({SERVICE_LOCK_KEYS['postgresql']})")
             held.set()
             release.wait(10)
         engine.dispose()
 
-    holder = threading.Thread(target=service_holds_its_lock)
+    holder = threading.Thread(target=hold)
     holder.start()
     held.wait(5)
-    events: list = []
     try:
-        with pytest.raises(LockTimeoutError, match="service's migration lock"):
-            commands.upgrade(settings, lock_timeout=0.3, progress=events.append)
-        threading.Timer(0.5, release.set).start()
-        started = time.monotonic()
-        result = commands.upgrade(settings, lock_timeout=10, progress=events.append)
+        yield release.set
     finally:
         release.set()
         holder.join()
+
+
+def test_a_migration_waits_for_a_starting_service(server) -> None:
+    """A service holding its lock (starting) is waited for, and the wait is reported."""
+    events: list = []
+    with service_lock_held(server) as release:
+        with pytest.raises(LockTimeoutError, match="service's migration lock"):
+            commands.upgrade(server, lock_timeout=0.3, progress=events.append)
+        threading.Timer(0.5, release).start()
+        started = time.monotonic()
+        result = commands.upgrade(server, lock_timeout=10, progress=events.append)
     assert result.after == HEAD and time.monotonic() - started >= 0.3
     assert any(e.kind == "lock_wait" and e.detail == SERVICE_WAITING for e in events)
-    serves(settings)
+    serves(server)
