@@ -88,7 +88,8 @@ def test_service_starts_after_adoption(shape, tmp_path, request) -> None:
     """Every field shape the suite builds, adopted by ``setup``: the service starts and serves."""
     settings, _ = legacy.prepare(shape, tmp_path, request)
     cli(settings, "setup")
-    assert goose_rows(settings) == expected_goose(settings, HEAD)  # 1-6 PostgreSQL, 1-5 MySQL
+    if not settings.is_sqlite:  # SQLite: a 2025-12 goose table stays as it was (no goose runs)
+        assert goose_rows(settings) == expected_goose(settings, HEAD)  # 1-6 PostgreSQL, 1-5 MySQL
     serves(settings)
 
 
