@@ -3,8 +3,9 @@
 After every operation of the CLI (setup, adoption, migrate down --to each revision and back
 up, db backup + restore, rehearse), the emulated current release (tests/service_emulator.py)
 starts without changing anything and runs every statement of reference section 5.  On
-PostgreSQL ``goose_db_version`` records exactly the goose versions of the revision, and the
-two migration locks keep a starting service and a running migration apart.
+PostgreSQL and MySQL ``goose_db_version`` records exactly the goose versions of the revision,
+and the service's migration lock (advisory lock / ``GET_LOCK``) keeps a starting service and a
+running migration apart.
 """
 
 from __future__ import annotations
