@@ -182,12 +182,18 @@ def _one_advisory_lock(
 def _mysql_lock(
     settings: Settings, connection: Connection, timeout: float, progress: Progress | None
 ) -> Iterator[float]:
+    """Ours, then the service's (as on PostgreSQL), so a wait for a starting service is
+    reported as such."""
     from llm_proxy_db.dialects import mysql
 
-    what = f"GET_LOCK('{mysql.lock_name(connection)}') and GET_LOCK('{mysql.SERVICE_LOCK_NAME}')"
-    waited = _poll(lambda: mysql.try_migration_lock(connection), timeout, progress, settings, what)
+    started = time.monotonic()
     try:
-        yield waited
+        ours = f"GET_LOCK('{mysql.lock_name(connection)}')"
+        _poll(lambda: mysql.try_own_lock(connection), timeout, progress, settings, ours)
+        left = max(timeout - (time.monotonic() - started), 0.0)
+        service = f"GET_LOCK('{mysql.SERVICE_LOCK_NAME}')"
+        _poll(lambda: mysql.try_service_lock(connection), left, progress, settings, service, SERVICE_WAITING)
+        yield time.monotonic() - started
     finally:
         mysql.release_migration_lock(connection)
 

@@ -237,6 +237,17 @@ def try_migration_lock(connection: Connection) -> bool:
     return False
 
 
+def try_own_lock(connection: Connection) -> bool:
+    """Take our ``GET_LOCK`` (named after the database), without waiting."""
+    return _get_lock(connection, lock_name(connection))
+
+
+def try_service_lock(connection: Connection) -> bool:
+    """Take the service's ``GET_LOCK('llm-proxy-migrations')``, without waiting; while we hold
+    it, a starting replica's goose runner waits (and gives up after its 10 tries)."""
+    return _get_lock(connection, SERVICE_LOCK_NAME)
+
+
 def lock_name(connection: Connection) -> str:
     """Our lock's name for the database of ``connection`` (at most 64 characters, MySQL's limit)."""
     return f"{LOCK_NAME}:{connection.engine.url.database}"[:64]
