@@ -2,8 +2,9 @@
 
 Written from the facts of the schema reference (``llm-proxy-schema.md`` sections 3, 3b, 4
 and 5), not from the service's code.  It talks to the database through the raw drivers
-(``sqlite3``; ``psycopg`` with PostgreSQL's own ``$n`` placeholders), binding values the way
-the Go drivers bind them, so nothing of this project's code stands between the two.
+(``sqlite3``; ``psycopg`` with PostgreSQL's own ``$n`` placeholders; ``PyMySQL`` with ``%s``),
+binding values the way the Go drivers bind them, so nothing of this project's code stands
+between the two.
 
 API (two calls, both take this project's ``Settings``)::
 
@@ -17,13 +18,21 @@ API (two calls, both take this project's ``Settings``)::
     (else :class:`ServiceStartError`), ``goose_db_version`` created if missing (seed row 0),
     then every goose file above the recorded version, each in its own transaction and
     recorded on success; a failing file stops the start (:class:`ServiceStartError`).
+    MySQL: ``GET_LOCK('llm-proxy-migrations', 10)`` tried 10 times, the goose table likewise,
+    then the MySQL goose files 1-5 above the recorded version (``fixtures/goose_mysql.sql``).
+    MySQL commits each DDL statement: a file failing half-way keeps its earlier statements
+    (and is not recorded); ``RELEASE_LOCK`` after.
     Returns :class:`ServiceStart`: what it applied and the schema before and after.
 ``exercise_service``
     Projects, tokens, audit events, stats and (SQLite) maintenance, with the results checked;
     returns the number of statements run.  It leaves audit events behind, deletes the
     projects and tokens it made, and (as the service does) deletes expired tokens.
 
-Another dialect (MySQL) adds an entry to ``_CONNECT``, ``_SNAPSHOT``, ``_STARTS`` and its
+MySQL values are bound as go-sql-driver/mysql binds them with ``parseTime=true``: a time as
+``'YYYY-MM-DD HH:MM:SS.ffffff'`` text (UTC), a boolean as 1/0; its ``RowsAffected`` counts the
+rows an UPDATE *changed* (no ``clientFoundRows``), which :meth:`_Session.changed` reports as is.
+
+Another dialect adds an entry to ``_CONNECT``, ``_SNAPSHOT``, ``_STARTS`` and its
 placeholder/binding rules in ``_Session``.
 """
 
@@ -44,7 +53,9 @@ from llm_proxy_db.settings import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SERVICE_LOCK_KEY = 3141592653  # the service's goose runner, PostgreSQL (section 3)
+SERVICE_LOCK_NAME = "llm-proxy-migrations"  # ... and MySQL's GET_LOCK name
 LOCK_TRIES, LOCK_PAUSE = 10, 0.1
+MYSQL_LOCK_WAIT = 10  # seconds GET_LOCK waits, per try
 
 
 class ServiceStartError(Exception):
@@ -92,9 +103,40 @@ def _connect_postgresql(settings: Settings) -> Any:
     )
 
 
+class _MySQLConnection:
+    """PyMySQL with the ``connection.execute(sql, params) -> cursor`` shape of the other two."""
+
+    def __init__(self, connection: Any) -> None:
+        self.raw = connection
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement (``%s`` placeholders); returns its cursor, rows fetched."""
+        cursor = self.raw.cursor()
+        cursor.execute(statement, tuple(params) or None)
+        return cursor
+
+    def close(self) -> None:
+        """Close the connection (a held GET_LOCK dies with it)."""
+        self.raw.close()
+
+
+def _connect_mysql(settings: Settings) -> Any:
+    """Autocommit, utf8mb4, no client-side found-rows flag: as go-sql-driver/mysql connects."""
+    import pymysql
+
+    url = settings.database_url
+    assert url is not None
+    connection = pymysql.connect(
+        host=url.host or "127.0.0.1", port=url.port or 3306, user=url.username or "",
+        password=url.password or "", database=url.database, charset="utf8mb4", autocommit=True,
+    )
+    return _MySQLConnection(connection)
+
+
 _CONNECT: dict[str, Callable[[Settings], Any]] = {
     "sqlite": _connect_sqlite,
     "postgresql": _connect_postgresql,
+    "mysql": _connect_mysql,
 }
 
 
@@ -125,7 +167,27 @@ _SQLITE_SNAPSHOT = (
     "SELECT type, name, coalesce(sql, '') FROM sqlite_master "
     "WHERE name NOT LIKE 'sqlite_stat%' ORDER BY type, name"
 )
-_SNAPSHOT = {"sqlite": _SQLITE_SNAPSHOT, "postgresql": _PG_SNAPSHOT}
+_MYSQL_SNAPSHOT = """
+SELECT 'table', table_name, CONCAT(engine, ' ', table_collation)
+  FROM information_schema.tables WHERE table_schema = DATABASE()
+UNION ALL
+SELECT 'column', CONCAT(table_name, '.', column_name),
+       CONCAT(column_type, ' ', is_nullable, ' ', COALESCE(column_default, ''), ' ', extra)
+  FROM information_schema.columns WHERE table_schema = DATABASE()
+UNION ALL
+SELECT 'constraint', CONCAT(table_name, '.', constraint_name), constraint_type
+  FROM information_schema.table_constraints WHERE table_schema = DATABASE()
+UNION ALL
+SELECT 'check', constraint_name, check_clause
+  FROM information_schema.check_constraints WHERE constraint_schema = DATABASE()
+UNION ALL
+SELECT 'index', CONCAT(table_name, '.', index_name),
+       CONCAT(non_unique, ' ', GROUP_CONCAT(column_name ORDER BY seq_in_index))
+  FROM information_schema.statistics WHERE table_schema = DATABASE()
+  GROUP BY table_name, index_name, non_unique
+ORDER BY 1, 2, 3
+"""
+_SNAPSHOT = {"sqlite": _SQLITE_SNAPSHOT, "postgresql": _PG_SNAPSHOT, "mysql": _MYSQL_SNAPSHOT}
 
 
 def schema_snapshot(settings: Settings) -> tuple[tuple[str, ...], ...]:
@@ -264,9 +326,74 @@ def _apply_goose_file(connection: Any, version: int, statements: Sequence[str]) 
         raise ServiceStartError(f"goose file {version} failed: {exc}".splitlines()[0]) from exc
 
 
+# --- start-up, MySQL: GET_LOCK, goose MySQL files 1-5, none of them transactional --------------
+
+_GOOSE_TABLE_MYSQL = (
+    "CREATE TABLE goose_db_version (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT, "
+    "version_id BIGINT NOT NULL, is_applied BOOLEAN NOT NULL, "
+    "tstamp TIMESTAMP NULL DEFAULT now(), PRIMARY KEY (id))"
+)
+
+
+def _mysql_goose_files() -> dict[int, list[str]]:
+    """MySQL goose files 1-5 of the current release (section 3), split at ``-- goose N``."""
+    text = (FIXTURES / "goose_mysql.sql").read_text()
+    parts = re.split(r"^-- goose (\d+)\s*$", text, flags=re.MULTILINE)
+    return {int(number): _statements(body) for number, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def _start_mysql(connection: Any, result: ServiceStart) -> None:
+    """GET_LOCK, goose table, every MySQL file above the recorded version; RELEASE_LOCK."""
+    _take_mysql_lock(connection)
+    try:
+        current = _mysql_goose_version(connection)
+        for version, statements in sorted(_mysql_goose_files().items()):
+            if version > current:
+                _apply_mysql_goose_file(connection, version, statements)
+                result.applied.append(f"goose {version}")
+    finally:
+        connection.execute("SELECT RELEASE_LOCK(%s)", (SERVICE_LOCK_NAME,))
+
+
+def _take_mysql_lock(connection: Any) -> None:
+    for _ in range(LOCK_TRIES):
+        if connection.execute("SELECT GET_LOCK(%s, %s)", (SERVICE_LOCK_NAME, MYSQL_LOCK_WAIT)).fetchone()[0] == 1:
+            return
+    raise ServiceStartError(f"failed to acquire the migration lock {SERVICE_LOCK_NAME}")
+
+
+def _mysql_goose_version(connection: Any) -> int:
+    exists = connection.execute(
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() "
+        "AND table_name = %s", ("goose_db_version",),
+    ).fetchone()[0]
+    if not exists:
+        connection.execute(_GOOSE_TABLE_MYSQL)
+        connection.execute("INSERT INTO goose_db_version (version_id, is_applied) VALUES (%s, %s)", (0, 1))
+    row = connection.execute(
+        "SELECT MAX(version_id) FROM goose_db_version WHERE is_applied = %s", (1,)
+    ).fetchone()
+    return int(row[0] or 0)
+
+
+def _apply_mysql_goose_file(connection: Any, version: int, statements: Sequence[str]) -> None:
+    """Each DDL statement commits on its own: a failure keeps what ran before it."""
+    import pymysql
+
+    try:
+        for statement in statements:
+            connection.execute(statement)
+        connection.execute(
+            "INSERT INTO goose_db_version (version_id, is_applied) VALUES (%s, %s)", (version, 1)
+        )
+    except pymysql.MySQLError as exc:
+        raise ServiceStartError(f"goose file {version} failed: {exc}".splitlines()[0]) from exc
+
+
 _STARTS: dict[str, Callable[[Any, ServiceStart], None]] = {
     "sqlite": _start_sqlite,
     "postgresql": _start_postgresql,
+    "mysql": _start_mysql,
 }
 
 
@@ -282,7 +409,10 @@ class _Session:
         self.count = 0
 
     def sql(self, statement: str) -> str:
-        """``?`` as the driver wants it: kept on SQLite, ``$1..$n`` on PostgreSQL."""
+        """``?`` as the driver wants it: kept on SQLite, ``$1..$n`` on PostgreSQL, ``%s`` on
+        MySQL (PyMySQL's paramstyle; a literal ``%`` doubled)."""
+        if self.dialect == "mysql":
+            return statement.replace("%", "%%").replace("?", "%s")
         if self.dialect != "postgresql":
             return statement
         numbers = iter(range(1, statement.count("?") + 1))
@@ -303,15 +433,31 @@ class _Session:
 
     def time(self, moment: dt.datetime) -> Any:
         """go-sqlite3 binds time as text ``2006-01-02 15:04:05.999999999-07:00``; PostgreSQL
-        drivers send a timestamp."""
+        drivers send a timestamp; go-sql-driver/mysql (``parseTime=true``, ``loc`` UTC) sends
+        ``2006-01-02 15:04:05.999999`` text."""
+        if self.dialect == "mysql":
+            return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
         if self.dialect != "sqlite":
             return moment.replace(tzinfo=None)
         text = moment.strftime("%Y-%m-%d %H:%M:%S.%f").rstrip("0").rstrip(".")
         return text + "+00:00"
 
+    def read_time(self, moment: dt.datetime) -> Any:
+        """A time bound by :meth:`time`, as the driver reads it back: SQLite returns the text,
+        the server dialects a naive UTC timestamp."""
+        if self.dialect == "sqlite":
+            return self.time(moment)
+        return moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
     def flag(self, value: bool) -> Any:
-        """go-sqlite3 binds bool as integer 1/0; PostgreSQL gets a real boolean."""
-        return int(value) if self.dialect == "sqlite" else value
+        """go-sqlite3 and go-sql-driver/mysql bind bool as integer 1/0; PostgreSQL gets a
+        real boolean."""
+        return value if self.dialect == "postgresql" else int(value)
+
+    def unchanged(self, matched: int) -> int:
+        """``RowsAffected`` of an UPDATE that matched ``matched`` rows but changed none:
+        MySQL counts changed rows (go-sql-driver/mysql without ``clientFoundRows``)."""
+        return 0 if self.dialect == "mysql" else matched
 
     def truth(self, value: Any) -> bool:
         """A boolean column read back."""
@@ -436,9 +582,10 @@ def _counters(s: _Session, tokens: dict[str, str], now: dt.datetime) -> None:
 def _revocations(s: _Session, projects: list[str], tokens: dict[str, str], now: dt.datetime) -> None:
     later = now + dt.timedelta(minutes=5)
     assert s.changed(REVOKE + "token = ?", s.flag(False), s.time(now), tokens["plain"]) == 1
-    assert s.changed(REVOKE + "token = ?", s.flag(False), s.time(later), tokens["plain"]) == 1
+    again = s.changed(REVOKE + "token = ?", s.flag(False), s.time(later), tokens["plain"])
+    assert again == s.unchanged(1)
     first = s.rows("SELECT deactivated_at FROM tokens WHERE token = ?", tokens["plain"])[0][0]
-    assert first == s.time(now), "COALESCE keeps the first deactivation time"
+    assert first == s.read_time(now), "COALESCE keeps the first deactivation time"
     batch = REVOKE + "token IN (?, ?) AND is_active = ?"
     assert s.changed(batch, s.flag(False), s.time(now), tokens["limited"], tokens["spare"], s.flag(True)) == 2
     project = REVOKE + "project_id = ? AND is_active = ?"
@@ -487,12 +634,17 @@ def _stats(s: _Session) -> None:
     active = s.rows("SELECT COUNT(*) FROM tokens WHERE is_active = ?", s.flag(True))[0][0]
     requests = s.rows("SELECT COALESCE(SUM(request_count), 0) FROM tokens")[0][0]
     assert projects >= 2 and tokens >= 5 and active <= tokens and requests >= 7
-    size_query = (
-        "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
-        if s.dialect == "sqlite"
-        else "SELECT pg_database_size(current_database())"
-    )
-    assert s.rows(size_query)[0][0] > 0
+    assert s.rows(SIZE_QUERIES[s.dialect])[0][0] > 0
+
+
+SIZE_QUERIES = {
+    "sqlite": "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+    "postgresql": "SELECT pg_database_size(current_database())",
+    "mysql": (
+        "SELECT SUM(data_length + index_length) FROM information_schema.tables "
+        "WHERE table_schema = DATABASE()"
+    ),
+}
 
 
 def _deletes(s: _Session, projects: list[str], tokens: dict[str, str], now: dt.datetime) -> None:

@@ -3,14 +3,17 @@
 After every operation of the CLI (setup, adoption, migrate down --to each revision and back
 up, db backup + restore, rehearse), the emulated current release (tests/service_emulator.py)
 starts without changing anything and runs every statement of reference section 5.  On
-PostgreSQL ``goose_db_version`` records exactly the goose versions of the revision, and the
-two migration locks keep a starting service and a running migration apart.
+PostgreSQL and MySQL ``goose_db_version`` records exactly the goose versions of the revision,
+and the service's migration lock (advisory lock / ``GET_LOCK``) keeps a starting service and a
+running migration apart.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -26,7 +29,7 @@ from llm_proxy_db.fingerprint_diff import diff
 from llm_proxy_db.known_states import revision_fingerprints
 from llm_proxy_db.locking import SERVICE_WAITING
 from llm_proxy_db.settings import Settings
-from tests import legacy
+from tests import legacy, service_emulator
 from tests.service_emulator import ServiceStartError, exercise_service, schema_snapshot, start_service
 
 runner = CliRunner()
@@ -68,9 +71,10 @@ def forget_new_outcomes(settings: Settings) -> None:
 
 
 def expected_goose(settings: Settings, revision: str | None) -> list[int] | None:
-    """What goose_db_version must hold at ``revision`` on a database set up by this tool."""
+    """What goose_db_version must hold at ``revision`` on a database set up by this tool
+    (None: no goose table, on SQLite and below the dialect's first goose version)."""
     version = goose.goose_version_at(settings.dialect_name, revision)
-    return None if version is None else list(range(1, version + 1))
+    return list(range(1, version + 1)) if version else None
 
 
 def test_service_starts_on_a_database_set_up_by_this_tool(settings) -> None:
@@ -86,8 +90,8 @@ def test_service_starts_after_adoption(shape, tmp_path, request) -> None:
     """Every field shape the suite builds, adopted by ``setup``: the service starts and serves."""
     settings, _ = legacy.prepare(shape, tmp_path, request)
     cli(settings, "setup")
-    if not settings.is_sqlite:
-        assert goose_rows(settings) == [1, 2, 3, 4, 5, 6]
+    if not settings.is_sqlite:  # SQLite: a 2025-12 goose table stays as it was (no goose runs)
+        assert goose_rows(settings) == expected_goose(settings, HEAD)  # 1-6 PostgreSQL, 1-5 MySQL
     serves(settings)
 
 
@@ -102,55 +106,81 @@ def test_down_to_each_revision_keeps_goose_in_step_and_up_again_serves(settings,
     forget_new_outcomes(settings)
     # Below 0002 the audit log (and the service's rows with it) goes: allowed explicitly.
     cli(settings, "migrate", "down", "--to", target, "--allow-data-loss", "--no-backup")
-    revision = revisions.resolve(target)
-    if settings.is_sqlite:
-        assert goose_rows(settings) is None
-    elif goose.goose_version_at(settings.dialect_name, revision) == 0:
-        assert goose_rows(settings) is None  # below the first goose version: no goose table
-    else:
-        assert goose_rows(settings) == expected_goose(settings, revision)
+    assert goose_rows(settings) == expected_goose(settings, revisions.resolve(target))
     cli(settings, "migrate", "up")
     assert goose_rows(settings) == expected_goose(settings, HEAD)
     serves(settings)
 
 
-@pytest.mark.postgresql
-@pytest.mark.parametrize("revision", ["0003", "0004", "0005", "0006", "0007"])
-def test_the_service_completes_a_database_left_at_any_revision(revision, postgres_url) -> None:
+SERVERS = ("postgresql", "mysql")  # the dialects where the service runs goose
+MARKS = {"postgresql": pytest.mark.postgresql, "mysql": pytest.mark.mysql}
+
+
+def server_settings(dialect: str, request: pytest.FixtureRequest) -> Settings:
+    """An empty database of a server ``dialect``."""
+    if dialect == "mysql":
+        return Settings(driver="mysql", database_url=request.getfixturevalue("mysql_url"))
+    return Settings(driver="postgres", database_url=request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(params=[pytest.param(d, marks=MARKS[d]) for d in SERVERS])
+def server(request: pytest.FixtureRequest) -> Settings:
+    """An empty PostgreSQL or MySQL database (the dialects whose service runs goose)."""
+    return server_settings(request.param, request)
+
+
+def latest_goose(dialect: str) -> int:
+    """The current release's last goose version on ``dialect`` (6 PostgreSQL, 5 MySQL)."""
+    return max(goose.GOOSE_VERSIONS[dialect].values())
+
+
+GOOSE_REVISIONS = [
+    pytest.param(dialect, revision, marks=MARKS[dialect], id=f"{dialect}-{revision}")
+    for dialect in SERVERS
+    for revision, version in goose.GOOSE_VERSIONS[dialect].items()
+    if version > 0
+]
+
+
+@pytest.mark.parametrize(("dialect", "revision"), GOOSE_REVISIONS)
+def test_the_service_completes_a_database_left_at_any_revision(dialect, revision, request) -> None:
     """The mapping, checked against goose's own rule: at REV the service applies exactly the
     files above REV's goose version, succeeds, and reaches the head schema."""
-    settings = Settings(driver="postgres", database_url=postgres_url)
+    settings = server_settings(dialect, request)
     cli(settings, "migrate", "up", "--to", revision)
     started = start_service(settings)
-    version = goose.goose_version_at("postgresql", revision)
-    assert started.goose_versions == list(range(version + 1, 7))
+    version = goose.goose_version_at(dialect, revision)
+    assert started.goose_versions == list(range(version + 1, latest_goose(dialect) + 1))
     with connect(settings) as connection:
         assert diff(fingerprint(connection), revision_fingerprints(connection)[HEAD]) == []
     exercise_service(settings)
 
 
-@pytest.mark.postgresql
-def test_a_fresh_service_database_equals_ours(postgres_url) -> None:
+def test_a_fresh_service_database_equals_ours(server) -> None:
     """The emulator's goose files on an empty database build the schema our revisions build."""
-    settings = Settings(driver="postgres", database_url=postgres_url)
-    assert start_service(settings).goose_versions == [1, 2, 3, 4, 5, 6]
-    assert start_service(settings).changed_nothing
-    cli(settings, "setup")  # adopted as goose 6 (created with api_key)
-    assert goose_rows(settings) == [1, 2, 3, 4, 5, 6]
-    serves(settings)
+    every = list(range(1, latest_goose(server.dialect_name) + 1))
+    assert start_service(server).goose_versions == every
+    assert start_service(server).changed_nothing
+    cli(server, "setup")  # adopted as the last goose version (PostgreSQL: created with api_key)
+    assert goose_rows(server) == every
+    serves(server)
 
 
-@pytest.mark.postgresql
-def test_the_service_fails_cleanly_on_a_database_goose_does_not_know(postgres_url) -> None:
-    """Without goose_db_version the service replays its files and file 4 fails: what this
+# Replayed on our head, the first goose file that is not written to be replayed fails:
+# PostgreSQL file 4 (plain ADD COLUMN id), MySQL file 1 (plain CREATE INDEX).
+FIRST_FAILING_FILE = {"postgresql": 4, "mysql": 1}
+
+
+def test_the_service_fails_cleanly_on_a_database_goose_does_not_know(server) -> None:
+    """Without goose_db_version the service replays its files and one fails: what this
     tool prevents (the emulator reproduces the field failure)."""
-    settings = Settings(driver="postgres", database_url=postgres_url)
-    cli(settings, "setup")
-    with connect(settings) as connection:
+    cli(server, "setup")
+    with connect(server) as connection:
         connection.exec_driver_sql("DROP TABLE goose_db_version")
         connection.commit()
-    with pytest.raises(ServiceStartError, match="goose file 4 failed"):
-        start_service(settings)
+    failing = FIRST_FAILING_FILE[server.dialect_name]
+    with pytest.raises(ServiceStartError, match=f"goose file {failing} failed"):
+        start_service(server)
 
 
 def test_service_starts_after_backup_and_restore(sqlite_settings, tmp_path) -> None:
@@ -176,57 +206,64 @@ def test_service_starts_after_rehearse(settings) -> None:
     serves(settings)
 
 
-# --- the service's migration lock (PostgreSQL) ------------------------------------------------
+# --- the service's migration lock (PostgreSQL advisory lock, MySQL GET_LOCK) --------------------
 
 
-@pytest.mark.postgresql
-def test_a_service_starting_during_a_migration_fails_cleanly(postgres_url) -> None:
+def test_a_service_starting_during_a_migration_fails_cleanly(server, monkeypatch) -> None:
     """While this tool migrates it holds the service's lock: a starting replica gives up after
-    its 10 tries and changes nothing."""
-    settings = Settings(driver="postgres", database_url=postgres_url)
-    cli(settings, "migrate", "up", "--to", "0004")
+    its 10 tries and changes nothing (MySQL's tries wait 10 s each; 0 s here)."""
+    monkeypatch.setattr(service_emulator, "MYSQL_LOCK_WAIT", 0)
+    cli(server, "migrate", "up", "--to", "0004")
     seen: list[str] = []
 
     def during(event) -> None:
         if event.kind == "apply_start" and not seen:
-            before = schema_snapshot(settings)
+            before = schema_snapshot(server)
             with pytest.raises(ServiceStartError, match="migration lock"):
-                start_service(settings)
-            assert schema_snapshot(settings) == before
+                start_service(server)
+            assert schema_snapshot(server) == before
             seen.append(event.revision)
 
-    commands.upgrade(settings, progress=during)
+    commands.upgrade(server, progress=during)
     assert seen == ["0005"]
-    serves(settings)
+    serves(server)
 
 
-@pytest.mark.postgresql
-def test_a_migration_waits_for_a_starting_service(postgres_url) -> None:
-    """A service holding its lock (starting) is waited for, and the wait is reported."""
-    settings = Settings(driver="postgres", database_url=postgres_url)
+@contextmanager
+def service_lock_held(settings: Settings) -> Iterator[Callable[[], None]]:
+    """A starting service holds its migration lock (on another connection) until released."""
     held, release = threading.Event(), threading.Event()
 
-    def service_holds_its_lock() -> None:
+    def hold() -> None:
         engine = sa.create_engine(settings.sqlalchemy_url(), poolclass=sa.pool.NullPool)
         with engine.connect() as connection:
-            connection.exec_driver_sql(f"SELECT pg_advisory_lock({SERVICE_LOCK_KEY})")
+            if settings.dialect_name == "mysql":
+                connection.exec_driver_sql(f"SELECT GET_LOCK('{service_emulator.SERVICE_LOCK_NAME}', 5)")
+            else:
+                connection.exec_driver_sql(f"SELECT pg_advisory_lock({SERVICE_LOCK_KEY})")
             held.set()
             release.wait(10)
         engine.dispose()
 
-    holder = threading.Thread(target=service_holds_its_lock)
+    holder = threading.Thread(target=hold)
     holder.start()
     held.wait(5)
-    events: list = []
     try:
-        with pytest.raises(LockTimeoutError, match="service's migration lock"):
-            commands.upgrade(settings, lock_timeout=0.3, progress=events.append)
-        threading.Timer(0.5, release.set).start()
-        started = time.monotonic()
-        result = commands.upgrade(settings, lock_timeout=10, progress=events.append)
+        yield release.set
     finally:
         release.set()
         holder.join()
+
+
+def test_a_migration_waits_for_a_starting_service(server) -> None:
+    """A service holding its lock (starting) is waited for, and the wait is reported."""
+    events: list = []
+    with service_lock_held(server) as release:
+        with pytest.raises(LockTimeoutError, match="service's migration lock"):
+            commands.upgrade(server, lock_timeout=0.3, progress=events.append)
+        threading.Timer(0.5, release).start()
+        started = time.monotonic()
+        result = commands.upgrade(server, lock_timeout=10, progress=events.append)
     assert result.after == HEAD and time.monotonic() - started >= 0.3
     assert any(e.kind == "lock_wait" and e.detail == SERVICE_WAITING for e in events)
-    serves(settings)
+    serves(server)

@@ -341,14 +341,21 @@ def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool
 def migration_lock(
     settings: Settings, connection: Connection | None, timeout: float, progress: Progress | None
 ) -> Iterator[float]:
-    """Hold :func:`try_migration_lock`'s two named locks for the body; yields the wait."""
-    from llm_proxy_db.locking import poll
+    """Ours, then the service's (as on PostgreSQL), held for the body; yields the wait.
+
+    Taken one after the other, so a wait for a starting service is reported as such."""
+    import time
+
+    from llm_proxy_db.locking import SERVICE_WAITING, poll
 
     assert connection is not None, "the MySQL lock is held by the migrating connection"
-    what = f"GET_LOCK('{lock_name(connection)}') and GET_LOCK('{SERVICE_LOCK_NAME}')"
-    waited = poll(lambda: try_migration_lock(connection), timeout, progress, settings, what)
+    started = time.monotonic()
     try:
-        yield waited
+        poll(lambda: try_own_lock(connection), timeout, progress, settings, f"GET_LOCK('{lock_name(connection)}')")
+        left = max(timeout - (time.monotonic() - started), 0.0)
+        service = f"GET_LOCK('{SERVICE_LOCK_NAME}')"
+        poll(lambda: try_service_lock(connection), left, progress, settings, service, SERVICE_WAITING)
+        yield time.monotonic() - started
     finally:
         release_migration_lock(connection)
 
@@ -365,6 +372,17 @@ def try_migration_lock(connection: Connection) -> bool:
         return True
     _release(connection, ours)
     return False
+
+
+def try_own_lock(connection: Connection) -> bool:
+    """Take our ``GET_LOCK`` (named after the database), without waiting."""
+    return _get_lock(connection, lock_name(connection))
+
+
+def try_service_lock(connection: Connection) -> bool:
+    """Take the service's ``GET_LOCK('llm-proxy-migrations')``, without waiting; while we hold
+    it, a starting replica's goose runner waits (and gives up after its 10 tries)."""
+    return _get_lock(connection, SERVICE_LOCK_NAME)
 
 
 def lock_name(connection: Connection) -> str:
