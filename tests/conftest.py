@@ -21,13 +21,15 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 
 from llm_proxy_db.dialects import mysql as mysql_dialect
 from llm_proxy_db.dialects import postgresql
+from llm_proxy_db.dialects.scratch import ScratchRecipe
 from llm_proxy_db.settings import Settings
 
 POSTGRES_URL_ENV = "LLM_PROXY_TEST_POSTGRES_URL"
@@ -38,61 +40,87 @@ DIALECTS = [
     pytest.param("mysql", marks=pytest.mark.mysql),
 ]
 
-_skip_reason: str | None = None
-_mysql_skip_reason: str | None = None
+_skip_reasons: dict[str, str] = {}
 
 
-def _docker_postgres() -> Iterator[URL | None]:
-    global _skip_reason
+def _docker_error() -> str | None:
+    """Why no Docker engine answers, or None when one does."""
     try:
         import docker  # type: ignore[import-untyped]
 
         docker.from_env().ping()
     except Exception as exc:  # noqa: BLE001 - any failure means "no Docker engine here"
-        _skip_reason = (
-            f"PostgreSQL tests SKIPPED: {POSTGRES_URL_ENV} is not set and no Docker engine is "
-            f"reachable for testcontainers ({type(exc).__name__})"
+        return type(exc).__name__
+    return None
+
+
+def _server_url(
+    label: str, env: str, parse: Callable[[str], URL], container: Callable[[], Any]
+) -> Iterator[URL | None]:
+    """The server named by ``env``; else a testcontainers container; else None with a loud reason."""
+    explicit = os.environ.get(env)
+    if explicit:
+        yield parse(explicit)
+        return
+    error = _docker_error()
+    if error is not None:
+        _skip_reasons[label] = (
+            f"{label} tests SKIPPED: {env} is not set and no Docker engine is reachable for testcontainers ({error})"
         )
         yield None
         return
-    from testcontainers.postgres import PostgresContainer
-
-    with PostgresContainer("postgres:17", driver="psycopg") as container:
-        yield make_url(container.get_connection_url())
+    with container() as running:
+        yield parse(running.get_connection_url().replace("+psycopg", "").replace("+pymysql", ""))
 
 
-@pytest.fixture(scope="session")
-def postgres_server_url() -> Iterator[URL | None]:
-    """A URL on a PostgreSQL server we may create databases on, or None."""
-    explicit = os.environ.get(POSTGRES_URL_ENV)
-    if explicit:
-        yield postgresql.parse_database_url(explicit)
-        return
-    yield from _docker_postgres()
-
-
-@pytest.fixture
-def postgres_database_factory(postgres_server_url: URL | None) -> Iterator[Callable[[], URL]]:
-    """Creates brand-new, empty PostgreSQL databases; all are dropped after the test."""
-    if postgres_server_url is None:
-        pytest.skip(_skip_reason or "no PostgreSQL server")
-    admin = sa.create_engine(postgres_server_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+def _database_factory(label: str, server_url: URL | None, recipe: ScratchRecipe) -> Iterator[Callable[[], URL]]:
+    """Creates brand-new, empty databases with the dialect's own recipe; all dropped after the test."""
+    if server_url is None:
+        pytest.skip(_skip_reasons.get(label, f"no {label} server"))
+    options = {"isolation_level": recipe.isolation_level} if recipe.isolation_level else {}
+    admin = sa.create_engine(server_url, poolclass=sa.pool.NullPool, **options)
     created: list[str] = []
 
     def create() -> URL:
         name = f"llmproxy_test_{uuid.uuid4().hex[:12]}"
         with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            conn.exec_driver_sql(recipe.create_sql.format(name=name))
+            conn.commit()
         created.append(name)
-        return postgres_server_url.set(database=name)
+        return server_url.set(database=name)
 
     try:
         yield create
     finally:
         with admin.connect() as conn:
             for name in created:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                conn.exec_driver_sql(recipe.drop_sql.format(name=name))
+            conn.commit()
         admin.dispose()
+
+
+def _postgres_container() -> Any:
+    from testcontainers.postgres import PostgresContainer
+
+    return PostgresContainer("postgres:17", driver="psycopg")
+
+
+def _mysql_container() -> Any:
+    from testcontainers.mysql import MySqlContainer
+
+    return MySqlContainer("mysql:8.0", username="root", password="test", dbname="test")
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[URL | None]:
+    """A URL on a PostgreSQL server we may create databases on, or None."""
+    yield from _server_url("PostgreSQL", POSTGRES_URL_ENV, postgresql.parse_database_url, _postgres_container)
+
+
+@pytest.fixture
+def postgres_database_factory(postgres_server_url: URL | None) -> Iterator[Callable[[], URL]]:
+    """Creates brand-new, empty PostgreSQL databases; all are dropped after the test."""
+    yield from _database_factory("PostgreSQL", postgres_server_url, postgresql.SCRATCH)
 
 
 @pytest.fixture
@@ -101,57 +129,16 @@ def postgres_url(postgres_database_factory: Callable[[], URL]) -> URL:
     return postgres_database_factory()
 
 
-def _docker_mysql() -> Iterator[URL | None]:
-    global _mysql_skip_reason
-    try:
-        import docker  # type: ignore[import-untyped]
-
-        docker.from_env().ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means "no Docker engine here"
-        _mysql_skip_reason = (
-            f"MySQL tests SKIPPED: {MYSQL_URL_ENV} is not set and no Docker engine is "
-            f"reachable for testcontainers ({type(exc).__name__})"
-        )
-        yield None
-        return
-    from testcontainers.mysql import MySqlContainer
-
-    with MySqlContainer("mysql:8.0", username="root", password="test", dbname="test") as container:
-        yield mysql_dialect.parse_database_url(container.get_connection_url().replace("mysql+pymysql", "mysql"))
-
-
 @pytest.fixture(scope="session")
 def mysql_server_url() -> Iterator[URL | None]:
     """A URL on a MySQL/MariaDB server we may create databases on, or None."""
-    explicit = os.environ.get(MYSQL_URL_ENV)
-    if explicit:
-        yield mysql_dialect.parse_database_url(explicit)
-        return
-    yield from _docker_mysql()
+    yield from _server_url("MySQL", MYSQL_URL_ENV, mysql_dialect.parse_database_url, _mysql_container)
 
 
 @pytest.fixture
 def mysql_database_factory(mysql_server_url: URL | None) -> Iterator[Callable[[], URL]]:
     """Creates brand-new, empty MySQL databases; all are dropped after the test."""
-    if mysql_server_url is None:
-        pytest.skip(_mysql_skip_reason or "no MySQL server")
-    admin = sa.create_engine(mysql_server_url, poolclass=sa.pool.NullPool)
-    created: list[str] = []
-
-    def create() -> URL:
-        name = f"llmproxy_test_{uuid.uuid4().hex[:12]}"
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-        created.append(name)
-        return mysql_server_url.set(database=name)
-
-    try:
-        yield create
-    finally:
-        with admin.connect() as conn:
-            for name in created:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-        admin.dispose()
+    yield from _database_factory("MySQL", mysql_server_url, mysql_dialect.SCRATCH)
 
 
 @pytest.fixture
@@ -200,9 +187,6 @@ def sqlite_settings(tmp_path) -> Settings:
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
     """Say loudly, at the end of the run, that PostgreSQL or MySQL was not tested."""
-    if _skip_reason:
-        terminalreporter.section("PostgreSQL NOT TESTED", sep="!", red=True, bold=True)
-        terminalreporter.line(_skip_reason, red=True)
-    if _mysql_skip_reason:
-        terminalreporter.section("MySQL NOT TESTED", sep="!", red=True, bold=True)
-        terminalreporter.line(_mysql_skip_reason, red=True)
+    for label, reason in _skip_reasons.items():
+        terminalreporter.section(f"{label} NOT TESTED", sep="!", red=True, bold=True)
+        terminalreporter.line(reason, red=True)

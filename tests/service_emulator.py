@@ -278,17 +278,33 @@ _GOOSE_TABLE_PG = (
 )
 
 
-def _start_postgresql(connection: Any, result: ServiceStart) -> None:
-    """Lock, goose table, every file above the recorded version; unlock."""
-    _take_service_lock(connection)
+def _run_goose(
+    connection: Any,
+    result: ServiceStart,
+    files: dict[int, list[str]],
+    steps: tuple[Callable[[Any], None], Callable[[Any], int], Callable[[Any, int, Sequence[str]], None], str],
+) -> None:
+    """goose's up: take the lock, apply every file above the recorded version, release the lock.
+
+    ``steps`` is the dialect's (take lock, read version, apply file, unlock statement).
+    """
+    take_lock, current_version, apply_file, unlock = steps
+    take_lock(connection)
     try:
-        current = _pg_goose_version(connection)
-        for version, statements in sorted(_pg_goose_files().items()):
+        current = current_version(connection)
+        for version, statements in sorted(files.items()):
             if version > current:
-                _apply_goose_file(connection, version, statements)
+                apply_file(connection, version, statements)
                 result.applied.append(f"goose {version}")
     finally:
-        connection.execute("SELECT pg_advisory_unlock($1)", (SERVICE_LOCK_KEY,))
+        connection.execute(unlock)
+
+
+def _start_postgresql(connection: Any, result: ServiceStart) -> None:
+    """Lock, goose table, every file above the recorded version; unlock."""
+    unlock = f"SELECT pg_advisory_unlock({SERVICE_LOCK_KEY})"
+    steps = (_take_service_lock, _pg_goose_version, _apply_goose_file, unlock)
+    _run_goose(connection, result, _pg_goose_files(), steps)
 
 
 def _take_service_lock(connection: Any) -> None:
@@ -344,15 +360,9 @@ def _mysql_goose_files() -> dict[int, list[str]]:
 
 def _start_mysql(connection: Any, result: ServiceStart) -> None:
     """GET_LOCK, goose table, every MySQL file above the recorded version; RELEASE_LOCK."""
-    _take_mysql_lock(connection)
-    try:
-        current = _mysql_goose_version(connection)
-        for version, statements in sorted(_mysql_goose_files().items()):
-            if version > current:
-                _apply_mysql_goose_file(connection, version, statements)
-                result.applied.append(f"goose {version}")
-    finally:
-        connection.execute("SELECT RELEASE_LOCK(%s)", (SERVICE_LOCK_NAME,))
+    unlock = f"SELECT RELEASE_LOCK('{SERVICE_LOCK_NAME}')"
+    steps = (_take_mysql_lock, _mysql_goose_version, _apply_mysql_goose_file, unlock)
+    _run_goose(connection, result, _mysql_goose_files(), steps)
 
 
 def _take_mysql_lock(connection: Any) -> None:
