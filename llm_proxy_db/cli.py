@@ -77,7 +77,12 @@ KeepBackupsOption = Annotated[
     ),
 ]
 NoBackupOption = Annotated[
-    bool, typer.Option("--no-backup", help="Migrate without the SQLite backup (not recommended).")
+    bool,
+    typer.Option(
+        "--no-backup",
+        help="Migrate without the backup (SQLite's copy; a server's dump before a lossy downgrade). "
+        "Not recommended.",
+    ),
 ]
 OutOption = Annotated[Path | None, typer.Option("--out", help="Write the backup to this file.")]
 LockTimeoutOption = Annotated[

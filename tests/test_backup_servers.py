@@ -221,3 +221,13 @@ def test_a_failing_connection_never_shows_the_password(server: Settings, tmp_pat
     result = cli(wrong, "db", "restore", str(dump))
     assert result.exit_code != 0
     assert "s3cret-pw" not in result.output
+
+
+@servers
+def test_a_lossy_downgrade_without_the_dump_tool_changes_nothing(server: Settings, monkeypatch) -> None:
+    """The server's dump before a downgrade allowed to lose data: no tool, no dump, no downgrade."""
+    monkeypatch.setenv("PATH", "/nonexistent")
+    result = cli(server, "migrate", "down", "--to", "0002", "--allow-data-loss")
+    assert result.exit_code == 8, result.output
+    assert "installed" in result.output and "--no-backup" in result.output
+    assert revision_of(server) == HEAD

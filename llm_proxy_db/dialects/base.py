@@ -46,6 +46,8 @@ class Dialect(Protocol):
     #: Fingerprint quirks: whether constraint names count, options for index reflection.
     NAMED_CONSTRAINTS: bool
     INDEX_REFLECTION_OPTIONS: Mapping[str, Any]
+    #: Whether the service's starts leave schema artefacts on older databases (adoption strips them).
+    SERVICE_START_ARTEFACTS: bool
 
     def parse_database_url(self, raw: str) -> URL:
         """The operator's ``DATABASE_URL`` as a SQLAlchemy URL (passwords kept, never printed)."""
@@ -80,6 +82,10 @@ class Dialect(Protocol):
     def adjust_known_states(self, states: list[KnownState], prints: Mapping[str, Fingerprint]) -> list[KnownState]:
         """The revisions' states adjusted for the service's history on this dialect (goose
         numbering, variants that only ever existed here)."""
+        ...
+
+    def new_token_id_sql(self) -> str | None:
+        """SQL for a new token id where an older release's tokens can lack one; else None."""
         ...
 
     def partly_applied(self, connection: Connection, revision: str) -> str | None:

@@ -307,6 +307,16 @@ def partly_applied(connection: Connection, revision: str) -> str | None:
 
     return mysql_ddl.partly_applied(connection, revision)
 
+# -- the service's history here ---------------------------------------------------------------
+
+# The service's starts leave no schema artefacts here (goose runs its files, nothing else).
+SERVICE_START_ARTEFACTS = False
+
+
+def new_token_id_sql() -> str | None:
+    """None: ``tokens.id`` is never NULL here (:mod:`llm_proxy_db.token_ids`)."""
+    return None
+
 # -- fingerprint quirks -----------------------------------------------------------------------
 
 NAMED_CONSTRAINTS = True

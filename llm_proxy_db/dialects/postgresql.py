@@ -164,6 +164,16 @@ def partly_applied(connection: Connection, revision: str) -> str | None:
     del connection, revision
     return None
 
+# -- the service's history here ---------------------------------------------------------------
+
+# The service's starts leave no schema artefacts here (goose runs its files, nothing else).
+SERVICE_START_ARTEFACTS = False
+
+
+def new_token_id_sql() -> str | None:
+    """None: ``tokens.id`` is never NULL here (:mod:`llm_proxy_db.token_ids`)."""
+    return None
+
 # -- fingerprint quirks -----------------------------------------------------------------------
 
 NAMED_CONSTRAINTS = True
@@ -421,7 +431,8 @@ def run_tool(tool: str, settings: Settings, args: list[str]) -> str:
     """Run a PostgreSQL client tool against ``settings`` (password in ``PGPASSWORD``)."""
     from llm_proxy_db.dialects import client_tools
 
-    executable = client_tools.find_tool([tool], INSTALL_HINT)
+    hint = f"{INSTALL_HINT}, or pass --no-backup after your own backup" if tool == "pg_dump" else INSTALL_HINT
+    executable = client_tools.find_tool([tool], hint)
     url = settings.sqlalchemy_url()
     password = ("PGPASSWORD", str(url.password)) if url.password else None
     dbname = url.set(drivername="postgresql", password=None).render_as_string(hide_password=False)

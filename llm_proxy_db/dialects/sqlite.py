@@ -92,6 +92,20 @@ def partly_applied(connection: Connection, revision: str) -> str | None:
     del connection, revision
     return None
 
+# -- the service's history here ---------------------------------------------------------------
+
+# From 2025-12-14 the service runs its head schema with IF NOT EXISTS at every start, which
+# leaves artefacts on an older file (llm_proxy_db.service_artefacts): adoption strips them.
+SERVICE_START_ARTEFACTS = True
+
+
+def new_token_id_sql() -> str | None:
+    """A new UUID for a token an older release wrote without ``id`` (the head DDL has no
+    default here, so such rows exist: :mod:`llm_proxy_db.token_ids`)."""
+    from llm_proxy_db.revision_helpers import SQLITE_UUID4_SQL
+
+    return SQLITE_UUID4_SQL
+
 # -- fingerprint quirks -----------------------------------------------------------------------
 
 # CHECK and UNIQUE constraint names count only where revisions drop constraints by name
