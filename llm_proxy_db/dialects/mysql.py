@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl
 
 from llm_proxy_db.dialects import scratch
 from llm_proxy_db.dialects.scratch import ScratchRecipe
+from llm_proxy_db.dialects.server_backup import default_backup_directory, needs_backup  # noqa: F401 (the protocol's, shared by the servers)
 from llm_proxy_db.errors import BackupError, ConfigError
 
 if TYPE_CHECKING:
@@ -462,18 +463,6 @@ LOAD_CLIENTS = ("mariadb", "mysql")
 DUMP_DESCRIPTION = "mariadb-dump / mysqldump file (llm-proxy db backup on MySQL)"
 RESTORE_TOOLS: tuple[tuple[str, ...], ...] = (DUMP_CLIENTS, LOAD_CLIENTS)
 INSTALL_HINT = "install the MariaDB or MySQL client tools"
-
-
-def default_backup_directory(settings: Settings) -> Path:
-    """The working directory (a server database has no file to sit beside)."""
-    del settings
-    return Path.cwd()
-
-
-def needs_backup(settings: Settings) -> bool:
-    """A server database may always hold something worth a dump."""
-    del settings
-    return True
 
 
 def backup(settings: Settings, out: Path | None, directory: Path, keep: int) -> Path:

@@ -19,6 +19,7 @@ from urllib.parse import quote, unquote
 
 from llm_proxy_db.dialects import scratch
 from llm_proxy_db.dialects.scratch import ScratchRecipe
+from llm_proxy_db.dialects.server_backup import default_backup_directory, needs_backup  # noqa: F401 (the protocol's, shared by the servers)
 from llm_proxy_db.errors import BackupError, ConfigError
 from llm_proxy_db.masking import mask_connection_string
 from llm_proxy_db.quick_status import ADOPTION_TABLE, VERSION_QUERY
@@ -287,18 +288,6 @@ def read_versions_at(libpq_url: str, adopted_ok: bool) -> list[str]:
 DUMP_DESCRIPTION = "pg_dump custom-format file (llm-proxy db backup on PostgreSQL)"
 RESTORE_TOOLS: tuple[tuple[str, ...], ...] = (("pg_dump",), ("pg_restore",))
 INSTALL_HINT = "install the PostgreSQL client tools (of the server's major version or newer)"
-
-
-def default_backup_directory(settings: Settings) -> Path:
-    """The working directory (a server database has no file to sit beside)."""
-    del settings
-    return Path.cwd()
-
-
-def needs_backup(settings: Settings) -> bool:
-    """A server database may always hold something worth a dump."""
-    del settings
-    return True
 
 
 def backup(settings: Settings, out: Path | None, directory: Path, keep: int) -> Path:

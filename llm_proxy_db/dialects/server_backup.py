@@ -48,6 +48,18 @@ class DumpInfo:
     revision: str | None
 
 
+def default_backup_directory(settings: Settings) -> Path:
+    """The working directory (a server database has no file to sit beside)."""
+    del settings
+    return Path.cwd()
+
+
+def needs_backup(settings: Settings) -> bool:
+    """A server database may always hold something worth a dump."""
+    del settings
+    return True
+
+
 def dump_name(settings: Settings, revision: str | None, suffix: str) -> str:
     """``<database>.<UTC time>.<revision>.<suffix>``, the name of an automatic dump."""
     stamp = datetime.now(timezone.utc).strftime(_STAMP)
