@@ -231,3 +231,20 @@ def test_a_lossy_downgrade_without_the_dump_tool_changes_nothing(server: Setting
     assert result.exit_code == 8, result.output
     assert "installed" in result.output and "--no-backup" in result.output
     assert revision_of(server) == HEAD
+
+
+@pytest.mark.parametrize("dialect", [pytest.param("mysql", marks=pytest.mark.mysql)])
+def test_a_failed_load_names_the_safety_dump(server: Settings, tmp_path: Path) -> None:
+    """A dump that checks out but fails half-way (MySQL loads statement by statement): the
+    error says where the previous contents are, and restoring that brings them back."""
+    before = everything(server)
+    dump = backup.backup(server, tmp_path)
+    text = dump.read_text()
+    broken = tmp_path / "broken.sql"
+    broken.write_text(text.replace("-- Dump completed", "INSERT INTO no_such_table VALUES (1);\n-- Dump completed"))
+    with pytest.raises(BackupError) as caught:
+        backup.restore(server, broken, backup_dir=tmp_path / "kept", force=True)
+    safety = next((tmp_path / "kept").glob("*.pre-restore.sql"))
+    assert f"llm-proxy db restore --force {safety}" in (caught.value.hint or "")
+    backup.restore(server, safety, backup_dir=tmp_path / "kept", force=True)
+    assert everything(server) == before
