@@ -148,7 +148,7 @@ def detect(connection: Connection) -> Detection:
             return Detection(UNKNOWN, print_, goose_version=goose_at, problem=problem)
         return Detection(EMPTY, print_, goose_version=goose_at)
     states = known_states(connection)
-    if connection.dialect.name == "sqlite":
+    if service_artefacts.left_on(connection):
         for variant, artefacts in service_artefacts.variants(print_)[1:]:
             found = _match(variant, states, goose_at)
             if found.kind == KNOWN:

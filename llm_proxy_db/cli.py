@@ -44,7 +44,7 @@ app = typer.Typer(
 )
 migrate_app = typer.Typer(help="Move the schema between revisions and inspect it.", no_args_is_help=True)
 app.add_typer(migrate_app, name="migrate")
-db_app = typer.Typer(help="Back up and restore the database file.", no_args_is_help=True)
+db_app = typer.Typer(help="Back up and restore the database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -77,7 +77,12 @@ KeepBackupsOption = Annotated[
     ),
 ]
 NoBackupOption = Annotated[
-    bool, typer.Option("--no-backup", help="Migrate without the SQLite backup (not recommended).")
+    bool,
+    typer.Option(
+        "--no-backup",
+        help="Migrate without the backup (SQLite's copy; a server's dump before a lossy downgrade). "
+        "Not recommended.",
+    ),
 ]
 OutOption = Annotated[Path | None, typer.Option("--out", help="Write the backup to this file.")]
 LockTimeoutOption = Annotated[
@@ -453,7 +458,7 @@ def db_backup(
     backup_dir: BackupDirOption = None,
     keep_backups: KeepBackupsOption = None,
 ) -> None:
-    """Back the database up now (SQLite: VACUUM INTO, checked; PostgreSQL: pg_dump)."""
+    """Back the database up now (SQLite: a checked copy; PostgreSQL: pg_dump; MySQL: mariadb-dump)."""
     checked_numbers(keep_backups, None)
     path = backup.backup(state(ctx).settings(), out, backup_dir=backup_dir, keep=keep_backups)
     typer.echo(f"backup: {path}")
@@ -468,10 +473,17 @@ def db_restore(
     lock_timeout: LockTimeoutOption = None,
     force: Annotated[
         bool,
-        typer.Option("--force", help="Restore a backup taken of another database (refused otherwise)."),
+        typer.Option(
+            "--force",
+            help="SQLite: restore a backup taken of another database; PostgreSQL/MySQL: replace "
+            "a database that is not empty (its contents are dumped first). Refused otherwise.",
+        ),
     ] = False,
 ) -> None:
-    """Replace the SQLite database with FILE, keeping a safety copy of the current one."""
+    """Replace the database's contents with FILE, keeping a safety copy of the current ones.
+
+    SQLite: a backup file, restored in place. PostgreSQL: a pg_dump file (pg_restore).
+    MySQL/MariaDB: a mariadb-dump/mysqldump file (mariadb/mysql client)."""
     checked_numbers(None, lock_timeout)
     settings = state(ctx).settings()
     progress = progress_printer()

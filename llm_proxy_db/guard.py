@@ -32,7 +32,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from llm_proxy_db import data_loss, manifest, revisions, run_log
-from llm_proxy_db.backup import keep_backups, needs_backup, take_backup, take_server_backup
+from llm_proxy_db.backup import keep_backups, needs_backup, take_backup
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import DataLossError, MigrationError, SchemaMismatchError
 from llm_proxy_db.executor import Progress, ProgressEvent, RunResult, plan, run
@@ -171,18 +171,15 @@ def _backup(
     *,
     lossy: bool,
 ) -> Path | None:
-    """The SQLite backup before a change; on a server database its dialect's dump
-    (``pg_dump``, ``mariadb-dump``) only before a downgrade allowed to lose data."""
+    """The dialect's backup before a change: SQLite's checked copy before every change (of a
+    file holding something); a server's dump (``pg_dump``, ``mariadb-dump``) only before a
+    downgrade allowed to lose data."""
     if options.no_backup:
         return None
-    if not settings.dialect.BACKUP_BEFORE_EVERY_CHANGE:
-        if not (lossy and options.allow_data_loss):
-            return None
-        path = take_server_backup(settings, current, backup_dir=options.backup_dir)
-    elif not needs_backup(settings):
+    wanted = settings.dialect.BACKUP_BEFORE_EVERY_CHANGE or (lossy and options.allow_data_loss)
+    if not wanted or not needs_backup(settings):
         return None
-    else:
-        path = take_backup(settings, current, backup_dir=options.backup_dir, keep=options.keep_backups)
+    path = take_backup(settings, current, backup_dir=options.backup_dir, keep=options.keep_backups)
     if progress is not None:
         progress(ProgressEvent("backup_done", current or "base", "", 0.0, str(path)))
     return path

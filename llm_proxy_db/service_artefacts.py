@@ -19,6 +19,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from sqlalchemy.engine import Connection
+
+from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.fingerprint import Fingerprint, IndexPrint, normalise_check
 
 TOKEN_INDEX = "idx_tokens_token"
@@ -63,3 +66,8 @@ def _with_two_value_check(print_: Fingerprint) -> Fingerprint | None:
         return None
     narrowed = replace(audit, checks=frozenset({TWO_VALUE_CHECK}))
     return replace(print_, tables={**print_.tables, "audit_events": narrowed})
+
+
+def left_on(connection: Connection) -> bool:
+    """Whether the service's starts leave such artefacts on this dialect's databases (SQLite)."""
+    return dialect_for(connection).SERVICE_START_ARTEFACTS

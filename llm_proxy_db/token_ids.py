@@ -19,12 +19,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from llm_proxy_db.database import connect
+from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.settings import Settings
 
 
 def _applies(connection: Connection) -> bool:
-    """SQLite with a ``tokens.id`` column: the only place an ``id`` can be NULL."""
-    if connection.dialect.name != "sqlite" or not sa.inspect(connection).has_table("tokens"):
+    """A dialect where ``id`` can be NULL (SQLite), with a ``tokens.id`` column."""
+    if dialect_for(connection).new_token_id_sql() is None or not sa.inspect(connection).has_table("tokens"):
         return False
     return any(column["name"] == "id" for column in sa.inspect(connection).get_columns("tokens"))
 
@@ -38,10 +39,9 @@ def count_missing(connection: Connection) -> int:
 
 def fill_missing(settings: Settings) -> int:
     """Give every token without ``id`` a new UUID, in one short transaction; returns how many."""
-    if not settings.is_sqlite or not (settings.database_path and settings.database_path.exists()):
+    new_id = settings.dialect.new_token_id_sql()
+    if new_id is None or not settings.dialect.database_exists(settings):
         return 0
-    from llm_proxy_db.revision_helpers import SQLITE_UUID4_SQL
-
     with connect(settings, create=False) as connection:
         applies = _applies(connection)
         connection.rollback()  # the inspection's read transaction
@@ -49,6 +49,6 @@ def fill_missing(settings: Settings) -> int:
             return 0
         with connection.begin():
             result = connection.exec_driver_sql(
-                f"UPDATE tokens SET id = {SQLITE_UUID4_SQL} WHERE id IS NULL"
+                f"UPDATE tokens SET id = {new_id} WHERE id IS NULL"
             )
         return int(result.rowcount or 0)

@@ -9,20 +9,18 @@ from llm_proxy_db import adoption, commands, render, revisions
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import SchemaMismatchError
 from tests import legacy
-from tests.mysql_helpers import NOT_YET
 
-# L1 on SQLite, goose 2 (state 0003) on PostgreSQL: shapes with the audit log.
-AUDITED = {"sqlite": ("L1", "0002"), "postgresql": ("goose-2", "0003")}
-
-
-MYSQL_SKIP = NOT_YET.format(what="these review cases' named shapes per dialect (MySQL goose shapes are "
-                            "covered by test_adoption.py and test_mysql_adoption.py)")
+# Shapes with the audit log, their known state and the revision it is stamped at: L1 on SQLite,
+# goose 2 on PostgreSQL and on MySQL (whose goose file 1 already names the column api_key).
+AUDITED = {
+    "sqlite": ("L1", "0002", "0002"),
+    "postgresql": ("goose-2", "0003", "0003"),
+    "mysql": ("goose-2", "0003-api_key", "0003"),
+}
 
 
 def _audited(dialect: str, tmp_path, request) -> tuple[legacy.Legacy, str]:
-    if dialect == "mysql":
-        pytest.skip(MYSQL_SKIP)
-    name, state = AUDITED[dialect]
+    name, state, _stamp = AUDITED[dialect]
     shape = next(s for s in legacy.shapes(dialect) if s.name == name)
     return shape, state
 
@@ -32,7 +30,8 @@ def _without_audit_index(dialect, tmp_path, request):
     shape, state = _audited(dialect, tmp_path, request)
     settings, _ = legacy.prepare(shape, tmp_path, request)
     with connect(settings) as connection:
-        connection.exec_driver_sql("DROP INDEX idx_audit_outcome")
+        on_table = " ON audit_events" if settings.is_mysql else ""  # MySQL names the table
+        connection.exec_driver_sql(f"DROP INDEX idx_audit_outcome{on_table}")
         connection.exec_driver_sql("DROP TABLE IF EXISTS goose_db_version")
         connection.commit()
     return settings, state
@@ -43,12 +42,13 @@ def test_nearest_state_prefers_a_missing_index_over_an_extra_table(
 ) -> None:
     """The refusal names the state the database lacks an index of, and hints at it."""
     settings, state = _without_audit_index(dialect, tmp_path, request)
+    stamp = AUDITED[dialect][2]
     with pytest.raises(SchemaMismatchError) as refused:
         commands.setup(settings)
     assert refused.value.nearest_state == state
     assert refused.value.differences == ("missing index idx_audit_outcome on audit_events",)
-    assert f"--force-stamp {state}" in (refused.value.hint or "")
-    result = commands.adopt(settings, force_stamp=state)  # following the hint works
+    assert f"--force-stamp {stamp}" in (refused.value.hint or "")
+    result = commands.adopt(settings, force_stamp=stamp)  # following the hint works
     assert result.run is not None and result.run.after == revisions.head_revision()
 
 
@@ -90,13 +90,11 @@ def test_old_orphan_rows_are_refused_before_anything_changes(sqlite_settings, ve
 
 
 # (shape, its stamp) per dialect: an older state, and one of the head shape.
-OLDER = {"sqlite": ("L1", "0002"), "postgresql": ("goose-3", "0004")}
-HEAD_SHAPED = {"sqlite": "head-unversioned", "postgresql": "goose-6"}
+OLDER = {"sqlite": ("L1", "0002"), "postgresql": ("goose-3", "0004"), "mysql": ("goose-3", "0004")}
+HEAD_SHAPED = {"sqlite": "head-unversioned", "postgresql": "goose-6", "mysql": "goose-5"}
 
 
 def _shape(dialect: str, name: str) -> legacy.Legacy:
-    if dialect == "mysql":
-        pytest.skip(MYSQL_SKIP)
     return next(shape for shape in legacy.shapes(dialect) if shape.name == name)
 
 
@@ -104,8 +102,6 @@ def test_status_of_an_unversioned_database_lists_what_setup_would_run(
     dialect, tmp_path, request
 ) -> None:
     """Pending starts after the detected state, in the text and the JSON."""
-    if dialect == "mysql":
-        pytest.skip(MYSQL_SKIP)
     name, stamp = OLDER[dialect]
     settings, _ = legacy.prepare(_shape(dialect, name), tmp_path, request)
     status = commands.status(settings)
@@ -120,8 +116,6 @@ def test_setup_of_a_head_shaped_unversioned_database_says_it_adopted(
     dialect, tmp_path, request
 ) -> None:
     """Nothing to run after the stamp, yet the database changed: the result says so."""
-    if dialect == "mysql":
-        pytest.skip(MYSQL_SKIP)
     settings, _ = legacy.prepare(_shape(dialect, HEAD_SHAPED[dialect]), tmp_path, request)
     status = commands.status(settings)
     assert status.pending == [] and not status.up_to_date
@@ -138,8 +132,6 @@ def test_setup_of_a_head_shaped_unversioned_database_says_it_adopted(
 
 def test_migrating_down_to_base_forgets_the_adoption(dialect, tmp_path, request) -> None:
     """After down to base and a fresh setup, status shows no stale adoption record."""
-    if dialect == "mysql":
-        pytest.skip(MYSQL_SKIP)
     name, _ = OLDER[dialect]
     settings, _ = legacy.prepare(_shape(dialect, name), tmp_path, request)
     commands.setup(settings)

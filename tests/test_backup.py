@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from llm_proxy_db import backup, commands
+from llm_proxy_db.dialects import sqlite_backup
 from llm_proxy_db.errors import BackupError, ConfigError, UnknownRevisionError
 from llm_proxy_db.settings import Settings
 from tests import legacy
@@ -45,7 +46,7 @@ def test_upgrade_takes_a_checked_backup_named_after_time_and_revision(db: Settin
     assert result.backup is not None and result.backup.parent == db.database_path.parent
     name = result.backup.name
     assert name.startswith("llm-proxy.db.") and name.endswith(".0005.bak")
-    backup.check_database(result.backup)
+    sqlite_backup.check_database(result.backup)
     copy = Settings(driver="sqlite", database_path=result.backup)
     assert revision_of(copy) == "0005"
 
@@ -104,7 +105,7 @@ def test_rotation_keeps_the_newest_and_never_the_one_just_taken(
         taken.append(commands.upgrade(db, backup_dir=directory, keep_backups=2).backup)
     remaining = bak_files(directory)
     assert len(remaining) == 2 and taken[-1] in remaining
-    assert backup.prune(directory, backup._prefix(db.database_path.resolve()), 1, protect=taken[-1]) != []
+    assert sqlite_backup.prune(directory, sqlite_backup._prefix(db.database_path.resolve()), 1, protect=taken[-1]) != []
     assert bak_files(directory) == [taken[-1]]
 
 
@@ -252,11 +253,6 @@ def test_restore_refuses_a_backup_from_a_newer_release(db: Settings, tmp_path: P
         conn.execute("UPDATE alembic_version SET version_num = '9999'")
     with pytest.raises(UnknownRevisionError, match="9999"):
         backup.restore(db, saved)
-
-
-def test_restore_is_sqlite_only(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="SQLite files only"):
-        backup.restore(Settings(driver="postgres", database_url=None), tmp_path / "x.db")
 
 
 def test_backup_out_may_name_a_directory(db: Settings, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from llm_proxy_db import backup, commands, files
+from llm_proxy_db.dialects import sqlite_backup
 from llm_proxy_db.errors import BackupError
 from llm_proxy_db.locking import lock_file, migration_lock
 from llm_proxy_db.settings import Settings
@@ -238,7 +239,7 @@ def test_a_killed_runs_leftovers_are_not_backups_and_are_removed(db: Settings) -
     directory = db.database_path.parent
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     pid = int(dead.stdout)
-    final = directory / f"{backup._prefix(db.database_path.resolve())}.20250101T000000Z.0007.bak"
+    final = directory / f"{sqlite_backup._prefix(db.database_path.resolve())}.20250101T000000Z.0007.bak"
     leftover = files.temporary_name(final).with_name(f".{final.name}.{pid}.tmp")
     leftover.write_bytes(b"partial")
     (directory / (leftover.name + "-journal")).write_bytes(b"j")

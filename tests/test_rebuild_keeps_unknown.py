@@ -1,6 +1,6 @@
 """Never drop what we don't know: the operator's column, index, trigger and view outlive every revision.
 
-SQLite rebuilds ``tokens`` in 0005 (up and down); PostgreSQL alters in place.  On both, an
+SQLite rebuilds ``tokens`` in 0005 (up and down); PostgreSQL and MySQL alter in place.  On each, an
 operator's ``tokens.owner_email`` with its index, a trigger and a view must survive up to head
 and down again, with their data; what a rebuild cannot carry (a column under a constraint) is
 refused before any change, naming it.  Adoption refuses an unknown column or index by name
@@ -30,15 +30,33 @@ POSTGRES_TRIGGER = [
     "CREATE TRIGGER tokens_owner_stamp BEFORE INSERT ON tokens FOR EACH ROW "
     "EXECUTE FUNCTION tokens_owner_stamp()",
 ]
+# MySQL: a trigger is one statement; TEXT cannot carry a plain DEFAULT (MySQL 8) nor a whole-
+# column index, and || is OR there: the column is a VARCHAR and strings are joined by CONCAT.
+MYSQL_TRIGGER = (
+    "CREATE TRIGGER tokens_owner_stamp BEFORE INSERT ON tokens FOR EACH ROW "
+    "SET NEW.owner_email = COALESCE(NEW.owner_email, 'nobody@example.com')"
+)
 VIEW = "CREATE VIEW token_owners AS SELECT token, owner_email FROM tokens"
+
+
+def _trigger(settings: Settings) -> list[str]:
+    if settings.is_mysql:
+        return [MYSQL_TRIGGER]
+    return [SQLITE_TRIGGER] if settings.is_sqlite else POSTGRES_TRIGGER
+
+
+def _owner_of_token(settings: Settings) -> str:
+    """``'owner-' || token`` in the dialect's spelling."""
+    return "CONCAT('owner-', token)" if settings.is_mysql else "'owner-' || token"
 
 
 def _add_operator_objects(settings: Settings) -> None:
     with connect(settings) as connection:
-        connection.exec_driver_sql("ALTER TABLE tokens ADD COLUMN owner_email TEXT DEFAULT 'ops@example.com'")
-        connection.exec_driver_sql("UPDATE tokens SET owner_email = 'owner-' || token")
+        kind = "VARCHAR(191)" if settings.is_mysql else "TEXT"
+        connection.exec_driver_sql(f"ALTER TABLE tokens ADD COLUMN owner_email {kind} DEFAULT 'ops@example.com'")
+        connection.exec_driver_sql(f"UPDATE tokens SET owner_email = {_owner_of_token(settings)}")
         connection.exec_driver_sql("CREATE INDEX idx_tokens_owner_email ON tokens(owner_email)")
-        for statement in [SQLITE_TRIGGER] if settings.is_sqlite else POSTGRES_TRIGGER:
+        for statement in _trigger(settings):
             connection.exec_driver_sql(statement)
         connection.exec_driver_sql(VIEW)
         connection.commit()
@@ -52,7 +70,7 @@ def _assert_operator_objects(settings: Settings) -> None:
         assert "idx_tokens_owner_email" in {index["name"] for index in inspector.get_indexes("tokens")}
         assert "token_owners" in inspector.get_view_names()
         wrong = connection.exec_driver_sql(
-            "SELECT count(*) FROM tokens WHERE owner_email IS NULL OR owner_email <> 'owner-' || token"
+            f"SELECT count(*) FROM tokens WHERE owner_email IS NULL OR owner_email <> {_owner_of_token(settings)}"
         ).scalar_one()
         assert wrong == 0, "owner_email values were lost"
         assert connection.exec_driver_sql("SELECT count(*) FROM token_owners").scalar_one() > 0
@@ -76,6 +94,11 @@ def _assert_trigger_fires(settings: Settings) -> None:
             count = connection.exec_driver_sql(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = 'tokens_owner_stamp'"
             ).scalar_one()
+        elif settings.is_mysql:
+            count = connection.exec_driver_sql(
+                "SELECT count(*) FROM information_schema.TRIGGERS "
+                "WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME = 'tokens_owner_stamp'"
+            ).scalar_one()
         else:
             count = connection.exec_driver_sql(
                 "SELECT count(*) FROM pg_trigger WHERE tgname = 'tokens_owner_stamp'"
@@ -85,10 +108,8 @@ def _assert_trigger_fires(settings: Settings) -> None:
 
 
 def test_operator_objects_survive_up_to_head_and_down_again(settings) -> None:
-    """Added at 0004, kept through 0005-0007 and back down to 0004, with their data."""
-    if settings.is_mysql:
-        pytest.skip("operator objects are written in SQLite/PostgreSQL syntax; MySQL revisions "
-                    "ALTER tables in place and rebuild none (not yet proven here)")
+    """Added at 0004, kept through 0005-0007 and back down to 0004, with their data
+    (MySQL: revisions ALTER in place, statement by statement)."""
     commands.upgrade(settings, "0004")
     with connect(settings) as connection:
         seed(connection)

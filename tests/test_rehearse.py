@@ -16,7 +16,6 @@ from llm_proxy_db.errors import ConfigError, SchemaMismatchError
 from llm_proxy_db.render import render_rehearsal
 from llm_proxy_db.settings import Settings
 from tests import legacy
-from tests.mysql_helpers import NOT_YET
 from tests.safety_helpers import FAILING, HEAD, revision_of, seed, skip_without_pg_client
 
 
@@ -90,15 +89,17 @@ def test_rehearse_refuses_a_target_below_and_a_missing_file(at_0004: Settings, t
         rehearse.rehearse(Settings(driver="sqlite", database_path=tmp_path / "none.db"))
 
 
-# An unversioned shape per dialect, the revision it is stamped at, and what follows.
-UNVERSIONED = {"sqlite": ("L1", "0002"), "postgresql": ("goose-3", "0004")}
+# An unversioned shape per dialect, the known state it is, the revision it is stamped at (MySQL's
+# goose file 1 already names the column api_key: its goose 3 is 0004's api_key variant).
+UNVERSIONED = {
+    "sqlite": ("L1", "0002", "0002"),
+    "postgresql": ("goose-3", "0004", "0004"),
+    "mysql": ("goose-3", "0004-api_key", "0004"),
+}
 
 
 def _unversioned(dialect: str, tmp_path: Path, request, damaged: str | None = None) -> Settings:
-    if dialect == "mysql":
-        pytest.skip(NOT_YET.format(what="rehearsal of an unversioned MySQL database (the rehearsal itself "
-                                   "runs on MySQL: see the other tests here)"))
-    name, _ = UNVERSIONED[dialect]
+    name, _, _ = UNVERSIONED[dialect]
     shape = next(s for s in legacy.shapes(dialect) if s.name == name)
     settings, _ = legacy.prepare(shape, tmp_path, request, damaged)
     skip_without_pg_client(settings)
@@ -110,12 +111,12 @@ def test_rehearse_adopts_an_unversioned_database_on_the_copy(dialect, tmp_path, 
     settings = _unversioned(dialect, tmp_path, request)
     before = fingerprint(settings)
     result = rehearse.rehearse(settings)
-    _, stamped = UNVERSIONED[dialect]
+    _, state, stamped = UNVERSIONED[dialect]
     assert result.ok, result.error
-    assert (result.adopted, result.stamped) == (stamped, stamped)
-    assert result.as_dict()["adopted"] == stamped
+    assert (result.adopted, result.stamped) == (state, stamped)
+    assert result.as_dict()["adopted"] == state
     assert [s.revision for s in result.steps] == revisions.between(stamped, HEAD)
-    assert f"adopted {stamped}: stamped revision {stamped}" in render_rehearsal(result)
+    assert f"adopted {state}: stamped revision {stamped}" in render_rehearsal(result)
     assert fingerprint(settings) == before and scratch_databases(settings) == []
     if settings.is_sqlite:  # the CLI repro from the review
         path = str(settings.database_path)

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
 
+    from llm_proxy_db.backup import RestoreResult
+    from llm_proxy_db.dialects.server_backup import DumpInfo
     from llm_proxy_db.executor import Progress
     from llm_proxy_db.fingerprint import Fingerprint
     from llm_proxy_db.known_states import KnownState
@@ -44,6 +46,8 @@ class Dialect(Protocol):
     #: Fingerprint quirks: whether constraint names count, options for index reflection.
     NAMED_CONSTRAINTS: bool
     INDEX_REFLECTION_OPTIONS: Mapping[str, Any]
+    #: Whether the service's starts leave schema artefacts on older databases (adoption strips them).
+    SERVICE_START_ARTEFACTS: bool
 
     def parse_database_url(self, raw: str) -> URL:
         """The operator's ``DATABASE_URL`` as a SQLAlchemy URL (passwords kept, never printed)."""
@@ -80,6 +84,10 @@ class Dialect(Protocol):
         numbering, variants that only ever existed here)."""
         ...
 
+    def new_token_id_sql(self) -> str | None:
+        """SQL for a new token id where an older release's tokens can lack one; else None."""
+        ...
+
     def partly_applied(self, connection: Connection, revision: str) -> str | None:
         """Where DDL is not transactional: how far ``revision`` got before a run stopped."""
         ...
@@ -97,16 +105,60 @@ class Dialect(Protocol):
         revisions can run (known states); nothing of it stays.  ConfigError when refused."""
         ...
 
+    # Backups and restores (llm_proxy_db.backup chooses the directory and the count kept).
+
+    def default_backup_directory(self, settings: Settings) -> Path:
+        """Where backups go when no directory is given."""
+        ...
+
+    def needs_backup(self, settings: Settings) -> bool:
+        """False when there is certainly nothing to lose (an empty SQLite file)."""
+        ...
+
+    def backup(self, settings: Settings, out: Path | None, directory: Path, keep: int) -> Path:
+        """A backup now: to ``out`` (a new file or a directory), else the automatic one in ``directory``."""
+        ...
+
+    def take_backup(self, settings: Settings, revision: str | None, directory: Path, keep: int) -> Path:
+        """The automatic backup before a schema change; at most ``keep`` kept where rotated."""
+        ...
+
+    def restore(
+        self, settings: Settings, source: Path, directory: Path, *, lock_timeout: float | None,
+        progress: Progress | None, force: bool,
+    ) -> RestoreResult:
+        """Replace the database's contents with the backup ``source`` (safety copy in ``directory``)."""
+        ...
+
 
 class ServerDialect(Dialect, Protocol):
     """A dialect with a server: dumps, loads and scratch databases."""
 
-    def run_backup(self, settings: Settings, target: Path) -> Path:
-        """Dump the database into ``target`` (which must not exist)."""
+    #: What a dump of this dialect is, for messages refusing another file; the client tools a
+    #: restore needs (each: alternative names) and how to install them.
+    DUMP_DESCRIPTION: str
+    RESTORE_TOOLS: tuple[tuple[str, ...], ...]
+    INSTALL_HINT: str
+
+    def dump(self, settings: Settings, target: Path) -> Path:
+        """Dump the database into ``target`` (which must not exist; written privately, then renamed)."""
         ...
 
     def backup_suffix(self) -> str:
-        """The file name suffix of the dumps :meth:`run_backup` writes."""
+        """The file name suffix of the dumps :meth:`dump` writes."""
+        ...
+
+    def inspect_dump(self, path: Path) -> DumpInfo:
+        """What a dump holds (its database, tables, revision), read without loading it;
+        BackupError for a file that is not a complete dump of this dialect's tool."""
+        ...
+
+    def load_dump(self, settings: Settings, dump: Path) -> None:
+        """Load a dump written by :meth:`dump` into the (empty) database of ``settings``."""
+        ...
+
+    def drop_everything(self, connection: Connection) -> None:
+        """Drop every table and view of the database of ``connection`` (a forced restore)."""
         ...
 
     def scratch_database(self, server: URL, purpose: str = "scratch") -> AbstractContextManager[Settings]:

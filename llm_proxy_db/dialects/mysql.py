@@ -15,7 +15,6 @@ the URL object only, which masks them whenever it is shown.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections.abc import Iterator, Mapping
@@ -26,11 +25,14 @@ from urllib.parse import parse_qsl
 
 from llm_proxy_db.dialects import scratch
 from llm_proxy_db.dialects.scratch import ScratchRecipe
+from llm_proxy_db.dialects.server_backup import default_backup_directory, needs_backup  # noqa: F401 (the protocol's, shared by the servers)
 from llm_proxy_db.errors import BackupError, ConfigError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
 
+    from llm_proxy_db.backup import RestoreResult
+    from llm_proxy_db.dialects.server_backup import DumpInfo
     from llm_proxy_db.executor import Progress
     from llm_proxy_db.fingerprint import Fingerprint
     from llm_proxy_db.known_states import KnownState
@@ -306,6 +308,16 @@ def partly_applied(connection: Connection, revision: str) -> str | None:
 
     return mysql_ddl.partly_applied(connection, revision)
 
+# -- the service's history here ---------------------------------------------------------------
+
+# The service's starts leave no schema artefacts here (goose runs its files, nothing else).
+SERVICE_START_ARTEFACTS = False
+
+
+def new_token_id_sql() -> str | None:
+    """None: ``tokens.id`` is never NULL here (:mod:`llm_proxy_db.token_ids`)."""
+    return None
+
 # -- fingerprint quirks -----------------------------------------------------------------------
 
 NAMED_CONSTRAINTS = True
@@ -444,9 +456,41 @@ def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
         connection.close()
 
 
-# -- backups ----------------------------------------------------------------------------------
+# -- backups and restores (the shared steps: dialects/server_backup) -------------------------
 
 DUMP_CLIENTS = ("mariadb-dump", "mysqldump")
+LOAD_CLIENTS = ("mariadb", "mysql")
+DUMP_DESCRIPTION = "mariadb-dump / mysqldump file (llm-proxy db backup on MySQL)"
+RESTORE_TOOLS: tuple[tuple[str, ...], ...] = (DUMP_CLIENTS, LOAD_CLIENTS)
+INSTALL_HINT = "install the MariaDB or MySQL client tools"
+
+
+def backup(settings: Settings, out: Path | None, directory: Path, keep: int) -> Path:
+    """A dump now: to ``out`` (file or directory), else into ``directory`` (not rotated)."""
+    from llm_proxy_db.dialects import mysql, server_backup
+
+    del keep
+    return server_backup.backup(mysql, settings, out, directory)
+
+
+def take_backup(settings: Settings, revision: str | None, directory: Path, keep: int) -> Path:
+    """The dump before a schema change, into ``directory`` (not rotated)."""
+    from llm_proxy_db.dialects import mysql, server_backup
+
+    del keep
+    return server_backup.take_backup(mysql, settings, revision, directory)
+
+
+def restore(
+    settings: Settings, source: Path, directory: Path, *, lock_timeout: float | None,
+    progress: Progress | None, force: bool,
+) -> RestoreResult:
+    """Our dump loaded by the ``mariadb``/``mysql`` client (empty database, or replaced with ``force``)."""
+    from llm_proxy_db.dialects import mysql, server_backup
+
+    return server_backup.restore(
+        mysql, settings, source, directory, lock_timeout=lock_timeout, progress=progress, force=force
+    )
 
 
 def dump_client() -> str | None:
@@ -481,62 +525,115 @@ def _client_connection_args(url: URL) -> list[str]:
     return [*args, f"--host={url.host or '127.0.0.1'}", f"--port={url.port or 3306}", "--protocol=TCP"]
 
 
+def _password(url: URL) -> tuple[str, str] | None:
+    return ("MYSQL_PWD", str(url.password)) if url.password else None
+
+
 def backup_suffix() -> str:
     """The file name suffix of this dialect's backups."""
     return "sql"
 
 
-def run_backup(settings: Settings, target: Path) -> Path:
+def dump(settings: Settings, target: Path) -> Path:
     """Dump the database into ``target`` (which must not exist); failures become BackupError.
 
     The dump (it holds the projects' API keys) is written under a temporary name created with
     mode 0600 and renamed when the client succeeded; a failure or a signal removes it.
     """
-    import subprocess
-
+    from llm_proxy_db.dialects.client_tools import run_tool
     from llm_proxy_db.files import written_then_renamed
 
     if target.exists():
         raise BackupError(f"{target} already exists; choose another --out")
     target.parent.mkdir(parents=True, exist_ok=True)
-    # The dump holds the projects' API keys: written under a private temporary name (mode
-    # 0600, umask 077 for the client) and renamed only once the client succeeded.
     with written_then_renamed(target, None) as temporary:
-        command, extra_env = backup_command(settings, temporary)
-        completed = subprocess.run(
-            command, env={**os.environ, **extra_env}, capture_output=True, text=True, check=False, umask=0o077
-        )
-        if completed.returncode != 0:
-            reason = (completed.stderr.strip().splitlines() or ["unknown error"])[-1]
-            raise BackupError(f"{Path(command[0]).name} on {settings.describe()} failed: {reason}")
+        command, _ = backup_command(settings, temporary)
+        what = f"{Path(command[0]).name} on {settings.describe()}"
+        run_tool(command[0], command[1:], password=_password(settings.sqlalchemy_url()), what=what)
     return target
 
 
 def load_dump(settings: Settings, dump: Path) -> None:
-    """Load a dump written by :func:`run_backup` into the (empty) database of ``settings``."""
-    import subprocess
+    """Load a dump written by :func:`dump` into the (empty) database of ``settings``, statement
+    by statement (MySQL's DDL commits on its own: a failure leaves what was loaded so far)."""
+    from llm_proxy_db.dialects.client_tools import find_tool, run_tool
 
-    client = shutil.which("mariadb") or shutil.which("mysql")
-    if client is None:
-        raise BackupError("no MySQL client (mariadb or mysql) is installed; cannot load the dump")
+    client = find_tool(LOAD_CLIENTS, INSTALL_HINT)
     url = settings.sqlalchemy_url()
-    env = {**os.environ, **({"MYSQL_PWD": str(url.password)} if url.password else {})}
-    with dump.open("rb") as source:
-        completed = subprocess.run(
-            [client, *_client_connection_args(url), str(url.database)], stdin=source, env=env,
-            capture_output=True, check=False,
+    what = f"{Path(client).name} loading {dump.name} into {settings.describe()}"
+    run_tool(client, [*_client_connection_args(url), str(url.database)], password=_password(url), what=what, stdin=dump)
+
+
+_DUMP_HEADER = re.compile(r"^-- (MariaDB|MySQL) dump ")
+_SANDBOX_LINE = "/*M!999999"  # MariaDB 10.11.8+ dumps open with it, before the header
+_DUMP_DATABASE = re.compile(r"Database: (\S+)")
+_CREATE_TABLE = re.compile(r"^CREATE TABLE `((?:[^`]|``)+)`")
+_VERSION_INSERT = "INSERT INTO `alembic_version` VALUES"
+_FIRST_VALUE = re.compile(r"\('([^']*)'\)")
+_DUMP_COMPLETED = "-- Dump completed"
+
+
+def inspect_dump(path: Path) -> DumpInfo:
+    """What the dump holds, read line by line without loading it: written by mariadb-dump or
+    mysqldump, complete (its closing ``-- Dump completed`` line), its tables and revision."""
+    try:
+        with path.open(encoding="utf-8", errors="strict") as lines:
+            first = lines.readline()
+            if first.startswith(_SANDBOX_LINE):
+                first = lines.readline()
+            if not _DUMP_HEADER.match(first):
+                raise BackupError(f"{path} is not a {DUMP_DESCRIPTION}")
+            return _read_dump_body(path, lines)
+    except UnicodeDecodeError:
+        raise BackupError(f"{path} is not a {DUMP_DESCRIPTION}") from None
+
+
+def _read_dump_body(path: Path, lines: Iterator[str]) -> DumpInfo:
+    from llm_proxy_db.dialects.server_backup import DumpInfo
+
+    database, revision, tables, last, in_versions = None, None, set(), "", False
+    for line in lines:
+        if database is None and line.startswith("-- Host:") and (found := _DUMP_DATABASE.search(line)):
+            database = found.group(1)
+        elif created := _CREATE_TABLE.match(line):
+            tables.add(created.group(1).replace("``", "`"))
+        if line.startswith(_VERSION_INSERT):
+            in_versions = revision is None
+        if in_versions and (value := _FIRST_VALUE.search(line)):
+            revision, in_versions = value.group(1), False
+        if line.strip():
+            last = line
+    if not last.startswith(_DUMP_COMPLETED):
+        raise BackupError(
+            f"{path} is incomplete (no '{_DUMP_COMPLETED}' line at its end)",
+            hint="the dump was cut short; restore another backup; the database was not touched",
         )
-    if completed.returncode != 0:
-        reason = (completed.stderr.decode(errors="replace").strip().splitlines() or ["unknown error"])[-1]
-        raise BackupError(f"{Path(client).name} could not load {dump} into {settings.describe()}: {reason}")
+    return DumpInfo(database, frozenset(tables), revision)
+
+
+def drop_everything(connection: Connection) -> None:
+    """Drop every table and view of the database (a forced restore's first step)."""
+    import sqlalchemy as sa
+
+    inspector = sa.inspect(connection)
+    views, tables = inspector.get_view_names(), inspector.get_table_names()
+    connection.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
+    try:
+        for kind, names in (("VIEW", views), ("TABLE", tables)):
+            if names:
+                quoted = ", ".join("`" + name.replace("`", "``") + "`" for name in names)
+                connection.exec_driver_sql(f"DROP {kind} IF EXISTS {quoted}")
+    finally:
+        connection.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
+    connection.commit()
 
 
 @contextmanager
 def copy_of(settings: Settings, work_dir: Path) -> Iterator[Settings]:
     """A scratch database on the same server holding a consistent copy of ``settings``' database."""
-    dump = run_backup(settings, work_dir / "rehearsal.sql")
+    copied = dump(settings, work_dir / "rehearsal.sql")
     with scratch_database(settings.sqlalchemy_url(), "rehearsal") as copy:
-        load_dump(copy, dump)
+        load_dump(copy, copied)
         yield copy
 
 

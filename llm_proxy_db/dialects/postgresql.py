@@ -9,8 +9,7 @@ lock on the migrating connection, then the service's own goose key.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
+import re
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
@@ -20,6 +19,7 @@ from urllib.parse import quote, unquote
 
 from llm_proxy_db.dialects import scratch
 from llm_proxy_db.dialects.scratch import ScratchRecipe
+from llm_proxy_db.dialects.server_backup import default_backup_directory, needs_backup  # noqa: F401 (the protocol's, shared by the servers)
 from llm_proxy_db.errors import BackupError, ConfigError
 from llm_proxy_db.masking import mask_connection_string
 from llm_proxy_db.quick_status import ADOPTION_TABLE, VERSION_QUERY
@@ -27,6 +27,8 @@ from llm_proxy_db.quick_status import ADOPTION_TABLE, VERSION_QUERY
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
 
+    from llm_proxy_db.backup import RestoreResult
+    from llm_proxy_db.dialects.server_backup import DumpInfo
     from llm_proxy_db.executor import Progress
     from llm_proxy_db.fingerprint import Fingerprint
     from llm_proxy_db.known_states import KnownState
@@ -163,6 +165,16 @@ def partly_applied(connection: Connection, revision: str) -> str | None:
     del connection, revision
     return None
 
+# -- the service's history here ---------------------------------------------------------------
+
+# The service's starts leave no schema artefacts here (goose runs its files, nothing else).
+SERVICE_START_ARTEFACTS = False
+
+
+def new_token_id_sql() -> str | None:
+    """None: ``tokens.id`` is never NULL here (:mod:`llm_proxy_db.token_ids`)."""
+    return None
+
 # -- fingerprint quirks -----------------------------------------------------------------------
 
 NAMED_CONSTRAINTS = True
@@ -271,17 +283,49 @@ def read_versions_at(libpq_url: str, adopted_ok: bool) -> list[str]:
         return rows
 
 
-# -- backups ----------------------------------------------------------------------------------
+# -- backups and restores (the shared steps: dialects/server_backup) -------------------------
+
+DUMP_DESCRIPTION = "pg_dump custom-format file (llm-proxy db backup on PostgreSQL)"
+RESTORE_TOOLS: tuple[tuple[str, ...], ...] = (("pg_dump",), ("pg_restore",))
+INSTALL_HINT = "install the PostgreSQL client tools (of the server's major version or newer)"
 
 
-def run_backup(settings: Settings, target: Path) -> Path:
-    """The dialect's backup: :func:`pg_dump` into ``target``."""
-    return pg_dump(settings, target)
+def backup(settings: Settings, out: Path | None, directory: Path, keep: int) -> Path:
+    """``pg_dump`` now: to ``out`` (file or directory), else into ``directory`` (not rotated)."""
+    from llm_proxy_db.dialects import postgresql, server_backup
+
+    del keep
+    return server_backup.backup(postgresql, settings, out, directory)
+
+
+def take_backup(settings: Settings, revision: str | None, directory: Path, keep: int) -> Path:
+    """The ``pg_dump`` before a schema change, into ``directory`` (not rotated)."""
+    from llm_proxy_db.dialects import postgresql, server_backup
+
+    del keep
+    return server_backup.take_backup(postgresql, settings, revision, directory)
+
+
+def restore(
+    settings: Settings, source: Path, directory: Path, *, lock_timeout: float | None,
+    progress: Progress | None, force: bool,
+) -> RestoreResult:
+    """``pg_restore`` of our dump into the database (empty, or replaced with ``force``)."""
+    from llm_proxy_db.dialects import postgresql, server_backup
+
+    return server_backup.restore(
+        postgresql, settings, source, directory, lock_timeout=lock_timeout, progress=progress, force=force
+    )
 
 
 def backup_suffix() -> str:
     """The file name suffix of this dialect's backups."""
     return "dump"
+
+
+def dump(settings: Settings, target: Path) -> Path:
+    """The dialect's backup: :func:`pg_dump` into ``target``."""
+    return pg_dump(settings, target)
 
 
 @contextmanager
@@ -318,22 +362,72 @@ def pg_restore(settings: Settings, dump: Path) -> None:
     run_tool("pg_restore", settings, ["--no-owner", "--exit-on-error", str(dump)])
 
 
-def run_tool(tool: str, settings: Settings, args: list[str]) -> None:
-    """Run a PostgreSQL client tool against ``settings``; failures become :class:`BackupError`."""
-    executable = shutil.which(tool)
-    if executable is None:
-        raise BackupError(f"{tool} is not installed", hint="install the PostgreSQL client tools")
+def load_dump(settings: Settings, dump: Path) -> None:
+    """:func:`pg_restore` in one transaction: a failure leaves the (empty) database as it was."""
+    run_tool("pg_restore", settings, ["--no-owner", "--exit-on-error", "--single-transaction", str(dump)])
+
+
+_TOC_TABLE = re.compile(r"^\d+; \d+ \d+ TABLE (\S+) (\S+) ")
+_TOC_DBNAME = re.compile(r"^;\s+dbname: (.*)$")
+
+
+def inspect_dump(path: Path) -> DumpInfo:
+    """What the dump holds, read with ``pg_restore --list`` (its table of contents) and the
+    ``alembic_version`` rows it would load; BackupError for anything but a complete pg_dump
+    archive (it is read to its end once)."""
+    from llm_proxy_db.dialects.client_tools import find_tool
+    from llm_proxy_db.dialects.client_tools import run_tool as run
+    from llm_proxy_db.dialects.server_backup import DumpInfo
+
+    executable = find_tool(["pg_restore"], INSTALL_HINT)
+    toc = run(executable, ["--list", str(path)], password=None, what=f"pg_restore --list {path}")
+    # Reading the whole archive once (into nothing) finds a dump cut short.
+    run(executable, [f"--file={os.devnull}", str(path)], password=None, what=f"pg_restore {path}")
+    database = next((m.group(1).strip() for m in map(_TOC_DBNAME.match, toc.splitlines()) if m), None)
+    tables = frozenset(m.group(2) for m in map(_TOC_TABLE.match, toc.splitlines()) if m)
+    revision = None
+    if "alembic_version" in tables:
+        data = run(
+            executable, ["--data-only", "--table=alembic_version", "--file=-", str(path)],
+            password=None, what=f"pg_restore {path}",
+        )
+        revision = _copied_rows(data)
+    return DumpInfo(database, tables, revision)
+
+
+def _copied_rows(script: str) -> str | None:
+    """The first row of the ``COPY ... FROM stdin`` block of a one-table script, if any."""
+    lines = script.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("COPY ")), None)
+    if start is None or start + 1 >= len(lines) or lines[start + 1] == "\\.":
+        return None
+    return lines[start + 1].strip()
+
+
+def drop_everything(connection: Connection) -> None:
+    """Drop every table and view of the connection's schema (a forced restore's first step)."""
+    import sqlalchemy as sa
+
+    inspector = sa.inspect(connection)
+    for kind, names in (("VIEW", inspector.get_view_names()), ("TABLE", inspector.get_table_names())):
+        if names:
+            quoted = ", ".join('"' + name.replace('"', '""') + '"' for name in names)
+            connection.exec_driver_sql(f"DROP {kind} IF EXISTS {quoted} CASCADE")
+    connection.commit()
+
+
+def run_tool(tool: str, settings: Settings, args: list[str]) -> str:
+    """Run a PostgreSQL client tool against ``settings`` (password in ``PGPASSWORD``)."""
+    from llm_proxy_db.dialects import client_tools
+
+    hint = f"{INSTALL_HINT}, or pass --no-backup after your own backup" if tool == "pg_dump" else INSTALL_HINT
+    executable = client_tools.find_tool([tool], hint)
     url = settings.sqlalchemy_url()
-    env = dict(os.environ)
-    if url.password:
-        env["PGPASSWORD"] = str(url.password)
+    password = ("PGPASSWORD", str(url.password)) if url.password else None
     dbname = url.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
-    completed = subprocess.run(
-        [executable, *args, f"--dbname={dbname}"], env=env, capture_output=True, text=True, check=False
+    return client_tools.run_tool(
+        executable, [*args, f"--dbname={dbname}"], password=password, what=f"{tool} on {settings.describe()}"
     )
-    if completed.returncode != 0:
-        reason = (completed.stderr.strip().splitlines() or ["unknown error"])[-1]
-        raise BackupError(f"{tool} on {settings.describe()} failed: {reason}")
 
 
 SCRATCH = ScratchRecipe(

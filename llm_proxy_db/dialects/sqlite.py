@@ -8,7 +8,7 @@ transaction, so it is chosen when the connection is opened.
 
 The migration lock is ``flock`` on a sidecar file (``<database>.migrate.lock``), which the
 kernel releases when the process dies.  Backups (``VACUUM INTO``, checked, rotated) and the
-in-place restore are SQLite's own and live in :mod:`llm_proxy_db.backup`.
+in-place restore are SQLite's own and live in :mod:`llm_proxy_db.dialects.sqlite_backup`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from llm_proxy_db.quick_status import ADOPTION_TABLE, VERSION_QUERY
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
 
+    from llm_proxy_db.backup import RestoreResult
     from llm_proxy_db.executor import Progress
     from llm_proxy_db.fingerprint import Fingerprint
     from llm_proxy_db.known_states import KnownState
@@ -90,6 +91,20 @@ def partly_applied(connection: Connection, revision: str) -> str | None:
     """Never: a revision here is one transaction, applied whole or not at all."""
     del connection, revision
     return None
+
+# -- the service's history here ---------------------------------------------------------------
+
+# From 2025-12-14 the service runs its head schema with IF NOT EXISTS at every start, which
+# leaves artefacts on an older file (llm_proxy_db.service_artefacts): adoption strips them.
+SERVICE_START_ARTEFACTS = True
+
+
+def new_token_id_sql() -> str | None:
+    """A new UUID for a token an older release wrote without ``id`` (the head DDL has no
+    default here, so such rows exist: :mod:`llm_proxy_db.token_ids`)."""
+    from llm_proxy_db.revision_helpers import SQLITE_UUID4_SQL
+
+    return SQLITE_UUID4_SQL
 
 # -- fingerprint quirks -----------------------------------------------------------------------
 
@@ -317,7 +332,7 @@ def adjust_known_states(states: list[KnownState], prints: Mapping[str, Fingerpri
 @contextmanager
 def copy_of(settings: Settings, work_dir: Path) -> Iterator[Settings]:
     """A consistent copy of the database file in ``work_dir`` (a rehearsal's throw-away copy)."""
-    from llm_proxy_db.backup import copy_database
+    from llm_proxy_db.dialects.sqlite_backup import copy_database
     from llm_proxy_db.errors import BackupError
     from llm_proxy_db.settings import Settings
 
@@ -332,3 +347,46 @@ def copy_of(settings: Settings, work_dir: Path) -> Iterator[Settings]:
             "or point TMPDIR at a directory with room for a copy of the database",
         ) from None
     yield Settings(driver=DRIVER, database_path=copy)
+
+
+# -- backups and restores (dialects/sqlite_backup) --------------------------------------------
+
+
+def default_backup_directory(settings: Settings) -> Path:
+    """Beside the database's real file."""
+    from llm_proxy_db.dialects import sqlite_backup
+
+    return sqlite_backup.default_backup_directory(settings)
+
+
+def needs_backup(settings: Settings) -> bool:
+    """False for a file that does not exist yet or holds no table (nothing to lose)."""
+    from llm_proxy_db.dialects import sqlite_backup
+
+    return sqlite_backup.needs_backup(settings)
+
+
+def backup(settings: Settings, out: Path | None, directory: Path, keep: int) -> Path:
+    """A checked copy now: to ``out`` (file or directory), else rotated into ``directory``."""
+    from llm_proxy_db.dialects import sqlite_backup
+
+    return sqlite_backup.backup(settings, out, directory, keep)
+
+
+def take_backup(settings: Settings, revision: str | None, directory: Path, keep: int) -> Path:
+    """The checked copy before a schema change, rotated (``keep`` automatic copies kept)."""
+    from llm_proxy_db.dialects import sqlite_backup
+
+    return sqlite_backup.take_backup(settings, revision, directory, keep)
+
+
+def restore(
+    settings: Settings, source: Path, directory: Path, *, lock_timeout: float | None,
+    progress: Progress | None, force: bool,
+) -> RestoreResult:
+    """The backup's contents written into the database file in place, in one transaction."""
+    from llm_proxy_db.dialects import sqlite_backup
+
+    return sqlite_backup.restore(
+        settings, source, directory, lock_timeout=lock_timeout, progress=progress, force=force
+    )

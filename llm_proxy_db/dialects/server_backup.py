@@ -1,0 +1,194 @@
+"""Backups and restores of a server database (PostgreSQL, MySQL/MariaDB): what both share.
+
+Each server dialect module brings its tools (``RESTORE_TOOLS``, all checked first):
+``dump(settings, target)`` (``pg_dump``, ``mariadb-dump``; a private file renamed when
+complete), ``inspect_dump(path)`` (reads a dump without loading it), ``load_dump(settings,
+dump)`` (``pg_restore``, ``mariadb``) and ``drop_everything(connection)``.  This module names
+the dumps and runs a restore:
+
+1. the dump is checked before anything is touched: a complete dump of our tool's kind holding
+   ``projects`` and ``tokens``, at a revision this code knows (else exit 8, or 5 for a
+   revision of a newer release);
+2. under the migration lock (ours and the service's: no migration, no starting replica
+   meanwhile), a database holding any table is refused (exit 8) unless ``force``; with it,
+   the current contents are dumped first (``*.pre-restore.<suffix>`` in the backup
+   directory), then dropped;
+3. the dump is loaded into the empty database and the restore recorded in the run log.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from llm_proxy_db.errors import BackupError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from llm_proxy_db.backup import RestoreResult
+    from llm_proxy_db.dialects.base import ServerDialect
+    from llm_proxy_db.executor import Progress
+    from llm_proxy_db.settings import Settings
+
+_STAMP = "%Y%m%dT%H%M%SZ"
+REQUIRED_TABLES = ("projects", "tokens")
+
+
+@dataclass(frozen=True)
+class DumpInfo:
+    """What a dump says about itself: the database it was taken of, the tables it creates and
+    the revision its ``alembic_version`` holds (None: unversioned, or at base)."""
+
+    database: str | None
+    tables: frozenset[str]
+    revision: str | None
+
+
+def default_backup_directory(settings: Settings) -> Path:
+    """The working directory (a server database has no file to sit beside)."""
+    del settings
+    return Path.cwd()
+
+
+def needs_backup(settings: Settings) -> bool:
+    """A server database may always hold something worth a dump."""
+    del settings
+    return True
+
+
+def dump_name(settings: Settings, revision: str | None, suffix: str) -> str:
+    """``<database>.<UTC time>.<revision>.<suffix>``, the name of an automatic dump."""
+    stamp = datetime.now(timezone.utc).strftime(_STAMP)
+    return f"{settings.sqlalchemy_url().database}.{stamp}.{revision or 'base'}.{suffix}"
+
+
+def backup(dialect: ServerDialect, settings: Settings, out: Path | None, directory: Path) -> Path:
+    """A dump now: to ``out`` (a file that must not exist, or a directory), else into ``directory``."""
+    revision = read_revision(settings)
+    if out is None:
+        return take_backup(dialect, settings, revision, directory)
+    if out.is_dir() or str(out).endswith(os.sep):
+        out = out / dump_name(settings, revision, dialect.backup_suffix())
+    return dialect.dump(settings, out)
+
+
+def take_backup(dialect: ServerDialect, settings: Settings, revision: str | None, directory: Path) -> Path:
+    """A dump into ``directory`` under the automatic name (dumps are not rotated)."""
+    from llm_proxy_db.files import remove_leftovers
+
+    directory.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(directory)
+    return dialect.dump(settings, directory / dump_name(settings, revision, dialect.backup_suffix()))
+
+
+def read_revision(settings: Settings) -> str | None:
+    """The database's current revision (a missing or unreachable database is an error)."""
+    from llm_proxy_db.database import connect
+    from llm_proxy_db.version_table import current_revision
+
+    with connect(settings, create=False) as connection:
+        return current_revision(connection)
+
+
+def checked_dump(dialect: ServerDialect, source: Path) -> DumpInfo:
+    """Step 1: ``source`` read by the dialect, holding our tables at a revision we know."""
+    from llm_proxy_db import revisions
+
+    if not source.exists():
+        raise BackupError(f"backup file {source} does not exist")
+    if not source.is_file() or source.stat().st_size == 0:
+        raise BackupError(f"{source} is not a {dialect.DUMP_DESCRIPTION}")
+    info = dialect.inspect_dump(source)
+    missing = [name for name in REQUIRED_TABLES if name not in info.tables]
+    if missing:
+        raise BackupError(
+            f"{source} does not hold an llm-proxy database (no {', '.join(missing)} table)",
+            hint="restore a backup this tool took; the database was not touched",
+        )
+    revisions.position(info.revision)  # a dump written by a newer release is refused
+    return info
+
+
+def restore(
+    dialect: ServerDialect,
+    settings: Settings,
+    source: Path,
+    directory: Path,
+    *,
+    lock_timeout: float | None,
+    progress: Progress | None,
+    force: bool,
+) -> RestoreResult:
+    """Load the dump ``source`` into the database (see the module's docstring for the steps)."""
+    from llm_proxy_db import run_log
+    from llm_proxy_db.backup import RestoreResult
+    from llm_proxy_db.database import connect
+    from llm_proxy_db.dialects.client_tools import find_tool
+    from llm_proxy_db.locking import migration_lock
+    from llm_proxy_db.version_table import current_revision
+
+    for names in dialect.RESTORE_TOOLS:  # all there before anything is read or touched
+        find_tool(names, dialect.INSTALL_HINT)
+    info = checked_dump(dialect, source)
+    with connect(settings, create=False) as connection, migration_lock(
+        settings, connection, timeout=lock_timeout, progress=progress
+    ):
+        started = run_log.now()
+        safety = _replaceable(dialect, settings, connection, directory, force)
+        try:
+            dialect.load_dump(settings, source)
+        except BackupError as exc:
+            raise _load_failed(exc, safety) from None
+        connection.rollback()  # see what the load committed
+        revision = current_revision(connection)
+        entry = run_log.Entry(
+            "restore", None, None, revision, started, run_log.now(),
+            backup_file=str(safety) if safety else None, detail=f"restored from {source.resolve()}",
+        )
+        run_log.write(connection, entry)
+        connection.commit()
+    return RestoreResult(settings.describe(), source, revision, safety, origin=info.database)
+
+
+def _replaceable(
+    dialect: ServerDialect, settings: Settings, connection: Connection, directory: Path, force: bool
+) -> Path | None:
+    """Step 2: None for an empty database; with ``force`` the safety dump of a non-empty one
+    (then emptied); otherwise the refusal."""
+    import sqlalchemy as sa
+
+    from llm_proxy_db.version_table import current_revision
+
+    connection.rollback()
+    inspector = sa.inspect(connection)
+    found = sorted([*inspector.get_table_names(), *inspector.get_view_names()])
+    if not found:
+        return None
+    if not force:
+        shown = ", ".join(found[:6]) + (", ..." if len(found) > 6 else "")
+        raise BackupError(
+            f"{settings.describe()} is not empty ({len(found)} tables: {shown}); refusing to "
+            "restore over it",
+            hint="pass --force to replace its contents (they are dumped first; stop the service: "
+            "its writes after that dump are not kept); the database was not touched",
+        )
+    revision = current_revision(connection)
+    connection.rollback()
+    directory.mkdir(parents=True, exist_ok=True)
+    name = dump_name(settings, revision, f"pre-restore.{dialect.backup_suffix()}")
+    safety = dialect.dump(settings, directory / name)
+    dialect.drop_everything(connection)
+    return safety
+
+
+def _load_failed(exc: BackupError, safety: Path | None) -> BackupError:
+    """A failed load, with the way back to what the database held."""
+    if safety is None:
+        hint = "the database held nothing before; fix the cause and restore again"
+    else:
+        hint = f"the previous contents are in {safety}: llm-proxy db restore --force {safety}"
+    return BackupError(exc.message, hint=hint)
