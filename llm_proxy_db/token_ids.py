@@ -40,15 +40,19 @@ def fill_missing(settings: Settings) -> int:
     """Give every token without ``id`` a new UUID, in one short transaction; returns how many."""
     if not settings.is_sqlite or not (settings.database_path and settings.database_path.exists()):
         return 0
+    with connect(settings, create=False) as connection:
+        return fill_missing_on(connection)
+
+
+def fill_missing_on(connection: Connection) -> int:
+    """:func:`fill_missing` on an open connection (its transaction, if any, is ended first)."""
     from llm_proxy_db.revision_helpers import SQLITE_UUID4_SQL
 
-    with connect(settings, create=False) as connection:
-        applies = _applies(connection)
-        connection.rollback()  # the inspection's read transaction
-        if not applies:
-            return 0
-        with connection.begin():
-            result = connection.exec_driver_sql(
-                f"UPDATE tokens SET id = {SQLITE_UUID4_SQL} WHERE id IS NULL"
-            )
-        return int(result.rowcount or 0)
+    connection.rollback()
+    applies = _applies(connection)
+    connection.rollback()  # the inspection's read transaction
+    if not applies:
+        return 0
+    with connection.begin():
+        result = connection.exec_driver_sql(f"UPDATE tokens SET id = {SQLITE_UUID4_SQL} WHERE id IS NULL")
+    return int(result.rowcount or 0)
