@@ -12,11 +12,14 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Run:
-    """One child process: wall seconds, peak resident memory (MiB) and its stdout."""
+    """One child process: wall seconds, peak resident memory (MiB), its stdout and the CPU
+    seconds it used itself (user + system, from ``wait4``: on a loaded machine they move far
+    less than wall time)."""
 
     seconds: float
     peak_rss_mib: float
     stdout: str = ""
+    cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -26,6 +29,7 @@ class Samples:
     name: str
     seconds: list[float] = field(default_factory=list)
     peak_rss_mib: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
 
     @property
     def median(self) -> float:
@@ -41,6 +45,7 @@ class Samples:
         """Record one child-process run."""
         self.seconds.append(run.seconds)
         self.peak_rss_mib.append(run.peak_rss_mib)
+        self.cpu_seconds.append(run.cpu_seconds)
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form."""
@@ -48,6 +53,7 @@ class Samples:
             "median_s": self.median,
             "runs_s": self.seconds,
             "peak_rss_mib": self.peak_rss,
+            "cpu_runs_s": self.cpu_seconds,
         }
 
 
@@ -81,7 +87,8 @@ def run_process(
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({process.returncode}): {stderr.strip()[-2000:]}")
-    return Run(seconds=elapsed, peak_rss_mib=usage.ru_maxrss / 1024, stdout=stdout)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(seconds=elapsed, peak_rss_mib=usage.ru_maxrss / 1024, stdout=stdout, cpu_seconds=cpu)
 
 
 def side_by_side(

@@ -29,8 +29,9 @@ import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
-from llm_proxy_db import adoption_record, goose, revisions, run_log, service_artefacts
+from llm_proxy_db import adoption_record, goose, known_state_data, revisions, run_log, service_artefacts
 from llm_proxy_db.database import connect
+from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import ConfigError, MigrationError, SchemaMismatchError
 from llm_proxy_db.executor import Progress, ProgressEvent, RunResult, run
 from llm_proxy_db.fingerprint import Fingerprint, fingerprint, our_tables_present
@@ -147,7 +148,16 @@ def detect(connection: Connection) -> Detection:
             problem = f"goose_db_version says version {goose_at} but none of our tables exists"
             return Detection(UNKNOWN, print_, goose_version=goose_at, problem=problem)
         return Detection(EMPTY, print_, goose_version=goose_at)
-    states = known_states(connection)
+    found = _detect_state(connection, print_, goose_at, derive=False)
+    if found.kind == UNKNOWN and known_state_data.load(connection) is not None:
+        # Matched against the committed data only: derive to be sure before refusing.
+        found = _detect_state(connection, print_, goose_at, derive=True)
+    return found
+
+
+def _detect_state(connection: Connection, print_: Fingerprint, goose_at: int | None, *, derive: bool) -> Detection:
+    """The known state ``print_`` is (service artefacts stripped on SQLite), or the nearest."""
+    states = known_states(connection, derive=derive)
     if service_artefacts.left_on(connection):
         for variant, artefacts in service_artefacts.variants(print_)[1:]:
             found = _match(variant, states, goose_at)
@@ -368,11 +378,67 @@ def adopt(
     )
 
 
-def check_adoptable(settings: Settings, target: str | None = revisions.HEAD) -> None:
-    """Refuse an unversioned database of unknown shape before any lock or backup (reads only).
+class GuardedAdoption:
+    """The guarded path's runner for a database that may be unversioned (``setup``, ``migrate up``).
 
-    Under the lock :func:`run_or_adopt` plans again; this early check only spares a refused
-    database the backup (and a restart loop the pile of them).
+    :meth:`precheck` runs before the migration lock: it plans the adoption of an unversioned
+    database (reads only) and refuses one of unknown shape, so a refused database costs no
+    lock file, no wait and no backup (nor a restart loop a pile of them).  :meth:`check`
+    (``guarded_run``'s ``check``) runs under the lock before any backup: it plans again,
+    unless the dialect can tell cheaply that the schema did not change since the precheck
+    (SQLite's schema cookie).  Calling the object then carries that plan out on the same
+    connection, or runs the revisions of a versioned database.
+    """
+
+    def __init__(self, *, progress: Progress | None = None, version_locations: Sequence[str] = ()) -> None:
+        self.progress = progress
+        self.version_locations = version_locations
+        self.planned: AdoptionPlan | None = None
+        self.checked = False
+        self._cookie: object | None = None
+
+    def precheck(self, connection: Connection, target: str | None) -> None:
+        """Before the lock: raise when adopting would be refused (reads only)."""
+        self._plan(connection, target)
+        self._cookie = dialect_for(connection).schema_cookie(connection) if self.planned else None
+        connection.rollback()
+        self.checked = False
+
+    def check(self, connection: Connection, target: str | None) -> None:
+        """Under the lock: plan the adoption (an unversioned database only); raise when it
+        would be refused.  The precheck's plan is kept when the schema certainly did not change."""
+        cookie = self._cookie
+        if cookie is None or dialect_for(connection).schema_cookie(connection) != cookie:
+            self._plan(connection, target)
+        connection.rollback()
+        self.checked = True
+
+    def _plan(self, connection: Connection, target: str | None) -> None:
+        self.planned = None
+        if needs_adoption(connection):
+            self.planned = plan(connection, target or revisions.BASE)
+            connection.rollback()
+            if self.planned.refusal is not None:
+                raise mismatch_error(self.planned.detection)
+
+    def __call__(self, connection: Connection, target: str | None) -> RunResult:
+        """Adopt as planned by :meth:`check` (which runs first if it has not), or migrate."""
+        if not self.checked:
+            self.check(connection, target)
+        if self.planned is None:
+            return run(connection, target, progress=self.progress, version_locations=self.version_locations)
+        adopted = execute(
+            connection, self.planned, progress=self.progress, version_locations=self.version_locations
+        )
+        assert adopted.run is not None
+        return adopted.run
+
+
+def check_adoptable(settings: Settings, target: str | None = revisions.HEAD) -> None:
+    """Refuse an unversioned database of unknown shape before anything else (reads only).
+
+    For callers outside the guarded path (a rehearsal refuses before copying); the guarded
+    path checks under its lock with :class:`GuardedAdoption`.
     """
     if settings.known_missing():
         return

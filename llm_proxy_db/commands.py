@@ -6,7 +6,6 @@ that parses options, calls one of them, and renders the result.
 
 from __future__ import annotations
 
-import functools
 import io
 import os
 from collections.abc import Sequence
@@ -301,16 +300,19 @@ def _migrate(
             )
         return target_id
 
-    runner = None
-    if direction == "upgrade":
-        adoption.check_adoptable(settings, target_id)
-        runner = functools.partial(
-            adoption.run_or_adopt, progress=progress, version_locations=version_locations
+    if direction == "downgrade" or settings.known_missing():
+        return guarded_run(
+            settings, checked_target, options=safety, progress=progress, version_locations=version_locations,
         )
-    return guarded_run(
-        settings, checked_target, options=safety, progress=progress,
-        version_locations=version_locations, runner=runner,
-    )
+    # An unversioned database is checked before the lock (and again under it), then adopted,
+    # all on one connection.
+    runner = adoption.GuardedAdoption(progress=progress, version_locations=version_locations)
+    with connect(settings, foreign_keys=False, create=False) as connection:
+        runner.precheck(connection, target_id)
+        return guarded_run(
+            settings, checked_target, options=safety, progress=progress, version_locations=version_locations,
+            runner=runner, check=runner.check, connection=connection,
+        )
 
 
 def _steps_below(current: str | None, steps: int) -> str:

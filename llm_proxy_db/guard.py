@@ -8,7 +8,8 @@ through :func:`guarded_run`:
 2. re-read the current revision under the lock (another replica may have done the work) and
    refuse a revision this code does not know (a newer release wrote it);
    Applied revisions whose file changed since release are reported (``checksum_warnings``;
-   an error in strict mode, see :mod:`llm_proxy_db.manifest`);
+   an error in strict mode, see :mod:`llm_proxy_db.manifest`); the caller's ``check`` runs
+   (adoption refuses an unversioned database of unknown shape here, before any backup);
 3. if something is pending on SQLite, refuse a database that already breaks its foreign keys
    (``PRAGMA foreign_key_check``): no revision, stamp or backup is blamed for old orphans;
 4. a downgrade that would lose data (:mod:`llm_proxy_db.data_loss`) is refused with the list
@@ -25,6 +26,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +43,8 @@ from llm_proxy_db.settings import Settings
 from llm_proxy_db.version_table import current_revision
 
 TargetFor = Callable[[str | None], str | None]
+# Run under the lock before any backup, with the target: may refuse (raise) without cost.
+Check = Callable[[Connection, str | None], None]
 # What moves the locked connection to the target; executor.run by default.  Adoption of an
 # unversioned database plugs in here, so it gets the same lock and backup.
 Runner = Callable[[Connection, str | None], RunResult]
@@ -78,17 +82,25 @@ def guarded_run(
     progress: Progress | None = None,
     version_locations: Sequence[str] = (),
     runner: Runner | None = None,
+    check: Check | None = None,
+    connection: Connection | None = None,
 ) -> MigrationOutcome:
     """Move the database to ``target_for(current revision read under the lock)``, safely.
 
     ``runner(connection, target)`` does the moving (default: :func:`executor.run` with
     ``progress`` and ``version_locations``); it runs after the lock and the backup.
+    ``check(connection, target)``, when something is to be done, runs under the lock before
+    anything else (an adoption's refusal).  ``connection``: an open connection to use (its
+    transaction ended) instead of opening one; the caller closes it.
     """
     options = options or SafetyOptions()
     keep_backups(options.keep_backups)  # bad options fail before anything is touched
     timeout = lock_timeout(options.lock_timeout)
     scripts = revisions.script_directory(tuple(version_locations))
-    with connect(settings, foreign_keys=False) as connection, migration_lock(
+    opened: AbstractContextManager[Connection] = (
+        nullcontext(connection) if connection is not None else connect(settings, foreign_keys=False)
+    )
+    with opened as connection, migration_lock(
         settings, connection, timeout=timeout, progress=progress
     ) as waited:
         current = reread_revision(connection, scripts)
@@ -97,6 +109,8 @@ def guarded_run(
         steps = plan(current, target, scripts)
         if not steps:
             return MigrationOutcome(current, current, checksum_warnings=warnings, lock_wait=waited)
+        if check is not None:
+            check(connection, target)
         reverted = [revision for revision, _reached, direction in steps if direction == "downgrade"]
         refuse_data_loss(connection, reverted, options.allow_data_loss)
         if settings.dialect.FOREIGN_KEYS_OFF_WHILE_MIGRATING:

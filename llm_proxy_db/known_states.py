@@ -8,6 +8,11 @@ always rolled back, so the database being inspected never sees it (it needs the 
 privilege on the database, which the owner has); MySQL a scratch database.
 Results are cached per dialect and server version, so the scripts run once per process.
 
+Deriving costs seconds, so the results are also committed as data
+(:mod:`llm_proxy_db.known_state_data`, proven equal to the derivation by a test and by
+``migrate verify``): :func:`revision_fingerprints` uses them when they describe these
+revision files on this server family and derives otherwise (``derive=True`` always derives).
+
 The states that are not a revision are derived from revision fingerprints:
 
 - ``goose-1``: the 0002 shape plus the ``projects.is_active`` column that 0003 adds (the
@@ -32,7 +37,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy.engine import Connection
 
 from alembic import command
-from llm_proxy_db import revisions
+from llm_proxy_db import known_state_data, revisions
 from llm_proxy_db.alembic_config import make_config
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import ConfigError, SchemaMismatchError
@@ -66,9 +71,10 @@ class KnownState:
     goose_versions: tuple[int, ...] = ()
 
 
-def known_states(connection: Connection) -> list[KnownState]:
-    """Every known state of the dialect on ``connection``, oldest first."""
-    prints = revision_fingerprints(connection)
+def known_states(connection: Connection, *, derive: bool = False) -> list[KnownState]:
+    """Every known state of the dialect on ``connection``, oldest first (``derive``: from
+    fingerprints derived by running the revisions, never from the committed data)."""
+    prints = revision_fingerprints(connection, derive=derive)
     states = [
         KnownState(rev, rev, _REVISION_NAMES[rev][0], prints[rev], _REVISION_NAMES[rev][1])
         for rev in revisions.ids()
@@ -123,8 +129,13 @@ def _add_or_merge(states: list[KnownState], variant: KnownState) -> None:
     states.append(variant)
 
 
-def revision_fingerprints(connection: Connection) -> dict[str, Fingerprint]:
-    """The fingerprint of every revision on this dialect and server version (cached)."""
+def revision_fingerprints(connection: Connection, *, derive: bool = False) -> dict[str, Fingerprint]:
+    """The fingerprint of every revision on this dialect and server version: the committed
+    data when it applies (unless ``derive``), else derived on a scratch database (cached)."""
+    if not derive:
+        committed = known_state_data.load(connection)
+        if committed is not None:
+            return committed
     key = (connection.dialect.name, tuple(connection.dialect.server_version_info or ()))
     if key not in _cache:
         _cache[key] = _derive(connection)

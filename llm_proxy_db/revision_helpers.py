@@ -65,7 +65,9 @@ def text_type(mysql_length: int | None = None) -> sa.types.TypeEngine[str]:
 
 
 def timestamp_type() -> sa.types.TypeEngine[Any]:
-    """DATETIME/TIMESTAMP, or DATETIME(6) on MySQL."""
+    """DATETIME/TIMESTAMP, or DATETIME(6) on MySQL (whose dialect is imported only there)."""
+    if not is_mysql():
+        return sa.DateTime()
     from sqlalchemy.dialects import mysql
 
     return sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql")

@@ -17,6 +17,8 @@ MySQL (MySQL 8 and MariaDB) follows the service's MySQL files: ``VARCHAR(191)`` 
 
 from __future__ import annotations
 
+import functools
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
@@ -38,8 +40,12 @@ def outcome_check_sql(outcomes: tuple[str, ...]) -> str:
     return f"outcome IN ({values})"
 
 
+@functools.cache
 def head_metadata(dialect_name: str) -> sa.MetaData:
-    """The head schema for ``sqlite``, ``postgresql`` or ``mysql``."""
+    """The head schema for ``sqlite``, ``postgresql`` or ``mysql``.
+
+    Built once per process (every revision's run passes it to Alembic): shared, never modify it.
+    """
     if dialect_name == "mysql":
         from llm_proxy_db.schema_mysql import mysql_head_metadata
 

@@ -13,11 +13,10 @@ otherwise, so a replica cannot start against an old schema.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llm_proxy_db import adoption, manifest, quick_status, revisions, token_ids
 from llm_proxy_db.database import connect
@@ -27,6 +26,9 @@ from llm_proxy_db.guard import MigrationOutcome, SafetyOptions, guarded_run
 from llm_proxy_db.settings import Settings, resolve_settings
 from llm_proxy_db.settings_parsing import AUTO_MIGRATE_ENV, parse_bool
 from llm_proxy_db.version_table import current_revision
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 UP_TO_DATE = "up_to_date"
 UPGRADED = "upgraded"
@@ -67,9 +69,11 @@ def auto_migrate_enabled(env: Mapping[str, str] | None = None) -> bool:
     return parse_bool(AUTO_MIGRATE_ENV, (os.environ if env is None else env).get(AUTO_MIGRATE_ENV), True)
 
 
-def _pending_error(settings: Settings, current: str | None, head: str, pending: list[str]) -> PendingMigrationsError:
-    """Behind head with auto-migration off; an unversioned database says what it was detected as."""
-    state = None if current is not None else unversioned_state(settings)
+def _pending_error(
+    settings: Settings, current: str | None, head: str, pending: list[str], state: str | None
+) -> PendingMigrationsError:
+    """Behind head with auto-migration off; an unversioned database says what it was
+    detected as (``state``)."""
     if state not in (None, "empty"):
         return PendingMigrationsError(
             f"{settings.describe()} has no alembic_version (detected {state}): it needs adoption, "
@@ -83,20 +87,31 @@ def _pending_error(settings: Settings, current: str | None, head: str, pending: 
     )
 
 
-def unversioned_state(settings: Settings) -> str:
+def unversioned_state(settings: Settings, connection: Connection | None = None) -> str:
     """What a database without ``alembic_version`` is: ``empty``, a known state, or ``unknown``."""
+    if connection is not None:
+        return adoption.detect(connection).state_name
     if settings.known_missing():
         return "empty"
-    with connect(settings, create=False) as connection:
-        return adoption.detect(connection).state_name
+    with connect(settings, create=False) as opened:
+        return adoption.detect(opened).state_name
 
 
-def peek_revision(settings: Settings, version_locations: Sequence[str] = ()) -> str | None:
-    """One cheap read of the current revision; refuses a revision this code does not know."""
-    if settings.known_missing():
-        return None
-    with connect(settings, create=False) as connection:
+def peek_revision(
+    settings: Settings, version_locations: Sequence[str] = (), connection: Connection | None = None
+) -> str | None:
+    """One cheap read of the current revision; refuses a revision this code does not know.
+
+    On ``connection`` when given (its transaction is ended after the read).
+    """
+    if connection is not None:
         current = current_revision(connection)
+        connection.rollback()
+    elif settings.known_missing():
+        return None
+    else:
+        with connect(settings, create=False) as opened:
+            current = current_revision(opened)
     revisions.position(current, revisions.script_directory(tuple(version_locations)))
     return current
 
@@ -115,35 +130,58 @@ def auto_upgrade(
     :class:`~llm_proxy_db.errors.UnknownRevisionError` for a database newer than this code,
     :class:`PendingMigrationsError` when behind with auto-migration off.  Without
     ``settings``, the service's own variables are read (``DB_DRIVER``, ``DATABASE_PATH``,
-    ``DATABASE_URL``).
+    ``DATABASE_URL``).  Past the one driver read of the up-to-date case, everything (the
+    revision read, the lock, adoption, the revisions, filling token ids) runs on one
+    connection; a missing SQLite file is created by the guarded path's own.
     """
     settings = settings or resolve_settings()
     at_head = None if version_locations else quick_status.current_head(settings, adopted_ok=True)
     if at_head is not None:  # one driver read, no revision graph (see quick_status)
         head, warnings = at_head
         return StartupResult(head, head, checksum_warnings=warnings)
+    enabled = auto_migrate_enabled() if enabled is None else enabled
+    if settings.known_missing():
+        return _upgrade(settings, None, enabled, options, progress, version_locations)
+    with connect(settings, foreign_keys=False, create=False) as connection:
+        return _upgrade(settings, connection, enabled, options, progress, version_locations)
+
+
+def _upgrade(
+    settings: Settings,
+    connection: Connection | None,
+    enabled: bool,
+    options: SafetyOptions | None,
+    progress: Progress | None,
+    version_locations: Sequence[str],
+) -> StartupResult:
+    """:func:`auto_upgrade` past the fast path, on ``connection`` (None: a missing SQLite file)."""
     scripts = revisions.script_directory(tuple(version_locations))
     head = revisions.head_revision(scripts)
-    current = peek_revision(settings, version_locations)
+    current = peek_revision(settings, version_locations, connection)
     if current == head:
         warnings = manifest.check_applied(current)
         return StartupResult(current, current, checksum_warnings=warnings,
-                             filled_token_ids=token_ids.fill_missing(settings))
-    if not (auto_migrate_enabled() if enabled is None else enabled):
-        raise _pending_error(settings, current, head, revisions.between(current, head, scripts))
-    if current is None:
-        adoption.check_adoptable(settings, head)
-    runner = functools.partial(
-        adoption.run_or_adopt, progress=progress, version_locations=version_locations
-    )  # a database the service created is verified and stamped, never re-created
+                             filled_token_ids=_fill_missing(settings, connection))
+    if not enabled:
+        state = None if current is not None else unversioned_state(settings, connection)
+        raise _pending_error(settings, current, head, revisions.between(current, head, scripts), state)
+    # A database the service created is verified (before the lock, and again under it before
+    # any backup) and stamped, never re-created.
+    runner = adoption.GuardedAdoption(progress=progress, version_locations=version_locations)
+    if current is None and connection is not None:
+        runner.precheck(connection, head)
     outcome = guarded_run(
         settings, lambda _current: head, options=options, progress=progress,
-        version_locations=version_locations, runner=runner,
+        version_locations=version_locations, runner=runner, check=runner.check, connection=connection,
     )
     action = UPGRADED if outcome.steps else (ADOPTED if outcome.adopted else UP_TO_DATE)
-    filled = token_ids.fill_missing(settings) if outcome.after == head else 0
+    filled = _fill_missing(settings, connection) if outcome.after == head else 0
     return StartupResult(
         outcome.before, outcome.after, outcome.steps, outcome.checksum_warnings, outcome.adopted,
         backup=outcome.backup, lock_wait=outcome.lock_wait, action=action,
         filled_token_ids=filled,
     )
+
+
+def _fill_missing(settings: Settings, connection: Connection | None) -> int:
+    return token_ids.fill_missing_on(connection) if connection is not None else token_ids.fill_missing(settings)

@@ -9,7 +9,7 @@ current service cannot address it by id.  The decision:
   them with new UUIDs in one short transaction (an indexed ``UPDATE``: ``id`` is the primary
   key, so ``id IS NULL`` is found through its index);
 - ``llm-proxy migrate status`` reports how many there are, and the fast path at head steps
-  aside (one indexed probe, :data:`llm_proxy_db.llm_proxy_db.dialects.sqlite.NULL_IDS`) when any exist,
+  aside (one indexed probe, :data:`llm_proxy_db.dialects.sqlite.NULL_IDS`) when any exist,
   so a status or a start at head cannot miss them.
 """
 
@@ -43,12 +43,20 @@ def fill_missing(settings: Settings) -> int:
     if new_id is None or not settings.dialect.database_exists(settings):
         return 0
     with connect(settings, create=False) as connection:
-        applies = _applies(connection)
-        connection.rollback()  # the inspection's read transaction
-        if not applies:
+        return fill_missing_on(connection, new_id)
+
+
+def fill_missing_on(connection: Connection, new_id: str | None = None) -> int:
+    """:func:`fill_missing` on an open connection (its transaction, if any, is ended first)."""
+    if new_id is None:
+        new_id = dialect_for(connection).new_token_id_sql()
+        if new_id is None:
             return 0
-        with connection.begin():
-            result = connection.exec_driver_sql(
-                f"UPDATE tokens SET id = {new_id} WHERE id IS NULL"
-            )
-        return int(result.rowcount or 0)
+    connection.rollback()
+    applies = _applies(connection)
+    connection.rollback()  # the inspection's read transaction
+    if not applies:
+        return 0
+    with connection.begin():
+        result = connection.exec_driver_sql(f"UPDATE tokens SET id = {new_id} WHERE id IS NULL")
+    return int(result.rowcount or 0)

@@ -7,10 +7,13 @@ prints.  The checks, in order:
   counting up by one and matching their file names (``0001_initial_schema.py``);
 - every revision has a ``downgrade()`` that does something (read from the source's AST);
 - the checksum manifest (:mod:`llm_proxy_db.manifest`): released revisions unchanged, new
-  ones only after the head, and listed;
+  ones only after the head, and listed; the committed known-state fingerprints
+  (:mod:`llm_proxy_db.known_state_data`) derived from these revision files;
 - on a scratch SQLite database (and a scratch PostgreSQL database when a server URL is
   given): base -> head -> base -> head, one revision at a time, then no autogenerate
-  difference between the database and :func:`llm_proxy_db.schema.head_metadata`;
+  difference between the database and :func:`llm_proxy_db.schema.head_metadata`, and the
+  fingerprint after each revision of the first pass equal to the committed known-state data
+  of the server's family;
 - offline SQL renders from base to head for both dialects.
 
 The database and offline checks only run on a sound chain: with two heads there is no
@@ -32,12 +35,13 @@ from alembic.script import Script, ScriptDirectory
 from sqlalchemy.engine import URL, Connection
 
 from alembic import command
-from llm_proxy_db import manifest
+from llm_proxy_db import known_state_data, manifest
 from llm_proxy_db.alembic_config import make_config
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import all_dialects, dialect_for, server_dialect_for
 from llm_proxy_db.drift import drift
 from llm_proxy_db.errors import LLMProxyDBError, VerificationError
+from llm_proxy_db.fingerprint import Fingerprint, fingerprint
 from llm_proxy_db.paths import manifest_path, script_location
 from llm_proxy_db.settings import Settings
 
@@ -174,12 +178,20 @@ def current_entries(scripts: ScriptDirectory) -> list[manifest.Entry]:
 
 
 def check_manifest(scripts: ScriptDirectory, location: Path) -> list[str]:
-    """Released revisions unchanged and first; new revisions after the head, and listed."""
+    """Released revisions unchanged and first; new revisions after the head, and listed;
+    the committed known-state fingerprints derived from these very revision files."""
     try:
         released = manifest.read_manifest(manifest_path(location))
     except VerificationError as exc:
         return [exc.message]
-    return manifest.compare(released, current_entries(scripts))
+    problems = manifest.compare(released, current_entries(scripts))
+    if _is_package_location(location):  # the data describes the package's own revisions
+        problems += known_state_data.stale_files(location)
+    return problems
+
+
+def _is_package_location(location: Path) -> bool:
+    return location.resolve() == script_location().resolve()
 
 
 def manifest_problems(script_location: os.PathLike[str] | str | None = None) -> list[str]:
@@ -257,6 +269,7 @@ def check_cycle(settings: Settings, location: Path) -> list[str]:
     steps = [("upgrade", s.revision, s.revision) for s in chain]
     steps += [("downgrade", s.revision, _down(s)) for s in reversed(chain)]
     steps += [("upgrade", s.revision, s.revision) for s in chain]
+    prints: dict[str, Fingerprint] = {}
     with connect(settings, foreign_keys=False) as connection:
         for number, (verb, revision, target) in enumerate(steps, start=1):
             failure = _step(connection, location, verb, target)
@@ -265,7 +278,25 @@ def check_cycle(settings: Settings, location: Path) -> list[str]:
                     f"{label}: {verb} of revision {revision} failed "
                     f"(step {number} of {len(steps)}, base -> head -> base -> head): {failure}"
                 ]
-        return [f"{label}: at head, {line}" for line in drift(connection)]
+            if number <= len(chain) and _is_package_location(location):  # base -> head, as derived
+                prints[revision] = fingerprint(connection)
+                connection.rollback()
+        problems = _committed_states_differ(connection, prints) if prints else []
+        return problems + [f"{label}: at head, {line}" for line in drift(connection)]
+
+
+def _committed_states_differ(connection: Connection, prints: dict[str, Fingerprint]) -> list[str]:
+    """The committed known-state fingerprints of this server family against what the
+    revisions just produced (nothing to compare when the family has no usable entry)."""
+    committed = known_state_data.load(connection)
+    if committed is None:
+        return []
+    family = known_state_data.family_of(connection)
+    return [
+        f"{family}: committed known-state fingerprint of {line} (regenerate it with "
+        f"`{known_state_data.UPDATE_COMMAND}`)"
+        for line in known_state_data.differences(committed, prints)
+    ]
 
 
 def _step(connection: Connection, location: Path, verb: str, target: str) -> str | None:

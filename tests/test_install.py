@@ -32,6 +32,8 @@ def test_wheel_carries_the_migration_scripts(wheel):
     assert "llm_proxy_db/_alembic/versions/0001_initial_schema.py" in names
     assert "llm_proxy_db/_alembic/versions/0007_audit_outcome_values.py" in names
     assert "llm_proxy_db/_alembic/versions/manifest.sum" in names
+    for dialect in ("sqlite", "postgresql", "mysql"):  # the committed known-state fingerprints
+        assert f"llm_proxy_db/known_state_prints/{dialect}.json" in names
 
 
 def test_wheel_installs_llm_proxy_db_and_the_llm_proxy_alias(wheel):

@@ -49,7 +49,7 @@ def test_head_state_equals_the_head_metadata(settings) -> None:
         head_metadata(connection.dialect.name).create_all(connection)
         connection.commit()
         created = fingerprint(connection)
-        derived = ks.revision_fingerprints(connection)["0007"]
+        derived = ks.revision_fingerprints(connection, derive=True)["0007"]
     assert diff(created, derived) == []
 
 
@@ -83,10 +83,10 @@ def test_postgresql_derivation_leaves_nothing_behind(postgres_url) -> None:
 
     settings = Settings(driver="postgres", database_url=postgres_url)
     with connect(settings) as connection:
-        first = ks.revision_fingerprints(connection)
+        first = ks.revision_fingerprints(connection, derive=True)
         ks._cache.clear()
-        again = ks.revision_fingerprints(connection)
-        assert ks.revision_fingerprints(connection) is again
+        again = ks.revision_fingerprints(connection, derive=True)
+        assert ks.revision_fingerprints(connection, derive=True) is again
         schemas = connection.execute(
             sa.text("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'llm_proxy_scratch%'")
         ).all()
@@ -96,11 +96,17 @@ def test_postgresql_derivation_leaves_nothing_behind(postgres_url) -> None:
 
 
 @pytest.mark.postgresql
-def test_postgresql_derivation_without_create_privilege_refuses(postgres_url) -> None:
-    """A user who may not create the scratch schema gets a clear refusal, and nothing changes."""
-    from llm_proxy_db import commands
+def test_postgresql_derivation_without_create_privilege_refuses(postgres_url, tmp_path, monkeypatch) -> None:
+    """A user who may not create the scratch schema gets a clear refusal, and nothing changes.
+
+    (Without committed known-state data for the server: with it, nothing is derived.)
+    """
+    from llm_proxy_db import commands, known_state_data
     from llm_proxy_db.errors import SchemaMismatchError
     from llm_proxy_db.settings import Settings
+
+    monkeypatch.setattr(known_state_data, "DATA_DIR", tmp_path / "no-data")
+    monkeypatch.setattr(known_state_data, "_loaded", {})
 
     role = f"llm_proxy_reader_{uuid.uuid4().hex[:8]}"
     owner = Settings(driver="postgres", database_url=postgres_url)

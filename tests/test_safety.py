@@ -181,8 +181,8 @@ def test_a_held_lock_times_out_with_a_clear_message(settings: Settings) -> None:
 def test_a_waiter_proceeds_when_the_lock_is_released(settings: Settings) -> None:
     """Within the timeout, the waiter takes the lock and finds the work still to do."""
     held = threading.Event()
-    # MySQL: a process's first run derives the known states on a scratch database (seconds)
-    # before it asks for the lock; hold it long enough for the waiter to arrive.
+    # MySQL: a process's first run may derive the known states on a scratch database (seconds,
+    # when no committed data fits the server) before it asks for the lock; hold it long enough.
     holder = threading.Thread(target=_hold_lock, args=(settings, 6.0 if settings.is_mysql else 0.5, held))
     holder.start()
     held.wait(5)

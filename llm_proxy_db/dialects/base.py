@@ -100,6 +100,16 @@ class Dialect(Protocol):
         """A throw-away consistent copy of ``settings``' database (files go in ``work_dir``)."""
         ...
 
+    def schema_cookie(self, connection: Connection) -> object | None:
+        """A value that changes whenever the schema changes (SQLite's ``schema_version``), read
+        cheaply; None where there is none (a caller then re-reads the schema)."""
+        ...
+
+    def server_family(self, connection: Connection) -> str:
+        """The servers whose schemas reflect alike (``postgresql-15``, ``mariadb-10.11``): the
+        key of the committed known-state fingerprints (:mod:`llm_proxy_db.known_state_data`)."""
+        ...
+
     def scratch_connection(self, connection: Connection) -> AbstractContextManager[Connection]:
         """A connection to an empty scratch place on the server of ``connection`` where the
         revisions can run (known states); nothing of it stays.  ConfigError when refused."""

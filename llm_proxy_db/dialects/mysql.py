@@ -654,6 +654,20 @@ def scratch_database(server: URL, purpose: str = "scratch") -> AbstractContextMa
     return scratch.scratch_database(SCRATCH, server, purpose)
 
 
+def schema_cookie(connection: Connection) -> object | None:
+    """None: no cheap marker of schema changes, so the schema is read again."""
+    del connection
+    return None
+
+
+def server_family(connection: Connection) -> str:
+    """``mariadb-<major.minor>`` or ``mysql-<major.minor>``: the two reflect CHECKs and
+    defaults differently, and so may their releases."""
+    version = tuple(connection.dialect.server_version_info or (0, 0))[:2]
+    name = "mariadb" if getattr(connection.dialect, "is_mariadb", False) else "mysql"
+    return f"{name}-{'.'.join(str(part) for part in version)}"
+
+
 @contextmanager
 def scratch_connection(connection: Connection) -> Iterator[Connection]:
     """A connection to a scratch database on the server of ``connection`` (MySQL has no

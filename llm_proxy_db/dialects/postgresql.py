@@ -445,6 +445,18 @@ def scratch_database(server: URL, purpose: str = "scratch") -> AbstractContextMa
     return scratch.scratch_database(SCRATCH, server, purpose)
 
 
+def schema_cookie(connection: Connection) -> object | None:
+    """None: no cheap marker of schema changes, so the schema is read again."""
+    del connection
+    return None
+
+
+def server_family(connection: Connection) -> str:
+    """``postgresql-<major>``: catalog renderings (defaults, CHECKs) may change between majors."""
+    version = connection.dialect.server_version_info or (0,)
+    return f"postgresql-{version[0]}"
+
+
 @contextmanager
 def scratch_connection(connection: Connection) -> Iterator[Connection]:
     """A new connection to the same database whose ``search_path`` is a new schema, in a

@@ -290,6 +290,17 @@ def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
         connection.close()
 
 
+def schema_cookie(connection: Connection) -> object | None:
+    """``PRAGMA schema_version``: SQLite increments it on every schema change."""
+    return connection.exec_driver_sql("PRAGMA schema_version").scalar()
+
+
+def server_family(connection: Connection) -> str:
+    """Every SQLite file reflects alike (the schema text is parsed by SQLAlchemy)."""
+    del connection
+    return "sqlite"
+
+
 # -- scratch databases ------------------------------------------------------------------------
 
 
