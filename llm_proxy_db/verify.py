@@ -191,7 +191,10 @@ def check_manifest(scripts: ScriptDirectory, location: Path) -> list[str]:
 
 
 def _is_package_location(location: Path) -> bool:
-    return location.resolve() == script_location().resolve()
+    """Whether ``location`` holds the package's own revisions (which the data describes)."""
+    from llm_proxy_db import paths
+
+    return location.resolve() == paths.script_location().resolve()
 
 
 def manifest_problems(script_location: os.PathLike[str] | str | None = None) -> list[str]:
