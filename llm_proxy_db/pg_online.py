@@ -154,13 +154,20 @@ def _execute_limited(
     statement_timeout = QUICK_STATEMENT_TIMEOUT if quick else "0"
     lock = exclusive_lock_timeout() if exclusive else lock_timeout()
     if _autocommit(bind):
-        _set_limits(bind, statement_timeout, lock, local=False)
+        if bind.info.get(_SESSION_LIMITS) != (statement_timeout, lock):  # one round trip saved per batch
+            _set_limits(bind, statement_timeout, lock, local=False)
+            bind.info[_SESSION_LIMITS] = (statement_timeout, lock)
         result = bind.execute(sa.text(sql), params or {})
         return result.fetchall() if result.returns_rows else result.rowcount
     with bind.begin_nested():
         _set_limits(bind, statement_timeout, lock, local=True)
         result = bind.execute(sa.text(sql), params or {})
         return result.fetchall() if result.returns_rows else result.rowcount
+
+
+# The limits last set on an autocommit session by :func:`_execute_limited` (cleared when
+# :func:`online_block` restores the session's own).
+_SESSION_LIMITS = "llm_proxy_pg_online_limits"
 
 
 def _set_limits(bind: Connection, statement_timeout: str, lock: str, *, local: bool) -> None:
@@ -193,9 +200,11 @@ def online_block() -> Iterator[None]:
         saved = bind.exec_driver_sql(
             "SELECT current_setting('lock_timeout'), current_setting('statement_timeout')"
         ).one()
+        bind.info.pop(_SESSION_LIMITS, None)
         try:
             yield
         finally:
+            bind.info.pop(_SESSION_LIMITS, None)
             bind.execute(
                 sa.text("SELECT set_config('lock_timeout', :lock, false), "
                         "set_config('statement_timeout', :statement, false)"),
