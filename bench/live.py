@@ -159,6 +159,10 @@ class Load:
         self.started = 0.0
 
     def __enter__(self) -> Load:
+        import psycopg
+
+        # Connected before the schedule starts: connecting is not a request's latency.
+        self._sessions = [psycopg.connect(self.url, autocommit=True) for _ in self._threads]
         self.started = time.perf_counter()
         for thread in self._threads:
             thread.start()
@@ -170,11 +174,9 @@ class Load:
             thread.join()
 
     def _worker(self, index: int) -> None:
-        import psycopg
-
         period = self.connections / self.rate
         own: list[Sample] = []
-        with psycopg.connect(self.url, autocommit=True) as connection:
+        with self._sessions[index] as connection:
             k = 0
             while not self._stop.is_set():
                 due = self.started + index * period / self.connections + k * period
