@@ -255,3 +255,12 @@ def test_exclusive_statements_wait_less_for_their_lock() -> None:
     assert pg_online.exclusive_lock_timeout("50ms") == "50ms"
     assert pg_online.exclusive_lock_timeout("0") == "0"
     assert pg_online.exclusive_lock_timeout("2min") == "100ms"
+
+
+def test_pg_durations_in_milliseconds() -> None:
+    """The durations PostgreSQL accepts for lock_timeout, in milliseconds; anything else is refused."""
+    from llm_proxy_db.settings_parsing import pg_duration_ms
+
+    assert [pg_duration_ms(v) for v in ("250", "250ms", "2s", "1min", " 0 ")] == [250, 250, 2000, 60_000, 0]
+    with pytest.raises(ValueError):
+        pg_duration_ms("soon")
