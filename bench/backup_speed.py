@@ -88,6 +88,19 @@ def methods(source: Path) -> dict[str, Callable[[Path], float | None]]:
     }
 
 
+def measure(source: Path, rounds: int) -> dict[str, list[float]]:
+    """Seconds per method and round, the methods interleaved round by round."""
+    times: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="llm-proxy-backup-bench-") as scratch:
+        for _ in range(rounds):
+            for name, method in methods(source).items():
+                target = Path(scratch) / "copy.db"
+                times.setdefault(name, []).append(timed(lambda m=method, t=target: m(t)))
+                for suffix in ("", "-journal", "-wal", "-shm"):
+                    Path(f"{target}{suffix}").unlink(missing_ok=True)
+    return times
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=0.1, help="fraction of the full size (default 0.1)")
@@ -96,14 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     size = datagen.FULL.scaled(args.scale)
     source = upgrade.cached_sqlite(args.cache, size, audit_log=True)
-    times: dict[str, list[float]] = {}
-    with tempfile.TemporaryDirectory(prefix="llm-proxy-backup-bench-") as scratch:
-        for _ in range(args.rounds):
-            for name, method in methods(source).items():
-                target = Path(scratch) / "copy.db"
-                times.setdefault(name, []).append(timed(lambda m=method, t=target: m(t)))
-                for suffix in ("", "-journal", "-wal", "-shm"):
-                    Path(f"{target}{suffix}").unlink(missing_ok=True)
+    times = measure(source, args.rounds)
     size_mib = source.stat().st_size / 2**20
     baseline = statistics.median(times["cp (quiescent)"])
     print(f"SQLite backup of {size.label()} ({size_mib:.0f} MiB), median of {args.rounds} rounds")

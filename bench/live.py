@@ -91,9 +91,23 @@ class LiveResult:
             "stalls_over_250ms": sum(1 for s in self.samples if s.latency > STALL_S),
             "stall_windows": _stall_windows(self.samples, self.events, self.lock_waits),
             "longest_exclusive_s": self.longest_exclusive_s,
+            "exclusive_holds": _hold_list(self.holds, self.events),
             "migration_s": self.migration[1] - self.migration[0],
             "steps_s": self.steps,
         }
+
+
+def _hold_list(
+    holds: list[tuple[str, float, float]], events: list[tuple[float, str]]
+) -> list[dict[str, object]]:
+    """Every ACCESS EXCLUSIVE hold seen, longest first (at most 20): table, when, how long,
+    and the migration's last progress event before it (which step took the lock)."""
+    out = []
+    for table, start, end in sorted(holds, key=lambda h: h[1] - h[2])[:20]:
+        before = [text for when, text in events if when <= start]
+        out.append({"table": table, "at_s": round(start, 3), "ms": round((end - start) * 1000, 1),
+                    "after": before[-1] if before else ""})
+    return out
 
 
 def _stall_windows(
@@ -145,6 +159,10 @@ class Load:
         self.started = 0.0
 
     def __enter__(self) -> Load:
+        import psycopg
+
+        # Connected before the schedule starts: connecting is not a request's latency.
+        self._sessions = [psycopg.connect(self.url, autocommit=True) for _ in self._threads]
         self.started = time.perf_counter()
         for thread in self._threads:
             thread.start()
@@ -156,11 +174,9 @@ class Load:
             thread.join()
 
     def _worker(self, index: int) -> None:
-        import psycopg
-
         period = self.connections / self.rate
         own: list[Sample] = []
-        with psycopg.connect(self.url, autocommit=True) as connection:
+        with self._sessions[index] as connection:
             k = 0
             while not self._stop.is_set():
                 due = self.started + index * period / self.connections + k * period

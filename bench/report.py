@@ -56,6 +56,19 @@ def _rows(results: dict[str, Any]) -> Iterator[Row]:
             yield from _upgrade_rows(results[key], with_targets=limit)
     if "upgrade" in results and "growth" in results:
         yield from _growth_rows(results["upgrade"], results["growth"])
+    if "backup" in results:
+        yield from _backup_rows(results["backup"])
+
+
+def _backup_rows(case: dict[str, Any]) -> Iterator[Row]:
+    """Each SQLite backup method against ``cp`` of the quiescent file (issue 11: the tool's
+    backup within 1.5x)."""
+    medians = case["median_s"]
+    cp = medians["cp (quiescent)"]
+    for name, seconds in medians.items():
+        if name != "cp (quiescent)":
+            yield (f"sqlite {case['label']} backup: {name} ({case['size_mib']:.0f} MiB)", seconds,
+                   f"cp {cp:.2f} s", seconds / cp, 1.5 if name == "llm-proxy backup" else None, "s")
 
 
 def _startup_rows(dialect: str, case: dict[str, Any]) -> Iterator[Row]:
@@ -103,6 +116,10 @@ def _postgres_rows(label: str, pg: dict[str, Any], cap: Any) -> Iterator[Row]:
     ours, floor = pg["ours"]["median_s"], pg["floor"]["median_s"]
     yield (f"postgresql goose-1 {label} -> head (setup)", ours, f"psql floor {floor:.2f} s",
            ours / floor, cap(1.1), "s")
+    if pg.get("online_floor"):
+        online = pg["online_floor"]["median_s"]
+        yield (f"postgresql goose-1 {label} -> head vs online floor", ours,
+               f"psql online floor {online:.2f} s", ours / online, None, "s")
     yield (f"postgresql goose-1 {label} client peak RSS (MiB)", pg["ours"]["peak_rss_mib"], "100 MiB",
            pg["ours"]["peak_rss_mib"] / 100, cap(1.0), "MiB")
     for revision, seconds in sorted(pg["steps_s"].items()):

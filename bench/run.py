@@ -25,6 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import backup_speed  # noqa: E402
 import datagen  # noqa: E402
 import live  # noqa: E402
 import report  # noqa: E402
@@ -36,7 +37,7 @@ from llm_proxy_db.dialects import postgresql
 from llm_proxy_db.settings import Settings  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-CASES = ("startup", "upgrade", "growth", "live")
+CASES = ("startup", "upgrade", "growth", "backup", "live")
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 
@@ -74,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             results["upgrade"] = run_upgrade(work, args, size, rounds)
         if "growth" in cases:
             results["growth"] = run_upgrade(work, args, size.scaled(0.1), growth_rounds)
+        if "backup" in cases:
+            results["backup"] = run_backup(args, size, rounds)
         if "live" in cases and args.postgres_url:
             results["live"] = run_live(args, size)
     results["wall_s"] = time.perf_counter() - started
@@ -118,6 +121,18 @@ def run_upgrade(work: Path, args: argparse.Namespace, size: datagen.Size, rounds
     if args.postgres_url:
         out["postgresql_goose1"] = upgrade.postgres_upgrade(args.postgres_url, size, rounds=rounds).as_dict()
     return out
+
+
+def run_backup(args: argparse.Namespace, size: datagen.Size, rounds: int) -> dict[str, object]:
+    """SQLite backup of the L1 file: ``cp`` of the quiescent file, VACUUM INTO, the backup API,
+    ``llm-proxy backup`` (alone and under a writer), interleaved; medians in seconds."""
+    import statistics
+
+    source = upgrade.cached_sqlite(args.cache, size, audit_log=True)
+    times = backup_speed.measure(source, rounds)
+    return {"label": size.label(), "size_mib": source.stat().st_size / 2**20,
+            "median_s": {name: statistics.median(samples) for name, samples in times.items()},
+            "samples_s": times}
 
 
 def run_live(args: argparse.Namespace, size: datagen.Size) -> dict[str, object]:

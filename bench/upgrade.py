@@ -8,6 +8,7 @@ for every run, with a monitor that records how long any table was ACCESS EXCLUSI
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import sqlite3
 import sys
@@ -35,6 +36,7 @@ class UpgradeResult:
     floor: Samples
     steps: dict[str, list[float]] = field(default_factory=dict)
     backup: Samples | None = None
+    online_floor: Samples | None = None
     exclusive_lock_s: dict[str, float] = field(default_factory=dict)
     floor_exclusive_lock_s: dict[str, float] = field(default_factory=dict)
 
@@ -51,6 +53,8 @@ class UpgradeResult:
             "ratio": self.ours.median / self.floor.median,
             "steps_s": self.steps,
             "backup": self.backup.as_dict() if self.backup else None,
+            "online_floor": self.online_floor.as_dict() if self.online_floor else None,
+            "online_ratio": self.ours.median / self.online_floor.median if self.online_floor else None,
             "exclusive_lock_s": self.exclusive_lock_s,
             "floor_exclusive_lock_s": self.floor_exclusive_lock_s,
         }
@@ -140,9 +144,14 @@ def _child_steps(run: Run) -> dict[str, float]:
 
 
 def postgres_upgrade(admin_url: str, size: datagen.Size, *, rounds: int) -> UpgradeResult:
-    """``setup`` vs the ``psql`` floor on clones of a goose-1 template, with lock monitoring."""
+    """``setup`` vs the ``psql`` floors on clones of a goose-1 template, with lock monitoring.
+
+    Two floors: the rewrite (one transaction, ``tokens`` rewritten under ACCESS EXCLUSIVE)
+    and the online one (revision 0005's online steps typed by hand), interleaved round by
+    round with ``setup``."""
     template = cached_postgres(admin_url, size)
-    result = UpgradeResult(Samples("ours"), Samples("floor"))
+    online = Samples("online floor")
+    result = UpgradeResult(Samples("ours"), Samples("floor"), online_floor=online)
     for _ in range(rounds):
         with _clone(admin_url, template) as url:
             env = {**os.environ, "DB_DRIVER": "postgres", "DATABASE_URL": url, **adoption_env()}
@@ -154,6 +163,8 @@ def postgres_upgrade(admin_url: str, size: datagen.Size, *, rounds: int) -> Upgr
         with _clone(admin_url, template) as url, LockMonitor(url) as monitor:
             result.floor.add(run_process(["psql", "-X", "-q", url], stdin=floor.POSTGRES_SCRIPT))
         _merge_max(result.floor_exclusive_lock_s, monitor.longest)
+        with _clone(admin_url, template) as url:
+            online.add(run_process(["psql", "-X", "-q", url], stdin=floor.POSTGRES_ONLINE_SCRIPT))
     return result
 
 
@@ -171,11 +182,27 @@ def cached_postgres(admin_url: str, size: datagen.Size) -> str:
 @contextmanager
 def _clone(admin_url: str, template: str) -> Iterator[str]:
     name = f"llmproxy_bench_{uuid.uuid4().hex[:10]}"
-    _admin(admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    _create_from_template(admin_url, name, template)
     try:
         yield _with_database(admin_url, name)
     finally:
         _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _create_from_template(admin_url: str, name: str, template: str, *, wait_s: float = 600.0) -> None:
+    """``CREATE DATABASE ... TEMPLATE``, retried while another session (another benchmark
+    cloning the same template) is connected to the template."""
+    import psycopg
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            _admin(admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            return
+        except psycopg.errors.ObjectInUse:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.5, 2.0))
 
 
 def _admin(admin_url: str, *statements: str) -> None:

@@ -39,6 +39,10 @@ T = TypeVar("T")
 
 # Catalog changes and backfill batches must finish quickly once their lock is granted.
 QUICK_STATEMENT_TIMEOUT = "15s"
+# An ACCESS EXCLUSIVE request waiting in the lock queue stalls every request on the table
+# behind it, so statements that take it give up sooner than the configured lock_timeout
+# (and are retried like any lock timeout).
+EXCLUSIVE_LOCK_TIMEOUT_MS = 100
 # lock_not_available (lock_timeout) and deadlock_detected: both mean "try again later".
 LOCK_CONFLICTS = frozenset({"55P03", "40P01"})
 
@@ -108,39 +112,69 @@ def retrying(what: str, attempt_once: Callable[[], T]) -> T:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def run(sql: str, what: str, *, quick: bool = True, params: dict[str, Any] | None = None) -> Any:
-    """Run one statement under the lock limits, retried on lock conflicts; returns its rows.
+def run(
+    sql: str,
+    what: str,
+    *,
+    quick: bool = True,
+    exclusive: bool = False,
+    params: dict[str, Any] | None = None,
+) -> Any:
+    """Run one statement under the lock limits, retried on lock conflicts; returns its rows
+    (or, for a statement returning none, its row count).
 
     ``quick`` statements (catalog changes, batches) also get ``statement_timeout``; scans
-    (``VALIDATE``, ``CREATE INDEX CONCURRENTLY``) may take as long as they need.  Offline the
-    statement is only rendered.
+    (``VALIDATE``, ``CREATE INDEX CONCURRENTLY``) may take as long as they need.
+    ``exclusive`` statements (ACCESS EXCLUSIVE on a table the service uses) wait at most
+    :func:`exclusive_lock_timeout` for their lock.  Offline the statement is only rendered.
     """
     if is_offline():
         op.execute(sql)
         return None
     bind = op.get_bind()
-    return retrying(what, lambda: _execute_limited(bind, sql, params, quick=quick))
+    return retrying(what, lambda: _execute_limited(bind, sql, params, quick=quick, exclusive=exclusive))
 
 
-def _execute_limited(bind: Connection, sql: str, params: dict[str, Any] | None, *, quick: bool) -> Any:
-    statement_timeout = QUICK_STATEMENT_TIMEOUT if quick else "0"
-    if _autocommit(bind):
-        _set_limits(bind, statement_timeout, local=False)
-        result = bind.execute(sa.text(sql), params or {})
-        return result.fetchall() if result.returns_rows else None
-    with bind.begin_nested():
-        _set_limits(bind, statement_timeout, local=True)
-        result = bind.execute(sa.text(sql), params or {})
-        return result.fetchall() if result.returns_rows else None
+def exclusive_lock_timeout(configured: str | None = None) -> str:
+    """The ``lock_timeout`` of an ACCESS EXCLUSIVE statement: the configured one, at most
+    :data:`EXCLUSIVE_LOCK_TIMEOUT_MS` (``0``, wait forever, is left as the operator chose)."""
+    from llm_proxy_db.environment import lock_timeout
+    from llm_proxy_db.settings_parsing import pg_duration_ms
+
+    value = lock_timeout() if configured is None else configured
+    millis = pg_duration_ms(value)
+    return value if millis == 0 or millis <= EXCLUSIVE_LOCK_TIMEOUT_MS else f"{EXCLUSIVE_LOCK_TIMEOUT_MS}ms"
 
 
-def _set_limits(bind: Connection, statement_timeout: str, *, local: bool) -> None:
+def _execute_limited(
+    bind: Connection, sql: str, params: dict[str, Any] | None, *, quick: bool, exclusive: bool = False
+) -> Any:
     from llm_proxy_db.environment import lock_timeout
 
+    statement_timeout = QUICK_STATEMENT_TIMEOUT if quick else "0"
+    lock = exclusive_lock_timeout() if exclusive else lock_timeout()
+    if _autocommit(bind):
+        if bind.info.get(_SESSION_LIMITS) != (statement_timeout, lock):  # one round trip saved per batch
+            _set_limits(bind, statement_timeout, lock, local=False)
+            bind.info[_SESSION_LIMITS] = (statement_timeout, lock)
+        result = bind.execute(sa.text(sql), params or {})
+        return result.fetchall() if result.returns_rows else result.rowcount
+    with bind.begin_nested():
+        _set_limits(bind, statement_timeout, lock, local=True)
+        result = bind.execute(sa.text(sql), params or {})
+        return result.fetchall() if result.returns_rows else result.rowcount
+
+
+# The limits last set on an autocommit session by :func:`_execute_limited` (cleared when
+# :func:`online_block` restores the session's own).
+_SESSION_LIMITS = "llm_proxy_pg_online_limits"
+
+
+def _set_limits(bind: Connection, statement_timeout: str, lock: str, *, local: bool) -> None:
     bind.execute(
         sa.text("SELECT set_config('lock_timeout', :lock, :local), "
                 "set_config('statement_timeout', :statement, :local)"),
-        {"lock": lock_timeout(), "statement": statement_timeout, "local": local},
+        {"lock": lock, "statement": statement_timeout, "local": local},
     )
 
 
@@ -166,9 +200,11 @@ def online_block() -> Iterator[None]:
         saved = bind.exec_driver_sql(
             "SELECT current_setting('lock_timeout'), current_setting('statement_timeout')"
         ).one()
+        bind.info.pop(_SESSION_LIMITS, None)
         try:
             yield
         finally:
+            bind.info.pop(_SESSION_LIMITS, None)
             bind.execute(
                 sa.text("SELECT set_config('lock_timeout', :lock, false), "
                         "set_config('statement_timeout', :statement, false)"),
@@ -198,6 +234,11 @@ def index_state(name: str) -> str | None:
     return None if valid is None else ("valid" if valid else "invalid")
 
 
+# Sort memory for the concurrent index builds (PostgreSQL's default, 64 MB, makes a
+# million-row build spill to disk); a larger session setting is kept.
+INDEX_BUILD_MEMORY_MB = 256
+
+
 def ensure_index(name: str, create_concurrently: str) -> None:
     """Build an index ``CONCURRENTLY`` unless a valid one exists; an invalid one is rebuilt."""
 
@@ -207,12 +248,30 @@ def ensure_index(name: str, create_concurrently: str) -> None:
             return
         if state == "invalid":
             _execute_limited(op.get_bind(), f"DROP INDEX CONCURRENTLY IF EXISTS {name}", None, quick=False)
-        _execute_limited(op.get_bind(), create_concurrently, None, quick=False)
+        with _index_build_memory():
+            _execute_limited(op.get_bind(), create_concurrently, None, quick=False)
 
     if is_offline():
         op.execute(create_concurrently)
         return
     retrying(f"index {name}", attempt)
+
+
+@contextmanager
+def _index_build_memory() -> Iterator[None]:
+    """``maintenance_work_mem`` of at least :data:`INDEX_BUILD_MEMORY_MB` for the block."""
+    bind = op.get_bind()
+    saved = bind.exec_driver_sql("SELECT current_setting('maintenance_work_mem')").scalar_one()
+    bind.execute(
+        sa.text("SELECT set_config('maintenance_work_mem', CASE WHEN setting::bigint < :kb "
+                "THEN :wanted ELSE current_setting('maintenance_work_mem') END, false) "
+                "FROM pg_settings WHERE name = 'maintenance_work_mem'"),
+        {"kb": INDEX_BUILD_MEMORY_MB * 1024, "wanted": f"{INDEX_BUILD_MEMORY_MB}MB"},
+    )
+    try:
+        yield
+    finally:
+        bind.execute(sa.text("SELECT set_config('maintenance_work_mem', :v, false)"), {"v": saved})
 
 
 def constraint_exists(table: str, name: str) -> bool:
@@ -228,18 +287,25 @@ def constraint_exists(table: str, name: str) -> bool:
     )
 
 
-# Rows per backfill transaction.  A service request touching a row of the running batch
-# waits for its commit, so a batch must stay well under the 50 ms a request may take.
-BACKFILL_BATCH = 500
+# The backfill walks the table's pages in ranges sized so that one batch (one transaction)
+# takes about this long: a service request touching a row of the running batch waits for its
+# commit, so a batch must stay well under the ~100 ms a request may be delayed.
+BACKFILL_BATCH_SECONDS = 0.04
+# Pages in the first batch, and the bounds the adaptive size stays within.
+BACKFILL_FIRST_PAGES = 4
+BACKFILL_MAX_PAGES = 4096
+# Rows per batch of the final pass over rows the page walk missed (see :func:`backfill`).
+BACKFILL_STRAGGLER_ROWS = 2000
 
-# One batch: the next ``size`` keys after ``:last`` as an index range (a join with the batch
-# would let the planner pick a sequential scan of the whole table for every batch).
-_BATCH_SQL = (
-    "WITH bound AS (SELECT max({key}) AS upper FROM "
-    "(SELECT {key} FROM {table} WHERE {after} ORDER BY {key} LIMIT :size) AS keys), "
-    "filled AS (UPDATE {table} SET {column} = {value} WHERE {after} "
-    "AND {key} <= (SELECT upper FROM bound) AND {column} IS NULL RETURNING 1) "
-    "SELECT (SELECT upper FROM bound), (SELECT count(*) FROM filled)"
+_RANGE_SQL = (
+    "UPDATE {table} SET {column} = {value} "
+    "WHERE ctid >= '({first},0)'::tid AND ctid < '({end},0)'::tid AND {column} IS NULL"
+)
+# The ctids are read first (an InitPlan, before any row is locked); a row updated by someone
+# else in between has moved, is skipped here and found by the next round.
+_STRAGGLERS_SQL = (
+    "UPDATE {table} SET {column} = {value} WHERE ctid = ANY(ARRAY("
+    "SELECT ctid FROM {table} WHERE {column} IS NULL LIMIT {size})) AND {column} IS NULL"
 )
 
 _OFFLINE_BACKFILL = """DO $$
@@ -255,24 +321,63 @@ BEGIN
 END $$"""
 
 
-def backfill(table: str, column: str, value: str, *, key: str, batch: int = BACKFILL_BATCH) -> int:
-    """Set ``column = value`` where it is NULL, ``batch`` rows per short transaction.
+def backfill(table: str, column: str, value: str, *, key: str) -> int:
+    """Set ``column = value`` where it is NULL, in short transactions; returns the rows filled.
 
-    Walks ``key`` (a unique, indexed column) in order, so each batch is an index range and
-    the whole pass reads each row once; a rerun after a stop starts again from the first key
-    and skips rows already filled.  Progress (rows, rate, time left) goes to the callback.
-    Offline, a ``DO`` block that commits after every batch is rendered instead.  Returns the
-    number of rows filled.
+    The table's pages are walked in ranges (``ctid`` range scans, PostgreSQL 14+), one
+    ``UPDATE`` per range, each its own transaction; the number of pages per range adapts so a
+    batch takes about :data:`BACKFILL_BATCH_SECONDS`.  Each page is read once and the new row
+    versions land past the pages being walked.  A row the service updates while still NULL
+    may move to a page already walked: a last pass finds such rows by a scan and fills them
+    by ``ctid``, until none is left.  A rerun after a stop walks the pages again, skipping
+    filled rows (reading a page costs far less than writing it).  Progress (rows done /
+    total, rate, time left) goes to the callback.  Offline, a ``DO`` block that walks ``key``
+    and commits after every batch is rendered instead.
     """
-    names = {"table": table, "column": column, "value": value, "key": key}
+    names = {"table": table, "column": column, "value": value}
     if is_offline():
-        op.execute(_OFFLINE_BACKFILL.format(size=batch, **names))
+        op.execute(_OFFLINE_BACKFILL.format(size=BACKFILL_STRAGGLER_ROWS, key=key, **names))
         return 0
     total = int(scalar(f"SELECT count(*) FROM {table} WHERE {column} IS NULL"))
     meter = _Meter(f"{table}.{column}", total)
     with _asynchronous_commit():
-        _fill_batches(names, key, batch, meter)
+        _fill_page_ranges(names, meter)
+        _fill_stragglers(names, meter)
     return meter.done
+
+
+def next_batch_pages(pages: int, seconds: float, *, target: float | None = None) -> int:
+    """The page count for the next batch: scaled towards the target time per batch, at most
+    doubling or halving at once, within 1 and :data:`BACKFILL_MAX_PAGES`."""
+    goal = BACKFILL_BATCH_SECONDS if target is None else target
+    factor = 2.0 if seconds <= 0 else min(2.0, max(0.5, goal / seconds))
+    return max(1, min(BACKFILL_MAX_PAGES, int(pages * factor)))
+
+
+def _fill_page_ranges(names: dict[str, str], meter: _Meter) -> None:
+    what = f"backfill of {names['table']}.{names['column']}"
+    pages = int(scalar(
+        "SELECT pg_relation_size(CAST(:table AS regclass)) / current_setting('block_size')::int",
+        table=names["table"],
+    ))
+    first, step = 0, min(BACKFILL_FIRST_PAGES, BACKFILL_MAX_PAGES)
+    while first < pages:
+        end = min(first + step, pages)
+        started = time.monotonic()
+        filled = run(_RANGE_SQL.format(first=first, end=end, **names), what)
+        step = next_batch_pages(step, time.monotonic() - started)
+        meter.add(int(filled or 0))
+        first = end
+        boundary(f"backfill {names['table']}.{names['column']}", quiet=True)
+
+
+def _fill_stragglers(names: dict[str, str], meter: _Meter) -> None:
+    what = f"backfill of {names['table']}.{names['column']} (rows moved during the walk)"
+    exists = f"SELECT EXISTS (SELECT 1 FROM {names['table']} WHERE {names['column']} IS NULL)"
+    while scalar(exists):
+        filled = run(_STRAGGLERS_SQL.format(size=BACKFILL_STRAGGLER_ROWS, **names), what)
+        meter.add(int(filled or 0))
+        boundary(f"backfill {names['table']}.{names['column']} stragglers", quiet=True)
 
 
 @contextmanager
@@ -287,20 +392,6 @@ def _asynchronous_commit() -> Iterator[None]:
         yield
     finally:
         bind.execute(sa.text("SELECT set_config('synchronous_commit', :v, false)"), {"v": saved})
-
-
-def _fill_batches(names: dict[str, str], key: str, batch: int, meter: _Meter) -> None:
-    table, column = names["table"], names["column"]
-    last: Any = None
-    while True:
-        sql = _BATCH_SQL.format(after="true" if last is None else f"{key} > :last", **names)
-        params = {"size": batch} if last is None else {"size": batch, "last": last}
-        rows = run(sql, f"backfill of {table}.{column}", params=params)
-        last, filled = rows[0]
-        meter.add(int(filled))
-        if last is None:
-            return
-        boundary(f"backfill {table}.{column}", quiet=True)
 
 
 class _Meter:

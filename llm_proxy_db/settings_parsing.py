@@ -102,6 +102,14 @@ def parse_pg_duration(name: str, raw: str) -> str:
     return value
 
 
+def pg_duration_ms(value: str) -> int:
+    """Milliseconds of a duration already accepted by :func:`parse_pg_duration`."""
+    match = _DURATION.fullmatch(value.strip())
+    if match is None:
+        raise ValueError(f"not a duration: {value!r}")
+    return int(match.group("amount")) * _UNIT_MS[match.group("unit")]
+
+
 @dataclass(frozen=True)
 class EnvSettings:
     """The ``LLM_PROXY_*`` variables, parsed and validated."""

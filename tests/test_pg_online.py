@@ -37,6 +37,7 @@ BOUNDARIES = [
     "index tokens_id_key_new",
     "index tokens_token_unique_new",
     "index idx_tokens_token",
+    "keys swapped",
 ]
 
 
@@ -46,8 +47,8 @@ class Stop(Exception):
 
 @pytest.fixture
 def at_0004(postgres_url: URL, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """A database at 0004 holding tokens; backfill batches of 100 rows (several per run)."""
-    monkeypatch.setattr(pg_online, "BACKFILL_BATCH", 100)
+    """A database at 0004 holding tokens; backfill batches of one page (several per run)."""
+    monkeypatch.setattr(pg_online, "BACKFILL_MAX_PAGES", 1)
     settings = Settings(driver="postgres", database_url=postgres_url)
     commands.upgrade(settings, "0004")
     with connect(settings) as connection:
@@ -201,3 +202,65 @@ def test_offline_sql_run_by_psql_finishes_the_job(
     assert done.returncode == 0, done.stderr
     assert commands.status(at_0004).current_revision == "0007"
     assert _tokens(at_0004) == (TOKENS, TOKENS, _head_shape(postgres_database_factory))
+
+
+@pytest.mark.parametrize("stop", [False, True])
+def test_rows_moved_behind_the_page_walk_are_filled_by_the_last_pass(
+    at_0004: Settings, stop: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows left NULL in pages already walked (the service updated them, so they moved) are
+    found by the straggler pass; a run stopped during that pass is finished by the next."""
+    with connect(at_0004) as connection:
+        pages = connection.exec_driver_sql(
+            "SELECT pg_relation_size('tokens') / current_setting('block_size')::int"
+        ).scalar()
+    seen: list[str] = []
+
+    def hook(name: str) -> None:
+        seen.append(name)
+        if name == "backfill tokens.id" and seen.count(name) == pages:  # the walk's last page
+            with connect(at_0004) as other:
+                other.exec_driver_sql(
+                    "UPDATE tokens SET id = NULL WHERE token IN (SELECT token FROM tokens LIMIT 10)"
+                )
+                other.commit()
+        if stop and name == "backfill tokens.id stragglers":
+            raise Stop(name)
+
+    monkeypatch.setattr(pg_online, "boundary_hook", hook)
+    monkeypatch.setattr(pg_online, "BACKFILL_STRAGGLER_ROWS", 4)
+    if stop:
+        with pytest.raises(MigrationError, match="0005 failed"):
+            commands.upgrade(at_0004, "0005")
+        monkeypatch.setattr(pg_online, "boundary_hook", None)
+    commands.upgrade(at_0004, "0005")
+    assert "backfill tokens.id stragglers" in seen
+    rows, ids, _ = _tokens(at_0004)
+    assert rows == ids == TOKENS
+
+
+def test_batch_size_follows_the_time_per_batch() -> None:
+    """Pages per batch scale towards the target time, at most x2 / x0.5 a step, within bounds."""
+    assert pg_online.next_batch_pages(100, 0.02, target=0.04) == 200
+    assert pg_online.next_batch_pages(100, 0.001, target=0.04) == 200
+    assert pg_online.next_batch_pages(100, 0.05, target=0.04) == 80
+    assert pg_online.next_batch_pages(100, 1.0, target=0.04) == 50
+    assert pg_online.next_batch_pages(1, 1.0, target=0.04) == 1
+    assert pg_online.next_batch_pages(10**6, 0.0) == pg_online.BACKFILL_MAX_PAGES
+
+
+def test_exclusive_statements_wait_less_for_their_lock() -> None:
+    """ACCESS EXCLUSIVE statements wait at most 100 ms; shorter settings and 0 are kept."""
+    assert pg_online.exclusive_lock_timeout("1s") == "100ms"
+    assert pg_online.exclusive_lock_timeout("50ms") == "50ms"
+    assert pg_online.exclusive_lock_timeout("0") == "0"
+    assert pg_online.exclusive_lock_timeout("2min") == "100ms"
+
+
+def test_pg_durations_in_milliseconds() -> None:
+    """The durations PostgreSQL accepts for lock_timeout, in milliseconds; anything else is refused."""
+    from llm_proxy_db.settings_parsing import pg_duration_ms
+
+    assert [pg_duration_ms(v) for v in ("250", "250ms", "2s", "1min", " 0 ")] == [250, 250, 2000, 60_000, 0]
+    with pytest.raises(ValueError):
+        pg_duration_ms("soon")

@@ -42,7 +42,7 @@ def upgrade() -> None:
     if is_postgresql() and not pg_online.in_external_transaction():
         with pg_online.online_block():
             for column, statement in PG_COLUMNS.items():
-                pg_online.run(statement, f"add {column}")
+                pg_online.run(statement, f"add {column}", exclusive=True)
                 pg_online.boundary(f"{column} added")
         return
     add_column_if_missing(

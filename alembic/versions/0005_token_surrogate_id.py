@@ -5,16 +5,20 @@ for longer than a catalog change, every step under a short ``lock_timeout`` with
 
 1. ``ADD COLUMN id UUID`` (no default: no rewrite) and ``SET DEFAULT gen_random_uuid()`` in one
    statement: rows inserted from now on (the previous release's too) get an id;
-2. existing rows are filled in batches of a few thousand, each its own transaction;
+2. existing rows are filled by walking the table's pages in ranges, one ``UPDATE`` per range
+   in its own transaction, sized to take about 40 ms; rows the service moved during the walk
+   are found and filled by a last pass (see ``pg_online.backfill``);
 3. ``CHECK (id IS NOT NULL) NOT VALID``, ``VALIDATE`` (a scan under SHARE UPDATE EXCLUSIVE:
    reads and writes continue), ``SET NOT NULL`` (PostgreSQL 12+ trusts the validated check:
    no scan), the helper check dropped;
 4. the unique indexes on ``id`` and ``token`` and ``idx_tokens_token`` built ``CONCURRENTLY``
    (an INVALID index left by a failed build is dropped and built again);
-5. in the revision's last transaction, with the version table update: the primary key
-   ``tokens_pkey`` and ``tokens_token_unique`` swapped in ``USING INDEX`` (catalog only).
+5. the primary key ``tokens_pkey`` and ``tokens_token_unique`` swapped in ``USING INDEX``
+   (catalog only) in one ``ALTER TABLE`` committed on its own; the version table update
+   follows in the revision's last transaction.
 
-Steps 1-4 commit one by one and each checks whether it is done, so a run stopped anywhere
+Every statement that takes ACCESS EXCLUSIVE waits at most 100 ms for it and is retried.
+Steps 1-5 commit one by one and each checks whether it is done, so a run stopped anywhere
 (killed, a lock timeout) is finished by the next.  The end state is the service's goose
 version 4.  Inside a caller's own transaction (nothing may commit) the same end state is
 reached in that one transaction.  SQLite cannot move a primary key in place: the table is
@@ -65,12 +69,15 @@ def upgrade() -> None:
         _pg_upgrade_in_one_transaction()
         return
     with pg_online.online_block():
+        if _pg_keys_swapped():  # a run stopped after its last step: only the version is left
+            return
         _pg_add_and_fill_id()
         _pg_prove_not_null()
         for name, create in PG_NEW_INDEXES.items():
             pg_online.ensure_index(name, create)
             pg_online.boundary(f"index {name}")
-    _pg_swap_keys()
+        _pg_swap_keys()
+        pg_online.boundary("keys swapped")
 
 
 # Built CONCURRENTLY under these names; the swap renames the first two to the constraints'.
@@ -90,6 +97,7 @@ def _pg_add_and_fill_id() -> None:
         "ALTER TABLE tokens ADD COLUMN IF NOT EXISTS id UUID, "
         "ALTER COLUMN id SET DEFAULT gen_random_uuid()",
         "add tokens.id",
+        exclusive=True,
     )
     pg_online.boundary("tokens.id added")
     if not _pg_id_is_not_null():
@@ -104,28 +112,45 @@ def _pg_prove_not_null() -> None:
             pg_online.run(
                 f"ALTER TABLE tokens ADD CONSTRAINT {NOT_NULL_CHECK} CHECK (id IS NOT NULL) NOT VALID",
                 "add the NOT NULL check",
+                exclusive=True,
             )
             pg_online.boundary("NOT NULL check added")
         pg_online.run(
             f"ALTER TABLE tokens VALIDATE CONSTRAINT {NOT_NULL_CHECK}", "validate", quick=False
         )
         pg_online.boundary("NOT NULL check validated")
-        pg_online.run("ALTER TABLE tokens ALTER COLUMN id SET NOT NULL", "set NOT NULL")
+        pg_online.run("ALTER TABLE tokens ALTER COLUMN id SET NOT NULL", "set NOT NULL", exclusive=True)
         pg_online.boundary("tokens.id NOT NULL")
-    pg_online.run(f"ALTER TABLE tokens DROP CONSTRAINT IF EXISTS {NOT_NULL_CHECK}", "drop the check")
+    pg_online.run(
+        f"ALTER TABLE tokens DROP CONSTRAINT IF EXISTS {NOT_NULL_CHECK}", "drop the check", exclusive=True
+    )
     pg_online.boundary("NOT NULL check dropped")
 
 
 def _pg_swap_keys() -> None:
-    """Step 5, in the revision's last transaction: constraints take over the built indexes.
-
-    One statement (one round trip under the lock, which the service's requests queue behind
-    until the commit)."""
+    """Step 5: the constraints take over the built indexes, in one statement committed on its
+    own (the ACCESS EXCLUSIVE lock, which the service's requests queue behind, is held for
+    that statement's catalog change and its commit, nothing else); the version table is
+    updated in the revision's last transaction."""
     pg_online.run(
         f"ALTER TABLE tokens DROP CONSTRAINT {_pg_primary_key_name()}, "
         "ADD CONSTRAINT tokens_pkey PRIMARY KEY USING INDEX tokens_id_key_new, "
         "ADD CONSTRAINT tokens_token_unique UNIQUE USING INDEX tokens_token_unique_new",
         "swap the keys of tokens",
+        exclusive=True,
+    )
+
+
+def _pg_keys_swapped() -> bool:
+    """Whether the primary key of ``tokens`` is already ``id`` (step 5 done)."""
+    if pg_online.is_offline():
+        return False
+    return bool(
+        pg_online.scalar(
+            "SELECT 1 FROM pg_index i JOIN pg_attribute a "
+            "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+            "WHERE i.indrelid = 'tokens'::regclass AND i.indisprimary AND a.attname = 'id'"
+        )
     )
 
 
