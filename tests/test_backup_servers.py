@@ -248,3 +248,9 @@ def test_a_failed_load_names_the_safety_dump(server: Settings, tmp_path: Path) -
     assert f"llm-proxy db restore --force {safety}" in (caught.value.hint or "")
     backup.restore(server, safety, backup_dir=tmp_path / "kept", force=True)
     assert everything(server) == before
+
+
+@servers
+def test_two_dumps_within_one_second_get_two_names(server: Settings, tmp_path: Path) -> None:
+    first, second = backup.backup(server, backup_dir=tmp_path), backup.backup(server, backup_dir=tmp_path)
+    assert first != second and first.exists() and second.exists()

@@ -60,10 +60,15 @@ def needs_backup(settings: Settings) -> bool:
     return True
 
 
-def dump_name(settings: Settings, revision: str | None, suffix: str) -> str:
-    """``<database>.<UTC time>.<revision>.<suffix>``, the name of an automatic dump."""
+def dump_path(directory: Path, settings: Settings, revision: str | None, suffix: str) -> Path:
+    """``<database>.<UTC time>.<revision>.<suffix>`` in ``directory``, the name of an automatic
+    dump; ``<UTC time>-2``, ``-3``, ... when taken within the same second as another."""
     stamp = datetime.now(timezone.utc).strftime(_STAMP)
-    return f"{settings.sqlalchemy_url().database}.{stamp}.{revision or 'base'}.{suffix}"
+    name, rev = settings.sqlalchemy_url().database, revision or "base"
+    candidate, counter = directory / f"{name}.{stamp}.{rev}.{suffix}", 2
+    while candidate.exists():
+        candidate, counter = directory / f"{name}.{stamp}-{counter}.{rev}.{suffix}", counter + 1
+    return candidate
 
 
 def backup(dialect: ServerDialect, settings: Settings, out: Path | None, directory: Path) -> Path:
@@ -72,7 +77,7 @@ def backup(dialect: ServerDialect, settings: Settings, out: Path | None, directo
     if out is None:
         return take_backup(dialect, settings, revision, directory)
     if out.is_dir() or str(out).endswith(os.sep):
-        out = out / dump_name(settings, revision, dialect.backup_suffix())
+        out = dump_path(out, settings, revision, dialect.backup_suffix())
     return dialect.dump(settings, out)
 
 
@@ -82,7 +87,7 @@ def take_backup(dialect: ServerDialect, settings: Settings, revision: str | None
 
     directory.mkdir(parents=True, exist_ok=True)
     remove_leftovers(directory)
-    return dialect.dump(settings, directory / dump_name(settings, revision, dialect.backup_suffix()))
+    return dialect.dump(settings, dump_path(directory, settings, revision, dialect.backup_suffix()))
 
 
 def read_revision(settings: Settings) -> str | None:
@@ -179,8 +184,7 @@ def _replaceable(
     revision = current_revision(connection)
     connection.rollback()
     directory.mkdir(parents=True, exist_ok=True)
-    name = dump_name(settings, revision, f"pre-restore.{dialect.backup_suffix()}")
-    safety = dialect.dump(settings, directory / name)
+    safety = dialect.dump(settings, dump_path(directory, settings, revision, f"pre-restore.{dialect.backup_suffix()}"))
     dialect.drop_everything(connection)
     return safety
 
