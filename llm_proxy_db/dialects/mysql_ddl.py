@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from alembic import context, op
+from alembic import op
 
 # What each ALGORITHM is asked to allow: INSTANT changes only the catalog; INPLACE builds
 # while DML goes on; COPY (a CHECK to validate) lets reads through but not writes.
@@ -159,7 +159,7 @@ def alter(table: str, clauses: str, algorithm: str) -> None:
     made, only not online.  Offline (``--sql``) the clause is rendered as asked.
     """
     statement = f"ALTER TABLE {table} {clauses}"
-    if context.is_offline_mode():
+    if _offline():
         op.execute(f"{statement}, ALGORITHM={algorithm}{LOCK_OF[algorithm]}")
         return
     bind = op.get_bind()
@@ -173,7 +173,7 @@ def alter(table: str, clauses: str, algorithm: str) -> None:
         bind.exec_driver_sql(statement)
 
 
-def fill_in_batches(table: str, column: str, value: str, *, key: str, batch: int = FILL_BATCH) -> None:
+def fill_in_batches(table: str, column: str, value: str, *, key: str, batch: int | None = None) -> None:
     """``UPDATE table SET column = value`` where it is NULL, one ``key`` range per transaction.
 
     Each batch commits at once, so it holds its row locks for a few milliseconds; the
@@ -183,7 +183,8 @@ def fill_in_batches(table: str, column: str, value: str, *, key: str, batch: int
     (``--sql``) one UPDATE is rendered.
     """
     fill = f"UPDATE {table} SET {column} = {value} WHERE {column} IS NULL"
-    if context.is_offline_mode():
+    batch = batch or FILL_BATCH
+    if _offline():
         op.execute(fill)
         return
     bind = op.get_bind()
@@ -228,7 +229,13 @@ def column_default(connection: Connection, table: str, column: str) -> str | Non
     return None if value is None or str(value).upper() == "NULL" else str(value)
 
 
+def _offline() -> bool:
+    return bool(op.get_context().as_sql)
+
+
 def _report(kind: str, detail: str, done: int = 0, total: int = 0) -> None:
-    reporter = context.config.attributes.get("report")
+    """To the run's progress callback (``config.attributes["report"]``), when there is one."""
+    config = op.get_context().config
+    reporter = config.attributes.get("report") if config is not None else None
     if reporter is not None:
         reporter(kind, detail, done=done, total=total)
