@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
+
 from llm_proxy_db import commands, revisions
 from llm_proxy_db.alembic_config import make_config
 from llm_proxy_db.database import connect
