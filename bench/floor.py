@@ -1,5 +1,6 @@
 """The hand-written SQL floor: the same schema changes, legacy shape to head, with the plain
-``sqlite3`` / ``psql`` client and nothing else (no Python, no reflection, no version checks).
+``sqlite3`` / ``psql`` / ``mariadb`` client and nothing else (no Python, no reflection, no
+version checks).
 
 It is what a careful person would type: one transaction, the cheapest statement for each
 change (the SQLite CHECK widened in place, as revision 0007 now does; the tokens table copied

@@ -11,6 +11,7 @@ service's token statements and records how long each write to ``tokens`` took.
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 import time
 import uuid
@@ -57,6 +58,7 @@ def mariadb_upgrade(url: str, size: datagen.Size, *, rounds: int, connections: i
     build_s = time.perf_counter() - started
     ours, low = Samples("ours"), Samples("floor")
     steps: dict[str, list[float]] = {}
+    floor_steps: dict[str, list[float]] = {}
     probes: dict[str, list[dict[str, object]]] = {"ours": [], "floor": []}
     load: list[tuple[float, float, float]] = []
     same_schema: bool | None = None
@@ -76,9 +78,9 @@ def mariadb_upgrade(url: str, size: datagen.Size, *, rounds: int, connections: i
                   f"{probe['write']['max_s'] * 1000:.0f} ms, load {os.getloadavg()[0]:.2f}",  # type: ignore[index]
                   file=sys.stderr, flush=True)
             probes[who].append(probe)
-            if who == "ours":
-                for revision, seconds in _child_steps(run).items():
-                    steps.setdefault(revision, []).append(seconds)
+            timings = _child_steps(run) if who == "ours" else floor_statements(run.stdout)
+            for step, seconds in timings.items():
+                (steps if who == "ours" else floor_steps).setdefault(step, []).append(seconds)
         same_schema = schemas["ours"] == schemas["floor"] if same_schema is None else same_schema
     load.append(os.getloadavg())
     return {
@@ -89,6 +91,7 @@ def mariadb_upgrade(url: str, size: datagen.Size, *, rounds: int, connections: i
         "floor": low.as_dict(),
         "ratio": ours.median / low.median,
         "steps_s": steps,
+        "floor_statements_s": floor_steps,
         "writes": {who: _worst(rounds_) for who, rounds_ in probes.items()},
         "probe_rounds": probes,
         "probe": {"connections": connections, "cycles_per_s": rate},
@@ -108,7 +111,7 @@ def _migrate(server: mariadb_data.Server, database: str, size: datagen.Size, who
             run = run_process([sys.executable, CHILD, "setup"], env)
         else:
             argv, env = server.client(database)
-            run = run_process(argv, env, stdin=floor.MARIADB_SCRIPT)
+            run = run_process([*argv, "-vvv"], env, stdin=floor.MARIADB_SCRIPT)  # -vvv: each statement's time
         until = time.perf_counter()
         time.sleep(SETTLE_S)
     return run, probe.summary(since, until)
@@ -126,6 +129,16 @@ def _worst(rounds: list[dict[str, object]]) -> dict[str, object]:
             "over_1s": sum(c["over_1s"] for c in chosen),  # type: ignore[index]
             "failed": sum(c["failed"] for c in chosen),  # type: ignore[index]
         }
+    return out
+
+
+def floor_statements(stdout: str) -> dict[str, float]:
+    """Each floor statement's own time, from the ``mariadb -vvv`` echo (``Query OK ... (1.234 sec)``)."""
+    import re
+
+    out: dict[str, float] = {}
+    for statement, seconds in re.findall(r"-{14}\n(.*?)\n-{14}\n.*?\((\d+\.\d+) sec\)", stdout, flags=re.DOTALL):
+        out[" ".join(statement.split())[:70]] = float(seconds)
     return out
 
 
@@ -159,6 +172,8 @@ def table(result: dict[str, object]) -> str:
         )
     per_step = ", ".join(f"{rev} {min(times):.2f}-{max(times):.2f}s" for rev, times in r["steps_s"].items())  # type: ignore[union-attr]
     lines.append(f"  per revision (ours): {per_step}")
+    for statement, times in r.get("floor_statements_s", {}).items():  # type: ignore[union-attr]
+        lines.append(f"  floor {statistics.median(times):7.2f}s  {statement}")
     loads = r["loadavg"]
     lines.append(f"  load average (1 min) over the rounds: {', '.join(f'{a[0]:.2f}' for a in loads)}")  # type: ignore[union-attr]
     if r.get("same_schema_as_floor") is False:

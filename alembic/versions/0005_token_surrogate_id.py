@@ -19,7 +19,9 @@ Steps 1-4 commit one by one and each checks whether it is done, so a run stopped
 version 4.  Inside a caller's own transaction (nothing may commit) the same end state is
 reached in that one transaction.  SQLite cannot move a primary key in place: the table is
 rebuilt with ``id`` TEXT, filled during the one copy with dashed UUID v4 strings computed
-in SQL (offline ``--sql`` output adds and fills the column, then rebuilds).
+in SQL (offline ``--sql`` output adds and fills the column, then rebuilds).  MySQL/MariaDB,
+online too (INSTANT column changes, batched fill, one ``ALGORITHM=INPLACE, LOCK=NONE``
+rebuild) and resumable step by step: see :func:`mysql_upgrade_steps`.
 
 Revision ID: 0005
 Revises: 0004
