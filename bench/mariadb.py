@@ -105,8 +105,10 @@ def _migrate(server: mariadb_data.Server, database: str, size: datagen.Size, who
     with WriterProbe(server, database, size.tokens, size.projects, connections, rate) as probe:
         time.sleep(SETTLE_S)
         since = time.perf_counter()
+        events = Path(f"/tmp/llmproxy-bench-events-{database}.jsonl")
         if who == "ours":
-            env = {**os.environ, "DB_DRIVER": "mysql", "DATABASE_URL": server.url(database)}
+            env = {**os.environ, "DB_DRIVER": "mysql", "DATABASE_URL": server.url(database),
+                   "BENCH_EVENTS": str(events)}
             env.pop("DATABASE_PATH", None)
             run = run_process([sys.executable, CHILD, "setup"], env)
         else:
@@ -114,7 +116,28 @@ def _migrate(server: mariadb_data.Server, database: str, size: datagen.Size, who
             run = run_process([*argv, "-vvv"], env, stdin=floor.MARIADB_SCRIPT)  # -vvv: each statement's time
         until = time.perf_counter()
         time.sleep(SETTLE_S)
-    return run, probe.summary(since, until)
+    summary = probe.summary(since, until)
+    if events.exists():
+        summary["slowest_writes"] = _attribute(probe, events, since, until)
+        events.unlink()
+    return run, summary
+
+
+def _attribute(probe: WriterProbe, events: Path, since: float, until: float) -> list[dict[str, object]]:
+    """The five longest writes to ``tokens`` with what setup was doing when each started
+    (the child's progress events carry ``perf_counter`` times, the same clock on Linux)."""
+    import json
+
+    marks = [json.loads(line) for line in events.read_text().splitlines() if line.strip()]
+    writes = sorted((s for s in probe.samples if s.kind == "write" and since <= s.started <= until),
+                    key=lambda s: s.seconds, reverse=True)[:5]
+    out = []
+    for write in writes:
+        before = [m for m in marks if m["t"] <= write.started]
+        last = before[-1] if before else {"revision": "", "kind": "start-up", "detail": ""}
+        doing = f"{last['revision']} {last['kind']} {last['detail'] or ''}".strip()
+        out.append({"seconds": write.seconds, "at_s": write.started - since, "during": doing[:90]})
+    return out
 
 
 def _worst(rounds: list[dict[str, object]]) -> dict[str, object]:
@@ -172,6 +195,10 @@ def table(result: dict[str, object]) -> str:
         )
     per_step = ", ".join(f"{rev} {min(times):.2f}-{max(times):.2f}s" for rev, times in r["steps_s"].items())  # type: ignore[union-attr]
     lines.append(f"  per revision (ours): {per_step}")
+    slowest = sorted((w for p in r["probe_rounds"]["ours"] for w in p.get("slowest_writes", [])),  # type: ignore[index]
+                     key=lambda w: w["seconds"], reverse=True)[:3]
+    for write in slowest:
+        lines.append(f"  ours: a {write['seconds'] * 1000:.0f} ms write, after: {write['during']}")
     for statement, times in r.get("floor_statements_s", {}).items():  # type: ignore[union-attr]
         lines.append(f"  floor {statistics.median(times):7.2f}s  {statement}")
     loads = r["loadavg"]

@@ -186,7 +186,8 @@ def mysql_upgrade_steps() -> list[Step]:
 
     1. ``ADD COLUMN id CHAR(36) NULL``, ``ALGORITHM=INSTANT`` (catalog only);
     2. ``SET DEFAULT (UUID())``, INSTANT: rows the service inserts from now on get an id;
-    3. existing rows filled in batches of 10,000, each its own short transaction;
+    3. existing rows filled in batches (about 0.2 s of row locks each), each its own short
+       transaction;
     4. one ``ALGORITHM=INPLACE, LOCK=NONE`` rebuild: ``id`` NOT NULL (its default dropped),
        ``tokens_token_unique`` added and the primary key moved from ``token`` to ``id``
        together, so ``token`` is never without a unique index and the table is rebuilt once.
