@@ -1,5 +1,6 @@
 """The hand-written SQL floor: the same schema changes, legacy shape to head, with the plain
-``sqlite3`` / ``psql`` client and nothing else (no Python, no reflection, no version checks).
+``sqlite3`` / ``psql`` / ``mariadb`` client and nothing else (no Python, no reflection, no
+version checks).
 
 It is what a careful person would type: one transaction, the cheapest statement for each
 change (the SQLite CHECK widened in place, as revision 0007 now does; the tokens table copied
@@ -144,4 +145,26 @@ CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY);
 INSERT INTO alembic_version VALUES ('0007');
 COMMIT;
 ALTER TABLE audit_events VALIDATE CONSTRAINT audit_events_outcome_check;
+"""
+
+# MariaDB / MySQL, goose-1 to head with the ``mariadb`` client.  Each DDL statement commits by
+# itself there, so the floor is the cheapest statements in order, each as online as the
+# server allows: INSTANT column changes, the default UUID() first (so rows the service inserts
+# while the ids are filled get one), the ids in one UPDATE, one INPLACE rebuild of ``tokens``
+# for NOT NULL, the unique token and the new primary key, and the one copy MariaDB needs to
+# add (validate) the audit CHECK.
+MARIADB_SCRIPT = """
+ALTER TABLE projects ADD COLUMN deactivated_at DATETIME(6) DEFAULT NULL, ALGORITHM=INSTANT;
+ALTER TABLE tokens ADD COLUMN deactivated_at DATETIME(6) DEFAULT NULL,
+  ADD COLUMN cache_hit_count INTEGER NOT NULL DEFAULT 0, ADD COLUMN id CHAR(36) NULL, ALGORITHM=INSTANT;
+ALTER TABLE tokens ALTER COLUMN id SET DEFAULT (UUID()), ALGORITHM=INSTANT;
+UPDATE tokens SET id = UUID() WHERE id IS NULL;
+ALTER TABLE tokens MODIFY COLUMN id CHAR(36) NOT NULL, ADD CONSTRAINT tokens_token_unique UNIQUE (token),
+  DROP PRIMARY KEY, ADD PRIMARY KEY (id), ALGORITHM=INPLACE, LOCK=NONE;
+ALTER TABLE audit_events MODIFY COLUMN outcome VARCHAR(20) NOT NULL,
+  ADD CONSTRAINT audit_events_outcome_check CHECK (outcome IN ('success','failure','denied','error')),
+  ALGORITHM=COPY, LOCK=SHARED;
+CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY);
+INSERT INTO alembic_version VALUES ('0007');
+INSERT INTO goose_db_version (version_id, is_applied) VALUES (4, 1), (5, 1);
 """

@@ -56,6 +56,8 @@ def _rows(results: dict[str, Any]) -> Iterator[Row]:
             yield from _upgrade_rows(results[key], with_targets=limit)
     if "upgrade" in results and "growth" in results:
         yield from _growth_rows(results["upgrade"], results["growth"])
+    for case in results.get("mariadb", {}).values():
+        yield from _mariadb_rows(case, full=case["size"] == results["size"])
     if "backup" in results:
         yield from _backup_rows(results["backup"])
 
@@ -110,6 +112,20 @@ def _upgrade_rows(case: dict[str, Any], *, with_targets: bool) -> Iterator[Row]:
                cap(0.10), "s")
     if "postgresql_goose1" in case:
         yield from _postgres_rows(label, case["postgresql_goose1"], cap)
+
+
+def _mariadb_rows(case: dict[str, Any], *, full: bool) -> Iterator[Row]:
+    """The MariaDB case: the 1.1x target at full size, and no write to tokens waiting over 1 s."""
+    label, ours, floor = case["label"], case["ours"]["median_s"], case["floor"]["median_s"]
+    yield (f"mariadb goose-1 {label} -> head (setup)", ours, f"mariadb floor {floor:.2f} s",
+           ours / floor, 1.1 if full else None, "s")
+    for who in ("ours", "floor"):
+        write = case["writes"][who]["write"]
+        yield (f"mariadb {label} longest write to tokens ({who})", write["max_s"],
+               f"1 s; p99 {write['p99_s'] * 1000:.0f} ms", write["max_s"], 1.0 if who == "ours" else None, "s")
+    for revision, seconds in sorted(case["steps_s"].items()):
+        yield (f"  mariadb {label} revision {revision}", _median(seconds), "total", _median(seconds) / ours,
+               None, "s")
 
 
 def _postgres_rows(label: str, pg: dict[str, Any], cap: Any) -> Iterator[Row]:

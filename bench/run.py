@@ -10,6 +10,9 @@ LLM_PROXY_TEST_POSTGRES_URL) names a server the benchmark may create databases o
 any of them, the documented local server (``postgresql://postgres@127.0.0.1:5432/test``) is
 used when it answers, and the run says loudly when PostgreSQL is not measured.
 The ``live`` case (PostgreSQL only) migrates under the service's traffic: see ``live.py``.
+The ``mariadb`` case (goose-1 MySQL shape to head against the ``mariadb`` client floor, with
+the service's token writes timed throughout; see ``mariadb.py``) runs when ``--mysql-url``
+(or LLM_PROXY_BENCH_MYSQL_URL, or LLM_PROXY_TEST_MYSQL_URL) names a server that answers.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import backup_speed  # noqa: E402
 import datagen  # noqa: E402
 import live  # noqa: E402
+import mariadb  # noqa: E402
 import report  # noqa: E402
 import startup  # noqa: E402
 import upgrade  # noqa: E402
@@ -37,7 +41,7 @@ from llm_proxy_db.dialects import postgresql
 from llm_proxy_db.settings import Settings  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-CASES = ("startup", "upgrade", "growth", "backup", "live")
+CASES = ("startup", "upgrade", "growth", "backup", "live", "mariadb")
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 
@@ -47,6 +51,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes and few rounds")
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma list of {', '.join(CASES)}")
     parser.add_argument("--postgres-url", default=_default_postgres_url())
+    parser.add_argument("--mysql-url", default=_default_mysql_url(),
+                        help="a MySQL/MariaDB server the benchmark may create databases on")
+    parser.add_argument("--mariadb-sizes", default="1",
+                        help="mariadb case: sizes as fractions of the full size (e.g. 0.1,1)")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="JSON results directory")
     parser.add_argument("--cache", type=Path, default=HERE / "results" / "cache",
                         help="generated legacy SQLite files, reused between runs")
@@ -79,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
             results["backup"] = run_backup(args, size, rounds)
         if "live" in cases and args.postgres_url:
             results["live"] = run_live(args, size)
+        skipped = None
+        if "mariadb" in cases:
+            skipped = mariadb.unavailable(args.mysql_url) if args.mysql_url else "no server named"
+        if "mariadb" in cases and not skipped:
+            results["mariadb"] = run_mariadb(args, size, rounds)
     results["wall_s"] = time.perf_counter() - started
     results["targets"] = report.targets(results)
     for label, summary in results.get("live", {}).items():  # type: ignore[union-attr]
@@ -86,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     print(report.table(results))
     if results.get("live"):
         print("\n" + live_table(results["live"]))  # type: ignore[arg-type]
+    for result in results.get("mariadb", {}).values():  # type: ignore[union-attr]
+        print("\n" + mariadb.table(result))
+    if "mariadb" in cases and skipped:
+        print(f"\n!!! MariaDB NOT MEASURED: {skipped} (--mysql-url, LLM_PROXY_BENCH_MYSQL_URL "
+              "or LLM_PROXY_TEST_MYSQL_URL)")
     if not args.postgres_url:
         print("\n!!! PostgreSQL NOT MEASURED: no server at --postgres-url, "
               f"LLM_PROXY_BENCH_POSTGRES_URL, LLM_PROXY_TEST_POSTGRES_URL or {LOCAL_POSTGRES}")
@@ -156,6 +174,17 @@ def run_live(args: argparse.Namespace, size: datagen.Size) -> dict[str, object]:
     return out
 
 
+def run_mariadb(args: argparse.Namespace, size: datagen.Size, rounds: int) -> dict[str, object]:
+    """The MariaDB case at each chosen size (smoke: one tiny size, one round, a slow probe)."""
+    if args.smoke:
+        return {size.label(): mariadb.mariadb_upgrade(args.mysql_url, size, rounds=1, connections=2, rate=10)}
+    out: dict[str, object] = {}
+    for fraction in (float(f) for f in args.mariadb_sizes.split(",") if f.strip()):
+        scaled = size if fraction == 1 else size.scaled(fraction)
+        out[scaled.label()] = mariadb.mariadb_upgrade(args.mysql_url, scaled, rounds=rounds)
+    return out
+
+
 def live_table(results: dict[str, Any]) -> str:
     """The live-traffic figures: failures, latency before/during, stalls, locks, wall time."""
     lines = [f"{'live traffic (PostgreSQL)':28} {'failed':>6} {'p50 base/during':>16} "
@@ -191,6 +220,11 @@ def _default_postgres_url() -> str | None:
     if url:
         return url
     return LOCAL_POSTGRES if _answers(LOCAL_POSTGRES) else None
+
+
+def _default_mysql_url() -> str | None:
+    """The MySQL/MariaDB server named by the environment (the case checks that it answers)."""
+    return os.environ.get("LLM_PROXY_BENCH_MYSQL_URL") or os.environ.get("LLM_PROXY_TEST_MYSQL_URL") or None
 
 
 def _answers(url: str) -> bool:

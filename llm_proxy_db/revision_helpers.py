@@ -94,9 +94,19 @@ def has_column(table: str, column: str) -> bool:
 
 
 def add_column_if_missing(table: str, column: sa.Column) -> None:
-    """``ADD COLUMN`` unless the column is already there (the goose files' ``IF NOT EXISTS``)."""
-    if not has_column(table, column.name):
-        op.add_column(table, column)
+    """``ADD COLUMN`` unless the column is already there (the goose files' ``IF NOT EXISTS``).
+
+    On MySQL the column goes last with ``ALGORITHM=INSTANT``: a catalog change, no copy.
+    """
+    if has_column(table, column.name):
+        return
+    if is_mysql():
+        from llm_proxy_db.dialects import mysql_ddl
+
+        spec = sa.schema.CreateColumn(column).compile(dialect=context.get_context().dialect)
+        mysql_ddl.alter(table, f"ADD COLUMN {spec}", "INSTANT")
+        return
+    op.add_column(table, column)
 
 
 def drop_column_if_present(table: str, column: str) -> None:

@@ -47,3 +47,25 @@ def test_live_traffic_smoke(tmp_path: Path, postgres_server_url) -> None:  # typ
     (saved,) = tmp_path.glob("bench-*-smoke.json")
     (live,) = json.loads(saved.read_text())["live"].values()
     assert live["failed"] == 0 and live["during"]["n"] > 0, live
+
+
+@pytest.mark.mysql
+def test_mariadb_smoke(tmp_path: Path, mysql_server_url) -> None:  # type: ignore[no-untyped-def]
+    """The MariaDB case at tiny size: setup and the mariadb-client floor reach the same schema,
+    the token writes of the probe ran and none failed, the table is printed."""
+    if mysql_server_url is None:
+        pytest.skip("no MySQL server")
+    url = mysql_server_url.render_as_string(hide_password=False).replace("+pymysql", "")
+    out = subprocess.run(
+        [sys.executable, str(BENCH), "--smoke", "--cases", "mariadb", "--mysql-url", url,
+         "--out", str(tmp_path), "--cache", str(tmp_path / "cache")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "MariaDB goose-1 to head" in out.stdout
+    (saved,) = tmp_path.glob("bench-*-smoke.json")
+    (case,) = json.loads(saved.read_text())["mariadb"].values()
+    assert case["same_schema_as_floor"] is True
+    assert all(step in case["steps_s"] for step in ("0005", "0007"))
+    for who in ("ours", "floor"):
+        assert case["writes"][who]["write"]["n"] > 0 and case["writes"][who]["write"]["failed"] == 0, case["writes"]

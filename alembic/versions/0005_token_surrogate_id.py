@@ -23,7 +23,9 @@ Steps 1-5 commit one by one and each checks whether it is done, so a run stopped
 version 4.  Inside a caller's own transaction (nothing may commit) the same end state is
 reached in that one transaction.  SQLite cannot move a primary key in place: the table is
 rebuilt with ``id`` TEXT, filled during the one copy with dashed UUID v4 strings computed
-in SQL (offline ``--sql`` output adds and fills the column, then rebuilds).
+in SQL (offline ``--sql`` output adds and fills the column, then rebuilds).  MySQL/MariaDB,
+online too (INSTANT column changes, batched fill, one ``ALGORITHM=INPLACE, LOCK=NONE``
+rebuild) and resumable step by step: see :func:`mysql_upgrade_steps`.
 
 Revision ID: 0005
 Revises: 0004
@@ -37,7 +39,18 @@ from sqlalchemy.dialects import postgresql
 
 from alembic import op
 from llm_proxy_db import pg_online
-from llm_proxy_db.dialects.mysql_ddl import Step, has_column, has_index, is_nullable, primary_key, run_steps
+from llm_proxy_db.dialects.mysql_ddl import (
+    Step,
+    alter,
+    column_default,
+    fill_in_batches,
+    has_column,
+    has_index,
+    has_null,
+    is_nullable,
+    primary_key,
+    run_steps,
+)
 from llm_proxy_db.revision_helpers import (
     SQLITE_UUID4_SQL,
     copy_sqlite_table,
@@ -193,38 +206,59 @@ def downgrade() -> None:
 
 
 def mysql_upgrade_steps() -> list[Step]:
-    """MySQL, as the service's MySQL file 4 (``CHAR(36)`` filled with ``UUID()``), resumable.
+    """MySQL, as the service's MySQL file 4 (``CHAR(36)`` filled with ``UUID()``), resumable
+    and online (the service reads and writes ``tokens`` throughout):
 
-    ``token`` gets its UNIQUE constraint before it stops being the primary key, so it is
-    never without one; the key moves in one statement.
+    1. ``ADD COLUMN id CHAR(36) NULL``, ``ALGORITHM=INSTANT`` (catalog only);
+    2. ``SET DEFAULT (UUID())``, INSTANT: rows the service inserts from now on get an id;
+    3. existing rows filled in batches (about 0.2 s of row locks each), each its own short
+       transaction;
+    4. one ``ALGORITHM=INPLACE, LOCK=NONE`` rebuild: ``id`` NOT NULL (its default dropped),
+       ``tokens_token_unique`` added and the primary key moved from ``token`` to ``id``
+       together, so ``token`` is never without a unique index and the table is rebuilt once.
     """
     return [
         Step(
             "add column tokens.id CHAR(36)",
             lambda c: has_column(c, "tokens", "id"),
-            lambda: op.add_column("tokens", sa.Column("id", sa.CHAR(36), nullable=True)),
+            lambda: alter("tokens", "ADD COLUMN id CHAR(36) NULL", "INSTANT"),
         ),
         Step(
-            "fill tokens.id with UUID() and make it NOT NULL",
-            lambda c: has_column(c, "tokens", "id") and not is_nullable(c, "tokens", "id"),
-            _fill_and_require_id,
+            "give tokens.id the default UUID() for rows inserted meanwhile",
+            lambda c: _id_is_key(c) or "uuid" in (column_default(c, "tokens", "id") or "").lower(),
+            lambda: alter("tokens", "ALTER COLUMN id SET DEFAULT (UUID())", "INSTANT"),
         ),
         Step(
-            "add constraint tokens_token_unique UNIQUE (token)",
-            lambda c: has_index(c, "tokens", "tokens_token_unique"),
-            lambda: op.create_unique_constraint("tokens_token_unique", "tokens", ["token"]),
+            "fill tokens.id with UUID() in batches",
+            lambda c: _id_is_key(c) or (has_column(c, "tokens", "id") and not has_null(c, "tokens", "id")),
+            lambda: fill_in_batches("tokens", "id", "UUID()", key="token"),
         ),
         Step(
-            "move the primary key from token to id",
-            lambda c: primary_key(c, "tokens") == ["id"],
-            lambda: op.execute("ALTER TABLE tokens DROP PRIMARY KEY, ADD PRIMARY KEY (id)"),
+            "make tokens.id NOT NULL and the primary key; add tokens_token_unique",
+            _id_is_key,
+            _rebuild_with_id_key,
         ),
     ]
 
 
-def _fill_and_require_id() -> None:
-    op.execute("UPDATE tokens SET id = UUID() WHERE id IS NULL")
-    op.alter_column("tokens", "id", existing_type=sa.CHAR(36), nullable=False)
+def _id_is_key(connection: sa.engine.Connection) -> bool:
+    return (
+        primary_key(connection, "tokens") == ["id"]
+        and has_index(connection, "tokens", "tokens_token_unique")
+        and not is_nullable(connection, "tokens", "id")
+        and column_default(connection, "tokens", "id") is None
+    )
+
+
+def _rebuild_with_id_key() -> None:
+    """Step 4: whatever of the end state is missing, in one online rebuild."""
+    bind = None if is_offline() else op.get_bind()
+    clauses = ["MODIFY COLUMN id CHAR(36) NOT NULL"]
+    if bind is None or not has_index(bind, "tokens", "tokens_token_unique"):
+        clauses.append("ADD CONSTRAINT tokens_token_unique UNIQUE (token)")
+    if bind is None or primary_key(bind, "tokens") != ["id"]:
+        clauses.append("DROP PRIMARY KEY, ADD PRIMARY KEY (id)")
+    alter("tokens", ", ".join(clauses), "INPLACE")
 
 
 def _mysql_downgrade_steps() -> list[Step]:

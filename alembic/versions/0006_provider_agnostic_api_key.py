@@ -14,7 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from alembic import op
-from llm_proxy_db.revision_helpers import has_column, is_offline
+from llm_proxy_db.dialects.mysql_ddl import alter
+from llm_proxy_db.revision_helpers import has_column, is_mysql, is_offline
 
 revision = "0006"
 down_revision = "0005"
@@ -32,5 +33,7 @@ def downgrade() -> None:
 
 
 def _rename(old: str, new: str) -> None:
-    # MySQL renames with CHANGE COLUMN, which restates the column's type and nullability.
+    if is_mysql():  # MySQL 8 / MariaDB 10.5+: a catalog change, the service keeps writing
+        alter("projects", f"RENAME COLUMN {old} TO {new}", "INSTANT")
+        return
     op.alter_column("projects", old, new_column_name=new, existing_type=sa.Text, existing_nullable=False)

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 
 from alembic import op
 from llm_proxy_db import pg_online
-from llm_proxy_db.dialects.mysql_ddl import Step, check_constraints, run_steps
+from llm_proxy_db.dialects.mysql_ddl import Step, alter, check_constraints, run_steps
 from llm_proxy_db.fingerprint import normalise_check
 from llm_proxy_db.revision_helpers import (
     is_mysql,
@@ -114,9 +114,12 @@ def _named_check_is(connection: sa.engine.Connection, values: tuple[str, ...]) -
 
 
 def _add_named_check() -> None:
+    """The one step that cannot be online: InnoDB validates a new CHECK by copying the table
+    (``ALGORITHM=COPY, LOCK=SHARED``: reads go on, writes to ``audit_events`` wait)."""
+    clauses = f"ADD CONSTRAINT {CHECK_NAME} CHECK ({_check_sql(NEW_VALUES)})"
     if not is_offline() and any(c["name"] == CHECK_NAME for c in check_constraints(op.get_bind(), "audit_events")):
-        op.drop_constraint(CHECK_NAME, "audit_events", type_="check")
-    op.create_check_constraint(CHECK_NAME, "audit_events", _check_sql(NEW_VALUES))
+        clauses = f"DROP CONSTRAINT {CHECK_NAME}, {clauses}"
+    alter("audit_events", clauses, "COPY")
 
 
 def _other_checks(connection: sa.engine.Connection) -> list[str]:
@@ -129,15 +132,16 @@ def _other_checks(connection: sa.engine.Connection) -> list[str]:
 
 
 def _drop_other_checks() -> None:
+    # Dropping a CHECK validates nothing: a catalog change (INSTANT).
     if is_offline():  # MariaDB drops its column constraint with MODIFY COLUMN; MySQL 8 needs the name
-        op.execute("ALTER TABLE audit_events MODIFY COLUMN outcome VARCHAR(20) NOT NULL")
+        alter("audit_events", "MODIFY COLUMN outcome VARCHAR(20) NOT NULL", "INSTANT")
         op.execute("-- MySQL 8 only: ALTER TABLE audit_events DROP CONSTRAINT audit_events_chk_1")
         return
     for name in _other_checks(op.get_bind()):
         if name == "outcome":  # MariaDB's column constraint: only MODIFY COLUMN drops it
-            op.execute("ALTER TABLE audit_events MODIFY COLUMN outcome VARCHAR(20) NOT NULL")
+            alter("audit_events", "MODIFY COLUMN outcome VARCHAR(20) NOT NULL", "INSTANT")
         else:
-            op.execute(f"ALTER TABLE audit_events DROP CONSTRAINT `{name}`")
+            alter("audit_events", f"DROP CONSTRAINT `{name}`", "INSTANT")
 
 
 def _refuse_new_outcomes() -> None:
