@@ -1,6 +1,6 @@
-"""Alembic environment: a thin shell; the behaviour lives in llm_proxy_db.environment."""
+"""Alembic environment: a thin shell; the behaviour lives in llm_proxy_db.migration.environment."""
 
 from alembic import context
-from llm_proxy_db.environment import run_environment
+from llm_proxy_db.migration.environment import run_environment
 
 run_environment(context)

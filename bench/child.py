@@ -20,7 +20,7 @@ def main() -> None:
     """Bring the database to head and report timings as JSON on stdout."""
     started = time.perf_counter()
     from llm_proxy_db import commands
-    from llm_proxy_db.settings import resolve_settings
+    from llm_proxy_db.config.settings import resolve_settings
 
     settings = resolve_settings()
     stamp = os.environ.get("BENCH_STAMP")
@@ -48,7 +48,7 @@ def _event_writer():  # type: ignore[no-untyped-def]
 
 def _stamp(settings: object, revision: str) -> None:
     from alembic import command
-    from llm_proxy_db.alembic_config import make_config
+    from llm_proxy_db.config.alembic_config import make_config
     from llm_proxy_db.database import connect
 
     with connect(settings, foreign_keys=False) as connection:  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ once with its new UUID computed in the copy).
 
 from __future__ import annotations
 
-from llm_proxy_db.revision_helpers import SQLITE_UUID4_SQL
+from llm_proxy_db.migration.revision_helpers import SQLITE_UUID4_SQL
 
 _SQLITE_COLUMNS = (
     "token, project_id, expires_at, is_active, deactivated_at, request_count, max_requests, "

@@ -37,8 +37,8 @@ import startup  # noqa: E402
 import upgrade  # noqa: E402
 
 from llm_proxy_db import commands  # noqa: E402
+from llm_proxy_db.config.settings import Settings  # noqa: E402
 from llm_proxy_db.dialects import postgresql
-from llm_proxy_db.settings import Settings  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CASES = ("startup", "upgrade", "growth", "backup", "live", "mariadb")

@@ -11,8 +11,8 @@ from pathlib import Path
 from measure import Run, Samples, run_process, side_by_side, timed
 
 from llm_proxy_db import commands
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.quick_status import VERSION_QUERY
-from llm_proxy_db.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

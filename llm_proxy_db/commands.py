@@ -12,21 +12,26 @@ from collections.abc import Sequence
 from typing import Any
 
 from alembic import command
-from llm_proxy_db import adoption, adoption_record, manifest, quick_status, revisions, run_log, token_ids
-from llm_proxy_db.adoption import AdoptionResult
-from llm_proxy_db.alembic_config import make_config
+from llm_proxy_db import quick_status
+from llm_proxy_db.adoption import adopt as adoption
+from llm_proxy_db.adoption import record as adoption_record
+from llm_proxy_db.adoption.adopt import AdoptionResult
+from llm_proxy_db.config.alembic_config import make_config
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import ConfigError, SchemaMismatchError, UnknownRevisionError
-from llm_proxy_db.executor import Progress, RunResult
-from llm_proxy_db.guard import MigrationOutcome, SafetyOptions, guarded_run
-from llm_proxy_db.revisions import RevisionState
-from llm_proxy_db.settings import Settings
+from llm_proxy_db.migration import manifest, revisions
+from llm_proxy_db.migration.executor import Progress, RunResult
+from llm_proxy_db.migration.revisions import RevisionState
+from llm_proxy_db.safety import run_log
+from llm_proxy_db.safety.guard import MigrationOutcome, SafetyOptions, guarded_run
+from llm_proxy_db.service import token_ids
 from llm_proxy_db.startup import StartupResult, auto_upgrade
 from llm_proxy_db.status import Status, status_at_head
 
 __all__ = ["Status"]  # defined in llm_proxy_db.status, which the fast startup path imports alone
-from llm_proxy_db.version_table import current_revision, has_version_table
+from llm_proxy_db.migration.version_table import current_revision, has_version_table
 
 
 def status(settings: Settings) -> Status:
@@ -97,7 +102,7 @@ def history(settings: Settings | None = None) -> list[RevisionState]:
     """Every revision, oldest first; with ``settings``, whether and when each was applied.
 
     ``applied`` follows the database's current revision; ``applied_at`` comes from the run
-    log (:mod:`llm_proxy_db.run_log`).  A missing SQLite file is not created: its
+    log (:mod:`llm_proxy_db.safety.run_log`).  A missing SQLite file is not created: its
     revisions are simply not applied.  Nothing is written.
     """
     chain = revisions.chain()
@@ -145,7 +150,7 @@ def upgrade(
     """Apply revisions up to ``target`` (default head), each in its own transaction.
 
     Runs under the migration lock, after a checked backup of a SQLite file (see
-    :mod:`llm_proxy_db.guard`); the result names the backup taken, if any.
+    :mod:`llm_proxy_db.safety.guard`); the result names the backup taken, if any.
     """
     safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
     return _migrate(settings, target, "upgrade", progress, version_locations, safety)
@@ -167,7 +172,7 @@ def downgrade(
     """Revert to ``target`` (a revision or ``base``) or by ``steps`` revisions, safely.
 
     ``steps`` counts from the revision read under the migration lock.  A downgrade that
-    would lose data (:mod:`llm_proxy_db.data_loss`) raises :class:`DataLossError` listing
+    would lose data (:mod:`llm_proxy_db.safety.data_loss`) raises :class:`DataLossError` listing
     the losses, unless ``allow_data_loss``; then PostgreSQL is dumped first (unless
     ``no_backup``), as SQLite always is.
     """

@@ -12,9 +12,9 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from llm_proxy_db.config.masking import mask_message
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.errors import DatabaseConnectionError
-from llm_proxy_db.masking import mask_message
-from llm_proxy_db.settings import Settings
 
 
 def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool = True) -> Engine:

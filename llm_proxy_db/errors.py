@@ -2,7 +2,7 @@
 
 The CLI turns any :class:`LLMProxyDBError` into one ``Error: ...`` line (plus an optional
 hint) and its exit code.  Messages never contain passwords: build them from
-:func:`llm_proxy_db.settings.Settings.display_url`, never from a raw URL.
+:func:`llm_proxy_db.config.settings.Settings.display_url`, never from a raw URL.
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ import re
 import sqlite3
 from collections.abc import Callable
 
+from llm_proxy_db.config.masking import mask_message
+from llm_proxy_db.config.parsing import TABLE_LOCK_TIMEOUT_ENV
 from llm_proxy_db.errors import ConfigError, DatabaseConnectionError, LLMProxyDBError, LockTimeoutError
-from llm_proxy_db.masking import mask_message
-from llm_proxy_db.settings_parsing import TABLE_LOCK_TIMEOUT_ENV
 
 _DAMAGED = ("file is not a database", "database disk image is malformed", "file is encrypted")
 # SQLSTATE codes (PostgreSQL appendix A): privileges, statement_timeout, lock_timeout.

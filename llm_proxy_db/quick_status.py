@@ -18,11 +18,11 @@ import os
 import re
 from typing import TYPE_CHECKING
 
-from llm_proxy_db import manifest
-from llm_proxy_db.manifest import manifest_head
+from llm_proxy_db.migration import manifest
+from llm_proxy_db.migration.manifest import manifest_head
 
 if TYPE_CHECKING:
-    from llm_proxy_db.settings import Settings
+    from llm_proxy_db.config.settings import Settings
 
 # adoption_record.ADOPTION_TABLE (a test keeps them equal): an adopted database's status
 # shows its adoption record, which the full path reads.  Each dialect's read_versions

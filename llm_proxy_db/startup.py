@@ -18,14 +18,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from llm_proxy_db import adoption, manifest, quick_status, revisions, token_ids
+from llm_proxy_db import quick_status
+from llm_proxy_db.adoption import adopt as adoption
+from llm_proxy_db.config.parsing import AUTO_MIGRATE_ENV, parse_bool
+from llm_proxy_db.config.settings import Settings, resolve_settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import PendingMigrationsError
-from llm_proxy_db.executor import Progress
-from llm_proxy_db.guard import MigrationOutcome, SafetyOptions, guarded_run
-from llm_proxy_db.settings import Settings, resolve_settings
-from llm_proxy_db.settings_parsing import AUTO_MIGRATE_ENV, parse_bool
-from llm_proxy_db.version_table import current_revision
+from llm_proxy_db.migration import manifest, revisions
+from llm_proxy_db.migration.executor import Progress
+from llm_proxy_db.migration.version_table import current_revision
+from llm_proxy_db.safety.guard import MigrationOutcome, SafetyOptions, guarded_run
+from llm_proxy_db.service import token_ids
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -41,7 +44,7 @@ class StartupResult(MigrationOutcome):
     (an unversioned database stamped at its detected state, nothing left to run)."""
 
     action: str = UP_TO_DATE
-    # Tokens an older release wrote without id, given one by this start (llm_proxy_db.token_ids).
+    # Tokens an older release wrote without id, given one by this start (llm_proxy_db.service.token_ids).
     filled_token_ids: int = 0
 
     @property

@@ -1,7 +1,7 @@
 """Where a database stands: the result of ``commands.status`` (``migrate status --json``).
 
 A module of its own, with no heavy imports, so the startup check at head
-(:mod:`llm_proxy_db.fast_path`) can build and render it without loading Alembic.
+(:mod:`llm_proxy_db.cli.fast_path`) can build and render it without loading Alembic.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 from llm_proxy_db import commands
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.dialects import postgresql
-from llm_proxy_db.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 CI_DOC = ROOT / "docs" / "ci.md"

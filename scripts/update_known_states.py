@@ -1,4 +1,4 @@
-"""Write the committed known-state fingerprints (``llm_proxy_db/known_state_prints/*.json``).
+"""Write the committed known-state fingerprints (``llm_proxy_db/adoption/known_state_prints/*.json``).
 
     python scripts/update_known_states.py [--postgres-url URL] [--mysql-url URL]
 
@@ -18,10 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from llm_proxy_db import known_state_data, known_states
+from llm_proxy_db.adoption import known_state_data, known_states
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import dialect_for
-from llm_proxy_db.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:

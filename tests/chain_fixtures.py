@@ -10,7 +10,7 @@ import shutil
 import textwrap
 from pathlib import Path
 
-from llm_proxy_db.paths import script_location
+from llm_proxy_db.config.paths import script_location
 
 
 def copy_chain(tmp_path: Path) -> Path:

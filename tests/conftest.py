@@ -27,10 +27,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.dialects import mysql as mysql_dialect
 from llm_proxy_db.dialects import postgresql
 from llm_proxy_db.dialects.scratch import ScratchRecipe
-from llm_proxy_db.settings import Settings
 
 POSTGRES_URL_ENV = "LLM_PROXY_TEST_POSTGRES_URL"
 MYSQL_URL_ENV = "LLM_PROXY_TEST_MYSQL_URL"

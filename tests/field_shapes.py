@@ -42,8 +42,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
-from llm_proxy_db.settings import Settings
 from tests import legacy
 from tests.seed import seed
 

@@ -22,8 +22,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
-from llm_proxy_db.settings import Settings
 from tests.seed import OUR_TABLES, seed
 
 FIXTURES = Path(__file__).parent / "fixtures"

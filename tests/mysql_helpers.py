@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llm_proxy_db.settings import Settings
+from llm_proxy_db.config.settings import Settings
 
 NOT_TRANSACTIONAL = (
     "MySQL commits each DDL statement, so a failed or killed revision cannot roll back "

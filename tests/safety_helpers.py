@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from llm_proxy_db import revisions
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
-from llm_proxy_db.settings import Settings
-from llm_proxy_db.version_table import current_revision
+from llm_proxy_db.migration import revisions
+from llm_proxy_db.migration.version_table import current_revision
 
 REVISIONS = Path(__file__).parent / "safety_revisions"
 FAILING = str(REVISIONS / "failing")

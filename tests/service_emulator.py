@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm_proxy_db.settings import Settings
+from llm_proxy_db.config.settings import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SERVICE_LOCK_KEY = 3141592653  # the service's goose runner, PostgreSQL (section 3)

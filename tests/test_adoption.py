@@ -14,13 +14,16 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from llm_proxy_db import adoption, commands, goose, revisions
-from llm_proxy_db.adoption_record import ADOPTION_TABLE
+from llm_proxy_db import commands
+from llm_proxy_db.adoption import adopt as adoption
+from llm_proxy_db.adoption.known_states import revision_fingerprints
+from llm_proxy_db.adoption.record import ADOPTION_TABLE
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import ConfigError, MigrationError, SchemaMismatchError
-from llm_proxy_db.fingerprint import fingerprint
-from llm_proxy_db.fingerprint_diff import diff
-from llm_proxy_db.known_states import revision_fingerprints
+from llm_proxy_db.migration import revisions
+from llm_proxy_db.schema.fingerprint import fingerprint
+from llm_proxy_db.schema.fingerprint_diff import diff
+from llm_proxy_db.service import goose
 from tests import legacy
 from tests.seed import snapshot
 
@@ -186,7 +189,7 @@ def test_goose_version_that_disagrees_is_refused(dialect, name, claimed, word, t
 def test_alembic_check_ignores_goose_and_the_adoption_record(sqlite_settings) -> None:
     """After adoption ``alembic check`` finds no drift: only our tables are compared."""
     from alembic import command
-    from llm_proxy_db.alembic_config import make_config
+    from llm_proxy_db.config.alembic_config import make_config
 
     legacy.create(sqlite_settings, _shape("sqlite", "goose-1"))
     commands.setup(sqlite_settings)
@@ -198,7 +201,7 @@ def test_a_failing_hand_over_changes_nothing(sqlite_settings) -> None:
     """Stamp and record are one transaction: a failure rolls both back."""
     legacy.create(sqlite_settings, _shape("sqlite", "goose-1"))
     with connect(sqlite_settings) as connection:  # an adoption record that refuses new rows
-        from llm_proxy_db import adoption_record
+        from llm_proxy_db.adoption import record as adoption_record
 
         adoption_record._metadata.create_all(connection)
         connection.exec_driver_sql(

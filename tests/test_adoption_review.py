@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from llm_proxy_db import adoption, commands, render, revisions
+from llm_proxy_db import commands
+from llm_proxy_db.adoption import adopt as adoption
+from llm_proxy_db.cli import render
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import SchemaMismatchError
+from llm_proxy_db.migration import revisions
 from tests import legacy
 
 # Shapes with the audit log, their known state and the revision it is stamped at: L1 on SQLite,
@@ -146,7 +149,7 @@ def test_migrating_down_to_base_forgets_the_adoption(dialect, tmp_path, request)
 def test_a_run_from_an_empty_database_forgets_a_stale_adoption(sqlite_settings, tmp_path) -> None:
     """Down to base by another way (the alembic command), then setup: no stale record."""
     from alembic import command
-    from llm_proxy_db.alembic_config import make_config
+    from llm_proxy_db.config.alembic_config import make_config
 
     legacy.create(sqlite_settings, _shape("sqlite", "L1"))
     commands.setup(sqlite_settings)

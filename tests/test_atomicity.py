@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from llm_proxy_db import commands, executor, revisions
+from llm_proxy_db import commands
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import MigrationError, SchemaMismatchError
+from llm_proxy_db.migration import executor, revisions
 from tests.mysql_helpers import NOT_TRANSACTIONAL, skip_on_mysql
 from tests.schema_description import describe
 from tests.seed import seed, snapshot

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from llm_proxy_db import backup, commands
+from llm_proxy_db import commands
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.dialects import sqlite_backup
 from llm_proxy_db.errors import BackupError, ConfigError, UnknownRevisionError
-from llm_proxy_db.settings import Settings
+from llm_proxy_db.safety import backup
 from tests import legacy
 from tests.safety_helpers import HEAD, revision_of, rows, seed, settings_env
 

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from llm_proxy_db import backup, commands, locking
+from llm_proxy_db import commands
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import BackupError, UnknownRevisionError
-from llm_proxy_db.settings import Settings
+from llm_proxy_db.safety import backup, locking
 from tests.safety_helpers import HEAD, revision_of, seed, skip_without_pg_client
 from tests.test_cli_safety import cli
 

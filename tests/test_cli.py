@@ -10,7 +10,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from llm_proxy_db.cli import app
+from llm_proxy_db.cli.app import app
 
 runner = CliRunner()
 
@@ -121,7 +121,7 @@ def test_the_installed_entry_point_runs_from_another_directory(tmp_path):
 def test_a_commands_own_exit_code_is_not_an_unexpected_error():
     import typer
 
-    from llm_proxy_db.cli import handles_errors
+    from llm_proxy_db.cli.app import handles_errors
 
     @handles_errors
     def command() -> None:

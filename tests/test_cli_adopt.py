@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from llm_proxy_db.cli import app
+from llm_proxy_db.cli.app import app
 from tests import legacy
 
 runner = CliRunner()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from llm_proxy_db.cli import app
+from llm_proxy_db.cli.app import app
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 HEADING = re.compile(r"^#{2,4} `(llm-proxy[^`]*)`\s*$")

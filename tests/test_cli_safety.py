@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from llm_proxy_db import commands, locking
+from llm_proxy_db import commands
+from llm_proxy_db.cli.render import progress_printer, render_rehearsal
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
-from llm_proxy_db.executor import ProgressEvent, StepTiming
-from llm_proxy_db.rehearse import RehearsalResult
-from llm_proxy_db.render import progress_printer, render_rehearsal
-from llm_proxy_db.settings import Settings
+from llm_proxy_db.migration.executor import ProgressEvent, StepTiming
+from llm_proxy_db.safety import locking
+from llm_proxy_db.safety.rehearse import RehearsalResult
 from tests.safety_helpers import HEAD, revision_of, rows, seed, skip_without_pg_client
 
 runner = CliRunner()
@@ -24,7 +25,7 @@ runner = CliRunner()
 
 def cli(settings: Settings, *args: str, env: dict[str, str] | None = None):
     """Run ``llm-proxy`` against ``settings``; returns the Click result."""
-    from llm_proxy_db.cli import app
+    from llm_proxy_db.cli.app import app
 
     if settings.is_sqlite:
         target = ["--database-path", str(settings.database_path)]

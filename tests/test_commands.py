@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from llm_proxy_db import commands, revisions
+from llm_proxy_db import commands
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import ConfigError, UnknownRevisionError
+from llm_proxy_db.migration import revisions
 
 
 def test_status_of_a_missing_sqlite_file_creates_nothing(sqlite_settings):
@@ -85,7 +86,7 @@ def test_a_database_newer_than_the_code_is_refused(settings):
 
 @pytest.mark.parametrize("dialect_settings", ["sqlite", "postgres"])
 def test_offline_sql_renders_for_each_dialect(dialect_settings):
-    from llm_proxy_db.settings import resolve_settings
+    from llm_proxy_db.config.settings import resolve_settings
 
     url = "postgres://u@h/db" if dialect_settings == "postgres" else None
     settings = resolve_settings(db_driver=dialect_settings, database_url=url, env={})

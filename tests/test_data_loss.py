@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from llm_proxy_db import commands, data_loss, revisions
+from llm_proxy_db import commands
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import DataLossError
-from llm_proxy_db.settings import Settings
+from llm_proxy_db.migration import revisions
+from llm_proxy_db.safety import data_loss
 from tests.safety_helpers import revision_of, rows, seed, skip_without_pg_client
 
 

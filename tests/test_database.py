@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from llm_proxy_db.config.settings import Settings, resolve_settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import DatabaseConnectionError
-from llm_proxy_db.settings import Settings, resolve_settings
 
 
 def test_sqlite_directory_is_created(tmp_path):

@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy.engine import URL
 
 from llm_proxy_db import commands
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
-from llm_proxy_db.drift import drift
-from llm_proxy_db.settings import Settings
+from llm_proxy_db.schema.drift import drift
 
 
 def _drift_after(settings: Settings, *statements: str) -> list[str]:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from llm_proxy_db import cli, commands, fast_path
-from llm_proxy_db.settings import Settings
+from llm_proxy_db import commands
+from llm_proxy_db.cli import app as cli
+from llm_proxy_db.cli import fast_path
+from llm_proxy_db.config.settings import Settings
 
 COMMANDS = [["migrate", "status", "--json"], ["migrate", "status"], ["setup"]]
 
@@ -97,8 +99,8 @@ def test_setup_at_head_runs_nothing(settings: Settings) -> None:
 )
 def test_plain_postgres_urls_are_described_as_settings_does(url: str) -> None:
     """Without SQLAlchemy, the plain URL forms render exactly like Settings.describe()."""
+    from llm_proxy_db.config.settings import resolve_settings
     from llm_proxy_db.quick_status import postgres_url_at_head
-    from llm_proxy_db.settings import resolve_settings
 
     answer = postgres_url_at_head(url)
     assert answer is not None

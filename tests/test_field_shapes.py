@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import pytest
 
-from llm_proxy_db import commands, revisions
+from llm_proxy_db import commands
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import SchemaMismatchError
-from llm_proxy_db.fingerprint import fingerprint
-from llm_proxy_db.fingerprint_diff import diff
-from llm_proxy_db.settings import Settings
+from llm_proxy_db.migration import revisions
+from llm_proxy_db.schema.fingerprint import fingerprint
+from llm_proxy_db.schema.fingerprint_diff import diff
 from tests import field_shapes, legacy
 from tests.seed import snapshot
 from tests.service_emulator import exercise_service, start_service

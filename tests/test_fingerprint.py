@@ -10,8 +10,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from llm_proxy_db import commands
+from llm_proxy_db.adoption.known_states import revision_fingerprints
 from llm_proxy_db.database import connect
-from llm_proxy_db.fingerprint import (
+from llm_proxy_db.schema.fingerprint import (
     ColumnPrint,
     ForeignKeyPrint,
     IndexPrint,
@@ -20,8 +21,7 @@ from llm_proxy_db.fingerprint import (
     normalise_default,
     normalise_type,
 )
-from llm_proxy_db.fingerprint_diff import diff
-from llm_proxy_db.known_states import revision_fingerprints
+from llm_proxy_db.schema.fingerprint_diff import diff
 
 
 @pytest.mark.parametrize(
@@ -109,7 +109,7 @@ def test_live_database_fingerprint(settings) -> None:
 @pytest.fixture(scope="module")
 def head(tmp_path_factory):
     """The SQLite head fingerprint, to be changed by hand in the diff tests."""
-    from llm_proxy_db.settings import Settings
+    from llm_proxy_db.config.settings import Settings
 
     path = tmp_path_factory.mktemp("head") / "head.db"
     with connect(Settings(driver="sqlite", database_path=path)) as connection:

@@ -1,4 +1,4 @@
-"""goose_db_version kept in step with alembic_version (llm_proxy_db.goose)."""
+"""goose_db_version kept in step with alembic_version (llm_proxy_db.service.goose)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import pytest
 import sqlalchemy as sa
 
 from alembic import command
-from llm_proxy_db import commands, goose
-from llm_proxy_db.alembic_config import make_config
+from llm_proxy_db import commands
+from llm_proxy_db.config.alembic_config import make_config
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import MigrationError
-from llm_proxy_db.settings import Settings
-from llm_proxy_db.version_table import current_revision
+from llm_proxy_db.migration.version_table import current_revision
+from llm_proxy_db.service import goose
 
 pytestmark = pytest.mark.postgresql
 

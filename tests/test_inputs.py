@@ -14,10 +14,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from llm_proxy_db import commands, failures, fast_path
+from llm_proxy_db import commands, failures
+from llm_proxy_db.cli import fast_path
+from llm_proxy_db.config.parsing import env_settings, parse_bool
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.errors import ConfigError
-from llm_proxy_db.settings import Settings
-from llm_proxy_db.settings_parsing import env_settings, parse_bool
 from tests import legacy
 
 VARIABLES = (
@@ -212,7 +213,7 @@ def test_no_usable_temp_dir(monkeypatch, capsys, tmp_path: Path) -> None:
 
     legacy_db = tmp_path / "old.db"
     sqlite3.connect(legacy_db).execute("CREATE TABLE projects (id TEXT PRIMARY KEY)").connection.close()
-    from llm_proxy_db import known_states
+    from llm_proxy_db.adoption import known_states
 
     monkeypatch.setattr(known_states, "_cache", {})  # derived in a scratch dir unless cached
     monkeypatch.setattr(tempfile, "tempdir", None)
@@ -244,7 +245,7 @@ def test_a_null_token_names_the_real_table_and_the_rows_to_fix(monkeypatch, caps
 
 
 def test_non_ascii_names_are_shown_as_written() -> None:
-    from llm_proxy_db.settings import resolve_settings
+    from llm_proxy_db.config.settings import resolve_settings
 
     settings = resolve_settings(database_url="postgres://usér:pässword@hôst:5432/données")
     assert settings.describe() == "postgresql+psycopg://usér:***@hôst:5432/données"
@@ -304,7 +305,7 @@ def test_a_role_without_select_on_alembic_version(monkeypatch, capsys, postgres_
 
 
 def test_number_from_env_refuses_non_finite_values() -> None:
-    from llm_proxy_db.settings import number_from_env
+    from llm_proxy_db.config.settings import number_from_env
 
     assert number_from_env("X", float, 1.0, "a number", {}) == 1.0
     assert number_from_env("X", float, 1.0, "a number", {"X": " 2 "}) == 2.0

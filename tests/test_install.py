@@ -33,7 +33,7 @@ def test_wheel_carries_the_migration_scripts(wheel):
     assert "llm_proxy_db/_alembic/versions/0007_audit_outcome_values.py" in names
     assert "llm_proxy_db/_alembic/versions/manifest.sum" in names
     for dialect in ("sqlite", "postgresql", "mysql"):  # the committed known-state fingerprints
-        assert f"llm_proxy_db/known_state_prints/{dialect}.json" in names
+        assert f"llm_proxy_db/adoption/known_state_prints/{dialect}.json" in names
 
 
 def test_wheel_installs_llm_proxy_db_and_the_llm_proxy_alias(wheel):
@@ -41,8 +41,8 @@ def test_wheel_installs_llm_proxy_db_and_the_llm_proxy_alias(wheel):
     archive = zipfile.ZipFile(wheel)
     entry_points = next(name for name in archive.namelist() if name.endswith("entry_points.txt"))
     text = archive.read(entry_points).decode()
-    assert "llm-proxy-db = llm_proxy_db.fast_path:main" in text
-    assert "llm-proxy = llm_proxy_db.fast_path:main" in text
+    assert "llm-proxy-db = llm_proxy_db.cli.fast_path:main" in text
+    assert "llm-proxy = llm_proxy_db.cli.fast_path:main" in text
 
 
 def test_python_dash_m_runs_the_command_line(tmp_path):
@@ -68,7 +68,7 @@ def test_installed_package_runs_setup_from_another_directory(wheel, tmp_path):
     env.pop("COV_CORE_SOURCE", None)
     code = (
         "import llm_proxy_db, sys; print(llm_proxy_db.__file__); "
-        "from llm_proxy_db.cli import main; sys.argv = ['llm-proxy', 'setup']; main()"
+        "from llm_proxy_db.cli.app import main; sys.argv = ['llm-proxy', 'setup']; main()"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=workdir, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -88,8 +88,8 @@ def test_installed_package_finds_and_verifies_its_manifest(wheel, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(target)}
     env.pop("COV_CORE_SOURCE", None)
     code = (
-        "import sys; from llm_proxy_db.manifest import manifest_head; print(manifest_head()); "
-        "from llm_proxy_db.cli import main; sys.argv = ['llm-proxy', 'migrate', 'verify']; main()"
+        "import sys; from llm_proxy_db.migration.manifest import manifest_head; print(manifest_head()); "
+        "from llm_proxy_db.cli.app import main; sys.argv = ['llm-proxy', 'migrate', 'verify']; main()"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

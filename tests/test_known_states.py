@@ -12,11 +12,11 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from llm_proxy_db import known_states as ks
+from llm_proxy_db.adoption import known_states as ks
 from llm_proxy_db.database import connect
-from llm_proxy_db.fingerprint import fingerprint
-from llm_proxy_db.fingerprint_diff import diff
-from llm_proxy_db.schema import head_metadata
+from llm_proxy_db.schema.fingerprint import fingerprint
+from llm_proxy_db.schema.fingerprint_diff import diff
+from llm_proxy_db.schema.head import head_metadata
 from tests import legacy
 
 
@@ -79,7 +79,7 @@ def test_states_map_to_the_revision_to_stamp(settings) -> None:
 @pytest.mark.postgresql
 def test_postgresql_derivation_leaves_nothing_behind(postgres_url) -> None:
     """The scratch schema lives in a rolled-back transaction; results are cached."""
-    from llm_proxy_db.settings import Settings
+    from llm_proxy_db.config.settings import Settings
 
     settings = Settings(driver="postgres", database_url=postgres_url)
     with connect(settings) as connection:
@@ -101,9 +101,10 @@ def test_postgresql_derivation_without_create_privilege_refuses(postgres_url, tm
 
     (Without committed known-state data for the server: with it, nothing is derived.)
     """
-    from llm_proxy_db import commands, known_state_data
+    from llm_proxy_db import commands
+    from llm_proxy_db.adoption import known_state_data
+    from llm_proxy_db.config.settings import Settings
     from llm_proxy_db.errors import SchemaMismatchError
-    from llm_proxy_db.settings import Settings
 
     monkeypatch.setattr(known_state_data, "DATA_DIR", tmp_path / "no-data")
     monkeypatch.setattr(known_state_data, "_loaded", {})

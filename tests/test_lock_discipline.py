@@ -18,11 +18,12 @@ import uuid
 import pytest
 from sqlalchemy.engine import URL
 
-from llm_proxy_db import commands, pg_online
+from llm_proxy_db import commands
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import ConfigError, MigrationError
-from llm_proxy_db.executor import ProgressEvent
-from llm_proxy_db.settings import Settings
+from llm_proxy_db.migration import pg_online
+from llm_proxy_db.migration.executor import ProgressEvent
 from tests.seed import seed
 
 pytestmark = pytest.mark.postgresql

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from llm_proxy_db import commands, manifest
+from llm_proxy_db import commands
+from llm_proxy_db.config.paths import manifest_path
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.errors import VerificationError
-from llm_proxy_db.paths import manifest_path
-from llm_proxy_db.revisions import head_revision
-from llm_proxy_db.settings import Settings
+from llm_proxy_db.migration import manifest
+from llm_proxy_db.migration.revisions import head_revision
 from tests.chain_fixtures import copy_chain, edit, revision_file
 
 
@@ -32,7 +33,7 @@ def test_the_committed_manifest_lists_the_real_chain() -> None:
 def test_manifest_head_does_not_import_alembic() -> None:
     """The up-to-date startup path must not pay for importing Alembic (issue 6)."""
     code = (
-        "import sys; from llm_proxy_db.manifest import manifest_head; head = manifest_head(); "
+        "import sys; from llm_proxy_db.migration.manifest import manifest_head; head = manifest_head(); "
         "assert 'alembic' not in sys.modules, sorted(m for m in sys.modules if 'alembic' in m); "
         "print(head)"
     )

@@ -14,12 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from llm_proxy_db import failures
-from llm_proxy_db.cli import _scrub
+from llm_proxy_db.cli.app import _scrub
+from llm_proxy_db.config.masking import mask_connection_string, mask_message, mask_mysql_dsn, mask_url, parse_mysql_dsn
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connection_error
 from llm_proxy_db.dialects import postgresql
 from llm_proxy_db.errors import ConfigError
-from llm_proxy_db.masking import mask_connection_string, mask_message, mask_mysql_dsn, mask_url, parse_mysql_dsn
-from llm_proxy_db.settings import Settings
 
 TRICKY = ["5432", "failed", "e", "postgres", "db", "connection", ":", "p@ss:w/rd?x=1", "***", "127.0.0.1"]
 

@@ -14,12 +14,13 @@ from alembic.operations import Operations
 from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
 
-from llm_proxy_db import commands, revisions
-from llm_proxy_db.alembic_config import make_config
+from llm_proxy_db import commands
+from llm_proxy_db.config.alembic_config import make_config
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import mysql_ddl
-from llm_proxy_db.drift import drift
-from llm_proxy_db.settings import Settings
+from llm_proxy_db.migration import revisions
+from llm_proxy_db.schema.drift import drift
 from tests.seed import seed, snapshot
 
 pytestmark = pytest.mark.mysql

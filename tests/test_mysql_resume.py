@@ -18,12 +18,13 @@ import pytest
 import sqlalchemy as sa
 
 from alembic import op
-from llm_proxy_db import commands, revisions
+from llm_proxy_db import commands
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import mysql_ddl
-from llm_proxy_db.drift import drift
 from llm_proxy_db.errors import MigrationError
-from llm_proxy_db.settings import Settings
+from llm_proxy_db.migration import revisions
+from llm_proxy_db.schema.drift import drift
 from tests.safety_helpers import settings_env
 from tests.seed import seed, snapshot
 
@@ -88,7 +89,7 @@ def test_a_failed_statement_leaves_a_resumable_revision(mysql_settings, monkeypa
 
 KILLED = """
 from llm_proxy_db import commands
-from llm_proxy_db.settings import resolve_settings
+from llm_proxy_db.config.settings import resolve_settings
 commands.upgrade(resolve_settings(), no_backup=True)
 """
 KILL_WHEN = {

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from llm_proxy_db import goose
+from llm_proxy_db.config.settings import resolve_settings
 from llm_proxy_db.dialects import mysql
 from llm_proxy_db.errors import ConfigError
-from llm_proxy_db.settings import resolve_settings
+from llm_proxy_db.service import goose
 
 
 @pytest.mark.parametrize(

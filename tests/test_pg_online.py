@@ -14,11 +14,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from llm_proxy_db import commands, pg_online
+from llm_proxy_db import commands
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import MigrationError
-from llm_proxy_db.executor import ProgressEvent
-from llm_proxy_db.settings import Settings
+from llm_proxy_db.migration import pg_online
+from llm_proxy_db.migration.executor import ProgressEvent
 from tests import legacy
 from tests.schema_description import describe
 from tests.seed import seed
@@ -259,7 +260,7 @@ def test_exclusive_statements_wait_less_for_their_lock() -> None:
 
 def test_pg_durations_in_milliseconds() -> None:
     """The durations PostgreSQL accepts for lock_timeout, in milliseconds; anything else is refused."""
-    from llm_proxy_db.settings_parsing import pg_duration_ms
+    from llm_proxy_db.config.parsing import pg_duration_ms
 
     assert [pg_duration_ms(v) for v in ("250", "250ms", "2s", "1min", " 0 ")] == [250, 250, 2000, 60_000, 0]
     with pytest.raises(ValueError):

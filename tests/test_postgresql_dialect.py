@@ -9,10 +9,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from llm_proxy_db import commands
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import postgresql
 from llm_proxy_db.errors import BackupError, ConfigError
-from llm_proxy_db.settings import Settings
 from tests.safety_helpers import HEAD, revision_of, rows, seed, skip_without_pg_client
 
 pytestmark = pytest.mark.postgresql

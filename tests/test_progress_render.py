@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from llm_proxy_db.executor import ProgressEvent, RunResult, StepTiming
-from llm_proxy_db.render import _LogProgress, _TerminalProgress, describe_event, progress_bar, render_run
+from llm_proxy_db.cli.render import _LogProgress, _TerminalProgress, describe_event, progress_bar, render_run
+from llm_proxy_db.migration.executor import ProgressEvent, RunResult, StepTiming
 
 
 def _backfill(done: int, total: int = 1000) -> ProgressEvent:

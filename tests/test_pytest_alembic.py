@@ -19,8 +19,8 @@ from pytest_alembic.config import Config
 from pytest_alembic.runner import MigrationContext, runner
 from pytest_alembic.tests import experimental
 
-from llm_proxy_db.alembic_config import make_config
-from llm_proxy_db.settings import Settings
+from llm_proxy_db.config.alembic_config import make_config
+from llm_proxy_db.config.settings import Settings
 
 
 @pytest.fixture

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from llm_proxy_db import commands, quick_status, revisions
+from llm_proxy_db import commands, quick_status
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
-from llm_proxy_db.settings import Settings
+from llm_proxy_db.migration import revisions
 
 NO_HEAVY_IMPORTS = """
 import json, sys
-from llm_proxy_db import fast_path
+from llm_proxy_db.cli import fast_path
 output = fast_path.output_at_head(["--database-path", sys.argv[1], "migrate", "status", "--json"])
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("alembic", "sqlalchemy", "typer"))
 print(json.dumps({"status": json.loads(output), "heavy": heavy}))
@@ -79,7 +80,7 @@ def test_status_at_head_imports_neither_alembic_nor_sqlalchemy_nor_typer(sqlite_
 
 def test_adoption_table_name_is_the_adoption_records() -> None:
     """An adopted database always takes the full path (its status shows the record)."""
-    from llm_proxy_db.adoption_record import ADOPTION_TABLE
+    from llm_proxy_db.adoption.record import ADOPTION_TABLE
 
     assert quick_status.ADOPTION_TABLE == ADOPTION_TABLE
 

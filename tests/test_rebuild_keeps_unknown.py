@@ -12,10 +12,11 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from llm_proxy_db import commands, rehearse, run_log
+from llm_proxy_db import commands
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import MigrationError, SchemaMismatchError
-from llm_proxy_db.settings import Settings
+from llm_proxy_db.safety import rehearse, run_log
 from tests import field_shapes, legacy
 from tests.seed import seed
 

@@ -9,12 +9,14 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from llm_proxy_db import commands, rehearse, revisions
-from llm_proxy_db.cli import app
+from llm_proxy_db import commands
+from llm_proxy_db.cli.app import app
+from llm_proxy_db.cli.render import render_rehearsal
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import ConfigError, SchemaMismatchError
-from llm_proxy_db.render import render_rehearsal
-from llm_proxy_db.settings import Settings
+from llm_proxy_db.migration import revisions
+from llm_proxy_db.safety import rehearse
 from tests import legacy
 from tests.safety_helpers import FAILING, HEAD, revision_of, seed, skip_without_pg_client
 

@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from llm_proxy_db import commands
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
-from llm_proxy_db.settings import Settings
 from tests.safety_helpers import revision_of, skip_without_pg_client
 
 CLI = Path(sys.executable).with_name("llm-proxy")

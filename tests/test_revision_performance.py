@@ -13,11 +13,11 @@ import pytest
 import sqlalchemy as sa
 
 from llm_proxy_db import commands
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
-from llm_proxy_db.environment import lock_timeout
 from llm_proxy_db.errors import ConfigError, MigrationError
-from llm_proxy_db.revision_helpers import replace_check_in
-from llm_proxy_db.settings import Settings
+from llm_proxy_db.migration.environment import lock_timeout
+from llm_proxy_db.migration.revision_helpers import replace_check_in
 from tests.seed import is_check_violation
 
 EVENT = (

@@ -7,9 +7,10 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from llm_proxy_db import commands, revisions
+from llm_proxy_db import commands
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import MigrationError
+from llm_proxy_db.migration import revisions
 from tests.seed import is_check_violation, project_onto, seed, snapshot
 
 IGNORE_TOKEN_ID = {"tokens": {"id"}}

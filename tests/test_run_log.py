@@ -11,11 +11,12 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from llm_proxy_db import backup, commands, run_log
-from llm_proxy_db.cli import app
+from llm_proxy_db import commands
+from llm_proxy_db.cli.app import app
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import MigrationError
-from llm_proxy_db.settings import Settings
+from llm_proxy_db.safety import backup, run_log
 from tests.test_cli_safety import cli
 
 

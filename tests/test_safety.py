@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from llm_proxy_db import commands, locking, revisions
+from llm_proxy_db import commands
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import (
     ConfigError,
@@ -27,9 +28,10 @@ from llm_proxy_db.errors import (
     PendingMigrationsError,
     UnknownRevisionError,
 )
-from llm_proxy_db.executor import run
-from llm_proxy_db.guard import guarded_run
-from llm_proxy_db.settings import Settings
+from llm_proxy_db.migration import revisions
+from llm_proxy_db.migration.executor import run
+from llm_proxy_db.safety import locking
+from llm_proxy_db.safety.guard import guarded_run
 from llm_proxy_db.startup import auto_migrate_enabled, auto_upgrade
 from tests.mysql_helpers import NOT_TRANSACTIONAL, skip_on_mysql
 from tests.safety_helpers import (
@@ -61,7 +63,7 @@ import sys, time
 from pathlib import Path
 ready, go, mode = sys.argv[1:4]
 if mode == "cli":
-    from llm_proxy_db.cli import main
+    from llm_proxy_db.cli.app import main
 else:
     from llm_proxy_db.startup import auto_upgrade
 Path(ready).write_text("ready")
@@ -123,7 +125,7 @@ def test_eight_processes_at_once_apply_each_revision_once(settings: Settings, tm
 
 KILLED = """
 from llm_proxy_db import commands
-from llm_proxy_db.settings import resolve_settings
+from llm_proxy_db.config.settings import resolve_settings
 import sys
 commands.upgrade(resolve_settings(), version_locations=[sys.argv[1]])
 """

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from llm_proxy_db import commands
-from llm_proxy_db.alembic_config import make_config
+from llm_proxy_db.config.alembic_config import make_config
 from llm_proxy_db.database import connect
 from tests.schema_description import describe, sql_statements
 

@@ -19,16 +19,18 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from llm_proxy_db import commands, goose, revisions
-from llm_proxy_db.cli import app
+from llm_proxy_db import commands
+from llm_proxy_db.adoption.known_states import revision_fingerprints
+from llm_proxy_db.cli.app import app
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects.postgresql import SERVICE_LOCK_KEY
 from llm_proxy_db.errors import LockTimeoutError
-from llm_proxy_db.fingerprint import fingerprint
-from llm_proxy_db.fingerprint_diff import diff
-from llm_proxy_db.known_states import revision_fingerprints
-from llm_proxy_db.locking import SERVICE_WAITING
-from llm_proxy_db.settings import Settings
+from llm_proxy_db.migration import revisions
+from llm_proxy_db.safety.locking import SERVICE_WAITING
+from llm_proxy_db.schema.fingerprint import fingerprint
+from llm_proxy_db.schema.fingerprint_diff import diff
+from llm_proxy_db.service import goose
 from tests import legacy, service_emulator
 from tests.service_emulator import ServiceStartError, exercise_service, schema_snapshot, start_service
 

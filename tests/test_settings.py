@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from llm_proxy_db.config.settings import mask_url_text, resolve_settings
 from llm_proxy_db.errors import ConfigError
-from llm_proxy_db.settings import mask_url_text, resolve_settings
 
 
 def test_defaults_to_the_services_sqlite_file():

@@ -12,11 +12,12 @@ import sqlite3
 
 import pytest
 
-from llm_proxy_db import commands, fast_path
+from llm_proxy_db import commands
+from llm_proxy_db.cli import fast_path
+from llm_proxy_db.cli.render import render_run, render_status
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import sqlite as sqlite_dialect
-from llm_proxy_db.render import render_run, render_status
-from llm_proxy_db.settings import Settings
 from tests.seed import seed
 
 OLD_RELEASE_INSERT = (

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from alembic import op
 from llm_proxy_db.dialects.mysql_ddl import Step, has_index, has_table, run_steps
-from llm_proxy_db.revision_helpers import (
+from llm_proxy_db.migration.revision_helpers import (
     MYSQL_TABLE,
     is_mysql,
     is_offline,

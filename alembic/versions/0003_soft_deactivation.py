@@ -5,7 +5,7 @@ missing, as goose version 2 did (``ADD COLUMN IF NOT EXISTS``): a database adopt
 the goose-1 shape already has ``projects.is_active``.
 
 PostgreSQL: each column is added in its own short transaction, under the lock limits of
-:mod:`llm_proxy_db.pg_online` (retried when a table is busy).  One transaction taking
+:mod:`llm_proxy_db.migration.pg_online` (retried when a table is busy).  One transaction taking
 ``projects`` then ``tokens`` would deadlock with the service, whose token inserts lock
 ``tokens`` then a ``projects`` row; one table per transaction cannot.  Each statement says
 ``IF NOT EXISTS``, so a run stopped between them is finished by the next.
@@ -19,8 +19,13 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from llm_proxy_db import pg_online
-from llm_proxy_db.revision_helpers import add_column_if_missing, drop_column_if_present, is_postgresql, timestamp_type
+from llm_proxy_db.migration import pg_online
+from llm_proxy_db.migration.revision_helpers import (
+    add_column_if_missing,
+    drop_column_if_present,
+    is_postgresql,
+    timestamp_type,
+)
 
 revision = "0003"
 down_revision = "0002"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from llm_proxy_db.revision_helpers import add_column_if_missing, drop_column_if_present
+from llm_proxy_db.migration.revision_helpers import add_column_if_missing, drop_column_if_present
 
 revision = "0004"
 down_revision = "0003"

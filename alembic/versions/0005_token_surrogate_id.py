@@ -38,7 +38,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from alembic import op
-from llm_proxy_db import pg_online
 from llm_proxy_db.dialects.mysql_ddl import (
     Step,
     alter,
@@ -51,7 +50,8 @@ from llm_proxy_db.dialects.mysql_ddl import (
     primary_key,
     run_steps,
 )
-from llm_proxy_db.revision_helpers import (
+from llm_proxy_db.migration import pg_online
+from llm_proxy_db.migration.revision_helpers import (
     SQLITE_UUID4_SQL,
     copy_sqlite_table,
     is_mysql,

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from alembic import op
 from llm_proxy_db.dialects.mysql_ddl import alter
-from llm_proxy_db.revision_helpers import has_column, is_mysql, is_offline
+from llm_proxy_db.migration.revision_helpers import has_column, is_mysql, is_offline
 
 revision = "0006"
 down_revision = "0005"

@@ -28,10 +28,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from alembic import op
-from llm_proxy_db import pg_online
 from llm_proxy_db.dialects.mysql_ddl import Step, alter, check_constraints, run_steps
-from llm_proxy_db.fingerprint import normalise_check
-from llm_proxy_db.revision_helpers import (
+from llm_proxy_db.migration import pg_online
+from llm_proxy_db.migration.revision_helpers import (
     is_mysql,
     is_offline,
     is_sqlite,
@@ -39,6 +38,7 @@ from llm_proxy_db.revision_helpers import (
     refuse_if_rows,
     set_sqlite_check_in,
 )
+from llm_proxy_db.schema.fingerprint import normalise_check
 
 revision = "0007"
 down_revision = "0006"

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, cast
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
+    from llm_proxy_db.config.settings import Settings
     from llm_proxy_db.dialects.base import Dialect, ServerDialect
-    from llm_proxy_db.settings import Settings
 
 # The service's DB_DRIVER spelling and SQLAlchemy's dialect name -> the module.
 _MODULES = {

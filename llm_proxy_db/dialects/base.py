@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
 
-    from llm_proxy_db.backup import RestoreResult
+    from llm_proxy_db.adoption.known_states import KnownState
+    from llm_proxy_db.config.settings import Settings
     from llm_proxy_db.dialects.server_backup import DumpInfo
-    from llm_proxy_db.executor import Progress
-    from llm_proxy_db.fingerprint import Fingerprint
-    from llm_proxy_db.known_states import KnownState
-    from llm_proxy_db.settings import Settings
+    from llm_proxy_db.migration.executor import Progress
+    from llm_proxy_db.safety.backup import RestoreResult
+    from llm_proxy_db.schema.fingerprint import Fingerprint
 
 
 class Dialect(Protocol):
@@ -107,7 +107,7 @@ class Dialect(Protocol):
 
     def server_family(self, connection: Connection) -> str:
         """The servers whose schemas reflect alike (``postgresql-15``, ``mariadb-10.11``): the
-        key of the committed known-state fingerprints (:mod:`llm_proxy_db.known_state_data`)."""
+        key of the committed known-state fingerprints (:mod:`llm_proxy_db.adoption.known_state_data`)."""
         ...
 
     def scratch_connection(self, connection: Connection) -> AbstractContextManager[Connection]:
@@ -115,7 +115,7 @@ class Dialect(Protocol):
         revisions can run (known states); nothing of it stays.  ConfigError when refused."""
         ...
 
-    # Backups and restores (llm_proxy_db.backup chooses the directory and the count kept).
+    # Backups and restores (llm_proxy_db.safety.backup chooses the directory and the count kept).
 
     def default_backup_directory(self, settings: Settings) -> Path:
         """Where backups go when no directory is given."""

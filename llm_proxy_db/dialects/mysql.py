@@ -31,12 +31,12 @@ from llm_proxy_db.errors import BackupError, ConfigError
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
 
-    from llm_proxy_db.backup import RestoreResult
+    from llm_proxy_db.adoption.known_states import KnownState
+    from llm_proxy_db.config.settings import Settings
     from llm_proxy_db.dialects.server_backup import DumpInfo
-    from llm_proxy_db.executor import Progress
-    from llm_proxy_db.fingerprint import Fingerprint
-    from llm_proxy_db.known_states import KnownState
-    from llm_proxy_db.settings import Settings
+    from llm_proxy_db.migration.executor import Progress
+    from llm_proxy_db.safety.backup import RestoreResult
+    from llm_proxy_db.schema.fingerprint import Fingerprint
 
 DRIVER = "mysql"
 SQLALCHEMY_NAME = "mysql"
@@ -88,7 +88,7 @@ def adjust_known_states(states: list[KnownState], prints: Mapping[str, Fingerpri
     and MySQL 8 leaves goose 5 with a second CHECK (the trap state)."""
     from dataclasses import replace
 
-    from llm_proxy_db.known_states import KnownState, with_api_key_variants
+    from llm_proxy_db.adoption.known_states import KnownState, with_api_key_variants
 
     states = [
         replace(state, goose_versions=STATE_GOOSE_VERSIONS.get(state.name, state.goose_versions))
@@ -102,7 +102,7 @@ def mysql8_trap_fingerprint(head: Fingerprint) -> Fingerprint:
     """The head fingerprint plus the old two-value ``audit_events_chk_1`` (the MySQL 8 goose-5 shape)."""
     from dataclasses import replace
 
-    from llm_proxy_db.fingerprint import normalise_check
+    from llm_proxy_db.schema.fingerprint import normalise_check
 
     audit = head.tables["audit_events"]
     trapped = replace(
@@ -261,7 +261,7 @@ def mask_dsn(text: str) -> str:
 
 def offline_settings() -> Settings:
     """Settings for offline (``--sql``) scripts, which connect to nothing."""
-    from llm_proxy_db.settings import Settings
+    from llm_proxy_db.config.settings import Settings
 
     return Settings(driver=DRIVER, database_url=parse_database_url(OFFLINE_URL))
 
@@ -315,7 +315,7 @@ SERVICE_START_ARTEFACTS = False
 
 
 def new_token_id_sql() -> str | None:
-    """None: ``tokens.id`` is never NULL here (:mod:`llm_proxy_db.token_ids`)."""
+    """None: ``tokens.id`` is never NULL here (:mod:`llm_proxy_db.service.token_ids`)."""
     return None
 
 # -- fingerprint quirks -----------------------------------------------------------------------
@@ -358,7 +358,7 @@ def migration_lock(
     Taken one after the other, so a wait for a starting service is reported as such."""
     import time
 
-    from llm_proxy_db.locking import SERVICE_WAITING, poll
+    from llm_proxy_db.safety.locking import SERVICE_WAITING, poll
 
     assert connection is not None, "the MySQL lock is held by the migrating connection"
     started = time.monotonic()
@@ -541,7 +541,7 @@ def dump(settings: Settings, target: Path) -> Path:
     mode 0600 and renamed when the client succeeded; a failure or a signal removes it.
     """
     from llm_proxy_db.dialects.client_tools import run_tool
-    from llm_proxy_db.files import written_then_renamed
+    from llm_proxy_db.safety.files import written_then_renamed
 
     if target.exists():
         raise BackupError(f"{target} already exists; choose another --out")

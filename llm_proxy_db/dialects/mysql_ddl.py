@@ -141,7 +141,7 @@ def _scalar(connection: Connection, sql: str, params: tuple[str, ...]) -> int:
 def partly_applied(connection: Connection, revision: str) -> str | None:
     """``"0005 partly applied: steps 1-2 of 4 done (...)"`` when the next revision's MySQL
     steps are partly in the database (a run killed or failed half-way), else None."""
-    from llm_proxy_db.revisions import script_directory
+    from llm_proxy_db.migration.revisions import script_directory
 
     module = script_directory().get_revision(revision).module
     make_steps = getattr(module, "mysql_upgrade_steps", None)

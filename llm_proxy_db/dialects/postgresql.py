@@ -17,22 +17,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
+from llm_proxy_db.config.masking import mask_connection_string
 from llm_proxy_db.dialects import scratch
 from llm_proxy_db.dialects.scratch import ScratchRecipe
 from llm_proxy_db.dialects.server_backup import default_backup_directory, needs_backup  # noqa: F401 (the protocol's, shared by the servers)
 from llm_proxy_db.errors import BackupError, ConfigError
-from llm_proxy_db.masking import mask_connection_string
 from llm_proxy_db.quick_status import ADOPTION_TABLE, VERSION_QUERY
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
 
-    from llm_proxy_db.backup import RestoreResult
+    from llm_proxy_db.adoption.known_states import KnownState
+    from llm_proxy_db.config.settings import Settings
     from llm_proxy_db.dialects.server_backup import DumpInfo
-    from llm_proxy_db.executor import Progress
-    from llm_proxy_db.fingerprint import Fingerprint
-    from llm_proxy_db.known_states import KnownState
-    from llm_proxy_db.settings import Settings
+    from llm_proxy_db.migration.executor import Progress
+    from llm_proxy_db.safety.backup import RestoreResult
+    from llm_proxy_db.schema.fingerprint import Fingerprint
 
 DRIVER = "postgres"
 SQLALCHEMY_NAME = "postgresql"
@@ -65,7 +65,7 @@ _ADOPTED = f"SELECT 1 WHERE to_regclass('{ADOPTION_TABLE}') IS NOT NULL"
 
 def offline_settings() -> Settings:
     """Settings for offline (``--sql``) scripts, which connect to nothing."""
-    from llm_proxy_db.settings import Settings
+    from llm_proxy_db.config.settings import Settings
 
     return Settings(driver=DRIVER, database_url=parse_database_url(OFFLINE_URL))
 
@@ -172,7 +172,7 @@ SERVICE_START_ARTEFACTS = False
 
 
 def new_token_id_sql() -> str | None:
-    """None: ``tokens.id`` is never NULL here (:mod:`llm_proxy_db.token_ids`)."""
+    """None: ``tokens.id`` is never NULL here (:mod:`llm_proxy_db.service.token_ids`)."""
     return None
 
 # -- fingerprint quirks -----------------------------------------------------------------------
@@ -216,7 +216,7 @@ def migration_lock(
     ``connection``: run the migrations on it."""
     import time
 
-    from llm_proxy_db.locking import SERVICE_WAITING, WAITING
+    from llm_proxy_db.safety.locking import SERVICE_WAITING, WAITING
 
     assert connection is not None, "the PostgreSQL lock is held by the migrating connection"
     started = time.monotonic()
@@ -235,7 +235,7 @@ def _one_advisory_lock(
     progress: Progress | None,
     waiting: str,
 ) -> Iterator[None]:
-    from llm_proxy_db.locking import poll
+    from llm_proxy_db.safety.locking import poll
 
     def attempt() -> bool:
         taken = bool(connection.exec_driver_sql(f"SELECT pg_try_advisory_lock({key})").scalar())
@@ -343,7 +343,7 @@ def pg_dump(settings: Settings, target: Path) -> Path:
     The dump (it holds the projects' API keys) is written under a temporary name created
     with mode 0600, and renamed when ``pg_dump`` succeeded; a failure or a signal removes it.
     """
-    from llm_proxy_db.files import written_then_renamed
+    from llm_proxy_db.safety.files import written_then_renamed
 
     if target.exists():
         raise BackupError(f"{target} already exists; choose another --out")
@@ -486,7 +486,7 @@ def scratch_connection(connection: Connection) -> Iterator[Connection]:
 
 def adjust_known_states(states: list[KnownState], prints: Mapping[str, Fingerprint]) -> list[KnownState]:
     """Goose 1-4 databases a later service release created with ``api_key`` from the start."""
-    from llm_proxy_db.known_states import with_api_key_variants
+    from llm_proxy_db.adoption.known_states import with_api_key_variants
 
     del prints
     return with_api_key_variants(states)

@@ -20,7 +20,7 @@ from llm_proxy_db.errors import ConfigError
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Engine
 
-    from llm_proxy_db.settings import Settings
+    from llm_proxy_db.config.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def scratch_database(recipe: ScratchRecipe, server: URL, purpose: str) -> Iterat
     import sqlalchemy as sa
     from sqlalchemy.pool import NullPool
 
-    from llm_proxy_db.settings import Settings
+    from llm_proxy_db.config.settings import Settings
 
     name = scratch_name(server, purpose, recipe.max_name_length)
     options = {"isolation_level": recipe.isolation_level} if recipe.isolation_level else {}
@@ -66,8 +66,8 @@ def _execute(admin: Engine, recipe: ScratchRecipe, server: URL, statement: str) 
     a refused statement "cannot create a scratch database ..." with the privilege hint."""
     import sqlalchemy as sa
 
+    from llm_proxy_db.config.settings import Settings
     from llm_proxy_db.database import connection_error
-    from llm_proxy_db.settings import Settings
 
     try:
         connection = admin.connect()

@@ -29,10 +29,10 @@ from llm_proxy_db.errors import BackupError
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from llm_proxy_db.backup import RestoreResult
+    from llm_proxy_db.config.settings import Settings
     from llm_proxy_db.dialects.base import ServerDialect
-    from llm_proxy_db.executor import Progress
-    from llm_proxy_db.settings import Settings
+    from llm_proxy_db.migration.executor import Progress
+    from llm_proxy_db.safety.backup import RestoreResult
 
 _STAMP = "%Y%m%dT%H%M%SZ"
 REQUIRED_TABLES = ("projects", "tokens")
@@ -83,7 +83,7 @@ def backup(dialect: ServerDialect, settings: Settings, out: Path | None, directo
 
 def take_backup(dialect: ServerDialect, settings: Settings, revision: str | None, directory: Path) -> Path:
     """A dump into ``directory`` under the automatic name (dumps are not rotated)."""
-    from llm_proxy_db.files import remove_leftovers
+    from llm_proxy_db.safety.files import remove_leftovers
 
     directory.mkdir(parents=True, exist_ok=True)
     remove_leftovers(directory)
@@ -93,7 +93,7 @@ def take_backup(dialect: ServerDialect, settings: Settings, revision: str | None
 def read_revision(settings: Settings) -> str | None:
     """The database's current revision (a missing or unreachable database is an error)."""
     from llm_proxy_db.database import connect
-    from llm_proxy_db.version_table import current_revision
+    from llm_proxy_db.migration.version_table import current_revision
 
     with connect(settings, create=False) as connection:
         return current_revision(connection)
@@ -101,7 +101,7 @@ def read_revision(settings: Settings) -> str | None:
 
 def checked_dump(dialect: ServerDialect, source: Path) -> DumpInfo:
     """Step 1: ``source`` read by the dialect, holding our tables at a revision we know."""
-    from llm_proxy_db import revisions
+    from llm_proxy_db.migration import revisions
 
     if not source.exists():
         raise BackupError(f"backup file {source} does not exist")
@@ -129,12 +129,12 @@ def restore(
     force: bool,
 ) -> RestoreResult:
     """Load the dump ``source`` into the database (see the module's docstring for the steps)."""
-    from llm_proxy_db import run_log
-    from llm_proxy_db.backup import RestoreResult
     from llm_proxy_db.database import connect
     from llm_proxy_db.dialects.client_tools import find_tool
-    from llm_proxy_db.locking import migration_lock
-    from llm_proxy_db.version_table import current_revision
+    from llm_proxy_db.migration.version_table import current_revision
+    from llm_proxy_db.safety import run_log
+    from llm_proxy_db.safety.backup import RestoreResult
+    from llm_proxy_db.safety.locking import migration_lock
 
     for names in dialect.RESTORE_TOOLS:  # all there before anything is read or touched
         find_tool(names, dialect.INSTALL_HINT)
@@ -166,7 +166,7 @@ def _replaceable(
     (then emptied); otherwise the refusal."""
     import sqlalchemy as sa
 
-    from llm_proxy_db.version_table import current_revision
+    from llm_proxy_db.migration.version_table import current_revision
 
     connection.rollback()
     inspector = sa.inspect(connection)

@@ -29,11 +29,11 @@ from llm_proxy_db.quick_status import ADOPTION_TABLE, VERSION_QUERY
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
 
-    from llm_proxy_db.backup import RestoreResult
-    from llm_proxy_db.executor import Progress
-    from llm_proxy_db.fingerprint import Fingerprint
-    from llm_proxy_db.known_states import KnownState
-    from llm_proxy_db.settings import Settings
+    from llm_proxy_db.adoption.known_states import KnownState
+    from llm_proxy_db.config.settings import Settings
+    from llm_proxy_db.migration.executor import Progress
+    from llm_proxy_db.safety.backup import RestoreResult
+    from llm_proxy_db.schema.fingerprint import Fingerprint
 
 DRIVER = "sqlite"
 SQLALCHEMY_NAME = "sqlite"
@@ -47,7 +47,7 @@ GOOSE_VERSIONS: Mapping[str, int] | None = None
 GOOSE_TABLE_DDL: str | None = None
 
 _ADOPTED = f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{ADOPTION_TABLE}'"
-# Tokens a pre-token-id release wrote without id (llm_proxy_db.token_ids): the primary key's
+# Tokens a pre-token-id release wrote without id (llm_proxy_db.service.token_ids): the primary key's
 # index answers it; any such row sends status and startup down the full path.
 NULL_IDS = "SELECT 1 FROM tokens WHERE id IS NULL LIMIT 1"
 
@@ -62,7 +62,7 @@ def parse_database_url(raw: str) -> URL:
 
 def offline_settings() -> Settings:
     """Settings for offline (``--sql``) scripts, which connect to nothing."""
-    from llm_proxy_db.settings import Settings
+    from llm_proxy_db.config.settings import Settings
 
     return Settings(driver=DRIVER, database_path=Path("offline.db"))
 
@@ -95,14 +95,14 @@ def partly_applied(connection: Connection, revision: str) -> str | None:
 # -- the service's history here ---------------------------------------------------------------
 
 # From 2025-12-14 the service runs its head schema with IF NOT EXISTS at every start, which
-# leaves artefacts on an older file (llm_proxy_db.service_artefacts): adoption strips them.
+# leaves artefacts on an older file (llm_proxy_db.service.artefacts): adoption strips them.
 SERVICE_START_ARTEFACTS = True
 
 
 def new_token_id_sql() -> str | None:
     """A new UUID for a token an older release wrote without ``id`` (the head DDL has no
-    default here, so such rows exist: :mod:`llm_proxy_db.token_ids`)."""
-    from llm_proxy_db.revision_helpers import SQLITE_UUID4_SQL
+    default here, so such rows exist: :mod:`llm_proxy_db.service.token_ids`)."""
+    from llm_proxy_db.migration.revision_helpers import SQLITE_UUID4_SQL
 
     return SQLITE_UUID4_SQL
 
@@ -202,7 +202,7 @@ def lock_file(settings: Settings) -> Path:
     A migrator started through a symlink and one started through the real path lock the
     same file.
     """
-    from llm_proxy_db.files import real_path
+    from llm_proxy_db.safety.files import real_path
 
     assert settings.database_path is not None
     path = real_path(settings.database_path)
@@ -216,8 +216,8 @@ def migration_lock(
     """``flock`` the sidecar lock file for the body (no connection needed); yields the wait."""
     import fcntl
 
-    from llm_proxy_db.files import real_path
-    from llm_proxy_db.locking import poll
+    from llm_proxy_db.safety.files import real_path
+    from llm_proxy_db.safety.locking import poll
 
     del connection
     path = lock_file(settings)
@@ -244,7 +244,7 @@ def _open_lock_file(path: Path, database: Path) -> int:
     ``flock`` needs no write access, so a lock file another user created (root, say) is
     opened read-only: any user who may write the database can take the lock.
     """
-    from llm_proxy_db.files import match_database
+    from llm_proxy_db.safety.files import match_database
 
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -312,8 +312,8 @@ def scratch_connection(connection: Connection) -> Iterator[Connection]:
     """
     import tempfile
 
+    from llm_proxy_db.config.settings import Settings
     from llm_proxy_db.database import connect
-    from llm_proxy_db.settings import Settings
 
     del connection
     with tempfile.TemporaryDirectory(prefix="llm-proxy-scratch-") as directory:
@@ -343,9 +343,9 @@ def adjust_known_states(states: list[KnownState], prints: Mapping[str, Fingerpri
 @contextmanager
 def copy_of(settings: Settings, work_dir: Path) -> Iterator[Settings]:
     """A consistent copy of the database file in ``work_dir`` (a rehearsal's throw-away copy)."""
+    from llm_proxy_db.config.settings import Settings
     from llm_proxy_db.dialects.sqlite_backup import copy_database
     from llm_proxy_db.errors import BackupError
-    from llm_proxy_db.settings import Settings
 
     assert settings.database_path is not None
     copy = work_dir / settings.database_path.name

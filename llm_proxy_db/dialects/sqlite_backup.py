@@ -1,9 +1,9 @@
-"""Backups and restores of a SQLite database file (the SQLite side of :mod:`llm_proxy_db.backup`).
+"""Backups and restores of a SQLite database file (the SQLite side of :mod:`llm_proxy_db.safety.backup`).
 
 A backup is a copy made with SQLite's online backup API in one step (a consistent snapshot
 even while the service writes, WAL content included), written under a temporary name,
 checked with ``PRAGMA quick_check``, given the database's mode and owner, then renamed
-(:mod:`llm_proxy_db.files`).  Each copy records where it came from in a small table of its
+(:mod:`llm_proxy_db.safety.files`).  Each copy records where it came from in a small table of its
 own (``llm_proxy_backup_origin``: the database's real path, its identity, the revision).
 Automatic backups are named ``<database>.<identity>.<UTC time>.<revision>.bak`` and
 rotated per database (the identity is a digest of the database's real path, so databases
@@ -24,13 +24,17 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from llm_proxy_db import __version__, revisions, run_log
-from llm_proxy_db.backup import RestoreResult
+from llm_proxy_db import __version__
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects.sqlite import check_sqlite_path, is_sqlite_file
 from llm_proxy_db.errors import BackupError
-from llm_proxy_db.executor import Progress
-from llm_proxy_db.files import (
+from llm_proxy_db.migration import revisions
+from llm_proxy_db.migration.executor import Progress
+from llm_proxy_db.migration.version_table import current_revision
+from llm_proxy_db.safety import run_log
+from llm_proxy_db.safety.backup import RestoreResult
+from llm_proxy_db.safety.files import (
     identity,
     match_database,
     real_path,
@@ -38,10 +42,8 @@ from llm_proxy_db.files import (
     remove_with_side_files,
     written_then_renamed,
 )
-from llm_proxy_db.locking import migration_lock
-from llm_proxy_db.restore_in_place import replace_contents
-from llm_proxy_db.settings import Settings
-from llm_proxy_db.version_table import current_revision
+from llm_proxy_db.safety.locking import migration_lock
+from llm_proxy_db.safety.restore_in_place import replace_contents
 
 REQUIRED_TABLES = ("projects", "tokens")
 ORIGIN_TABLE = "llm_proxy_backup_origin"
@@ -229,7 +231,7 @@ def restore(
     The backup's schema must be recognised and it must come from this database (its
     recorded origin), unless ``force``.  A readable database is first copied aside
     (``.pre-restore.bak``) and then overwritten *in place*, in one write transaction
-    (:mod:`llm_proxy_db.restore_in_place`): the same file (its inode, mode, owner and every
+    (:mod:`llm_proxy_db.safety.restore_in_place`): the same file (its inode, mode, owner and every
     symlink to it) gets the backup's contents, the service's writers wait for the lock and
     then see the restored content; nothing is written to a file nobody reads.  A damaged or unreadable
     database is kept aside byte for byte and replaced by an atomic rename.
@@ -364,10 +366,11 @@ def inspect_backup(path: Path) -> str | None:
 
 def _schema_differences(connection: sa.Connection, revision: str | None) -> tuple[str, tuple[str, ...]]:
     """What the schema is compared with, and how it differs (nothing: it is recognised)."""
-    from llm_proxy_db import adoption, adoption_record
-    from llm_proxy_db.fingerprint import Fingerprint
-    from llm_proxy_db.fingerprint_diff import diff
-    from llm_proxy_db.known_states import revision_fingerprints
+    from llm_proxy_db.adoption import adopt as adoption
+    from llm_proxy_db.adoption import record as adoption_record
+    from llm_proxy_db.adoption.known_states import revision_fingerprints
+    from llm_proxy_db.schema.fingerprint import Fingerprint
+    from llm_proxy_db.schema.fingerprint_diff import diff
 
     detection = adoption.detect(connection)
     if detection.kind == adoption.VERSIONED:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from alembic import op
-from llm_proxy_db import revisions
-from llm_proxy_db.revision_helpers import is_sqlite
+from llm_proxy_db.migration import revisions
+from llm_proxy_db.migration.revision_helpers import is_sqlite
 
 revision = "x_fail"
 down_revision = revisions.head_revision()

@@ -17,8 +17,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from alembic import op
-from llm_proxy_db import revisions
-from llm_proxy_db.revision_helpers import is_sqlite
+from llm_proxy_db.migration import revisions
+from llm_proxy_db.migration.revision_helpers import is_sqlite
 
 revision = "x_slow"
 down_revision = revisions.head_revision()

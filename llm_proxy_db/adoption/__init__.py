@@ -1,0 +1,1 @@
+"""Adopting databases that no migration tool recorded: known states, detection, the record."""

@@ -1,0 +1,505 @@
+"""Adopting a database that has no ``alembic_version``: detect its state, stamp, migrate on.
+
+The decision, for a database without ``alembic_version``:
+
+- none of our tables -> migrate from base;
+- the fingerprint equals exactly one known state -> stamp that state's revision, record the
+  adoption (:mod:`llm_proxy_db.adoption.record`), bring ``goose_db_version`` in step with the
+  stamped revision (:mod:`llm_proxy_db.service.goose`, PostgreSQL), all in one transaction; then
+  migrate to the target, one revision per transaction;
+- anything else -> change nothing and raise :class:`SchemaMismatchError` with the
+  differences against the nearest known state.
+
+A ``goose_db_version`` table is a hint, never proof: its version must name the state the
+fingerprint found (goose 1 -> ``goose-1``, goose N -> our revision N+1), or we refuse.
+``force_stamp`` stamps a revision without verification, for an operator who has checked
+the differences by hand; the plan carries a warning that says what it risks.
+
+:func:`plan` only reads; :func:`execute` carries a plan out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import Connection
+
+from llm_proxy_db.adoption import known_state_data
+from llm_proxy_db.adoption import record as adoption_record
+from llm_proxy_db.adoption.known_states import KnownState, known_states, revision_fingerprints
+from llm_proxy_db.config.settings import Settings
+from llm_proxy_db.database import connect
+from llm_proxy_db.dialects import dialect_for
+from llm_proxy_db.errors import ConfigError, MigrationError, SchemaMismatchError
+from llm_proxy_db.migration import revisions
+from llm_proxy_db.migration.executor import Progress, ProgressEvent, RunResult, run
+from llm_proxy_db.migration.version_table import current_revision, has_version_table
+from llm_proxy_db.safety import run_log
+from llm_proxy_db.schema.fingerprint import Fingerprint, fingerprint, our_tables_present
+from llm_proxy_db.schema.fingerprint_diff import diff, distance
+from llm_proxy_db.service import artefacts as service_artefacts
+from llm_proxy_db.service import goose
+
+VERSIONED, EMPTY, KNOWN, UNKNOWN = "versioned", "empty", "known", "unknown"
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What a database is: versioned, empty, a known state, or unknown (with the reason)."""
+
+    kind: str
+    fingerprint: Fingerprint
+    current_revision: str | None = None
+    state: KnownState | None = None
+    goose_version: int | None = None
+    nearest: KnownState | None = None
+    differences: tuple[str, ...] = ()
+    problem: str | None = None
+    artefacts: tuple[str, ...] = ()
+
+    @property
+    def state_name(self) -> str:
+        """The detected state as people read it: a state name, ``empty`` or ``unknown``."""
+        if self.kind == VERSIONED:
+            return f"versioned at {self.current_revision or 'base'}"
+        return self.state.name if self.state else self.kind
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "kind": self.kind,
+            "state": self.state_name,
+            "description": self.state.description if self.state else None,
+            "goose_version": self.goose_version,
+            "nearest_state": self.nearest.name if self.nearest else None,
+            "differences": list(self.differences),
+            "problem": self.problem,
+            "other_tables": list(self.fingerprint.other_tables),
+            "service_artefacts": list(self.artefacts),
+        }
+
+
+@dataclass(frozen=True)
+class Action:
+    """One planned step: ``stamp``, ``record_adoption``, ``sync_goose`` or ``upgrade``."""
+
+    kind: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class AdoptionPlan:
+    """What adopting would do, or why it refuses (``refusal``)."""
+
+    detection: Detection
+    target: str | None
+    stamp: str | None = None
+    actions: tuple[Action, ...] = ()
+    forced: bool = False
+    warnings: tuple[str, ...] = ()
+    refusal: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``llm-proxy migrate adopt --dry-run --json``)."""
+        return {
+            "detected": self.detection.as_dict(),
+            "target": self.target,
+            "stamp": self.stamp,
+            "actions": [{"kind": a.kind, "detail": a.detail} for a in self.actions],
+            "forced": self.forced,
+            "warnings": list(self.warnings),
+            "refusal": self.refusal,
+        }
+
+
+@dataclass
+class AdoptionResult:
+    """A plan and, unless it was a dry run, the migration run that followed it."""
+
+    plan: AdoptionPlan
+    run: RunResult | None = None
+    # The goose versions goose_db_version recorded after the stamp (None: not kept in step).
+    goose_versions: list[int] | None = None
+
+    @property
+    def applied(self) -> bool:
+        """False for a dry run."""
+        return self.run is not None
+
+
+def needs_adoption(connection: Connection) -> bool:
+    """True for an unversioned database holding our tables or a goose table."""
+    if has_version_table(connection):
+        return False
+    return our_tables_present(connection) or goose.has_goose_table(connection)
+
+
+def detect(connection: Connection) -> Detection:
+    """Identify the database on ``connection``.  Only reads."""
+    print_ = fingerprint(connection)
+    if has_version_table(connection):
+        return Detection(VERSIONED, print_, current_revision=current_revision(connection))
+    goose_at = goose.goose_version(connection)
+    if goose_at is not None and goose_at > goose.LATEST_GOOSE_VERSION:
+        problem = f"goose_db_version is at version {goose_at}, newer than any this tool knows"
+        return Detection(UNKNOWN, print_, goose_version=goose_at, problem=problem)
+    if print_.is_empty:
+        if goose_at:
+            problem = f"goose_db_version says version {goose_at} but none of our tables exists"
+            return Detection(UNKNOWN, print_, goose_version=goose_at, problem=problem)
+        return Detection(EMPTY, print_, goose_version=goose_at)
+    found = _detect_state(connection, print_, goose_at, derive=False)
+    if found.kind == UNKNOWN and known_state_data.load(connection) is not None:
+        # Matched against the committed data only: derive to be sure before refusing.
+        found = _detect_state(connection, print_, goose_at, derive=True)
+    return found
+
+
+def _detect_state(connection: Connection, print_: Fingerprint, goose_at: int | None, *, derive: bool) -> Detection:
+    """The known state ``print_`` is (service artefacts stripped on SQLite), or the nearest."""
+    states = known_states(connection, derive=derive)
+    if service_artefacts.left_on(connection):
+        for variant, artefacts in service_artefacts.variants(print_)[1:]:
+            found = _match(variant, states, goose_at)
+            if found.kind == KNOWN:
+                return replace(found, fingerprint=print_, artefacts=artefacts)
+    return _match(print_, states, goose_at)
+
+
+def _match(print_: Fingerprint, states: list[KnownState], goose_at: int | None) -> Detection:
+    """The one known state ``print_`` is (goose's version agreeing), or the nearest one."""
+    matches = [state for state in states if state.fingerprint == print_]
+    candidates = states
+    problem = None
+    if goose_at is not None:
+        candidates = [state for state in states if goose_at in state.goose_versions]
+        hinted = [state for state in matches if state in candidates]
+        if matches and not hinted:
+            problem = (
+                f"goose_db_version says version {goose_at} but the schema is state "
+                f"{matches[0].name}; the two disagree"
+            )
+        matches = hinted
+    if len({state.revision for state in matches}) == 1:
+        return Detection(KNOWN, print_, state=matches[0], goose_version=goose_at)
+    nearest = min(candidates or states, key=lambda state: distance(print_, state.fingerprint))
+    differences = tuple(diff(print_, nearest.fingerprint))
+    return Detection(
+        UNKNOWN,
+        print_,
+        goose_version=goose_at,
+        nearest=nearest,
+        differences=differences,
+        problem=problem or f"the schema matches no known state; nearest is {nearest.name}",
+    )
+
+
+def plan(
+    connection: Connection, target: str = revisions.HEAD, force_stamp: str | None = None
+) -> AdoptionPlan:
+    """What adopting the database on ``connection`` would do.  Only reads (a dry run)."""
+    detection = detect(connection)
+    target_id = revisions.resolve(target)
+    if force_stamp is not None:
+        return _forced_plan(connection, detection, target_id, revisions.resolve(force_stamp))
+    if detection.kind == UNKNOWN:
+        return AdoptionPlan(detection, target_id, refusal=detection.problem)
+    stamp = detection.state.revision if detection.state else None
+    start = stamp if detection.kind == KNOWN else detection.current_revision
+    actions = _actions(detection, stamp, start, target_id, connection.dialect.name)
+    return AdoptionPlan(detection, target_id, stamp, actions)
+
+
+def plan_for_missing_database(target: str = revisions.HEAD) -> AdoptionPlan:
+    """The plan for a SQLite file that does not exist yet: create everything from base."""
+    detection = Detection(EMPTY, Fingerprint(tables={}))
+    target_id = revisions.resolve(target)
+    return AdoptionPlan(
+        detection, target_id, None, _actions(detection, None, None, target_id, "sqlite")
+    )
+
+
+def _forced_plan(
+    connection: Connection, detection: Detection, target_id: str | None, stamp: str | None
+) -> AdoptionPlan:
+    if detection.kind in (VERSIONED, EMPTY) or stamp is None:
+        raise ConfigError(
+            f"--force-stamp needs an unversioned database holding our tables and a revision; "
+            f"this one is {detection.state_name}"
+        )
+    expected = revision_fingerprints(connection)[stamp]
+    differences = tuple(diff(detection.fingerprint, expected))
+    _refuse_extra_tables(detection, expected, stamp)
+    warning = (
+        f"FORCED: revision {stamp} is recorded without verification. "
+        f"{len(differences)} difference(s) from its schema stay as they are; no revision will "
+        "ever create what is missing, and later revisions run against a schema they were not "
+        "written for and may fail or damage data. Take a backup first."
+    )
+    forced = Detection(
+        detection.kind,
+        detection.fingerprint,
+        state=detection.state,
+        goose_version=detection.goose_version,
+        differences=differences,
+    )
+    actions = tuple(
+        Action(a.kind, f"{a.detail} (FORCED, unverified)") if a.kind == "record_adoption" else a
+        for a in _actions(forced, stamp, stamp, target_id, connection.dialect.name)
+    )
+    warnings = (warning, *differences)
+    return AdoptionPlan(forced, target_id, stamp, actions, forced=True, warnings=warnings)
+
+
+def _refuse_extra_tables(detection: Detection, expected: Fingerprint, stamp: str) -> None:
+    """A stamp below tables the database already has: the next revision would create them."""
+    extra = sorted(set(detection.fingerprint.tables) - set(expected.tables))
+    if extra:
+        raise SchemaMismatchError(
+            f"--force-stamp {stamp} refused: the database already has table(s) "
+            f"{', '.join(extra)}, which revision {stamp} does not have, so a later revision "
+            "would fail creating them; nothing was changed",
+            differences=tuple(f"unexpected table {name}" for name in extra),
+            hint="force-stamp a revision whose schema has every table the database has "
+            "(see `llm-proxy migrate adopt --dry-run` for the nearest state)",
+        )
+
+
+def _actions(
+    detection: Detection,
+    stamp: str | None,
+    start: str | None,
+    target_id: str | None,
+    dialect: str,
+) -> tuple[Action, ...]:
+    if revisions.position(target_id) < revisions.position(start):
+        raise ConfigError(
+            f"the database is already at revision {start}; adopting it to {target_id or 'base'} "
+            "would be a downgrade",
+            hint="adopt to head (the default) and use migrate down afterwards if you must",
+        )
+    actions: list[Action] = []
+    if stamp and detection.kind != VERSIONED:
+        actions.append(Action("stamp", stamp))
+        actions.append(Action("record_adoption", detection.state_name))
+    if stamp and detection.kind != VERSIONED and goose.runs_goose(dialect):
+        actions.append(Action("sync_goose", _goose_detail(dialect, stamp)))
+    actions.extend(Action("upgrade", rev) for rev in revisions.between(start, target_id))
+    return tuple(actions)
+
+
+def execute(
+    connection: Connection,
+    adoption_plan: AdoptionPlan,
+    *,
+    progress: Progress | None = None,
+    version_locations: Sequence[str] = (),
+) -> AdoptionResult:
+    """Carry out ``adoption_plan``: refuse, or stamp + record + goose in step, then migrate."""
+    if adoption_plan.refusal is not None:
+        raise mismatch_error(adoption_plan.detection)
+    result = AdoptionResult(adoption_plan)
+    connection.commit()
+    if adoption_plan.detection.kind != VERSIONED:
+        result.goose_versions = _hand_over(connection, adoption_plan)
+        if progress is not None and adoption_plan.stamp is not None:
+            detail = adoption_plan.detection.state_name + (" (FORCED)" if adoption_plan.forced else "")
+            progress(ProgressEvent("adopted", adoption_plan.stamp, "stamp", detail=detail))
+    result.run = run(
+        connection, adoption_plan.target, progress=progress, version_locations=version_locations
+    )
+    if adoption_plan.detection.kind != VERSIONED and adoption_plan.stamp is not None:
+        result.run.adopted = adoption_plan.detection.state_name
+    return result
+
+
+def _goose_detail(dialect: str, stamp: str) -> str:
+    version = goose.goose_version_at(dialect, stamp) or 0
+    recorded = f"versions 1-{version}" if version else "no version"
+    return f"goose_db_version records {recorded}, then follows every revision"
+
+
+def _hand_over(connection: Connection, adoption_plan: AdoptionPlan) -> list[int] | None:
+    """Stamp, record and bring goose in step in one transaction: all of it or nothing."""
+    try:
+        with connection.begin():
+            _stamp_and_record(connection, adoption_plan)
+            if adoption_plan.stamp is None:
+                return None
+            return goose.sync(connection, adoption_plan.stamp)
+    except sa.exc.DBAPIError as exc:
+        detail = str(exc.orig or exc).strip().splitlines()[0]
+        raise MigrationError(
+            f"adoption failed while stamping and was rolled back, nothing was changed: {detail}",
+            hint="the database refused the adoption's writes: check the user's privileges and "
+            "that goose_db_version has goose's own columns (id, version_id, is_applied, tstamp)",
+        ) from None
+
+
+def _stamp_and_record(connection: Connection, adoption_plan: AdoptionPlan) -> None:
+    if adoption_plan.stamp is None:
+        return
+    context = MigrationContext.configure(connection)
+    context.stamp(revisions.script_directory(), adoption_plan.stamp)
+    detection = adoption_plan.detection
+    record = adoption_record.AdoptionRecord(
+        detected_state=detection.state_name if detection.state else "unknown",
+        stamped_revision=adoption_plan.stamp,
+        goose_version=detection.goose_version,
+        forced=adoption_plan.forced,
+        differences=detection.differences if adoption_plan.forced else (),
+    )
+    adoption_record.write(connection, record)
+    moment = run_log.now()
+    action = "force_stamp" if adoption_plan.forced else "adopt"
+    detail = f"detected state {record.detected_state}"
+    entry = run_log.Entry(action, adoption_plan.stamp, None, adoption_plan.stamp, moment, moment)
+    run_log.write(connection, dataclasses.replace(entry, detail=detail))
+
+
+def adopt(
+    connection: Connection,
+    target: str = revisions.HEAD,
+    *,
+    dry_run: bool = False,
+    force_stamp: str | None = None,
+    progress: Progress | None = None,
+    version_locations: Sequence[str] = (),
+) -> AdoptionResult:
+    """Plan, then (unless ``dry_run``) execute.  An unknown state raises even on a dry run."""
+    adoption_plan = plan(connection, target, force_stamp)
+    connection.rollback()
+    if adoption_plan.refusal is not None:
+        raise mismatch_error(adoption_plan.detection)
+    if dry_run:
+        return AdoptionResult(adoption_plan)
+    return execute(
+        connection, adoption_plan, progress=progress, version_locations=version_locations
+    )
+
+
+class GuardedAdoption:
+    """The guarded path's runner for a database that may be unversioned (``setup``, ``migrate up``).
+
+    :meth:`precheck` runs before the migration lock: it plans the adoption of an unversioned
+    database (reads only) and refuses one of unknown shape, so a refused database costs no
+    lock file, no wait and no backup (nor a restart loop a pile of them).  :meth:`check`
+    (``guarded_run``'s ``check``) runs under the lock before any backup: it plans again,
+    unless the dialect can tell cheaply that the schema did not change since the precheck
+    (SQLite's schema cookie).  Calling the object then carries that plan out on the same
+    connection, or runs the revisions of a versioned database.
+    """
+
+    def __init__(self, *, progress: Progress | None = None, version_locations: Sequence[str] = ()) -> None:
+        self.progress = progress
+        self.version_locations = version_locations
+        self.planned: AdoptionPlan | None = None
+        self.checked = False
+        self._cookie: object | None = None
+
+    def precheck(self, connection: Connection, target: str | None) -> None:
+        """Before the lock: raise when adopting would be refused (reads only)."""
+        self._plan(connection, target)
+        self._cookie = dialect_for(connection).schema_cookie(connection) if self.planned else None
+        connection.rollback()
+        self.checked = False
+
+    def check(self, connection: Connection, target: str | None) -> None:
+        """Under the lock: plan the adoption (an unversioned database only); raise when it
+        would be refused.  The precheck's plan is kept when the schema certainly did not change."""
+        cookie = self._cookie
+        if cookie is None or dialect_for(connection).schema_cookie(connection) != cookie:
+            self._plan(connection, target)
+        connection.rollback()
+        self.checked = True
+
+    def _plan(self, connection: Connection, target: str | None) -> None:
+        self.planned = None
+        if needs_adoption(connection):
+            self.planned = plan(connection, target or revisions.BASE)
+            connection.rollback()
+            if self.planned.refusal is not None:
+                raise mismatch_error(self.planned.detection)
+
+    def __call__(self, connection: Connection, target: str | None) -> RunResult:
+        """Adopt as planned by :meth:`check` (which runs first if it has not), or migrate."""
+        if not self.checked:
+            self.check(connection, target)
+        if self.planned is None:
+            return run(connection, target, progress=self.progress, version_locations=self.version_locations)
+        adopted = execute(
+            connection, self.planned, progress=self.progress, version_locations=self.version_locations
+        )
+        assert adopted.run is not None
+        return adopted.run
+
+
+def check_adoptable(settings: Settings, target: str | None = revisions.HEAD) -> None:
+    """Refuse an unversioned database of unknown shape before anything else (reads only).
+
+    For callers outside the guarded path (a rehearsal refuses before copying); the guarded
+    path checks under its lock with :class:`GuardedAdoption`.
+    """
+    if settings.known_missing():
+        return
+    with connect(settings, create=False) as connection:  # a plain BEGIN: reads never wait for writers
+        if needs_adoption(connection):
+            planned = plan(connection, target or revisions.BASE)
+            if planned.refusal is not None:
+                raise mismatch_error(planned.detection)
+
+
+def run_or_adopt(
+    connection: Connection,
+    target: str | None,
+    *,
+    progress: Progress | None = None,
+    version_locations: Sequence[str] = (),
+) -> RunResult:
+    """Move the database to ``target``: adopt it first when it is unversioned but not empty.
+
+    The shape of a runner for the guarded path (lock, backup): ``upgrade``, ``setup`` and
+    startup use it so that a database the service created is verified and stamped, never
+    re-created with ``CREATE TABLE`` over existing tables.
+    """
+    if not needs_adoption(connection):
+        return run(connection, target, progress=progress, version_locations=version_locations)
+    connection.rollback()
+    adopted = adopt(
+        connection,
+        target or revisions.BASE,
+        progress=progress,
+        version_locations=version_locations,
+    )
+    assert adopted.run is not None
+    return adopted.run
+
+
+def mismatch_error(detection: Detection) -> SchemaMismatchError:
+    """The refusal: what is wrong, the differences, and the ways forward."""
+    lines = [
+        f"the database has no alembic_version table and {detection.problem}; nothing was changed"
+    ]
+    if detection.nearest is not None:
+        lines.append(
+            f"differences from {detection.nearest.name} ({detection.nearest.description}):"
+        )
+        lines.extend(f"  - {line}" for line in detection.differences)
+    rev = detection.nearest.revision if detection.nearest else "REV"
+    hint = (
+        "repair the schema by hand until it matches a known state and rerun "
+        "(see docs/adoption.md), or, after taking a backup, run "
+        f"`llm-proxy migrate adopt --force-stamp {rev}`, which records revision {rev} WITHOUT "
+        "verification: whatever differs stays different and later revisions may fail"
+    )
+    return SchemaMismatchError(
+        "\n".join(lines),
+        nearest_state=detection.nearest.name if detection.nearest else None,
+        differences=detection.differences,
+        hint=hint,
+    )

@@ -1,0 +1,114 @@
+"""The commands a deployment runs before every start, answered without Typer when at head.
+
+``llm-proxy migrate status [--json]`` and ``llm-proxy setup`` against an up-to-date database
+must cost a fraction of ``alembic current`` (issue 6).  Parsing the command line with Typer
+alone costs more than the whole answer (it loads pydantic), so :func:`output_at_head`
+recognises exactly these invocations, with the global options in the forms Click accepts,
+and answers them when :func:`~llm_proxy_db.quick_status.at_head` says the database is at
+head.  Anything else (other commands, ``--help``, an unknown option, a database not at head,
+any error) returns None and the full CLI runs, so every message and exit code stays Typer's.
+The output is produced by the same renderers as the full CLI; a test compares the two.
+
+:func:`main` is the ``llm-proxy`` script's entry point: importing :mod:`llm_proxy_db.cli.app`
+(Typer) is itself a third of the budget, so it happens only when the fast path steps aside.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+
+from llm_proxy_db import quick_status
+from llm_proxy_db.cli.render import render_run, render_status
+from llm_proxy_db.config.parsing import env_settings
+from llm_proxy_db.config.settings import postgres_url_text, resolve_settings
+from llm_proxy_db.status import status_at_head
+
+GLOBAL_OPTIONS = {
+    "--db-driver": "db_driver",
+    "--database-path": "database_path",
+    "--database-url": "database_url",
+}
+
+
+def main() -> None:
+    """Entry point of ``llm-proxy-db`` (and ``llm-proxy``): answer at head without Typer, else the full CLI."""
+    safe_streams()
+    output = output_at_head(sys.argv[1:])
+    if output is not None:
+        sys.stdout.write(output)
+        return
+    from llm_proxy_db.cli import app as cli
+
+    cli.main()
+
+
+def safe_streams() -> None:
+    """Never fail on output: characters the terminal's encoding lacks are escaped, not fatal.
+
+    (``PYTHONIOENCODING=ascii`` and a non-ASCII path, or a path holding bytes that are not UTF-8.)
+    """
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
+def output_at_head(argv: Sequence[str]) -> str | None:
+    """What the CLI would print for ``argv`` at head, or None to let the full CLI run.
+
+    The settings are validated first, as by every command: a bad one sends the invocation
+    to the full CLI, which reports it.
+    """
+    parsed = _parse(list(argv))
+    if parsed is None:
+        return None
+    options, command = parsed
+    try:
+        env_settings()
+        description = _description_at_head(options, adopted_ok=command == ["setup"])
+        status = status_at_head(description) if description is not None else None
+    except Exception:  # noqa: BLE001 - the full CLI reports it properly
+        return None
+    if status is None:
+        return None
+    if command == ["setup"]:
+        from llm_proxy_db.migration.executor import RunResult
+
+        head, warnings = status.head_revision, status.checksum_warnings
+        run = RunResult(before=head, after=head, checksum_warnings=warnings)
+        return f"database: {description}\n{render_run(run)}\n"
+    if command == ["migrate", "status", "--json"]:
+        return json.dumps(status.as_dict(), indent=2) + "\n"
+    return render_status(status) + "\n"
+
+
+def _description_at_head(options: dict[str, str], *, adopted_ok: bool) -> str | None:
+    """The database's description when it is at head, else None (see quick_status.current_head)."""
+    raw_url = postgres_url_text(
+        options.get("db_driver"), options.get("database_url"), database_path=options.get("database_path")
+    )
+    plain = quick_status.postgres_url_at_head(raw_url, adopted_ok=adopted_ok) if raw_url else None
+    if plain is not None:
+        at_head, description = plain
+        return description if at_head else None
+    settings = resolve_settings(options.get("db_driver"), options.get("database_path"), raw_url)
+    return settings.describe() if quick_status.at_head(settings, adopted_ok=adopted_ok) else None
+
+
+def _parse(argv: list[str]) -> tuple[dict[str, str], list[str]] | None:
+    """Global options and the command words, or None for anything but the fast commands."""
+    options: dict[str, str] = {}
+    while argv and argv[0].startswith("--"):
+        name, sep, value = argv.pop(0).partition("=")
+        if name not in GLOBAL_OPTIONS:
+            return None
+        if not sep:
+            if not argv:
+                return None
+            value = argv.pop(0)
+        options[GLOBAL_OPTIONS[name]] = value
+    if argv in (["setup"], ["migrate", "status"], ["migrate", "status", "--json"]):
+        return options, argv
+    return None

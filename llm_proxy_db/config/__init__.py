@@ -1,0 +1,1 @@
+"""Configuration: settings, their parsing and validation, masking, paths, the Alembic config."""

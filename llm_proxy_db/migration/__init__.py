@@ -1,0 +1,1 @@
+"""Running revisions: the environment, the executor, the chain, its manifest and verification."""

@@ -1,0 +1,141 @@
+"""What revisions exist: the script directory, its linear chain, and target resolution."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+
+from llm_proxy_db.config.alembic_config import make_config
+from llm_proxy_db.errors import UnknownRevisionError
+
+BASE = "base"
+HEAD = "head"
+
+
+@dataclass(frozen=True)
+class RevisionInfo:
+    """One revision script: its id, the one it follows, and its one-line description."""
+
+    id: str
+    down_revision: str | None
+    description: str
+
+    def as_dict(self) -> dict[str, str | None]:
+        """JSON-ready form."""
+        return {"id": self.id, "down_revision": self.down_revision, "description": self.description}
+
+
+@dataclass(frozen=True)
+class RevisionState(RevisionInfo):
+    """A revision and whether the database has it: ``applied`` (None when no database was
+    read) and when it was applied, from the run log (None when applied before the log or
+    by other means)."""
+
+    applied: bool | None = None
+    applied_at: datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form, with ``applied`` and ``applied_at``."""
+        data: dict[str, Any] = dict(super().as_dict())
+        data["applied"] = self.applied
+        data["applied_at"] = self.applied_at.strftime("%Y-%m-%dT%H:%M:%SZ") if self.applied_at else None
+        return data
+
+
+def script_directory(extra_version_locations: tuple[str, ...] = ()) -> ScriptDirectory:
+    """Alembic's view of the revision scripts."""
+    return _cached_script_directory(extra_version_locations)
+
+
+@lru_cache(maxsize=8)
+def _cached_script_directory(extra_version_locations: tuple[str, ...]) -> ScriptDirectory:
+    return ScriptDirectory.from_config(make_config(extra_version_locations=extra_version_locations))
+
+
+def chain(scripts: ScriptDirectory | None = None) -> list[RevisionInfo]:
+    """Every revision, oldest first (the chain is linear; ``migrate verify`` enforces it)."""
+    scripts = scripts or script_directory()
+    ordered = reversed(list(scripts.walk_revisions(BASE, "heads")))
+    return [
+        RevisionInfo(
+            id=script.revision,
+            down_revision=_single(script.down_revision),
+            description=(script.doc or "").strip().splitlines()[0] if script.doc else "",
+        )
+        for script in ordered
+    ]
+
+
+def head_revision(scripts: ScriptDirectory | None = None) -> str:
+    """The id of the newest revision."""
+    return chain(scripts)[-1].id
+
+
+def ids(scripts: ScriptDirectory | None = None) -> list[str]:
+    """Revision ids, oldest first."""
+    return [info.id for info in chain(scripts)]
+
+
+def resolve(target: str, scripts: ScriptDirectory | None = None) -> str | None:
+    """A target (``head``, ``base``, an id or unique id prefix) as a revision id (None = base)."""
+    if target == BASE:
+        return None
+    if target in (HEAD, "heads"):
+        return head_revision(scripts)
+    known = ids(scripts)
+    matches = [rev for rev in known if rev.startswith(target)]
+    if target in known:
+        return target
+    if len(matches) == 1:
+        return matches[0]
+    raise UnknownRevisionError(
+        f"unknown revision {target!r}",
+        hint=f"known revisions: {', '.join(known)} (or head, base)",
+    )
+
+
+_NUMBERED = re.compile(r"\d{4}")  # our revision ids: 0001, 0002, ... in order
+
+
+def position(revision: str | None, scripts: ScriptDirectory | None = None) -> int:
+    """How many revisions are applied at ``revision`` (0 at base)."""
+    if revision is None:
+        return 0
+    known = ids(scripts)
+    if revision not in known:
+        raise _unknown_recorded(revision, known)
+    return known.index(revision) + 1
+
+
+def _unknown_recorded(revision: str, known: list[str]) -> UnknownRevisionError:
+    """A newer release of ours (a later revision of the same numbering) or another application."""
+    numbered = [rev for rev in known if _NUMBERED.fullmatch(rev)]
+    if _NUMBERED.fullmatch(revision) and (not numbered or revision > max(numbered)):
+        return UnknownRevisionError(
+            f"the database is at revision {revision!r}, which this code does not know",
+            hint="it was written by a newer llm-proxy-db release: upgrade this tool, "
+            "never migrate or start an older one against it",
+        )
+    return UnknownRevisionError(
+        f"the database's alembic_version holds {revision!r}, which is not an llm-proxy-db revision",
+        hint="another application's Alembic history shares this database: point DATABASE_PATH / "
+        "DATABASE_URL at the llm-proxy database, or give llm-proxy a database of its own",
+    )
+
+
+def between(start: str | None, end: str | None, scripts: ScriptDirectory | None = None) -> list[str]:
+    """Revisions applied going from ``start`` up to ``end`` (oldest first), or [] if end <= start."""
+    known = ids(scripts)
+    return known[position(start, scripts) : position(end, scripts)]
+
+
+def _single(down: object) -> str | None:
+    if down is None or isinstance(down, str):
+        return down
+    raise CommandError(f"revision merges several parents ({down}); the chain must be linear")

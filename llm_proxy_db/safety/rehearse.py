@@ -1,0 +1,124 @@
+"""A dress rehearsal: run the pending migrations on a copy of the real data, then discard it.
+
+The SQLite file is copied with ``VACUUM INTO`` into a temporary directory; a PostgreSQL
+database is copied with ``pg_dump`` / ``pg_restore`` into a scratch database on the same
+server (the user needs CREATEDB; the service may stay connected).  The pending revisions run
+on the copy, timed one by one, and the copy is deleted.  The real database is only read.
+
+An unversioned database is adopted on the copy exactly as ``setup`` would adopt it
+(:func:`llm_proxy_db.adoption.adopt.run_or_adopt`: detect, stamp, then the remaining revisions);
+one of no known state is refused before anything is copied, as ``setup`` refuses it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llm_proxy_db.adoption import adopt as adoption
+from llm_proxy_db.config.settings import Settings
+from llm_proxy_db.database import connect
+from llm_proxy_db.errors import ConfigError, MigrationError
+from llm_proxy_db.migration import revisions
+from llm_proxy_db.migration.executor import Progress, ProgressEvent, StepTiming
+from llm_proxy_db.safety.guard import refuse_broken_references
+from llm_proxy_db.startup import peek_revision
+
+
+@dataclass
+class RehearsalResult:
+    """How the pending revisions went on the copy: per-revision timings and the outcome."""
+
+    database: str
+    before: str | None
+    target: str | None
+    steps: list[StepTiming] = field(default_factory=list)
+    failed_revision: str | None = None
+    error: str | None = None
+    adopted: str | None = None  # the state an unversioned copy was detected as ...
+    stamped: str | None = None  # ... and the revision it was stamped at
+
+    @property
+    def ok(self) -> bool:
+        """True when every pending revision succeeded on the copy."""
+        return self.error is None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "database": self.database,
+            "before": self.before,
+            "target": self.target,
+            "adopted": self.adopted,
+            "stamped": self.stamped,
+            "ok": self.ok,
+            "steps": [{"revision": s.revision, "seconds": round(s.seconds, 3)} for s in self.steps],
+            "failed_revision": self.failed_revision,
+            "error": self.error,
+        }
+
+
+def rehearse(
+    settings: Settings,
+    target: str = revisions.HEAD,
+    *,
+    progress: Progress | None = None,
+    version_locations: Sequence[str] = (),
+    work_dir: str | os.PathLike[str] | None = None,
+) -> RehearsalResult:
+    """Run the revisions up to ``target`` on a throw-away copy of the database."""
+    if settings.known_missing():
+        raise ConfigError(f"SQLite database {settings.describe()} does not exist")
+    scripts = revisions.script_directory(tuple(version_locations))
+    target_id = revisions.resolve(target, scripts)
+    current = peek_revision(settings, version_locations)
+    if revisions.position(target_id, scripts) < revisions.position(current, scripts):
+        raise ConfigError(f"target {target} is below the current revision {current}")
+    if current is None:
+        adoption.check_adoptable(settings, target_id)  # an unknown shape: refused, nothing copied
+    result = RehearsalResult(settings.describe(), current, target_id)
+    with _copy_of(settings, work_dir) as copy:
+        _run_on_copy(copy, target_id, result, progress, version_locations)
+    return result
+
+
+@contextmanager
+def _copy_of(settings: Settings, work_dir: str | os.PathLike[str] | None) -> Iterator[Settings]:
+    """A throw-away copy (the dialect's ``copy_of``): a temporary SQLite file, or a scratch
+    database on the same server."""
+    with tempfile.TemporaryDirectory(prefix="llm-proxy-rehearsal-", dir=work_dir) as scratch, (
+        settings.dialect.copy_of(settings, Path(scratch))
+    ) as copy_settings:
+        yield copy_settings
+
+
+def _run_on_copy(
+    copy: Settings,
+    target_id: str | None,
+    result: RehearsalResult,
+    progress: Progress | None,
+    version_locations: Sequence[str],
+) -> None:
+    def record(event: ProgressEvent) -> None:
+        if event.kind == "apply_success":
+            result.steps.append(StepTiming(event.revision, event.direction, event.elapsed))
+        if event.kind == "adopted":
+            result.adopted, result.stamped = event.detail, event.revision
+        if progress is not None:
+            progress(event)
+
+    with connect(copy, foreign_keys=False) as connection:
+        if copy.dialect.FOREIGN_KEYS_OFF_WHILE_MIGRATING:
+            refuse_broken_references(connection)  # what the guarded run would refuse
+        try:
+            adoption.run_or_adopt(
+                connection, target_id, progress=record, version_locations=version_locations
+            )
+        except MigrationError as exc:
+            result.failed_revision = exc.failed_revision
+            result.error = exc.message

@@ -1,0 +1,1 @@
+"""The head schema as metadata, and fingerprints of live schemas compared against it."""

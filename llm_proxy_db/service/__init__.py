@@ -1,0 +1,1 @@
+"""What the llm-proxy service itself keeps in the database: goose rows, old writers, artefacts."""
