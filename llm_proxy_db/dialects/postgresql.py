@@ -424,7 +424,11 @@ def run_tool(tool: str, settings: Settings, args: list[str]) -> str:
     executable = client_tools.find_tool([tool], hint)
     url = settings.sqlalchemy_url()
     password = ("PGPASSWORD", str(url.password)) if url.password else None
-    dbname = url.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
+    # URL.set(password=None) keeps the password (None means "unchanged"): build it without one.
+    from sqlalchemy.engine import URL as SaURL
+
+    bare = SaURL.create("postgresql", url.username, None, url.host, url.port, url.database, url.query)
+    dbname = bare.render_as_string(hide_password=False)
     return client_tools.run_tool(
         executable, [*args, f"--dbname={dbname}"], password=password, what=f"{tool} on {settings.describe()}"
     )
