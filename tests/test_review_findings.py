@@ -8,6 +8,7 @@ Tests without the mark pass (their problem was fixed on this branch, or held up)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import subprocess
@@ -124,10 +125,8 @@ def test_postgres_forced_restore_of_a_dump_granting_to_a_missing_role_keeps_the_
         conn.exec_driver_sql(f'DROP OWNED BY "{role}"')
         conn.exec_driver_sql(f'DROP ROLE "{role}"')
         conn.commit()
-    try:
+    with contextlib.suppress(BackupError):  # a refusal is fine, as long as the rows are still there
         backup.restore(settings, dump, backup_dir=tmp_path / "safety", force=True)
-    except BackupError:
-        pass  # a refusal is fine, as long as the rows are still there
     assert rows(settings) == before
 
 
