@@ -156,12 +156,17 @@ def _worst(rounds: list[dict[str, object]]) -> dict[str, object]:
 
 
 def floor_statements(stdout: str) -> dict[str, float]:
-    """Each floor statement's own time, from the ``mariadb -vvv`` echo (``Query OK ... (1.234 sec)``)."""
+    """Each floor statement's own time, from the ``mariadb -vvv`` echo
+    (``Query OK ... (1.234 sec)``, ``(1 min 24.017 sec)`` past a minute)."""
     import re
 
     out: dict[str, float] = {}
-    for statement, seconds in re.findall(r"-{14}\n(.*?)\n-{14}\n.*?\((\d+\.\d+) sec\)", stdout, flags=re.DOTALL):
-        out[" ".join(statement.split())[:70]] = float(seconds)
+    blocks = re.findall(r"-{14}\n(.*?)\n-{14}\n(.*?)(?=\n-{14}\n|\Z)", stdout, flags=re.DOTALL)
+    for statement, result in blocks:
+        took = re.search(r"\((?:(\d+) hours? )?(?:(\d+) min )?(\d+\.\d+) sec\)", result)
+        if took:
+            hours, minutes, seconds = (float(part or 0) for part in took.groups())
+            out[" ".join(statement.split())[:70]] = hours * 3600 + minutes * 60 + seconds
     return out
 
 
