@@ -237,6 +237,10 @@ def index_state(name: str) -> str | None:
 # Sort memory for the concurrent index builds (PostgreSQL's default, 64 MB, makes a
 # million-row build spill to disk); a larger session setting is kept.
 INDEX_BUILD_MEMORY_MB = 256
+# A concurrent index build is a background job beside live traffic: it gets no parallel
+# workers, so the server's other cores stay with the service (a parallel build of the 1M-row
+# indexes on a 2-core server stalled every request for ~350 ms: docs/performance.md).
+INDEX_BUILD_PARALLEL_WORKERS = 0
 
 
 def ensure_index(name: str, create_concurrently: str) -> None:
@@ -259,19 +263,26 @@ def ensure_index(name: str, create_concurrently: str) -> None:
 
 @contextmanager
 def _index_build_memory() -> Iterator[None]:
-    """``maintenance_work_mem`` of at least :data:`INDEX_BUILD_MEMORY_MB` for the block."""
+    """For the block: ``maintenance_work_mem`` of at least :data:`INDEX_BUILD_MEMORY_MB`, and
+    :data:`INDEX_BUILD_PARALLEL_WORKERS` parallel workers (the session's settings come back after)."""
     bind = op.get_bind()
-    saved = bind.exec_driver_sql("SELECT current_setting('maintenance_work_mem')").scalar_one()
+    saved = bind.exec_driver_sql(
+        "SELECT current_setting('maintenance_work_mem'), current_setting('max_parallel_maintenance_workers')"
+    ).one()
     bind.execute(
         sa.text("SELECT set_config('maintenance_work_mem', CASE WHEN setting::bigint < :kb "
                 "THEN :wanted ELSE current_setting('maintenance_work_mem') END, false) "
                 "FROM pg_settings WHERE name = 'maintenance_work_mem'"),
         {"kb": INDEX_BUILD_MEMORY_MB * 1024, "wanted": f"{INDEX_BUILD_MEMORY_MB}MB"},
     )
+    bind.execute(sa.text("SELECT set_config('max_parallel_maintenance_workers', :n, false)"),
+                 {"n": str(INDEX_BUILD_PARALLEL_WORKERS)})
     try:
         yield
     finally:
-        bind.execute(sa.text("SELECT set_config('maintenance_work_mem', :v, false)"), {"v": saved})
+        bind.execute(sa.text("SELECT set_config('maintenance_work_mem', :m, false), "
+                             "set_config('max_parallel_maintenance_workers', :w, false)"),
+                     {"m": saved[0], "w": saved[1]})
 
 
 def constraint_exists(table: str, name: str) -> bool:
