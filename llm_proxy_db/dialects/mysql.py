@@ -555,7 +555,8 @@ def dump(settings: Settings, target: Path) -> Path:
 
 def load_dump(settings: Settings, dump: Path) -> None:
     """Load a dump written by :func:`dump` into the (empty) database of ``settings``, statement
-    by statement (MySQL's DDL commits on its own: a failure leaves what was loaded so far)."""
+    by statement (MySQL's DDL commits on its own: a failure leaves what was loaded so far, so
+    the version tables are fed last: see :func:`version_tables_last`)."""
     from llm_proxy_db.dialects.client_tools import find_tool, stream_to_tool
 
     client = find_tool(LOAD_CLIENTS, INSTALL_HINT)

@@ -13,7 +13,9 @@ the dumps and runs a restore:
    meanwhile), a database holding any table is refused (exit 8) unless ``force``; with it,
    the current contents are dumped first (``*.pre-restore.<suffix>`` in the backup
    directory), then dropped;
-3. the dump is loaded into the empty database and the restore recorded in the run log.
+3. the dump is loaded into the empty database (which must then hold ``projects`` and
+   ``tokens``) and the restore recorded in the run log; a signal meanwhile prints where the
+   safety dump is (the client tool is killed as the exception passes).
 """
 
 from __future__ import annotations
