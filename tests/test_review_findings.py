@@ -42,8 +42,6 @@ def _mysql_client_args(url: URL) -> list[str]:
 # -- 1. MySQL: a dump that names its database is loaded into THAT database -------------------
 
 
-@pytest.mark.xfail(strict=True, reason="FINDING 1 (high): a mariadb-dump --databases file is loaded into the "
-                   "database it names: the target is emptied, the other database loses its later rows, exit 0")
 def test_mysql_restore_of_a_dump_naming_another_database_touches_only_the_target(
     mysql_database_factory: Callable[[], URL], tmp_path: Path
 ) -> None:
@@ -223,9 +221,6 @@ def test_mysql_unknown_dsn_option_is_a_configuration_error(mysql_url: URL) -> No
 # -- 6. MySQL: a restore cut short leaves a database that says it is at head -------------------
 
 
-@pytest.mark.xfail(strict=True, reason="FINDING 6 (high): mariadb-dump writes alembic_version first; a MySQL "
-                   "load cut short (failure, SIGTERM, kill -9) leaves alembic_version at head without projects/"
-                   "tokens, and `setup` / `migrate status` then report 'up to date' (exit 0)")
 def test_mysql_restore_cut_short_does_not_leave_a_database_claiming_head(
     mysql_database_factory: Callable[[], URL], tmp_path: Path
 ) -> None:

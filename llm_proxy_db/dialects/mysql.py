@@ -555,13 +555,46 @@ def dump(settings: Settings, target: Path) -> Path:
 
 def load_dump(settings: Settings, dump: Path) -> None:
     """Load a dump written by :func:`dump` into the (empty) database of ``settings``, statement
-    by statement (MySQL's DDL commits on its own: a failure leaves what was loaded so far)."""
-    from llm_proxy_db.dialects.client_tools import find_tool, run_tool
+    by statement (MySQL's DDL commits on its own: a failure leaves what was loaded so far, so
+    the version tables are fed last: see :func:`version_tables_last`)."""
+    from llm_proxy_db.dialects.client_tools import find_tool, stream_to_tool
 
     client = find_tool(LOAD_CLIENTS, INSTALL_HINT)
     url = settings.sqlalchemy_url()
     what = f"{Path(client).name} loading {dump.name} into {settings.describe()}"
-    run_tool(client, [*_client_connection_args(url), str(url.database)], password=_password(url), what=what, stdin=dump)
+    args = [*_client_connection_args(url), str(url.database)]
+    stream_to_tool(client, args, version_tables_last(dump), password=_password(url), what=what)
+
+
+_SECTION = re.compile(rb"^-- (?:Table structure|Dumping data) for table `((?:[^`]|``)+)`")
+_OTHER_SECTION = re.compile(rb"^-- \S")  # any other header: routines, views, ...
+_FOOTER = re.compile(rb"^/\*!\d+ SET \w+=@OLD_")  # restores the session settings, after the data
+_VERSION_TABLES = (b"alembic_version", b"goose_db_version")
+
+
+def version_tables_last(dump: Path) -> Iterator[bytes]:
+    """The lines of ``dump`` with the sections of ``alembic_version`` and ``goose_db_version``
+    (structure and data) moved after every other one, before the closing session settings:
+    a load cut short then leaves an unversioned database, never one claiming a revision
+    without its tables (mariadb-dump writes the tables in name order)."""
+    held: list[bytes] = []
+    footer: list[bytes] = []
+    holding = False
+    with dump.open("rb") as lines:
+        for line in lines:
+            if footer or _FOOTER.match(line):
+                footer.append(line)
+                continue
+            if section := _SECTION.match(line):
+                holding = section.group(1) in _VERSION_TABLES
+            elif _OTHER_SECTION.match(line):
+                holding = False
+            if holding:
+                held.append(line)
+            else:
+                yield line
+    yield from held
+    yield from footer
 
 
 _DUMP_HEADER = re.compile(r"^-- (MariaDB|MySQL) dump ")
@@ -571,6 +604,8 @@ _CREATE_TABLE = re.compile(r"^CREATE TABLE `((?:[^`]|``)+)`")
 _VERSION_INSERT = "INSERT INTO `alembic_version` VALUES"
 _FIRST_VALUE = re.compile(r"\('([^']*)'\)")
 _DUMP_COMPLETED = "-- Dump completed"
+# A statement choosing, creating or dropping a database (mariadb-dump --databases / --all-databases).
+_OTHER_DATABASE = re.compile(r"^(?:/\*!\d*\s*)?(?:USE\s|(?:CREATE|DROP|ALTER)\s+(?:DATABASE|SCHEMA)\b)", re.IGNORECASE)
 
 
 def inspect_dump(path: Path) -> DumpInfo:
@@ -593,6 +628,12 @@ def _read_dump_body(path: Path, lines: Iterator[str]) -> DumpInfo:
 
     database, revision, tables, last, in_versions = None, None, set(), "", False
     for line in lines:
+        if _OTHER_DATABASE.match(line):
+            raise BackupError(
+                f"{path} names a database of its own ({line.strip()[:60]}); refusing to restore it",
+                hint="take the dump of one database without --databases / --all-databases (as "
+                "llm-proxy db backup does); the database was not touched",
+            )
         if database is None and line.startswith("-- Host:") and (found := _DUMP_DATABASE.search(line)):
             database = found.group(1)
         elif created := _CREATE_TABLE.match(line):

@@ -13,12 +13,15 @@ the dumps and runs a restore:
    meanwhile), a database holding any table is refused (exit 8) unless ``force``; with it,
    the current contents are dumped first (``*.pre-restore.<suffix>`` in the backup
    directory), then dropped;
-3. the dump is loaded into the empty database and the restore recorded in the run log.
+3. the dump is loaded into the empty database (which must then hold ``projects`` and
+   ``tokens``) and the restore recorded in the run log; a signal meanwhile prints where the
+   safety dump is (the client tool is killed as the exception passes).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -145,10 +148,16 @@ def restore(
         started = run_log.now()
         safety = _replaceable(dialect, settings, connection, directory, force)
         try:
+            if safety is not None:
+                dialect.drop_everything(connection)
             dialect.load_dump(settings, source)
         except BackupError as exc:
             raise _load_failed(exc, safety) from None
+        except (KeyboardInterrupt, SystemExit):  # SIGINT, SIGTERM (the CLI's handler)
+            _tell_interrupted(safety)
+            raise
         connection.rollback()  # see what the load committed
+        _check_loaded(connection, safety)
         revision = current_revision(connection)
         entry = run_log.Entry(
             "restore", None, None, revision, started, run_log.now(),
@@ -163,7 +172,7 @@ def _replaceable(
     dialect: ServerDialect, settings: Settings, connection: Connection, directory: Path, force: bool
 ) -> Path | None:
     """Step 2: None for an empty database; with ``force`` the safety dump of a non-empty one
-    (then emptied); otherwise the refusal."""
+    (the caller then empties it); otherwise the refusal."""
     import sqlalchemy as sa
 
     from llm_proxy_db.migration.version_table import current_revision
@@ -183,10 +192,49 @@ def _replaceable(
         )
     revision = current_revision(connection)
     connection.rollback()
+    _warn_if_unknown(settings, revision)
     directory.mkdir(parents=True, exist_ok=True)
-    safety = dialect.dump(settings, dump_path(directory, settings, revision, f"pre-restore.{dialect.backup_suffix()}"))
-    dialect.drop_everything(connection)
-    return safety
+    return dialect.dump(settings, dump_path(directory, settings, revision, f"pre-restore.{dialect.backup_suffix()}"))
+
+
+def _warn_if_unknown(settings: Settings, revision: str | None) -> None:
+    """A forced restore over a database at a revision this code does not know (a newer
+    release's): allowed (its contents are dumped first), but said on standard error."""
+    from llm_proxy_db.errors import UnknownRevisionError
+    from llm_proxy_db.migration import revisions
+
+    try:
+        revisions.position(revision)
+    except UnknownRevisionError as exc:
+        print(
+            f"warning: {settings.describe()}: {exc.message}; --force replaces it (its contents are dumped first)",
+            file=sys.stderr,
+        )
+
+
+def _check_loaded(connection: Connection, safety: Path | None) -> None:
+    """After the load: our tables are in the target database, else the restore failed."""
+    import sqlalchemy as sa
+
+    tables = set(sa.inspect(connection).get_table_names())
+    missing = [name for name in REQUIRED_TABLES if name not in tables]
+    if missing:
+        raise _load_failed(
+            BackupError(f"the load left no {', '.join(missing)} table in the database; the restore failed"),
+            safety,
+        )
+
+
+def _tell_interrupted(safety: Path | None) -> None:
+    """A restore stopped by a signal: where the previous contents are (the client tool is
+    killed by :mod:`~llm_proxy_db.dialects.client_tools` as the exception passes)."""
+    if safety is None:
+        print("restore interrupted: the database held nothing before; restore again", file=sys.stderr)
+    else:
+        print(
+            f"restore interrupted: the previous contents are in {safety}: llm-proxy db restore --force {safety}",
+            file=sys.stderr,
+        )
 
 
 def _load_failed(exc: BackupError, safety: Path | None) -> BackupError:
