@@ -27,7 +27,7 @@ from llm_proxy_db.database import connect
 from llm_proxy_db.dialects.postgresql import SERVICE_LOCK_KEY
 from llm_proxy_db.errors import LockTimeoutError
 from llm_proxy_db.migration import revisions
-from llm_proxy_db.safety.locking import SERVICE_WAITING
+from llm_proxy_db.safety.locking import SERVICE_WAITING, SERVICE_WAITING_SERVER_WIDE
 from llm_proxy_db.schema.fingerprint import fingerprint
 from llm_proxy_db.schema.fingerprint_diff import diff
 from llm_proxy_db.service import goose
@@ -267,5 +267,6 @@ def test_a_migration_waits_for_a_starting_service(server) -> None:
         started = time.monotonic()
         result = commands.upgrade(server, lock_timeout=10, progress=events.append)
     assert result.after == HEAD and time.monotonic() - started >= 0.3
-    assert any(e.kind == "lock_wait" and e.detail == SERVICE_WAITING for e in events)
+    expected = SERVICE_WAITING_SERVER_WIDE if server.dialect_name == "mysql" else SERVICE_WAITING
+    assert any(e.kind == "lock_wait" and e.detail == expected for e in events)
     serves(server)

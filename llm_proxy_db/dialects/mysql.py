@@ -358,7 +358,7 @@ def migration_lock(
     Taken one after the other, so a wait for a starting service is reported as such."""
     import time
 
-    from llm_proxy_db.safety.locking import SERVICE_WAITING, poll
+    from llm_proxy_db.safety.locking import SERVICE_WAITING_SERVER_WIDE, poll
 
     assert connection is not None, "the MySQL lock is held by the migrating connection"
     started = time.monotonic()
@@ -366,7 +366,7 @@ def migration_lock(
         poll(lambda: try_own_lock(connection), timeout, progress, settings, f"GET_LOCK('{lock_name(connection)}')")
         left = max(timeout - (time.monotonic() - started), 0.0)
         service = f"GET_LOCK('{SERVICE_LOCK_NAME}')"
-        poll(lambda: try_service_lock(connection), left, progress, settings, service, SERVICE_WAITING)
+        poll(lambda: try_service_lock(connection), left, progress, settings, service, SERVICE_WAITING_SERVER_WIDE)
         yield time.monotonic() - started
     finally:
         release_migration_lock(connection)

@@ -31,6 +31,11 @@ POLL_INTERVAL = 0.1
 REPORT_EVERY = 5.0
 WAITING = "waiting for the migration lock held by another process"
 SERVICE_WAITING = "waiting for the llm-proxy service's migration lock (a service is starting)"
+# MySQL's GET_LOCK names belong to the whole server, not to one database.
+SERVICE_WAITING_SERVER_WIDE = (
+    "waiting for the llm-proxy service's migration lock (a service is starting, or a migration is "
+    "running, on some database of this server: MySQL lock names are server-wide)"
+)
 
 
 def lock_timeout(value: float | None = None, env: Mapping[str, str] | None = None) -> float:
@@ -97,9 +102,9 @@ def poll(
 
 
 def _who(waiting: str) -> str:
-    return "a starting llm-proxy service (its goose runner)" if waiting == SERVICE_WAITING else (
-        "another migration"
-    )
+    if waiting == SERVICE_WAITING_SERVER_WIDE:
+        return "a starting llm-proxy service or a migration of any database on this server"
+    return "a starting llm-proxy service (its goose runner)" if waiting == SERVICE_WAITING else "another migration"
 
 
 def _emit(progress: Progress | None, kind: str, elapsed: float, detail: str) -> None:
