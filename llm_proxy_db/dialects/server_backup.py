@@ -3,7 +3,9 @@
 Each server dialect module brings its tools (``RESTORE_TOOLS``, all checked first):
 ``dump(settings, target)`` (``pg_dump``, ``mariadb-dump``; a private file renamed when
 complete), ``inspect_dump(path)`` (reads a dump without loading it), ``load_dump(settings,
-dump)`` (``pg_restore``, ``mariadb``) and ``drop_everything(connection)``.  This module names
+dump)`` (``pg_restore``, ``mariadb``) and ``drop_everything(connection)``; a dialect whose
+``LOAD_REPLACES`` is true drops the old contents inside its load's own transaction (a failed
+load changes nothing), so step 2 does not drop them first.  This module names
 the dumps and runs a restore:
 
 1. the dump is checked before anything is touched: a complete dump of our tool's kind holding
@@ -185,7 +187,8 @@ def _replaceable(
     connection.rollback()
     directory.mkdir(parents=True, exist_ok=True)
     safety = dialect.dump(settings, dump_path(directory, settings, revision, f"pre-restore.{dialect.backup_suffix()}"))
-    dialect.drop_everything(connection)
+    if not getattr(dialect, "LOAD_REPLACES", False):  # else its load drops, in the same transaction
+        dialect.drop_everything(connection)
     return safety
 
 
