@@ -434,7 +434,8 @@ def load_dump(settings: Settings, dump: Path) -> None:
     what = f"restore on {settings.describe()}"
     with tempfile.TemporaryFile() as restore_err, tempfile.TemporaryFile() as psql_err:
         psql = subprocess.Popen(
-            [psql_exe, "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", "--file=-", f"--dbname={dbname}"],
+            [psql_exe, "--no-psqlrc", "--no-password", "--quiet", "-v", "ON_ERROR_STOP=1", "--file=-",
+             f"--dbname={dbname}"],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=psql_err, env=env,
         )
         source = subprocess.Popen(
