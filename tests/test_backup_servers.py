@@ -255,3 +255,50 @@ def test_a_failed_load_names_the_safety_dump(server: Settings, tmp_path: Path) -
 def test_two_dumps_within_one_second_get_two_names(server: Settings, tmp_path: Path) -> None:
     first, second = backup.backup(server, backup_dir=tmp_path), backup.backup(server, backup_dir=tmp_path)
     assert first != second and first.exists() and second.exists()
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("dialect", ["postgresql"])
+def test_a_forced_postgres_restore_replaces_every_kind_of_object(server: Settings, tmp_path: Path) -> None:
+    """Views, materialized views, sequences, routines, aggregates, types and domains of the
+    schema are dropped in the load's transaction, then come back from the dump."""
+    ddl = [
+        "CREATE TYPE ops_mood AS ENUM ('ok', 'sad')",
+        "CREATE DOMAIN ops_positive AS int CHECK (VALUE > 0)",
+        "CREATE TYPE ops_pair AS (a int, b int)",
+        "CREATE SEQUENCE ops_counter",
+        "CREATE FUNCTION ops_helper(x ops_positive) RETURNS int LANGUAGE sql AS 'SELECT x'",
+        "CREATE PROCEDURE ops_proc() LANGUAGE sql AS 'SELECT 1'",
+        "CREATE AGGREGATE ops_sum(int) (SFUNC = int4pl, STYPE = int)",
+        "CREATE VIEW ops_view AS SELECT id FROM projects",
+        "CREATE MATERIALIZED VIEW ops_matview AS SELECT id FROM projects",
+    ]
+    with connect(server) as conn:
+        for statement in ddl:
+            conn.exec_driver_sql(statement)
+        conn.commit()
+    before = everything(server)
+    dump = backup.backup(server, tmp_path / "out")
+    backup.restore(server, dump, backup_dir=tmp_path / "safety", force=True)
+    assert everything(server) == before
+    with connect(server, create=False) as conn:
+        assert conn.exec_driver_sql("SELECT ops_sum(ops_helper(2))").scalar() == 2
+        assert conn.exec_driver_sql("SELECT count(*) FROM ops_matview").scalar() == len(before["projects"])
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("dialect", ["postgresql"])
+def test_a_postgres_load_cut_short_commits_nothing(server: Settings, tmp_path: Path) -> None:
+    """pg_restore stopping half-way (a dump damaged after the checks): no COMMIT is sent, so
+    the drop of the old contents is rolled back with the rest."""
+    from llm_proxy_db.dialects import postgresql
+
+    before = everything(server)
+    dump = backup.backup(server, tmp_path / "out")
+    cut = tmp_path / "cut.dump"
+    cut.write_bytes(dump.read_bytes()[: dump.stat().st_size * 2 // 3])
+    with pytest.raises(BackupError) as caught:
+        postgresql.load_dump(server, cut)
+    assert "nothing was changed" in caught.value.message
+    assert "pg_restore: error:" in caught.value.message
+    assert everything(server) == before

@@ -110,3 +110,17 @@ def test_failures_mask_urls_in_driver_messages() -> None:
 
     error = failures.translate(sqlite3.DatabaseError("file is not a database: postgres://u:e@h/d"))
     assert error is not None and "u:***@h/d" in error.message
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("host=h password=X dbname=d", "host=h password=*** dbname=d"),
+        ("host=h password = 'a b\\' c' dbname=d", "host=h password = *** dbname=d"),
+        ("dbname=d PASSWORD='unclosed rest", "dbname=d PASSWORD=***"),
+        ("host=h dbname=d", "host=h dbname=d"),
+    ],
+)
+def test_libpq_key_value_passwords_are_masked(text: str, masked: str) -> None:
+    assert mask_connection_string(text) == masked
+    assert mask_message(f"bad value {text}") == f"bad value {masked}"

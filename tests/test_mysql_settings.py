@@ -47,6 +47,8 @@ def test_the_driver_follows_the_url_given_on_the_command_line() -> None:
         ("u:topsecret@tcp(h)/d?timeout=soon", "is not a duration"),
         ("postgres://u:topsecret@h/d", "unsupported URL scheme"),
         ("u:topsecret@tcp(h:port)/d", "malformed"),
+        ("u:topsecret@tcp(h)/d?bogusOption=1", "unknown option 'bogusOption'"),
+        ("host=h password=topsecret dbname=d", "malformed MySQL DATABASE_URL 'host=h password=*** dbname=d'"),
     ],
 )
 def test_bad_values_are_one_clear_error_without_the_password(raw: str, message: str) -> None:
@@ -84,3 +86,10 @@ def test_goose_bookkeeping_data() -> None:
         "0005": 0, "0006": 4, "0007": 5,
     }
     assert "goose_db_version" in goose.GOOSE_TABLE_DDL["mysql"]
+
+
+def test_pymysql_options_in_the_url_are_kept() -> None:
+    dsn = "u@tcp(h)/d?ssl_ca=%2Fca.pem&parseTime=true"
+    settings = resolve_settings(env={"DB_DRIVER": "mysql", "DATABASE_URL": dsn})
+    assert settings.sqlalchemy_url().query["ssl_ca"] == "/ca.pem"
+    assert "parseTime" not in settings.sqlalchemy_url().query

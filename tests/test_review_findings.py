@@ -76,9 +76,6 @@ def test_mysql_restore_of_a_dump_naming_another_database_touches_only_the_target
 # -- 2. PostgreSQL: a forced restore only drops tables and views ------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="FINDING 2 (high): restore --force drops the tables, then pg_restore "
-                   "fails on a function/sequence the drop left behind: the database is left EMPTY and the "
-                   "hint's own `restore --force <safety dump>` fails the same way")
 def test_postgres_forced_restore_over_a_database_holding_a_function_keeps_its_rows(
     postgres_database_factory: Callable[[], URL], tmp_path: Path
 ) -> None:
@@ -102,9 +99,6 @@ def test_postgres_forced_restore_over_a_database_holding_a_function_keeps_its_ro
     assert rows(settings) == before
 
 
-@pytest.mark.xfail(strict=True, reason="FINDING 2c (high): a dump granting to a role the target server lacks "
-                   "(a production dump restored on staging) fails to load after --force dropped everything: "
-                   "the database is left EMPTY (pg_restore runs without --no-privileges)")
 def test_postgres_forced_restore_of_a_dump_granting_to_a_missing_role_keeps_the_database(
     postgres_database_factory: Callable[[], URL], tmp_path: Path
 ) -> None:
@@ -128,21 +122,25 @@ def test_postgres_forced_restore_of_a_dump_granting_to_a_missing_role_keeps_the_
     assert rows(settings) == before
 
 
-@pytest.mark.xfail(strict=True, reason="FINDING 2b (low): a failed pg_restore is reported with the last "
-                   "stderr line, which is a fragment of the failing SQL, not the error")
 def test_postgres_failed_restore_names_the_error(
     postgres_database_factory: Callable[[], URL], tmp_path: Path
 ) -> None:
+    """FINDING 2b (FIXED): the function of finding 2 is now dropped with the rest of the
+    schema, so the load is made to fail on what the forced restore does not drop (another
+    schema, which the dump creates again): the real error line, and nothing changed."""
     settings = Settings(driver="postgres", database_url=postgres_database_factory())
     skip_without_pg_client(settings)
     commands.upgrade(settings, no_backup=True)
+    seed(settings, projects=2, tokens_each=1, events=2)
     with connect(settings) as conn:
-        conn.exec_driver_sql("CREATE FUNCTION ops_helper() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+        conn.exec_driver_sql("CREATE SCHEMA ops")
         conn.commit()
+    before = rows(settings)
     dump = backup.backup(settings, tmp_path / "out")
     with pytest.raises(BackupError) as raised:
         backup.restore(settings, dump, backup_dir=tmp_path / "safety", force=True)
-    assert "already exists" in raised.value.message
+    assert 'ERROR: schema "ops" already exists' in raised.value.message
+    assert rows(settings) == before
 
 
 # -- 3. PostgreSQL: the password on pg_dump's / pg_restore's command line ----------------------
@@ -188,26 +186,34 @@ def test_postgres_password_never_on_a_client_tool_command_line(
 # -- 4. PostgreSQL: a libpq key=value connection string is echoed with its password ----------
 
 
-@pytest.mark.xfail(strict=True, reason="FINDING 4 (medium): DATABASE_URL='host=... password=... dbname=...' "
-                   "is refused as malformed with the password printed in clear")
 def test_postgres_key_value_connection_string_is_refused_without_its_password(tmp_path: Path) -> None:
+    """FINDING 4 (FIXED): refused (exit 2) as the key=value form, routed to PostgreSQL, the
+    password masked.  Without DB_DRIVER, DATABASE_URL is ignored (SQLite), as by the service."""
     dsn = f"host=127.0.0.1 port=5432 user=postgres password={SECRET} dbname=review_x"
     executable = Path(sys.executable).parent / "llm-proxy"
-    for extra in ({"DB_DRIVER": "postgres", "DATABASE_URL": dsn}, {"DATABASE_URL": dsn}):
+    cases = (
+        ({"DB_DRIVER": "postgres", "DATABASE_URL": dsn}, []),
+        ({"DATABASE_URL": dsn}, ["--db-driver", "postgres"]),
+        ({}, ["--database-url", dsn]),
+        ({"DATABASE_URL": dsn}, []),
+    )
+    for extra, options in cases:
         env = {key: value for key, value in os.environ.items() if key not in ("DB_DRIVER", "DATABASE_URL")}
         result = subprocess.run(
-            [str(executable), "migrate", "status"], env={**env, **extra}, cwd=tmp_path,
+            [str(executable), *options, "migrate", "status"], env={**env, **extra}, cwd=tmp_path,
             capture_output=True, text=True, check=False,
         )
-        assert result.returncode != 0 and "Traceback" not in result.stderr
+        assert "Traceback" not in result.stderr
         assert SECRET not in result.stdout + result.stderr
+        if extra.get("DB_DRIVER") or options:
+            assert result.returncode == 2, result.stderr
+            assert "key=value" in result.stderr and "MySQL" not in result.stderr
+            assert "password=***" in result.stderr
 
 
 # -- 5. MySQL: a DSN option unknown to PyMySQL ------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="FINDING 5 (low): an unknown Go DSN option (?bogus=1) ends in "
-                   "'unexpected TypeError ... report it' instead of a configuration error")
 def test_mysql_unknown_dsn_option_is_a_configuration_error(mysql_url: URL) -> None:
     from llm_proxy_db.cli.app import app
     from tests.test_cli_safety import runner

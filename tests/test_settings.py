@@ -107,3 +107,16 @@ def test_passwords_in_every_form_are_parsed_like_the_service_and_masked(url, pas
     assert settings.sqlalchemy_url().host == host
     assert password not in settings.describe()
     assert "S3c" not in settings.describe()
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"env": {"DB_DRIVER": "postgres", "DATABASE_URL": "host=h port=5432 password=topsecret dbname=d"}},
+    {"database_url": "host=h password='top secret' dbname=d"},
+    {"db_driver": "postgres", "database_url": "dbname=d password = topsecret"},
+])
+def test_a_libpq_key_value_string_is_refused_for_postgres_without_its_password(kwargs):
+    with pytest.raises(ConfigError) as caught:
+        resolve_settings(**kwargs)
+    assert "libpq key=value" in caught.value.message and "MySQL" not in caught.value.message
+    assert "topsecret" not in caught.value.message and "top secret" not in caught.value.message
+    assert "postgres://" in (caught.value.hint or "")

@@ -39,7 +39,7 @@ from llm_proxy_db.safety import backup, rehearse
 
 app = typer.Typer(
     name="llm-proxy",
-    help="Schema migrations for the llm-proxy database (SQLite and PostgreSQL).",
+    help="Schema migrations for the llm-proxy database (SQLite, PostgreSQL and MySQL/MariaDB).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -53,7 +53,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DbDriverOption = Annotated[
     str | None,
-    typer.Option("--db-driver", help="sqlite or postgres (env DB_DRIVER; default sqlite)"),
+    typer.Option("--db-driver", help="sqlite, postgres or mysql (env DB_DRIVER; default sqlite)"),
 ]
 DatabasePathOption = Annotated[
     str | None,
@@ -61,7 +61,10 @@ DatabasePathOption = Annotated[
 ]
 DatabaseUrlOption = Annotated[
     str | None,
-    typer.Option("--database-url", help="PostgreSQL URL, postgres://user:pass@host:5432/db (env DATABASE_URL)"),
+    typer.Option(
+        "--database-url",
+        help="postgres://user:pass@host:5432/db, or MySQL user:pass@tcp(host:3306)/db (env DATABASE_URL)",
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 SqlOption = Annotated[bool, typer.Option("--sql", help="Print the SQL for the dialect instead of running it.")]
@@ -204,7 +207,7 @@ def main_callback(
     database_path: DatabasePathOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Schema migrations for the llm-proxy database (SQLite and PostgreSQL)."""
+    """Schema migrations for the llm-proxy database (SQLite, PostgreSQL and MySQL/MariaDB)."""
     ctx.obj = CliState(db_driver, database_path, database_url)
 
 

@@ -11,7 +11,9 @@ Two shapes are understood:
   *last* ``@`` before the path (as Go's ``net/url`` reads it), and a ``password=`` query
   parameter is masked too;
 * the Go MySQL driver's DSN, ``user:password@protocol(address)/dbname?param=value``
-  (every part optional), parsed by :func:`parse_mysql_dsn` for reuse by the MySQL support.
+  (every part optional), parsed by :func:`parse_mysql_dsn` for reuse by the MySQL support;
+* libpq's ``key=value`` connection strings (``host=h password=X dbname=d``): the value of
+  every ``password`` key, quoted or not, is masked.
 
 The module imports nothing heavy: the fast startup path uses it.
 """
@@ -25,6 +27,11 @@ MASK = "***"
 _QUERY_PASSWORD = re.compile(r"(?P<key>(?:^|[?&;])password=)(?P<value>[^&#\s]*)", re.IGNORECASE)
 # One connection-string-looking word inside a longer message: a URL or a Go MySQL DSN.
 _URL_WORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
+# libpq key=value: ``password=value`` or ``password = 'quoted \\' value'`` (to its end if unclosed).
+_KEY_VALUE_PASSWORD = re.compile(
+    r"(?P<key>\bpassword\s*=\s*)(?P<value>'(?:[^'\\]|\\.)*(?:'|$)|[^\s']\S*)", re.IGNORECASE
+)
+_KEY_VALUE_START = re.compile(r"\s*[A-Za-z_]+\s*=")
 _DSN_WORD = re.compile(r"\S*@[A-Za-z0-9]*\([^)\s]*\)/\S*")
 
 
@@ -80,7 +87,7 @@ def mask_mysql_dsn(text: str) -> str:
     try:
         dsn = parse_mysql_dsn(text)
     except ValueError:
-        return text
+        return mask_key_value(text)
     password = MASK if dsn.password is not None else None
     return replace(dsn, password=password, params=_mask_query(dsn.params)).render()
 
@@ -113,10 +120,23 @@ def _mask_query(query: str) -> str:
     return _QUERY_PASSWORD.sub(lambda match: match.group("key") + MASK, query)
 
 
+def is_key_value(text: str) -> bool:
+    """True for a libpq ``key=value`` connection string (``host=h dbname=d``), not a URL."""
+    return "://" not in text and _KEY_VALUE_START.match(text) is not None
+
+
+def mask_key_value(text: str) -> str:
+    """``text`` with the value of every ``password=`` key (libpq ``key=value`` form) masked."""
+    return _KEY_VALUE_PASSWORD.sub(lambda match: match.group("key") + MASK, text)
+
+
 def mask_connection_string(text: str) -> str:
-    """Mask a URL or a Go MySQL DSN given on its own (e.g. a value of ``DATABASE_URL``)."""
+    """Mask a URL, a Go MySQL DSN or a libpq ``key=value`` string given on its own (e.g. a
+    value of ``DATABASE_URL``)."""
     if "://" in text:
         return mask_url(text)
+    if is_key_value(text):
+        return mask_key_value(text)
     if "@" in text or "password=" in text.lower():
         return mask_mysql_dsn(text)
     return text
@@ -125,4 +145,5 @@ def mask_connection_string(text: str) -> str:
 def mask_message(message: str) -> str:
     """Mask every URL and MySQL DSN that appears as a word of a longer message."""
     message = _URL_WORD.sub(lambda match: mask_url(match.group(0)), message)
-    return _DSN_WORD.sub(lambda match: mask_mysql_dsn(match.group(0)), message)
+    message = _DSN_WORD.sub(lambda match: mask_mysql_dsn(match.group(0)), message)
+    return mask_key_value(message)

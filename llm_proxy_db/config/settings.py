@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import unquote
 
-from llm_proxy_db.config.masking import mask_connection_string
+from llm_proxy_db.config.masking import is_key_value, mask_connection_string
 from llm_proxy_db.errors import ConfigError
 
 if TYPE_CHECKING:  # SQLAlchemy is imported only where a URL is built or parsed (fast startup)
@@ -170,12 +170,13 @@ def _explicit_driver(
 
 def url_driver(database_url: str) -> str:
     """The driver a database URL implies: ``mysql`` for ``mysql://``, ``mariadb://`` and the Go
-    driver's DSN form (``user:pass@tcp(host:3306)/db``), else ``postgres``."""
+    driver's DSN form (``user:pass@tcp(host:3306)/db``), else ``postgres`` (a libpq
+    ``key=value`` string too, which the PostgreSQL parser then refuses with its reason)."""
     text = database_url.strip().lower()
     scheme, sep, _ = text.partition("://")
     if sep:
         return MYSQL if scheme.split("+")[0] in ("mysql", "mariadb") else POSTGRES
-    return MYSQL
+    return POSTGRES if is_key_value(text) else MYSQL
 
 
 def number_from_env(

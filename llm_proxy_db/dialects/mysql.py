@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from llm_proxy_db.config.masking import mask_connection_string
 from llm_proxy_db.dialects import scratch
 from llm_proxy_db.dialects.scratch import ScratchRecipe
 from llm_proxy_db.dialects.server_backup import default_backup_directory, needs_backup  # noqa: F401 (the protocol's, shared by the servers)
@@ -121,6 +122,15 @@ _IGNORED_OPTIONS = frozenset(
      "sql_mode", "autocommit"}
 )
 
+# PyMySQL connection options that may be given in the URL (SQLAlchemy turns ``ssl_*`` into
+# PyMySQL's ``ssl`` argument); any other unknown option is refused (finding 5).
+_PYMYSQL_OPTIONS = frozenset(
+    {"unix_socket", "connect_timeout", "read_timeout", "write_timeout", "init_command", "local_infile",
+     "program_name", "bind_address", "compress", "client_flag", "read_default_file", "read_default_group",
+     "ssl_ca", "ssl_cert", "ssl_key", "ssl_capath", "ssl_cipher", "ssl_check_hostname",
+     "ssl_verify_cert", "ssl_verify_identity", "ssl_disabled"}
+)
+
 
 def is_url(text: str) -> bool:
     """True for ``scheme://...``; anything else is read as the Go driver's DSN."""
@@ -201,8 +211,15 @@ def _driver_options(options: Mapping[str, str], text: str) -> dict[str, str]:
             query["connect_timeout"] = str(max(1, round(_seconds(value, text))))
         elif lowered in _IGNORED_OPTIONS:
             continue
-        else:  # a PyMySQL option given in the URL form (unix_socket, ssl_ca, ...): keep it
+        elif key in _PYMYSQL_OPTIONS:  # a PyMySQL option given in the URL form: keep it
             query[key] = value
+        else:
+            raise ConfigError(
+                f"unknown option {key!r} in DATABASE_URL {mask_dsn(text)!r}",
+                hint="the Go driver sends an unknown option to the server as a system variable; "
+                "llm-proxy-db does not: remove it from the URL given to llm-proxy-db (it reads "
+                "the Go driver's options and PyMySQL's: ssl_ca, unix_socket, connect_timeout, ...)",
+            )
     return query
 
 
@@ -253,7 +270,7 @@ def mask_dsn(text: str) -> str:
     body = rest if sep else text
     credentials, at, tail = body.rpartition("@")
     if not at or ":" not in credentials:
-        return text
+        return mask_connection_string(text)
     masked = f"{credentials.split(':', 1)[0]}:***@{tail}"
     return f"{scheme}://{masked}" if sep else masked
 

@@ -8,6 +8,7 @@ lock on the migrating connection, then the service's own goose key.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
@@ -83,6 +84,15 @@ def parse_database_url(raw_url: str) -> URL:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
+    from llm_proxy_db.config.masking import is_key_value
+
+    if is_key_value(raw_url):
+        raise ConfigError(
+            f"DATABASE_URL {mask_connection_string(raw_url)!r} is a libpq key=value connection "
+            "string; PostgreSQL needs the URL form, as the service does",
+            hint="use postgres://user:password@host:5432/dbname?sslmode=... (percent-encode "
+            "special characters of the password)",
+        )
     try:
         url = make_url(_encode_userinfo(raw_url.strip()))
     except (ArgumentError, ValueError):
@@ -286,7 +296,7 @@ def read_versions_at(libpq_url: str, adopted_ok: bool) -> list[str]:
 # -- backups and restores (the shared steps: dialects/server_backup) -------------------------
 
 DUMP_DESCRIPTION = "pg_dump custom-format file (llm-proxy db backup on PostgreSQL)"
-RESTORE_TOOLS: tuple[tuple[str, ...], ...] = (("pg_dump",), ("pg_restore",))
+RESTORE_TOOLS: tuple[tuple[str, ...], ...] = (("pg_dump",), ("pg_restore",), ("psql",))
 INSTALL_HINT = "install the PostgreSQL client tools (of the server's major version or newer)"
 
 
@@ -362,9 +372,113 @@ def pg_restore(settings: Settings, dump: Path) -> None:
     run_tool("pg_restore", settings, ["--no-owner", "--exit-on-error", str(dump)])
 
 
+# A forced restore drops the old contents in the load's own transaction (server_backup).
+LOAD_REPLACES = True
+
+# Drops every object of the current schema that is not an extension's (the schema itself, its
+# owner and grants stay): relations, routines, then types; CASCADE takes what depends on them.
+_DROP_SCHEMA_CONTENTS = r"""DO $llm_proxy_drop$
+DECLARE
+  obj record;
+BEGIN
+  FOR obj IN
+    SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+             WHEN 'S' THEN 'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END AS kind,
+           format('%I.%I', n.nspname, c.relname) AS name, 1 AS pass
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                       AND d.objid = c.oid AND d.deptype = 'e')
+    UNION ALL
+    SELECT CASE p.prokind WHEN 'a' THEN 'AGGREGATE' WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
+           format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)), 2
+      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+     WHERE n.nspname = current_schema()
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                       AND d.objid = p.oid AND d.deptype = 'e')
+    UNION ALL
+    SELECT CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END,
+           format('%I.%I', n.nspname, t.typname), 3
+      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+     WHERE n.nspname = current_schema() AND t.typtype IN ('c', 'd', 'e', 'r')
+       AND (t.typtype <> 'c' OR (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c')
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass
+                       AND d.objid = t.oid AND d.deptype = 'e')
+    ORDER BY pass
+  LOOP
+    EXECUTE format('DROP %s IF EXISTS %s CASCADE', obj.kind, obj.name);
+  END LOOP;
+END
+$llm_proxy_drop$;
+"""
+
+
 def load_dump(settings: Settings, dump: Path) -> None:
-    """:func:`pg_restore` in one transaction: a failure leaves the (empty) database as it was."""
-    run_tool("pg_restore", settings, ["--no-owner", "--exit-on-error", "--single-transaction", str(dump)])
+    """Replace the contents of the database's schema with the dump, atomically.
+
+    ``pg_restore --no-owner --no-privileges -f -`` turns the dump into SQL (no connection; a
+    dump's owners and grants may name roles this server lacks), which ``psql -v
+    ON_ERROR_STOP=1`` runs after the drop of every object of the schema, all in one
+    transaction committed only once ``pg_restore`` has written the whole dump: any failure
+    (or this process killed) leaves the database exactly as it was.
+    """
+    import shutil
+    import subprocess
+    import tempfile
+
+    from llm_proxy_db.dialects.client_tools import find_tool
+
+    restore_exe = find_tool(["pg_restore"], INSTALL_HINT)
+    psql_exe = find_tool(["psql"], INSTALL_HINT)
+    env, dbname = _client_env(settings)
+    what = f"restore on {settings.describe()}"
+    with tempfile.TemporaryFile() as restore_err, tempfile.TemporaryFile() as psql_err:
+        psql = subprocess.Popen(
+            [psql_exe, "--no-psqlrc", "--no-password", "--quiet", "-v", "ON_ERROR_STOP=1", "--file=-",
+             f"--dbname={dbname}"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=psql_err, env=env,
+        )
+        source = subprocess.Popen(
+            [restore_exe, "--no-owner", "--no-privileges", "--exit-on-error", "--file=-", str(dump)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=restore_err, env=env,
+        )
+        assert psql.stdin is not None and source.stdout is not None
+        try:
+            try:
+                psql.stdin.write(b"BEGIN;\n" + _DROP_SCHEMA_CONTENTS.encode())
+                shutil.copyfileobj(source.stdout, psql.stdin)
+                if source.wait() == 0:  # only a complete script is committed
+                    psql.stdin.write(b"COMMIT;\n")
+            except BrokenPipeError:  # psql stopped at an error: its stderr says which
+                pass
+            finally:
+                with contextlib.suppress(BrokenPipeError):
+                    psql.stdin.close()
+        finally:
+            if source.poll() is None:
+                source.kill()
+            source.wait()
+            psql.wait()
+        if source.returncode == 0 and psql.returncode == 0:
+            return
+        restore_err.seek(0)
+        psql_err.seek(0)
+        errors = psql_err.read().decode(errors="replace") + restore_err.read().decode(errors="replace")
+        reason = _error_line(errors, settings.sqlalchemy_url().password)
+        raise BackupError(f"{what} failed, nothing was changed: {reason}")
+
+
+def _error_line(stderr: str, password: object) -> str:
+    """The first error line of a client tool's ``stderr`` (``ERROR:``, ``FATAL:``,
+    ``pg_restore: error:``), else its last line; the password masked."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    found = next(
+        (line[line.index(mark):] for line in lines for mark in ("ERROR:", "FATAL:", "pg_restore: error:")
+         if mark in line),
+        lines[-1] if lines else "the load stopped",
+    )
+    found = " ".join(found.split())
+    return found.replace(str(password), "***") if password else found
 
 
 _TOC_TABLE = re.compile(r"^\d+; \d+ \d+ TABLE (\S+) (\S+) ")
@@ -424,14 +538,24 @@ def run_tool(tool: str, settings: Settings, args: list[str]) -> str:
     executable = client_tools.find_tool([tool], hint)
     url = settings.sqlalchemy_url()
     password = ("PGPASSWORD", str(url.password)) if url.password else None
-    # URL.set(password=None) keeps the password (None means "unchanged"): build it without one.
-    from sqlalchemy.engine import URL as SaURL
-
-    bare = SaURL.create("postgresql", url.username, None, url.host, url.port, url.database, url.query)
-    dbname = bare.render_as_string(hide_password=False)
+    dbname = _client_env(settings)[1]
     return client_tools.run_tool(
         executable, [*args, f"--dbname={dbname}"], password=password, what=f"{tool} on {settings.describe()}"
     )
+
+
+def _client_env(settings: Settings) -> tuple[dict[str, str], str]:
+    """The environment (password in ``PGPASSWORD``, only there) and the password-less
+    ``--dbname`` URL for a client tool connecting to ``settings``."""
+    from sqlalchemy.engine import URL as SaURL
+
+    url = settings.sqlalchemy_url()
+    env = dict(os.environ)  # a PGPASSWORD of the environment serves a URL without a password
+    if url.password:
+        env["PGPASSWORD"] = str(url.password)
+    # URL.set(password=None) keeps the password (None means "unchanged"): build it without one.
+    bare = SaURL.create("postgresql", url.username, None, url.host, url.port, url.database, url.query)
+    return env, bare.render_as_string(hide_password=False)
 
 
 SCRATCH = ScratchRecipe(

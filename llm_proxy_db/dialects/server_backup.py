@@ -3,7 +3,9 @@
 Each server dialect module brings its tools (``RESTORE_TOOLS``, all checked first):
 ``dump(settings, target)`` (``pg_dump``, ``mariadb-dump``; a private file renamed when
 complete), ``inspect_dump(path)`` (reads a dump without loading it), ``load_dump(settings,
-dump)`` (``pg_restore``, ``mariadb``) and ``drop_everything(connection)``.  This module names
+dump)`` (``pg_restore``, ``mariadb``) and ``drop_everything(connection)``; a dialect whose
+``LOAD_REPLACES`` is true drops the old contents inside its load's own transaction (a failed
+load changes nothing), so step 2 does not drop them first.  This module names
 the dumps and runs a restore:
 
 1. the dump is checked before anything is touched: a complete dump of our tool's kind holding
@@ -148,8 +150,8 @@ def restore(
         started = run_log.now()
         safety = _replaceable(dialect, settings, connection, directory, force)
         try:
-            if safety is not None:
-                dialect.drop_everything(connection)
+            if safety is not None and not getattr(dialect, "LOAD_REPLACES", False):
+                dialect.drop_everything(connection)  # else the dialect's load drops, in its own transaction
             dialect.load_dump(settings, source)
         except BackupError as exc:
             raise _load_failed(exc, safety) from None
