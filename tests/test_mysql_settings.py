@@ -47,7 +47,7 @@ def test_the_driver_follows_the_url_given_on_the_command_line() -> None:
         ("u:topsecret@tcp(h)/d?timeout=soon", "is not a duration"),
         ("postgres://u:topsecret@h/d", "unsupported URL scheme"),
         ("u:topsecret@tcp(h:port)/d", "malformed"),
-        ("u:topsecret@tcp(h)/d?bogusOption=1", "unknown option 'bogusOption'"),
+        ("u:topsecret@tcp(h)/d?bogus-option=1", "malformed option 'bogus-option'"),
         ("host=h password=topsecret dbname=d", "malformed MySQL DATABASE_URL 'host=h password=*** dbname=d'"),
     ],
 )
@@ -93,3 +93,11 @@ def test_pymysql_options_in_the_url_are_kept() -> None:
     settings = resolve_settings(env={"DB_DRIVER": "mysql", "DATABASE_URL": dsn})
     assert settings.sqlalchemy_url().query["ssl_ca"] == "/ca.pem"
     assert "parseTime" not in settings.sqlalchemy_url().query
+
+
+def test_a_server_variable_in_the_dsn_is_accepted_as_the_go_driver_does() -> None:
+    """The Go driver sets unknown options as session system variables: a service DSN with
+    ``wait_timeout=100`` is valid, so it is accepted (and not applied to our session)."""
+    dsn = "u:p@tcp(h)/d?wait_timeout=100&parseTime=true"
+    settings = resolve_settings(env={"DB_DRIVER": "mysql", "DATABASE_URL": dsn})
+    assert settings.database_url is not None and "wait_timeout" not in dict(settings.database_url.query)

@@ -123,7 +123,11 @@ _IGNORED_OPTIONS = frozenset(
 )
 
 # PyMySQL connection options that may be given in the URL (SQLAlchemy turns ``ssl_*`` into
-# PyMySQL's ``ssl`` argument); any other unknown option is refused (finding 5).
+# PyMySQL's ``ssl`` argument).  Any other option named like a variable is, for the Go driver, a
+# server system variable it sets on the service's sessions (``wait_timeout=100``): a valid
+# service DSN may carry it, so it is accepted and not applied to the migration's session, like
+# ``sql_mode`` and ``time_zone`` above; an option that cannot be a variable name is refused.
+_SYSTEM_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PYMYSQL_OPTIONS = frozenset(
     {"unix_socket", "connect_timeout", "read_timeout", "write_timeout", "init_command", "local_infile",
      "program_name", "bind_address", "compress", "client_flag", "read_default_file", "read_default_group",
@@ -213,12 +217,13 @@ def _driver_options(options: Mapping[str, str], text: str) -> dict[str, str]:
             continue
         elif key in _PYMYSQL_OPTIONS:  # a PyMySQL option given in the URL form: keep it
             query[key] = value
+        elif _SYSTEM_VARIABLE.fullmatch(key):
+            continue  # the Go driver sets it on the service's sessions; migrations use the server's
         else:
             raise ConfigError(
-                f"unknown option {key!r} in DATABASE_URL {mask_dsn(text)!r}",
-                hint="the Go driver sends an unknown option to the server as a system variable; "
-                "llm-proxy-db does not: remove it from the URL given to llm-proxy-db (it reads "
-                "the Go driver's options and PyMySQL's: ssl_ca, unix_socket, connect_timeout, ...)",
+                f"malformed option {key!r} in DATABASE_URL {mask_dsn(text)!r}",
+                hint="options are the Go driver's (parseTime, tls, timeout, ...), server system variables "
+                "(wait_timeout=100), or PyMySQL's (ssl_ca, unix_socket, connect_timeout, ...)",
             )
     return query
 
