@@ -197,6 +197,22 @@ def test_service_starts_after_backup_and_restore(sqlite_settings, tmp_path) -> N
     serves(sqlite_settings)
 
 
+def test_service_starts_after_a_server_restore(server, tmp_path) -> None:
+    """``db backup`` then ``db restore --force`` over a database moved down since: the service
+    starts on the restored database without applying anything, and serves."""
+    cli(server, "setup")
+    exercise_service(server)
+    dump = tmp_path / "saved"
+    dump.mkdir()
+    cli(server, "db", "backup", "--out", str(dump))
+    forget_new_outcomes(server)
+    cli(server, "migrate", "down", "--to", "0004")
+    (saved,) = dump.iterdir()
+    cli(server, "db", "restore", str(saved), "--force", "--backup-dir", str(tmp_path / "kept"))
+    assert goose_rows(server) == expected_goose(server, HEAD)
+    serves(server)
+
+
 def test_service_starts_after_rehearse(settings) -> None:
     """``migrate rehearse`` only reads the real database; after it and ``up`` the service serves."""
     cli(settings, "migrate", "up", "--to", "0005")

@@ -280,14 +280,11 @@ def mask_dsn(text: str) -> str:
     return f"{scheme}://{masked}" if sep else masked
 
 
-
 def offline_settings() -> Settings:
     """Settings for offline (``--sql``) scripts, which connect to nothing."""
     from llm_proxy_db.config.settings import Settings
 
     return Settings(driver=DRIVER, database_url=parse_database_url(OFFLINE_URL))
-
-
 
 
 def goose_offline_sql(wanted: int) -> list[str]:
@@ -321,7 +318,6 @@ FOREIGN_KEYS_OFF_WHILE_MIGRATING = False
 BATCH_ALTER = False
 LOCK_TIMEOUT_RETRIES = False
 BACKUP_BEFORE_EVERY_CHANGE = False
-
 
 
 def partly_applied(connection: Connection, revision: str) -> str | None:

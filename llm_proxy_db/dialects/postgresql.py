@@ -63,7 +63,6 @@ GOOSE_TABLE_DDL: str | None = (
 _ADOPTED = f"SELECT 1 WHERE to_regclass('{ADOPTION_TABLE}') IS NOT NULL"
 
 
-
 def offline_settings() -> Settings:
     """Settings for offline (``--sql``) scripts, which connect to nothing."""
     from llm_proxy_db.config.settings import Settings
@@ -132,8 +131,6 @@ def _password_from_query(url: URL) -> URL:
     return url.set(password=password if isinstance(password, str) else password[-1], query=query)
 
 
-
-
 def goose_offline_sql(wanted: int) -> list[str]:
     """Goose versions 1..``wanted`` recorded by statements that need no reading (``--sql``)."""
     trim = (
@@ -167,7 +164,6 @@ FOREIGN_KEYS_OFF_WHILE_MIGRATING = False
 BATCH_ALTER = False
 LOCK_TIMEOUT_RETRIES = True
 BACKUP_BEFORE_EVERY_CHANGE = False
-
 
 
 def partly_applied(connection: Connection, revision: str) -> str | None:

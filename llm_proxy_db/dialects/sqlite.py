@@ -59,14 +59,11 @@ def parse_database_url(raw: str) -> URL:
     return URL.create("sqlite", database=raw.removeprefix("sqlite:///"))
 
 
-
 def offline_settings() -> Settings:
     """Settings for offline (``--sql``) scripts, which connect to nothing."""
     from llm_proxy_db.config.settings import Settings
 
     return Settings(driver=DRIVER, database_path=Path("offline.db"))
-
-
 
 
 def goose_offline_sql(wanted: int) -> list[str]:
@@ -84,7 +81,6 @@ FOREIGN_KEYS_OFF_WHILE_MIGRATING = True
 BATCH_ALTER = True
 LOCK_TIMEOUT_RETRIES = False
 BACKUP_BEFORE_EVERY_CHANGE = True
-
 
 
 def partly_applied(connection: Connection, revision: str) -> str | None:
