@@ -1,8 +1,10 @@
 """Backups and restores of a SQLite database file (the SQLite side of :mod:`llm_proxy_db.safety.backup`).
 
-A backup is a copy made with SQLite's online backup API in one step (a consistent snapshot
-even while the service writes, WAL content included), written under a temporary name,
-checked with ``PRAGMA quick_check``, given the database's mode and owner, then renamed
+A backup is a byte copy of a pinned snapshot of the file, ``quick_check``ed while it is copied
+(:mod:`llm_proxy_db.dialects.sqlite_snapshot`), or, when no snapshot of the file alone can be
+pinned, a copy made with SQLite's online backup API in one step and then checked (a consistent
+snapshot even while the service writes, WAL content included).  It is written under a
+temporary name, given the database's mode and owner, then renamed
 (:mod:`llm_proxy_db.safety.files`).  Each copy records where it came from in a small table of its
 own (``llm_proxy_backup_origin``: the database's real path, its identity, the revision).
 Automatic backups are named ``<database>.<identity>.<UTC time>.<revision>.bak`` and
@@ -28,6 +30,7 @@ from llm_proxy_db import __version__
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects.sqlite import check_sqlite_path, is_sqlite_file
+from llm_proxy_db.dialects.sqlite_snapshot import snapshot_copy
 from llm_proxy_db.errors import BackupError
 from llm_proxy_db.migration import revisions
 from llm_proxy_db.migration.executor import Progress
@@ -114,10 +117,11 @@ def copy_database(
         raise BackupError(f"{target} already exists; refusing to overwrite it")
     try:
         with written_then_renamed(target, real_path(source)) as temporary:
-            online_copy(source, temporary)
+            checked = online_copy(source, temporary)
             if origin:
                 _record_origin(temporary, source, revision)
-            check_database(temporary)
+            if not checked:
+                check_database(temporary)
     except (OSError, sqlite3.Error) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise BackupError(
@@ -126,15 +130,23 @@ def copy_database(
         ) from None
 
 
-def online_copy(source: Path, target: Path) -> None:
-    """Copy the database ``source`` into the (empty) file ``target`` in one backup step.
+def online_copy(source: Path, target: Path) -> bool:
+    """Copy the database ``source`` into the (empty) file ``target``; True if it was checked.
 
+    The fast way is a byte copy of a pinned snapshot, ``quick_check``ed while it is copied
+    (:mod:`llm_proxy_db.dialects.sqlite_snapshot`).  When no such snapshot can be pinned, the
+    copy is made with the backup API in one step (returns False: the caller checks the copy).
     One step (``pages=-1``) holds the source's read lock for the whole copy, so a concurrent
     write waits instead of restarting the copy.  The target is a private temporary file
     that is removed on any failure, so it is written without a journal or syncs (the caller
     syncs it once before the rename).  The copy is left in rollback-journal mode, so it can
     be read without write access to its directory.
     """
+    with contextlib.suppress(sqlite3.Error):  # e.g. no write access for the checkpoint
+        if snapshot_copy(real_path(source), target):
+            _leave_wal_mode(target)
+            return True
+    os.truncate(target, 0)
     reader = sqlite3.connect(f"{real_path(source).as_uri()}?mode=ro", uri=True, timeout=30)
     try:
         writer = sqlite3.connect(str(target), isolation_level=None)
@@ -147,6 +159,17 @@ def online_copy(source: Path, target: Path) -> None:
             writer.close()
     finally:
         reader.close()
+    return False
+
+
+def _leave_wal_mode(copy: Path) -> None:
+    """A byte copy keeps the source's journal mode: put it in rollback-journal mode, so the
+    backup can be read without write access to its directory."""
+    connection = sqlite3.connect(str(copy), isolation_level=None)
+    try:
+        connection.execute("PRAGMA journal_mode=DELETE").fetchall()
+    finally:
+        connection.close()
 
 
 def _record_origin(copy: Path, source: Path, revision: str | None) -> None:
