@@ -108,7 +108,7 @@ def _upgrade_rows(case: dict[str, Any], *, with_targets: bool) -> Iterator[Row]:
                None, "s")
     if l1.get("backup"):
         backup = l1["backup"]["median_s"]
-        yield (f"sqlite {label} backup (VACUUM INTO)", backup, f"upgrade {ours:.2f} s", backup / ours,
+        yield (f"sqlite {label} backup (llm-proxy)", backup, f"upgrade {ours:.2f} s", backup / ours,
                cap(0.10), "s")
     if "postgresql_goose1" in case:
         yield from _postgres_rows(label, case["postgresql_goose1"], cap)

@@ -24,6 +24,8 @@ import datagen
 import floor
 from measure import Run, Samples, run_process
 
+from llm_proxy_db.dialects.sqlite_backup import copy_database
+
 CHILD = str(Path(__file__).resolve().parent / "child.py")
 TABLES = ("projects", "tokens", "audit_events")
 
@@ -74,7 +76,7 @@ def adoption_env() -> dict[str, str]:
 def sqlite_upgrades(cache: Path, work: Path, size: datagen.Size, *, rounds: int) -> dict[str, UpgradeResult]:
     """L1 and L0 files to head: ``setup`` (child process) and the ``sqlite3`` floor on fresh
     copies, all four interleaved round by round so noise hits them alike; the L1 round also
-    times the backup (``VACUUM INTO``)."""
+    times the tool's backup (the copy ``setup`` takes first)."""
     results = {
         "L1": UpgradeResult(Samples("ours"), Samples("floor"), backup=Samples("backup")),
         "L0": UpgradeResult(Samples("ours"), Samples("floor")),
@@ -99,7 +101,7 @@ def _sqlite_round(source: Path, work: Path, result: UpgradeResult, shape: str) -
     script = floor.sqlite_script(audit_log=shape == "L1", schema_version=_schema_version(work))
     result.floor.add(run_process(["sqlite3", str(work)], stdin=script))
     if result.backup is not None:
-        result.backup.add(_vacuum_into(source, work))
+        result.backup.add(_tool_backup(source, work))
 
 
 def cached_sqlite(cache: Path, size: datagen.Size, *, audit_log: bool) -> Path:
@@ -128,11 +130,13 @@ def _schema_version(path: Path) -> int:
         connection.close()
 
 
-def _vacuum_into(source: Path, work: Path) -> Run:
-    """The backup a migration takes first: ``VACUUM INTO`` with the plain client."""
+def _tool_backup(source: Path, work: Path) -> Run:
+    """The backup a migration takes first: the tool's checked copy (in this process)."""
     target = work.with_suffix(".backup")
     target.unlink(missing_ok=True)
-    run = run_process(["sqlite3", str(source), f"VACUUM INTO '{target}'"])
+    started = time.perf_counter()
+    copy_database(source, target, revision="0002")
+    run = Run(time.perf_counter() - started, 0.0)
     target.unlink()
     return run
 
