@@ -7,7 +7,7 @@ rolls back with it.  Foreign keys are a per-connection setting that cannot chang
 transaction, so it is chosen when the connection is opened.
 
 The migration lock is ``flock`` on a sidecar file (``<database>.migrate.lock``), which the
-kernel releases when the process dies.  Backups (``VACUUM INTO``, checked, rotated) and the
+kernel releases when the process dies.  Backups (checked copies, rotated) and the
 in-place restore are SQLite's own and live in :mod:`llm_proxy_db.dialects.sqlite_backup`.
 """
 

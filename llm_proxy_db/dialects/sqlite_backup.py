@@ -106,10 +106,11 @@ def needs_backup(settings: Settings) -> bool:
 def copy_database(
     source: Path, target: Path, *, revision: str | None = None, origin: bool = True
 ) -> None:
-    """Copy ``source`` to ``target`` (online backup API, one step), check it, then rename.
+    """Copy ``source`` to ``target`` (:func:`online_copy`), check it, then rename.
 
     The copy is written under a temporary name with mode 0600, records its origin (unless
-    ``origin`` is False), is ``quick_check``ed, gets ``source``'s mode and owner, and only
+    ``origin`` is False), is ``quick_check``ed (the snapshot it was copied from, or the copy
+    itself after a backup-API copy), gets ``source``'s mode and owner, and only
     then takes its name.  ``target`` must not exist: nothing existing is ever overwritten,
     and a failed or interrupted copy leaves nothing behind.
     """

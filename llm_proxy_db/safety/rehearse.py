@@ -1,6 +1,6 @@
 """A dress rehearsal: run the pending migrations on a copy of the real data, then discard it.
 
-The SQLite file is copied with ``VACUUM INTO`` into a temporary directory; a PostgreSQL
+The SQLite file is copied (a checked copy, as for a backup) into a temporary directory; a PostgreSQL
 database is copied with ``pg_dump`` / ``pg_restore`` into a scratch database on the same
 server (the user needs CREATEDB; the service may stay connected).  The pending revisions run
 on the copy, timed one by one, and the copy is deleted.  The real database is only read.
