@@ -14,6 +14,7 @@ a row every millisecond, to show that the one-step copy does not restart on writ
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import statistics
 import subprocess
@@ -95,6 +96,7 @@ def measure(source: Path, rounds: int) -> dict[str, list[float]]:
         for _ in range(rounds):
             for name, method in methods(source).items():
                 target = Path(scratch) / "copy.db"
+                os.sync()  # each method starts with no dirty pages left by the one before
                 times.setdefault(name, []).append(timed(lambda m=method, t=target: m(t)))
                 for suffix in ("", "-journal", "-wal", "-shm"):
                     Path(f"{target}{suffix}").unlink(missing_ok=True)

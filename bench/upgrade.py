@@ -134,6 +134,7 @@ def _tool_backup(source: Path, work: Path) -> Run:
     """The backup a migration takes first: the tool's checked copy (in this process)."""
     target = work.with_suffix(".backup")
     target.unlink(missing_ok=True)
+    os.sync()  # not slowed by the dirty pages the upgrades left
     started = time.perf_counter()
     copy_database(source, target, revision="0002")
     run = Run(time.perf_counter() - started, 0.0)
