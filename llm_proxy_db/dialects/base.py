@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from sqlalchemy import MetaData
     from sqlalchemy.engine import URL, Connection, Engine
 
     from llm_proxy_db.adoption.known_states import KnownState
@@ -59,6 +60,10 @@ class Dialect(Protocol):
 
     def goose_offline_sql(self, wanted: int) -> list[str]:
         """Statements recording goose versions 1..``wanted`` without reading (``--sql`` scripts)."""
+        ...
+
+    def head_metadata(self) -> MetaData:
+        """The head schema (built once per process by :func:`llm_proxy_db.schema.head.head_metadata`)."""
         ...
 
     def database_exists(self, settings: Settings) -> bool:

@@ -24,19 +24,19 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from llm_proxy_db.config.masking import mask_connection_string
-from llm_proxy_db.dialects import scratch
+from llm_proxy_db.dialects import scratch, server_backup
 from llm_proxy_db.dialects.scratch import ScratchRecipe
 from llm_proxy_db.dialects.server_backup import default_backup_directory, needs_backup  # noqa: F401 (the protocol's, shared by the servers)
 from llm_proxy_db.errors import BackupError, ConfigError
 
 if TYPE_CHECKING:
+    from sqlalchemy import MetaData
     from sqlalchemy.engine import URL, Connection, Engine
 
     from llm_proxy_db.adoption.known_states import KnownState
     from llm_proxy_db.config.settings import Settings
     from llm_proxy_db.dialects.server_backup import DumpInfo
     from llm_proxy_db.migration.executor import Progress
-    from llm_proxy_db.safety.backup import RestoreResult
     from llm_proxy_db.schema.fingerprint import Fingerprint
 
 DRIVER = "mysql"
@@ -352,6 +352,13 @@ def reflect_checks(connection: Connection, tables: list[str]) -> dict[str, list[
 # -- connecting and the migration lock --------------------------------------------------------
 
 
+def head_metadata() -> MetaData:
+    """MySQL's head schema (:mod:`llm_proxy_db.schema.head_mysql`)."""
+    from llm_proxy_db.schema.head_mysql import mysql_head_metadata
+
+    return mysql_head_metadata()
+
+
 def database_exists(settings: Settings) -> bool:
     """A server database is taken to exist: connecting says otherwise, with a clear error."""
     del settings
@@ -483,32 +490,7 @@ RESTORE_TOOLS: tuple[tuple[str, ...], ...] = (DUMP_CLIENTS, LOAD_CLIENTS)
 INSTALL_HINT = "install the MariaDB or MySQL client tools"
 
 
-def backup(settings: Settings, out: Path | None, directory: Path, keep: int) -> Path:
-    """A dump now: to ``out`` (file or directory), else into ``directory`` (not rotated)."""
-    from llm_proxy_db.dialects import mysql, server_backup
-
-    del keep
-    return server_backup.backup(mysql, settings, out, directory)
-
-
-def take_backup(settings: Settings, revision: str | None, directory: Path, keep: int) -> Path:
-    """The dump before a schema change, into ``directory`` (not rotated)."""
-    from llm_proxy_db.dialects import mysql, server_backup
-
-    del keep
-    return server_backup.take_backup(mysql, settings, revision, directory)
-
-
-def restore(
-    settings: Settings, source: Path, directory: Path, *, lock_timeout: float | None,
-    progress: Progress | None, force: bool,
-) -> RestoreResult:
-    """Our dump loaded by the ``mariadb``/``mysql`` client (empty database, or replaced with ``force``)."""
-    from llm_proxy_db.dialects import mysql, server_backup
-
-    return server_backup.restore(
-        mysql, settings, source, directory, lock_timeout=lock_timeout, progress=progress, force=force
-    )
+backup, take_backup, restore = server_backup.operations(__name__)
 
 
 def dump_client() -> str | None:

@@ -19,20 +19,20 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from llm_proxy_db.config.masking import mask_connection_string
-from llm_proxy_db.dialects import scratch
+from llm_proxy_db.dialects import scratch, server_backup
 from llm_proxy_db.dialects.scratch import ScratchRecipe
 from llm_proxy_db.dialects.server_backup import default_backup_directory, needs_backup  # noqa: F401 (the protocol's, shared by the servers)
 from llm_proxy_db.errors import BackupError, ConfigError
 from llm_proxy_db.quick_status import ADOPTION_TABLE, VERSION_QUERY
 
 if TYPE_CHECKING:
+    from sqlalchemy import MetaData
     from sqlalchemy.engine import URL, Connection, Engine
 
     from llm_proxy_db.adoption.known_states import KnownState
     from llm_proxy_db.config.settings import Settings
     from llm_proxy_db.dialects.server_backup import DumpInfo
     from llm_proxy_db.migration.executor import Progress
-    from llm_proxy_db.safety.backup import RestoreResult
     from llm_proxy_db.schema.fingerprint import Fingerprint
 
 DRIVER = "postgres"
@@ -195,6 +195,13 @@ def reflect_checks(connection: Connection, tables: list[str]) -> dict[str, list[
 # -- connecting -------------------------------------------------------------------------------
 
 
+def head_metadata() -> MetaData:
+    """PostgreSQL's head schema (named constraints, NOT NULL keys)."""
+    from llm_proxy_db.schema.head import shared_head_metadata
+
+    return shared_head_metadata(server=True)
+
+
 def database_exists(settings: Settings) -> bool:
     """A server database is taken to exist: connecting says otherwise, with a clear error."""
     del settings
@@ -296,32 +303,7 @@ RESTORE_TOOLS: tuple[tuple[str, ...], ...] = (("pg_dump",), ("pg_restore",), ("p
 INSTALL_HINT = "install the PostgreSQL client tools (of the server's major version or newer)"
 
 
-def backup(settings: Settings, out: Path | None, directory: Path, keep: int) -> Path:
-    """``pg_dump`` now: to ``out`` (file or directory), else into ``directory`` (not rotated)."""
-    from llm_proxy_db.dialects import postgresql, server_backup
-
-    del keep
-    return server_backup.backup(postgresql, settings, out, directory)
-
-
-def take_backup(settings: Settings, revision: str | None, directory: Path, keep: int) -> Path:
-    """The ``pg_dump`` before a schema change, into ``directory`` (not rotated)."""
-    from llm_proxy_db.dialects import postgresql, server_backup
-
-    del keep
-    return server_backup.take_backup(postgresql, settings, revision, directory)
-
-
-def restore(
-    settings: Settings, source: Path, directory: Path, *, lock_timeout: float | None,
-    progress: Progress | None, force: bool,
-) -> RestoreResult:
-    """``pg_restore`` of our dump into the database (empty, or replaced with ``force``)."""
-    from llm_proxy_db.dialects import postgresql, server_backup
-
-    return server_backup.restore(
-        postgresql, settings, source, directory, lock_timeout=lock_timeout, progress=progress, force=force
-    )
+backup, take_backup, restore = server_backup.operations(__name__)
 
 
 def backup_suffix() -> str:

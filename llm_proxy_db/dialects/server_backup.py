@@ -22,8 +22,10 @@ the dumps and runs a restore:
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -74,6 +76,48 @@ def dump_path(directory: Path, settings: Settings, revision: str | None, suffix:
     while candidate.exists():
         candidate, counter = directory / f"{name}.{stamp}-{counter}.{rev}.{suffix}", counter + 1
     return candidate
+
+
+@dataclass(frozen=True)
+class DialectOperations:
+    """A server dialect's ``backup``, ``take_backup`` and ``restore``: this module's steps with
+    the dialect's tools (the :class:`~llm_proxy_db.dialects.base.Dialect` signatures; dumps are
+    not rotated, so ``keep`` is ignored)."""
+
+    module: str
+
+    def dialect(self) -> ServerDialect:
+        return importlib.import_module(self.module)
+
+    def backup(self, settings: Settings, out: Path | None, directory: Path, keep: int) -> Path:
+        """A dump now: to ``out`` (file or directory), else into ``directory``."""
+        del keep
+        return backup(self.dialect(), settings, out, directory)
+
+    def take_backup(self, settings: Settings, revision: str | None, directory: Path, keep: int) -> Path:
+        """The dump before a schema change, into ``directory``."""
+        del keep
+        return take_backup(self.dialect(), settings, revision, directory)
+
+    def restore(
+        self, settings: Settings, source: Path, directory: Path, *, lock_timeout: float | None,
+        progress: Progress | None, force: bool,
+    ) -> RestoreResult:
+        """Our dump loaded by the dialect's client (empty database, or replaced with ``force``)."""
+        return restore(
+            self.dialect(), settings, source, directory,
+            lock_timeout=lock_timeout, progress=progress, force=force,
+        )
+
+
+def operations(module: str) -> tuple[
+    Callable[[Settings, Path | None, Path, int], Path],
+    Callable[[Settings, str | None, Path, int], Path],
+    Callable[..., RestoreResult],
+]:
+    """``backup, take_backup, restore = operations(__name__)`` in a server dialect module."""
+    bound = DialectOperations(module)
+    return bound.backup, bound.take_backup, bound.restore
 
 
 def backup(dialect: ServerDialect, settings: Settings, out: Path | None, directory: Path) -> Path:

@@ -27,6 +27,7 @@ from llm_proxy_db.errors import DatabaseConnectionError
 from llm_proxy_db.quick_status import ADOPTION_TABLE, VERSION_QUERY
 
 if TYPE_CHECKING:
+    from sqlalchemy import MetaData
     from sqlalchemy.engine import URL, Connection, Engine
 
     from llm_proxy_db.adoption.known_states import KnownState
@@ -116,6 +117,13 @@ def reflect_checks(connection: Connection, tables: list[str]) -> dict[str, list[
     return None
 
 # -- connecting -------------------------------------------------------------------------------
+
+
+def head_metadata() -> MetaData:
+    """SQLite's head schema (unnamed constraints, keys as the service's DDL writes them)."""
+    from llm_proxy_db.schema.head import shared_head_metadata
+
+    return shared_head_metadata(server=False)
 
 
 def database_exists(settings: Settings) -> bool:

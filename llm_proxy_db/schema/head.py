@@ -42,19 +42,23 @@ def outcome_check_sql(outcomes: tuple[str, ...]) -> str:
 
 @functools.cache
 def head_metadata(dialect_name: str) -> sa.MetaData:
-    """The head schema for ``sqlite``, ``postgresql`` or ``mysql``.
+    """The head schema for ``sqlite``, ``postgresql`` or ``mysql`` (the dialect module's
+    ``head_metadata``).
 
     Built once per process (every revision's run passes it to Alembic): shared, never modify it.
     """
-    if dialect_name == "mysql":
-        from llm_proxy_db.schema.head_mysql import mysql_head_metadata
+    from llm_proxy_db.dialects import dialect_for
 
-        return mysql_head_metadata()
-    pg = dialect_name == "postgresql"
+    return dialect_for(dialect_name).head_metadata()
+
+
+def shared_head_metadata(*, server: bool) -> sa.MetaData:
+    """The head schema SQLite and PostgreSQL share.  ``server``: PostgreSQL's (named
+    constraints, NOT NULL keys); else SQLite's, as the service's DDL writes it."""
     metadata = sa.MetaData()
-    _projects(metadata, pg)
-    _tokens(metadata, pg)
-    _audit_events(metadata, pg)
+    _projects(metadata, server)
+    _tokens(metadata, server)
+    _audit_events(metadata, server)
     return metadata
 
 
