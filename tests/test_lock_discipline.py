@@ -92,6 +92,8 @@ def test_a_lock_released_soon_costs_a_retry_not_a_failure(
 
 BOUNDARIES = {
     "0003": ["projects.is_active added", "projects.deactivated_at added", "tokens.deactivated_at added"],
+    "0004": ["tokens.cache_hit_count added"],
+    "0006": ["projects.openai_api_key renamed to api_key"],
     "0007": ["outcome check replaced (NOT VALID)", "outcome check validated"],
 }
 
@@ -102,7 +104,8 @@ BOUNDARIES = {
 def test_stopped_at_a_boundary_the_next_run_finishes(
     pg: Settings, revision: str, boundary: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """0003 and 0007 commit in several steps: a stop between any two is finished by a rerun."""
+    """0003, 0004, 0006 and 0007 commit their changes apart from the version: a stop at any
+    boundary is finished by a rerun."""
     commands.upgrade(pg, PREVIOUS[revision])
     with connect(pg) as connection:
         seed(connection, projects=3, tokens=20, events=20)

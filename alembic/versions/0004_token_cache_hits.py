@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from llm_proxy_db.migration.revision_helpers import add_column_if_missing, drop_column_if_present
+from llm_proxy_db.migration import pg_online
+from llm_proxy_db.migration.revision_helpers import (
+    add_column_if_missing,
+    drop_column_if_present,
+    is_postgresql,
+)
 
 revision = "0004"
 down_revision = "0003"
@@ -17,7 +22,19 @@ branch_labels = None
 depends_on = None
 
 
+# PostgreSQL: a catalog change committed on its own (the ACCESS EXCLUSIVE lock on ``tokens``
+# lasts one statement, waiting at most pg_online's short lock wait per attempt); goose file 3
+# says the same ``IF NOT EXISTS``, so a stop before the version is recorded harms neither
+# release.
+PG_ADD_COLUMN = "ALTER TABLE tokens ADD COLUMN IF NOT EXISTS cache_hit_count INTEGER DEFAULT 0 NOT NULL"
+
+
 def upgrade() -> None:
+    if is_postgresql() and not pg_online.in_external_transaction():
+        with pg_online.online_block():
+            pg_online.run(PG_ADD_COLUMN, "add tokens.cache_hit_count", exclusive=True)
+            pg_online.boundary("tokens.cache_hit_count added")
+        return
     add_column_if_missing(
         "tokens",
         sa.Column("cache_hit_count", sa.Integer, nullable=False, server_default=sa.text("0")),

@@ -15,7 +15,8 @@ import sqlalchemy as sa
 
 from alembic import op
 from llm_proxy_db.dialects.mysql_ddl import alter
-from llm_proxy_db.migration.revision_helpers import has_column, is_mysql, is_offline
+from llm_proxy_db.migration import pg_online
+from llm_proxy_db.migration.revision_helpers import has_column, is_mysql, is_offline, is_postgresql
 
 revision = "0006"
 down_revision = "0005"
@@ -35,5 +36,17 @@ def downgrade() -> None:
 def _rename(old: str, new: str) -> None:
     if is_mysql():  # MySQL 8 / MariaDB 10.5+: a catalog change, the service keeps writing
         alter("projects", f"RENAME COLUMN {old} TO {new}", "INSTANT")
+        return
+    if is_postgresql() and not is_offline() and not pg_online.in_external_transaction():
+        # Committed on its own: ACCESS EXCLUSIVE on ``projects`` lasts one catalog change, and
+        # each attempt waits at most pg_online's short lock wait (goose file 5 renames only
+        # when the old name is there, so a stop before the version is recorded is harmless).
+        # An offline script keeps the rename in the revision's transaction: rerun after a
+        # failure, a committed plain RENAME would fail.
+        with pg_online.online_block():
+            pg_online.run(
+                f"ALTER TABLE projects RENAME COLUMN {old} TO {new}", f"rename projects.{old}", exclusive=True
+            )
+            pg_online.boundary(f"projects.{old} renamed to {new}")
         return
     op.alter_column("projects", old, new_column_name=new, existing_type=sa.Text, existing_nullable=False)

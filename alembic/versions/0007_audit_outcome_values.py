@@ -158,6 +158,8 @@ def _replace_check(values: tuple[str, ...], *, validate_after_commit: bool) -> N
         rebuild_sqlite_table(_sqlite_audit_events(_check_sql(values)))
     elif is_sqlite():
         set_sqlite_check_in("audit_events", "outcome", values)
+    elif validate_after_commit and not pg_online.in_external_transaction():
+        _swap_check_alone(values)
     else:
         op.drop_constraint(CHECK_NAME, "audit_events", type_="check")
         op.create_check_constraint(
@@ -171,6 +173,21 @@ def _replace_check(values: tuple[str, ...], *, validate_after_commit: bool) -> N
         )
     if not is_sqlite():
         _validate(separately=validate_after_commit)
+
+
+def _swap_check_alone(values: tuple[str, ...]) -> None:
+    """PostgreSQL upgrade: the old CHECK dropped and the new one added ``NOT VALID`` in one
+    statement committed on its own (ACCESS EXCLUSIVE on ``audit_events`` for one catalog
+    change, each attempt waiting at most pg_online's short lock wait; goose file 6 drops
+    ``IF EXISTS`` and adds the same constraint, so a stop before the version is recorded is
+    harmless)."""
+    with pg_online.online_block():
+        pg_online.run(
+            f"ALTER TABLE audit_events DROP CONSTRAINT IF EXISTS {CHECK_NAME}, "
+            f"ADD CONSTRAINT {CHECK_NAME} CHECK ({_check_sql(values)}) NOT VALID",
+            "replace the outcome check",
+            exclusive=True,
+        )
 
 
 def _validate(*, separately: bool) -> None:

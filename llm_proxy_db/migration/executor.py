@@ -140,7 +140,7 @@ def _apply(
             connection.rollback()
             _emit(progress, "apply_failure", revision, direction, time.monotonic() - started)
             transactional = dialect_for(connection).TRANSACTIONAL_DDL
-            failure = _failure(exc, revision, direction, result.after, transactional)
+            failure = _failure(exc, revision, direction, result.after, transactional, retries.steps)
             _log_failure(connection, entry, failure.message)
             raise failure from exc
         elapsed = time.monotonic() - started
@@ -166,12 +166,15 @@ class _RetryCounter:
     def __init__(self, progress: Progress | None) -> None:
         self.progress = progress
         self.count = 0
+        self.steps = 0  # transaction boundaries passed: steps committed on their own
         self.revision = self.direction = ""
         self.started = time.monotonic()
 
     def __call__(self, kind: str, detail: str, *, done: int = 0, total: int = 0) -> None:
         if kind == "lock_retry":
             self.count += 1
+        elif kind == "step":
+            self.steps += 1
         if self.progress is not None:
             elapsed = time.monotonic() - self.started
             self.progress(
@@ -253,7 +256,12 @@ def _log_failure(connection: Connection, entry: Entry, message: str) -> None:
 
 
 def _failure(
-    exc: Exception, revision: str, direction: str, now_at: str | None, transactional: bool = True
+    exc: Exception,
+    revision: str,
+    direction: str,
+    now_at: str | None,
+    transactional: bool = True,
+    committed_steps: int = 0,
 ) -> MigrationError:
     detail, hint = explain_driver_message(exc.message if isinstance(exc, LLMProxyDBError) else _first_line(exc))
     statement = getattr(exc, "statement", None)
@@ -268,6 +276,9 @@ def _failure(
     if not transactional:  # each DDL statement committed: the revision may be partly applied
         outcome, position = "failed part-way (MySQL commits each DDL statement)", "is recorded at"
         hint = "fix the cause and run again: the revision skips the steps already done; `migrate status` shows them"
+    elif committed_steps:  # a revision run in several transactions (PostgreSQL online steps)
+        outcome = f"failed part-way (after {committed_steps} step(s) committed on their own)"
+        hint = "fix the cause and run again: the revision finishes what is left; the service works meanwhile"
     return MigrationError(
         f"{direction} of revision {revision} {outcome}: {detail}; "
         f"the database {position} revision {now_at or 'base'}",
