@@ -127,6 +127,24 @@ def test_stopped_at_a_boundary_the_next_run_finishes(
     assert tuple(counts) == (3, 20, 20)
 
 
+def test_0006_downgrade_stopped_after_its_rename_is_finished_by_a_rerun(
+    pg: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The downgrade's rename also commits before the version: a rerun finds it done."""
+    commands.upgrade(pg, "0006")
+
+    def stop(name: str) -> None:
+        if name == "projects.api_key renamed to openai_api_key":
+            raise RuntimeError(f"stopped at {name}")
+
+    monkeypatch.setattr(pg_online, "boundary_hook", stop)
+    with pytest.raises(MigrationError, match="failed part-way"):
+        commands.downgrade(pg, "0005")
+    monkeypatch.setattr(pg_online, "boundary_hook", None)
+    assert commands.downgrade(pg, "0005").after == "0005"
+    assert commands.upgrade(pg).after == "0007"
+
+
 def test_0003_does_not_deadlock_with_token_inserts(pg: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     """Token inserts (tokens, then a projects row) run throughout 0003, up and down, three times."""
     monkeypatch.setenv("LLM_PROXY_TABLE_LOCK_TIMEOUT", "1s")

@@ -30,7 +30,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    _rename("api_key", "openai_api_key")
+    # Guarded like the upgrade: on PostgreSQL the rename commits before the version does, so
+    # a rerun after a stop between the two finds it done.
+    if is_offline() or (has_column("projects", "api_key") and not has_column("projects", "openai_api_key")):
+        _rename("api_key", "openai_api_key")
 
 
 def _rename(old: str, new: str) -> None:
