@@ -145,6 +145,35 @@ def test_backup_then_restore_returns_the_same_rows(db: Settings, tmp_path: Path)
     assert rows(Settings(driver="sqlite", database_path=result.safety_copy)) == changed
 
 
+def test_restore_keeps_its_write_lock_while_it_takes_the_safety_copy(
+    db: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In rollback-journal mode the restore's write lock is a POSIX lock on the file, which a
+    plain open() and close() in this process would drop: no other process may write while the
+    safety copy is taken."""
+    with sqlite3.connect(db.database_path) as conn:
+        conn.execute("PRAGMA journal_mode=delete")
+    saved = backup.backup(db, tmp_path / "saved.db")
+    real = sqlite_backup._safety_copy
+    attempts: list[int] = []
+    try_write = (
+        "import sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n"
+        "c.execute('BEGIN IMMEDIATE')\n"
+    )
+
+    def safety_copy_then_try_to_write(database: Path, directory: Path, damaged: bool) -> Path:
+        kept = real(database, directory, damaged)
+        attempts.append(
+            subprocess.run([sys.executable, "-c", try_write, str(database)], capture_output=True).returncode
+        )
+        return kept
+
+    monkeypatch.setattr(sqlite_backup, "_safety_copy", safety_copy_then_try_to_write)
+    backup.restore(db, saved)
+    assert attempts and attempts[0] != 0  # the service's writer was kept out ("database is locked")
+
+
 def test_backup_without_out_goes_to_the_rotation(db: Settings) -> None:
     path = backup.backup(db)
     assert path.parent == db.database_path.parent and path.name.endswith(f".{HEAD}.bak")

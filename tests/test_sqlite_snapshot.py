@@ -124,3 +124,76 @@ def test_a_damaged_database_is_refused_and_no_backup_is_kept(tmp_path: Path) -> 
     assert "quick_check" in str(raised.value) or "malformed" in str(raised.value)
     assert not target.exists()
     assert not [path for path in tmp_path.iterdir() if path.name.startswith(".backup")]
+
+
+def test_a_switch_to_wal_just_before_the_copy_does_not_lose_its_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service switches the database to WAL and commits between our first look at the
+    journal mode and our transaction: the committed row is in the backup all the same."""
+    source = tmp_path / "live.db"
+    make_database(source, "delete", rows=100)
+    service = sqlite3.connect(source, isolation_level=None)
+    real = sqlite_snapshot._journal_mode
+    switched: list[str] = []
+
+    def switch_once(reader: sqlite3.Connection) -> str:
+        mode = real(reader)
+        if not switched:
+            switched.append(mode)
+            service.execute("PRAGMA journal_mode=wal")
+            service.execute("INSERT INTO a VALUES (1, x'00')")
+            service.execute("INSERT INTO b VALUES (1)")
+        return mode
+
+    monkeypatch.setattr(sqlite_snapshot, "_journal_mode", switch_once)
+    target = tmp_path / "backup.db"
+    try:
+        sqlite_backup.copy_database(source, target, origin=False)
+    finally:
+        service.close()
+    assert switched == ["delete"]
+    assert counts(target) == (101, 101, "delete")
+
+
+def test_a_failed_copy_stops_the_check_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "live.db"
+    make_database(source, "wal", rows=300)
+
+    def broken(*_args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sqlite_snapshot, "_copy_bytes", broken)
+    target = tmp_path / "backup.db"
+    with pytest.raises(BackupError, match="No space left"):
+        sqlite_backup.copy_database(source, target, origin=False)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["live.db", "live.db-shm", "live.db-wal"] or (
+        sorted(path.name for path in tmp_path.iterdir()) == ["live.db"]
+    )
+
+
+def test_the_snapshot_stays_locked_after_the_bytes_are_copied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check reads the very state that was copied: closing a descriptor of the database
+    in this process would drop its POSIX locks, so the copy runs in a child process; another
+    process still cannot write once the bytes are copied (rollback mode: our SHARED lock)."""
+    source = tmp_path / "live.db"
+    make_database(source, "delete", rows=50)
+    real_copy = sqlite_snapshot._copy_bytes
+    seen: list[int] = []
+    try_write = (
+        "import sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n"
+        "c.execute('BEGIN EXCLUSIVE')\n"
+    )
+
+    def copy_then_try_to_write(source_: Path, target: Path, length: int) -> None:
+        real_copy(source_, target, length)
+        seen.append(subprocess.run([sys.executable, "-c", try_write, str(source_)], capture_output=True).returncode)
+
+    monkeypatch.setattr(sqlite_snapshot, "_copy_bytes", copy_then_try_to_write)
+    assert sqlite_snapshot.snapshot_copy(source, empty_file(tmp_path / "copy.db"))
+    assert seen and seen[0] != 0  # "database is locked"

@@ -166,7 +166,11 @@ def check_sqlite_path(path: Path, *, create: bool = True) -> None:
 
 
 def is_sqlite_file(path: Path) -> bool:
-    """True for an empty file (SQLite treats it as a new database) or one with the SQLite header."""
+    """True for an empty file (SQLite treats it as a new database) or one with the SQLite header.
+
+    It opens and closes the file: never call it while a SQLite connection of this process
+    holds a lock on that file (closing any descriptor drops the process's POSIX locks on it).
+    """
     try:
         with path.open("rb") as handle:
             header = handle.read(len(SQLITE_HEADER))

@@ -420,8 +420,10 @@ def _safety_copy(database: Path, directory: Path, damaged: bool) -> Path:
     file its bytes (with its journal files, if any, beside it)."""
     prefix = _prefix(database)
     if not damaged:
-        with connect(Settings(driver="sqlite", database_path=database), create=False) as connection:
-            revision = current_revision(connection)
+        # Called while the restore holds the database's write lock: read through SQLite only.
+        # (A plain open() and close() of the file in this process, as an engine's header check
+        # does, would drop that POSIX lock and let the service write in between.)
+        revision = _revision_read_by_sqlite(database)
         target = _free_name(directory, prefix, revision, "pre-restore.bak")
         copy_database(database, target, revision=revision)
         return target
@@ -429,6 +431,18 @@ def _safety_copy(database: Path, directory: Path, damaged: bool) -> Path:
     with written_then_renamed(target, database) as temporary:
         shutil.copyfile(database, temporary)
     return target
+
+
+def _revision_read_by_sqlite(database: Path) -> str | None:
+    connection = sqlite3.connect(f"{real_path(database).as_uri()}?mode=ro", uri=True)
+    try:
+        exists = connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+        ).fetchone()
+        row = connection.execute("SELECT version_num FROM alembic_version").fetchone() if exists else None
+        return str(row[0]) if row else None
+    finally:
+        connection.close()
 
 
 def _free_name(directory: Path, database_name: str, revision: str | None, suffix: str) -> Path:

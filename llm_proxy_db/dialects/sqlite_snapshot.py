@@ -6,32 +6,39 @@ consistent snapshot, its bytes can be copied directly instead:
 
 - **rollback-journal mode**: a read transaction holds the SHARED lock, so no writer can
   commit into the file while it is copied (writers wait, as they do for the backup API);
-- **WAL mode**: the WAL is checkpointed and truncated first (``wal_checkpoint(TRUNCATE)``,
-  with a short busy timeout so the service's writers are not held up); a read transaction
-  that then starts while the WAL file is still empty reads the database file only, and SQLite
-  lets no checkpoint write into that file until the transaction ends.  The service's writers
-  go on appending to the WAL meanwhile.  If a writer got in first (the WAL is not empty once
-  the transaction has started), the attempt is retried, then left to the backup API.
+- **WAL mode**: the WAL is checkpointed (PASSIVE, which blocks no one) and truncated
+  (``wal_checkpoint(TRUNCATE)``, which holds the write lock only while it waits, at most
+  50 ms, for readers still in the WAL); a read transaction that then starts while the WAL
+  file is still empty reads the database file only, and SQLite lets no checkpoint write into
+  that file until the transaction ends.  The service's writers go on appending to the WAL
+  meanwhile.  If a writer got in first (the WAL is not empty once the transaction has
+  started), the attempt is retried, then left to the backup API.
 
-``PRAGMA quick_check`` runs on the same snapshot in a second thread while the bytes are
-copied and synced, so the check costs no extra pass over the file: the copy holds exactly the
-bytes that were checked.
+Both conditions are checked inside the transaction (its journal mode, the WAL file empty), so
+a switch of journal mode by another connection just before cannot slip past.
+``PRAGMA quick_check`` runs on the same snapshot in a second thread while ``cp`` (a child
+process: see :func:`_copy_bytes`) copies the bytes, so the check costs no extra pass over the file: the copy holds exactly the bytes that
+were checked.  The copy's fsync starts as soon as the bytes are written and is awaited after
+the read transaction ends, so the service's writers never wait for the disk.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import sqlite3
+import subprocess
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from llm_proxy_db.errors import BackupError
 
 ATTEMPTS = 3
-CHECKPOINT_BUSY_MS = 100
+CHECKPOINT_BUSY_MS = 50
 READ_BUSY_MS = 30_000
-_CHUNK = 64 * 2**20
 
 
 def snapshot_copy(source: Path, target: Path) -> bool:
@@ -50,11 +57,14 @@ def snapshot_copy(source: Path, target: Path) -> bool:
         if not _pin_snapshot(reader, source):
             return False
         try:
-            rows = _copy_while_checking(reader, source, target)
+            rows, syncer = _copy_while_checking(reader, source, target)
+        except _NoCopier:
+            return False
         finally:
-            reader.execute("COMMIT")
+            reader.execute("COMMIT")  # the service's writers need not wait for the disk
     finally:
         reader.close()
+    syncer.finish()
     if rows != ["ok"]:
         raise BackupError(
             f"{source} failed PRAGMA quick_check: {'; '.join(map(str, rows[:3]))}",
@@ -64,24 +74,42 @@ def snapshot_copy(source: Path, target: Path) -> bool:
 
 
 def _pin_snapshot(reader: sqlite3.Connection, source: Path) -> bool:
-    """Start a read transaction whose snapshot is the database file alone (True), or give up."""
-    wal = reader.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
+    """Start a read transaction whose snapshot is the database file alone (True), or give up.
+
+    Decided inside the transaction: the journal mode the transaction runs in (another
+    connection may switch it just before) and, in WAL mode, an empty WAL file.
+    """
     for _attempt in range(ATTEMPTS):
-        if wal:
-            _truncate_wal(reader)
+        if _journal_mode(reader) == "wal":
+            _empty_wal(reader)
         reader.execute("BEGIN")
         reader.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        if not wal or _wal_bytes(source) == 0:
+        if _wal_bytes(source) == 0 and _journal_mode(reader) in _FILE_ONLY_MODES:
             return True
         reader.execute("COMMIT")
     return False
 
 
-def _truncate_wal(reader: sqlite3.Connection) -> None:
-    """Checkpoint and truncate the WAL if that can be done at once (never waits long)."""
+# With these, a read transaction's snapshot is the file alone once the WAL file is empty
+# (WAL: read-lock 0, which no checkpoint writes past; rollback modes: the SHARED lock).
+_FILE_ONLY_MODES = ("wal", "delete", "truncate", "persist")
+
+
+def _journal_mode(reader: sqlite3.Connection) -> str:
+    return str(reader.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+
+
+def _empty_wal(reader: sqlite3.Connection) -> None:
+    """Checkpoint the WAL into the file, then truncate it if that can be done at once.
+
+    The PASSIVE pass copies the frames without blocking anyone; TRUNCATE then holds the
+    write lock only while it waits (at most ``CHECKPOINT_BUSY_MS``) for readers still using
+    the WAL.  Busy, or a read-only file: the WAL stays and the caller gives up.
+    """
     reader.execute(f"PRAGMA busy_timeout = {CHECKPOINT_BUSY_MS}")
     try:
-        with contextlib.suppress(sqlite3.Error):  # busy, or a read-only file: no fast copy
+        with contextlib.suppress(sqlite3.Error):
+            reader.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             reader.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     finally:
         reader.execute(f"PRAGMA busy_timeout = {READ_BUSY_MS}")
@@ -94,52 +122,85 @@ def _wal_bytes(source: Path) -> int:
         return 0
 
 
-def _copy_while_checking(reader: sqlite3.Connection, source: Path, target: Path) -> list[object]:
-    """Copy and fsync the snapshot's bytes while another thread runs ``quick_check`` on it."""
+class _Background(threading.Thread):
+    """A daemon thread whose exception is kept and raised again by :meth:`finish`."""
+
+    def __init__(self, name: str, work: Callable[[], object]) -> None:
+        super().__init__(name=name, daemon=True)
+        self.work = work
+        self.result: object = None
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.result = self.work()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by finish()
+            self.error = exc
+
+    def finish(self) -> object:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def _copy_while_checking(
+    reader: sqlite3.Connection, source: Path, target: Path
+) -> tuple[list[object], _Background]:
+    """Copy the snapshot's bytes while another thread runs ``quick_check`` on it; the fsync
+    of the copy is started as soon as the bytes are written (returned: finish it later)."""
     page_size = reader.execute("PRAGMA page_size").fetchone()[0]
     page_count = reader.execute("PRAGMA page_count").fetchone()[0]
-    result: dict[str, object] = {}
-
-    def check() -> None:
-        try:
-            result["rows"] = [row[0] for row in reader.execute("PRAGMA quick_check").fetchall()]
-        except sqlite3.Error as exc:
-            result["error"] = exc
-
-    checker = threading.Thread(target=check, name="llm-proxy-quick-check", daemon=True)
-    checker.start()
+    checker = _Background(
+        "llm-proxy-quick-check",
+        lambda: [row[0] for row in reader.execute("PRAGMA quick_check").fetchall()],
+    )
     try:
         _copy_bytes(source, target, page_size * page_count)
+        syncer = _Background("llm-proxy-fsync", lambda: _fsync(target))
+        rows = checker.finish()
     except BaseException:
-        reader.interrupt()
-        raise
-    finally:
+        reader.interrupt()  # a failed copy, or a signal while waiting: stop the check now
         checker.join()
-    if "error" in result:
-        raise result["error"]  # type: ignore[misc]
-    return list(result["rows"])  # type: ignore[call-overload]
+        raise
+    return list(rows), syncer  # type: ignore[call-overload]
+
+
+# The byte copy runs in a child process (``cp``).  POSIX record locks belong to a process and
+# its file: closing *any* descriptor of the database in this process would drop every lock
+# this process holds on it, SQLite's read lock of the pinned snapshot included, letting a
+# writer in while the copy is checked.
+
+
+class _NoCopier(Exception):
+    """``cp`` is not there or cannot be started here: the caller uses the backup API."""
 
 
 def _copy_bytes(source: Path, target: Path, length: int) -> None:
-    """The first ``length`` bytes of ``source`` into ``target``, synced to disk."""
-    with open(source, "rb") as reading, open(target, "r+b") as writing:
-        writing.truncate(0)
-        done = 0
-        while done < length:
-            done += _copy_chunk(reading.fileno(), writing.fileno(), done, min(_CHUNK, length - done))
-        writing.flush()
-        os.fsync(writing.fileno())
-
-
-def _copy_chunk(reading: int, writing: int, offset: int, count: int) -> int:
-    """Copy one chunk in the kernel when it can (``copy_file_range``), else through memory."""
+    """The first ``length`` bytes of ``source`` into ``target``, by ``cp`` then a truncate
+    (the file holds no more than the snapshot's pages; any tail beyond them is not copied)."""
+    copier = shutil.which("cp")
+    if copier is None:
+        raise _NoCopier
     try:
-        copied = os.copy_file_range(reading, writing, count, offset, offset)
-    except OSError:
-        copied = 0
-    if copied <= 0:
-        data = os.pread(reading, count, offset)
-        if not data:
-            raise OSError(f"the database file ended before its last page (offset {offset})")
-        copied = os.pwrite(writing, data, offset)
-    return copied
+        completed = subprocess.run(
+            [copier, "--", str(source), str(target)], stdin=subprocess.DEVNULL, capture_output=True, check=False
+        )
+    except OSError as exc:
+        raise _NoCopier from exc
+    if completed.returncode != 0:
+        lines = completed.stderr.decode(errors="replace").strip().splitlines()
+        reason = lines[-1].rpartition(": ")[2] if lines else f"cp exited with {completed.returncode}"
+        raise OSError(errno.EIO, reason)
+    if target.stat().st_size < length:
+        raise OSError(errno.EIO, "the database file ended before its last page")
+    os.truncate(target, length)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
