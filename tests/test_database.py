@@ -53,3 +53,37 @@ def test_unreachable_server_names_the_masked_url():
         pass
     assert "user:***@127.0.0.1:1/db" in excinfo.value.message
     assert "s3cret" not in excinfo.value.message
+
+
+def test_the_header_check_keeps_this_process_s_locks(tmp_path) -> None:
+    """Checking a database's header while another connection of this process holds its write
+    lock must not drop that POSIX lock (a plain open() and close() would): no other process
+    may get in."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    from llm_proxy_db.dialects.sqlite import is_sqlite_file
+
+    path = tmp_path / "locked.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA journal_mode=delete")
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO t VALUES (1)")
+    try:
+        assert is_sqlite_file(path)
+        other = subprocess.run(
+            [sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=0, "
+             "isolation_level=None); c.execute('BEGIN IMMEDIATE')", str(path)],
+            capture_output=True, text=True,
+        )
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert other.returncode != 0 and "locked" in other.stderr
+    (tmp_path / "garbage.db").write_bytes(b"not a database at all, just text" * 10)
+    assert not is_sqlite_file(tmp_path / "garbage.db")
+    assert not is_sqlite_file(tmp_path / "missing.db")
+    (tmp_path / "new.db").write_bytes(b"")
+    assert is_sqlite_file(tmp_path / "new.db")

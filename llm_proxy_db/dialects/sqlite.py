@@ -168,15 +168,23 @@ def check_sqlite_path(path: Path, *, create: bool = True) -> None:
 def is_sqlite_file(path: Path) -> bool:
     """True for an empty file (SQLite treats it as a new database) or one with the SQLite header.
 
-    It opens and closes the file: never call it while a SQLite connection of this process
-    holds a lock on that file (closing any descriptor drops the process's POSIX locks on it).
+    SQLite itself reads the header (an ``immutable`` connection: no locks, no WAL), never a
+    plain ``open()``: closing a descriptor of the file in this process would drop every POSIX
+    lock the process holds on it, such as another connection's read or write lock.
     """
     try:
-        with path.open("rb") as handle:
-            header = handle.read(len(SQLITE_HEADER))
-    except OSError:
+        if path.stat().st_size == 0:
+            return True
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True)
+    except (OSError, sqlite3.Error):
         return False
-    return header in (b"", SQLITE_HEADER)
+    try:
+        connection.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.Error as exc:
+        return getattr(exc, "sqlite_errorname", "") not in ("SQLITE_NOTADB", "SQLITE_CANTOPEN")
+    finally:
+        connection.close()
+    return True
 
 
 def _install_hooks(engine: Engine, *, foreign_keys: bool) -> None:

@@ -17,9 +17,10 @@ consistent snapshot, its bytes can be copied directly instead:
 Both conditions are checked inside the transaction (its journal mode, the WAL file empty), so
 a switch of journal mode by another connection just before cannot slip past.
 ``PRAGMA quick_check`` runs on the same snapshot in a second thread while ``cp`` (a child
-process: see :func:`_copy_bytes`) copies the bytes, so the check costs no extra pass over the file: the copy holds exactly the bytes that
-were checked.  The copy's fsync starts as soon as the bytes are written and is awaited after
-the read transaction ends, so the service's writers never wait for the disk.
+process: see :func:`_copy_bytes`) copies the bytes, so the check costs no extra pass over the
+file: the copy holds exactly the bytes that were checked.  The copy's fsync starts as soon as
+the bytes are written and is awaited after the read transaction ends, so the service's
+writers never wait for the disk.
 """
 
 from __future__ import annotations
