@@ -88,18 +88,27 @@ def test_a_failed_statement_leaves_a_resumable_revision(mysql_settings, monkeypa
 
 
 KILLED = """
+import os, time
 from llm_proxy_db import commands
 from llm_proxy_db.config.settings import resolve_settings
+from llm_proxy_db.dialects import mysql_ddl
+pause = os.environ.get("PAUSE_AFTER_STEP")
+if pause:  # hold the process between two steps, so the kill lands there on any machine
+    mysql_ddl.step_hook = lambda done: time.sleep(60) if done.startswith(pause) else None
 commands.upgrade(resolve_settings(), no_backup=True)
 """
+# The kill point: a query that sees it reached, and the step after which the run pauses (None:
+# the step itself is long, the fill of 20,000 tokens).
 KILL_WHEN = {
     "0005: tokens.id added, being filled": (
         "SELECT count(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
-        "AND TABLE_NAME = 'tokens' AND COLUMN_NAME = 'id'"
+        "AND TABLE_NAME = 'tokens' AND COLUMN_NAME = 'id'",
+        None,
     ),
     "0007: new CHECK added, old one being dropped": (
         "SELECT count(*) FROM information_schema.TABLE_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE() "
-        "AND CONSTRAINT_NAME = 'audit_events_outcome_check'"
+        "AND CONSTRAINT_NAME = 'audit_events_outcome_check'",
+        "add constraint audit_events_outcome_check",
     ),
 }
 
@@ -111,9 +120,11 @@ def test_sigkill_mid_revision_then_rerun_reaches_head(mysql_settings, point) -> 
     with connect(mysql_settings) as connection:
         seed(connection, projects=50, tokens=20_000, events=20_000)
     before = _rows(mysql_settings)
-    proc = subprocess.Popen([sys.executable, "-c", KILLED], env=settings_env(mysql_settings), stderr=subprocess.PIPE)
+    query, pause = KILL_WHEN[point]
+    env = {**settings_env(mysql_settings), **({"PAUSE_AFTER_STEP": pause} if pause else {})}
+    proc = subprocess.Popen([sys.executable, "-c", KILLED], env=env, stderr=subprocess.PIPE)
     try:
-        _wait_for(mysql_settings, KILL_WHEN[point], proc)
+        _wait_for(mysql_settings, query, proc)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     finally:

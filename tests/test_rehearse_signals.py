@@ -122,6 +122,9 @@ def test_a_signal_during_the_copy_cleans_up(big_at_0004: Settings, tmp_path: Pat
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # SIGINT as an operator's Ctrl-C finds it, even when this test runs as a background
+        # job (a non-interactive shell starts those with SIGINT ignored, and Python keeps that)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 60

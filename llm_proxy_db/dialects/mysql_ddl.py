@@ -49,11 +49,18 @@ class Step:
     run: Callable[[], None]
 
 
+#: A test hook: called with each step's description once the step has run (a test that kills
+#: the process between two steps pauses it there).
+step_hook: Callable[[str], None] | None = None
+
+
 def run_steps(steps: Sequence[Step], connection: Connection | None) -> None:
     """Run every step whose effect is not there yet (all of them offline, ``connection`` None)."""
     for step in steps:
         if connection is None or not step.done(connection):
             step.run()
+            if step_hook is not None:
+                step_hook(step.description)
 
 
 def steps_done(steps: Sequence[Step], connection: Connection) -> int:
