@@ -74,8 +74,8 @@ def status(settings: Settings) -> Status:
 
 
 def _partly_applied(connection: Any, current: str | None, detected: str | None) -> str | None:
-    """Where DDL is not transactional (MySQL): how far the next revision got when a run stopped
-    half-way through it."""
+    """How far the next revision got when a run stopped half-way through it (MySQL, whose DDL
+    is not transactional; PostgreSQL revisions that commit steps on their own)."""
     pending = revisions.between(current, revisions.head_revision())
     if not pending or detected not in (None, "empty"):
         return None

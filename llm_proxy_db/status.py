@@ -28,7 +28,7 @@ class Status:
     detected_state: str | None = None
     adopted_from: dict[str, Any] | None = None
     tokens_without_id: int = 0  # written by a pre-token-id release; setup fills them
-    partly_applied: str | None = None  # MySQL: a revision stopped half-way (DDL is not transactional)
+    partly_applied: str | None = None  # a revision stopped between steps it commits on their own (MySQL, PostgreSQL)
 
     @property
     def up_to_date(self) -> bool:

@@ -76,6 +76,24 @@ def test_sql_mode_prints_sql_and_changes_nothing(sqlite_settings):
 
 
 @pytest.mark.parametrize(
+    ("options", "stop"),
+    [
+        (["--database-path", "x.db"], ".bail on"),
+        (["--db-driver", "postgres", "--database-url", "postgres://u@h/db"], "\\set ON_ERROR_STOP on"),
+    ],
+    ids=["sqlite", "postgresql"],
+)
+def test_sql_scripts_tell_the_client_to_stop_at_the_first_error(options: list[str], stop: str) -> None:
+    """Some statements commit on their own: a client that went on after a failure could run the
+    version update of a revision it did not finish (psql and the sqlite3 shell go on by default)."""
+    for args in (["migrate", "up", "--sql"], ["migrate", "down", "--to", "0005", "--sql"]):
+        result = runner.invoke(app, [*options, *args], env={"LLM_PROXY_DEBUG": ""})
+        assert result.exit_code == 0, result.output
+        assert result.stdout.splitlines()[:2] == [result.stdout.splitlines()[0], stop]
+        assert result.stdout.startswith("-- for ")
+
+
+@pytest.mark.parametrize(
     ("args", "code", "message"),
     [
         (["--db-driver", "oracle", "migrate", "status"], 2, "unknown database driver"),

@@ -16,12 +16,13 @@ import time
 import uuid
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from llm_proxy_db import commands
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
-from llm_proxy_db.errors import ConfigError, MigrationError
+from llm_proxy_db.errors import ConfigError, MigrationError, SchemaMismatchError
 from llm_proxy_db.migration import pg_online
 from llm_proxy_db.migration.executor import ProgressEvent
 from tests.seed import seed
@@ -57,6 +58,25 @@ def test_a_busy_table_times_out_retries_and_reports(pg: Settings, revision: str,
     assert retries and all(event.revision == revision for event in retries)
     assert commands.status(pg).current_revision == PREVIOUS[revision]
     assert commands.upgrade(pg, revision).after == revision
+
+
+@pytest.mark.parametrize("revision", ["0003", "0004", "0006", "0007"])
+def test_a_busy_table_makes_a_downgrade_retry_in_short_waits(pg: Settings, revision: str) -> None:
+    """Downgrades wait for ACCESS EXCLUSIVE in short attempts too: with the table held, each
+    attempt gives up within the short lock wait, is reported, and the database is unchanged."""
+    commands.upgrade(pg, revision)
+    events: list[ProgressEvent] = []
+    with connect(pg) as holder:
+        holder.exec_driver_sql(f"LOCK TABLE {CHANGED_TABLES[revision]} IN ACCESS SHARE MODE")
+        started = time.monotonic()
+        with pytest.raises(MigrationError, match="lock timeout"):
+            commands.downgrade(pg, PREVIOUS[revision], progress=events.append, allow_data_loss=True)
+        waited = time.monotonic() - started
+        holder.rollback()
+    assert [event for event in events if event.kind == "lock_retry"]
+    assert waited < 10
+    assert commands.status(pg).current_revision == revision
+    assert commands.downgrade(pg, PREVIOUS[revision], allow_data_loss=True).after == PREVIOUS[revision]
 
 
 @pytest.mark.parametrize("revision", ["0003", "0007"])
@@ -127,20 +147,63 @@ def test_stopped_at_a_boundary_the_next_run_finishes(
     assert tuple(counts) == (3, 20, 20)
 
 
-def test_0006_downgrade_stopped_after_its_rename_is_finished_by_a_rerun(
-    pg: Settings, monkeypatch: pytest.MonkeyPatch
+# A stop after a committed step leaves the database at the revision below with part of the
+# next one: status says so, and a downgrade is refused until the upgrade is finished.
+PARTLY_AT = {
+    "0003": "projects.deactivated_at added",
+    "0004": "tokens.cache_hit_count added",
+    "0005": "tokens.id added",
+    "0007": "outcome check replaced (NOT VALID)",
+}
+
+
+@pytest.mark.parametrize(("revision", "boundary"), PARTLY_AT.items())
+def test_a_partly_applied_revision_is_reported_and_blocks_a_downgrade(
+    pg: Settings, revision: str, boundary: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The downgrade's rename also commits before the version: a rerun finds it done."""
-    commands.upgrade(pg, "0006")
+    commands.upgrade(pg, PREVIOUS[revision])
 
     def stop(name: str) -> None:
-        if name == "projects.api_key renamed to openai_api_key":
+        if name == boundary:
             raise RuntimeError(f"stopped at {name}")
 
     monkeypatch.setattr(pg_online, "boundary_hook", stop)
     with pytest.raises(MigrationError, match="failed part-way"):
-        commands.downgrade(pg, "0005")
+        commands.upgrade(pg, revision)
     monkeypatch.setattr(pg_online, "boundary_hook", None)
+    status = commands.status(pg)
+    assert status.current_revision == PREVIOUS[revision]
+    assert status.partly_applied and status.partly_applied.startswith(f"{revision} partly applied")
+    with pytest.raises(SchemaMismatchError, match="cannot downgrade") as refused:
+        commands.downgrade(pg, "0001")
+    assert f"migrate up --to {revision}" in (refused.value.hint or "")
+    assert commands.status(pg).current_revision == PREVIOUS[revision]  # nothing was changed
+    assert commands.upgrade(pg, revision).after == revision
+    assert commands.status(pg).partly_applied is None
+    assert commands.downgrade(pg, "0001", allow_data_loss=True).after == "0001"
+
+
+def test_0006_downgrade_is_one_transaction_with_its_version(pg: Settings) -> None:
+    """The downgrade's rename is not committed apart from the version: a failure after it
+    leaves 0006 whole (a later upgrade would skip 0006 and keep the old name at head)."""
+    commands.upgrade(pg, "0006")
+    with connect(pg) as connection:
+        connection.exec_driver_sql(
+            "CREATE FUNCTION no_goose_delete() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'goose table is read-only'; END $$"
+        )
+        connection.exec_driver_sql(
+            "CREATE TRIGGER no_goose_delete BEFORE DELETE ON goose_db_version "
+            "FOR EACH ROW EXECUTE FUNCTION no_goose_delete()"
+        )
+        connection.commit()
+    with pytest.raises(MigrationError, match="rolled back"):
+        commands.downgrade(pg, "0005")
+    with connect(pg) as connection:
+        columns = {c["name"] for c in sa.inspect(connection).get_columns("projects")}
+        connection.exec_driver_sql("DROP TRIGGER no_goose_delete ON goose_db_version")
+        connection.commit()
+    assert "api_key" in columns and "openai_api_key" not in columns
     assert commands.downgrade(pg, "0005").after == "0005"
     assert commands.upgrade(pg).after == "0007"
 

@@ -63,3 +63,15 @@ def downgrade() -> None:
     drop_column_if_present("tokens", "deactivated_at")
     drop_column_if_present("projects", "deactivated_at")
     drop_column_if_present("projects", "is_active")
+
+
+def postgresql_started(connection: sa.engine.Connection) -> list[str]:
+    """0003's steps already committed at 0002 (a PostgreSQL run stopped between them), for
+    ``migrate status`` and the downgrade's refusal.  ``projects.is_active`` alone says
+    nothing: the goose-1 shape, stamped 0002, has it."""
+    inspector = sa.inspect(connection)
+    return [
+        f"{table}.deactivated_at added"
+        for table in ("projects", "tokens")
+        if "deactivated_at" in {column["name"] for column in inspector.get_columns(table)}
+    ]

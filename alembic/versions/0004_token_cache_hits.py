@@ -35,6 +35,9 @@ def upgrade() -> None:
             pg_online.run(PG_ADD_COLUMN, "add tokens.cache_hit_count", exclusive=True)
             pg_online.boundary("tokens.cache_hit_count added")
         return
+    if is_postgresql():  # inside a caller's transaction: the same statement and lock wait
+        pg_online.run(PG_ADD_COLUMN, "add tokens.cache_hit_count", exclusive=True)
+        return
     add_column_if_missing(
         "tokens",
         sa.Column("cache_hit_count", sa.Integer, nullable=False, server_default=sa.text("0")),
@@ -43,3 +46,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     drop_column_if_present("tokens", "cache_hit_count")
+
+
+def postgresql_started(connection: sa.engine.Connection) -> list[str]:
+    """0004's column already committed at 0003 (a PostgreSQL run stopped before the version)."""
+    names = {column["name"] for column in sa.inspect(connection).get_columns("tokens")}
+    return ["tokens.cache_hit_count added"] if "cache_hit_count" in names else []

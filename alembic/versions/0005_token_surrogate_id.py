@@ -318,3 +318,9 @@ def _sqlite_tokens(*, with_id: bool) -> sa.Table:
     sa.Index("idx_tokens_expires_at", table.c.expires_at)
     sa.Index("idx_tokens_is_active", table.c.is_active)
     return table
+
+
+def postgresql_started(connection: sa.engine.Connection) -> list[str]:
+    """0005's first step already committed at 0004 (a PostgreSQL run stopped between its steps)."""
+    names = {column["name"] for column in sa.inspect(connection).get_columns("tokens")}
+    return ["tokens.id added (the later steps finish on a rerun)"] if "id" in names else []

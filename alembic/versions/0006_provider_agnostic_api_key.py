@@ -30,26 +30,28 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # Guarded like the upgrade: on PostgreSQL the rename commits before the version does, so
-    # a rerun after a stop between the two finds it done.
+    # One transaction with the version update: a stop part-way leaves 0006 whole (an upgrade
+    # that found the column renamed back would skip it and leave the wrong name at head).
     if is_offline() or (has_column("projects", "api_key") and not has_column("projects", "openai_api_key")):
-        _rename("api_key", "openai_api_key")
+        _rename("api_key", "openai_api_key", commit_alone=False)
 
 
-def _rename(old: str, new: str) -> None:
+def _rename(old: str, new: str, *, commit_alone: bool = True) -> None:
     if is_mysql():  # MySQL 8 / MariaDB 10.5+: a catalog change, the service keeps writing
         alter("projects", f"RENAME COLUMN {old} TO {new}", "INSTANT")
         return
-    if is_postgresql() and not is_offline() and not pg_online.in_external_transaction():
-        # Committed on its own: ACCESS EXCLUSIVE on ``projects`` lasts one catalog change, and
-        # each attempt waits at most pg_online's short lock wait (goose file 5 renames only
-        # when the old name is there, so a stop before the version is recorded is harmless).
-        # An offline script keeps the rename in the revision's transaction: rerun after a
-        # failure, a committed plain RENAME would fail.
-        with pg_online.online_block():
-            pg_online.run(
-                f"ALTER TABLE projects RENAME COLUMN {old} TO {new}", f"rename projects.{old}", exclusive=True
-            )
-            pg_online.boundary(f"projects.{old} renamed to {new}")
+    statement = f"ALTER TABLE projects RENAME COLUMN {old} TO {new}"
+    if is_postgresql() and not is_offline():
+        # Each attempt waits at most pg_online's short lock wait for ACCESS EXCLUSIVE on
+        # ``projects``, retried.  The upgrade commits the rename on its own (the lock lasts one
+        # catalog change; goose file 5 renames only when the old name is there, so a stop
+        # before the version is recorded is harmless).  Offline scripts keep the rename in the
+        # revision's transaction: rerun after a failure, a committed plain RENAME would fail.
+        if commit_alone and not pg_online.in_external_transaction():
+            with pg_online.online_block():
+                pg_online.run(statement, f"rename projects.{old}", exclusive=True)
+                pg_online.boundary(f"projects.{old} renamed to {new}")
+        else:
+            pg_online.run(statement, f"rename projects.{old}", exclusive=True)
         return
     op.alter_column("projects", old, new_column_name=new, existing_type=sa.Text, existing_nullable=False)

@@ -160,11 +160,8 @@ def _replace_check(values: tuple[str, ...], *, validate_after_commit: bool) -> N
         set_sqlite_check_in("audit_events", "outcome", values)
     elif validate_after_commit and not pg_online.in_external_transaction():
         _swap_check_alone(values)
-    else:
-        op.drop_constraint(CHECK_NAME, "audit_events", type_="check")
-        op.create_check_constraint(
-            CHECK_NAME, "audit_events", _check_sql(values), postgresql_not_valid=True
-        )
+    else:  # the downgrade, or inside a caller's transaction: the same statement, not committed
+        pg_online.run(_swap_check_sql(values), "replace the outcome check", exclusive=True)
     if values == OLD_VALUES:
         refuse_if_rows(
             "audit_events",
@@ -182,12 +179,15 @@ def _swap_check_alone(values: tuple[str, ...]) -> None:
     ``IF EXISTS`` and adds the same constraint, so a stop before the version is recorded is
     harmless)."""
     with pg_online.online_block():
-        pg_online.run(
-            f"ALTER TABLE audit_events DROP CONSTRAINT IF EXISTS {CHECK_NAME}, "
-            f"ADD CONSTRAINT {CHECK_NAME} CHECK ({_check_sql(values)}) NOT VALID",
-            "replace the outcome check",
-            exclusive=True,
-        )
+        pg_online.run(_swap_check_sql(values), "replace the outcome check", exclusive=True)
+
+
+def _swap_check_sql(values: tuple[str, ...]) -> str:
+    """One statement: the old outcome CHECK dropped, the new one added ``NOT VALID`` (no scan)."""
+    return (
+        f"ALTER TABLE audit_events DROP CONSTRAINT IF EXISTS {CHECK_NAME}, "
+        f"ADD CONSTRAINT {CHECK_NAME} CHECK ({_check_sql(values)}) NOT VALID"
+    )
 
 
 def _validate(*, separately: bool) -> None:
@@ -228,3 +228,10 @@ def _sqlite_audit_events(check: str) -> sa.Table:
     for name, columns in INDEXES.items():
         sa.Index(name, *(table.c[column] for column in columns))
     return table
+
+
+def postgresql_started(connection: sa.engine.Connection) -> list[str]:
+    """0007's wider CHECK already committed at 0006 (a PostgreSQL run stopped before the version)."""
+    checks = sa.inspect(connection).get_check_constraints("audit_events")
+    wide = any(check["name"] == CHECK_NAME and "denied" in check["sqltext"] for check in checks)
+    return [f"{CHECK_NAME} widened to {', '.join(NEW_VALUES)}"] if wide else []

@@ -251,7 +251,7 @@ def migrate_up(
         raise ConfigError("--from only applies with --sql", hint="add --sql to print the SQL, or drop --from")
     settings = state(ctx).settings()
     if sql:
-        typer.echo(commands.upgrade_sql(settings, to, start), nl=False)
+        typer.echo(settings.dialect.OFFLINE_SCRIPT_PREAMBLE + commands.upgrade_sql(settings, to, start), nl=False)
         return
     options = safety(backup_dir, keep_backups, no_backup, lock_timeout)
     typer.echo(render_run(commands.upgrade(settings, to, progress=progress_printer(), **options)))
@@ -293,7 +293,8 @@ def migrate_down(
     if sql:
         if to is None:
             raise ConfigError("--sql needs --to REV (there is no database to count steps from)")
-        typer.echo(commands.downgrade_sql(settings, to, start or "head"), nl=False)
+        script = commands.downgrade_sql(settings, to, start or "head")
+        typer.echo(settings.dialect.OFFLINE_SCRIPT_PREAMBLE + script, nl=False)
         return
     options = safety(backup_dir, keep_backups, no_backup, lock_timeout)
     result = commands.downgrade(

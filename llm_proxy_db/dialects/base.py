@@ -31,6 +31,7 @@ class Dialect(Protocol):
     #: ``DB_DRIVER`` value (the service's spelling) and SQLAlchemy's dialect name.
     DRIVER: str
     SQLALCHEMY_NAME: str
+    OFFLINE_SCRIPT_PREAMBLE: str  # printed before a --sql script (the client stops at the first error)
     #: The service's goose bookkeeping (our revision -> goose version, goose's CREATE TABLE);
     #: None where the service runs no goose.
     GOOSE_VERSIONS: Mapping[str, int] | None

@@ -47,6 +47,10 @@ DEFAULT_TCP_ADDRESS = "127.0.0.1:3306"
 DEFAULT_UNIX_SOCKET = "/tmp/mysql.sock"
 DSN_EXAMPLE = "user:password@tcp(host:3306)/dbname?parseTime=true"
 
+# Printed before a ``--sql`` script: nothing, the mariadb / mysql client stops at the first
+# error unless it is given --force.
+OFFLINE_SCRIPT_PREAMBLE = ""
+
 # Our own lock (named per database: GET_LOCK names are server-wide), and the service's
 # (server-wide, its own choice): holding both makes its replicas' goose runners wait.
 LOCK_NAME = "llm-proxy-db-migrations"

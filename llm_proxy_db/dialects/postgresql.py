@@ -42,6 +42,11 @@ URL_SCHEMES = ("postgres", "postgresql", "postgresql+psycopg")
 URL_EXAMPLE = "postgres://user@host:5432/db"
 OFFLINE_URL = "postgresql://offline/offline"
 
+# Printed before a ``--sql`` script: psql goes on after a failed statement by default, and a
+# statement that commits on its own (outside BEGIN/COMMIT) must never be followed by the
+# version update of a revision it did not finish.
+OFFLINE_SCRIPT_PREAMBLE = "-- for psql: stop at the first error\n\\set ON_ERROR_STOP on\n"
+
 # A fixed 64-bit key for pg_advisory_lock: "llm-proxy-db migrations" (advisory locks are
 # scoped to one database, so every llm-proxy database has its own).
 ADVISORY_LOCK_KEY = 0x6C6C6D70726F7879  # b"llmproxy"
@@ -167,9 +172,19 @@ BACKUP_BEFORE_EVERY_CHANGE = False
 
 
 def partly_applied(connection: Connection, revision: str) -> str | None:
-    """Never: a revision here is one transaction, applied whole or not at all."""
-    del connection, revision
-    return None
+    """What of ``revision`` is committed already when a run stopped between the steps it
+    commits on their own (0003-0005, 0007: :mod:`llm_proxy_db.migration.pg_online`), else None.
+
+    Each such revision module says it with ``postgresql_started(connection)``.
+    """
+    from llm_proxy_db.migration.revisions import script_directory
+
+    module = script_directory().get_revision(revision).module
+    started = getattr(module, "postgresql_started", None)
+    done = started(connection) if started is not None else []
+    if not done:
+        return None
+    return f"{revision} partly applied: {'; '.join(done)}; its version is not recorded yet"
 
 # -- the service's history here ---------------------------------------------------------------
 

@@ -40,6 +40,10 @@ DRIVER = "sqlite"
 SQLALCHEMY_NAME = "sqlite"
 DEFAULT_DATABASE_PATH = "data/llm-proxy.db"
 
+# Printed before a ``--sql`` script: the sqlite3 shell goes on after a failed statement by
+# default, and would then commit the rest of that revision's transaction.
+OFFLINE_SCRIPT_PREAMBLE = "-- for the sqlite3 shell: stop at the first error\n.bail on\n"
+
 SQLITE_HEADER = b"SQLite format 3\x00"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 

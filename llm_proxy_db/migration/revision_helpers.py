@@ -110,8 +110,17 @@ def add_column_if_missing(table: str, column: sa.Column) -> None:
 
 
 def drop_column_if_present(table: str, column: str) -> None:
-    """``DROP COLUMN``; on MySQL only when the column is still there (a rerun after a failure)."""
+    """``DROP COLUMN``; on MySQL only when the column is still there (a rerun after a failure).
+
+    On PostgreSQL (online) the ACCESS EXCLUSIVE lock is waited for at most pg_online's short
+    lock wait per attempt, retried, so the service never queues behind it for long.
+    """
     if is_mysql() and not is_offline() and not has_column(table, column):
+        return
+    if is_postgresql() and not is_offline():
+        from llm_proxy_db.migration import pg_online
+
+        pg_online.run(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {column}", f"drop {table}.{column}", exclusive=True)
         return
     op.drop_column(table, column)
 

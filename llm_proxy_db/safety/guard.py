@@ -113,6 +113,8 @@ def guarded_run(
         if check is not None:
             check(connection, target)
         reverted = [revision for revision, _reached, direction in steps if direction == "downgrade"]
+        if reverted:
+            refuse_downgrade_below_a_partial_upgrade(connection, current, scripts)
         refuse_data_loss(connection, reverted, options.allow_data_loss)
         if settings.dialect.FOREIGN_KEYS_OFF_WHILE_MIGRATING:
             refuse_broken_references(connection)
@@ -125,6 +127,25 @@ def guarded_run(
         result.before, result.after, result.steps, warnings, result.adopted, backup=backup_file,
         lock_wait=waited,
     )
+
+
+def refuse_downgrade_below_a_partial_upgrade(
+    connection: Connection, current: str | None, scripts: ScriptDirectory
+) -> None:
+    """Refuse a downgrade while the revision above ``current`` is partly in the database (a run
+    stopped between its committed steps): reverting below it would leave those steps behind,
+    under a version that does not have them.  Finishing the upgrade first is always safe."""
+    from llm_proxy_db.dialects import dialect_for
+
+    above = revisions.between(current, scripts.get_current_head(), scripts)
+    partly = dialect_for(connection).partly_applied(connection, above[0]) if above else None
+    connection.commit()
+    if partly:
+        raise SchemaMismatchError(
+            f"cannot downgrade from {current or 'base'}: {partly}",
+            hint=f"finish it first with `llm-proxy migrate up --to {above[0]}` (or `llm-proxy setup`), "
+            "then downgrade; nothing was changed",
+        )
 
 
 def reread_revision(connection: Connection, scripts: ScriptDirectory | None = None) -> str | None:
