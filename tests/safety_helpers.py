@@ -111,3 +111,18 @@ def skip_without_pg_client(settings: Settings) -> None:
         return
     if not settings.is_sqlite and (problem := pg_client_problem(settings)):
         pytest.skip(problem)
+
+
+def another_process_can_write(path: Path) -> bool:
+    """Whether a separate process gets the exclusive lock a commit needs on ``path`` at once (it
+    cannot while this process holds a read lock in rollback-journal mode, or a write lock)."""
+    import subprocess
+    import sys
+
+    program = (
+        "import sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n"
+        "c.execute('BEGIN EXCLUSIVE')\n"
+        "c.execute('ROLLBACK')\n"
+    )
+    return subprocess.run([sys.executable, "-c", program, str(path)], capture_output=True).returncode == 0

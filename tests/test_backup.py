@@ -19,7 +19,7 @@ from llm_proxy_db.dialects import sqlite_backup
 from llm_proxy_db.errors import BackupError, ConfigError, UnknownRevisionError
 from llm_proxy_db.safety import backup
 from tests import legacy
-from tests.safety_helpers import HEAD, revision_of, rows, seed, settings_env
+from tests.safety_helpers import HEAD, another_process_can_write, revision_of, rows, seed, settings_env
 
 
 @pytest.fixture
@@ -155,23 +155,16 @@ def test_restore_keeps_its_write_lock_while_it_takes_the_safety_copy(
         conn.execute("PRAGMA journal_mode=delete")
     saved = backup.backup(db, tmp_path / "saved.db")
     real = sqlite_backup._safety_copy
-    attempts: list[int] = []
-    try_write = (
-        "import sqlite3, sys\n"
-        "c = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n"
-        "c.execute('BEGIN IMMEDIATE')\n"
-    )
+    writable: list[bool] = []
 
     def safety_copy_then_try_to_write(database: Path, directory: Path, damaged: bool) -> Path:
         kept = real(database, directory, damaged)
-        attempts.append(
-            subprocess.run([sys.executable, "-c", try_write, str(database)], capture_output=True).returncode
-        )
+        writable.append(another_process_can_write(database))
         return kept
 
     monkeypatch.setattr(sqlite_backup, "_safety_copy", safety_copy_then_try_to_write)
     backup.restore(db, saved)
-    assert attempts and attempts[0] != 0  # the service's writer was kept out ("database is locked")
+    assert writable == [False]  # the service's writer was kept out ("database is locked")
 
 
 def test_backup_without_out_goes_to_the_rotation(db: Settings) -> None:

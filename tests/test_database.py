@@ -60,10 +60,9 @@ def test_the_header_check_keeps_this_process_s_locks(tmp_path) -> None:
     lock must not drop that POSIX lock (a plain open() and close() would): no other process
     may get in."""
     import sqlite3
-    import subprocess
-    import sys
 
     from llm_proxy_db.dialects.sqlite import is_sqlite_file
+    from tests.safety_helpers import another_process_can_write
 
     path = tmp_path / "locked.db"
     holder = sqlite3.connect(path, isolation_level=None)
@@ -73,15 +72,11 @@ def test_the_header_check_keeps_this_process_s_locks(tmp_path) -> None:
     holder.execute("INSERT INTO t VALUES (1)")
     try:
         assert is_sqlite_file(path)
-        other = subprocess.run(
-            [sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=0, "
-             "isolation_level=None); c.execute('BEGIN IMMEDIATE')", str(path)],
-            capture_output=True, text=True,
-        )
+        writable = another_process_can_write(path)
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    assert other.returncode != 0 and "locked" in other.stderr
+    assert not writable
     (tmp_path / "garbage.db").write_bytes(b"not a database at all, just text" * 10)
     assert not is_sqlite_file(tmp_path / "garbage.db")
     assert not is_sqlite_file(tmp_path / "missing.db")

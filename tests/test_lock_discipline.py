@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
@@ -110,6 +111,16 @@ def test_a_lock_released_soon_costs_a_retry_not_a_failure(
     assert result.after == revision and result.steps[0].lock_retries >= 1
 
 
+def stop_at(boundary: str) -> Callable[[str], None]:
+    """A boundary hook that stops the run at ``boundary``, as a kill there would."""
+
+    def stop(name: str) -> None:
+        if name == boundary:
+            raise RuntimeError(f"stopped at {name}")
+
+    return stop
+
+
 BOUNDARIES = {
     "0003": ["projects.is_active added", "projects.deactivated_at added", "tokens.deactivated_at added"],
     "0004": ["tokens.cache_hit_count added"],
@@ -129,12 +140,7 @@ def test_stopped_at_a_boundary_the_next_run_finishes(
     commands.upgrade(pg, PREVIOUS[revision])
     with connect(pg) as connection:
         seed(connection, projects=3, tokens=20, events=20)
-
-    def stop(name: str) -> None:
-        if name == boundary:
-            raise RuntimeError(f"stopped at {name}")
-
-    monkeypatch.setattr(pg_online, "boundary_hook", stop)
+    monkeypatch.setattr(pg_online, "boundary_hook", stop_at(boundary))
     with pytest.raises(MigrationError, match="stopped at"):
         commands.upgrade(pg, revision)
     monkeypatch.setattr(pg_online, "boundary_hook", None)
@@ -162,12 +168,7 @@ def test_a_partly_applied_revision_is_reported_and_blocks_a_downgrade(
     pg: Settings, revision: str, boundary: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     commands.upgrade(pg, PREVIOUS[revision])
-
-    def stop(name: str) -> None:
-        if name == boundary:
-            raise RuntimeError(f"stopped at {name}")
-
-    monkeypatch.setattr(pg_online, "boundary_hook", stop)
+    monkeypatch.setattr(pg_online, "boundary_hook", stop_at(boundary))
     with pytest.raises(MigrationError, match="failed part-way"):
         commands.upgrade(pg, revision)
     monkeypatch.setattr(pg_online, "boundary_hook", None)

@@ -13,6 +13,7 @@ import pytest
 
 from llm_proxy_db.dialects import sqlite_backup, sqlite_snapshot
 from llm_proxy_db.errors import BackupError
+from tests.safety_helpers import another_process_can_write
 
 # Each transaction inserts the same number into two tables: a consistent copy has both equal.
 WRITER = """
@@ -183,17 +184,12 @@ def test_the_snapshot_stays_locked_after_the_bytes_are_copied(
     source = tmp_path / "live.db"
     make_database(source, "delete", rows=50)
     real_copy = sqlite_snapshot._copy_bytes
-    seen: list[int] = []
-    try_write = (
-        "import sqlite3, sys\n"
-        "c = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n"
-        "c.execute('BEGIN EXCLUSIVE')\n"
-    )
+    writable: list[bool] = []
 
     def copy_then_try_to_write(source_: Path, target: Path, length: int) -> None:
         real_copy(source_, target, length)
-        seen.append(subprocess.run([sys.executable, "-c", try_write, str(source_)], capture_output=True).returncode)
+        writable.append(another_process_can_write(source_))
 
     monkeypatch.setattr(sqlite_snapshot, "_copy_bytes", copy_then_try_to_write)
     assert sqlite_snapshot.snapshot_copy(source, empty_file(tmp_path / "copy.db"))
-    assert seen and seen[0] != 0  # "database is locked"
+    assert writable == [False]  # "database is locked"

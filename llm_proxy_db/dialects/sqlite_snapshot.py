@@ -36,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from llm_proxy_db.errors import BackupError
+from llm_proxy_db.safety.files import fsync_path
 
 ATTEMPTS = 3
 CHECKPOINT_BUSY_MS = 50
@@ -159,7 +160,7 @@ def _copy_while_checking(
     )
     try:
         _copy_bytes(source, target, page_size * page_count)
-        syncer = _Background("llm-proxy-fsync", lambda: _fsync(target))
+        syncer = _Background("llm-proxy-fsync", lambda: fsync_path(target))
         rows = checker.finish()
     except BaseException:
         reader.interrupt()  # a failed copy, or a signal while waiting: stop the check now
@@ -197,11 +198,3 @@ def _copy_bytes(source: Path, target: Path, length: int) -> None:
     if target.stat().st_size < length:
         raise OSError(errno.EIO, "the database file ended before its last page")
     os.truncate(target, length)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

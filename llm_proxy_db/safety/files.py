@@ -83,7 +83,8 @@ def remove_leftovers(directory: Path) -> list[Path]:
     return removed
 
 
-def _sync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory by its path."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -112,9 +113,9 @@ def written_then_renamed(final: Path, database: Path | None) -> Iterator[Path]:
     try:
         yield temporary
         match_database(temporary, database)
-        _sync(temporary)  # durable before it takes the name anyone relies on
+        fsync_path(temporary)  # durable before it takes the name anyone relies on
         os.replace(temporary, final)
-        _sync(final.parent)
+        fsync_path(final.parent)
     except BaseException:
         remove_with_side_files(temporary)
         raise
