@@ -113,6 +113,16 @@ def skip_without_pg_client(settings: Settings) -> None:
         pytest.skip(problem)
 
 
+def server_database_at_head(settings: Settings, *, projects: int, tokens_each: int, events: int) -> Settings:
+    """The dialect's database at head with rows (skipped without the dialect's client tools)."""
+    from llm_proxy_db import commands
+
+    skip_without_pg_client(settings)
+    commands.upgrade(settings, no_backup=True)
+    seed(settings, projects=projects, tokens_each=tokens_each, events=events)
+    return settings
+
+
 def another_process_can_write(path: Path) -> bool:
     """Whether a separate process gets the exclusive lock a commit needs on ``path`` at once (it
     cannot while this process holds a read lock in rollback-journal mode, or a write lock)."""

@@ -21,7 +21,7 @@ from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import BackupError, UnknownRevisionError
 from llm_proxy_db.safety import backup, locking
-from tests.safety_helpers import HEAD, revision_of, seed, skip_without_pg_client
+from tests.safety_helpers import HEAD, revision_of, server_database_at_head, skip_without_pg_client
 from tests.test_cli_safety import cli
 
 TABLES = ("projects", "tokens", "audit_events")
@@ -43,10 +43,7 @@ def mode(path: Path) -> int:
 @pytest.fixture
 def filled(settings: Settings) -> Settings:
     """The dialect's database at head with projects, tokens and audit events."""
-    skip_without_pg_client(settings)
-    commands.upgrade(settings, no_backup=True)
-    seed(settings, projects=5, tokens_each=4, events=30)
-    return settings
+    return server_database_at_head(settings, projects=5, tokens_each=4, events=30)
 
 
 def test_a_restore_into_a_new_database_brings_back_every_row(

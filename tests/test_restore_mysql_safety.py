@@ -14,13 +14,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from llm_proxy_db import commands
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects.mysql import version_tables_last
 from llm_proxy_db.errors import BackupError
 from llm_proxy_db.safety import backup
-from tests.safety_helpers import HEAD, revision_of, seed, skip_without_pg_client
+from tests.safety_helpers import HEAD, revision_of, server_database_at_head
 from tests.test_cli_safety import cli
 
 pytestmark = pytest.mark.parametrize("dialect", [pytest.param("mysql", marks=pytest.mark.mysql)])
@@ -29,10 +28,7 @@ pytestmark = pytest.mark.parametrize("dialect", [pytest.param("mysql", marks=pyt
 @pytest.fixture
 def filled(settings: Settings) -> Settings:
     """A MySQL database at head with rows."""
-    skip_without_pg_client(settings)
-    commands.upgrade(settings, no_backup=True)
-    seed(settings, projects=3, tokens_each=2, events=5)
-    return settings
+    return server_database_at_head(settings, projects=3, tokens_each=2, events=5)
 
 
 def _tables(settings: Settings) -> list[str]:

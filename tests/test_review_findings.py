@@ -25,7 +25,7 @@ from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import BackupError
 from llm_proxy_db.safety import backup
-from tests.safety_helpers import rows, seed, skip_without_pg_client
+from tests.safety_helpers import rows, seed, server_database_at_head, skip_without_pg_client
 
 SECRET = "S3cretReviewPw"
 
@@ -79,10 +79,9 @@ def test_mysql_restore_of_a_dump_naming_another_database_touches_only_the_target
 def test_postgres_forced_restore_over_a_database_holding_a_function_keeps_its_rows(
     postgres_database_factory: Callable[[], URL], tmp_path: Path
 ) -> None:
-    settings = Settings(driver="postgres", database_url=postgres_database_factory())
-    skip_without_pg_client(settings)
-    commands.upgrade(settings, no_backup=True)
-    seed(settings, projects=3, tokens_each=2, events=5)
+    settings = server_database_at_head(
+        Settings(driver="postgres", database_url=postgres_database_factory()), projects=3, tokens_each=2, events=5
+    )
     with connect(settings) as conn:  # an operator's helper function and sequence
         conn.exec_driver_sql("CREATE FUNCTION ops_helper() RETURNS int LANGUAGE sql AS 'SELECT 1'")
         conn.exec_driver_sql("CREATE SEQUENCE ops_counter")
@@ -102,10 +101,9 @@ def test_postgres_forced_restore_over_a_database_holding_a_function_keeps_its_ro
 def test_postgres_forced_restore_of_a_dump_granting_to_a_missing_role_keeps_the_database(
     postgres_database_factory: Callable[[], URL], tmp_path: Path
 ) -> None:
-    settings = Settings(driver="postgres", database_url=postgres_database_factory())
-    skip_without_pg_client(settings)
-    commands.upgrade(settings, no_backup=True)
-    seed(settings, projects=3, tokens_each=2, events=5)
+    settings = server_database_at_head(
+        Settings(driver="postgres", database_url=postgres_database_factory()), projects=3, tokens_each=2, events=5
+    )
     role = f"review_role_{settings.sqlalchemy_url().database}"[:63]
     with connect(settings) as conn:
         conn.exec_driver_sql(f'CREATE ROLE "{role}"')
