@@ -35,7 +35,8 @@ from llm_proxy_db.adoption.known_states import KnownState, known_states, revisio
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import dialect_for
-from llm_proxy_db.errors import ConfigError, MigrationError, SchemaMismatchError
+from llm_proxy_db.dialects.scratch import is_read_only_refusal
+from llm_proxy_db.errors import ConfigError, MigrationError, ReadOnlyDatabaseError, SchemaMismatchError
 from llm_proxy_db.migration import revisions
 from llm_proxy_db.migration.executor import Progress, ProgressEvent, RunResult, run
 from llm_proxy_db.migration.version_table import current_revision, has_version_table
@@ -334,6 +335,11 @@ def _hand_over(connection: Connection, adoption_plan: AdoptionPlan) -> list[int]
             return goose.sync(connection, adoption_plan.stamp)
     except sa.exc.DBAPIError as exc:
         detail = str(exc.orig or exc).strip().splitlines()[0]
+        if is_read_only_refusal(exc):
+            raise ReadOnlyDatabaseError(
+                f"adoption refused, the database only reads; nothing was changed: {detail}",
+                hint="point DATABASE_URL (or LLM_PROXY_DIRECT_URL) at the primary, not a standby",
+            ) from None
         raise MigrationError(
             f"adoption failed while stamping and was rolled back, nothing was changed: {detail}",
             hint="the database refused the adoption's writes: check the user's privileges and "

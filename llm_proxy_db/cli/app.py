@@ -66,6 +66,14 @@ DatabaseUrlOption = Annotated[
         help="postgres://user:pass@host:5432/db, or MySQL user:pass@tcp(host:3306)/db (env DATABASE_URL)",
     ),
 ]
+DirectUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--direct-url",
+        help="A direct connection to the primary for schema changes, locks and dumps, when "
+        "DATABASE_URL is a pooler's (env LLM_PROXY_DIRECT_URL)",
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 SqlOption = Annotated[bool, typer.Option("--sql", help="Print the SQL for the dialect instead of running it.")]
 BackupDirOption = Annotated[
@@ -106,10 +114,11 @@ class CliState:
     db_driver: str | None = None
     database_path: str | None = None
     database_url: str | None = None
+    direct_url: str | None = None
 
     def settings(self) -> Settings:
         """Settings from the global options, falling back to the environment."""
-        return resolve_settings(self.db_driver, self.database_path, self.database_url)
+        return resolve_settings(self.db_driver, self.database_path, self.database_url, direct_url=self.direct_url)
 
 
 def handles_errors(func: F) -> F:
@@ -206,9 +215,10 @@ def main_callback(
     db_driver: DbDriverOption = None,
     database_path: DatabasePathOption = None,
     database_url: DatabaseUrlOption = None,
+    direct_url: DirectUrlOption = None,
 ) -> None:
     """Schema migrations for the llm-proxy database (SQLite, PostgreSQL and MySQL/MariaDB)."""
-    ctx.obj = CliState(db_driver, database_path, database_url)
+    ctx.obj = CliState(db_driver, database_path, database_url, direct_url)
 
 
 @app.command()

@@ -722,3 +722,18 @@ def scratch_connection(connection: Connection) -> Iterator[Connection]:
     server = connection.engine.url
     with scratch_database(server, "states") as settings, connect(settings, foreign_keys=False) as scratch:
         yield scratch
+
+
+# -- poolers and standbys ---------------------------------------------------------------------
+
+
+def transaction_pooler(settings: Settings) -> str | None:
+    """None: not probed here (PostgreSQL's transaction poolers: dialects/pg_pooler)."""
+    del settings
+    return None
+
+
+def read_only_reason(settings: Settings) -> str | None:
+    """None: not checked up front here; the server's own error says it when a write is refused."""
+    del settings
+    return None

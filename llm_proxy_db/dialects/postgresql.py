@@ -20,9 +20,9 @@ from urllib.parse import quote, unquote
 
 from llm_proxy_db.config.masking import mask_connection_string
 from llm_proxy_db.dialects import scratch, server_backup
-from llm_proxy_db.dialects.scratch import ScratchRecipe
+from llm_proxy_db.dialects.scratch import ScratchRecipe, is_read_only_refusal
 from llm_proxy_db.dialects.server_backup import default_backup_directory, needs_backup  # noqa: F401 (the protocol's, shared by the servers)
-from llm_proxy_db.errors import BackupError, ConfigError
+from llm_proxy_db.errors import BackupError, ConfigError, ReadOnlyDatabaseError
 from llm_proxy_db.quick_status import ADOPTION_TABLE, VERSION_QUERY
 
 if TYPE_CHECKING:
@@ -66,6 +66,7 @@ GOOSE_TABLE_DDL: str | None = (
 )
 
 _ADOPTED = f"SELECT 1 WHERE to_regclass('{ADOPTION_TABLE}') IS NOT NULL"
+_STANDBY = "SELECT 1 WHERE pg_is_in_recovery() OR current_setting('default_transaction_read_only') = 'on'"
 
 
 def offline_settings() -> Settings:
@@ -229,7 +230,44 @@ def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool
     from sqlalchemy.pool import NullPool
 
     del foreign_keys, create  # always on; a server database is never created here
-    return sa.create_engine(settings.sqlalchemy_url(), poolclass=NullPool)
+    # No server-side prepared statements: a pooler may sit in between (pg_pooler).
+    return sa.create_engine(
+        settings.sqlalchemy_url(), poolclass=NullPool, connect_args={"prepare_threshold": None}
+    )
+
+
+# -- poolers and standbys (pg_pooler, pg_replication) -----------------------------------------
+
+
+def transaction_pooler(settings: Settings) -> str | None:
+    """Why ``settings``' URL is a transaction pooler's (sessions not ours), or None."""
+    from llm_proxy_db.dialects import pg_pooler
+
+    url = settings.sqlalchemy_url()
+    found = pg_pooler.probe(_libpq_url(settings), url.port or 5432)
+    return found.evidence if found.transaction_pooled else None
+
+
+def read_only_reason(settings: Settings) -> str | None:
+    """Why nothing can be written at ``settings``' URL (a standby, a read-only session), or None."""
+    import sqlalchemy as sa
+
+    from llm_proxy_db.database import connection_error
+    from llm_proxy_db.dialects import pg_replication
+
+    url = settings.sqlalchemy_url()
+    engine = create_engine(settings)
+    try:
+        with engine.connect() as connection:
+            return pg_replication.read_only_reason(connection, f"{url.host or 'localhost'}:{url.port or 5432}")
+    except sa.exc.DBAPIError as exc:
+        raise connection_error(settings, exc) from None
+    finally:
+        engine.dispose()
+
+
+def _libpq_url(settings: Settings) -> str:
+    return settings.sqlalchemy_url().set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 # -- the migration lock -----------------------------------------------------------------------
@@ -296,18 +334,23 @@ def _advisory_unlock(connection: Connection, key: int) -> None:
 
 def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
     """``alembic_version``'s rows with a bare psycopg connection; ``["(adopted)"]`` when adopted."""
-    url = settings.sqlalchemy_url().set(drivername="postgresql")
-    return read_versions_at(url.render_as_string(hide_password=False), adopted_ok)
+    return read_versions_at(_libpq_url(settings), adopted_ok)
 
 
 def read_versions_at(libpq_url: str, adopted_ok: bool) -> list[str]:
-    """:func:`read_versions` for a libpq URL (no SQLAlchemy needed to build it)."""
+    """:func:`read_versions` for a libpq URL (no SQLAlchemy needed to build it).
+
+    For the start-up check (``adopted_ok``) a standby answers ``["(standby)"]``: the full path
+    then refuses it (a service cannot start against a server that only reads).
+    """
     import psycopg  # only PostgreSQL users pay for importing it
 
-    with psycopg.connect(libpq_url, autocommit=True) as connection:
+    with psycopg.connect(libpq_url, autocommit=True, prepare_threshold=None) as connection:
         rows = [row[0] for row in connection.execute(VERSION_QUERY)]
         if not adopted_ok and connection.execute(_ADOPTED).fetchone() is not None:
             return ["(adopted)"]
+        if adopted_ok and connection.execute(_STANDBY).fetchone() is not None:
+            return ["(standby)"]
         return rows
 
 
@@ -557,6 +600,8 @@ SCRATCH = ScratchRecipe(
     drop_sql='DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',  # PostgreSQL 13+
     max_name_length=63,
     privilege_hint="the user needs the CREATEDB privilege",
+    read_only_hint="the server only reads (a hot standby, or default_transaction_read_only): "
+    "point at the primary",
     isolation_level="AUTOCOMMIT",
 )
 
@@ -593,10 +638,12 @@ def scratch_connection(connection: Connection) -> Iterator[Connection]:
             yield scratch
         except sa.exc.DBAPIError as exc:
             text = str(exc.orig or exc).strip()
-            raise ConfigError(
+            read_only = is_read_only_refusal(exc)
+            raise (ReadOnlyDatabaseError if read_only else ConfigError)(
                 text.splitlines()[0] if text else type(exc).__name__,
-                hint="the database user needs the CREATE privilege on the database for a scratch "
-                "schema that is always rolled back (GRANT CREATE ON DATABASE ... TO ...)",
+                hint=SCRATCH.read_only_hint if read_only else "the database user needs the CREATE "
+                "privilege on the database for a scratch schema that is always rolled back "
+                "(GRANT CREATE ON DATABASE ... TO ...)",
             ) from None
         finally:
             transaction.rollback()

@@ -421,3 +421,18 @@ def restore(
     return sqlite_backup.restore(
         settings, source, directory, lock_timeout=lock_timeout, progress=progress, force=force
     )
+
+
+# -- poolers and standbys ---------------------------------------------------------------------
+
+
+def transaction_pooler(settings: Settings) -> str | None:
+    """None: not probed here (PostgreSQL's transaction poolers: dialects/pg_pooler)."""
+    del settings
+    return None
+
+
+def read_only_reason(settings: Settings) -> str | None:
+    """None: not checked up front here; the server's own error says it when a write is refused."""
+    del settings
+    return None

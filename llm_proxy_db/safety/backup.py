@@ -17,6 +17,7 @@ from pathlib import Path
 from llm_proxy_db.config.parsing import DEFAULT_KEEP_BACKUPS, KEEP_BACKUPS_ENV, parse_count
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.migration.executor import Progress
+from llm_proxy_db.safety.topology import owned_session_settings, writable_settings
 
 BACKUP_DIR_ENV = "LLM_PROXY_BACKUP_DIR"
 __all__ = [
@@ -69,6 +70,7 @@ def backup(
     with their dialect's tool (``pg_dump --format=custom``, ``mariadb-dump --single-transaction``).
     """
     target = Path(out).expanduser() if out is not None else None
+    settings = owned_session_settings(settings)  # pg_dump's session settings: never on a pooled one
     directory = backup_directory(settings, backup_dir)
     return settings.dialect.backup(settings, target, directory, keep_backups(keep))
 
@@ -108,6 +110,7 @@ def restore(
     another database; on a server, replace a database that is not empty (refused otherwise).
     """
     source = Path(file).expanduser()
+    settings = writable_settings(settings)
     directory = backup_directory(settings, backup_dir)
     return settings.dialect.restore(
         settings, source, directory, lock_timeout=lock_timeout, progress=progress, force=force
