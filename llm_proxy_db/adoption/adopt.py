@@ -409,8 +409,18 @@ class GuardedAdoption:
         self._cookie: object | None = None
 
     def precheck(self, connection: Connection, target: str | None) -> None:
-        """Before the lock: raise when adopting would be refused (reads only)."""
-        self._plan(connection, target)
+        """Before the lock: raise when adopting would be refused (reads only).
+
+        The schema may be moving meanwhile (another migrator holds the lock and is half-way):
+        a read that the server refuses then (``relation "goose_db_version" does not exist``
+        for the loser of a race) proves nothing, and the decision is left to :meth:`check`,
+        under the lock."""
+        try:
+            self._plan(connection, target)
+        except sa.exc.DBAPIError:
+            connection.rollback()
+            self.planned, self._cookie, self.checked = None, None, False
+            return
         self._cookie = dialect_for(connection).schema_cookie(connection) if self.planned else None
         connection.rollback()
         self.checked = False
