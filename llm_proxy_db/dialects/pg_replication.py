@@ -17,7 +17,13 @@ sample beyond its ``replay_lsn`` — a lower bound that grows while the replica 
 and drops to 0 once it has replayed everything.  The reported lag is the larger of that and
 ``replay_lag``.  Only walsenders in state ``streaming`` or ``catchup`` count (a running
 ``pg_basebackup`` is not a replica).  A role without ``pg_monitor`` (or superuser) sees
-NULL positions for other roles' walsenders: :attr:`LagReading.unreadable` counts them.
+NULL state and positions for other roles' walsenders: :attr:`LagReading.unreadable` counts
+them.
+
+Why not ``replay_lag`` alone, nor bytes alone: the first is NULL when idle and frozen while
+replay is stuck; the second cannot be compared with a limit in seconds (a 16 MB distance is
+nothing on a fast link and minutes on a slow replica).  The lower bound costs one row per
+distinct WAL position seen, kept in memory for the phase.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ _REPLICAS = (
     "SELECT coalesce(application_name, ''), host(client_addr), "
     "pg_current_wal_lsn() - replay_lsn, extract(epoch FROM replay_lag), "
     "pg_current_wal_lsn() - '0/0'::pg_lsn, replay_lsn - '0/0'::pg_lsn "
-    "FROM pg_stat_replication WHERE state IN ('streaming', 'catchup')"
+    "FROM pg_stat_replication WHERE state IS NULL OR state IN ('streaming', 'catchup')"
 )
 _WAL_POSITION = "SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn() - '0/0'::pg_lsn END"
 
