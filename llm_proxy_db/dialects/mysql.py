@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl
 
 from llm_proxy_db.config.masking import mask_connection_string
 from llm_proxy_db.dialects import scratch, server_backup
+from llm_proxy_db.dialects.no_topology import read_only_reason, transaction_pooler  # noqa: F401 (the protocol's)
 from llm_proxy_db.dialects.scratch import ScratchRecipe
 from llm_proxy_db.dialects.server_backup import default_backup_directory, needs_backup  # noqa: F401 (the protocol's, shared by the servers)
 from llm_proxy_db.errors import BackupError, ConfigError
@@ -722,18 +723,3 @@ def scratch_connection(connection: Connection) -> Iterator[Connection]:
     server = connection.engine.url
     with scratch_database(server, "states") as settings, connect(settings, foreign_keys=False) as scratch:
         yield scratch
-
-
-# -- poolers and standbys ---------------------------------------------------------------------
-
-
-def transaction_pooler(settings: Settings) -> str | None:
-    """None: not probed here (PostgreSQL's transaction poolers: dialects/pg_pooler)."""
-    del settings
-    return None
-
-
-def read_only_reason(settings: Settings) -> str | None:
-    """None: not checked up front here; the server's own error says it when a write is refused."""
-    del settings
-    return None

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llm_proxy_db.dialects.no_topology import read_only_reason, transaction_pooler  # noqa: F401 (the protocol's)
 from llm_proxy_db.errors import DatabaseConnectionError
 from llm_proxy_db.quick_status import ADOPTION_TABLE, VERSION_QUERY
 
@@ -421,18 +422,3 @@ def restore(
     return sqlite_backup.restore(
         settings, source, directory, lock_timeout=lock_timeout, progress=progress, force=force
     )
-
-
-# -- poolers and standbys ---------------------------------------------------------------------
-
-
-def transaction_pooler(settings: Settings) -> str | None:
-    """None: not probed here (PostgreSQL's transaction poolers: dialects/pg_pooler)."""
-    del settings
-    return None
-
-
-def read_only_reason(settings: Settings) -> str | None:
-    """None: not checked up front here; the server's own error says it when a write is refused."""
-    del settings
-    return None
