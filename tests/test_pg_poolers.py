@@ -247,3 +247,18 @@ def test_the_loser_of_a_race_leaves_a_read_of_a_moving_schema_to_the_locked_chec
         sa.event.remove(connection, "before_cursor_execute", drop_it_first)
         assert dropped and runner_.planned is None and not runner_.checked
         assert connection.exec_driver_sql("SELECT 1").scalar() == 1  # the connection is usable
+
+
+def test_an_unlock_that_finds_no_lock_of_ours_drops_the_connection(postgres_url) -> None:  # type: ignore[no-untyped-def]
+    """``pg_advisory_unlock`` false: this is not the session that took the lock (a pooler in
+    between); the connection is dropped so that nothing of ours stays on it."""
+    from llm_proxy_db.database import connect
+    from llm_proxy_db.dialects.postgresql import SERVICE_LOCK_KEY, migration_lock
+
+    settings = Settings(driver="postgres", database_url=postgres_url)
+    with connect(settings) as connection:
+        with migration_lock(settings, connection, 5.0, None):
+            connection.exec_driver_sql(f"SELECT pg_advisory_unlock({SERVICE_LOCK_KEY})")  # "moved away"
+            connection.commit()
+        assert connection.invalidated
+    assert advisory_locks(postgres_url) == []  # ours went with the dropped session
