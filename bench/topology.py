@@ -69,7 +69,7 @@ class ReplicaRun:
     pauses: int = 0
     lookups: int = 0
     reports: int = 0
-    cancelled: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)  # "kind: first line" of each failed query
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready figures."""
@@ -80,22 +80,54 @@ class ReplicaRun:
             "max_behind_mib": self.behind_bytes_max / 2**20, "wal_mib": self.wal_bytes / 2**20,
             "migration_s": self.migration_s, "pauses": self.pauses, "lookups": self.lookups,
             "reporting_queries": self.reports, "cancelled": len(self.cancelled),
-            "cancelled_samples": self.cancelled[:3],
+            "lookups_cancelled": sum(c.startswith("lookup") for c in self.cancelled),
+            "reports_cancelled": sum(c.startswith("report") for c in self.cancelled),
+            "cancelled_samples": sorted(set(self.cancelled))[:3],
         }
 
 
 def replica_case(size: datagen.Size, *, smoke: bool) -> dict[str, object]:
-    """The three runs (lookups; lookups + reporting query; the same, throttle off)."""
+    """The runs of :data:`REPLICA_RUNS` (lookups; + a reporting query; throttle off; replica settings)."""
     primary, replica = url_from(PRIMARY_ENV), url_from(REPLICA_ENV)
     assert primary and replica
     template = upgrade.cached_postgres(primary, size)
-    runs = [("lookups only", "1", False), ("lookups + 1.5 s report", "1", True),
-            ("lookups + 1.5 s report, throttle off", "0", True)]
     out: dict[str, object] = {"size": size.label()}
-    for label, setting, reporting in runs:
-        out[label] = _replica_run(primary, replica, template, size, label, setting, reporting,
-                                  lookup_rate=50 if smoke else 200).as_dict()
+    for label, setting, reporting, replica_settings in REPLICA_RUNS:
+        with _replica_settings(replica, replica_settings):
+            out[label] = _replica_run(primary, replica, template, size, label, setting, reporting,
+                                      lookup_rate=50 if smoke else 200).as_dict()
     return out
+
+
+# (label, LLM_PROXY_MAX_REPLICA_LAG, reporting query?, replica settings for the run)
+REPLICA_RUNS: tuple[tuple[str, str, bool, dict[str, str]], ...] = (
+    ("lookups only", "1", False, {}),
+    ("lookups + 1.5 s report", "1", True, {}),
+    ("lookups + 1.5 s report, throttle off", "0", True, {}),
+    ("+ report, hot_standby_feedback=on", "1", True, {"hot_standby_feedback": "on"}),
+    ("+ report, max_standby_streaming_delay=5s", "1", True, {"max_standby_streaming_delay": "5s"}),
+)
+
+
+@contextmanager
+def _replica_settings(replica: str, settings: dict[str, str]) -> Iterator[None]:
+    """The topology's own replica reconfigured for one run (ALTER SYSTEM there, reset after)."""
+    import psycopg
+
+    def apply(values: dict[str, str | None]) -> None:
+        with psycopg.connect(replica, autocommit=True) as connection:
+            for name, value in values.items():
+                connection.execute(f"ALTER SYSTEM {'RESET ' + name if value is None else f'SET {name} = {value!r}'}")
+            connection.execute("SELECT pg_reload_conf()")
+        time.sleep(0.5)
+
+    if settings:
+        apply(dict(settings))
+    try:
+        yield
+    finally:
+        if settings:
+            apply(dict.fromkeys(settings))
 
 
 def _replica_run(
@@ -173,42 +205,53 @@ def _watch_lag(url: str, stop: threading.Event, run: ReplicaRun) -> None:
 
 
 def _lookups(url: str, size: datagen.Size, rate: float, stop: threading.Event, run: ReplicaRun) -> None:
-    import psycopg
-
     n = 0
-    with psycopg.connect(url, autocommit=True) as connection:
-        while not stop.is_set():
-            n += 1
-            try:
-                connection.execute(LOOKUP, (f"tok_{1 + n * 7919 % size.tokens:028d}",)).fetchall()
-                run.lookups += 1
-            except psycopg.Error as exc:
-                run.cancelled.append(f"lookup: {str(exc).splitlines()[0]}")
-            time.sleep(1.0 / rate)
+    while not stop.is_set():
+        n += 1
+        if _query(url, LOOKUP, (f"tok_{1 + n * 7919 % size.tokens:028d}",), "lookup", run):
+            run.lookups += 1
+        time.sleep(1.0 / rate)
 
 
 def _reports(url: str, stop: threading.Event, run: ReplicaRun) -> None:
+    while not stop.is_set():
+        if _query(url, REPORTING_QUERY, (), "report", run):
+            run.reports += 1
+
+
+_sessions: dict[tuple[str, str], Any] = {}
+
+
+def _query(url: str, sql: str, params: tuple[object, ...], kind: str, run: ReplicaRun) -> bool:
+    """One query on the thread's session (opened again after a failure); False when it failed."""
     import psycopg
 
-    with psycopg.connect(url, autocommit=True) as connection:
-        while not stop.is_set():
-            try:
-                connection.execute(REPORTING_QUERY).fetchall()
-                run.reports += 1
-            except psycopg.Error as exc:
-                run.cancelled.append(f"report: {str(exc).splitlines()[0]}")
+    key = (url, kind)
+    try:
+        if key not in _sessions:
+            _sessions[key] = psycopg.connect(url, autocommit=True)
+        _sessions[key].execute(sql, params).fetchall()
+        return True
+    except psycopg.Error as exc:
+        run.cancelled.append(f"{kind}: {str(exc).splitlines()[0]}")
+        session = _sessions.pop(key, None)
+        if session is not None:
+            session.close()
+        time.sleep(0.05)
+        return False
 
 
 def replica_table(result: dict[str, Any]) -> str:
     """The replica case's figures, one line per run."""
     lines = [f"replica lag during setup ({result['size']}) {'max lag':>14} {'p99':>6} {'max behind':>11} "
-             f"{'WAL':>9} {'pauses':>6} {'cancelled':>9} {'wall':>7}", "-" * 110]
+             f"{'WAL':>9} {'pauses':>6} {'cancelled lookups/reports':>9} {'wall':>7}", "-" * 126]
     for label, r in result.items():
         if label == "size":
             continue
         lines.append(
             f"{label:40} {r['max_lag_s']:>13.2f}s {r['p99_lag_s']:>5.2f}s {r['max_behind_mib']:>8.1f}MiB "
-            f"{r['wal_mib']:>6.0f}MiB {r['pauses']:>6} {r['cancelled']:>9} {r['migration_s']:>6.1f}s"
+            f"{r['wal_mib']:>6.0f}MiB {r['pauses']:>6} {r['lookups_cancelled']:>4}/{r['reports_cancelled']:<4} "
+            f"{r['migration_s']:>6.1f}s"
         )
     return "\n".join(lines)
 
