@@ -262,3 +262,16 @@ def test_an_unlock_that_finds_no_lock_of_ours_drops_the_connection(postgres_url)
             connection.commit()
         assert connection.invalidated
     assert advisory_locks(postgres_url) == []  # ours went with the dropped session
+
+
+@pytest.mark.parametrize("direct", [False, True])
+def test_an_unreachable_server_is_exit_3_before_anything(direct: bool) -> None:
+    """The probes (pooler without a direct URL, standby with one) fail like any connection."""
+    from llm_proxy_db.errors import DatabaseConnectionError
+
+    url = "postgresql://app:s3cret@127.0.0.1:1/llm"
+    settings = resolve_settings(env={"DB_DRIVER": "postgres", "DATABASE_URL": url,
+                                     **({"LLM_PROXY_DIRECT_URL": url} if direct else {})})
+    with pytest.raises(DatabaseConnectionError) as caught:
+        commands.upgrade(settings)
+    assert caught.value.exit_code == 3 and "s3cret" not in caught.value.message

@@ -22,7 +22,7 @@ from llm_proxy_db.config.masking import mask_connection_string
 from llm_proxy_db.dialects import scratch, server_backup
 from llm_proxy_db.dialects.scratch import ScratchRecipe, is_read_only_refusal
 from llm_proxy_db.dialects.server_backup import default_backup_directory, needs_backup  # noqa: F401 (the protocol's, shared by the servers)
-from llm_proxy_db.errors import BackupError, ConfigError, ReadOnlyDatabaseError
+from llm_proxy_db.errors import BackupError, ConfigError, DatabaseConnectionError, ReadOnlyDatabaseError
 from llm_proxy_db.quick_status import ADOPTION_TABLE, VERSION_QUERY
 
 if TYPE_CHECKING:
@@ -241,10 +241,15 @@ def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool
 
 def transaction_pooler(settings: Settings) -> str | None:
     """Why ``settings``' URL is a transaction pooler's (sessions not ours), or None."""
+    import psycopg
+
     from llm_proxy_db.dialects import pg_pooler
 
     url = settings.sqlalchemy_url()
-    found = pg_pooler.probe(_libpq_url(settings), url.port or 5432)
+    try:
+        found = pg_pooler.probe(_libpq_url(settings), url.port or 5432)
+    except psycopg.Error as exc:
+        raise _unreachable(settings, exc) from None
     return found.evidence if found.transaction_pooled else None
 
 
@@ -252,7 +257,6 @@ def read_only_reason(settings: Settings) -> str | None:
     """Why nothing can be written at ``settings``' URL (a standby, a read-only session), or None."""
     import sqlalchemy as sa
 
-    from llm_proxy_db.database import connection_error
     from llm_proxy_db.dialects import pg_replication
 
     url = settings.sqlalchemy_url()
@@ -261,9 +265,20 @@ def read_only_reason(settings: Settings) -> str | None:
         with engine.connect() as connection:
             return pg_replication.read_only_reason(connection, f"{url.host or 'localhost'}:{url.port or 5432}")
     except sa.exc.DBAPIError as exc:
-        raise connection_error(settings, exc) from None
+        raise _unreachable(settings, exc.orig or exc) from None
     finally:
         engine.dispose()
+
+
+def _unreachable(settings: Settings, exc: BaseException) -> DatabaseConnectionError:
+    """"cannot open database ..." for a failed probe (exit 3), the password masked."""
+    from llm_proxy_db.config.masking import mask_message
+
+    lines = str(exc).strip().splitlines()
+    return DatabaseConnectionError(
+        f"cannot open database {settings.describe()}: {mask_message(lines[0]) if lines else type(exc).__name__}",
+        hint="check DB_DRIVER, DATABASE_URL / LLM_PROXY_DIRECT_URL and that the server is running",
+    )
 
 
 def _libpq_url(settings: Settings) -> str:
