@@ -30,7 +30,7 @@ from tests.seed import seed, snapshot
 
 pytestmark = pytest.mark.mysql
 IGNORE_TOKEN_ID = {"tokens": {"id"}}
-STEPS = {"0005": 4, "0007": 3}
+STEPS = {"0005": 5, "0007": 3}
 RUN_STEPS = mysql_ddl.run_steps
 
 

@@ -268,3 +268,131 @@ def test_step_hook_sees_every_stage(mariadb, monkeypatch) -> None:
         "online copy of audit_events: batch copied",
         "online copy of audit_events: tables swapped",
     ]
+
+
+class TokenWriter(threading.Thread):
+    """The service's token traffic during 0005: new tokens, request-counter updates."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(daemon=True)
+        self.settings, self.stop = settings, threading.Event()
+        self.inserted: list[str] = []
+        self.counted = 0
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        engine = sa.create_engine(self.settings.sqlalchemy_url(), isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            while not self.stop.is_set():
+                token = f"live-{uuid.uuid4()}"
+                try:
+                    # As the release that ships with 0005 writes them: with an id (before the
+                    # swap the column exists, filled meanwhile by its default for other writers).
+                    connection.exec_driver_sql(
+                        "INSERT INTO tokens (id, token, project_id) VALUES (%s, %s, 'proj-1')",
+                        (str(uuid.uuid4()), token),
+                    )
+                    self.inserted.append(token)
+                    connection.exec_driver_sql(
+                        "UPDATE tokens SET request_count = request_count + 1 WHERE token = 'tok-00001'"
+                    )
+                    self.counted += 1
+                except sa.exc.DBAPIError as exc:
+                    self.errors.append(str(exc.orig))
+                time.sleep(0.002)
+        engine.dispose()
+
+
+def test_0005_under_toi_rebuilds_tokens_through_a_shadow_copy(mariadb, monkeypatch) -> None:
+    """Under Galera's TOI an INPLACE rebuild blocks every node: the shadow copy is used, the
+    foreign key to projects keeps the service's name and its cascade, every token survives."""
+    monkeypatch.setattr(mysql_shadow, "under_toi", lambda connection: True)
+    commands.upgrade(mariadb, "0004", no_backup=True)
+    with connect(mariadb) as connection:
+        seed(connection, projects=10, tokens=3_000, events=10)
+        count_before = connection.exec_driver_sql(
+            "SELECT request_count FROM tokens WHERE token = 'tok-00001'"
+        ).scalar()
+        tokens_before = {row[0] for row in connection.exec_driver_sql("SELECT token FROM tokens")}
+    stages: list[str] = []
+    monkeypatch.setattr(mysql_shadow, "COPY_BATCH", 100)
+    writer = TokenWriter(mariadb)
+    monkeypatch.setattr(mysql_ddl, "step_hook", lambda stage: (stages.append(stage), _start_once(writer, stage)))
+    try:
+        commands.upgrade(mariadb, no_backup=True)
+    finally:
+        writer.stop.set()
+        writer.join(10)
+    assert writer.errors == []
+    assert "online copy of tokens: tables swapped" in stages
+    status = commands.status(mariadb)
+    assert status.current_revision == revisions.head_revision() and status.partly_applied is None
+    with connect(mariadb) as connection:
+        assert drift(connection) == []
+        tokens = {row[0] for row in connection.exec_driver_sql("SELECT token FROM tokens")}
+        assert tokens_before | set(writer.inserted) == tokens
+        assert connection.exec_driver_sql("SELECT count(*) FROM tokens WHERE id IS NULL").scalar() == 0
+        counted = connection.exec_driver_sql("SELECT request_count FROM tokens WHERE token = 'tok-00001'").scalar()
+        assert counted == count_before + writer.counted
+        names = {row[0] for row in connection.exec_driver_sql(
+            "SELECT CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS "
+            "WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = 'tokens'"
+        )}
+        assert names == {"tokens_ibfk_1"}
+        connection.exec_driver_sql("DELETE FROM projects WHERE id = 'proj-2'")  # the cascade still works
+        assert connection.exec_driver_sql("SELECT count(*) FROM tokens WHERE project_id = 'proj-2'").scalar() == 0
+        connection.commit()
+    assert _leftovers_of(mariadb, "tokens") == (False, False, set())
+
+
+def _start_once(writer: threading.Thread, stage: str) -> None:
+    """The service's writes start once tokens.id exists (the release that writes ids is deployed)."""
+    if stage.startswith("add column tokens.id") and not writer.is_alive():
+        writer.start()
+
+
+def _leftovers_of(settings: Settings, table: str) -> tuple[bool, bool, set[str]]:
+    with connect(settings) as connection:
+        return (
+            mysql_shadow.has_table(connection, f"_{table}_new"),
+            mysql_shadow.has_table(connection, f"_{table}_old"),
+            mysql_shadow.our_triggers(connection, table),
+        )
+
+
+def test_a_foreign_key_pointing_at_the_table_is_refused(mariadb) -> None:
+    _at_0006_with_rows(mariadb, events=10)
+    with connect(mariadb) as connection:
+        connection.exec_driver_sql(
+            "CREATE TABLE event_notes (id INT PRIMARY KEY, event_id VARCHAR(191), "
+            "FOREIGN KEY (event_id) REFERENCES audit_events (id))"
+        )
+    with pytest.raises(MigrationError) as caught:
+        commands.upgrade(mariadb, no_backup=True)
+    assert "event_notes_ibfk_1 (event_notes -> audit_events)" in caught.value.message
+    assert _leftovers(mariadb) == (False, False, set())
+
+
+def test_a_batch_that_loses_a_conflict_is_retried(mariadb, monkeypatch) -> None:
+    """Galera's certification conflict (or an InnoDB deadlock) comes as 1213: the batch again."""
+    _at_0006_with_rows(mariadb, events=300)
+    failures = iter([True, True])
+    original_exec = sa.engine.Connection.exec_driver_sql
+
+    def flaky(self, statement, *args, **kwargs):  # type: ignore[no-untyped-def]
+        copying = isinstance(statement, str) and statement.startswith("INSERT INTO `_audit_events_new`")
+        if copying and next(failures, False):
+            raise sa.exc.OperationalError(statement, None, _Deadlock())
+        return original_exec(self, statement, *args, **kwargs)
+
+    monkeypatch.setattr(sa.engine.Connection, "exec_driver_sql", flaky)
+    events: list[str] = []
+    commands.upgrade(mariadb, no_backup=True, progress=lambda event: events.append(str(event)))
+    monkeypatch.undo()
+    assert sum("retried after a conflict" in event for event in events) == 2
+    _assert_at_head_clean(mariadb)
+
+
+class _Deadlock(Exception):
+    def __init__(self) -> None:
+        super().__init__(1213, "Deadlock found when trying to get lock; try restarting transaction")

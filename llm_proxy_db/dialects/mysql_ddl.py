@@ -192,25 +192,27 @@ def alter(table: str, clauses: str, algorithm: str) -> None:
         bind.exec_driver_sql(statement)
 
 
-def alter_online(table: str, key: str, clauses: str, *, fallback: str) -> None:
+def alter_online(table: str, key: str, clauses: str, *, fallback: str, algorithm: str = "COPY") -> None:
     """Give ``table`` the definition ``clauses`` make, without blocking the service's writes.
 
-    On MariaDB online the change goes through a shadow copy (:mod:`.mysql_shadow`: triggers, a
-    batched copy, an atomic swap), since the server would copy the table under a write lock.
-    Offline (``--sql``) and on MySQL 8 (whose schema-wide CHECK names a copy could not keep) it
-    is the plain ``ALTER TABLE table fallback, ALGORITHM=COPY``.
+    ``algorithm`` is what the plain ``ALTER TABLE table fallback`` would need.  On MariaDB
+    online, a change the server would make by copying the table under a write lock (``COPY``),
+    or any rebuild under Galera's total order isolation (where even ``INPLACE`` blocks every
+    node), goes through a shadow copy instead (:mod:`.mysql_shadow`: triggers, a batched copy,
+    an atomic swap; ``key`` is a unique key of both tables).  Offline (``--sql``), on one server
+    for ``INPLACE``, and on MySQL 8 (whose schema-wide CHECK names a copy could not keep), it is
+    the plain ``ALTER``.
     """
-    if _offline() or not mysql_shadow.is_mariadb(op.get_bind()):
-        alter(table, fallback, "COPY")
+    bind = None if _offline() else op.get_bind()
+    if bind is None or not mysql_shadow.is_mariadb(bind) or (algorithm != "COPY" and not mysql_shadow.under_toi(bind)):
+        alter(table, fallback, algorithm)
         return
 
     def hook(stage: str) -> None:
         if step_hook is not None:
             step_hook(f"online copy of {table}: {stage}")
 
-    mysql_shadow.rebuild(
-        op.get_bind(), mysql_shadow.ShadowChange(table, key, clauses), report=_report_kw, hook=hook
-    )
+    mysql_shadow.rebuild(bind, mysql_shadow.ShadowChange(table, key, clauses), report=_report_kw, hook=hook)
 
 
 def finish_online(table: str) -> None:

@@ -39,6 +39,10 @@ COPY_MIN, COPY_MAX = 200, 20_000
 COPY_TARGET_S = 0.1
 # ER_LOCK_WAIT_TIMEOUT: NOWAIT found a metadata lock held (a running transaction of the service).
 LOCK_BUSY = {1205}
+# ER_LOCK_DEADLOCK: InnoDB chose this batch as a deadlock victim, or Galera's certification let
+# another node's write win; the batch is tried again, up to CONFLICT_RETRIES times.
+CONFLICT = {1213}
+CONFLICT_RETRIES = 10
 # How long the swap and the trigger DDL keep retrying their NOWAIT attempts before giving up.
 DDL_RETRY_S = 60.0
 DDL_RETRY_PAUSE_S = 0.05
@@ -112,9 +116,11 @@ def our_triggers(connection: Connection, table: str) -> set[str]:
 def refuse_unsupported(connection: Connection, table: str) -> None:
     """Refuse, before any change, a table whose other triggers or foreign keys a copy would lose.
 
-    ``CREATE TABLE ... LIKE`` copies columns, indexes and CHECKs but no foreign key; the old
-    table's triggers are dropped with it; a foreign key pointing at the table would follow it
-    to ``_old`` on the swap.
+    ``CREATE TABLE ... LIKE`` copies columns, indexes and CHECKs but no foreign key: the
+    table's own foreign keys are added to the shadow table under InnoDB's generated names
+    (``_t_new_ibfk_N``, which the swap renames to ``t_ibfk_N``, the service's names); a
+    foreign key named otherwise could not keep its name.  The old table's triggers are
+    dropped with it; a foreign key pointing at the table would follow it to ``_old``.
     """
     problems = [
         f"trigger {name}" for (name,) in connection.exec_driver_sql(
@@ -126,8 +132,9 @@ def refuse_unsupported(connection: Connection, table: str) -> None:
     problems += [
         f"foreign key {name} ({source} -> {target})" for name, source, target in connection.exec_driver_sql(
             "SELECT CONSTRAINT_NAME, TABLE_NAME, REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS "
-            "WHERE CONSTRAINT_SCHEMA = DATABASE() AND (TABLE_NAME = %s OR REFERENCED_TABLE_NAME = %s)",
-            (table, table),
+            "WHERE CONSTRAINT_SCHEMA = DATABASE() AND (REFERENCED_TABLE_NAME = %s "
+            "OR (TABLE_NAME = %s AND CONSTRAINT_NAME NOT LIKE %s))",
+            (table, table, f"{_like(table)}\\_ibfk\\_%"),
         )
     ]
     if problems:
@@ -136,6 +143,37 @@ def refuse_unsupported(connection: Connection, table: str) -> None:
             "nothing was changed",
             hint="drop them before the migration and create them again after it",
         )
+
+
+def _like(name: str) -> str:
+    return name.replace("_", "\\_")
+
+
+def foreign_keys(connection: Connection, table: str) -> list[tuple[str, str, str, str, str]]:
+    """``table``'s own foreign keys: (name, columns, referred table, referred columns, ON DELETE)."""
+    rows = connection.exec_driver_sql(
+        "SELECT k.CONSTRAINT_NAME, GROUP_CONCAT(CONCAT('`', k.COLUMN_NAME, '`') ORDER BY k.ORDINAL_POSITION), "
+        "k.REFERENCED_TABLE_NAME, "
+        "GROUP_CONCAT(CONCAT('`', k.REFERENCED_COLUMN_NAME, '`') ORDER BY k.ORDINAL_POSITION), r.DELETE_RULE "
+        "FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.REFERENTIAL_CONSTRAINTS r "
+        "ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME "
+        "AND r.TABLE_NAME = k.TABLE_NAME "
+        "WHERE k.CONSTRAINT_SCHEMA = DATABASE() AND k.TABLE_NAME = %s AND k.REFERENCED_TABLE_NAME IS NOT NULL "
+        "GROUP BY k.CONSTRAINT_NAME, k.REFERENCED_TABLE_NAME, r.DELETE_RULE ORDER BY k.CONSTRAINT_NAME",
+        (table,),
+    )
+    return [tuple(str(value) for value in row) for row in rows]  # type: ignore[misc]
+
+
+def under_toi(connection: Connection) -> bool:
+    """Whether DDL here runs as Galera's total order isolation: on every node at once, blocking
+    writes cluster-wide even where one server would alter online."""
+    try:
+        row = connection.exec_driver_sql("SELECT @@GLOBAL.wsrep_on, @@SESSION.wsrep_OSU_method").first()
+    except Exception:  # noqa: BLE001 - a server built without wsrep has no such variables
+        connection.exec_driver_sql("ROLLBACK")
+        return False
+    return row is not None and bool(row[0]) and str(row[1]).upper() == "TOI"
 
 
 def leftovers(connection: Connection, table: str) -> str | None:
@@ -208,6 +246,12 @@ def _prepare_shadow(connection: Connection, change: ShadowChange, say: Report) -
         _ddl(connection, f"DROP TABLE `{change.shadow}`")
     _ddl(connection, f"CREATE TABLE `{change.shadow}` LIKE `{change.table}`")
     _ddl(connection, f"ALTER TABLE `{change.shadow}` {change.clauses}")
+    prefix = f"{change.table}_ibfk_"
+    for name, columns, referred, referred_columns, on_delete in foreign_keys(connection, change.table):
+        # The swap's rename gives ``_t_new_ibfk_N`` the name ``t_ibfk_N``: the service's own.
+        shadow_fk = f"{change.shadow}_ibfk_{name[len(prefix):]}"
+        _ddl(connection, f"ALTER TABLE `{change.shadow}` ADD CONSTRAINT `{shadow_fk}` FOREIGN KEY ({columns}) "
+                         f"REFERENCES `{referred}` ({referred_columns}) ON DELETE {on_delete}")
 
 
 def _columns(connection: Connection, table: str) -> list[str]:
@@ -269,16 +313,11 @@ def copy_rows(
         bounds = ([] if last is None else [f"`{key}` > %s"]) + ([] if upper is None else [f"`{key}` <= %s"])
         where = (" WHERE " + " AND ".join(bounds)) if bounds else ""
         started = time.monotonic()
-        # Read committed: the batch locks the rows it copies, not the gaps between them, so the
-        # service's inserts are never held by it (the setting applies to the next transaction).
-        connection.exec_driver_sql("COMMIT")
-        connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-        done += connection.exec_driver_sql(
+        statement = (
             f"INSERT INTO `{change.shadow}` ({columns}) SELECT {columns} FROM `{change.table}`{where} "
-            f"LOCK IN SHARE MODE ON DUPLICATE KEY UPDATE `{change.shadow}`.`{key}` = `{change.shadow}`.`{key}`",
-            tuple(value for value in (last, upper) if value is not None),
-        ).rowcount
-        connection.exec_driver_sql("COMMIT")
+            f"LOCK IN SHARE MODE ON DUPLICATE KEY UPDATE `{change.shadow}`.`{key}` = `{change.shadow}`.`{key}`"
+        )
+        done += _copy_batch(connection, statement, tuple(v for v in (last, upper) if v is not None), say)
         batch = _next_batch(batch, time.monotonic() - started)
         say("backfill", f"{change.table}: {done}/~{total} rows copied", done=done, total=max(total, done))
         if hook is not None:
@@ -288,6 +327,27 @@ def copy_rows(
         last = upper
         if pause is not None:
             pause()
+
+
+def _copy_batch(connection: Connection, statement: str, params: tuple[object, ...], say: Report) -> int:
+    """One batch in its own transaction; a deadlock or a Galera certification conflict (1213,
+    the service's write won) rolls it back and it is tried again after a growing pause."""
+    for attempt in range(1, CONFLICT_RETRIES + 1):
+        # Read committed: the batch locks the rows it copies, not the gaps between them, so the
+        # service's inserts are never held by it (the setting applies to the next transaction).
+        connection.exec_driver_sql("COMMIT")
+        connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        try:
+            copied = int(connection.exec_driver_sql(statement, params).rowcount)
+            connection.exec_driver_sql("COMMIT")
+            return copied
+        except Exception as exc:  # noqa: BLE001 - the driver's error, classified by its code
+            if _code(exc) not in CONFLICT or attempt == CONFLICT_RETRIES:
+                raise
+            connection.exec_driver_sql("ROLLBACK")
+            say("step", f"copy batch retried after a conflict with another write ({attempt})")
+            time.sleep(min(2.0, 0.05 * 2**attempt))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _next_batch(batch: int, took: float) -> int:
