@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 from llm_proxy_db import quick_status
 from llm_proxy_db.adoption import adopt as adoption
 from llm_proxy_db.config.parsing import AUTO_MIGRATE_ENV, parse_bool
-from llm_proxy_db.config.settings import Settings, resolve_settings
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
+from llm_proxy_db.dialects.resolve import resolve_settings
 from llm_proxy_db.errors import PendingMigrationsError
 from llm_proxy_db.migration import manifest, revisions
 from llm_proxy_db.migration.executor import Progress
-from llm_proxy_db.migration.version_table import current_revision
 from llm_proxy_db.safety.guard import MigrationOutcome, SafetyOptions, guarded_run
 from llm_proxy_db.service import token_ids
 
@@ -100,25 +100,6 @@ def unversioned_state(settings: Settings, connection: Connection | None = None) 
         return adoption.detect(opened).state_name
 
 
-def peek_revision(
-    settings: Settings, version_locations: Sequence[str] = (), connection: Connection | None = None
-) -> str | None:
-    """One cheap read of the current revision; refuses a revision this code does not know.
-
-    On ``connection`` when given (its transaction is ended after the read).
-    """
-    if connection is not None:
-        current = current_revision(connection)
-        connection.rollback()
-    elif settings.known_missing():
-        return None
-    else:
-        with connect(settings, create=False) as opened:
-            current = current_revision(opened)
-    revisions.position(current, revisions.script_directory(tuple(version_locations)))
-    return current
-
-
 def auto_upgrade(
     settings: Settings | None = None,
     *,
@@ -160,7 +141,7 @@ def _upgrade(
     """:func:`auto_upgrade` past the fast path, on ``connection`` (None: a missing SQLite file)."""
     scripts = revisions.script_directory(tuple(version_locations))
     head = revisions.head_revision(scripts)
-    current = peek_revision(settings, version_locations, connection)
+    current = revisions.peek_revision(settings, version_locations, connection)
     if current == head:
         warnings = manifest.check_applied(current)
         return StartupResult(current, current, checksum_warnings=warnings,

@@ -22,7 +22,8 @@ from collections.abc import Sequence
 from llm_proxy_db import quick_status
 from llm_proxy_db.cli.render import render_run, render_status
 from llm_proxy_db.config.parsing import env_settings
-from llm_proxy_db.config.settings import postgres_url_text, resolve_settings
+from llm_proxy_db.config.settings import postgres_url_text
+from llm_proxy_db.dialects.resolve import resolve_settings
 from llm_proxy_db.status import status_at_head
 
 GLOBAL_OPTIONS = {
@@ -74,7 +75,7 @@ def output_at_head(argv: Sequence[str]) -> str | None:
     if status is None:
         return None
     if command == ["setup"]:
-        from llm_proxy_db.migration.executor import RunResult
+        from llm_proxy_db.migration.results import RunResult
 
         head, warnings = status.head_revision, status.checksum_warnings
         run = RunResult(before=head, after=head, checksum_warnings=warnings)
