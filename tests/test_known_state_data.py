@@ -136,9 +136,9 @@ def test_verify_reports_stale_data(tmp_path, fresh_caches, monkeypatch) -> None:
 
 def test_verify_compares_the_data_with_its_scratch_database(tmp_path, fresh_caches, monkeypatch) -> None:
     """The first base -> head pass of verify's cycle is fingerprinted and compared."""
+    from llm_proxy_db import verify
     from llm_proxy_db.config.paths import script_location
     from llm_proxy_db.config.settings import Settings
-    from llm_proxy_db import verify
 
     settings = Settings(driver="sqlite", database_path=tmp_path / "verify.db")
     assert verify.check_cycle(settings, script_location()) == []
