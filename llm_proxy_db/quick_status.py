@@ -115,7 +115,7 @@ def postgres_url_at_head(raw_url: str, *, adopted_ok: bool = False) -> tuple[boo
     user, password, host, port, database = match.group("user", "password", "host", "port", "database")
     masked = f"postgresql+psycopg://{user}{':***' if password else ''}@{host}{port or ''}/{database}"
     libpq = f"postgresql://{user}{password or ''}@{host}{port or ''}/{database}"
-    from llm_proxy_db.dialects import postgresql
+    from llm_proxy_db.dialects import postgresql  # only a PostgreSQL start pays for this import: start-up time
 
     head = head_revision()
     try:
