@@ -116,7 +116,8 @@ def auto_upgrade(
     ``settings``, the service's own variables are read (``DB_DRIVER``, ``DATABASE_PATH``,
     ``DATABASE_URL``).  Past the one driver read of the up-to-date case, everything (the
     revision read, the lock, adoption, the revisions, filling token ids) runs on one
-    connection; a missing SQLite file is created by the guarded path's own.
+    connection, which creates a missing SQLite file (unless auto-migration is off: then the
+    refusal creates nothing).
     """
     settings = settings or resolve_settings()
     at_head = None if version_locations else quick_status.current_head(settings, adopted_ok=True)
@@ -124,9 +125,11 @@ def auto_upgrade(
         head, warnings = at_head
         return StartupResult(head, head, checksum_warnings=warnings)
     enabled = auto_migrate_enabled() if enabled is None else enabled
-    if settings.known_missing():
+    missing = settings.known_missing()
+    if missing and not enabled:  # refused without creating anything
         return _upgrade(settings, None, enabled, options, progress, version_locations)
-    with connect(settings, foreign_keys=False, create=False) as connection:
+    # The one connection of the run (a missing SQLite file is created by opening it).
+    with connect(settings, foreign_keys=False, create=missing) as connection:
         return _upgrade(settings, connection, enabled, options, progress, version_locations)
 
 
