@@ -13,24 +13,17 @@ if TYPE_CHECKING:
 
 
 DRIVER = "mysql"
-
 SQLALCHEMY_NAME = "mysql"
-
 SQLALCHEMY_DRIVER = "mysql+pymysql"
-
 URL_SCHEMES = ("mysql", "mariadb", "mysql+pymysql", "mariadb+pymysql")
-
 DEFAULT_TCP_ADDRESS = "127.0.0.1:3306"
-
 DEFAULT_UNIX_SOCKET = "/tmp/mysql.sock"
-
 DSN_EXAMPLE = "user:password@tcp(host:3306)/dbname?parseTime=true"
 
 
 # Printed before a ``--sql`` script: nothing, the mariadb / mysql client stops at the first
 # error unless it is given --force.
 OFFLINE_SCRIPT_PREAMBLE = ""
-
 OFFLINE_URL = "mysql://offline@localhost/offline"
 
 
@@ -38,7 +31,6 @@ OFFLINE_URL = "mysql://offline@localhost/offline"
 # effect that revision's schema has (versions 1..N), and goose's own CREATE TABLE.  MySQL's
 # goose file 1 already says api_key: no revision below 0006 equals a goose version.
 GOOSE_TABLE = "goose_db_version"
-
 GOOSE_VERSIONS: Mapping[str, int] | None = {
     "0001": 0, "0002": 0, "0003": 0, "0004": 0, "0005": 0, "0006": 4, "0007": 5,
 }
@@ -62,7 +54,6 @@ STATE_GOOSE_VERSIONS: Mapping[str, tuple[int, ...]] = {
 # MySQL 8.0.16+ names the inline CHECK of goose file 1 audit_events_chk_1 and goose file 5's
 # MODIFY COLUMN does not drop it (reference section 3): such a database rejects denied/error.
 MYSQL8_TRAP_CHECK = "audit_events_chk_1"
-
 MYSQL8_TRAP_DESCRIPTION = (
     "goose MySQL version 5 as MySQL 8 leaves it: the old two-value CHECK audit_events_chk_1 "
     "beside the new one (denied/error events rejected); revision 0007 drops it (a fix)"
@@ -95,13 +86,9 @@ def goose_offline_sql(wanted: int) -> list[str]:
 # half-way is resumed step by step (llm_proxy_db.dialects.mysql.ddl), not rolled back; a dump only before a
 # downgrade allowed to lose data.
 TRANSACTIONAL_DDL = False
-
 FOREIGN_KEYS_OFF_WHILE_MIGRATING = False
-
 BATCH_ALTER = False
-
 LOCK_TIMEOUT_RETRIES = False
-
 BACKUP_BEFORE_EVERY_CHANGE = False
 
 
@@ -124,7 +111,6 @@ def new_token_id_sql() -> str | None:
 # MySQL's head schema: llm_proxy_db.schema.head_mysql.
 HEAD_SCHEMA = "mysql"
 NAMED_CONSTRAINTS = True
-
 INDEX_REFLECTION_OPTIONS: Mapping[str, Any] = {}
 
 

@@ -23,13 +23,9 @@ if TYPE_CHECKING:
 
 
 DUMP_CLIENTS = ("mariadb-dump", "mysqldump")
-
 LOAD_CLIENTS = ("mariadb", "mysql")
-
 DUMP_DESCRIPTION = "mariadb-dump / mysqldump file (llm-proxy db backup on MySQL)"
-
 RESTORE_TOOLS: tuple[tuple[str, ...], ...] = (DUMP_CLIENTS, LOAD_CLIENTS)
-
 INSTALL_HINT = "install the MariaDB or MySQL client tools"
 
 
@@ -101,11 +97,8 @@ def load_dump(settings: Settings, dump: Path) -> None:
     stream_to_tool(client, args, version_tables_last(dump), password=_password(url), what=what)
 
 _SECTION = re.compile(rb"^-- (?:Table structure|Dumping data) for table `((?:[^`]|``)+)`")
-
 _OTHER_SECTION = re.compile(rb"^-- \S")  # any other header: routines, views, ...
-
 _FOOTER = re.compile(rb"^/\*!\d+ SET \w+=@OLD_")  # restores the session settings, after the data
-
 _VERSION_TABLES = (b"alembic_version", b"goose_db_version")
 
 
@@ -134,17 +127,11 @@ def version_tables_last(dump: Path) -> Iterator[bytes]:
     yield from footer
 
 _DUMP_HEADER = re.compile(r"^-- (MariaDB|MySQL) dump ")
-
 _SANDBOX_LINE = "/*M!999999"  # MariaDB 10.11.8+ dumps open with it, before the header
-
 _DUMP_DATABASE = re.compile(r"Database: (\S+)")
-
 _CREATE_TABLE = re.compile(r"^CREATE TABLE `((?:[^`]|``)+)`")
-
 _VERSION_INSERT = "INSERT INTO `alembic_version` VALUES"
-
 _FIRST_VALUE = re.compile(r"\('([^']*)'\)")
-
 _DUMP_COMPLETED = "-- Dump completed"
 
 

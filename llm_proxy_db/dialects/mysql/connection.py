@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 
 _DSN = re.compile(r"^(?:(?P<userinfo>.*)@)?(?P<net>\w+)?(?:\((?P<address>[^)]*)\))?$", re.DOTALL)
-
 _IGNORED_OPTIONS = frozenset(
     {"parsetime", "loc", "collation", "readtimeout", "writetimeout", "allownativepasswords",
      "allowcleartextpasswords", "multistatements", "interpolateparams", "clientfoundrows",
@@ -40,7 +39,6 @@ _IGNORED_OPTIONS = frozenset(
 # service DSN may carry it, so it is accepted and not applied to the migration's session, like
 # ``sql_mode`` and ``time_zone`` above; an option that cannot be a variable name is refused.
 _SYSTEM_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
 _PYMYSQL_OPTIONS = frozenset(
     {"unix_socket", "connect_timeout", "read_timeout", "write_timeout", "init_command", "local_infile",
      "program_name", "bind_address", "compress", "client_flag", "read_default_file", "read_default_group",

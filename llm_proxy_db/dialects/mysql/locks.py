@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 # Our own lock (named per database: GET_LOCK names are server-wide), and the service's
 # (server-wide, its own choice): holding both makes its replicas' goose runners wait.
 LOCK_NAME = "llm-proxy-db-migrations"
-
 SERVICE_LOCK_NAME = "llm-proxy-migrations"
 
 
@@ -30,7 +29,6 @@ def migration_lock(
     """Ours, then the service's (as on PostgreSQL), held for the body; yields the wait.
 
     Taken one after the other, so a wait for a starting service is reported as such."""
-
     assert connection is not None, "the MySQL lock is held by the migrating connection"
     started = time.monotonic()
     try:

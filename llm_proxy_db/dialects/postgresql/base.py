@@ -13,15 +13,10 @@ if TYPE_CHECKING:
 
 
 DRIVER = "postgres"
-
 SQLALCHEMY_NAME = "postgresql"
-
 SQLALCHEMY_DRIVER = "postgresql+psycopg"
-
 URL_SCHEMES = ("postgres", "postgresql", "postgresql+psycopg")
-
 URL_EXAMPLE = "postgres://user@host:5432/db"
-
 OFFLINE_URL = "postgresql://offline/offline"
 
 
@@ -34,7 +29,6 @@ OFFLINE_SCRIPT_PREAMBLE = "-- for psql: stop at the first error\n\\set ON_ERROR_
 # The service's goose bookkeeping on PostgreSQL: our revision -> the highest goose version
 # whose effect that revision's schema has (versions 1..N), and goose's own CREATE TABLE.
 GOOSE_TABLE = "goose_db_version"
-
 GOOSE_VERSIONS: Mapping[str, int] | None = {
     "0001": 0, "0002": 0, "0003": 2, "0004": 3, "0005": 4, "0006": 5, "0007": 6,
 }
@@ -75,13 +69,9 @@ def goose_offline_sql(wanted: int) -> list[str]:
 # at most lock_timeout and a revision that lost the race is tried again (pg_online); a dump
 # only before a downgrade allowed to lose data.
 TRANSACTIONAL_DDL = True
-
 FOREIGN_KEYS_OFF_WHILE_MIGRATING = False
-
 BATCH_ALTER = False
-
 LOCK_TIMEOUT_RETRIES = True
-
 BACKUP_BEFORE_EVERY_CHANGE = False
 
 
@@ -110,7 +100,6 @@ def new_token_id_sql() -> str | None:
 # PostgreSQL's head schema: named constraints, NOT NULL keys (llm_proxy_db.schema.head).
 HEAD_SCHEMA = "server"
 NAMED_CONSTRAINTS = True
-
 INDEX_REFLECTION_OPTIONS: Mapping[str, Any] = {}
 
 

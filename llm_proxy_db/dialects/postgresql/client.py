@@ -28,9 +28,7 @@ if TYPE_CHECKING:
 
 
 DUMP_DESCRIPTION = "pg_dump custom-format file (llm-proxy db backup on PostgreSQL)"
-
 RESTORE_TOOLS: tuple[tuple[str, ...], ...] = (("pg_dump",), ("pg_restore",), ("psql",))
-
 INSTALL_HINT = "install the PostgreSQL client tools (of the server's major version or newer)"
 
 
@@ -118,7 +116,6 @@ def load_dump(settings: Settings, dump: Path) -> None:
     transaction committed only once ``pg_restore`` has written the whole dump: any failure
     (or this process killed) leaves the database exactly as it was.
     """
-
     restore_exe = find_tool(["pg_restore"], INSTALL_HINT)
     psql_exe = find_tool(["psql"], INSTALL_HINT)
     env, dbname = _client_env(settings)
@@ -172,7 +169,6 @@ def _error_line(stderr: str, password: object) -> str:
     return found.replace(str(password), "***") if password else found
 
 _TOC_TABLE = re.compile(r"^\d+; \d+ \d+ TABLE (\S+) (\S+) ")
-
 _TOC_DBNAME = re.compile(r"^;\s+dbname: (.*)$")
 
 

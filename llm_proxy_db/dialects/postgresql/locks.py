@@ -33,7 +33,6 @@ def migration_lock(
     """Our key, then the service's: always in this order, so two migrators cannot deadlock
     (the service only tries its key, it never waits while holding one).  Both belong to
     ``connection``: run the migrations on it."""
-
     assert connection is not None, "the PostgreSQL lock is held by the migrating connection"
     started = time.monotonic()
     with _one_advisory_lock(settings, connection, ADVISORY_LOCK_KEY, timeout, progress, WAITING):

@@ -14,26 +14,20 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection
 
 DRIVER = "sqlite"
-
 SQLALCHEMY_NAME = "sqlite"
-
 DEFAULT_DATABASE_PATH = "data/llm-proxy.db"
 
 
 # Printed before a ``--sql`` script: the sqlite3 shell goes on after a failed statement by
 # default, and would then commit the rest of that revision's transaction.
 OFFLINE_SCRIPT_PREAMBLE = "-- for the sqlite3 shell: stop at the first error\n.bail on\n"
-
 SQLITE_HEADER = b"SQLite format 3\x00"
-
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
 # The current service runs no goose on SQLite: nothing to keep in step there.
 GOOSE_VERSIONS: Mapping[str, int] | None = None
-
 GOOSE_TABLE_DDL: str | None = None
-
 _ADOPTED = f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{ADOPTION_TABLE}'"
 
 
@@ -64,13 +58,9 @@ def goose_offline_sql(wanted: int) -> list[str]:
 # off while migrating (batch table rebuilds), so references are checked by this tool before
 # and after; ALTER through batch rebuilds; a backup copy before every schema change.
 TRANSACTIONAL_DDL = True
-
 FOREIGN_KEYS_OFF_WHILE_MIGRATING = True
-
 BATCH_ALTER = True
-
 LOCK_TIMEOUT_RETRIES = False
-
 BACKUP_BEFORE_EVERY_CHANGE = True
 
 
@@ -105,7 +95,6 @@ def new_token_id_sql() -> str | None:
 # SQLite's head schema: unnamed constraints, keys as the service's DDL writes them.
 HEAD_SCHEMA = "sqlite"
 NAMED_CONSTRAINTS = False
-
 INDEX_REFLECTION_OPTIONS: Mapping[str, Any] = {"include_auto_indexes": True}
 
 

@@ -24,7 +24,6 @@ def scratch_connection(connection: Connection) -> Iterator[Connection]:
 
     ``connection`` is not used: every SQLite database behaves alike.
     """
-
     del connection
     with tempfile.TemporaryDirectory(prefix="llm-proxy-scratch-") as directory:
         settings = Settings(driver=DRIVER, database_path=Path(directory) / "scratch.db")
