@@ -12,104 +12,75 @@ file (:mod:`.backup`, :mod:`.snapshot`); naming, rotation and the in-place resto
 :mod:`llm_proxy_db.safety.sqlite_backup`'s.  This package is the dialect module
 :func:`llm_proxy_db.dialects.dialect_for` returns: its names are the
 :class:`~llm_proxy_db.dialects.base.Dialect` protocol's.
+
+The names are imported from their submodule on first use (:func:`__getattr__`), so the fast
+startup path loads only what its read needs.
 """
 
-from llm_proxy_db.dialects.sqlite.backup import (
-    default_backup_directory,
-    needs_backup,
-)
-from llm_proxy_db.dialects.sqlite.base import (
-    API_KEY_VARIANTS,
-    BACKUP_BEFORE_EVERY_CHANGE,
-    BACKUP_KIND,
-    BATCH_ALTER,
-    DEFAULT_DATABASE_PATH,
-    DRIVER,
-    EXTRA_CHECK_STATE,
-    FOREIGN_KEYS_OFF_WHILE_MIGRATING,
-    GOOSE_TABLE_DDL,
-    GOOSE_VERSIONS,
-    HEAD_SCHEMA,
-    INDEX_REFLECTION_OPTIONS,
-    LOCK_TIMEOUT_RETRIES,
-    NAMED_CONSTRAINTS,
-    NULL_IDS,
-    OFFLINE_SCRIPT_PREAMBLE,
-    SEED_ROW_STATES,
-    SERVICE_START_ARTEFACTS,
-    SQLALCHEMY_NAME,
-    SQLITE_BUSY_TIMEOUT_MS,
-    SQLITE_HEADER,
-    SQLITE_UUID4_SQL,
-    STATE_GOOSE_VERSIONS,
-    TRANSACTIONAL_DDL,
-    goose_offline_sql,
-    new_token_id_sql,
-    offline_settings,
-    parse_database_url,
-    partly_applied,
-    reflect_checks,
-    schema_cookie,
-    server_family,
-)
-from llm_proxy_db.dialects.sqlite.connection import (
-    check_sqlite_path,
-    create_engine,
-    database_exists,
-    is_sqlite_file,
-    read_versions,
-)
-from llm_proxy_db.dialects.sqlite.creation import (
-    copy_of,
-    scratch_connection,
-)
-from llm_proxy_db.dialects.sqlite.locks import (
-    lock_file,
-    migration_lock,
-)
+from __future__ import annotations
 
-__all__ = [
-    "API_KEY_VARIANTS",
-    "BACKUP_BEFORE_EVERY_CHANGE",
-    "BACKUP_KIND",
-    "BATCH_ALTER",
-    "DEFAULT_DATABASE_PATH",
-    "DRIVER",
-    "EXTRA_CHECK_STATE",
-    "FOREIGN_KEYS_OFF_WHILE_MIGRATING",
-    "GOOSE_TABLE_DDL",
-    "GOOSE_VERSIONS",
-    "HEAD_SCHEMA",
-    "INDEX_REFLECTION_OPTIONS",
-    "LOCK_TIMEOUT_RETRIES",
-    "NAMED_CONSTRAINTS",
-    "NULL_IDS",
-    "OFFLINE_SCRIPT_PREAMBLE",
-    "SEED_ROW_STATES",
-    "SERVICE_START_ARTEFACTS",
-    "SQLALCHEMY_NAME",
-    "SQLITE_BUSY_TIMEOUT_MS",
-    "SQLITE_HEADER",
-    "SQLITE_UUID4_SQL",
-    "STATE_GOOSE_VERSIONS",
-    "TRANSACTIONAL_DDL",
-    "check_sqlite_path",
-    "copy_of",
-    "create_engine",
-    "database_exists",
-    "default_backup_directory",
-    "goose_offline_sql",
-    "is_sqlite_file",
-    "lock_file",
-    "migration_lock",
-    "needs_backup",
-    "new_token_id_sql",
-    "offline_settings",
-    "parse_database_url",
-    "partly_applied",
-    "read_versions",
-    "reflect_checks",
-    "schema_cookie",
-    "scratch_connection",
-    "server_family",
-]
+import importlib
+from typing import Any
+
+# Each public name -> the submodule that defines it (a dotted name: a shared module).
+_HOME = {
+    "default_backup_directory": "backup",
+    "needs_backup": "backup",
+    "API_KEY_VARIANTS": "base",
+    "BACKUP_BEFORE_EVERY_CHANGE": "base",
+    "BACKUP_KIND": "base",
+    "BATCH_ALTER": "base",
+    "DEFAULT_DATABASE_PATH": "base",
+    "DRIVER": "base",
+    "EXTRA_CHECK_STATE": "base",
+    "FOREIGN_KEYS_OFF_WHILE_MIGRATING": "base",
+    "GOOSE_TABLE_DDL": "base",
+    "GOOSE_VERSIONS": "base",
+    "HEAD_SCHEMA": "base",
+    "INDEX_REFLECTION_OPTIONS": "base",
+    "LOCK_TIMEOUT_RETRIES": "base",
+    "NAMED_CONSTRAINTS": "base",
+    "NULL_IDS": "base",
+    "OFFLINE_SCRIPT_PREAMBLE": "base",
+    "SEED_ROW_STATES": "base",
+    "SERVICE_START_ARTEFACTS": "base",
+    "SQLALCHEMY_NAME": "base",
+    "SQLITE_BUSY_TIMEOUT_MS": "base",
+    "SQLITE_HEADER": "base",
+    "SQLITE_UUID4_SQL": "base",
+    "STATE_GOOSE_VERSIONS": "base",
+    "TRANSACTIONAL_DDL": "base",
+    "goose_offline_sql": "base",
+    "new_token_id_sql": "base",
+    "offline_settings": "base",
+    "parse_database_url": "base",
+    "partly_applied": "base",
+    "reflect_checks": "base",
+    "schema_cookie": "base",
+    "server_family": "base",
+    "check_sqlite_path": "connection",
+    "create_engine": "connection",
+    "database_exists": "connection",
+    "is_sqlite_file": "connection",
+    "read_versions": "connection",
+    "copy_of": "creation",
+    "scratch_connection": "creation",
+    "lock_file": "locks",
+    "migration_lock": "locks",
+}
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    """A name of the dialect, imported from its submodule when first asked for (start-up time)."""
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(home if "." in home else f"{__name__}.{home}")
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOME})
