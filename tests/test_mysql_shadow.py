@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from llm_proxy_db import commands
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
-from llm_proxy_db.dialects import mysql_ddl, mysql_shadow
+from llm_proxy_db.dialects import mysql_ddl
+from llm_proxy_db.dialects.mysql import shadow as mysql_shadow
 from llm_proxy_db.errors import MigrationError
 from llm_proxy_db.migration import revisions
 from llm_proxy_db.schema.drift import drift
@@ -205,7 +206,8 @@ KILLED = """
 import os, time
 from llm_proxy_db import commands
 from llm_proxy_db.config.settings import resolve_settings
-from llm_proxy_db.dialects import mysql_ddl, mysql_shadow
+from llm_proxy_db.dialects import mysql_ddl
+from llm_proxy_db.dialects.mysql import shadow as mysql_shadow
 pause = os.environ["PAUSE_AT"]
 mysql_shadow.COPY_BATCH = 200
 def hook(stage):

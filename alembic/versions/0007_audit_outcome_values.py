@@ -133,7 +133,7 @@ def _named_check_is(connection: sa.engine.Connection, values: tuple[str, ...]) -
 def _add_named_check() -> None:
     """InnoDB validates a new CHECK by copying the table (``ALGORITHM=COPY, LOCK=SHARED``:
     writes to ``audit_events`` would wait for the whole copy), so on MariaDB the table is
-    changed through a shadow copy instead (``mysql_shadow``); offline and on MySQL 8 the
+    changed through a shadow copy instead (``dialects/mysql/shadow.py``); offline and on MySQL 8 the
     ``ALTER`` is kept."""
     clauses = f"ADD CONSTRAINT {CHECK_NAME} CHECK ({_check_sql(NEW_VALUES)})"
     if not is_offline() and any(c["name"] == CHECK_NAME for c in check_constraints(op.get_bind(), "audit_events")):
