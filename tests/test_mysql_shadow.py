@@ -205,7 +205,7 @@ def test_a_failed_copy_removes_its_triggers_and_shadow_table(mariadb, monkeypatc
 KILLED = """
 import os, time
 from llm_proxy_db import commands
-from llm_proxy_db.config.settings import resolve_settings
+from llm_proxy_db.dialects.resolve import resolve_settings
 from llm_proxy_db.dialects import mysql_ddl
 from llm_proxy_db.dialects.mysql import shadow as mysql_shadow
 pause = os.environ["PAUSE_AT"]
