@@ -7,7 +7,7 @@ pooler race.  Needs ``.ci/topology/postgres.sh start`` (its ``env`` lines name t
     lookups, without and with a 1.5 s reporting query looping there, with the throttle on
     (``LLM_PROXY_MAX_REPLICA_LAG``, default 1 s) and, for the reporting-query run, off (``0``)
     to compare.  Measured: the replica's replay lag read on the primary every 0.1 s (max,
-    p99; :class:`llm_proxy_db.dialects.pg_replication.LagClock` and ``replay_lag``), WAL bytes
+    p99; :class:`llm_proxy_db.dialects.postgresql.replication.LagClock` and ``replay_lag``), WAL bytes
     written, pauses shown, replica queries cancelled ("conflict with recovery"), wall time.
 ``pooler``
     through PgBouncer's transaction pool with ``LLM_PROXY_DIRECT_URL``: two ``setup`` at once
@@ -189,7 +189,7 @@ def _watch_lag(url: str, stop: threading.Event, run: ReplicaRun) -> None:
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
-    from llm_proxy_db.dialects.pg_replication import LagClock
+    from llm_proxy_db.dialects.postgresql.replication import LagClock
 
     clock = LagClock()
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1), poolclass=NullPool,

@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 from llm_proxy_db import commands
 from llm_proxy_db.cli.app import app
-from llm_proxy_db.config.settings import Settings, resolve_settings
-from llm_proxy_db.dialects import pg_pooler
+from llm_proxy_db.config.settings import Settings
+from llm_proxy_db.dialects.postgresql import pooler as pg_pooler
+from llm_proxy_db.dialects.resolve import resolve_settings
 from llm_proxy_db.errors import ConfigError
 from llm_proxy_db.safety import backup
 from llm_proxy_db.safety.topology import owned_session_settings

@@ -17,9 +17,9 @@ from llm_proxy_db import commands
 from llm_proxy_db.config.parsing import env_settings
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
-from llm_proxy_db.dialects import pg_replication
+from llm_proxy_db.dialects.postgresql import replication as pg_replication
 from llm_proxy_db.errors import ConfigError
-from llm_proxy_db.migration.executor import ProgressEvent
+from llm_proxy_db.events import ProgressEvent
 from llm_proxy_db.migration.replica_throttle import ReplicaThrottle, max_replica_lag
 from tests.seed import seed
 from tests.topology import ReplicatedDatabase, libpq

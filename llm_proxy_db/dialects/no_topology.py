@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 def transaction_pooler(settings: Settings) -> str | None:
-    """None: not probed here (PostgreSQL's transaction poolers: dialects/pg_pooler)."""
+    """None: not probed here (PostgreSQL's transaction poolers: dialects/postgresql/pooler.py)."""
     del settings
     return None
 

@@ -2,7 +2,7 @@
 
 The model is gh-ost's ``--max-lag-millis`` and pt-online-schema-change's ``--max-lag``: before
 each batch of a long phase (0005's backfill on PostgreSQL, any later one), the replicas' replay
-lag is read on the primary (:mod:`llm_proxy_db.dialects.pg_replication`, which says how), and
+lag is read on the primary (:mod:`llm_proxy_db.dialects.postgresql.replication`, which says how), and
 while any replica is more than ``LLM_PROXY_MAX_REPLICA_LAG`` seconds behind (default 1, ``0``
 switches the throttle off) the phase waits, re-reading every :data:`PAUSE_POLL` seconds, then
 resumes.  Each pause is a progress event (``throttle``: ``paused: replica lag 2.3 s ...``,
@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from llm_proxy_db.config.parsing import MAX_REPLICA_LAG_ENV, parse_max_replica_lag
-from llm_proxy_db.dialects import pg_replication
+from llm_proxy_db.dialects.postgresql import replication as pg_replication
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from llm_proxy_db.config.parsing import DIRECT_URL_ENV
 from llm_proxy_db.config.settings import Settings
+from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import ConfigError, ReadOnlyDatabaseError
 
 
@@ -26,7 +27,7 @@ def owned_session_settings(settings: Settings) -> Settings:
     """The settings to connect with for work that needs a server session of its own."""
     if settings.direct_url is not None:
         return settings.for_changes()
-    evidence = settings.dialect.transaction_pooler(settings)
+    evidence = dialect_for(settings).transaction_pooler(settings)
     if evidence is not None:
         raise ConfigError(
             f"DATABASE_URL {settings.describe()} goes through a transaction-pooling proxy "
@@ -42,7 +43,7 @@ def owned_session_settings(settings: Settings) -> Settings:
 def writable_settings(settings: Settings) -> Settings:
     """:func:`owned_session_settings`, refusing a server that only reads (exit 3)."""
     owned = owned_session_settings(settings)
-    reason = owned.dialect.read_only_reason(owned)
+    reason = dialect_for(owned).read_only_reason(owned)
     if reason is not None:
         raise ReadOnlyDatabaseError(
             f"{owned.describe()}: {reason}; point at the primary. Nothing was locked or changed",

@@ -28,6 +28,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llm_proxy_db.config.settings import Settings
+from llm_proxy_db.dialects.connecting import connection_error
+from llm_proxy_db.dialects.postgresql.connection import libpq_url
+
 ROUNDS = 4
 _PID = "SELECT pg_backend_pid()"
 
@@ -42,12 +46,24 @@ class PoolerProbe:
     forwarded: bool
 
 
-def probe(libpq_url: str, url_port: int | None, rounds: int = ROUNDS) -> PoolerProbe:
-    """Probe the server behind ``libpq_url`` with two client connections (see the module)."""
+def transaction_pooler(settings: Settings) -> str | None:
+    """Why ``settings``' URL is a transaction pooler's (sessions not ours), or None; a server
+    that cannot be reached is the usual "cannot open database" (exit 3)."""
     import psycopg
 
-    with psycopg.connect(libpq_url, autocommit=True, prepare_threshold=None) as first, psycopg.connect(
-        libpq_url, autocommit=True, prepare_threshold=None
+    try:
+        found = probe(libpq_url(settings), settings.sqlalchemy_url().port or 5432)
+    except psycopg.Error as exc:
+        raise connection_error(settings, exc) from None
+    return found.evidence if found.transaction_pooled else None
+
+
+def probe(conninfo: str, url_port: int | None, rounds: int = ROUNDS) -> PoolerProbe:
+    """Probe the server behind ``conninfo`` with two client connections (see the module)."""
+    import psycopg
+
+    with psycopg.connect(conninfo, autocommit=True, prepare_threshold=None) as first, psycopg.connect(
+        conninfo, autocommit=True, prepare_threshold=None
     ) as second:
         forwarded = _forwarded(first, url_port)
         for _ in range(rounds):

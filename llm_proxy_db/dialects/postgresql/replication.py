@@ -3,7 +3,8 @@ streaming replicas of a primary.
 
 Primitives only (one query each); what to do about them is decided above (the standby
 refusal in :mod:`llm_proxy_db.safety.topology`, the backfill throttle in
-:mod:`llm_proxy_db.migration.replica_throttle`).
+:mod:`llm_proxy_db.migration.replica_throttle`).  The throttle, above the dialects, imports
+this module by name: it exists for PostgreSQL's batched phases only.
 
 **Replica lag, read on the primary.**  ``pg_stat_replication.replay_lag`` alone does not
 do: it is NULL once a replica has caught up and WAL is idle, and it only measures WAL
@@ -33,6 +34,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from llm_proxy_db.config.settings import Settings
+from llm_proxy_db.dialects.connecting import connection_error
+from llm_proxy_db.dialects.postgresql.connection import create_engine
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
@@ -51,7 +56,22 @@ _REPLICAS = (
 _WAL_POSITION = "SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn() - '0/0'::pg_lsn END"
 
 
-def read_only_reason(connection: Connection, where: str) -> str | None:
+def read_only_reason(settings: Settings) -> str | None:
+    """Why nothing can be written at ``settings``' URL (a standby, a read-only session), or None."""
+    import sqlalchemy as sa
+
+    url = settings.sqlalchemy_url()
+    engine = create_engine(settings)
+    try:
+        with engine.connect() as connection:
+            return read_only_reason_on(connection, f"{url.host or 'localhost'}:{url.port or 5432}")
+    except sa.exc.DBAPIError as exc:
+        raise connection_error(settings, exc) from None
+    finally:
+        engine.dispose()
+
+
+def read_only_reason_on(connection: Connection, where: str) -> str | None:
     """Why nothing can be written through ``connection``, or None when it can.
 
     ``where`` describes the URL (host:port) for the message; the server's own address is added
