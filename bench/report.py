@@ -9,6 +9,8 @@ import subprocess
 from collections.abc import Iterator
 from typing import Any
 
+import cli_latency
+
 Row = tuple[str, float, str, float, float | None, str]  # what, value, against, ratio, limit, unit
 
 
@@ -51,6 +53,8 @@ def table(results: dict[str, Any]) -> str:
 def _rows(results: dict[str, Any]) -> Iterator[Row]:
     for dialect, case in results.get("startup", {}).items():
         yield from _startup_rows(dialect, case)
+    for dialect, case in results.get("cli", {}).items():
+        yield from cli_latency.rows(dialect, case)
     for key, limit in (("upgrade", True), ("growth", False)):
         if key in results:
             yield from _upgrade_rows(results[key], with_targets=limit)
