@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl
 
 from llm_proxy_db.config.masking import mask_connection_string
 from llm_proxy_db.dialects import scratch, server_backup
+from llm_proxy_db.dialects.drivers import require_driver
 from llm_proxy_db.dialects.scratch import ScratchRecipe
 from llm_proxy_db.dialects.server_backup import default_backup_directory, needs_backup  # noqa: F401 (the protocol's, shared by the servers)
 from llm_proxy_db.errors import BackupError, ConfigError
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 DRIVER = "mysql"
 SQLALCHEMY_NAME = "mysql"
 SQLALCHEMY_DRIVER = "mysql+pymysql"
+# The driver module, the database as messages name it, and the extra that installs the driver.
+DRIVER_PACKAGE = ("pymysql", "MySQL/MariaDB", "mysql")
 URL_SCHEMES = ("mysql", "mariadb", "mysql+pymysql", "mariadb+pymysql")
 DEFAULT_TCP_ADDRESS = "127.0.0.1:3306"
 DEFAULT_UNIX_SOCKET = "/tmp/mysql.sock"
@@ -375,6 +378,7 @@ def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool
     from sqlalchemy.pool import NullPool
 
     del foreign_keys, create  # always on; a server database is never created here
+    require_driver(*DRIVER_PACKAGE)
     return sa.create_engine(settings.sqlalchemy_url(), poolclass=NullPool)
 
 
@@ -469,6 +473,7 @@ def connect_args(url: URL) -> dict[str, Any]:
 
 def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
     """``alembic_version``'s rows with a bare PyMySQL connection; ``["(adopted)"]`` when adopted."""
+    require_driver(*DRIVER_PACKAGE)
     import pymysql
 
     connection = pymysql.connect(**connect_args(settings.sqlalchemy_url()))
@@ -696,6 +701,7 @@ SCRATCH = ScratchRecipe(
 
 def scratch_database(server: URL, purpose: str = "scratch") -> AbstractContextManager[Settings]:
     """A new, empty database on the server of ``server``, dropped afterwards."""
+    require_driver(*DRIVER_PACKAGE)
     return scratch.scratch_database(SCRATCH, server, purpose)
 
 

@@ -20,6 +20,7 @@ from urllib.parse import quote, unquote
 
 from llm_proxy_db.config.masking import mask_connection_string
 from llm_proxy_db.dialects import scratch, server_backup
+from llm_proxy_db.dialects.drivers import require_driver
 from llm_proxy_db.dialects.scratch import ScratchRecipe
 from llm_proxy_db.dialects.server_backup import default_backup_directory, needs_backup  # noqa: F401 (the protocol's, shared by the servers)
 from llm_proxy_db.errors import BackupError, ConfigError
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 DRIVER = "postgres"
 SQLALCHEMY_NAME = "postgresql"
 SQLALCHEMY_DRIVER = "postgresql+psycopg"
+# The driver module, the database as messages name it, and the extra that installs the driver.
+DRIVER_PACKAGE = ("psycopg", "PostgreSQL", "postgres")
 URL_SCHEMES = ("postgres", "postgresql", "postgresql+psycopg")
 URL_EXAMPLE = "postgres://user@host:5432/db"
 OFFLINE_URL = "postgresql://offline/offline"
@@ -229,6 +232,7 @@ def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool
     from sqlalchemy.pool import NullPool
 
     del foreign_keys, create  # always on; a server database is never created here
+    require_driver(*DRIVER_PACKAGE)
     return sa.create_engine(settings.sqlalchemy_url(), poolclass=NullPool)
 
 
@@ -302,6 +306,7 @@ def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
 
 def read_versions_at(libpq_url: str, adopted_ok: bool) -> list[str]:
     """:func:`read_versions` for a libpq URL (no SQLAlchemy needed to build it)."""
+    require_driver(*DRIVER_PACKAGE)
     import psycopg  # only PostgreSQL users pay for importing it
 
     with psycopg.connect(libpq_url, autocommit=True) as connection:
@@ -563,6 +568,7 @@ SCRATCH = ScratchRecipe(
 
 def scratch_database(server: URL, purpose: str = "scratch") -> AbstractContextManager[Settings]:
     """A new, empty database on the server of ``server``, dropped afterwards (even if in use)."""
+    require_driver(*DRIVER_PACKAGE)
     return scratch.scratch_database(SCRATCH, server, purpose)
 
 
