@@ -34,8 +34,8 @@ $(TOOLS_STAMP):
 
 ## run: bring the default SQLite database (data/llm-proxy.db, or $DATABASE_PATH) to head and show its status
 run: $(STAMP)
-	$(BIN)/llm-proxy setup
-	$(BIN)/llm-proxy migrate status
+	$(BIN)/llm-proxy-db setup
+	$(BIN)/llm-proxy-db migrate status
 
 ## test: the whole test suite against real databases, coverage >= 90%
 test: $(STAMP) $(TOOLS_STAMP)
@@ -43,7 +43,7 @@ test: $(STAMP) $(TOOLS_STAMP)
 
 ## verify: migrate verify (chain, manifest, base->head->base->head, drift, offline SQL); PostgreSQL / MySQL too when LLM_PROXY_TEST_POSTGRES_URL / LLM_PROXY_TEST_MYSQL_URL is set
 verify: $(STAMP)
-	$(BIN)/llm-proxy migrate verify $(if $(PG_TEST_URL),--postgres-url $(PG_TEST_URL)) $(if $(MYSQL_TEST_URL),--mysql-url $(MYSQL_TEST_URL))
+	$(BIN)/llm-proxy-db migrate verify $(if $(PG_TEST_URL),--postgres-url $(PG_TEST_URL)) $(if $(MYSQL_TEST_URL),--mysql-url $(MYSQL_TEST_URL))
 
 lint: $(STAMP)
 	$(BIN)/ruff check llm_proxy_db tests alembic scripts

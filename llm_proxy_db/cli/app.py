@@ -498,7 +498,7 @@ def db_backup(
 @handles_errors
 def db_restore(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="A backup from llm-proxy db backup or a migration.")],
+    file: Annotated[Path, typer.Argument(help="A backup from llm-proxy-db db backup or a migration.")],
     backup_dir: BackupDirOption = None,
     lock_timeout: LockTimeoutOption = None,
     force: Annotated[

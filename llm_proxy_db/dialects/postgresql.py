@@ -318,7 +318,7 @@ def read_versions_at(libpq_url: str, adopted_ok: bool) -> list[str]:
 
 # -- backups and restores (the shared steps: dialects/server_backup) -------------------------
 
-DUMP_DESCRIPTION = "pg_dump custom-format file (llm-proxy db backup on PostgreSQL)"
+DUMP_DESCRIPTION = "pg_dump custom-format file (llm-proxy-db db backup on PostgreSQL)"
 RESTORE_TOOLS: tuple[tuple[str, ...], ...] = (("pg_dump",), ("pg_restore",), ("psql",))
 INSTALL_HINT = "install the PostgreSQL client tools (of the server's major version or newer)"
 
