@@ -7,6 +7,7 @@ commands whose work there is nothing or a read; the ones that copy or cycle data
 
     python bench/cli_latency.py                          # SQLite (+ PostgreSQL when it answers)
     python bench/cli_latency.py --bin /other/venv/bin/llm-proxy-db --rounds 5
+    python bench/cli_latency.py --compare /main/.venv/bin/llm-proxy-db   # before/after, interleaved
 
 ``make bench`` and ``make bench-smoke`` run it as the ``cli`` case of ``bench/run.py``.
 A command that exits non-zero (``--version`` before it existed) is reported as failed, not
@@ -49,16 +50,20 @@ COMMANDS: dict[str, list[str]] = {
 
 
 def measure(
-    executable: Path, env: Mapping[str, str], rounds: int, warmup: int = 1
+    executable: Path, env: Mapping[str, str], rounds: int, warmup: int = 1, *, other: Path | None = None
 ) -> dict[str, Samples | None]:
-    """Each command ``rounds`` times, interleaved; None for a command that fails."""
-    working = {name: argv for name, argv in COMMANDS.items() if _succeeds(executable, argv, env)}
-    contenders: dict[str, Callable[[], Run]] = {
-        name: (lambda argv=argv: run_process([str(executable), *argv], env, cwd=str(REPO)))
-        for name, argv in working.items()
-    }
+    """Each command ``rounds`` times, interleaved; None for a command that fails.  With
+    ``other``, the same commands of that script too (keys prefixed ``other: ``), interleaved
+    with the first, so a before/after comparison shares the machine's noise."""
+    scripts = {"": executable, **({"other: ": other} if other is not None else {})}
+    contenders: dict[str, Callable[[], Run]] = {}
+    for name, argv in COMMANDS.items():
+        for prefix, script in scripts.items():
+            if _succeeds(script, argv, env):
+                contenders[prefix + name] = lambda argv=argv, script=script: run_process(
+                    [str(script), *argv], env, cwd=str(REPO))
     measured = side_by_side(contenders, rounds, warmup)
-    return {name: measured.get(name) for name in COMMANDS}
+    return {prefix + name: measured.get(prefix + name) for name in COMMANDS for prefix in scripts}
 
 
 def summary(samples: dict[str, Samples | None]) -> dict[str, object]:
@@ -90,17 +95,17 @@ def _succeeds(executable: Path, argv: list[str], env: Mapping[str, str]) -> bool
 
 def _table(dialect: str, case: Mapping[str, object]) -> str:
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    lines = [f"{'command (' + dialect + ', at head)':44} {'median':>9} {'max':>9} {'cpu':>9}  "
+    lines = [f"{'command (' + dialect + ', at head)':52} {'median':>9} {'max':>9} {'cpu':>9}  "
              f"target {TARGET_S:g} s (load average {load})"]
     commands = case["commands"]
     assert isinstance(commands, dict)
     for name, data in commands.items():
         if data is None:
-            lines.append(f"{'llm-proxy-db ' + name:44} {'failed':>9}")
+            lines.append(f"{'llm-proxy-db ' + name:52} {'failed':>9}")
             continue
         median, worst, cpu = data["median_s"], max(data["runs_s"]), statistics.median(data["cpu_runs_s"])
         verdict = "met" if median <= TARGET_S else "MISSED"
-        lines.append(f"{'llm-proxy-db ' + name:44} {median * 1000:>7.0f}ms {worst * 1000:>7.0f}ms "
+        lines.append(f"{'llm-proxy-db ' + name:52} {median * 1000:>7.0f}ms {worst * 1000:>7.0f}ms "
                      f"{cpu * 1000:>7.0f}ms  {verdict}")
     return "\n".join(lines)
 
@@ -111,13 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bin", type=Path, default=DEFAULT_BIN, help="the llm-proxy-db script to time")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--postgres-url", default=None, help="also time against a scratch database here")
+    parser.add_argument("--compare", type=Path, default=None, help="another llm-proxy-db script, timed alongside")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import run  # the benchmark's own "databases at head" helper
 
     with tempfile.TemporaryDirectory(prefix="llm-proxy-cli-") as scratch:
         for settings, env in run._head_databases(Path(scratch), args.postgres_url):
-            case = summary(measure(args.bin, env, args.rounds))
+            case = summary(measure(args.bin, env, args.rounds, other=args.compare))
             print(_table(settings.dialect_name, case) + "\n")
     return 0
 
