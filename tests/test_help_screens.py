@@ -34,10 +34,12 @@ def test_flags_are_shown_as_flags(path: list[str]) -> None:
     assert "╭" not in result.output, "plain help, not rich panels"
 
 
-def test_the_installed_script_shows_migrate_status_help() -> None:
-    """``llm-proxy-db migrate status --help``, as an operator types it."""
-    script = Path(sys.executable).parent / "llm-proxy-db"
-    done = subprocess.run([str(script), "migrate", "status", "--help"], capture_output=True, text=True, check=True)
+@pytest.mark.parametrize("script", ["llm-proxy-db", "llm-proxy"])
+def test_the_installed_script_shows_migrate_status_help(script: str) -> None:
+    """``llm-proxy-db migrate status --help``, as an operator types it; the alias names the
+    program the same way."""
+    path = Path(sys.executable).parent / script
+    done = subprocess.run([str(path), "migrate", "status", "--help"], capture_output=True, text=True, check=True)
     assert done.stdout.startswith("Usage: llm-proxy-db migrate status [OPTIONS]\n")
     assert "  --json  Print JSON instead of text.\n" in done.stdout
     assert "  --help  Show this message and exit.\n" in done.stdout

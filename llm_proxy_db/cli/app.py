@@ -1,4 +1,4 @@
-"""The ``llm-proxy`` command line: Typer wiring, rendering, and errors mapped to exit codes.
+"""The ``llm-proxy-db`` command line: Typer wiring, rendering, and errors mapped to exit codes.
 
 Every command body is one call into :mod:`llm_proxy_db.commands` plus rendering.  Any
 :class:`~llm_proxy_db.errors.LLMProxyDBError` becomes one ``Error: ...`` line on stderr
@@ -524,14 +524,14 @@ def db_restore(
 
 
 def main() -> None:
-    """Run the full command line (the ``llm-proxy`` script enters via :func:`fast_path.main`).
+    """Run the full command line (the ``llm-proxy-db`` script enters via :func:`fast_path.main`).
 
     Click's own usage errors (an unknown option, ``--keep-backups abc``) exit 2 as usual; with
     ``--json`` among the arguments they are also printed as the JSON error object.
     """
     signal.signal(signal.SIGTERM, _terminated)
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="llm-proxy-db")  # the alias shows the same help
     except typer.Abort:
         typer.echo("Aborted!", err=True)
         sys.exit(1)

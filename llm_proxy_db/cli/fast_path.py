@@ -10,7 +10,7 @@ head.  Anything else (other commands, ``--help``, an unknown option, a database 
 any error) returns None and the full CLI runs, so every message and exit code stays Typer's.
 The output is produced by the same renderers as the full CLI; a test compares the two.
 
-:func:`main` is the ``llm-proxy`` script's entry point: importing :mod:`llm_proxy_db.cli.app`
+:func:`main` is the ``llm-proxy-db`` script's entry point: importing :mod:`llm_proxy_db.cli.app`
 (Typer) is itself a third of the budget, so it happens only when the fast path steps aside.
 """
 
