@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from llm_proxy_db.cli.app import app
-from llm_proxy_db.config.settings import resolve_settings
-from llm_proxy_db.dialects import drivers
+from llm_proxy_db.dialects import dialect_for, drivers
+from llm_proxy_db.dialects.resolve import resolve_settings
 from llm_proxy_db.errors import ConfigError
 
 URLS = {
@@ -39,7 +39,7 @@ def test_every_entry_point_refuses_with_the_extra(driver: str, without) -> None:
     url, module = URLS[driver]
     without(module)
     settings = resolve_settings(driver, database_url=url, env={})
-    dialect = settings.dialect
+    dialect = dialect_for(settings)
     calls = [lambda: dialect.create_engine(settings), lambda: dialect.read_versions(settings, True),
              lambda: dialect.scratch_database(settings.sqlalchemy_url())]
     for call in calls:

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from llm_proxy_db.cli import fast_path
 from llm_proxy_db.cli.app import app
 from llm_proxy_db.config.secrets import SECRET_VARIABLES, secret_env
-from llm_proxy_db.config.settings import resolve_settings
+from llm_proxy_db.dialects.resolve import resolve_settings
 from llm_proxy_db.errors import ConfigError
 
 PASSWORD = "s3cret-in-file"
