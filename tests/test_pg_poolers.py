@@ -276,3 +276,14 @@ def test_an_unreachable_server_is_exit_3_before_anything(direct: bool) -> None:
     with pytest.raises(DatabaseConnectionError) as caught:
         commands.upgrade(settings)
     assert caught.value.exit_code == 3 and "s3cret" not in caught.value.message
+
+
+def test_the_direct_url_can_come_from_a_secret_file(tmp_path: Path) -> None:
+    secret = tmp_path / "direct-url"
+    secret.write_text("postgres://app:s3cret@primary:5432/llm\n")
+    secret.chmod(0o600)
+    env = {"DB_DRIVER": "postgres", "DATABASE_URL": "postgres://app@pooler:6432/llm",
+           "LLM_PROXY_DIRECT_URL_FILE": str(secret)}
+    assert resolve_settings(env=env).for_changes().sqlalchemy_url().host == "primary"
+    with pytest.raises(ConfigError):
+        resolve_settings(env={**env, "LLM_PROXY_DIRECT_URL": "postgres://app@other/llm"})

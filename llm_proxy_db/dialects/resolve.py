@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from llm_proxy_db.config.masking import mask_connection_string
 from llm_proxy_db.config.parsing import DIRECT_URL_ENV
+from llm_proxy_db.config.secrets import secret_env
 from llm_proxy_db.config.settings import (
     DEFAULT_DATABASE_PATH,
     SQLITE,
@@ -41,11 +42,12 @@ def resolve_settings(
     The driver is, in order: ``db_driver``; ``postgres`` for an explicit ``database_url``,
     ``sqlite`` for an explicit ``database_path``; ``DB_DRIVER``; ``sqlite``.  Explicit values
     that contradict each other are refused rather than one of them silently ignored.
-    ``direct_url`` (else ``LLM_PROXY_DIRECT_URL``) is the server URL schema changes use.
+    ``direct_url`` (else ``LLM_PROXY_DIRECT_URL``, or the file ``LLM_PROXY_DIRECT_URL_FILE``
+    names) is the server URL schema changes use.
     """
     env = os.environ if env is None else env
     raw_url = postgres_url_text(db_driver, database_url, env, database_path=database_path)
-    raw_direct = direct_url or (env.get(DIRECT_URL_ENV) or "").strip() or None
+    raw_direct = direct_url or (secret_env(DIRECT_URL_ENV, env) or "").strip() or None
     if raw_url is None:
         if raw_direct:
             raise ConfigError(

@@ -8,10 +8,12 @@ from urllib.parse import quote, unquote
 from llm_proxy_db.config.masking import is_key_value, mask_connection_string
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.dialects.base import VERSION_QUERY
+from llm_proxy_db.dialects.drivers import require_driver
 from llm_proxy_db.dialects.postgresql.base import (
     _ADOPTED,
     _STANDBY,
     DRIVER,
+    DRIVER_PACKAGE,
     OFFLINE_URL,
     SQLALCHEMY_DRIVER,
     URL_SCHEMES,
@@ -95,6 +97,7 @@ def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool
     from sqlalchemy.pool import NullPool
 
     del foreign_keys, create  # always on; a server database is never created here
+    require_driver(*DRIVER_PACKAGE)
     # No server-side prepared statements: a pooler may sit in between (pooler.py).
     return sa.create_engine(
         settings.sqlalchemy_url(), poolclass=NullPool, connect_args={"prepare_threshold": None}
@@ -117,6 +120,7 @@ def read_versions_at(libpq_url: str, adopted_ok: bool) -> list[str]:
     For the start-up check (``adopted_ok``) a standby answers ``["(standby)"]``: the full path
     then refuses it (a service cannot start against a server that only reads).
     """
+    require_driver(*DRIVER_PACKAGE)
     import psycopg  # only PostgreSQL users pay for importing it
 
     with psycopg.connect(libpq_url, autocommit=True, prepare_threshold=None) as connection:
