@@ -23,6 +23,7 @@ from llm_proxy_db.migration import adoption_record, manifest, revisions, run_log
 from llm_proxy_db.migration.executor import Progress, RunResult
 from llm_proxy_db.migration.revisions import RevisionState
 from llm_proxy_db.safety.guard import MigrationOutcome, SafetyOptions, guarded_run
+from llm_proxy_db.safety.topology import writable_settings
 from llm_proxy_db.service import token_ids
 from llm_proxy_db.startup import StartupResult, auto_upgrade
 from llm_proxy_db.status import Status, status_at_head
@@ -175,6 +176,7 @@ def downgrade(
     """
     if (target is None) == (steps is None):
         raise ConfigError("downgrade needs exactly one of a target revision or a number of steps")
+    settings = writable_settings(settings)
     safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout, allow_data_loss)
     if steps is not None:
         if steps < 1:
@@ -208,6 +210,8 @@ def adopt(
     """
     if settings.known_missing() and dry_run:
         return adoption.AdoptionResult(adoption.plan_for_missing_database(target))
+    if not dry_run:
+        settings = writable_settings(settings)
     with connect(settings, foreign_keys=False) as connection:
         planned = adoption.adopt(connection, target, dry_run=True, force_stamp=force_stamp)
     if dry_run:
@@ -289,6 +293,7 @@ def _migrate(
     version_locations: Sequence[str],
     safety: SafetyOptions,
 ) -> MigrationOutcome:
+    settings = writable_settings(settings)
     scripts = revisions.script_directory(tuple(version_locations))
     target_id = revisions.resolve(target, scripts)
 

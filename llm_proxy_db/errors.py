@@ -44,6 +44,10 @@ class DatabaseConnectionError(LLMProxyDBError, ConnectionError):
     exit_code = 3
 
 
+class ReadOnlyDatabaseError(DatabaseConnectionError):
+    """The database only reads (a hot standby, a read-only session): point at the primary."""
+
+
 class MigrationError(LLMProxyDBError, RuntimeError):
     """A revision failed; the database was rolled back to the last complete revision."""
 

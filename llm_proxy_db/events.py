@@ -18,8 +18,9 @@ class ProgressEvent:
     ``backup_done`` (``detail`` is the backup file); adoption adds ``adopted`` (``revision``
     the stamped revision, ``detail`` the detected state); ``detail`` is a human-readable extra.
     Revisions that run in several transactions (PostgreSQL, :mod:`llm_proxy_db.migration.pg_online`)
-    add ``step`` (a transaction boundary passed), ``backfill`` (``done`` of ``total`` rows)
-    and ``lock_retry`` (a lock not granted in time or a deadlock; tried again after a pause).
+    add ``step`` (a transaction boundary passed), ``backfill`` (``done`` of ``total`` rows),
+    ``lock_retry`` (a lock not granted in time or a deadlock; tried again after a pause) and
+    ``throttle`` (a batched phase paused while a streaming replica lags, and resumed).
     """
 
     kind: str

@@ -15,13 +15,25 @@ from collections.abc import Callable
 
 from llm_proxy_db.config.masking import mask_message
 from llm_proxy_db.config.parsing import TABLE_LOCK_TIMEOUT_ENV
-from llm_proxy_db.errors import ConfigError, DatabaseConnectionError, LLMProxyDBError, LockTimeoutError
+from llm_proxy_db.errors import (
+    ConfigError,
+    DatabaseConnectionError,
+    LLMProxyDBError,
+    LockTimeoutError,
+    ReadOnlyDatabaseError,
+)
 
 _DAMAGED = ("file is not a database", "database disk image is malformed", "file is encrypted")
 # SQLSTATE codes (PostgreSQL appendix A): privileges, statement_timeout, lock_timeout.
 _INSUFFICIENT_PRIVILEGE = "42501"
 _QUERY_CANCELED = "57014"
 _LOCK_NOT_AVAILABLE = "55P03"
+_READ_ONLY_TRANSACTION = "25006"
+READ_ONLY_HINT = (
+    "the server only reads: it is a hot standby (pg_is_in_recovery()), or "
+    "default_transaction_read_only is on for the role or database; point DATABASE_URL (or "
+    "LLM_PROXY_DIRECT_URL) at the primary"
+)
 
 
 def translate(exc: BaseException) -> LLMProxyDBError | None:
@@ -108,6 +120,10 @@ def _postgres(cause: BaseException) -> LLMProxyDBError | None:
             f"the database role lacks a privilege: {_first_line(cause)}",
             hint="migrate as the tables' owner, or GRANT the role SELECT, INSERT, UPDATE, DELETE "
             "on alembic_version (and ownership of the tables a revision changes)",
+        )
+    if sqlstate == _READ_ONLY_TRANSACTION:
+        return ReadOnlyDatabaseError(
+            f"the database refused a write, it only reads: {_first_line(cause)}", hint=READ_ONLY_HINT
         )
     if sqlstate == _QUERY_CANCELED:
         return DatabaseConnectionError(

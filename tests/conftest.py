@@ -31,6 +31,8 @@ from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.dialects import mysql as mysql_dialect
 from llm_proxy_db.dialects import postgresql
 from llm_proxy_db.dialects.scratch import ScratchRecipe
+from tests import topology
+from tests.topology import pooled_database, replicated_database  # noqa: F401 (fixtures)
 
 POSTGRES_URL_ENV = "LLM_PROXY_TEST_POSTGRES_URL"
 MYSQL_URL_ENV = "LLM_PROXY_TEST_MYSQL_URL"
@@ -186,7 +188,8 @@ def sqlite_settings(tmp_path) -> Settings:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
-    """Say loudly, at the end of the run, that PostgreSQL or MySQL was not tested."""
-    for label, reason in _skip_reasons.items():
+    """Say loudly, at the end of the run, that PostgreSQL, MySQL or the PostgreSQL topology
+    (poolers, replica: :mod:`tests.topology`) was not tested."""
+    for label, reason in {**_skip_reasons, **topology.skip_reasons}.items():
         terminalreporter.section(f"{label} NOT TESTED", sep="!", red=True, bold=True)
         terminalreporter.line(reason, red=True)

@@ -19,6 +19,8 @@ def test_events_of_an_online_revision_read_as_sentences() -> None:
     assert describe_event(step) == "upgrading to 0005: tokens.id filled"
     assert describe_event(retry) == "upgrading to 0003: add projects.is_active: retrying"
     assert describe_event(_backfill(10)) == "upgrading to 0005: backfill tokens.id: 10/1000 rows"
+    paused = ProgressEvent("throttle", "0005", "upgrade", detail="paused: replica lag 2.3 s (walreceiver)")
+    assert describe_event(paused) == "upgrading to 0005: paused: replica lag 2.3 s (walreceiver)"
     assert progress_bar(500, 1000, width=10) == "[#####.....]  50%"
     assert progress_bar(0, 0, width=4) == "[####] 100%"
 

@@ -34,7 +34,8 @@ from llm_proxy_db.adoption.known_states import KnownState, known_states, revisio
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import dialect_for
-from llm_proxy_db.errors import ConfigError, MigrationError, SchemaMismatchError
+from llm_proxy_db.dialects.scratch import is_read_only_refusal
+from llm_proxy_db.errors import ConfigError, MigrationError, ReadOnlyDatabaseError, SchemaMismatchError
 from llm_proxy_db.migration import adoption_record, revisions, run_log
 from llm_proxy_db.migration.executor import Progress, ProgressEvent, RunResult, run
 from llm_proxy_db.migration.version_table import current_revision, has_version_table
@@ -332,6 +333,11 @@ def _hand_over(connection: Connection, adoption_plan: AdoptionPlan) -> list[int]
             return goose.sync(connection, adoption_plan.stamp)
     except sa.exc.DBAPIError as exc:
         detail = str(exc.orig or exc).strip().splitlines()[0]
+        if is_read_only_refusal(exc):
+            raise ReadOnlyDatabaseError(
+                f"adoption refused, the database only reads; nothing was changed: {detail}",
+                hint="point DATABASE_URL (or LLM_PROXY_DIRECT_URL) at the primary, not a standby",
+            ) from None
         raise MigrationError(
             f"adoption failed while stamping and was rolled back, nothing was changed: {detail}",
             hint="the database refused the adoption's writes: check the user's privileges and "
@@ -401,8 +407,18 @@ class GuardedAdoption:
         self._cookie: object | None = None
 
     def precheck(self, connection: Connection, target: str | None) -> None:
-        """Before the lock: raise when adopting would be refused (reads only)."""
-        self._plan(connection, target)
+        """Before the lock: raise when adopting would be refused (reads only).
+
+        The schema may be moving meanwhile (another migrator holds the lock and is half-way):
+        a read that the server refuses then (``relation "goose_db_version" does not exist``
+        for the loser of a race) proves nothing, and the decision is left to :meth:`check`,
+        under the lock."""
+        try:
+            self._plan(connection, target)
+        except sa.exc.DBAPIError:
+            connection.rollback()
+            self.planned, self._cookie, self.checked = None, None, False
+            return
         self._cookie = dialect_for(connection).schema_cookie(connection) if self.planned else None
         connection.rollback()
         self.checked = False

@@ -82,6 +82,14 @@ DatabaseUrlOption = Annotated[
         "(env DATABASE_URL, or DATABASE_URL_FILE: a file holding it)",
     ),
 ]
+DirectUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--direct-url",
+        help="A direct connection to the primary for schema changes, locks and dumps, when "
+        "DATABASE_URL is a pooler's (env LLM_PROXY_DIRECT_URL)",
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 SqlOption = Annotated[bool, typer.Option("--sql", help="Print the SQL for the dialect instead of running it.")]
 BackupDirOption = Annotated[
@@ -122,10 +130,11 @@ class CliState:
     db_driver: str | None = None
     database_path: str | None = None
     database_url: str | None = None
+    direct_url: str | None = None
 
     def settings(self) -> Settings:
         """Settings from the global options, falling back to the environment."""
-        return resolve_settings(self.db_driver, self.database_path, self.database_url)
+        return resolve_settings(self.db_driver, self.database_path, self.database_url, direct_url=self.direct_url)
 
 
 def handles_errors(func: F) -> F:
@@ -228,12 +237,13 @@ def main_callback(
     db_driver: DbDriverOption = None,
     database_path: DatabasePathOption = None,
     database_url: DatabaseUrlOption = None,
+    direct_url: DirectUrlOption = None,
     version: Annotated[
         bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit.")
     ] = False,
 ) -> None:
     """Schema migrations for the llm-proxy database (SQLite, PostgreSQL and MySQL/MariaDB)."""
-    ctx.obj = CliState(db_driver, database_path, database_url)
+    ctx.obj = CliState(db_driver, database_path, database_url, direct_url)
 
 
 @app.command()

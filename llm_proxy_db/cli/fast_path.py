@@ -33,6 +33,7 @@ GLOBAL_OPTIONS = {
     "--db-driver": "db_driver",
     "--database-path": "database_path",
     "--database-url": "database_url",
+    "--direct-url": "direct_url",  # not read at head: DATABASE_URL answers the read
 }
 
 

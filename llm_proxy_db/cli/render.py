@@ -218,6 +218,8 @@ def describe_event(event: ProgressEvent) -> str:
         return f"{verb} {event.revision}: {event.detail}"
     if event.kind == "backfill":
         return f"{verb} {event.revision}: backfill {event.detail}"
+    if event.kind == "throttle":
+        return f"{verb} {event.revision}: {event.detail}"
     return event.detail or event.kind
 
 

@@ -131,6 +131,16 @@ class Dialect(Protocol):
         """The version table's rows, with the lightest client available (fast startup path)."""
         ...
 
+    def transaction_pooler(self, settings: Settings) -> str | None:
+        """The evidence that ``settings``' URL leads to a transaction pooler (server sessions
+        that are not ours between transactions), or None."""
+        ...
+
+    def read_only_reason(self, settings: Settings) -> str | None:
+        """Why nothing can be written at ``settings``' URL (a hot standby, a read-only
+        session), naming the server; None when it writes or the dialect does not check."""
+        ...
+
     def new_token_id_sql(self) -> str | None:
         """SQL for a new token id where an older release's tokens can lack one; else None."""
         ...

@@ -59,9 +59,11 @@ def run_environment(context: Any) -> None:
 
 
 def _run(context: Any, config: Any) -> None:
-    settings: Settings = config.attributes.get("settings") or resolve_settings()
+    # Resolved from the environment only when needed: a live connection says it all (and
+    # DB_DRIVER=postgres with the URL given as an option must not be read again here).
+    settings: Settings | None = config.attributes.get("settings")
     if context.is_offline_mode():
-        _run_offline(context, settings)
+        _run_offline(context, settings or resolve_settings())
         return
     connectable = config.attributes.get("connection")
     if connectable is not None and not isinstance(connectable, Connection):
@@ -74,7 +76,7 @@ def _run(context: Any, config: Any) -> None:
     if connectable is not None:
         _run_online(context, connectable)
         return
-    with connect(settings, foreign_keys=False, create=_may_create(config)) as own_connection:
+    with connect(settings or resolve_settings(), foreign_keys=False, create=_may_create(config)) as own_connection:
         _run_online(context, own_connection)
 
 

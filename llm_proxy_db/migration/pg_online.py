@@ -35,6 +35,7 @@ from llm_proxy_db.config.parsing import LOCK_RETRIES_ENV as RETRIES_ENV
 from llm_proxy_db.config.parsing import parse_lock_retries, pg_duration_ms
 from llm_proxy_db.migration.environment import lock_timeout
 from llm_proxy_db.migration.offline import is_offline
+from llm_proxy_db.migration.replica_throttle import ReplicaThrottle
 
 T = TypeVar("T")
 
@@ -336,7 +337,9 @@ def backfill(table: str, column: str, value: str, *, key: str) -> int:
     may move to a page already walked: a last pass finds such rows by a scan and fills them
     by ``ctid``, until none is left.  A rerun after a stop walks the pages again, skipping
     filled rows (reading a page costs far less than writing it).  Progress (rows done /
-    total, rate, time left) goes to the callback.  Offline, a ``DO`` block that walks ``key``
+    total, rate, time left) goes to the callback.  Before every batch, a streaming replica
+    lagging more than ``LLM_PROXY_MAX_REPLICA_LAG`` pauses the walk
+    (:mod:`llm_proxy_db.migration.replica_throttle`).  Offline, a ``DO`` block that walks ``key``
     and commits after every batch is rendered instead.
     """
     names = {"table": table, "column": column, "value": value}
@@ -345,9 +348,10 @@ def backfill(table: str, column: str, value: str, *, key: str) -> int:
         return 0
     total = int(scalar(f"SELECT count(*) FROM {table} WHERE {column} IS NULL"))
     meter = _Meter(f"{table}.{column}", total)
+    throttle = ReplicaThrottle(op.get_bind(), lambda kind, detail: report(kind, detail))
     with _asynchronous_commit():
-        _fill_page_ranges(names, meter)
-        _fill_stragglers(names, meter)
+        _fill_page_ranges(names, meter, throttle)
+        _fill_stragglers(names, meter, throttle)
     return meter.done
 
 
@@ -359,7 +363,7 @@ def next_batch_pages(pages: int, seconds: float, *, target: float | None = None)
     return max(1, min(BACKFILL_MAX_PAGES, int(pages * factor)))
 
 
-def _fill_page_ranges(names: dict[str, str], meter: _Meter) -> None:
+def _fill_page_ranges(names: dict[str, str], meter: _Meter, throttle: ReplicaThrottle) -> None:
     what = f"backfill of {names['table']}.{names['column']}"
     pages = int(scalar(
         "SELECT pg_relation_size(CAST(:table AS regclass)) / current_setting('block_size')::int",
@@ -367,6 +371,7 @@ def _fill_page_ranges(names: dict[str, str], meter: _Meter) -> None:
     ))
     first, step = 0, min(BACKFILL_FIRST_PAGES, BACKFILL_MAX_PAGES)
     while first < pages:
+        throttle.wait()  # a replica more than LLM_PROXY_MAX_REPLICA_LAG behind: pause here
         end = min(first + step, pages)
         started = time.monotonic()
         filled = run(_RANGE_SQL.format(first=first, end=end, **names), what)
@@ -376,10 +381,11 @@ def _fill_page_ranges(names: dict[str, str], meter: _Meter) -> None:
         boundary(f"backfill {names['table']}.{names['column']}", quiet=True)
 
 
-def _fill_stragglers(names: dict[str, str], meter: _Meter) -> None:
+def _fill_stragglers(names: dict[str, str], meter: _Meter, throttle: ReplicaThrottle) -> None:
     what = f"backfill of {names['table']}.{names['column']} (rows moved during the walk)"
     exists = f"SELECT EXISTS (SELECT 1 FROM {names['table']} WHERE {names['column']} IS NULL)"
     while scalar(exists):
+        throttle.wait()
         filled = run(_STRAGGLERS_SQL.format(size=BACKFILL_STRAGGLER_ROWS, **names), what)
         meter.add(int(filled or 0))
         boundary(f"backfill {names['table']}.{names['column']} stragglers", quiet=True)

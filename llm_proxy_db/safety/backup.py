@@ -21,6 +21,7 @@ from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.events import Progress
 from llm_proxy_db.safety import server_backup, sqlite_backup
 from llm_proxy_db.safety.backup_result import RestoreResult
+from llm_proxy_db.safety.topology import owned_session_settings, writable_settings
 
 # The dialect's BACKUP_KIND -> the module that runs its backups and restores.
 _RUNNERS: dict[str, ModuleType] = {"file": sqlite_backup, "dump": server_backup}
@@ -63,6 +64,7 @@ def backup(
     with their dialect's tool (``pg_dump --format=custom``, ``mariadb-dump --single-transaction``).
     """
     target = Path(out).expanduser() if out is not None else None
+    settings = owned_session_settings(settings)  # pg_dump's session settings: never on a pooled one
     directory = backup_directory(settings, backup_dir)
     return _runner(settings).backup(settings, target, directory, keep_backups(keep))
 
@@ -102,6 +104,7 @@ def restore(
     another database; on a server, replace a database that is not empty (refused otherwise).
     """
     source = Path(file).expanduser()
+    settings = writable_settings(settings)
     directory = backup_directory(settings, backup_dir)
     return _runner(settings).restore(
         settings, source, directory, lock_timeout=lock_timeout, progress=progress, force=force

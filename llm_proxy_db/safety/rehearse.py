@@ -28,6 +28,7 @@ from llm_proxy_db.errors import ConfigError, MigrationError
 from llm_proxy_db.migration import revisions
 from llm_proxy_db.migration.executor import Progress, ProgressEvent, StepTiming
 from llm_proxy_db.safety.guard import refuse_broken_references
+from llm_proxy_db.safety.topology import writable_settings
 
 
 @dataclass
@@ -74,6 +75,7 @@ def rehearse(
     """Run the revisions up to ``target`` on a throw-away copy of the database."""
     if settings.known_missing():
         raise ConfigError(f"SQLite database {settings.describe()} does not exist")
+    settings = writable_settings(settings)  # the copy is made on the primary, by a session of ours
     scripts = revisions.script_directory(tuple(version_locations))
     target_id = revisions.resolve(target, scripts)
     current = revisions.peek_revision(settings, version_locations)

@@ -84,6 +84,8 @@ _HOME = {
     "SERVICE_LOCK_NAME": "locks",
     "lock_name": "locks",
     "migration_lock": "locks",
+    "transaction_pooler": "llm_proxy_db.dialects.no_topology",
+    "read_only_reason": "llm_proxy_db.dialects.no_topology",
     "release_migration_lock": "locks",
     "try_migration_lock": "locks",
     "try_own_lock": "locks",

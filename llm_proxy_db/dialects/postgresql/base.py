@@ -41,6 +41,7 @@ GOOSE_TABLE_DDL: str | None = (
 )
 
 _ADOPTED = f"SELECT 1 WHERE to_regclass('{ADOPTION_TABLE}') IS NOT NULL"
+_STANDBY = "SELECT 1 WHERE pg_is_in_recovery() OR current_setting('default_transaction_read_only') = 'on'"
 
 
 def goose_offline_sql(wanted: int) -> list[str]:

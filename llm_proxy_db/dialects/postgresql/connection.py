@@ -11,6 +11,7 @@ from llm_proxy_db.dialects.base import VERSION_QUERY
 from llm_proxy_db.dialects.drivers import require_driver
 from llm_proxy_db.dialects.postgresql.base import (
     _ADOPTED,
+    _STANDBY,
     DRIVER,
     DRIVER_PACKAGE,
     OFFLINE_URL,
@@ -97,22 +98,35 @@ def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool
 
     del foreign_keys, create  # always on; a server database is never created here
     require_driver(*DRIVER_PACKAGE)
-    return sa.create_engine(settings.sqlalchemy_url(), poolclass=NullPool)
+    # No server-side prepared statements: a pooler may sit in between (pooler.py).
+    return sa.create_engine(
+        settings.sqlalchemy_url(), poolclass=NullPool, connect_args={"prepare_threshold": None}
+    )
+
+
+def libpq_url(settings: Settings) -> str:
+    """``settings``' URL for psycopg itself (password included: never print it)."""
+    return settings.sqlalchemy_url().set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
     """``alembic_version``'s rows with a bare psycopg connection; ``["(adopted)"]`` when adopted."""
-    url = settings.sqlalchemy_url().set(drivername="postgresql")
-    return read_versions_at(url.render_as_string(hide_password=False), adopted_ok)
+    return read_versions_at(libpq_url(settings), adopted_ok)
 
 
 def read_versions_at(libpq_url: str, adopted_ok: bool) -> list[str]:
-    """:func:`read_versions` for a libpq URL (no SQLAlchemy needed to build it)."""
+    """:func:`read_versions` for a libpq URL (no SQLAlchemy needed to build it).
+
+    For the start-up check (``adopted_ok``) a standby answers ``["(standby)"]``: the full path
+    then refuses it (a service cannot start against a server that only reads).
+    """
     require_driver(*DRIVER_PACKAGE)
     import psycopg  # only PostgreSQL users pay for importing it
 
-    with psycopg.connect(libpq_url, autocommit=True) as connection:
+    with psycopg.connect(libpq_url, autocommit=True, prepare_threshold=None) as connection:
         rows = [row[0] for row in connection.execute(VERSION_QUERY)]
         if not adopted_ok and connection.execute(_ADOPTED).fetchone() is not None:
             return ["(adopted)"]
+        if adopted_ok and connection.execute(_STANDBY).fetchone() is not None:
+            return ["(standby)"]
         return rows

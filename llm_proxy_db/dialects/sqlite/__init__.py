@@ -67,6 +67,8 @@ _HOME = {
     "scratch_connection": "creation",
     "lock_file": "locks",
     "migration_lock": "locks",
+    "transaction_pooler": "llm_proxy_db.dialects.no_topology",
+    "read_only_reason": "llm_proxy_db.dialects.no_topology",
 }
 __all__ = sorted(_HOME)
 
