@@ -31,7 +31,7 @@ from llm_proxy_db.cli.render import (
     stage_printer,
 )
 from llm_proxy_db.config.masking import mask_message
-from llm_proxy_db.config.parsing import debug_enabled, env_settings, parse_count, parse_seconds
+from llm_proxy_db.config.parsing import debug_enabled, env_settings, parse_keep_backups, parse_seconds
 from llm_proxy_db.config.settings import Settings, resolve_settings
 from llm_proxy_db.errors import ConfigError, LLMProxyDBError, MigrationError, VerificationError
 from llm_proxy_db.migration import verify
@@ -190,7 +190,7 @@ def safety(
 def checked_numbers(keep_backups: int | None, lock_timeout: float | None) -> None:
     """Refuse an out-of-range --keep-backups or a non-finite, negative or huge --lock-timeout."""
     if keep_backups is not None:
-        parse_count("--keep-backups", keep_backups)
+        parse_keep_backups("--keep-backups", keep_backups)
     if lock_timeout is not None:
         parse_seconds("--lock-timeout", lock_timeout)
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from llm_proxy_db.config.parsing import DEFAULT_KEEP_BACKUPS, KEEP_BACKUPS_ENV, parse_count
+from llm_proxy_db.config.parsing import DEFAULT_KEEP_BACKUPS, KEEP_BACKUPS_ENV, parse_keep_backups
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.migration.executor import Progress
 
@@ -50,9 +50,9 @@ def backup_directory(settings: Settings, backup_dir: str | os.PathLike[str] | No
 def keep_backups(value: int | None = None, env: Mapping[str, str] | None = None) -> int:
     """How many automatic backups to keep: ``value``, ``LLM_PROXY_KEEP_BACKUPS``, or 5."""
     if value is not None:
-        return parse_count("--keep-backups", value)
+        return parse_keep_backups("--keep-backups", value)
     raw = (os.environ if env is None else env).get(KEEP_BACKUPS_ENV, "")
-    return parse_count(KEEP_BACKUPS_ENV, raw) if raw.strip() else DEFAULT_KEEP_BACKUPS
+    return parse_keep_backups(KEEP_BACKUPS_ENV, raw) if raw.strip() else DEFAULT_KEEP_BACKUPS
 
 
 def backup(
