@@ -20,7 +20,7 @@ from llm_proxy_db.config.alembic_config import make_config
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import dialect_for
-from llm_proxy_db.errors import ConfigError, SchemaMismatchError, UnknownRevisionError
+from llm_proxy_db.errors import ConfigError, SchemaMismatchError
 from llm_proxy_db.migration import manifest, revisions
 from llm_proxy_db.migration.executor import Progress, RunResult
 from llm_proxy_db.migration.revisions import RevisionState
@@ -129,7 +129,7 @@ def log(settings: Settings, limit: int | None = None) -> list[run_log.Entry]:
     Reads only: a database without a run log (or a missing SQLite file) has no entries.
     """
     if limit is not None and limit < 1:
-        raise ConfigError("--limit must be at least 1")
+        raise ConfigError("--limit must be at least 1", hint="e.g. --limit 20, or leave it out for every run")
     if settings.known_missing():
         return []
     with connect(settings, create=False) as connection:
@@ -177,11 +177,14 @@ def downgrade(
     ``no_backup``), as SQLite always is.
     """
     if (target is None) == (steps is None):
-        raise ConfigError("downgrade needs exactly one of a target revision or a number of steps")
+        raise ConfigError(
+            "downgrade needs exactly one of a target revision or a number of steps",
+            hint="pass target=REV (or base) or steps=N, not both",
+        )
     safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout, allow_data_loss)
     if steps is not None:
         if steps < 1:
-            raise ConfigError("--steps must be at least 1")
+            raise ConfigError("--steps must be at least 1", hint="e.g. --steps 1 reverts the newest revision")
         return guarded_run(
             settings, lambda current: revisions.resolve(_steps_below(current, steps)), options=safety,
             progress=progress, version_locations=version_locations,
@@ -209,8 +212,12 @@ def adopt(
     migration lock, a checked SQLite backup), and the plan is made again under the lock.
     With ``dry_run`` only the plan is computed; a missing SQLite file is not created.
     """
-    if settings.known_missing() and dry_run:
-        return adoption.AdoptionResult(adoption.plan_for_missing_database(target))
+    if settings.known_missing():  # refusals come before the file is created
+        missing = adoption.plan_for_missing_database(target)
+        if force_stamp:
+            adoption.refuse_force_stamp(missing.detection, None)
+        if dry_run:
+            return adoption.AdoptionResult(missing)
     with connect(settings, foreign_keys=False) as connection:
         planned = adoption.adopt(connection, target, dry_run=True, force_stamp=force_stamp)
     if dry_run:
@@ -269,7 +276,7 @@ def upgrade_sql(settings: Settings, target: str = revisions.HEAD, start: str | N
     start_id = revisions.resolve(start) if start else None
     end_id = revisions.resolve(target)
     if revisions.position(end_id) < revisions.position(start_id):
-        raise ConfigError(f"{target} is below {start}: use migrate down --sql")
+        raise ConfigError(f"{target} is below {start}", hint="use migrate down --sql --to REV")
     spec = f"{start_id}:{end_id}" if start_id else str(end_id)
     return _offline(settings, lambda config: command.upgrade(config, spec, sql=True))
 
@@ -279,7 +286,7 @@ def downgrade_sql(settings: Settings, target: str, start: str = revisions.HEAD) 
     start_id = revisions.resolve(start)
     end_id = revisions.resolve(target)
     if start_id is None or revisions.position(end_id) > revisions.position(start_id):
-        raise ConfigError(f"{target} is not below {start}: use migrate up --sql")
+        raise ConfigError(f"{target} is not below {start}", hint="use migrate up --sql --to REV")
     spec = f"{start_id}:{end_id or 'base'}"
     return _offline(settings, lambda config: command.downgrade(config, spec, sql=True))
 
@@ -323,8 +330,10 @@ def _migrate(
 def _steps_below(current: str | None, steps: int) -> str:
     depth = revisions.position(current)
     if steps > depth:
-        raise UnknownRevisionError(
-            f"cannot go down {steps} step(s): the database is only {depth} revision(s) above base"
+        raise ConfigError(
+            f"cannot go down {steps} step(s): the database is only {depth} revision(s) above base",
+            hint=f"use --steps {depth} or less (or --to base); nothing was changed" if depth
+            else "the database is at base already; nothing was changed",
         )
     return revisions.BASE if steps == depth else revisions.ids()[depth - steps - 1]
 

@@ -151,11 +151,30 @@ def as_user_error(exc: Exception) -> LLMProxyDBError | None:
     )
 
 
+# The last resort when an error reaches the user without a hint of its own (every raise in the
+# package names one: tests/test_error_hints.py); keyed by exit code.
+FALLBACK_HINTS = {
+    2: "see `llm-proxy-db --help` and docs/cli.md for the options and variables",
+    3: "check the database path or URL, the server, and this user's rights",
+    4: "see docs/troubleshooting.md (a failed revision); `migrate status` shows where the database is",
+    5: "`migrate history` lists the revisions this release knows",
+    6: "`migrate adopt --dry-run` shows the differences; nothing was changed",
+    7: "another migrator holds the lock: wait, or raise --lock-timeout",
+    8: "see docs/troubleshooting.md (restoring a backup); no migration ran without its backup",
+    9: "see docs/migration-workflow.md",
+    10: "run `llm-proxy-db setup` with LLM_PROXY_AUTO_MIGRATE unset to migrate",
+    11: "export what you need, then run again with --allow-data-loss",
+}
+
+
 def fail(error: LLMProxyDBError, *, as_json: bool = False) -> None:
-    """Print ``error`` (stderr; with ``as_json`` also as the JSON object on stdout) and exit."""
+    """Print ``error`` (stderr; with ``as_json`` also as the JSON object on stdout) and exit.
+
+    Every error ends with one ``Hint:`` line: its own, else the fallback for its exit code."""
+    if not error.hint:
+        error.hint = FALLBACK_HINTS.get(error.exit_code, "rerun with LLM_PROXY_DEBUG=1 and report it")
     typer.echo(f"Error: {error.message}", err=True)
-    if error.hint:
-        typer.echo(f"Hint: {error.hint}", err=True)
+    typer.echo(f"Hint: {error.hint}", err=True)
     if as_json:
         typer.echo(error_json(error))
     raise typer.Exit(error.exit_code)
@@ -286,13 +305,19 @@ def migrate_down(
     nothing, unless --allow-data-loss is given.
     """
     if (steps is None) == (to is None):
-        raise ConfigError("give exactly one of --steps N or --to REV")
+        raise ConfigError(
+            "give exactly one of --steps N or --to REV",
+            hint="e.g. `migrate down --steps 1` or `migrate down --to 0006`",
+        )
     if start is not None and not sql:
         raise ConfigError("--from only applies with --sql", hint="add --sql to print the SQL, or drop --from")
     settings = state(ctx).settings()
     if sql:
         if to is None:
-            raise ConfigError("--sql needs --to REV (there is no database to count steps from)")
+            raise ConfigError(
+                "--sql needs --to REV (there is no database to count steps from)",
+                hint="e.g. `migrate down --sql --to 0006`",
+            )
         script = commands.downgrade_sql(settings, to, start or "head")
         typer.echo(settings.dialect.OFFLINE_SCRIPT_PREAMBLE + script, nl=False)
         return
@@ -425,7 +450,7 @@ def migrate_manifest(
 ) -> None:
     """Check the checksum manifest of the revision files, or append new revisions to it."""
     if force and not update:
-        raise ConfigError("--force only makes sense with --update")
+        raise ConfigError("--force only makes sense with --update", hint="use `migrate manifest --update --force`")
     if not update:
         problems = verify.manifest_problems()
         _report_problems(problems, "the manifest check", "the manifest is current")
@@ -437,7 +462,10 @@ def _report_problems(problems: list[str], what: str, success: str) -> None:
     for line in problems:
         typer.echo(f"FAIL {line}")
     if problems:
-        raise VerificationError(f"{what} found {len(problems)} problem(s)")
+        raise VerificationError(
+            f"{what} found {len(problems)} problem(s)",
+            hint="each FAIL line above names one; see docs/migration-workflow.md",
+        )
     typer.echo(f"OK {success}")
 
 

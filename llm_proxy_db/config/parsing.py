@@ -67,7 +67,8 @@ def parse_seconds(name: str, raw: str | float, *, maximum: float = MAX_LOCK_TIME
         value = float(str(raw).strip())
     except ValueError:
         raise ConfigError(
-            f"{name}={raw!r} is not a number of seconds", hint=f"{name} is seconds from 0 to {maximum:g}, e.g. 300 or 2.5"
+            f"{name}={raw!r} is not a number of seconds",
+            hint=f"{name} is seconds from 0 to {maximum:g}, e.g. 300 or 2.5",
         ) from None
     if not math.isfinite(value) or not 0 <= value <= maximum:
         raise ConfigError(

@@ -489,6 +489,7 @@ def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
 
 DUMP_CLIENTS = ("mariadb-dump", "mysqldump")
 LOAD_CLIENTS = ("mariadb", "mysql")
+_NOT_A_DUMP_HINT = "restore a dump `llm-proxy-db db backup` wrote (mariadb-dump); the database was not touched"
 DUMP_DESCRIPTION = "mariadb-dump / mysqldump file (llm-proxy db backup on MySQL)"
 RESTORE_TOOLS: tuple[tuple[str, ...], ...] = (DUMP_CLIENTS, LOAD_CLIENTS)
 INSTALL_HINT = "install the MariaDB or MySQL client tools"
@@ -548,7 +549,7 @@ def dump(settings: Settings, target: Path) -> Path:
     from llm_proxy_db.safety.files import written_then_renamed
 
     if target.exists():
-        raise BackupError(f"{target} already exists; choose another --out")
+        raise BackupError(f"{target} already exists", hint="choose another --out (nothing is ever overwritten)")
     target.parent.mkdir(parents=True, exist_ok=True)
     with written_then_renamed(target, None) as temporary:
         command, _ = backup_command(settings, temporary)
@@ -621,10 +622,10 @@ def inspect_dump(path: Path) -> DumpInfo:
             if first.startswith(_SANDBOX_LINE):
                 first = lines.readline()
             if not _DUMP_HEADER.match(first):
-                raise BackupError(f"{path} is not a {DUMP_DESCRIPTION}")
+                raise BackupError(f"{path} is not a {DUMP_DESCRIPTION}", hint=_NOT_A_DUMP_HINT)
             return _read_dump_body(path, lines)
     except UnicodeDecodeError:
-        raise BackupError(f"{path} is not a {DUMP_DESCRIPTION}") from None
+        raise BackupError(f"{path} is not a {DUMP_DESCRIPTION}", hint=_NOT_A_DUMP_HINT) from None
 
 
 def _read_dump_body(path: Path, lines: Iterator[str]) -> DumpInfo:

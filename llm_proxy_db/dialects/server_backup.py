@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from llm_proxy_db.errors import BackupError
+from llm_proxy_db.errors import MISSING_BACKUP_HINT, BackupError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -153,9 +153,12 @@ def checked_dump(dialect: ServerDialect, source: Path) -> DumpInfo:
     from llm_proxy_db.migration import revisions
 
     if not source.exists():
-        raise BackupError(f"backup file {source} does not exist")
+        raise BackupError(f"backup file {source} does not exist", hint=MISSING_BACKUP_HINT)
     if not source.is_file() or source.stat().st_size == 0:
-        raise BackupError(f"{source} is not a {dialect.DUMP_DESCRIPTION}")
+        raise BackupError(
+            f"{source} is not a {dialect.DUMP_DESCRIPTION}",
+            hint="restore a dump `llm-proxy-db db backup` wrote; the database was not touched",
+        )
     info = dialect.inspect_dump(source)
     missing = [name for name in REQUIRED_TABLES if name not in info.tables]
     if missing:
@@ -266,7 +269,10 @@ def _check_loaded(connection: Connection, safety: Path | None) -> None:
     missing = [name for name in REQUIRED_TABLES if name not in tables]
     if missing:
         raise _load_failed(
-            BackupError(f"the load left no {', '.join(missing)} table in the database; the restore failed"),
+            BackupError(
+                f"the load left no {', '.join(missing)} table in the database; the restore failed",
+                hint="restore again",
+            ),
             safety,
         )
 

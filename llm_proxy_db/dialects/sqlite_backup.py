@@ -31,7 +31,7 @@ from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects.sqlite import check_sqlite_path, is_sqlite_file
 from llm_proxy_db.dialects.sqlite_snapshot import snapshot_copy
-from llm_proxy_db.errors import BackupError
+from llm_proxy_db.errors import MISSING_BACKUP_HINT, BackupError
 from llm_proxy_db.migration import revisions
 from llm_proxy_db.migration.executor import Progress
 from llm_proxy_db.migration.version_table import current_revision
@@ -53,6 +53,7 @@ ORIGIN_TABLE = "llm_proxy_backup_origin"
 # Differences a restore accepts: things an operator added to a known schema.
 OPERATOR_ADDITIONS = ("unexpected index ", "unexpected column ", "unexpected table ")
 _STAMP = "%Y%m%dT%H%M%SZ"
+_DAMAGED_HINT = "the file is damaged: use another backup (`llm-proxy-db db restore OTHER`)"
 
 
 def default_backup_directory(settings: Settings) -> Path:
@@ -72,7 +73,7 @@ def backup(settings: Settings, out: Path | None, directory: Path, keep: int) -> 
     if target.is_dir() or str(out).endswith(os.sep):
         target = _free_name(target, _prefix(database), revision, "bak")
     if target.exists():
-        raise BackupError(f"{target} already exists; choose another --out")
+        raise BackupError(f"{target} already exists", hint="choose another --out (nothing is ever overwritten)")
     copy_database(database, target, revision=revision)
     return target
 
@@ -115,7 +116,10 @@ def copy_database(
     and a failed or interrupted copy leaves nothing behind.
     """
     if target.exists() or target.is_symlink():
-        raise BackupError(f"{target} already exists; refusing to overwrite it")
+        raise BackupError(
+            f"{target} already exists; refusing to overwrite it",
+            hint="choose another --out or --backup-dir (nothing is ever overwritten)",
+        )
     try:
         with written_then_renamed(target, real_path(source)) as temporary:
             checked = online_copy(source, temporary)
@@ -215,9 +219,11 @@ def check_database(path: Path) -> None:
         finally:
             connection.close()
     except sqlite3.Error as exc:
-        raise BackupError(f"{path} cannot be read as a SQLite database: {exc}") from None
+        raise BackupError(
+            f"{path} cannot be read as a SQLite database: {exc}", hint=_DAMAGED_HINT
+        ) from None
     if rows != ["ok"]:
-        raise BackupError(f"{path} failed PRAGMA quick_check: {'; '.join(map(str, rows[:3]))}")
+        raise BackupError(f"{path} failed PRAGMA quick_check: {'; '.join(map(str, rows[:3]))}", hint=_DAMAGED_HINT)
 
 
 def prune(directory: Path, prefix: str, keep: int, *, protect: Path) -> list[Path]:
@@ -363,9 +369,12 @@ def inspect_backup(path: Path) -> str | None:
     the differences.
     """
     if not path.exists():
-        raise BackupError(f"backup file {path} does not exist")
+        raise BackupError(f"backup file {path} does not exist", hint=MISSING_BACKUP_HINT)
     if not path.is_file() or not is_sqlite_file(path) or path.stat().st_size == 0:
-        raise BackupError(f"{path} is not a SQLite database file")
+        raise BackupError(
+            f"{path} is not a SQLite database file",
+            hint="restore a backup `llm-proxy-db db backup` or a migration wrote; the database was not touched",
+        )
     check_database(path)
     with connect(Settings(driver="sqlite", database_path=path), create=False) as connection:
         tables = set(sa.inspect(connection).get_table_names())
@@ -373,7 +382,8 @@ def inspect_backup(path: Path) -> str | None:
         missing = [name for name in REQUIRED_TABLES if name not in tables]
         if missing:
             raise BackupError(
-                f"{path} does not hold an llm-proxy database (no {', '.join(missing)} table)"
+                f"{path} does not hold an llm-proxy database (no {', '.join(missing)} table)",
+                hint="restore a backup this tool took of an llm-proxy database; the database was not touched",
             )
         revisions.position(revision)  # a backup written by a newer release is refused
         where, differences = _schema_differences(connection, revision)
@@ -465,9 +475,15 @@ def _database_file(settings: Settings, *, must_exist: bool = True) -> Path:
     assert settings.database_path is not None
     path = real_path(settings.database_path)
     if path.is_dir():
-        raise BackupError(f"{path} is a directory, not a SQLite database file")
+        raise BackupError(
+            f"{path} is a directory, not a SQLite database file",
+            hint="point DATABASE_PATH (--database-path) at the database file",
+        )
     if must_exist and not path.is_file():
-        raise BackupError(f"SQLite database {path} does not exist")
+        raise BackupError(
+            f"SQLite database {path} does not exist",
+            hint="check DATABASE_PATH (--database-path); there is nothing to back up",
+        )
     return path
 
 
