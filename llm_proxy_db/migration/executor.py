@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from llm_proxy_db.dialects import dialect_for
-from llm_proxy_db.errors import LLMProxyDBError, MigrationError
+from llm_proxy_db.errors import DataLossError, LLMProxyDBError, MigrationError
 from llm_proxy_db.failures import explain_driver_message
 
 if TYPE_CHECKING:
@@ -99,8 +99,13 @@ def run(
     *,
     progress: Progress | None = None,
     version_locations: Sequence[str] = (),
+    allow_data_loss: bool = False,
 ) -> RunResult:
-    """Move the database on ``connection`` to ``target`` (None = base), one revision at a time."""
+    """Move the database on ``connection`` to ``target`` (None = base), one revision at a time.
+
+    ``allow_data_loss``: a downgrade meeting rows the older schema rejects folds them
+    (:mod:`~llm_proxy_db.migration.downgrade_folds`) instead of refusing with
+    :class:`~llm_proxy_db.errors.DataLossError`."""
     from llm_proxy_db.migration.revisions import script_directory
     from llm_proxy_db.migration.version_table import current_revision
 
@@ -115,7 +120,7 @@ def run(
     from llm_proxy_db.migration.pg_online import stop_on_sigterm
 
     with stop_on_sigterm():
-        _apply(connection, steps, result, progress, version_locations)
+        _apply(connection, steps, result, progress, (tuple(version_locations), allow_data_loss))
     if result.steps and result.after is None:
         _forget_adoption(connection)
     return result
@@ -126,19 +131,24 @@ def _apply(
     steps: list[tuple[str, str | None, str]],
     result: RunResult,
     progress: Progress | None,
-    version_locations: Sequence[str],
+    how: tuple[Sequence[str], bool],
 ) -> None:
-    """Run ``steps`` in order, recording each in ``result``; the first failure raises."""
+    """Run ``steps`` in order, recording each in ``result``; the first failure raises.
+
+    ``how``: the extra version locations, and whether data loss is allowed."""
     for revision, reached, direction in steps:
         _emit(progress, "apply_start", revision, direction)
         started = time.monotonic()
         entry = _entry(revision, direction, result.after, reached)
         retries = _RetryCounter(progress)
         try:
-            _step_retrying(connection, (revision, reached, direction), version_locations, retries, entry)
+            _step_retrying(connection, (revision, reached, direction), how, retries, entry)
         except Exception as exc:
             connection.rollback()
             _emit(progress, "apply_failure", revision, direction, time.monotonic() - started)
+            if isinstance(exc, DataLossError):  # refused before the revision changed anything
+                _log_failure(connection, entry, exc.message)
+                raise
             transactional = dialect_for(connection).TRANSACTIONAL_DDL
             failure = _failure(exc, revision, direction, result.after, transactional, retries.steps)
             _log_failure(connection, entry, failure.message)
@@ -185,7 +195,7 @@ class _RetryCounter:
 def _step_retrying(
     connection: Connection,
     step: tuple[str, str | None, str],
-    version_locations: Sequence[str],
+    how: tuple[Sequence[str], bool],
     retries: _RetryCounter,
     entry: Entry,
 ) -> None:
@@ -200,7 +210,7 @@ def _step_retrying(
     attempts = lock_retries() if dialect_for(connection).LOCK_TIMEOUT_RETRIES else 1
     for attempt in range(1, attempts + 1):
         try:
-            _step(connection, revision, reached, direction, version_locations, entry, retries)
+            _step(connection, (revision, reached, direction), how, entry, retries)
             return
         except Exception as exc:
             if attempt == attempts or not is_lock_conflict(exc):
@@ -214,19 +224,21 @@ def _step_retrying(
 
 def _step(
     connection: Connection,
-    revision: str,
-    reached: str | None,
-    direction: str,
-    version_locations: Sequence[str],
+    step: tuple[str, str | None, str],
+    how: tuple[Sequence[str], bool],
     entry: Entry,
     report: _RetryCounter | None = None,
 ) -> None:
     from alembic import command
     from llm_proxy_db.config.alembic_config import make_config
+    from llm_proxy_db.migration.downgrade_folds import ALLOW_DATA_LOSS
     from llm_proxy_db.safety import run_log
 
+    revision, reached, direction = step
+    version_locations, allow_data_loss = how
     config = make_config(connection=connection, extra_version_locations=version_locations)
     config.attributes["report"] = report
+    config.attributes[ALLOW_DATA_LOSS] = allow_data_loss
     if direction == "upgrade":
         command.upgrade(config, revision)
     else:

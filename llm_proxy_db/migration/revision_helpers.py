@@ -16,8 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from alembic import context, op
-from llm_proxy_db.errors import MigrationError
-from llm_proxy_db.migration import sqlite_keep
+from llm_proxy_db.errors import DataLossError, MigrationError
+from llm_proxy_db.migration import downgrade_folds, sqlite_keep
 
 # A version-4 UUID in the canonical dashed form, computed by SQLite itself per row.
 SQLITE_UUID4_SQL = (
@@ -191,12 +191,28 @@ def _temp_table(table: sa.Table, kept: sqlite_keep.Kept) -> sa.Table:
 
 
 def refuse_if_rows(table: str, where: str, why: str) -> None:
-    """Stop a downgrade that would have to drop or break rows; the revision rolls back."""
+    """Stop a downgrade that would have to drop or break rows (:class:`DataLossError`, before
+    the revision changed anything it cannot roll back) unless the run allows data loss and
+    :mod:`~llm_proxy_db.migration.downgrade_folds` knows how to keep them: then they are folded
+    into what the older schema accepts, in the revision's transaction."""
     if is_offline():
         return
-    count = op.get_bind().execute(sa.text(f"SELECT count(*) FROM {table} WHERE {where}")).scalar()
-    if count:
-        raise MigrationError(f"{count} row(s) in {table} {why}; refusing to downgrade")
+    bind = op.get_bind()
+    count = int(bind.execute(sa.text(f"SELECT count(*) FROM {table} WHERE {where}")).scalar() or 0)
+    if not count:
+        return
+    fold = downgrade_folds.fold_for(table, where)
+    if fold is not None and context.config.attributes.get(downgrade_folds.ALLOW_DATA_LOSS):
+        bind.execute(fold.statement())
+        return
+    remedy = (
+        f"run `llm-proxy-db migrate down` with --allow-data-loss: they are {fold.description}"
+        if fold is not None else "delete or change those rows first"
+    )
+    raise DataLossError(
+        f"{count} row(s) in {table} {why}; refusing to downgrade; nothing was changed",
+        hint=remedy,
+    )
 
 
 def set_sqlite_check_in(table: str, column: str, values: Sequence[str]) -> None:
@@ -229,7 +245,10 @@ def set_sqlite_check_in(table: str, column: str, values: Sequence[str]) -> None:
     # transaction, instead of on the service's next start.
     bind.exec_driver_sql(f'SELECT * FROM "{table}" LIMIT 0')
     if _sqlite_table_sql(bind, table) != new_sql:
-        raise MigrationError(f"SQLite did not keep the new definition of {table}")
+        raise MigrationError(
+            f"SQLite did not keep the new definition of {table}",
+            hint="the revision was rolled back; report it with `sqlite3 FILE .schema`",
+        )
 
 
 def replace_check_in(sql: str, column: str, values: Sequence[str], *, table: str = "table") -> str:
@@ -242,7 +261,8 @@ def replace_check_in(sql: str, column: str, values: Sequence[str], *, table: str
     if len(matches) != 1:
         raise MigrationError(
             f"expected exactly one CHECK ({column} IN (...)) in the definition of {table}, "
-            f"found {len(matches)}; its SQL is: {sql}"
+            f"found {len(matches)}; its SQL is: {sql}",
+            hint="the revision was rolled back; `migrate drift`/`migrate status` show how the table differs",
         )
     listed = ", ".join("'" + value.replace("'", "''") + "'" for value in values)
     match = matches[0]
@@ -254,5 +274,7 @@ def _sqlite_table_sql(bind: sa.engine.Connection, table: str) -> str:
         "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
     ).scalar()
     if sql is None:
-        raise MigrationError(f"table {table} does not exist")
+        raise MigrationError(
+            f"table {table} does not exist", hint="the revision was rolled back; check the schema with `migrate status`"
+        )
     return str(sql)
