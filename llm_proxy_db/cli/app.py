@@ -19,6 +19,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from llm_proxy_db import commands, failures
+from llm_proxy_db.cli import streams
 from llm_proxy_db.cli.render import (
     progress_printer,
     render_adoption,
@@ -534,6 +535,7 @@ def main() -> None:
     ``--json`` among the arguments they are also printed as the JSON error object.
     """
     signal.signal(signal.SIGTERM, _terminated)
+    streams.guard()  # a reader that goes away (`| head`) stops the output, never the run
     try:
         code = app(standalone_mode=False)
     except typer.Abort:
