@@ -15,6 +15,7 @@ the URL object only, which masks them whenever it is shown.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Iterator, Mapping
@@ -548,7 +549,7 @@ def dump(settings: Settings, target: Path) -> Path:
     from llm_proxy_db.dialects.client_tools import run_tool
     from llm_proxy_db.safety.files import written_then_renamed
 
-    if target.exists():
+    if os.path.lexists(target):  # a dangling symlink too: never replaced, never followed
         raise BackupError(f"{target} already exists", hint="choose another --out (nothing is ever overwritten)")
     target.parent.mkdir(parents=True, exist_ok=True)
     with written_then_renamed(target, None) as temporary:

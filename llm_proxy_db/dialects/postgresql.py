@@ -348,7 +348,7 @@ def pg_dump(settings: Settings, target: Path) -> Path:
     """
     from llm_proxy_db.safety.files import written_then_renamed
 
-    if target.exists():
+    if os.path.lexists(target):  # a dangling symlink too: never replaced, never followed
         raise BackupError(f"{target} already exists", hint="choose another --out (nothing is ever overwritten)")
     try:
         with written_then_renamed(target, None) as temporary:
