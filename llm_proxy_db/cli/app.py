@@ -73,7 +73,8 @@ BackupDirOption = Annotated[
     Path | None,
     typer.Option(
         "--backup-dir",
-        help="Where backups go (env LLM_PROXY_BACKUP_DIR; default: beside the database).",
+        help="Where backups go (env LLM_PROXY_BACKUP_DIR; default: beside a SQLite database, "
+        "~/.local/state/llm-proxy-db/backups for a server's dumps).",
     ),
 ]
 KeepBackupsOption = Annotated[

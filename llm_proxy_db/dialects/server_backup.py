@@ -27,10 +27,10 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from llm_proxy_db.dialects import backup_names
 from llm_proxy_db.errors import MISSING_BACKUP_HINT, BackupError
 
 if TYPE_CHECKING:
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from llm_proxy_db.migration.executor import Progress
     from llm_proxy_db.safety.backup import RestoreResult
 
-_STAMP = "%Y%m%dT%H%M%SZ"
 REQUIRED_TABLES = ("projects", "tokens")
 
 
@@ -55,10 +54,17 @@ class DumpInfo:
     revision: str | None
 
 
+STATE_DIR_ENV = "XDG_STATE_HOME"
+
+
 def default_backup_directory(settings: Settings) -> Path:
-    """The working directory (a server database has no file to sit beside)."""
+    """``$XDG_STATE_HOME/llm-proxy-db/backups`` (``~/.local/state/...`` without it): a server
+    database has no file to sit beside, and the working directory (a checkout, ``/``, a
+    container's read-only root) is no place for dumps that hold the projects' API keys."""
     del settings
-    return Path.cwd()
+    state = os.environ.get(STATE_DIR_ENV, "").strip()
+    base = Path(state).expanduser() if state and Path(state).is_absolute() else Path.home() / ".local" / "state"
+    return base / "llm-proxy-db" / "backups"
 
 
 def needs_backup(settings: Settings) -> bool:
@@ -67,22 +73,26 @@ def needs_backup(settings: Settings) -> bool:
     return True
 
 
+def dump_prefix(settings: Settings) -> str:
+    """``<database>.<identity>``: the start of every automatic dump name of this database; the
+    identity digests driver, host, port and database name (never the user or password), so
+    databases of the same name on two servers never rotate each other's dumps."""
+    url = settings.sqlalchemy_url()
+    where = f"{settings.driver}://{url.host or ''}:{url.port or ''}/{url.database or ''}"
+    query = url.query.get("unix_socket") or url.query.get("host") or ""
+    return f"{url.database}.{backup_names.digest(where + str(query))}"
+
+
 def dump_path(directory: Path, settings: Settings, revision: str | None, suffix: str) -> Path:
-    """``<database>.<UTC time>.<revision>.<suffix>`` in ``directory``, the name of an automatic
-    dump; ``<UTC time>-2``, ``-3``, ... when taken within the same second as another."""
-    stamp = datetime.now(timezone.utc).strftime(_STAMP)
-    name, rev = settings.sqlalchemy_url().database, revision or "base"
-    candidate, counter = directory / f"{name}.{stamp}.{rev}.{suffix}", 2
-    while candidate.exists():
-        candidate, counter = directory / f"{name}.{stamp}-{counter}.{rev}.{suffix}", counter + 1
-    return candidate
+    """``<database>.<identity>.<UTC time>.<revision>.<suffix>`` in ``directory``, the name of
+    an automatic dump (:mod:`llm_proxy_db.dialects.backup_names`)."""
+    return backup_names.free_name(directory, dump_prefix(settings), revision, suffix)
 
 
 @dataclass(frozen=True)
 class DialectOperations:
     """A server dialect's ``backup``, ``take_backup`` and ``restore``: this module's steps with
-    the dialect's tools (the :class:`~llm_proxy_db.dialects.base.Dialect` signatures; dumps are
-    not rotated, so ``keep`` is ignored)."""
+    the dialect's tools (the :class:`~llm_proxy_db.dialects.base.Dialect` signatures)."""
 
     module: str
 
@@ -90,14 +100,12 @@ class DialectOperations:
         return importlib.import_module(self.module)
 
     def backup(self, settings: Settings, out: Path | None, directory: Path, keep: int) -> Path:
-        """A dump now: to ``out`` (file or directory), else into ``directory``."""
-        del keep
-        return backup(self.dialect(), settings, out, directory)
+        """A dump now: to ``out`` (file or directory), else into ``directory``, rotated."""
+        return backup(self.dialect(), settings, out, directory, keep)
 
     def take_backup(self, settings: Settings, revision: str | None, directory: Path, keep: int) -> Path:
-        """The dump before a schema change, into ``directory``."""
-        del keep
-        return take_backup(self.dialect(), settings, revision, directory)
+        """The dump before a schema change, into ``directory``; the oldest beyond ``keep`` go."""
+        return take_backup(self.dialect(), settings, revision, directory, keep)
 
     def restore(
         self, settings: Settings, source: Path, directory: Path, *, lock_timeout: float | None,
@@ -120,23 +128,30 @@ def operations(module: str) -> tuple[
     return bound.backup, bound.take_backup, bound.restore
 
 
-def backup(dialect: ServerDialect, settings: Settings, out: Path | None, directory: Path) -> Path:
-    """A dump now: to ``out`` (a file that must not exist, or a directory), else into ``directory``."""
+def backup(dialect: ServerDialect, settings: Settings, out: Path | None, directory: Path, keep: int) -> Path:
+    """A dump now: to ``out`` (a file that must not exist, or a directory; never rotated),
+    else into ``directory`` under the automatic name, rotated like SQLite's backups."""
     revision = read_revision(settings)
     if out is None:
-        return take_backup(dialect, settings, revision, directory)
+        return take_backup(dialect, settings, revision, directory, keep)
     if out.is_dir() or str(out).endswith(os.sep):
         out = dump_path(out, settings, revision, dialect.backup_suffix())
     return dialect.dump(settings, out)
 
 
-def take_backup(dialect: ServerDialect, settings: Settings, revision: str | None, directory: Path) -> Path:
-    """A dump into ``directory`` under the automatic name (dumps are not rotated)."""
+def take_backup(
+    dialect: ServerDialect, settings: Settings, revision: str | None, directory: Path, keep: int
+) -> Path:
+    """A dump into ``directory`` under the automatic name; then the oldest automatic dumps of
+    this database beyond ``keep`` are deleted (the one just taken never is)."""
     from llm_proxy_db.safety.files import remove_leftovers
 
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     remove_leftovers(directory)
-    return dialect.dump(settings, dump_path(directory, settings, revision, dialect.backup_suffix()))
+    suffix = dialect.backup_suffix()
+    target = dialect.dump(settings, dump_path(directory, settings, revision, suffix))
+    backup_names.prune(directory, dump_prefix(settings), keep, protect=target, suffix=suffix)
+    return target
 
 
 def read_revision(settings: Settings) -> str | None:

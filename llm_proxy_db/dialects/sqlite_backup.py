@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import sqlite3
 import time
@@ -29,6 +28,7 @@ import sqlalchemy as sa
 from llm_proxy_db import __version__
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
+from llm_proxy_db.dialects import backup_names
 from llm_proxy_db.dialects.sqlite import check_sqlite_path, is_sqlite_file
 from llm_proxy_db.dialects.sqlite_snapshot import snapshot_copy
 from llm_proxy_db.errors import MISSING_BACKUP_HINT, BackupError
@@ -52,7 +52,6 @@ REQUIRED_TABLES = ("projects", "tokens")
 ORIGIN_TABLE = "llm_proxy_backup_origin"
 # Differences a restore accepts: things an operator added to a known schema.
 OPERATOR_ADDITIONS = ("unexpected index ", "unexpected column ", "unexpected table ")
-_STAMP = "%Y%m%dT%H%M%SZ"
 _DAMAGED_HINT = "the file is damaged: use another backup (`llm-proxy-db db restore OTHER`)"
 
 
@@ -72,7 +71,7 @@ def backup(settings: Settings, out: Path | None, directory: Path, keep: int) -> 
     target = out
     if target.is_dir() or str(out).endswith(os.sep):
         target = _free_name(target, _prefix(database), revision, "bak")
-    if target.exists():
+    if os.path.lexists(target):  # a dangling symlink too: never replaced, never followed
         raise BackupError(f"{target} already exists", hint="choose another --out (nothing is ever overwritten)")
     copy_database(database, target, revision=revision)
     return target
@@ -115,7 +114,7 @@ def copy_database(
     then takes its name.  ``target`` must not exist: nothing existing is ever overwritten,
     and a failed or interrupted copy leaves nothing behind.
     """
-    if target.exists() or target.is_symlink():
+    if os.path.lexists(target):
         raise BackupError(
             f"{target} already exists; refusing to overwrite it",
             hint="choose another --out or --backup-dir (nothing is ever overwritten)",
@@ -232,19 +231,7 @@ def prune(directory: Path, prefix: str, keep: int, *, protect: Path) -> list[Pat
     ``prefix`` is ``<database name>.<identity>``: other databases' backups in a shared
     directory never match it; ``protect`` is never deleted.
     """
-    pattern = re.compile(
-        rf"^{re.escape(prefix)}\.(\d{{8}}T\d{{6}}Z)(?:-(\d+))?\.[A-Za-z0-9_]+\.bak$"
-    )
-    found = []
-    for path in directory.iterdir():
-        match = pattern.match(path.name)
-        if match and path != protect:
-            found.append(((match.group(1), int(match.group(2) or 1)), path))
-    found.sort()
-    doomed = [path for _key, path in found[: max(0, len(found) - (keep - 1))]]
-    for path in doomed:
-        _remove_quietly(path)
-    return doomed
+    return backup_names.prune(directory, prefix, keep, protect=protect, suffix="bak")
 
 
 def restore(
@@ -456,14 +443,7 @@ def _revision_read_by_sqlite(database: Path) -> str | None:
 
 
 def _free_name(directory: Path, database_name: str, revision: str | None, suffix: str) -> Path:
-    stamp = datetime.now(timezone.utc).strftime(_STAMP)
-    rev = revision or "base"
-    candidate = directory / f"{database_name}.{stamp}.{rev}.{suffix}"
-    counter = 2
-    while candidate.exists():
-        candidate = directory / f"{database_name}.{stamp}-{counter}.{rev}.{suffix}"
-        counter += 1
-    return candidate
+    return backup_names.free_name(directory, database_name, revision, suffix)
 
 
 def _prefix(database: Path) -> str:

@@ -40,7 +40,7 @@ class RestoreResult:
 
 def backup_directory(settings: Settings, backup_dir: str | os.PathLike[str] | None = None) -> Path:
     """Where automatic backups go: ``backup_dir``, ``LLM_PROXY_BACKUP_DIR``, or the dialect's
-    default (beside a SQLite file; the working directory for a server's dumps)."""
+    default (beside a SQLite file; ``$XDG_STATE_HOME/llm-proxy-db/backups`` for a server's dumps)."""
     chosen = backup_dir or os.environ.get(BACKUP_DIR_ENV)
     if chosen:
         return Path(chosen).expanduser()
@@ -81,7 +81,7 @@ def take_backup(
     keep: int | None = None,
 ) -> Path:
     """The automatic backup before a schema change (at ``revision``), checked; old automatic
-    SQLite backups beyond ``keep`` are rotated away."""
+    backups (SQLite copies, server dumps) of the same database beyond ``keep`` are rotated away."""
     directory = backup_directory(settings, backup_dir)
     return settings.dialect.take_backup(settings, revision, directory, keep_backups(keep))
 
