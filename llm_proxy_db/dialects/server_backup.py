@@ -210,6 +210,9 @@ def restore(
         settings, connection, timeout=lock_timeout, progress=progress
     ):
         started = run_log.now()
+        connection.rollback()
+        replaced = run_log.ReplacedDatabase.read(connection)
+        connection.rollback()
         safety = _replaceable(dialect, settings, connection, directory, force)
         try:
             if safety is not None and not getattr(dialect, "LOAD_REPLACES", False):
@@ -223,11 +226,10 @@ def restore(
         connection.rollback()  # see what the load committed
         _check_loaded(connection, safety)
         revision = current_revision(connection)
-        entry = run_log.Entry(
-            "restore", None, None, revision, started, run_log.now(),
-            backup_file=str(safety) if safety else None, detail=f"restored from {source.resolve()}",
+        run_log.record_restore(
+            connection, replaced, revision, started,
+            source=str(source.resolve()), safety_copy=str(safety) if safety else None,
         )
-        run_log.write(connection, entry)
         connection.commit()
     return RestoreResult(settings.describe(), source, revision, safety, origin=info.database)
 

@@ -260,6 +260,7 @@ def restore(
     origin = _check_origin(source, database, force)
     with migration_lock(settings, None, timeout=lock_timeout, progress=progress):
         started = run_log.now()
+        replaced = _replaced(settings, database)
         remove_leftovers(directory)
         remove_leftovers(database.parent)
         staged = _staged_copy(source, database)
@@ -277,23 +278,38 @@ def restore(
                 )
         finally:
             remove_with_side_files(staged)
-        _log_restore(settings, source, revision, safety, started)
+        _log_restore(settings, (source, revision, safety, started), replaced)
     return RestoreResult(settings.describe(), source, revision, safety, damaged, origin)
 
 
+def _replaced(settings: Settings, database: Path) -> run_log.ReplacedDatabase:
+    """The revision and run log of the database about to be replaced (nothing when it does not
+    exist or cannot be read: a damaged file's history is in its safety copy)."""
+    if not database.exists() or not _healthy(database):
+        return run_log.ReplacedDatabase()
+    try:
+        with connect(settings, create=False) as connection:
+            return run_log.ReplacedDatabase.read(connection)
+    except sa.exc.DBAPIError:
+        return run_log.ReplacedDatabase()
+
+
 def _log_restore(
-    settings: Settings, source: Path, revision: str | None, safety: Path | None, started: datetime
+    settings: Settings,
+    restore: tuple[Path, str | None, Path | None, datetime],
+    replaced: run_log.ReplacedDatabase,
 ) -> None:
     """Record the restore in the restored database's run log (after the swap: the log the
-    database carried in the backup is kept and continued)."""
-    entry = run_log.Entry(
-        "restore", None, None, revision, started, run_log.now(),
-        backup_file=str(safety) if safety else None, detail=f"restored from {real_path(source)}",
-    )
+    database carried in the backup is kept and continued, with the replaced database's runs
+    recorded after the backup carried over)."""
+    source, revision, safety, started = restore
     for attempt in range(3):  # the service may hold the write lock right after the swap
         try:
             with connect(settings, create=False) as connection:
-                run_log.write(connection, entry)
+                run_log.record_restore(
+                    connection, replaced, revision, started,
+                    source=str(real_path(source)), safety_copy=str(safety) if safety else None,
+                )
                 connection.commit()
             return
         except sa.exc.OperationalError:
