@@ -20,11 +20,11 @@ from llm_proxy_db.config.alembic_config import make_config
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import dialect_for
-from llm_proxy_db.errors import ConfigError, SchemaMismatchError
+from llm_proxy_db.errors import ConfigError, LLMProxyDBError, SchemaMismatchError
 from llm_proxy_db.migration import manifest, revisions
 from llm_proxy_db.migration.executor import Progress, RunResult
 from llm_proxy_db.migration.revisions import RevisionState
-from llm_proxy_db.safety import run_log
+from llm_proxy_db.safety import dry_run, run_log
 from llm_proxy_db.safety.guard import MigrationOutcome, SafetyOptions, guarded_run
 from llm_proxy_db.service import token_ids
 from llm_proxy_db.startup import StartupResult, auto_upgrade
@@ -269,6 +269,52 @@ def setup(
     """
     safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
     return auto_upgrade(settings, enabled=enabled, options=safety, progress=progress)
+
+
+def upgrade_plan(
+    settings: Settings,
+    target: str = revisions.HEAD,
+    *,
+    backup_dir: str | os.PathLike[str] | None = None,
+    no_backup: bool = False,
+) -> dry_run.UpgradePlan:
+    """What ``upgrade`` would do (``migrate up --dry-run``): each pending revision with what it
+    locks, for how long it is expected to, the rows it rewrites, and the backup taken first.
+    Changes nothing: no file, no lock file, no table (:mod:`llm_proxy_db.safety.dry_run`)."""
+    target_id = revisions.resolve(target)
+    where = status(settings)
+    start = where.current_revision
+    if revisions.position(target_id) < revisions.position(start):
+        raise ConfigError(
+            f"target {target} is below the current revision {start}", hint="use migrate down instead"
+        )
+    pending = [rev for rev in where.pending if revisions.position(rev) <= revisions.position(target_id)]
+    note = None
+    if settings.known_missing():
+        note = "the database does not exist yet: it is created, then every revision runs"
+    elif start is None and where.detected_state not in (None, "empty"):
+        note = f"unversioned, detected {where.detected_state}: adopted (stamped) first"
+    return dry_run.plan_upgrade(
+        settings, start, pending, target_id, backup_dir=backup_dir, no_backup=no_backup, note=note,
+    )
+
+
+def offline_start(settings: Settings) -> tuple[str | None, str]:
+    """Where ``migrate up --sql`` without ``--from`` starts: the database's current revision
+    when it can be read, else base; and a sentence saying which (for stderr).  Reads only: a
+    missing SQLite file is not created."""
+    if settings.known_missing():
+        return None, f"-- {settings.describe()} does not exist yet: the script starts at base"
+    try:
+        with connect(settings, create=False) as connection:
+            current = current_revision(connection)
+    except Exception as exc:  # noqa: BLE001 - unreadable is an answer here, not a failure
+        reason = exc.message if isinstance(exc, LLMProxyDBError) else type(exc).__name__
+        return None, f"-- cannot read the current revision ({reason}): the script starts at base (use --from REV)"
+    revisions.position(current)  # a revision of a newer release is refused
+    if current is None:
+        return None, "-- the database has no revision recorded: the script starts at base (use --from REV)"
+    return current, f"-- the database is at revision {current}: the script starts there (use --from REV to choose)"
 
 
 def upgrade_sql(settings: Settings, target: str = revisions.HEAD, start: str | None = None) -> str:

@@ -29,6 +29,7 @@ from llm_proxy_db.cli.render import (
     render_restore,
     render_run,
     render_status,
+    render_upgrade_plan,
     stage_printer,
 )
 from llm_proxy_db.config.masking import mask_message
@@ -260,8 +261,21 @@ def migrate_up(
     to: Annotated[str, typer.Option("--to", help="Target revision (default head).")] = "head",
     sql: SqlOption = False,
     start: Annotated[
-        str | None, typer.Option("--from", help="With --sql: the revision to start from (default base).")
+        str | None,
+        typer.Option(
+            "--from",
+            help="With --sql: the revision to start from (default: the database's current "
+            "revision when it can be read, else base).",
+        ),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the plan (revisions, locks and expected time, rows to rewrite, backup "
+            "size); change nothing.",
+        ),
+    ] = False,
     backup_dir: BackupDirOption = None,
     keep_backups: KeepBackupsOption = None,
     no_backup: NoBackupOption = False,
@@ -270,11 +284,20 @@ def migrate_up(
     """Apply pending revisions up to --to (default head), under the lock, after a backup."""
     if start is not None and not sql:
         raise ConfigError("--from only applies with --sql", hint="add --sql to print the SQL, or drop --from")
+    if sql and dry_run:
+        raise ConfigError("--sql and --dry-run contradict each other", hint="give only one of them")
     settings = state(ctx).settings()
     if sql:
+        if start is None:
+            start, said = commands.offline_start(settings)
+            typer.echo(said, err=True)
         typer.echo(settings.dialect.OFFLINE_SCRIPT_PREAMBLE + commands.upgrade_sql(settings, to, start), nl=False)
         return
     options = safety(backup_dir, keep_backups, no_backup, lock_timeout)
+    if dry_run:
+        plan = commands.upgrade_plan(settings, to, backup_dir=backup_dir, no_backup=no_backup)
+        typer.echo(render_upgrade_plan(plan))
+        return
     typer.echo(render_run(commands.upgrade(settings, to, progress=progress_printer(), **options)))
 
 

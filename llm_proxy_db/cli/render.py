@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # type-only: importing them would load Alembic on the fast st
     from llm_proxy_db.migration.executor import Progress, ProgressEvent, RunResult
     from llm_proxy_db.migration.revisions import RevisionState
     from llm_proxy_db.safety.backup import RestoreResult
+    from llm_proxy_db.safety.dry_run import UpgradePlan
     from llm_proxy_db.safety.rehearse import RehearsalResult
     from llm_proxy_db.safety.run_log import Entry
 
@@ -153,6 +154,52 @@ def render_run(result: RunResult) -> str:
     if retried:
         lines.append(f"lock retries: {', '.join(retried)} (a table was busy; tried again)")
     return "\n".join(lines) + warnings
+
+
+def render_upgrade_plan(plan: UpgradePlan) -> str:
+    """``migrate up --dry-run``: each pending revision with its locks, rows and expected time."""
+    lines = [
+        f"database: {plan.database}",
+        f"current:  {plan.current or 'base'}",
+        f"target:   {plan.target or 'base'}",
+    ]
+    if plan.note:
+        lines.append(f"note:     {plan.note}")
+    if not plan.steps:
+        return "\n".join([*lines, "plan:     nothing to do", "dry run: nothing was changed"])
+    lines.append("plan:")
+    for step in plan.steps:
+        lines.append(f"  {step.revision}  {step.description}")
+        lines.append(f"        locks:    {step.locks}")
+        if step.table is not None:
+            lines.append(f"        {step.work + ':':<9} {step.rows:,} row(s) of {step.table}")
+        lines.append(f"        expected: {_duration(step.expected_seconds)}")
+    if plan.backup is not None:
+        size = f" (~{_size(plan.backup_bytes)})" if plan.backup_bytes is not None else ""
+        lines.append(f"backup:   {plan.backup}{size}")
+    if plan.database_bytes is not None:
+        lines.append(f"size:     the database takes ~{_size(plan.database_bytes)}")
+    lines.append(f"expected: {_duration(plan.expected_seconds)} in all (estimates: docs/performance.md; "
+                 "lock waits not counted)")
+    lines.append("dry run: nothing was changed")
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return "under 1 s"
+    if seconds < 120:
+        return f"~{seconds:.0f} s"
+    return f"~{seconds / 60:.0f} min"
+
+
+def _size(count: int | None) -> str:
+    value = float(count or 0)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"
 
 
 def render_restore(result: RestoreResult) -> str:
