@@ -35,8 +35,13 @@ class ProgressEvent:
     ``backup_done`` (``detail`` is the backup file); adoption adds ``adopted`` (``revision``
     the stamped revision, ``detail`` the detected state); ``detail`` is a human-readable extra.
     Revisions that run in several transactions (PostgreSQL, :mod:`llm_proxy_db.migration.pg_online`)
-    add ``step`` (a transaction boundary passed), ``backfill`` (``done`` of ``total`` rows)
-    and ``lock_retry`` (a lock not granted in time or a deadlock; tried again after a pause).
+    add ``step`` (a transaction boundary passed) and ``lock_retry`` (a lock not granted in
+    time or a deadlock; tried again after a pause).  Long row work on every dialect (PostgreSQL's
+    and MySQL's backfill of ``tokens.id``, SQLite's copy of a rebuilt table) sends ``backfill``
+    events: ``phase`` (``fill tokens.id``, ``copy tokens``), ``done`` of ``total`` rows, and
+    the ``rate`` (rows/s) and ``eta`` (seconds left) the executor measures since the phase
+    began, the same way for every dialect.  :meth:`as_dict` is the structured form (for JSON
+    lines); the CLI's one renderer turns the same fields into text.
     """
 
     kind: str
@@ -46,6 +51,19 @@ class ProgressEvent:
     detail: str = ""
     done: int = 0
     total: int = 0
+    phase: str = ""
+    rate: float = 0.0
+    eta: float | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        """The event as data: ``event``, ``revision``, ``direction``, ``phase``, ``rows``,
+        ``total``, ``rate``, ``elapsed``, ``eta``, ``detail``."""
+        return {
+            "event": self.kind, "revision": self.revision, "direction": self.direction,
+            "phase": self.phase or None, "rows": self.done, "total": self.total,
+            "rate": round(self.rate, 1), "elapsed": round(self.elapsed, 3),
+            "eta": None if self.eta is None else round(self.eta, 1), "detail": self.detail,
+        }
 
 
 Progress = Callable[[ProgressEvent], None]
@@ -171,7 +189,10 @@ def _forget_adoption(connection: Connection) -> None:
 
 
 class _RetryCounter:
-    """Forwards a revision's own progress events and counts its lock retries."""
+    """Forwards a revision's own progress events and counts its lock retries.
+
+    ``backfill`` events (``detail`` names the phase) get their rate and time left here, from
+    when the phase was first reported: one measure for every dialect's row work."""
 
     def __init__(self, progress: Progress | None) -> None:
         self.progress = progress
@@ -179,17 +200,27 @@ class _RetryCounter:
         self.steps = 0  # transaction boundaries passed: steps committed on their own
         self.revision = self.direction = ""
         self.started = time.monotonic()
+        self._phases: dict[str, tuple[float, int]] = {}  # phase -> (start, rows done then)
 
     def __call__(self, kind: str, detail: str, *, done: int = 0, total: int = 0) -> None:
         if kind == "lock_retry":
             self.count += 1
         elif kind == "step":
             self.steps += 1
-        if self.progress is not None:
-            elapsed = time.monotonic() - self.started
-            self.progress(
-                ProgressEvent(kind, self.revision, self.direction, elapsed, detail, done, total)
-            )
+        if self.progress is None:
+            return
+        now = time.monotonic()
+        event = ProgressEvent(kind, self.revision, self.direction, now - self.started, detail, done, total)
+        if kind == "backfill":
+            event = self._measured(event, now)
+        self.progress(event)
+
+    def _measured(self, event: ProgressEvent, now: float) -> ProgressEvent:
+        began, first = self._phases.setdefault(event.detail, (now, event.done))
+        took = now - began
+        rate = (event.done - first) / took if took > 0 else 0.0
+        eta = (event.total - event.done) / rate if rate > 0 else None
+        return dataclasses.replace(event, phase=event.detail, rate=rate, eta=eta)
 
 
 def _step_retrying(
