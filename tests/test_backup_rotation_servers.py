@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from llm_proxy_db import commands
 from llm_proxy_db.cli.app import app
 from llm_proxy_db.config.settings import Settings
+from llm_proxy_db.dialects import dialect_for
 from tests.safety_helpers import seed, skip_without_pg_client
 from tests.test_cli import db_options
 
@@ -41,7 +42,7 @@ def _backup(settings: Settings, *args: str) -> str:
 def test_keep_backups_rotates_server_dumps(server_db: Settings, tmp_path: Path) -> None:
     folder = tmp_path / "dumps"
     folder.mkdir()
-    suffix = server_db.dialect.backup_suffix()
+    suffix = dialect_for(server_db).backup_suffix()
     strangers = [folder / f"other.0123456789.20200101T000000Z.0007.{suffix}", folder / f"kept.{suffix}"]
     for path in strangers:
         path.write_bytes(b"not ours")

@@ -48,3 +48,18 @@ def test_a_restore_logs_what_it_replaced_and_keeps_the_runs_since_the_backup(
     assert ("downgrade", "0007") in moves and ("upgrade", "0006") in moves
     assert "3 run(s) recorded after the backup was taken kept" in restore["detail"]
     assert commands.status(settings).current_revision == "0007"
+
+
+def test_two_like_runs_in_one_second_are_both_kept(sqlite_settings: Settings, tmp_path: Path) -> None:
+    """Runs are matched as a multiset: an upgrade identical to one in the backup's log (same
+    revisions, same second) is still a run of its own."""
+    from llm_proxy_db.database import connect
+    from llm_proxy_db.safety import run_log
+
+    commands.upgrade(sqlite_settings, "0006", no_backup=True)
+    with connect(sqlite_settings) as connection:
+        log = run_log.entries(connection)
+        again = log[-1]
+        assert run_log.carry_over(connection, [*log, again]) == 1
+        connection.commit()
+        assert run_log.entries(connection)[-1].revision == again.revision == "0006"

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
-from llm_proxy_db.dialects import revision_costs
+from llm_proxy_db.dialects import dialect_for, revision_costs
 from llm_proxy_db.migration import revisions
 from llm_proxy_db.safety.backup import backup_directory
 
@@ -122,9 +122,9 @@ def _backup_words(
         return None, None
     if no_backup:
         return "none (--no-backup)", None
-    if not settings.dialect.BACKUP_BEFORE_EVERY_CHANGE:
+    if not dialect_for(settings).BACKUP_BEFORE_EVERY_CHANGE:
         return "none before an upgrade (a dump is taken before a downgrade allowed to lose data)", None
-    if not settings.dialect.needs_backup(settings):
+    if not dialect_for(settings).needs_backup(settings):
         return "none (the database holds nothing yet)", None
     directory: Path = backup_directory(settings, backup_dir)
     return f"a checked copy of the database into {directory}", size

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import platform
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -148,8 +149,13 @@ def carry_over(connection: Connection, replaced: list[Entry]) -> int:
     followed by the restore itself.  Runs are matched by what they were (time to the second,
     action, revisions, outcome, host, user), not by id, which the two logs may share.
     """
-    present = {_key(entry) for entry in entries(connection)}
-    missing = [entry for entry in replaced if _key(entry) not in present]
+    present = Counter(_key(entry) for entry in entries(connection))
+    missing = []
+    for entry in replaced:  # a multiset difference: two like runs in one second are two runs
+        if present[_key(entry)]:
+            present[_key(entry)] -= 1
+        else:
+            missing.append(entry)
     for entry in missing:
         write(connection, entry)
     return len(missing)
