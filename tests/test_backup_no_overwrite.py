@@ -4,7 +4,7 @@ A server's ``db backup --out`` onto a dangling symlink replaced the link, where 
 refused.  One policy on every dialect: a name taken by a file, a directory or a symlink
 (a dangling one too) is refused with exit 8, and the link and its (absent) target are left
 as they were.  The last step that gives a backup its name claims it atomically
-(:func:`llm_proxy_db.safety.files.take_name`), so a name taken after the check is refused too.
+(:func:`llm_proxy_db.files.take_name`), so a name taken after the check is refused too.
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from llm_proxy_db import commands
+from llm_proxy_db import commands, files
 from llm_proxy_db.cli.app import app
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.errors import BackupError
-from llm_proxy_db.safety import files
 from tests.safety_helpers import seed, skip_without_pg_client
 from tests.test_cli import db_options
 

@@ -54,7 +54,7 @@ def test_two_like_runs_in_one_second_are_both_kept(sqlite_settings: Settings, tm
     """Runs are matched as a multiset: an upgrade identical to one in the backup's log (same
     revisions, same second) is still a run of its own."""
     from llm_proxy_db.database import connect
-    from llm_proxy_db.safety import run_log
+    from llm_proxy_db.migration import run_log
 
     commands.upgrade(sqlite_settings, "0006", no_backup=True)
     with connect(sqlite_settings) as connection:

@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from llm_proxy_db import commands, failures
+from llm_proxy_db import commands, failures, verify
 from llm_proxy_db.cli import streams
 from llm_proxy_db.cli.render import (
     progress_printer,
@@ -34,9 +34,10 @@ from llm_proxy_db.cli.render import (
 )
 from llm_proxy_db.config.masking import mask_message
 from llm_proxy_db.config.parsing import debug_enabled, env_settings, parse_keep_backups, parse_seconds
-from llm_proxy_db.config.settings import Settings, resolve_settings
+from llm_proxy_db.config.settings import Settings
+from llm_proxy_db.dialects import dialect_for
+from llm_proxy_db.dialects.resolve import resolve_settings
 from llm_proxy_db.errors import ConfigError, LLMProxyDBError, MigrationError, VerificationError
-from llm_proxy_db.migration import verify
 from llm_proxy_db.safety import backup, rehearse
 
 app = typer.Typer(
@@ -291,7 +292,7 @@ def migrate_up(
         if start is None:
             start, said = commands.offline_start(settings)
             typer.echo(said, err=True)
-        typer.echo(settings.dialect.OFFLINE_SCRIPT_PREAMBLE + commands.upgrade_sql(settings, to, start), nl=False)
+        typer.echo(dialect_for(settings).OFFLINE_SCRIPT_PREAMBLE + commands.upgrade_sql(settings, to, start), nl=False)
         return
     options = safety(backup_dir, keep_backups, no_backup, lock_timeout)
     if dry_run:
@@ -344,7 +345,7 @@ def migrate_down(
                 hint="e.g. `migrate down --sql --to 0006`",
             )
         script = commands.downgrade_sql(settings, to, start or "head")
-        typer.echo(settings.dialect.OFFLINE_SCRIPT_PREAMBLE + script, nl=False)
+        typer.echo(dialect_for(settings).OFFLINE_SCRIPT_PREAMBLE + script, nl=False)
         return
     options = safety(backup_dir, keep_backups, no_backup, lock_timeout)
     result = commands.downgrade(

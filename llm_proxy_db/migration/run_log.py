@@ -24,8 +24,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from llm_proxy_db import __version__
+from llm_proxy_db.dialects.base import RUN_LOG_TABLE
+from llm_proxy_db.migration.version_table import current_revision
 
-RUN_LOG_TABLE = "llm_proxy_run_log"
 _backup_file: ContextVar[str | None] = ContextVar("llm_proxy_backup_file", default=None)
 
 _metadata = sa.MetaData()
@@ -171,8 +172,6 @@ class ReplacedDatabase:
     @classmethod
     def read(cls, connection: Connection) -> ReplacedDatabase:
         """The revision and run log on ``connection`` (in the caller's transaction)."""
-        from llm_proxy_db.migration.version_table import current_revision
-
         return cls(current_revision(connection), tuple(entries(connection)))
 
 
