@@ -18,10 +18,11 @@ from llm_proxy_db.adoption.adopt import AdoptionResult
 from llm_proxy_db.config.alembic_config import make_config
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
-from llm_proxy_db.errors import ConfigError, SchemaMismatchError, UnknownRevisionError
+from llm_proxy_db.errors import ConfigError, LLMProxyDBError, SchemaMismatchError
 from llm_proxy_db.migration import adoption_record, manifest, revisions, run_log
 from llm_proxy_db.migration.executor import Progress, RunResult
 from llm_proxy_db.migration.revisions import RevisionState
+from llm_proxy_db.safety import dry_run
 from llm_proxy_db.safety.guard import MigrationOutcome, SafetyOptions, guarded_run
 from llm_proxy_db.safety.topology import writable_settings
 from llm_proxy_db.service import token_ids
@@ -127,7 +128,7 @@ def log(settings: Settings, limit: int | None = None) -> list[run_log.Entry]:
     Reads only: a database without a run log (or a missing SQLite file) has no entries.
     """
     if limit is not None and limit < 1:
-        raise ConfigError("--limit must be at least 1")
+        raise ConfigError("--limit must be at least 1", hint="e.g. --limit 20, or leave it out for every run")
     if settings.known_missing():
         return []
     with connect(settings, create=False) as connection:
@@ -175,12 +176,15 @@ def downgrade(
     ``no_backup``), as SQLite always is.
     """
     if (target is None) == (steps is None):
-        raise ConfigError("downgrade needs exactly one of a target revision or a number of steps")
+        raise ConfigError(
+            "downgrade needs exactly one of a target revision or a number of steps",
+            hint="pass target=REV (or base) or steps=N, not both",
+        )
     settings = writable_settings(settings)
     safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout, allow_data_loss)
     if steps is not None:
         if steps < 1:
-            raise ConfigError("--steps must be at least 1")
+            raise ConfigError("--steps must be at least 1", hint="e.g. --steps 1 reverts the newest revision")
         return guarded_run(
             settings, lambda current: revisions.resolve(_steps_below(current, steps)), options=safety,
             progress=progress, version_locations=version_locations,
@@ -208,8 +212,12 @@ def adopt(
     migration lock, a checked SQLite backup), and the plan is made again under the lock.
     With ``dry_run`` only the plan is computed; a missing SQLite file is not created.
     """
-    if settings.known_missing() and dry_run:
-        return adoption.AdoptionResult(adoption.plan_for_missing_database(target))
+    if settings.known_missing():  # refusals come before the file is created
+        missing = adoption.plan_for_missing_database(target)
+        if force_stamp:
+            adoption.refuse_force_stamp(missing.detection, None)
+        if dry_run:
+            return adoption.AdoptionResult(missing)
     if not dry_run:
         settings = writable_settings(settings)
     with connect(settings, foreign_keys=False) as connection:
@@ -265,12 +273,58 @@ def setup(
     return auto_upgrade(settings, enabled=enabled, options=safety, progress=progress)
 
 
+def upgrade_plan(
+    settings: Settings,
+    target: str = revisions.HEAD,
+    *,
+    backup_dir: str | os.PathLike[str] | None = None,
+    no_backup: bool = False,
+) -> dry_run.UpgradePlan:
+    """What ``upgrade`` would do (``migrate up --dry-run``): each pending revision with what it
+    locks, for how long it is expected to, the rows it rewrites, and the backup taken first.
+    Changes nothing: no file, no lock file, no table (:mod:`llm_proxy_db.safety.dry_run`)."""
+    target_id = revisions.resolve(target)
+    where = status(settings)
+    start = where.current_revision
+    if revisions.position(target_id) < revisions.position(start):
+        raise ConfigError(
+            f"target {target} is below the current revision {start}", hint="use migrate down instead"
+        )
+    pending = [rev for rev in where.pending if revisions.position(rev) <= revisions.position(target_id)]
+    note = None
+    if settings.known_missing():
+        note = "the database does not exist yet: it is created, then every revision runs"
+    elif start is None and where.detected_state not in (None, "empty"):
+        note = f"unversioned, detected {where.detected_state}: adopted (stamped) first"
+    return dry_run.plan_upgrade(
+        settings, start, pending, target_id, backup_dir=backup_dir, no_backup=no_backup, note=note,
+    )
+
+
+def offline_start(settings: Settings) -> tuple[str | None, str]:
+    """Where ``migrate up --sql`` without ``--from`` starts: the database's current revision
+    when it can be read, else base; and a sentence saying which (for stderr).  Reads only: a
+    missing SQLite file is not created."""
+    if settings.known_missing():
+        return None, f"-- {settings.describe()} does not exist yet: the script starts at base"
+    try:
+        with connect(settings, create=False) as connection:
+            current = current_revision(connection)
+    except Exception as exc:  # noqa: BLE001 - unreadable is an answer here, not a failure
+        reason = exc.message if isinstance(exc, LLMProxyDBError) else type(exc).__name__
+        return None, f"-- cannot read the current revision ({reason}): the script starts at base (use --from REV)"
+    revisions.position(current)  # a revision of a newer release is refused
+    if current is None:
+        return None, "-- the database has no revision recorded: the script starts at base (use --from REV)"
+    return current, f"-- the database is at revision {current}: the script starts there (use --from REV to choose)"
+
+
 def upgrade_sql(settings: Settings, target: str = revisions.HEAD, start: str | None = None) -> str:
     """The SQL an upgrade from ``start`` (default base) to ``target`` would run, for the dialect."""
     start_id = revisions.resolve(start) if start else None
     end_id = revisions.resolve(target)
     if revisions.position(end_id) < revisions.position(start_id):
-        raise ConfigError(f"{target} is below {start}: use migrate down --sql")
+        raise ConfigError(f"{target} is below {start}", hint="use migrate down --sql --to REV")
     spec = f"{start_id}:{end_id}" if start_id else str(end_id)
     return _offline(settings, lambda config: command.upgrade(config, spec, sql=True))
 
@@ -280,7 +334,7 @@ def downgrade_sql(settings: Settings, target: str, start: str = revisions.HEAD) 
     start_id = revisions.resolve(start)
     end_id = revisions.resolve(target)
     if start_id is None or revisions.position(end_id) > revisions.position(start_id):
-        raise ConfigError(f"{target} is not below {start}: use migrate up --sql")
+        raise ConfigError(f"{target} is not below {start}", hint="use migrate up --sql --to REV")
     spec = f"{start_id}:{end_id or 'base'}"
     return _offline(settings, lambda config: command.downgrade(config, spec, sql=True))
 
@@ -325,8 +379,10 @@ def _migrate(
 def _steps_below(current: str | None, steps: int) -> str:
     depth = revisions.position(current)
     if steps > depth:
-        raise UnknownRevisionError(
-            f"cannot go down {steps} step(s): the database is only {depth} revision(s) above base"
+        raise ConfigError(
+            f"cannot go down {steps} step(s): the database is only {depth} revision(s) above base",
+            hint=f"use --steps {depth} or less (or --to base); nothing was changed" if depth
+            else "the database is at base already; nothing was changed",
         )
     return revisions.BASE if steps == depth else revisions.ids()[depth - steps - 1]
 

@@ -7,6 +7,11 @@ hint) and its exit code.  Messages never contain passwords: build them from
 
 from __future__ import annotations
 
+MISSING_BACKUP_HINT = (
+    "check the path; `ls` the backup directory (--backup-dir, LLM_PROXY_BACKUP_DIR; beside the "
+    "SQLite database by default) for the backups taken; the database was not touched"
+)
+
 
 class LLMProxyDBError(Exception):
     """Base class of every error meant for the user, never shown as a traceback."""

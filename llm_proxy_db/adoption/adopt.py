@@ -223,14 +223,22 @@ def plan_for_missing_database(target: str = revisions.HEAD) -> AdoptionPlan:
     )
 
 
-def _forced_plan(
-    connection: Connection, detection: Detection, target_id: str | None, stamp: str | None
-) -> AdoptionPlan:
+def refuse_force_stamp(detection: Detection, stamp: str | None) -> None:
+    """Raise :class:`ConfigError` unless ``--force-stamp`` can apply to ``detection``: an
+    unversioned database holding our tables, and a revision to stamp."""
     if detection.kind in (VERSIONED, EMPTY) or stamp is None:
         raise ConfigError(
             f"--force-stamp needs an unversioned database holding our tables and a revision; "
-            f"this one is {detection.state_name}"
+            f"this one is {detection.state_name}",
+            hint="run `llm-proxy-db migrate adopt --dry-run` to see the detected state; nothing was changed",
         )
+
+
+def _forced_plan(
+    connection: Connection, detection: Detection, target_id: str | None, stamp: str | None
+) -> AdoptionPlan:
+    refuse_force_stamp(detection, stamp)
+    assert stamp is not None
     expected = revision_fingerprints(connection)[stamp]
     differences = tuple(diff(detection.fingerprint, expected))
     _refuse_extra_tables(detection, expected, stamp)

@@ -176,7 +176,7 @@ def number_from_env(
     try:
         value = parse(raw.strip())
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not {what}") from None
+        raise ConfigError(f"{name}={raw!r} is not {what}", hint=f"{name} is {what}") from None
     if not math.isfinite(value):
         raise ConfigError(f"{name}={raw!r} is not {what}", hint="use a finite number")
     return value

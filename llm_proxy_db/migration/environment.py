@@ -240,4 +240,5 @@ def _check_foreign_keys(connection: Connection, step: Any) -> None:
             f"revision {step.up_revision_id if step.is_upgrade else step.down_revision_ids} "
             f"left {len(problems)} foreign key violation(s): {sample}",
             failed_revision=str(step.up_revision_id),
+            hint="the revision was rolled back; list the rows with `sqlite3 FILE 'PRAGMA foreign_key_check'`",
         )

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING
 
 from llm_proxy_db.config.alembic_config import make_config
 from llm_proxy_db.dialects import dialect_for
-from llm_proxy_db.errors import LLMProxyDBError, MigrationError
+from llm_proxy_db.errors import DataLossError, LLMProxyDBError, MigrationError
 from llm_proxy_db.events import Progress, ProgressEvent
 from llm_proxy_db.failures import explain_driver_message
 from llm_proxy_db.migration import adoption_record, run_log
+from llm_proxy_db.migration.downgrade_folds import ALLOW_DATA_LOSS
 from llm_proxy_db.migration.pg_online import backoff, is_lock_conflict, lock_retries, stop_on_sigterm
 from llm_proxy_db.migration.results import RunResult, StepTiming
 from llm_proxy_db.migration.revisions import between, chain, position, script_directory
@@ -50,8 +51,13 @@ def run(
     *,
     progress: Progress | None = None,
     version_locations: Sequence[str] = (),
+    allow_data_loss: bool = False,
 ) -> RunResult:
-    """Move the database on ``connection`` to ``target`` (None = base), one revision at a time."""
+    """Move the database on ``connection`` to ``target`` (None = base), one revision at a time.
+
+    ``allow_data_loss``: a downgrade meeting rows the older schema rejects folds them
+    (:mod:`~llm_proxy_db.migration.downgrade_folds`) instead of refusing with
+    :class:`~llm_proxy_db.errors.DataLossError`."""
     connection.commit()
     start = current_revision(connection)
     connection.commit()
@@ -61,7 +67,7 @@ def run(
     if start is None and steps:  # a record left by a downgrade done by other means is stale
         _forget_adoption(connection)
     with stop_on_sigterm():
-        _apply(connection, steps, result, progress, version_locations)
+        _apply(connection, steps, result, progress, (tuple(version_locations), allow_data_loss))
     if result.steps and result.after is None:
         _forget_adoption(connection)
     return result
@@ -72,19 +78,24 @@ def _apply(
     steps: list[tuple[str, str | None, str]],
     result: RunResult,
     progress: Progress | None,
-    version_locations: Sequence[str],
+    how: tuple[Sequence[str], bool],
 ) -> None:
-    """Run ``steps`` in order, recording each in ``result``; the first failure raises."""
+    """Run ``steps`` in order, recording each in ``result``; the first failure raises.
+
+    ``how``: the extra version locations, and whether data loss is allowed."""
     for revision, reached, direction in steps:
         _emit(progress, "apply_start", revision, direction)
         started = time.monotonic()
         entry = _entry(revision, direction, result.after, reached)
         retries = _RetryCounter(progress)
         try:
-            _step_retrying(connection, (revision, reached, direction), version_locations, retries, entry)
+            _step_retrying(connection, (revision, reached, direction), how, retries, entry)
         except Exception as exc:
             connection.rollback()
             _emit(progress, "apply_failure", revision, direction, time.monotonic() - started)
+            if isinstance(exc, DataLossError):  # refused before the revision changed anything
+                _log_failure(connection, entry, exc.message)
+                raise
             transactional = dialect_for(connection).TRANSACTIONAL_DDL
             failure = _failure(exc, revision, direction, result.after, transactional, retries.steps)
             _log_failure(connection, entry, failure.message)
@@ -105,7 +116,10 @@ def _forget_adoption(connection: Connection) -> None:
 
 
 class _RetryCounter:
-    """Forwards a revision's own progress events and counts its lock retries."""
+    """Forwards a revision's own progress events and counts its lock retries.
+
+    ``backfill`` events (``detail`` names the phase) get their rate and time left here, from
+    when the phase was first reported: one measure for every dialect's row work."""
 
     def __init__(self, progress: Progress | None) -> None:
         self.progress = progress
@@ -113,23 +127,33 @@ class _RetryCounter:
         self.steps = 0  # transaction boundaries passed: steps committed on their own
         self.revision = self.direction = ""
         self.started = time.monotonic()
+        self._phases: dict[str, tuple[float, int]] = {}  # phase -> (start, rows done then)
 
     def __call__(self, kind: str, detail: str, *, done: int = 0, total: int = 0) -> None:
         if kind == "lock_retry":
             self.count += 1
         elif kind == "step":
             self.steps += 1
-        if self.progress is not None:
-            elapsed = time.monotonic() - self.started
-            self.progress(
-                ProgressEvent(kind, self.revision, self.direction, elapsed, detail, done, total)
-            )
+        if self.progress is None:
+            return
+        now = time.monotonic()
+        event = ProgressEvent(kind, self.revision, self.direction, now - self.started, detail, done, total)
+        if kind == "backfill":
+            event = self._measured(event, now)
+        self.progress(event)
+
+    def _measured(self, event: ProgressEvent, now: float) -> ProgressEvent:
+        began, first = self._phases.setdefault(event.detail, (now, event.done))
+        took = now - began
+        rate = (event.done - first) / took if took > 0 else 0.0
+        eta = (event.total - event.done) / rate if rate > 0 else None
+        return dataclasses.replace(event, phase=event.detail, rate=rate, eta=eta)
 
 
 def _step_retrying(
     connection: Connection,
     step: tuple[str, str | None, str],
-    version_locations: Sequence[str],
+    how: tuple[Sequence[str], bool],
     retries: _RetryCounter,
     entry: Entry,
 ) -> None:
@@ -142,7 +166,7 @@ def _step_retrying(
     attempts = lock_retries() if dialect_for(connection).LOCK_TIMEOUT_RETRIES else 1
     for attempt in range(1, attempts + 1):
         try:
-            _step(connection, revision, reached, direction, version_locations, entry, retries)
+            _step(connection, (revision, reached, direction), how, entry, retries)
             return
         except Exception as exc:
             if attempt == attempts or not is_lock_conflict(exc):
@@ -156,17 +180,18 @@ def _step_retrying(
 
 def _step(
     connection: Connection,
-    revision: str,
-    reached: str | None,
-    direction: str,
-    version_locations: Sequence[str],
+    step: tuple[str, str | None, str],
+    how: tuple[Sequence[str], bool],
     entry: Entry,
     report: _RetryCounter | None = None,
 ) -> None:
     from alembic import command
 
+    revision, reached, direction = step
+    version_locations, allow_data_loss = how
     config = make_config(connection=connection, extra_version_locations=version_locations)
     config.attributes["report"] = report
+    config.attributes[ALLOW_DATA_LOSS] = allow_data_loss
     if direction == "upgrade":
         command.upgrade(config, revision)
     else:

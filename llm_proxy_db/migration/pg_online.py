@@ -406,24 +406,16 @@ def _asynchronous_commit() -> Iterator[None]:
 
 
 class _Meter:
-    """Rows done out of a total, reported with a rate and an estimate of the time left."""
+    """Rows filled out of a total, reported as a ``backfill`` phase (the executor adds the
+    rate and the time left, as for every dialect's row work)."""
 
     def __init__(self, what: str, total: int) -> None:
-        self.what, self.total, self.done = what, total, 0
-        self.started = time.monotonic()
-        report("backfill", f"{what}: {total} rows to fill", 0, total)
+        self.phase, self.total, self.done = f"fill {what}", total, 0
+        report("backfill", self.phase, 0, total)
 
     def add(self, rows: int) -> None:
         self.done += rows
-        elapsed = max(time.monotonic() - self.started, 1e-6)
-        rate = self.done / elapsed
-        left = (self.total - self.done) / rate if rate and self.total > self.done else 0.0
-        report(
-            "backfill",
-            f"{self.what}: {self.done}/{self.total} rows, {rate:,.0f} rows/s, {left:.0f}s left",
-            self.done,
-            self.total,
-        )
+        report("backfill", self.phase, self.done, max(self.total, self.done))
 
 
 @contextmanager

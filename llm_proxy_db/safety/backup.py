@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 
-from llm_proxy_db.config.parsing import DEFAULT_KEEP_BACKUPS, KEEP_BACKUPS_ENV, parse_count
+from llm_proxy_db.config.parsing import DEFAULT_KEEP_BACKUPS, KEEP_BACKUPS_ENV, parse_keep_backups
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.events import Progress
@@ -35,7 +35,7 @@ __all__ = [
 
 def backup_directory(settings: Settings, backup_dir: str | os.PathLike[str] | None = None) -> Path:
     """Where automatic backups go: ``backup_dir``, ``LLM_PROXY_BACKUP_DIR``, or the dialect's
-    default (beside a SQLite file; the working directory for a server's dumps)."""
+    default (beside a SQLite file; ``$XDG_STATE_HOME/llm-proxy-db/backups`` for a server's dumps)."""
     chosen = backup_dir or os.environ.get(BACKUP_DIR_ENV)
     if chosen:
         return Path(chosen).expanduser()
@@ -45,9 +45,9 @@ def backup_directory(settings: Settings, backup_dir: str | os.PathLike[str] | No
 def keep_backups(value: int | None = None, env: Mapping[str, str] | None = None) -> int:
     """How many automatic backups to keep: ``value``, ``LLM_PROXY_KEEP_BACKUPS``, or 5."""
     if value is not None:
-        return parse_count("--keep-backups", value)
+        return parse_keep_backups("--keep-backups", value)
     raw = (os.environ if env is None else env).get(KEEP_BACKUPS_ENV, "")
-    return parse_count(KEEP_BACKUPS_ENV, raw) if raw.strip() else DEFAULT_KEEP_BACKUPS
+    return parse_keep_backups(KEEP_BACKUPS_ENV, raw) if raw.strip() else DEFAULT_KEEP_BACKUPS
 
 
 def backup(
@@ -77,7 +77,7 @@ def take_backup(
     keep: int | None = None,
 ) -> Path:
     """The automatic backup before a schema change (at ``revision``), checked; old automatic
-    SQLite backups beyond ``keep`` are rotated away."""
+    backups (SQLite copies, server dumps) of the same database beyond ``keep`` are rotated away."""
     directory = backup_directory(settings, backup_dir)
     return _runner(settings).take_backup(settings, revision, directory, keep_backups(keep))
 

@@ -99,6 +99,10 @@ def guarded_run(
     keep_backups(options.keep_backups)  # bad options fail before anything is touched
     timeout = lock_timeout(options.lock_timeout)
     scripts = revisions.script_directory(tuple(version_locations))
+    if connection is None and settings.known_missing() and not plan(None, target_for(None), scripts):
+        # A database that does not exist is at base: a refusal (raised by target_for) or
+        # nothing to do must not create it, nor a lock file beside it.
+        return MigrationOutcome(None, None)
     opened: AbstractContextManager[Connection] = (
         nullcontext(connection) if connection is not None else connect(settings, foreign_keys=False)
     )
@@ -121,7 +125,10 @@ def guarded_run(
             refuse_broken_references(connection)
         backup_file = _backup(settings, current, options, progress, lossy=bool(reverted))
         if runner is None:
-            runner = functools.partial(run, progress=progress, version_locations=version_locations)
+            runner = functools.partial(
+                run, progress=progress, version_locations=version_locations,
+                allow_data_loss=options.allow_data_loss,
+            )
         with run_log.backup_file(backup_file):
             result = _run(runner, connection, target, backup_file, current)
     return MigrationOutcome(

@@ -48,15 +48,18 @@ def pg_dump(settings: Settings, target: Path) -> Path:
     The dump (it holds the projects' API keys) is written under a temporary name created
     with mode 0600, and renamed when ``pg_dump`` succeeded; a failure or a signal removes it.
     """
-    if target.exists():
-        raise BackupError(f"{target} already exists; choose another --out")
+    if os.path.lexists(target):  # a dangling symlink too: never replaced, never followed
+        raise BackupError(f"{target} already exists", hint="choose another --out (nothing is ever overwritten)")
     try:
         with written_then_renamed(target, None) as temporary:
             run_tool("pg_dump", settings, ["--format=custom", f"--file={temporary}"])
     except OSError as exc:
         if isinstance(exc, BackupError):
             raise
-        raise BackupError(f"cannot write the dump {target}: {exc.strerror or exc}") from None
+        raise BackupError(
+            f"cannot write the dump {target}: {exc.strerror or exc}",
+            hint="choose a writable --out or --backup-dir with free space",
+        ) from None
     return target
 
 
@@ -153,7 +156,10 @@ def load_dump(settings: Settings, dump: Path) -> None:
         psql_err.seek(0)
         errors = psql_err.read().decode(errors="replace") + restore_err.read().decode(errors="replace")
         reason = _error_line(errors, settings.sqlalchemy_url().password)
-        raise BackupError(f"{what} failed, nothing was changed: {reason}")
+        raise BackupError(
+            f"{what} failed, nothing was changed: {reason}",
+            hint="the load ran in one transaction and was rolled back; fix the cause and restore again",
+        )
 
 
 def _error_line(stderr: str, password: object) -> str:

@@ -25,6 +25,7 @@ from llm_proxy_db.errors import BackupError
 from llm_proxy_db.files import identity, real_path, written_then_renamed
 
 ORIGIN_TABLE = "llm_proxy_backup_origin"
+DAMAGED_HINT = "the file is damaged: use another backup (`llm-proxy-db db restore OTHER`)"
 
 
 def default_backup_directory(settings: Settings) -> Path:
@@ -60,8 +61,11 @@ def copy_database(
     then takes its name.  ``target`` must not exist: nothing existing is ever overwritten,
     and a failed or interrupted copy leaves nothing behind.
     """
-    if target.exists() or target.is_symlink():
-        raise BackupError(f"{target} already exists; refusing to overwrite it")
+    if os.path.lexists(target):
+        raise BackupError(
+            f"{target} already exists; refusing to overwrite it",
+            hint="choose another --out or --backup-dir (nothing is ever overwritten)",
+        )
     try:
         with written_then_renamed(target, real_path(source)) as temporary:
             checked = online_copy(source, temporary)
@@ -161,9 +165,11 @@ def check_database(path: Path) -> None:
         finally:
             connection.close()
     except sqlite3.Error as exc:
-        raise BackupError(f"{path} cannot be read as a SQLite database: {exc}") from None
+        raise BackupError(
+            f"{path} cannot be read as a SQLite database: {exc}", hint=DAMAGED_HINT
+        ) from None
     if rows != ["ok"]:
-        raise BackupError(f"{path} failed PRAGMA quick_check: {'; '.join(map(str, rows[:3]))}")
+        raise BackupError(f"{path} failed PRAGMA quick_check: {'; '.join(map(str, rows[:3]))}", hint=DAMAGED_HINT)
 
 
 def _revision_read_by_sqlite(database: Path) -> str | None:

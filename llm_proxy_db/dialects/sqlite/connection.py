@@ -39,7 +39,10 @@ def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool
 def check_sqlite_path(path: Path, *, create: bool = True) -> None:
     """Refuse a path that is a directory or a file that is not a SQLite database."""
     if path.is_dir():
-        raise DatabaseConnectionError(f"{path} is a directory, not a SQLite database file")
+        raise DatabaseConnectionError(
+            f"{path} is a directory, not a SQLite database file",
+            hint="point DATABASE_PATH (--database-path) at the database file, e.g. data/llm-proxy.db",
+        )
     if path.exists():
         if not is_sqlite_file(path):
             raise DatabaseConnectionError(
@@ -48,11 +51,17 @@ def check_sqlite_path(path: Path, *, create: bool = True) -> None:
             )
         return
     if not create:
-        raise DatabaseConnectionError(f"SQLite database {path} does not exist")
+        raise DatabaseConnectionError(
+            f"SQLite database {path} does not exist",
+            hint="check DATABASE_PATH (--database-path); `llm-proxy-db setup` creates a new one",
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DatabaseConnectionError(f"cannot create directory {path.parent}: {exc.strerror}") from None
+        raise DatabaseConnectionError(
+            f"cannot create directory {path.parent}: {exc.strerror}",
+            hint="create it yourself with the right owner, or point DATABASE_PATH elsewhere",
+        ) from None
 
 
 def is_sqlite_file(path: Path) -> bool:
