@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 # shows its adoption record, which the full path reads.  Each dialect's read_versions
 # answers "(adopted)" for such a database unless adopted_ok.
 ADOPTION_TABLE = "llm_proxy_adoption"
+# Written into every SQLite backup (where it came from); a backup copied into place carries it.
+BACKUP_ORIGIN_TABLE = "llm_proxy_backup_origin"
 # What every dialect's read_versions runs (bench/startup.py times it with the bare drivers).
 VERSION_QUERY = "SELECT version_num FROM alembic_version"
 # postgres://user[:password]@host[:port]/dbname and nothing else: no query, no escapes.

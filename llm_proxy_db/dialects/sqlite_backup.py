@@ -16,6 +16,7 @@ and the safety copy a restore keeps (``.pre-restore.bak``) are never deleted by 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -35,6 +36,7 @@ from llm_proxy_db.errors import BackupError
 from llm_proxy_db.migration import revisions
 from llm_proxy_db.migration.executor import Progress
 from llm_proxy_db.migration.version_table import current_revision
+from llm_proxy_db.quick_status import BACKUP_ORIGIN_TABLE
 from llm_proxy_db.safety import run_log
 from llm_proxy_db.safety.backup import RestoreResult
 from llm_proxy_db.safety.files import (
@@ -49,7 +51,7 @@ from llm_proxy_db.safety.locking import migration_lock
 from llm_proxy_db.safety.restore_in_place import replace_contents
 
 REQUIRED_TABLES = ("projects", "tokens")
-ORIGIN_TABLE = "llm_proxy_backup_origin"
+ORIGIN_TABLE = BACKUP_ORIGIN_TABLE
 # Differences a restore accepts: things an operator added to a known schema.
 OPERATOR_ADDITIONS = ("unexpected index ", "unexpected column ", "unexpected table ")
 _STAMP = "%Y%m%dT%H%M%SZ"
@@ -125,10 +127,25 @@ def copy_database(
                 check_database(temporary)
     except (OSError, sqlite3.Error) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise BackupError(
-            f"cannot write the backup {target}: {reason}",
-            hint="free disk space or choose a writable --backup-dir (or pass --no-backup)",
-        ) from None
+        raise BackupError(f"cannot write the backup {target}: {reason}", hint=backup_failure_hint(exc)) from None
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST)
+
+
+def backup_failure_hint(exc: BaseException) -> str:
+    """The remedy for a backup that could not be written, from its real cause: a full disk,
+    a place this user cannot write, or anything else (never a guess at one of those)."""
+    text = str(exc).lower()
+    if (isinstance(exc, OSError) and exc.errno in _FULL) or "disk is full" in text or "database or disk" in text:
+        return "free disk space where the backup is written, or choose another --backup-dir (or pass --no-backup)"
+    if isinstance(exc, OSError) and exc.errno in _NOT_WRITABLE or "readonly" in text or "unable to open" in text:
+        return "choose an existing directory writable by this user (--backup-dir, --out), or pass --no-backup"
+    return (
+        "the copy failed for the reason above (not space, not permissions); the database was not "
+        "touched: rerun with LLM_PROXY_DEBUG=1 and report it, or pass --no-backup after your own copy"
+    )
 
 
 def online_copy(source: Path, target: Path) -> bool:
@@ -177,6 +194,10 @@ def _record_origin(copy: Path, source: Path, revision: str | None) -> None:
     """Write the small origin table into the copy (never into the database itself)."""
     connection = sqlite3.connect(str(copy), isolation_level=None)
     try:
+        # A database that is itself a backup copied into place carries the table already:
+        # replaced, in one transaction, so a copy records exactly one origin, its own.
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute(f"DROP TABLE IF EXISTS {ORIGIN_TABLE}")
         connection.execute(
             f"CREATE TABLE {ORIGIN_TABLE} (database TEXT NOT NULL, identity TEXT NOT NULL, "
             "revision TEXT, taken_at TEXT NOT NULL, tool_version TEXT NOT NULL)"
@@ -186,6 +207,7 @@ def _record_origin(copy: Path, source: Path, revision: str | None) -> None:
             f"INSERT INTO {ORIGIN_TABLE} VALUES (?, ?, ?, ?, ?)",
             (str(real_path(source)), identity(source), revision, taken, __version__),
         )
+        connection.execute("COMMIT")
     finally:
         connection.close()
 

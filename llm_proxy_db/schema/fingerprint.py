@@ -21,7 +21,8 @@ inspector; what differs only in spelling between dialects or between ``CREATE TA
 
 Only our tables are fingerprinted; every other table (``alembic_version``,
 ``goose_db_version``, ``migration_lock``, ``sqlite_sequence``, a user's own) is listed in
-``other_tables``, which takes no part in comparisons.  Nullability is compared as the
+``other_tables``, which takes no part in comparisons (a SQLite backup's
+``llm_proxy_backup_origin``, carried by a backup copied into place, is not even listed).  Nullability is compared as the
 database reports it: on SQLite a ``TEXT PRIMARY KEY`` column is nullable, as in the
 service's DDL.
 """
@@ -37,8 +38,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from llm_proxy_db.dialects import dialect_for
+from llm_proxy_db.quick_status import BACKUP_ORIGIN_TABLE
 
 OUR_TABLES = ("projects", "tokens", "audit_events")
+# The tool's own record in a SQLite backup (a backup copied into place carries it): not even listed.
+TOOL_BOOKKEEPING = (BACKUP_ORIGIN_TABLE,)
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,7 @@ def fingerprint(connection: Connection) -> Fingerprint:
     inspector = sa.inspect(connection)
     names = inspector.get_table_names()
     ours = [name for name in OUR_TABLES if name in names]
-    others = tuple(sorted(name for name in names if name not in OUR_TABLES))
+    others = tuple(sorted(name for name in names if name not in OUR_TABLES and name not in TOOL_BOOKKEEPING))
     if not ours:
         return Fingerprint(tables={}, other_tables=others)
     dialect = dialect_for(connection)
