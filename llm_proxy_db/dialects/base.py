@@ -173,6 +173,11 @@ class ServerDialect(Dialect, Protocol):
         """Load a dump written by :meth:`dump` into the (empty) database of ``settings``."""
         ...
 
+    def schema_objects(self, connection: Connection) -> list[str]:
+        """``kind name`` of every object of the database's schema, of every kind; [] when
+        empty (a restore without ``--force`` loads into an empty database only)."""
+        ...
+
     def drop_everything(self, connection: Connection) -> None:
         """Drop every table and view of the database of ``connection`` (a forced restore)."""
         ...

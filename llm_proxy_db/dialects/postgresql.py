@@ -22,6 +22,7 @@ from llm_proxy_db.config.masking import mask_connection_string
 from llm_proxy_db.dialects import scratch, server_backup
 from llm_proxy_db.dialects.scratch import ScratchRecipe
 from llm_proxy_db.dialects.server_backup import default_backup_directory, needs_backup  # noqa: F401 (the protocol's, shared by the servers)
+from llm_proxy_db.dialects.pg_objects import schema_objects  # noqa: F401 (the ServerDialect protocol's)
 from llm_proxy_db.errors import BackupError, ConfigError
 from llm_proxy_db.quick_status import ADOPTION_TABLE, VERSION_QUERY
 
@@ -371,6 +372,7 @@ LOAD_REPLACES = True
 
 # Drops every object of the current schema that is not an extension's (the schema itself, its
 # owner and grants stay): relations, routines, then types; CASCADE takes what depends on them.
+# An identity column's sequence is internal to its table ('i'): it goes with the table.
 _DROP_SCHEMA_CONTENTS = r"""DO $llm_proxy_drop$
 DECLARE
   obj record;
@@ -382,7 +384,7 @@ BEGIN
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                       AND d.objid = c.oid AND d.deptype = 'e')
+                       AND d.objid = c.oid AND d.deptype IN ('e', 'i'))
     UNION ALL
     SELECT CASE p.prokind WHEN 'a' THEN 'AGGREGATE' WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
            format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)), 2
