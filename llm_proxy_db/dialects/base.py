@@ -102,6 +102,11 @@ class Dialect(Protocol):
         """CHECK constraints per table where SQLAlchemy's reflection misses some; else None."""
         ...
 
+    def relations_named(self, connection: Connection, names: tuple[str, ...]) -> dict[str, str]:
+        """``name -> kind`` for each of ``names`` that exists as something other than a plain
+        table (a view, a sequence, ...): adoption must see what impersonates or blocks a table."""
+        ...
+
     def copy_of(self, settings: Settings, work_dir: Path) -> AbstractContextManager[Settings]:
         """A throw-away consistent copy of ``settings``' database (files go in ``work_dir``)."""
         ...

@@ -24,3 +24,19 @@ SCHEMA_OBJECTS_SQL = (
 def schema_objects(connection: Connection) -> list[str]:
     """``kind name`` of every object in the connection's database, sorted; [] when empty."""
     return [f"{kind} {name}" for kind, name in connection.exec_driver_sql(SCHEMA_OBJECTS_SQL)]
+
+
+_KINDS = {"VIEW": "view", "SEQUENCE": "sequence", "SYSTEM VERSIONED": "system-versioned table"}
+
+
+def relations_named(connection: Connection, names: tuple[str, ...]) -> dict[str, str]:
+    """``name -> kind`` for each of ``names`` that exists in the database as something other
+    than a plain table (a view; on MariaDB a sequence or a system-versioned table)."""
+    import sqlalchemy as sa
+
+    query = sa.text(
+        "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = DATABASE() "
+        "AND table_name IN :names AND table_type NOT IN ('BASE TABLE', 'TEMPORARY')"
+    ).bindparams(sa.bindparam("names", expanding=True))
+    rows = connection.execute(query, {"names": list(names)}).all()
+    return {str(name): _KINDS.get(str(kind).upper(), str(kind).lower()) for name, kind in rows}

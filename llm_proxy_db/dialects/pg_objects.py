@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 _RELATION_KIND = (
     "CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table' WHEN 'f' THEN 'foreign table' "
     "WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' "
-    "WHEN 'c' THEN 'composite type' ELSE 'relation' END"
+    "WHEN 'c' THEN 'composite type' WHEN 'i' THEN 'index' WHEN 'I' THEN 'partitioned index' ELSE 'relation' END"
 )
 _CATALOGS = (
     (_RELATION_KIND, "pg_class c", "c.relname", "c.relnamespace",
@@ -67,3 +67,23 @@ SCHEMA_OBJECTS_SQL = " UNION ALL ".join(
 def schema_objects(connection: Connection) -> list[str]:
     """``kind name`` of every object in the connection's current schema, sorted; [] when empty."""
     return [f"{kind} {name}" for kind, name in connection.exec_driver_sql(SCHEMA_OBJECTS_SQL)]
+
+
+# Objects sharing the relation namespace (or the type namespace, which every table's row type
+# joins) with a table of that name: anything but a plain table blocks or impersonates it.
+_RELATIONS_NAMED_SQL = (
+    f"SELECT c.relname::text, {_RELATION_KIND} "
+    "FROM pg_class c WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) "
+    "AND c.relname = ANY(%(names)s) AND c.relkind <> 'r' "
+    "UNION ALL SELECT t.typname::text, CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'type' END FROM pg_type t "
+    "WHERE t.typnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) "
+    "AND t.typname = ANY(%(names)s) AND t.typrelid = 0"
+)
+
+
+def relations_named(connection: Connection, names: tuple[str, ...]) -> dict[str, str]:
+    """``name -> kind`` for each of ``names`` that exists in the current schema as something
+    other than a plain table (a view, a materialized view, a partitioned or foreign table, a
+    sequence, an index, a type or domain)."""
+    rows = connection.exec_driver_sql(_RELATIONS_NAMED_SQL, {"names": list(names)}).all()
+    return {str(name): str(kind) for name, kind in rows}

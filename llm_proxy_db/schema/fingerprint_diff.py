@@ -18,7 +18,11 @@ from llm_proxy_db.schema.fingerprint import ColumnPrint, Fingerprint, TablePrint
 
 def diff(actual: Fingerprint, expected: Fingerprint) -> list[str]:
     """What must change in ``actual`` to make it ``expected``; [] when they are equal."""
-    lines: list[str] = []
+    lines = [
+        f"{name} is a {kind}, not a table"
+        for name, kind in sorted(actual.other_kinds.items())
+        if expected.other_kinds.get(name) != kind
+    ]
     for name in sorted(set(expected.tables) | set(actual.tables)):
         if name not in actual.tables:
             lines.append(f"table {name} missing")
