@@ -147,7 +147,7 @@ def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool
     assert settings.database_path is not None
     check_sqlite_path(settings.database_path, create=create)
     engine = sa.create_engine(settings.sqlalchemy_url(), poolclass=NullPool)
-    _install_hooks(engine, foreign_keys=foreign_keys)
+    _install_hooks(engine, foreign_keys=foreign_keys, create=create)
     return engine
 
 
@@ -192,9 +192,12 @@ def is_sqlite_file(path: Path) -> bool:
     return True
 
 
-def _install_hooks(engine: Engine, *, foreign_keys: bool) -> None:
-    """Take transaction control from ``sqlite3`` so DDL is transactional (SQLAlchemy's recipe)."""
+def _install_hooks(engine: Engine, *, foreign_keys: bool, create: bool = True) -> None:
+    """Take transaction control from ``sqlite3`` so DDL is transactional (SQLAlchemy's recipe);
+    a database this engine creates is made in the service's WAL mode (:mod:`.sqlite_journal`)."""
     from sqlalchemy import event
+
+    from llm_proxy_db.dialects.sqlite_journal import on_new_database
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -203,6 +206,8 @@ def _install_hooks(engine: Engine, *, foreign_keys: bool) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
         cursor.close()
+        if create or not foreign_keys:  # a writer; reads never write, not even a header
+            on_new_database(dbapi_connection)
 
     # Migration connections (foreign keys off) take the write lock when their transaction
     # starts: a deferred BEGIN that later writes gets SQLITE_BUSY at once while the service

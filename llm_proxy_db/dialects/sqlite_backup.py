@@ -31,6 +31,7 @@ from llm_proxy_db import __version__
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects.sqlite import check_sqlite_path, is_sqlite_file
+from llm_proxy_db.dialects.sqlite_journal import to_service_mode
 from llm_proxy_db.dialects.sqlite_snapshot import snapshot_copy
 from llm_proxy_db.errors import BackupError
 from llm_proxy_db.migration import revisions
@@ -369,11 +370,14 @@ def _healthy(database: Path) -> bool:
 
 
 def _swap(staged: Path, database: Path) -> None:
-    """Rename the staged copy over a damaged or missing database (mode and owner kept)."""
+    """Rename the staged copy, in the service's WAL mode, over a damaged or missing database
+    (mode and owner kept); the old file's journal files go first, so none is ever read
+    with the new file."""
+    to_service_mode(staged)
     match_database(staged, database if database.exists() else None)
-    os.replace(staged, database)
     for suffix in ("-wal", "-shm", "-journal"):
         _remove_quietly(database.with_name(database.name + suffix))
+    os.replace(staged, database)
 
 
 def inspect_backup(path: Path) -> str | None:
