@@ -64,6 +64,11 @@ class MigrationError(LLMProxyDBError, RuntimeError):
         self.backup_file = backup_file
 
 
+class SchemaAppearedError(MigrationError):
+    """Our tables appeared between "the database is empty" and the first revision (the
+    service started meanwhile); nothing was changed, the caller detects again and adopts."""
+
+
 class UnknownRevisionError(LLMProxyDBError, LookupError):
     """A revision (requested, or recorded in the database) is not known to this code."""
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from llm_proxy_db.dialects import dialect_for
-from llm_proxy_db.errors import LLMProxyDBError, MigrationError
+from llm_proxy_db.errors import LLMProxyDBError, MigrationError, SchemaAppearedError
 from llm_proxy_db.failures import explain_driver_message
 
 if TYPE_CHECKING:
@@ -49,6 +49,10 @@ class ProgressEvent:
 
 
 Progress = Callable[[ProgressEvent], None]
+
+# Tests set this to act in the gap between the decision "the database is empty" and the first
+# revision's transaction (a service creating its schema meanwhile: issue 21, item 8).
+before_first_revision_hook: Callable[[], None] | None = None
 
 
 @dataclass
@@ -136,6 +140,8 @@ def _apply(
         retries = _RetryCounter(progress)
         try:
             _step_retrying(connection, (revision, reached, direction), version_locations, retries, entry)
+        except SchemaAppearedError:
+            raise  # nothing ran: not a failed revision (the caller adopts what appeared)
         except Exception as exc:
             connection.rollback()
             _emit(progress, "apply_failure", revision, direction, time.monotonic() - started)
@@ -227,12 +233,38 @@ def _step(
 
     config = make_config(connection=connection, extra_version_locations=version_locations)
     config.attributes["report"] = report
+    if direction == "upgrade" and entry.from_revision is None:
+        _begin_on_an_empty_schema(connection, revision)
     if direction == "upgrade":
         command.upgrade(config, revision)
     else:
         command.downgrade(config, reached or "base")
     run_log.write(connection, dataclasses.replace(entry, ended_at=run_log.now()))
     connection.commit()  # the revision and its run-log row in one transaction
+
+
+def _begin_on_an_empty_schema(connection: Connection, revision: str) -> None:
+    """The first revision from base: begin its transaction here (SQLite: ``BEGIN IMMEDIATE``,
+    the write lock) and check, under it, that none of our tables exists yet.
+
+    The service ignores our migration lock on SQLite and may create its schema after we found
+    the database empty; checking in the transaction that creates ours closes that gap (the
+    revision then runs inside this transaction, which ``_step`` commits).  When the tables did
+    appear: :class:`SchemaAppearedError`, nothing changed (the caller adopts them).
+    """
+    from llm_proxy_db.schema.fingerprint import our_tables_present
+
+    if before_first_revision_hook is not None:
+        before_first_revision_hook()
+    connection.begin()
+    if our_tables_present(connection):
+        connection.rollback()
+        raise SchemaAppearedError(
+            f"the service's tables appeared before revision {revision} could create them "
+            "(the service started meanwhile); nothing was changed",
+            failed_revision=revision,
+            hint="run the command again: it adopts what the service created",
+        )
 
 
 def _entry(revision: str, direction: str, start: str | None, reached: str | None) -> Entry:
