@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from llm_proxy_db.adoption.known_states import KnownState
     from llm_proxy_db.config.settings import Settings
+    from llm_proxy_db.dialects.interrupts import Stop
     from llm_proxy_db.dialects.server_backup import DumpInfo
     from llm_proxy_db.migration.executor import Progress
     from llm_proxy_db.safety.backup import RestoreResult
@@ -105,6 +106,11 @@ class Dialect(Protocol):
     def relations_named(self, connection: Connection, names: tuple[str, ...]) -> dict[str, str]:
         """``name -> kind`` for each of ``names`` that exists as something other than a plain
         table (a view, a sequence, ...): adoption must see what impersonates or blocks a table."""
+        ...
+
+    def interruptible(self, connection: Connection) -> AbstractContextManager[Stop]:
+        """For a run of revisions: a signal stops the running statement at once; the
+        :class:`~llm_proxy_db.dialects.interrupts.Stop` yielded records it."""
         ...
 
     def copy_of(self, settings: Settings, work_dir: Path) -> AbstractContextManager[Settings]:

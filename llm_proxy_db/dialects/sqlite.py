@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llm_proxy_db.dialects.sqlite_interrupt import interruptible  # noqa: F401 (the protocol's)
 from llm_proxy_db.dialects.sqlite_objects import relations_named  # noqa: F401 (the protocol's)
 from llm_proxy_db.errors import DatabaseConnectionError
 from llm_proxy_db.quick_status import ADOPTION_TABLE, VERSION_QUERY

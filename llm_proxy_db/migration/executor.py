@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from llm_proxy_db.dialects import dialect_for
-from llm_proxy_db.errors import LLMProxyDBError, MigrationError, SchemaAppearedError
+from llm_proxy_db.errors import LLMProxyDBError, MigrationError, MigrationInterrupted, SchemaAppearedError
 from llm_proxy_db.failures import explain_driver_message
 
 if TYPE_CHECKING:
@@ -118,8 +118,13 @@ def run(
         _forget_adoption(connection)
     from llm_proxy_db.migration.pg_online import stop_on_sigterm
 
-    with stop_on_sigterm():
-        _apply(connection, steps, result, progress, version_locations)
+    with stop_on_sigterm(), dialect_for(connection).interruptible(connection) as stop:
+        try:
+            _apply(connection, steps, result, progress, version_locations)
+        except BaseException as exc:
+            if stop.signal is None:
+                raise
+            raise _interrupted(connection, stop.signal, result, steps) from exc
     if result.steps and result.after is None:
         _forget_adoption(connection)
     return result
@@ -241,6 +246,27 @@ def _step(
         command.downgrade(config, reached or "base")
     run_log.write(connection, dataclasses.replace(entry, ended_at=run_log.now()))
     connection.commit()  # the revision and its run-log row in one transaction
+
+
+def _interrupted(
+    connection: Connection, signum: int, result: RunResult, steps: list[tuple[str, str | None, str]]
+) -> MigrationInterrupted:
+    """A run stopped by a signal: the revision running is rolled back, and the error says so."""
+    import signal as signals
+
+    if not connection.closed and not connection.invalidated:
+        connection.rollback()
+    done = len(result.steps)
+    running = steps[done] if done < len(steps) else None
+    name = signals.Signals(signum).name
+    what = f"{running[2]} of revision {running[0]}" if running else "the run"
+    return MigrationInterrupted(
+        f"interrupted by {name} during {what}: rolled back; the database is at revision "
+        f"{result.after or 'base'}",
+        signal=signum,
+        current_revision=result.after,
+        hint="run the command again to finish (each revision is one transaction: nothing half-done stays)",
+    )
 
 
 def _begin_on_an_empty_schema(connection: Connection, revision: str) -> None:
