@@ -137,27 +137,47 @@ def _apply(
     progress: Progress | None,
     version_locations: Sequence[str],
 ) -> None:
-    """Run ``steps`` in order, recording each in ``result``; the first failure raises."""
+    """Run ``steps`` in order, recording each in ``result``; the first failure raises.
+
+    From base on a dialect whose service creates its schema at start-up whatever our lock says
+    (SQLite), the whole chain runs in one write transaction begun by
+    :func:`_begin_on_an_empty_schema`: the service sees no table or all of them, never a
+    half-made schema to complete between two revisions.  A failure then leaves base.
+    """
+    together = _create_in_one_transaction(connection, steps, result)
+    if together:
+        _begin_on_an_empty_schema(connection, steps[0][0])
     for revision, reached, direction in steps:
         _emit(progress, "apply_start", revision, direction)
         started = time.monotonic()
         entry = _entry(revision, direction, result.after, reached)
         retries = _RetryCounter(progress)
         try:
-            _step_retrying(connection, (revision, reached, direction), version_locations, retries, entry)
-        except SchemaAppearedError:
-            raise  # nothing ran: not a failed revision (the caller adopts what appeared)
+            _step_retrying(connection, (revision, reached, direction), version_locations, retries, entry,
+                           commit=not together)
         except Exception as exc:
             connection.rollback()
             _emit(progress, "apply_failure", revision, direction, time.monotonic() - started)
             transactional = dialect_for(connection).TRANSACTIONAL_DDL
-            failure = _failure(exc, revision, direction, result.after, transactional, retries.steps)
+            now_at = None if together else result.after
+            failure = _failure(exc, revision, direction, now_at, transactional, retries.steps)
             _log_failure(connection, entry, failure.message)
             raise failure from exc
         elapsed = time.monotonic() - started
         result.steps.append(StepTiming(revision, direction, elapsed, retries.count))
         result.after = reached
         _emit(progress, "apply_success", revision, direction, elapsed)
+    if together:
+        connection.commit()
+
+
+def _create_in_one_transaction(
+    connection: Connection, steps: list[tuple[str, str | None, str]], result: RunResult
+) -> bool:
+    """Whether ``steps`` create the schema from base where the service may create it meanwhile."""
+    dialect = dialect_for(connection)
+    from_base = bool(steps) and result.after is None and steps[0][2] == "upgrade"
+    return from_base and dialect.SERVICE_START_ARTEFACTS and dialect.TRANSACTIONAL_DDL
 
 
 def _forget_adoption(connection: Connection) -> None:
@@ -199,6 +219,8 @@ def _step_retrying(
     version_locations: Sequence[str],
     retries: _RetryCounter,
     entry: Entry,
+    *,
+    commit: bool = True,
 ) -> None:
     """One revision; on PostgreSQL tried again (rolled back first) when it lost a lock race.
 
@@ -211,7 +233,7 @@ def _step_retrying(
     attempts = lock_retries() if dialect_for(connection).LOCK_TIMEOUT_RETRIES else 1
     for attempt in range(1, attempts + 1):
         try:
-            _step(connection, revision, reached, direction, version_locations, entry, retries)
+            _step(connection, revision, reached, direction, version_locations, entry, retries, commit=commit)
             return
         except Exception as exc:
             if attempt == attempts or not is_lock_conflict(exc):
@@ -231,6 +253,8 @@ def _step(
     version_locations: Sequence[str],
     entry: Entry,
     report: _RetryCounter | None = None,
+    *,
+    commit: bool = True,
 ) -> None:
     from alembic import command
     from llm_proxy_db.config.alembic_config import make_config
@@ -238,14 +262,13 @@ def _step(
 
     config = make_config(connection=connection, extra_version_locations=version_locations)
     config.attributes["report"] = report
-    if direction == "upgrade" and entry.from_revision is None:
-        _begin_on_an_empty_schema(connection, revision)
     if direction == "upgrade":
         command.upgrade(config, revision)
     else:
         command.downgrade(config, reached or "base")
     run_log.write(connection, dataclasses.replace(entry, ended_at=run_log.now()))
-    connection.commit()  # the revision and its run-log row in one transaction
+    if commit:
+        connection.commit()  # the revision and its run-log row in one transaction
 
 
 def _interrupted(
@@ -254,7 +277,12 @@ def _interrupted(
     """A run stopped by a signal: the revision running is rolled back, and the error says so."""
     import signal as signals
 
+    from llm_proxy_db.migration.version_table import current_revision
+
+    at = result.after
     if not connection.closed and not connection.invalidated:
+        connection.rollback()
+        at = current_revision(connection)  # what was committed (a chain from base: nothing)
         connection.rollback()
     done = len(result.steps)
     running = steps[done] if done < len(steps) else None
@@ -262,20 +290,20 @@ def _interrupted(
     what = f"{running[2]} of revision {running[0]}" if running else "the run"
     return MigrationInterrupted(
         f"interrupted by {name} during {what}: rolled back; the database is at revision "
-        f"{result.after or 'base'}",
+        f"{at or 'base'}",
         signal=signum,
-        current_revision=result.after,
+        current_revision=at,
         hint="run the command again to finish (each revision is one transaction: nothing half-done stays)",
     )
 
 
 def _begin_on_an_empty_schema(connection: Connection, revision: str) -> None:
-    """The first revision from base: begin its transaction here (SQLite: ``BEGIN IMMEDIATE``,
+    """Begin the transaction that creates the schema from base (SQLite: ``BEGIN IMMEDIATE``,
     the write lock) and check, under it, that none of our tables exists yet.
 
     The service ignores our migration lock on SQLite and may create its schema after we found
     the database empty; checking in the transaction that creates ours closes that gap (the
-    revision then runs inside this transaction, which ``_step`` commits).  When the tables did
+    revisions run inside this transaction, committed once at the end).  When the tables did
     appear: :class:`SchemaAppearedError`, nothing changed (the caller adopts them).
     """
     from llm_proxy_db.schema.fingerprint import our_tables_present
