@@ -18,6 +18,7 @@ from llm_proxy_db.adoption import record as adoption_record
 from llm_proxy_db.adoption.adopt import AdoptionResult
 from llm_proxy_db.config.alembic_config import make_config
 from llm_proxy_db.config.settings import Settings
+from llm_proxy_db.config.waits import bounded_waits
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import ConfigError, SchemaMismatchError, UnknownRevisionError
@@ -153,7 +154,8 @@ def upgrade(
     :mod:`llm_proxy_db.safety.guard`); the result names the backup taken, if any.
     """
     safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
-    return _migrate(settings, target, "upgrade", progress, version_locations, safety)
+    with bounded_waits(lock_timeout):
+        return _migrate(settings, target, "upgrade", progress, version_locations, safety)
 
 
 def downgrade(
@@ -179,6 +181,18 @@ def downgrade(
     if (target is None) == (steps is None):
         raise ConfigError("downgrade needs exactly one of a target revision or a number of steps")
     safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout, allow_data_loss)
+    with bounded_waits(lock_timeout):
+        return _downgrade(settings, target, steps, progress, version_locations, safety)
+
+
+def _downgrade(
+    settings: Settings,
+    target: str | None,
+    steps: int | None,
+    progress: Progress | None,
+    version_locations: Sequence[str],
+    safety: SafetyOptions,
+) -> MigrationOutcome:
     if steps is not None:
         if steps < 1:
             raise ConfigError("--steps must be at least 1")
@@ -211,12 +225,13 @@ def adopt(
     """
     if settings.known_missing() and dry_run:
         return adoption.AdoptionResult(adoption.plan_for_missing_database(target))
-    with connect(settings, foreign_keys=False) as connection:
-        planned = adoption.adopt(connection, target, dry_run=True, force_stamp=force_stamp)
-    if dry_run:
-        return planned
-    safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
-    return _guarded_adopt(settings, planned, force_stamp, progress, safety)
+    with bounded_waits(lock_timeout):
+        with connect(settings, foreign_keys=False) as connection:
+            planned = adoption.adopt(connection, target, dry_run=True, force_stamp=force_stamp)
+        if dry_run:
+            return planned
+        safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
+        return _guarded_adopt(settings, planned, force_stamp, progress, safety)
 
 
 def _guarded_adopt(
@@ -261,7 +276,8 @@ def setup(
     at head; honours ``LLM_PROXY_AUTO_MIGRATE`` unless ``enabled`` is given.
     """
     safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
-    return auto_upgrade(settings, enabled=enabled, options=safety, progress=progress)
+    with bounded_waits(lock_timeout):
+        return auto_upgrade(settings, enabled=enabled, options=safety, progress=progress)
 
 
 def upgrade_sql(settings: Settings, target: str = revisions.HEAD, start: str | None = None) -> str:

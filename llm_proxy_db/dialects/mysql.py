@@ -376,8 +376,12 @@ def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool
     import sqlalchemy as sa
     from sqlalchemy.pool import NullPool
 
+    from llm_proxy_db.dialects.mysql_waits import bound_lock_waits
+
     del foreign_keys, create  # always on; a server database is never created here
-    return sa.create_engine(settings.sqlalchemy_url(), poolclass=NullPool)
+    engine = sa.create_engine(settings.sqlalchemy_url(), poolclass=NullPool)
+    bound_lock_waits(engine)  # every statement waits for a lock at most --lock-timeout
+    return engine
 
 
 @contextmanager

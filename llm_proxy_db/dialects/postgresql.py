@@ -231,8 +231,12 @@ def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool
     import sqlalchemy as sa
     from sqlalchemy.pool import NullPool
 
+    from llm_proxy_db.dialects.pg_waits import bound_lock_waits
+
     del foreign_keys, create  # always on; a server database is never created here
-    return sa.create_engine(settings.sqlalchemy_url(), poolclass=NullPool)
+    engine = sa.create_engine(settings.sqlalchemy_url(), poolclass=NullPool)
+    bound_lock_waits(engine)  # every read waits for a lock at most --lock-timeout
+    return engine
 
 
 # -- the migration lock -----------------------------------------------------------------------
@@ -307,7 +311,11 @@ def read_versions_at(libpq_url: str, adopted_ok: bool) -> list[str]:
     """:func:`read_versions` for a libpq URL (no SQLAlchemy needed to build it)."""
     import psycopg  # only PostgreSQL users pay for importing it
 
-    with psycopg.connect(libpq_url, autocommit=True) as connection:
+    from llm_proxy_db.config.waits import wait_bound_ms
+
+    with psycopg.connect(libpq_url, autocommit=True) as connection, connection.transaction():
+        # A session holding a lock on alembic_version is waited for at most --lock-timeout.
+        connection.execute(f"SELECT set_config('lock_timeout', '{wait_bound_ms()}ms', true)")
         rows = [row[0] for row in connection.execute(VERSION_QUERY)]
         if not adopted_ok and connection.execute(_ADOPTED).fetchone() is not None:
             return ["(adopted)"]
@@ -547,7 +555,10 @@ def _client_env(settings: Settings) -> tuple[dict[str, str], str]:
     from sqlalchemy.engine import URL as SaURL
 
     url = settings.sqlalchemy_url()
+    from llm_proxy_db.dialects.pg_waits import client_options
+
     env = dict(os.environ)  # a PGPASSWORD of the environment serves a URL without a password
+    env["PGOPTIONS"] = client_options(env.get("PGOPTIONS", ""))  # its lock waits bounded too
     if url.password:
         env["PGPASSWORD"] = str(url.password)
     # URL.set(password=None) keeps the password (None means "unchanged"): build it without one.

@@ -152,6 +152,14 @@ def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool
     return engine
 
 
+def busy_timeout_ms() -> int:
+    """How long a statement waits for another connection's lock: ``--lock-timeout`` (or
+    ``LLM_PROXY_LOCK_TIMEOUT``) when given, else :data:`SQLITE_BUSY_TIMEOUT_MS`."""
+    from llm_proxy_db.config.waits import configured, wait_bound_ms
+
+    return wait_bound_ms() if configured() else SQLITE_BUSY_TIMEOUT_MS
+
+
 def check_sqlite_path(path: Path, *, create: bool = True) -> None:
     """Refuse a path that is a directory or a file that is not a SQLite database."""
     if path.is_dir():
@@ -204,7 +212,7 @@ def _install_hooks(engine: Engine, *, foreign_keys: bool, create: bool = True) -
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms()}")
         cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
         cursor.close()
         if create or not foreign_keys:  # a writer; reads never write, not even a header
@@ -305,7 +313,7 @@ def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
     path = settings.database_path
     if path is None or not path.is_file():
         return []
-    connection = sqlite3.connect(path, timeout=30)
+    connection = sqlite3.connect(path, timeout=busy_timeout_ms() / 1000)
     try:
         rows = [row[0] for row in connection.execute(VERSION_QUERY)]
         if not adopted_ok and connection.execute(_ADOPTED).fetchone() is not None:

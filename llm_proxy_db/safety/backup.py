@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from llm_proxy_db.config.waits import bounded_waits
 from llm_proxy_db.config.parsing import DEFAULT_KEEP_BACKUPS, KEEP_BACKUPS_ENV, parse_count
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.migration.executor import Progress
@@ -109,6 +110,7 @@ def restore(
     """
     source = Path(file).expanduser()
     directory = backup_directory(settings, backup_dir)
-    return settings.dialect.restore(
-        settings, source, directory, lock_timeout=lock_timeout, progress=progress, force=force
-    )
+    with bounded_waits(lock_timeout):  # every lock wait of the restore, not only the migration lock's
+        return settings.dialect.restore(
+            settings, source, directory, lock_timeout=lock_timeout, progress=progress, force=force
+        )
