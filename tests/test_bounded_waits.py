@@ -70,3 +70,21 @@ def test_a_locked_sqlite_file_is_waited_for_at_most_the_lock_timeout(sqlite_sett
         holder.close()
     assert result.returncode == 7, result.stdout + result.stderr
     assert "--lock-timeout" in result.stderr, result.stderr
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("dialect", ["postgresql"])
+def test_a_stamp_blocked_by_a_lock_is_exit_7_not_a_refused_adoption(settings: Settings) -> None:
+    """The adoption's stamp transaction writes goose_db_version: a lock held on it is a wait
+    that ran out (exit 7), not 'the database refused the adoption's writes' (exit 4)."""
+    from llm_proxy_db import commands
+    from llm_proxy_db.errors import LockTimeoutError
+
+    legacy.create(settings, _goose_shape("postgresql"))
+    with connect(settings) as holder:
+        holder.exec_driver_sql("BEGIN")
+        holder.exec_driver_sql("LOCK TABLE goose_db_version IN EXCLUSIVE MODE")  # reads pass, writes wait
+        with pytest.raises(LockTimeoutError) as raised:
+            commands.setup(settings, lock_timeout=1, no_backup=True)
+        holder.rollback()
+    assert raised.value.exit_code == 7 and "goose_db_version" in raised.value.message

@@ -35,7 +35,14 @@ from llm_proxy_db.adoption.known_states import KnownState, known_states, revisio
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import dialect_for
-from llm_proxy_db.errors import ConfigError, MigrationError, SchemaAppearedError, SchemaMismatchError
+from llm_proxy_db.errors import (
+    ConfigError,
+    LockTimeoutError,
+    MigrationError,
+    SchemaAppearedError,
+    SchemaMismatchError,
+)
+from llm_proxy_db.failures import translate
 from llm_proxy_db.migration import revisions
 from llm_proxy_db.migration.executor import Progress, ProgressEvent, RunResult, run
 from llm_proxy_db.migration.version_table import current_revision, has_version_table
@@ -333,6 +340,9 @@ def _hand_over(connection: Connection, adoption_plan: AdoptionPlan) -> list[int]
                 return None
             return goose.sync(connection, adoption_plan.stamp)
     except sa.exc.DBAPIError as exc:
+        waited = translate(exc)
+        if isinstance(waited, LockTimeoutError):  # a lock held elsewhere: not a refusal of our writes
+            raise waited from None
         detail = str(exc.orig or exc).strip().splitlines()[0]
         raise MigrationError(
             f"adoption failed while stamping and was rolled back, nothing was changed: {detail}",
