@@ -43,7 +43,8 @@ MYSQL_ONLY = {
 CASES = [
     *(pytest.param("postgresql", kind, ddl, marks=pytest.mark.postgresql, id=f"postgresql-{kind}")
       for kind, ddl in POSTGRES_ONLY.items()),
-    *(pytest.param("mysql", kind, ddl, marks=pytest.mark.mysql, id=f"mysql-{kind}") for kind, ddl in MYSQL_ONLY.items()),
+    *(pytest.param("mysql", kind, ddl, marks=pytest.mark.mysql, id=f"mysql-{kind}")
+      for kind, ddl in MYSQL_ONLY.items()),
 ]
 
 
@@ -80,10 +81,13 @@ def test_an_empty_database_has_no_objects(settings: Settings) -> None:
         assert server_dialect_for(settings).schema_objects(connection) == []
 
 
-@pytest.mark.parametrize("ddl", ["CREATE VIEW ops_view AS SELECT 1 AS one",
-                                 "CREATE TABLE t (a); CREATE TRIGGER ops_trigger AFTER INSERT ON t BEGIN SELECT 1; END; "
-                                 "DROP TABLE t; CREATE VIEW v AS SELECT 1"])
-def test_sqlite_keeps_a_safety_copy_of_a_file_holding_only_a_view(sqlite_settings: Settings, tmp_path: Path, ddl: str) -> None:
+@pytest.mark.parametrize("ddl", [
+    "CREATE VIEW ops_view AS SELECT 1 AS one",
+    "CREATE TABLE t (a); CREATE TRIGGER ops_trigger AFTER INSERT ON t BEGIN SELECT 1; END",
+])
+def test_sqlite_keeps_a_safety_copy_of_a_file_holding_only_a_view(
+    sqlite_settings: Settings, tmp_path: Path, ddl: str
+) -> None:
     """SQLite never refuses: it copies aside whatever the file holds (every sqlite_master entry counts)."""
     import sqlite3
 

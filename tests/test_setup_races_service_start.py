@@ -17,9 +17,9 @@ import pytest
 
 from llm_proxy_db import commands
 from llm_proxy_db.config.settings import Settings
+from llm_proxy_db.database import connect
 from llm_proxy_db.migration import executor
 from llm_proxy_db.migration.version_table import current_revision
-from llm_proxy_db.database import connect
 from tests.safety_helpers import HEAD
 from tests.service_emulator import exercise_service, start_service
 

@@ -25,10 +25,10 @@ from urllib.parse import parse_qsl
 
 from llm_proxy_db.config.masking import mask_connection_string
 from llm_proxy_db.dialects import scratch, server_backup
+from llm_proxy_db.dialects.interrupts import not_interruptible as interruptible  # noqa: F401 (the protocol's)
+from llm_proxy_db.dialects.mysql_objects import relations_named, schema_objects  # noqa: F401 (the protocol's)
 from llm_proxy_db.dialects.scratch import ScratchRecipe
 from llm_proxy_db.dialects.server_backup import default_backup_directory, needs_backup  # noqa: F401 (the protocol's, shared by the servers)
-from llm_proxy_db.dialects.mysql_objects import relations_named, schema_objects  # noqa: F401 (the protocol's)
-from llm_proxy_db.dialects.interrupts import not_interruptible as interruptible  # noqa: F401 (the protocol's)
 from llm_proxy_db.errors import BackupError, ConfigError
 
 if TYPE_CHECKING:

@@ -20,10 +20,10 @@ from urllib.parse import quote, unquote
 
 from llm_proxy_db.config.masking import mask_connection_string
 from llm_proxy_db.dialects import scratch, server_backup
+from llm_proxy_db.dialects.interrupts import not_interruptible as interruptible  # noqa: F401 (the protocol's)
+from llm_proxy_db.dialects.pg_objects import relations_named, schema_objects  # noqa: F401 (the protocol's)
 from llm_proxy_db.dialects.scratch import ScratchRecipe
 from llm_proxy_db.dialects.server_backup import default_backup_directory, needs_backup  # noqa: F401 (the protocol's, shared by the servers)
-from llm_proxy_db.dialects.pg_objects import relations_named, schema_objects  # noqa: F401 (the protocol's)
-from llm_proxy_db.dialects.interrupts import not_interruptible as interruptible  # noqa: F401 (the protocol's)
 from llm_proxy_db.errors import BackupError, ConfigError
 from llm_proxy_db.quick_status import ADOPTION_TABLE, VERSION_QUERY
 
@@ -357,13 +357,17 @@ def pg_dump(settings: Settings, target: Path) -> Path:
     The dump (it holds the projects' API keys) is written under a temporary name created
     with mode 0600, and renamed when ``pg_dump`` succeeded; a failure or a signal removes it.
     """
+    from llm_proxy_db.config.waits import wait_bound_ms
     from llm_proxy_db.safety.files import written_then_renamed
 
     if target.exists():
         raise BackupError(f"{target} already exists; choose another --out")
     try:
         with written_then_renamed(target, None) as temporary:
-            run_tool("pg_dump", settings, ["--format=custom", f"--file={temporary}"])
+            # pg_dump sets lock_timeout = 0 for its own session (PGOPTIONS is overridden): its
+            # wait for the tables' locks is bounded by --lock-wait-timeout instead.
+            run_tool("pg_dump", settings, ["--format=custom", f"--lock-wait-timeout={wait_bound_ms()}",
+                                           f"--file={temporary}"])
     except OSError as exc:
         if isinstance(exc, BackupError):
             raise

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from llm_proxy_db import __version__
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
-from llm_proxy_db.dialects.sqlite import check_sqlite_path, is_sqlite_file
+from llm_proxy_db.dialects.sqlite import busy_timeout_ms, check_sqlite_path, is_sqlite_file
 from llm_proxy_db.dialects.sqlite_journal import to_service_mode
 from llm_proxy_db.dialects.sqlite_snapshot import snapshot_copy
 from llm_proxy_db.errors import BackupError
@@ -166,7 +166,7 @@ def online_copy(source: Path, target: Path) -> bool:
             _leave_wal_mode(target)
             return True
     os.truncate(target, 0)
-    reader = sqlite3.connect(f"{real_path(source).as_uri()}?mode=ro", uri=True, timeout=30)
+    reader = sqlite3.connect(f"{real_path(source).as_uri()}?mode=ro", uri=True, timeout=busy_timeout_ms() / 1000)
     try:
         writer = sqlite3.connect(str(target), isolation_level=None)
         try:

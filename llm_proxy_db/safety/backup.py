@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from llm_proxy_db.config.waits import bounded_waits
 from llm_proxy_db.config.parsing import DEFAULT_KEEP_BACKUPS, KEEP_BACKUPS_ENV, parse_count
 from llm_proxy_db.config.settings import Settings
+from llm_proxy_db.config.waits import bounded_waits
 from llm_proxy_db.migration.executor import Progress
 
 BACKUP_DIR_ENV = "LLM_PROXY_BACKUP_DIR"
