@@ -87,3 +87,17 @@ def test_the_dry_run_says_it_too(settings: Settings) -> None:
     with pytest.raises(SchemaMismatchError) as raised:
         commands.adopt(settings, dry_run=True)
     assert "audit_events is a view, not a table" in str(raised.value.differences)
+
+
+def test_a_sequence_named_like_one_of_the_service_indexes_is_seen(settings: Settings, dialect: str) -> None:
+    """A relation of another kind under an index's name would make the revision creating that
+    index fail; L0's shape plus such a sequence (a table on MySQL and SQLite) is refused."""
+    if dialect == "mysql":
+        pytest.skip("no L0 on MySQL (the service reached MySQL at goose 1)")
+    _at_0001_unversioned(settings)
+    blocker = "CREATE SEQUENCE idx_audit_outcome" if dialect == "postgresql" else "CREATE TABLE idx_audit_outcome (a int)"
+    with connect(settings) as connection:
+        connection.exec_driver_sql(blocker)
+        connection.commit()
+    kind = "sequence" if dialect == "postgresql" else "table"
+    _refused(settings, f"idx_audit_outcome is a {kind}, under the name of one of the service's indexes")

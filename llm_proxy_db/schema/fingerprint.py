@@ -149,7 +149,7 @@ def fingerprint(connection: Connection) -> Fingerprint:
     inspector = sa.inspect(connection)
     names = inspector.get_table_names()
     dialect = dialect_for(connection)
-    kinds = dialect.relations_named(connection, OUR_TABLES)  # a view named audit_events, ...
+    kinds = misnamed_objects(connection, names)  # a view named audit_events, ...
     ours = [name for name in OUR_TABLES if name in names and name not in kinds]
     others = tuple(sorted(name for name in names if name not in OUR_TABLES and name not in TOOL_BOOKKEEPING))
     if not ours:
@@ -172,6 +172,32 @@ def our_tables_present(connection: Connection) -> bool:
     if set(sa.inspect(connection).get_table_names()) & set(OUR_TABLES):
         return True
     return bool(dialect_for(connection).relations_named(connection, OUR_TABLES))
+
+
+def service_object_names(connection: Connection) -> tuple[str, ...]:
+    """The names of the service's indexes and named constraints (the head schema's): a
+    relation of another kind under one of them blocks the revision that creates it."""
+    metadata = dialect_for(connection).head_metadata()
+    names = {index.name for table in metadata.tables.values() for index in table.indexes if index.name}
+    names |= {
+        str(constraint.name) for table in metadata.tables.values()
+        for constraint in table.constraints if isinstance(constraint.name, str)
+    }
+    return tuple(sorted(str(name) for name in names - set(OUR_TABLES)))
+
+
+_INDEX_KINDS = ("index", "partitioned index")
+
+
+def misnamed_objects(connection: Connection, tables: list[str]) -> dict[str, str]:
+    """``name -> kind``: what carries the name of one of our tables without being that plain
+    table, or the name of one of the service's indexes or constraints without being an index
+    (a sequence, a view, a table: ``tables`` are the plain tables there)."""
+    others = service_object_names(connection)
+    found = dialect_for(connection).relations_named(connection, (*OUR_TABLES, *others))
+    kinds = {name: kind for name, kind in found.items() if name in OUR_TABLES or kind not in _INDEX_KINDS}
+    kinds.update({name: "table" for name in others if name in tables})
+    return kinds
 
 
 def _reflect(inspector: Any, names: list[str], index_options: Mapping[str, Any]) -> dict[str, dict[Any, Any]]:
