@@ -95,7 +95,9 @@ def test_a_sequence_named_like_one_of_the_service_indexes_is_seen(settings: Sett
     if dialect == "mysql":
         pytest.skip("no L0 on MySQL (the service reached MySQL at goose 1)")
     _at_0001_unversioned(settings)
-    blocker = "CREATE SEQUENCE idx_audit_outcome" if dialect == "postgresql" else "CREATE TABLE idx_audit_outcome (a int)"
+    blocker = (
+        "CREATE SEQUENCE idx_audit_outcome" if dialect == "postgresql" else "CREATE TABLE idx_audit_outcome (a int)"
+    )
     with connect(settings) as connection:
         connection.exec_driver_sql(blocker)
         connection.commit()
