@@ -18,10 +18,10 @@ from llm_proxy_db.adoption import record as adoption_record
 from llm_proxy_db.adoption.adopt import AdoptionResult
 from llm_proxy_db.config.alembic_config import make_config
 from llm_proxy_db.config.settings import Settings
-from llm_proxy_db.config.waits import bounded_waits
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import ConfigError, SchemaMismatchError, UnknownRevisionError
+from llm_proxy_db.failures import bounded_lock_waits
 from llm_proxy_db.migration import manifest, revisions
 from llm_proxy_db.migration.executor import Progress, RunResult
 from llm_proxy_db.migration.revisions import RevisionState
@@ -154,7 +154,7 @@ def upgrade(
     :mod:`llm_proxy_db.safety.guard`); the result names the backup taken, if any.
     """
     safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
-    with bounded_waits(lock_timeout):
+    with bounded_lock_waits(lock_timeout):
         return _migrate(settings, target, "upgrade", progress, version_locations, safety)
 
 
@@ -181,7 +181,7 @@ def downgrade(
     if (target is None) == (steps is None):
         raise ConfigError("downgrade needs exactly one of a target revision or a number of steps")
     safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout, allow_data_loss)
-    with bounded_waits(lock_timeout):
+    with bounded_lock_waits(lock_timeout):
         return _downgrade(settings, target, steps, progress, version_locations, safety)
 
 
@@ -225,7 +225,7 @@ def adopt(
     """
     if settings.known_missing() and dry_run:
         return adoption.AdoptionResult(adoption.plan_for_missing_database(target))
-    with bounded_waits(lock_timeout):
+    with bounded_lock_waits(lock_timeout):
         with connect(settings, foreign_keys=False) as connection:
             planned = adoption.adopt(connection, target, dry_run=True, force_stamp=force_stamp)
         if dry_run:
@@ -276,7 +276,7 @@ def setup(
     at head; honours ``LLM_PROXY_AUTO_MIGRATE`` unless ``enabled`` is given.
     """
     safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
-    with bounded_waits(lock_timeout):
+    with bounded_lock_waits(lock_timeout):
         return auto_upgrade(settings, enabled=enabled, options=safety, progress=progress)
 
 

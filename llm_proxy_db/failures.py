@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from llm_proxy_db.config.masking import mask_message
 from llm_proxy_db.config.parsing import TABLE_LOCK_TIMEOUT_ENV
@@ -35,6 +36,22 @@ def translate(exc: BaseException) -> LLMProxyDBError | None:
         if error is not None:
             return error
     return None
+
+
+@contextmanager
+def bounded_lock_waits(seconds: float | None) -> Iterator[None]:
+    """:func:`~llm_proxy_db.config.waits.bounded_waits` for a command's body, whose lock waits
+    that run out become :class:`LockTimeoutError` (exit 7) here, where the bound is known."""
+    from llm_proxy_db.config.waits import bounded_waits
+
+    with bounded_waits(seconds):
+        try:
+            yield
+        except Exception as exc:
+            waited = _lock_wait_ran_out(getattr(exc, "orig", None) or exc, getattr(exc, "statement", None))
+            if waited is None:
+                raise
+            raise waited from None
 
 
 # MySQL's "Lock wait timeout exceeded" (row locks and metadata locks alike).

@@ -36,7 +36,7 @@ def _goose_shape(dialect: str) -> legacy.Legacy:
 def _setup(settings: Settings) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(CLI), "setup", "--lock-timeout", "2", "--no-backup"], env=settings_env(settings),
-        capture_output=True, text=True, timeout=20,
+        capture_output=True, text=True, timeout=60,
     )
 
 
@@ -88,3 +88,23 @@ def test_a_stamp_blocked_by_a_lock_is_exit_7_not_a_refused_adoption(settings: Se
             commands.setup(settings, lock_timeout=1, no_backup=True)
         holder.rollback()
     assert raised.value.exit_code == 7 and "goose_db_version" in raised.value.message
+
+
+@pytest.mark.parametrize(
+    "dialect",
+    [pytest.param("postgresql", marks=pytest.mark.postgresql), pytest.param("mysql", marks=pytest.mark.mysql)],
+)
+def test_the_fast_read_of_a_locked_version_table_is_bounded_too(settings: Settings, dialect: str) -> None:
+    """At head, ``setup`` is one read of alembic_version (the fast path, bare drivers)."""
+    from llm_proxy_db import commands
+
+    commands.upgrade(settings, no_backup=True)
+    lock = {"postgresql": ["BEGIN", "LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE"],
+            "mysql": ["LOCK TABLES alembic_version WRITE"]}[dialect]
+    with connect(settings) as holder:
+        for statement in lock:
+            holder.exec_driver_sql(statement)
+        result = _setup(settings)
+        holder.rollback()
+    assert result.returncode == 7, result.stdout + result.stderr
+    assert "alembic_version" in result.stderr and "waited 2s" in result.stderr, result.stderr

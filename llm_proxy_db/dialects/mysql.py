@@ -477,9 +477,12 @@ def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
     """``alembic_version``'s rows with a bare PyMySQL connection; ``["(adopted)"]`` when adopted."""
     import pymysql
 
+    from llm_proxy_db.dialects.mysql_waits import session_bound_sql
+
     connection = pymysql.connect(**connect_args(settings.sqlalchemy_url()))
     try:
         with connection.cursor() as cursor:
+            cursor.execute(session_bound_sql())  # a lock held on alembic_version: waited for at most --lock-timeout
             cursor.execute("SELECT version_num FROM alembic_version")
             rows = [row[0] for row in cursor.fetchall()]
             if not adopted_ok:

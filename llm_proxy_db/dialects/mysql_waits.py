@@ -18,13 +18,18 @@ if TYPE_CHECKING:
 LOCK_WAIT_TIMEOUT_MAX = 31_536_000  # the servers' maximum for lock_wait_timeout (one year)
 
 
+def session_bound_sql() -> str:
+    """The ``SET SESSION`` statement bounding a session's lock waits (an ``init_command`` too)."""
+    seconds = min(LOCK_WAIT_TIMEOUT_MAX, max(1, math.ceil(wait_bound())))
+    return f"SET SESSION lock_wait_timeout = {seconds}, innodb_lock_wait_timeout = {seconds}"
+
+
 def bound_lock_waits(engine: Engine) -> None:
     """Give every session opened by ``engine`` the command's lock wait bound."""
     from sqlalchemy import event
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        seconds = min(LOCK_WAIT_TIMEOUT_MAX, max(1, math.ceil(wait_bound())))
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"SET SESSION lock_wait_timeout = {seconds}, innodb_lock_wait_timeout = {seconds}")
+        cursor.execute(session_bound_sql())
         cursor.close()

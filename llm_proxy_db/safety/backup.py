@@ -16,7 +16,7 @@ from pathlib import Path
 
 from llm_proxy_db.config.parsing import DEFAULT_KEEP_BACKUPS, KEEP_BACKUPS_ENV, parse_count
 from llm_proxy_db.config.settings import Settings
-from llm_proxy_db.config.waits import bounded_waits
+from llm_proxy_db.failures import bounded_lock_waits
 from llm_proxy_db.migration.executor import Progress
 
 BACKUP_DIR_ENV = "LLM_PROXY_BACKUP_DIR"
@@ -110,7 +110,7 @@ def restore(
     """
     source = Path(file).expanduser()
     directory = backup_directory(settings, backup_dir)
-    with bounded_waits(lock_timeout):  # every lock wait of the restore, not only the migration lock's
+    with bounded_lock_waits(lock_timeout):  # every lock wait of the restore, not only the migration lock's
         return settings.dialect.restore(
             settings, source, directory, lock_timeout=lock_timeout, progress=progress, force=force
         )

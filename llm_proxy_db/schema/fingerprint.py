@@ -178,12 +178,12 @@ def service_object_names(connection: Connection) -> tuple[str, ...]:
     """The names of the service's indexes and named constraints (the head schema's): a
     relation of another kind under one of them blocks the revision that creates it."""
     metadata = dialect_for(connection).head_metadata()
-    names = {index.name for table in metadata.tables.values() for index in table.indexes if index.name}
+    names: set[str] = {str(index.name) for table in metadata.tables.values() for index in table.indexes if index.name}
     names |= {
         str(constraint.name) for table in metadata.tables.values()
         for constraint in table.constraints if isinstance(constraint.name, str)
     }
-    return tuple(sorted(str(name) for name in names - set(OUR_TABLES)))
+    return tuple(sorted(names - set(OUR_TABLES)))
 
 
 _INDEX_KINDS = ("index", "partitioned index")
