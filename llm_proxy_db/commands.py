@@ -321,13 +321,18 @@ def _migrate(
             )
         return target_id
 
-    if direction == "downgrade" or settings.known_missing():
+    if direction == "downgrade":
         return guarded_run(
             settings, checked_target, options=safety, progress=progress, version_locations=version_locations,
         )
     # An unversioned database is checked before the lock (and again under it), then adopted,
-    # all on one connection.
+    # all on one connection; a file created meanwhile by the service (SQLite) is adopted too.
     runner = adoption.GuardedAdoption(progress=progress, version_locations=version_locations)
+    if settings.known_missing():
+        return guarded_run(
+            settings, checked_target, options=safety, progress=progress, version_locations=version_locations,
+            runner=runner, check=runner.check,
+        )
     with connect(settings, foreign_keys=False, create=False) as connection:
         runner.precheck(connection, target_id)
         return guarded_run(

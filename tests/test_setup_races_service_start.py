@@ -74,3 +74,17 @@ def test_setup_survives_the_service_creating_its_schema_in_the_gap(
         assert current_revision(connection) == HEAD
     assert start_service(sqlite_settings).changed_nothing
     assert exercise_service(sqlite_settings) > 0
+
+
+def test_migrate_up_on_a_missing_file_adopts_what_the_service_created_in_the_gap(
+    sqlite_settings: Settings, gap: list
+) -> None:
+    """``migrate up`` on a path that does not exist yet: the same gap, the same outcome."""
+    def hook() -> None:
+        if not gap:
+            gap.append(start_service(sqlite_settings))
+
+    executor.before_first_revision_hook = hook
+    result = commands.upgrade(sqlite_settings)
+    assert gap and result.after == HEAD and result.adopted is not None
+    assert start_service(sqlite_settings).changed_nothing
