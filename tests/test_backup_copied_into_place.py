@@ -16,7 +16,7 @@ import pytest
 
 from llm_proxy_db import commands
 from llm_proxy_db.config.settings import Settings
-from llm_proxy_db.dialects import sqlite_backup
+from llm_proxy_db.dialects.sqlite import backup as sqlite_backup
 from llm_proxy_db.errors import BackupError
 from llm_proxy_db.safety import backup
 from tests import legacy

@@ -55,7 +55,7 @@ def _columns(connection, table: str) -> list[tuple]:  # type: ignore[no-untyped-
 @pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql),
                                      pytest.param("mysql", marks=pytest.mark.mysql)])
 def test_goose_table_is_the_one_goose_creates(settings: Settings) -> None:
-    module = settings.dialect
+    module = dialect_for(settings)
     if settings.driver == "sqlite":
         assert module.GOOSE_TABLE_DDL is None  # no goose on SQLite: the tool never creates one
         return

@@ -15,7 +15,7 @@ import time
 
 from llm_proxy_db import commands
 from llm_proxy_db.config.settings import Settings
-from llm_proxy_db.dialects.sqlite_journal import journal_mode
+from llm_proxy_db.dialects.sqlite.journal import journal_mode
 from llm_proxy_db.safety import backup
 from tests.safety_helpers import seed
 from tests.service_emulator import start_service

@@ -26,7 +26,7 @@ class Stop:
 
 
 @contextmanager
-def not_interruptible(connection: Connection) -> Iterator[Stop]:
+def interruptible(connection: Connection) -> Iterator[Stop]:
     """Server dialects: nothing to install (see the module docstring)."""
     del connection
     yield Stop()

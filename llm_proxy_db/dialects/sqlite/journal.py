@@ -6,7 +6,7 @@ switched by the service's first open, and that switch needs the file to itself: 
 other connection holds a write transaction, the service's start-up fails at once with
 "database is locked".  So the tool creates files in WAL mode (persistent in the file's header)
 and a restore puts its file in place in WAL mode.  Busy timeout and foreign keys are per
-connection, not stored in the file: the tool chooses its own (``sqlite.SQLITE_BUSY_TIMEOUT_MS``;
+connection, not stored in the file: the tool chooses its own (``sqlite.base.SQLITE_BUSY_TIMEOUT_MS``;
 foreign keys off while migrating, checked by the revisions).
 """
 
