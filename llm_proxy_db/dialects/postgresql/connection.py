@@ -8,9 +8,11 @@ from urllib.parse import quote, unquote
 from llm_proxy_db.config.masking import is_key_value, mask_connection_string
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.dialects.base import VERSION_QUERY
+from llm_proxy_db.dialects.drivers import require_driver
 from llm_proxy_db.dialects.postgresql.base import (
     _ADOPTED,
     DRIVER,
+    DRIVER_PACKAGE,
     OFFLINE_URL,
     SQLALCHEMY_DRIVER,
     URL_SCHEMES,
@@ -96,6 +98,7 @@ def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool
     from llm_proxy_db.dialects.postgresql.waits import bound_lock_waits
 
     del foreign_keys, create  # always on; a server database is never created here
+    require_driver(*DRIVER_PACKAGE)
     engine = sa.create_engine(settings.sqlalchemy_url(), poolclass=NullPool)
     bound_lock_waits(engine)  # every read waits for a lock at most --lock-timeout
     return engine
@@ -109,6 +112,7 @@ def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
 
 def read_versions_at(libpq_url: str, adopted_ok: bool) -> list[str]:
     """:func:`read_versions` for a libpq URL (no SQLAlchemy needed to build it)."""
+    require_driver(*DRIVER_PACKAGE)
     import psycopg  # only PostgreSQL users pay for importing it
 
     from llm_proxy_db.config.waits import wait_bound_ms
