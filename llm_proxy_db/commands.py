@@ -19,6 +19,7 @@ from llm_proxy_db.config.alembic_config import make_config
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import ConfigError, LLMProxyDBError, SchemaMismatchError
+from llm_proxy_db.failures import bounded_lock_waits
 from llm_proxy_db.migration import adoption_record, manifest, revisions, run_log
 from llm_proxy_db.migration.executor import Progress, RunResult
 from llm_proxy_db.migration.revisions import RevisionState
@@ -152,7 +153,8 @@ def upgrade(
     :mod:`llm_proxy_db.safety.guard`); the result names the backup taken, if any.
     """
     safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
-    return _migrate(settings, target, "upgrade", progress, version_locations, safety)
+    with bounded_lock_waits(lock_timeout):
+        return _migrate(settings, target, "upgrade", progress, version_locations, safety)
 
 
 def downgrade(
@@ -182,6 +184,18 @@ def downgrade(
         )
     settings = writable_settings(settings)
     safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout, allow_data_loss)
+    with bounded_lock_waits(lock_timeout):
+        return _downgrade(settings, target, steps, progress, version_locations, safety)
+
+
+def _downgrade(
+    settings: Settings,
+    target: str | None,
+    steps: int | None,
+    progress: Progress | None,
+    version_locations: Sequence[str],
+    safety: SafetyOptions,
+) -> MigrationOutcome:
     if steps is not None:
         if steps < 1:
             raise ConfigError("--steps must be at least 1", hint="e.g. --steps 1 reverts the newest revision")
@@ -220,12 +234,13 @@ def adopt(
             return adoption.AdoptionResult(missing)
     if not dry_run:
         settings = writable_settings(settings)
-    with connect(settings, foreign_keys=False) as connection:
-        planned = adoption.adopt(connection, target, dry_run=True, force_stamp=force_stamp)
-    if dry_run:
-        return planned
-    safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
-    return _guarded_adopt(settings, planned, force_stamp, progress, safety)
+    with bounded_lock_waits(lock_timeout):
+        with connect(settings, foreign_keys=False) as connection:
+            planned = adoption.adopt(connection, target, dry_run=True, force_stamp=force_stamp)
+        if dry_run:
+            return planned
+        safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
+        return _guarded_adopt(settings, planned, force_stamp, progress, safety)
 
 
 def _guarded_adopt(
@@ -270,7 +285,8 @@ def setup(
     at head; honours ``LLM_PROXY_AUTO_MIGRATE`` unless ``enabled`` is given.
     """
     safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
-    return auto_upgrade(settings, enabled=enabled, options=safety, progress=progress)
+    with bounded_lock_waits(lock_timeout):
+        return auto_upgrade(settings, enabled=enabled, options=safety, progress=progress)
 
 
 def upgrade_plan(
@@ -361,13 +377,18 @@ def _migrate(
             )
         return target_id
 
-    if direction == "downgrade" or settings.known_missing():
+    if direction == "downgrade":
         return guarded_run(
             settings, checked_target, options=safety, progress=progress, version_locations=version_locations,
         )
     # An unversioned database is checked before the lock (and again under it), then adopted,
-    # all on one connection.
+    # all on one connection; a file created meanwhile by the service (SQLite) is adopted too.
     runner = adoption.GuardedAdoption(progress=progress, version_locations=version_locations)
+    if settings.known_missing():
+        return guarded_run(
+            settings, checked_target, options=safety, progress=progress, version_locations=version_locations,
+            runner=runner, check=runner.check,
+        )
     with connect(settings, foreign_keys=False, create=False) as connection:
         runner.precheck(connection, target_id)
         return guarded_run(

@@ -73,6 +73,19 @@ class MigrationError(LLMProxyDBError, RuntimeError):
         self.backup_file = backup_file
 
 
+class SchemaAppearedError(MigrationError):
+    """Our tables appeared between "the database is empty" and the first revision (the
+    service started meanwhile); nothing was changed, the caller detects again and adopts."""
+
+
+class MigrationInterrupted(MigrationError):
+    """A signal stopped a revision; its transaction was rolled back (exit 128 + the signal)."""
+
+    def __init__(self, message: str, *, signal: int, current_revision: str | None, hint: str | None = None) -> None:
+        super().__init__(message, current_revision=current_revision, hint=hint)
+        self.exit_code = 128 + signal
+
+
 class UnknownRevisionError(LLMProxyDBError, LookupError):
     """A revision (requested, or recorded in the database) is not known to this code."""
 

@@ -19,6 +19,7 @@ from llm_proxy_db.config.parsing import DEFAULT_KEEP_BACKUPS, KEEP_BACKUPS_ENV, 
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.events import Progress
+from llm_proxy_db.failures import bounded_lock_waits
 from llm_proxy_db.safety import server_backup, sqlite_backup
 from llm_proxy_db.safety.backup_result import RestoreResult
 from llm_proxy_db.safety.topology import owned_session_settings, writable_settings
@@ -106,9 +107,10 @@ def restore(
     source = Path(file).expanduser()
     settings = writable_settings(settings)
     directory = backup_directory(settings, backup_dir)
-    return _runner(settings).restore(
-        settings, source, directory, lock_timeout=lock_timeout, progress=progress, force=force
-    )
+    with bounded_lock_waits(lock_timeout):  # every lock wait of the restore, not only the migration lock's
+        return _runner(settings).restore(
+            settings, source, directory, lock_timeout=lock_timeout, progress=progress, force=force
+        )
 
 
 def _runner(settings: Settings) -> ModuleType:

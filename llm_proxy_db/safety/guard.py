@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import dialect_for
-from llm_proxy_db.errors import DataLossError, MigrationError, SchemaMismatchError
+from llm_proxy_db.errors import DataLossError, MigrationError, MigrationInterrupted, SchemaMismatchError
 from llm_proxy_db.migration import manifest, revisions, run_log
 from llm_proxy_db.migration.executor import Progress, ProgressEvent, RunResult, plan, run
 from llm_proxy_db.migration.version_table import current_revision
@@ -233,8 +233,8 @@ def _run(
     try:
         return runner(connection, target)
     except MigrationError as exc:
-        if backup_file is None:
-            raise
+        if backup_file is None or isinstance(exc, MigrationInterrupted):
+            raise  # an interrupted run keeps its exit code (128 + the signal) and its line
         unchanged = exc.current_revision == before
         restore_hint = (
             f"nothing was changed (the database is still at revision {before or 'base'})"

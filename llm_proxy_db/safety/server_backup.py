@@ -12,7 +12,8 @@ safety layer, above the dialects) names the dumps and runs a restore:
    ``projects`` and ``tokens``, at a revision this code knows (else exit 8, or 5 for a
    revision of a newer release);
 2. under the migration lock (ours and the service's: no migration, no starting replica
-   meanwhile), a database holding any table is refused (exit 8) unless ``force``; with it,
+   meanwhile), a database holding any object of any kind (``schema_objects``: a lone
+   sequence, routine, type or event counts) is refused (exit 8) unless ``force``; with it,
    the current contents are dumped first (``*.pre-restore.<suffix>`` in the backup
    directory), then dropped;
 3. the dump is loaded into the empty database (which must then hold ``projects`` and
@@ -158,17 +159,15 @@ def _replaceable(
 ) -> Path | None:
     """Step 2: None for an empty database; with ``force`` the safety dump of a non-empty one
     (the caller then empties it); otherwise the refusal."""
-
-
     connection.rollback()
-    inspector = sa.inspect(connection)
-    found = sorted([*inspector.get_table_names(), *inspector.get_view_names()])
+    found = dialect.schema_objects(connection)  # every kind: a lone sequence or routine counts
+    connection.rollback()
     if not found:
         return None
     if not force:
         shown = ", ".join(found[:6]) + (", ..." if len(found) > 6 else "")
         raise BackupError(
-            f"{settings.describe()} is not empty ({len(found)} tables: {shown}); refusing to "
+            f"{settings.describe()} is not empty ({len(found)} objects: {shown}); refusing to "
             "restore over it",
             hint="pass --force to replace its contents (they are dumped first; stop the service: "
             "its writes after that dump are not kept); the database was not touched",

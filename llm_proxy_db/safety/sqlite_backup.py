@@ -34,6 +34,7 @@ from llm_proxy_db.dialects.sqlite.backup import (
     needs_backup,
 )
 from llm_proxy_db.dialects.sqlite.connection import check_sqlite_path, is_sqlite_file
+from llm_proxy_db.dialects.sqlite.journal import to_service_mode
 from llm_proxy_db.errors import MISSING_BACKUP_HINT, BackupError
 from llm_proxy_db.events import Progress
 from llm_proxy_db.files import (
@@ -216,11 +217,14 @@ def _healthy(database: Path) -> bool:
 
 
 def _swap(staged: Path, database: Path) -> None:
-    """Rename the staged copy over a damaged or missing database (mode and owner kept)."""
+    """Rename the staged copy, in the service's WAL mode, over a damaged or missing database
+    (mode and owner kept); the old file's journal files go first, so none is ever read
+    with the new file."""
+    to_service_mode(staged)
     match_database(staged, database if database.exists() else None)
-    os.replace(staged, database)
     for suffix in ("-wal", "-shm", "-journal"):
         _remove_quietly(database.with_name(database.name + suffix))
+    os.replace(staged, database)
 
 
 def inspect_backup(path: Path) -> str | None:

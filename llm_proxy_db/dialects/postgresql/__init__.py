@@ -20,6 +20,9 @@ from typing import Any
 
 # Each public name -> the submodule that defines it (a dotted name: a shared module).
 _HOME = {
+    "interruptible": "llm_proxy_db.dialects.interrupts",
+    "relations_named": "objects",
+    "schema_objects": "objects",
     "API_KEY_VARIANTS": "base",
     "BACKUP_BEFORE_EVERY_CHANGE": "base",
     "BACKUP_KIND": "base",

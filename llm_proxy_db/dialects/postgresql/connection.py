@@ -96,12 +96,16 @@ def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool
     import sqlalchemy as sa
     from sqlalchemy.pool import NullPool
 
+    from llm_proxy_db.dialects.postgresql.waits import bound_lock_waits
+
     del foreign_keys, create  # always on; a server database is never created here
     require_driver(*DRIVER_PACKAGE)
     # No server-side prepared statements: a pooler may sit in between (pooler.py).
-    return sa.create_engine(
+    engine = sa.create_engine(
         settings.sqlalchemy_url(), poolclass=NullPool, connect_args={"prepare_threshold": None}
     )
+    bound_lock_waits(engine)  # every read waits for a lock at most --lock-timeout
+    return engine
 
 
 def libpq_url(settings: Settings) -> str:
@@ -123,7 +127,11 @@ def read_versions_at(libpq_url: str, adopted_ok: bool) -> list[str]:
     require_driver(*DRIVER_PACKAGE)
     import psycopg  # only PostgreSQL users pay for importing it
 
-    with psycopg.connect(libpq_url, autocommit=True, prepare_threshold=None) as connection:
+    from llm_proxy_db.config.waits import wait_bound_ms
+
+    with psycopg.connect(libpq_url, autocommit=True, prepare_threshold=None) as connection, connection.transaction():
+        # A session holding a lock on alembic_version is waited for at most --lock-timeout.
+        connection.execute(f"SELECT set_config('lock_timeout', '{wait_bound_ms()}ms', true)")
         rows = [row[0] for row in connection.execute(VERSION_QUERY)]
         if not adopted_ok and connection.execute(_ADOPTED).fetchone() is not None:
             return ["(adopted)"]
