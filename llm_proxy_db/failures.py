@@ -16,6 +16,7 @@ from contextlib import contextmanager
 
 from llm_proxy_db.config.masking import mask_message
 from llm_proxy_db.config.parsing import TABLE_LOCK_TIMEOUT_ENV
+from llm_proxy_db.config.waits import bounded_waits, wait_bound
 from llm_proxy_db.errors import (
     ConfigError,
     DatabaseConnectionError,
@@ -54,8 +55,6 @@ def translate(exc: BaseException) -> LLMProxyDBError | None:
 def bounded_lock_waits(seconds: float | None) -> Iterator[None]:
     """:func:`~llm_proxy_db.config.waits.bounded_waits` for a command's body, whose lock waits
     that run out become :class:`LockTimeoutError` (exit 7) here, where the bound is known."""
-    from llm_proxy_db.config.waits import bounded_waits
-
     with bounded_waits(seconds):
         try:
             yield
@@ -75,8 +74,6 @@ def _lock_wait_ran_out(cause: BaseException, statement: str | None) -> LockTimeo
     """A statement outside a revision (a read, a stamp, the run log) that waited for another
     session's lock longer than ``--lock-timeout`` (:mod:`llm_proxy_db.config.waits`): exit 7,
     naming what it waited for.  SQLite's busy timeout is its own rule below."""
-    from llm_proxy_db.config.waits import wait_bound
-
     code = getattr(cause, "args", (None,))[0] if type(cause).__module__.startswith("pymysql") else None
     if getattr(cause, "sqlstate", None) != _LOCK_NOT_AVAILABLE and code != _MYSQL_LOCK_WAIT_TIMEOUT:
         return None

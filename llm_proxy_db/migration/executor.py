@@ -32,6 +32,7 @@ from llm_proxy_db.migration.pg_online import backoff, is_lock_conflict, lock_ret
 from llm_proxy_db.migration.results import RunResult, StepTiming
 from llm_proxy_db.migration.revisions import between, chain, position, script_directory
 from llm_proxy_db.migration.version_table import current_revision
+from llm_proxy_db.schema.fingerprint import our_tables_present
 
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
@@ -274,8 +275,6 @@ def _begin_on_an_empty_schema(connection: Connection, revision: str) -> None:
     revisions run inside this transaction, committed once at the end).  When the tables did
     appear: :class:`SchemaAppearedError`, nothing changed (the caller adopts them).
     """
-    from llm_proxy_db.schema.fingerprint import our_tables_present
-
     if before_first_revision_hook is not None:
         before_first_revision_hook()
     connection.begin()

@@ -43,6 +43,7 @@ from sqlalchemy.engine import Connection
 
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.dialects.base import BACKUP_ORIGIN_TABLE
+from llm_proxy_db.schema.head import head_metadata
 
 OUR_TABLES = ("projects", "tokens", "audit_events")
 # The tool's own record in a SQLite backup (a backup copied into place carries it): not even listed.
@@ -177,8 +178,6 @@ def our_tables_present(connection: Connection) -> bool:
 def service_object_names(connection: Connection) -> tuple[str, ...]:
     """The names of the service's indexes and named constraints (the head schema's): a
     relation of another kind under one of them blocks the revision that creates it."""
-    from llm_proxy_db.schema.head import head_metadata
-
     metadata = head_metadata(dialect_for(connection).SQLALCHEMY_NAME)
     names: set[str] = {str(index.name) for table in metadata.tables.values() for index in table.indexes if index.name}
     names |= {

@@ -20,6 +20,7 @@ from llm_proxy_db.dialects.mysql.base import (
     SQLALCHEMY_DRIVER,
     URL_SCHEMES,
 )
+from llm_proxy_db.dialects.mysql.waits import bound_lock_waits, session_bound_sql
 from llm_proxy_db.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -208,8 +209,6 @@ def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool
     import sqlalchemy as sa
     from sqlalchemy.pool import NullPool
 
-    from llm_proxy_db.dialects.mysql.waits import bound_lock_waits
-
     del foreign_keys, create  # always on; a server database is never created here
     require_driver(*DRIVER_PACKAGE)
     engine = sa.create_engine(settings.sqlalchemy_url(), poolclass=NullPool)
@@ -229,8 +228,6 @@ def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
     """``alembic_version``'s rows with a bare PyMySQL connection; ``["(adopted)"]`` when adopted."""
     require_driver(*DRIVER_PACKAGE)
     import pymysql
-
-    from llm_proxy_db.dialects.mysql.waits import session_bound_sql
 
     connection = pymysql.connect(**connect_args(settings.sqlalchemy_url()))
     try:

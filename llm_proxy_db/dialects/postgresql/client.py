@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llm_proxy_db.config.settings import Settings
+from llm_proxy_db.config.waits import wait_bound_ms
 from llm_proxy_db.dialects import client_tools
 from llm_proxy_db.dialects.base import DumpInfo
 from llm_proxy_db.dialects.client_tools import find_tool
 from llm_proxy_db.dialects.client_tools import run_tool as run
+from llm_proxy_db.dialects.postgresql.waits import client_options
 from llm_proxy_db.errors import BackupError
 from llm_proxy_db.files import written_then_renamed
 
@@ -48,8 +50,6 @@ def pg_dump(settings: Settings, target: Path) -> Path:
     The dump (it holds the projects' API keys) is written under a temporary name created
     with mode 0600, and renamed when ``pg_dump`` succeeded; a failure or a signal removes it.
     """
-    from llm_proxy_db.config.waits import wait_bound_ms
-
     if os.path.lexists(target):  # a dangling symlink too: never replaced, never followed
         raise BackupError(f"{target} already exists", hint="choose another --out (nothing is ever overwritten)")
     try:
@@ -243,7 +243,6 @@ def _client_env(settings: Settings) -> tuple[dict[str, str], str]:
     from sqlalchemy.engine import URL as SaURL
 
     url = settings.sqlalchemy_url()
-    from llm_proxy_db.dialects.postgresql.waits import client_options
 
     env = dict(os.environ)  # a PGPASSWORD of the environment serves a URL without a password
     env["PGOPTIONS"] = client_options(env.get("PGOPTIONS", ""))  # its lock waits bounded too

@@ -7,6 +7,7 @@ from urllib.parse import quote, unquote
 
 from llm_proxy_db.config.masking import is_key_value, mask_connection_string
 from llm_proxy_db.config.settings import Settings
+from llm_proxy_db.config.waits import wait_bound_ms
 from llm_proxy_db.dialects.base import VERSION_QUERY
 from llm_proxy_db.dialects.drivers import require_driver
 from llm_proxy_db.dialects.postgresql.base import (
@@ -18,6 +19,7 @@ from llm_proxy_db.dialects.postgresql.base import (
     SQLALCHEMY_DRIVER,
     URL_SCHEMES,
 )
+from llm_proxy_db.dialects.postgresql.waits import bound_lock_waits
 from llm_proxy_db.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -96,8 +98,6 @@ def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool
     import sqlalchemy as sa
     from sqlalchemy.pool import NullPool
 
-    from llm_proxy_db.dialects.postgresql.waits import bound_lock_waits
-
     del foreign_keys, create  # always on; a server database is never created here
     require_driver(*DRIVER_PACKAGE)
     # No server-side prepared statements: a pooler may sit in between (pooler.py).
@@ -126,8 +126,6 @@ def read_versions_at(libpq_url: str, adopted_ok: bool) -> list[str]:
     """
     require_driver(*DRIVER_PACKAGE)
     import psycopg  # only PostgreSQL users pay for importing it
-
-    from llm_proxy_db.config.waits import wait_bound_ms
 
     with psycopg.connect(libpq_url, autocommit=True, prepare_threshold=None) as connection, connection.transaction():
         # A session holding a lock on alembic_version is waited for at most --lock-timeout.

@@ -6,8 +6,10 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llm_proxy_db.config.waits import configured, wait_bound_ms
 from llm_proxy_db.dialects.base import VERSION_QUERY
 from llm_proxy_db.dialects.sqlite.base import _ADOPTED, NULL_IDS, SQLITE_BUSY_TIMEOUT_MS
+from llm_proxy_db.dialects.sqlite.journal import on_new_database
 from llm_proxy_db.errors import DatabaseConnectionError
 
 if TYPE_CHECKING:
@@ -39,8 +41,6 @@ def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool
 def busy_timeout_ms() -> int:
     """How long a statement waits for another connection's lock: ``--lock-timeout`` (or
     ``LLM_PROXY_LOCK_TIMEOUT``) when given, else :data:`SQLITE_BUSY_TIMEOUT_MS`."""
-    from llm_proxy_db.config.waits import configured, wait_bound_ms
-
     return wait_bound_ms() if configured() else SQLITE_BUSY_TIMEOUT_MS
 
 
@@ -98,8 +98,6 @@ def _install_hooks(engine: Engine, *, foreign_keys: bool, create: bool = True) -
     """Take transaction control from ``sqlite3`` so DDL is transactional (SQLAlchemy's recipe);
     a database this engine creates is made in the service's WAL mode (:mod:`.journal`)."""
     from sqlalchemy import event
-
-    from llm_proxy_db.dialects.sqlite.journal import on_new_database
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
