@@ -28,7 +28,7 @@ from llm_proxy_db.errors import PendingMigrationsError
 from llm_proxy_db.migration import manifest, revisions
 from llm_proxy_db.migration.executor import Progress
 from llm_proxy_db.safety.guard import MigrationOutcome, SafetyOptions, guarded_run
-from llm_proxy_db.safety.topology import writable_settings
+from llm_proxy_db.safety.topology import owned_session_settings, refuse_read_only
 from llm_proxy_db.service import token_ids
 
 if TYPE_CHECKING:
@@ -126,13 +126,15 @@ def auto_upgrade(
         head, warnings = at_head
         return StartupResult(head, head, checksum_warnings=warnings)
     enabled = auto_migrate_enabled() if enabled is None else enabled
-    if enabled:  # a session of our own on a server that writes, or a refusal before anything
-        settings = writable_settings(settings)
+    if enabled:  # a session of our own (a transaction pooler refused before anything)
+        settings = owned_session_settings(settings)
     missing = settings.known_missing()
     if missing and not enabled:  # refused without creating anything
         return _upgrade(settings, None, enabled, options, progress, version_locations)
     # The one connection of the run (a missing SQLite file is created by opening it).
     with connect(settings, foreign_keys=False, create=missing) as connection:
+        if enabled:  # a server that only reads is refused before any lock (exit 3)
+            refuse_read_only(settings, connection)
         return _upgrade(settings, connection, enabled, options, progress, version_locations)
 
 

@@ -144,6 +144,10 @@ class Dialect(Protocol):
         session), naming the server; None when it writes or the dialect does not check."""
         ...
 
+    def read_only_reason_on(self, connection: Connection, settings: Settings) -> str | None:
+        """:meth:`read_only_reason` asked through an open ``connection`` (no connection of its own)."""
+        ...
+
     def new_token_id_sql(self) -> str | None:
         """SQL for a new token id where an older release's tokens can lack one; else None."""
         ...

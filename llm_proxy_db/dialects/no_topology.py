@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from llm_proxy_db.config.settings import Settings
 
 
@@ -22,4 +24,10 @@ def transaction_pooler(settings: Settings) -> str | None:
 def read_only_reason(settings: Settings) -> str | None:
     """None: not checked up front here."""
     del settings
+    return None
+
+
+def read_only_reason_on(connection: Connection, settings: Settings) -> str | None:
+    """None: not checked up front here."""
+    del connection, settings
     return None

@@ -17,6 +17,8 @@ first, before any lock, backup or change:
 
 from __future__ import annotations
 
+from sqlalchemy.engine import Connection
+
 from llm_proxy_db.config.parsing import DIRECT_URL_ENV
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.dialects import dialect_for
@@ -43,11 +45,20 @@ def owned_session_settings(settings: Settings) -> Settings:
 def writable_settings(settings: Settings) -> Settings:
     """:func:`owned_session_settings`, refusing a server that only reads (exit 3)."""
     owned = owned_session_settings(settings)
-    reason = dialect_for(owned).read_only_reason(owned)
+    _refuse(owned, dialect_for(owned).read_only_reason(owned))
+    return owned
+
+
+def refuse_read_only(settings: Settings, connection: Connection) -> None:
+    """:func:`writable_settings`' refusal, asked through the run's own ``connection`` (a setup
+    opens the database once)."""
+    _refuse(settings, dialect_for(settings).read_only_reason_on(connection, settings))
+
+
+def _refuse(settings: Settings, reason: str | None) -> None:
     if reason is not None:
         raise ReadOnlyDatabaseError(
-            f"{owned.describe()}: {reason}; point at the primary. Nothing was locked or changed",
+            f"{settings.describe()}: {reason}; point at the primary. Nothing was locked or changed",
             hint=f"set DATABASE_URL (or {DIRECT_URL_ENV}) to the primary; reads "
             "(`migrate status`, `db backup`) work on a standby",
         )
-    return owned

@@ -89,6 +89,7 @@ _HOME = {
     "migration_lock": "locks",
     "transaction_pooler": "llm_proxy_db.dialects.no_topology",
     "read_only_reason": "llm_proxy_db.dialects.no_topology",
+    "read_only_reason_on": "llm_proxy_db.dialects.no_topology",
     "release_migration_lock": "locks",
     "try_migration_lock": "locks",
     "try_own_lock": "locks",

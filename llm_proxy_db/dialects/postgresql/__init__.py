@@ -80,6 +80,7 @@ _HOME = {
     "migration_lock": "locks",
     "transaction_pooler": "pooler",
     "read_only_reason": "replication",
+    "read_only_reason_on": "replication",
     "default_backup_directory": "llm_proxy_db.dialects.server",
     "needs_backup": "llm_proxy_db.dialects.server",
 }

@@ -60,23 +60,22 @@ def read_only_reason(settings: Settings) -> str | None:
     """Why nothing can be written at ``settings``' URL (a standby, a read-only session), or None."""
     import sqlalchemy as sa
 
-    url = settings.sqlalchemy_url()
     engine = create_engine(settings)
     try:
         with engine.connect() as connection:
-            return read_only_reason_on(connection, f"{url.host or 'localhost'}:{url.port or 5432}")
+            return read_only_reason_on(connection, settings)
     except sa.exc.DBAPIError as exc:
         raise connection_error(settings, exc) from None
     finally:
         engine.dispose()
 
 
-def read_only_reason_on(connection: Connection, where: str) -> str | None:
-    """Why nothing can be written through ``connection``, or None when it can.
-
-    ``where`` describes the URL (host:port) for the message; the server's own address is added
-    when it differs (a proxy in between).
-    """
+def read_only_reason_on(connection: Connection, settings: Settings) -> str | None:
+    """Why nothing can be written through ``connection`` (opened with ``settings``), or None
+    when it can.  The message names the URL's host:port, and the server's own address when it
+    differs (a proxy in between)."""
+    url = settings.sqlalchemy_url()
+    where = f"{url.host or 'localhost'}:{url.port or 5432}"
     in_recovery, read_only, host, port = connection.exec_driver_sql(_STANDBY_FACTS).one()
     connection.rollback()
     server = f"{host}:{port}" if host else None

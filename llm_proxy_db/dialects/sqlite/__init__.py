@@ -72,6 +72,7 @@ _HOME = {
     "migration_lock": "locks",
     "transaction_pooler": "llm_proxy_db.dialects.no_topology",
     "read_only_reason": "llm_proxy_db.dialects.no_topology",
+    "read_only_reason_on": "llm_proxy_db.dialects.no_topology",
 }
 __all__ = sorted(_HOME)
 
