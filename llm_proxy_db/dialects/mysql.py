@@ -375,7 +375,19 @@ def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool
     from sqlalchemy.pool import NullPool
 
     del foreign_keys, create  # always on; a server database is never created here
-    return sa.create_engine(settings.sqlalchemy_url(), poolclass=NullPool)
+    url = settings.sqlalchemy_url()
+    return sa.create_engine(url, poolclass=NullPool, connect_args=utf8_password(url))
+
+
+def utf8_password(url: URL) -> dict[str, Any]:
+    """PyMySQL's ``password`` argument as UTF-8 bytes (empty without a password).
+
+    PyMySQL encodes a text password as latin-1 (a ``€`` cannot be sent at all, an ``ä`` is
+    sent as one byte), while the service's Go driver and the ``mariadb`` client send the
+    password's UTF-8 bytes, which is what the server hashed at ``CREATE USER``; PyMySQL
+    passes bytes through unchanged.
+    """
+    return {"password": str(url.password).encode("utf-8")} if url.password else {}
 
 
 @contextmanager
@@ -464,7 +476,7 @@ def connect_args(url: URL) -> dict[str, Any]:
     from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
 
     _, kwargs = MySQLDialect_pymysql().create_connect_args(url)
-    return dict(kwargs)
+    return {**kwargs, **utf8_password(url)}
 
 
 def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
@@ -691,6 +703,7 @@ SCRATCH = ScratchRecipe(
     drop_sql="DROP DATABASE IF EXISTS `{name}`",
     max_name_length=64,
     privilege_hint="the user needs the CREATE and DROP privileges on the server",
+    connect_args=utf8_password,
 )
 
 

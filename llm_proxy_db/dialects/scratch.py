@@ -9,10 +9,10 @@ database is dropped afterwards whatever happened.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from llm_proxy_db.errors import ConfigError
@@ -33,6 +33,8 @@ class ScratchRecipe:
     max_name_length: int
     privilege_hint: str
     isolation_level: str | None = None
+    # The driver's extra ``connect()`` arguments for a URL (MySQL: the password as UTF-8 bytes).
+    connect_args: Callable[[URL], dict[str, Any]] | None = None
 
 
 def scratch_name(server: URL, purpose: str, max_length: int) -> str:
@@ -49,7 +51,9 @@ def scratch_database(recipe: ScratchRecipe, server: URL, purpose: str) -> Iterat
     from llm_proxy_db.config.settings import Settings
 
     name = scratch_name(server, purpose, recipe.max_name_length)
-    options = {"isolation_level": recipe.isolation_level} if recipe.isolation_level else {}
+    options: dict[str, Any] = {"isolation_level": recipe.isolation_level} if recipe.isolation_level else {}
+    if recipe.connect_args is not None:
+        options["connect_args"] = recipe.connect_args(server)
     admin = sa.create_engine(server, poolclass=NullPool, **options)
     try:
         _execute(admin, recipe, server, recipe.create_sql.format(name=name))
