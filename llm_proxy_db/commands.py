@@ -21,7 +21,7 @@ from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import ConfigError, SchemaMismatchError, UnknownRevisionError
-from llm_proxy_db.migration import manifest, revisions
+from llm_proxy_db.migration import manifest, revisions, unfinished_runs
 from llm_proxy_db.migration.executor import Progress, RunResult
 from llm_proxy_db.migration.revisions import RevisionState
 from llm_proxy_db.safety import run_log
@@ -51,6 +51,7 @@ def status(settings: Settings) -> Status:
     adopted: dict[str, Any] | None = None
     missing_ids = 0
     partly: str | None = None
+    unfinished: list[str] = []
     if not settings.known_missing():
         with connect(settings, create=False) as connection:
             current = current_revision(connection)
@@ -59,6 +60,9 @@ def status(settings: Settings) -> Status:
             adopted = record.as_dict() if record else None
             missing_ids = token_ids.count_missing(connection)
             partly = _partly_applied(connection, current or stamp, detected)
+            unfinished = unfinished_runs.describe(connection)
+            if unfinished and current is None:  # a restore cut short: not a state to adopt
+                detected, stamp = "unfinished (see partial)", None
     revisions.position(current)  # refuses a revision written by a newer release
     return Status(
         database=settings.describe(),
@@ -70,6 +74,7 @@ def status(settings: Settings) -> Status:
         adopted_from=adopted,
         tokens_without_id=missing_ids,
         partly_applied=partly,
+        unfinished=unfinished,
     )
 
 

@@ -69,7 +69,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     if is_mysql():
         _refuse_new_outcomes()
-        run_steps(_mysql_downgrade_steps(), None if is_offline() else op.get_bind())
+        run_steps(mysql_downgrade_steps(), None if is_offline() else op.get_bind())
         return
     _replace_check(OLD_VALUES, validate_after_commit=False)
 
@@ -89,7 +89,8 @@ def mysql_upgrade_steps() -> list[Step]:
     ]
 
 
-def _mysql_downgrade_steps() -> list[Step]:
+def mysql_downgrade_steps() -> list[Step]:
+    """The downgrade on MySQL: restore the inline two-value CHECK, then drop the named one."""
     return [
         Step(
             "restore the inline two-value CHECK on outcome",

@@ -37,6 +37,7 @@ def render_status(status: Status) -> str:
             *_token_id_lines(status.tokens_without_id),
             *([f"partial:  {status.partly_applied} (run `llm-proxy setup` again to finish it)"]
               if status.partly_applied else []),
+            *(f"partial:  {line}" for line in status.unfinished),
             *_adoption_lines(status),
         ]
     )

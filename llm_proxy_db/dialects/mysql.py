@@ -330,6 +330,13 @@ def partly_applied(connection: Connection, revision: str) -> str | None:
 
     return mysql_ddl.partly_applied(connection, revision)
 
+
+def reverted_steps(connection: Connection, module: object) -> tuple[int, list[str]] | None:
+    """How far a downgrade of the revision in ``module`` got (its ``mysql_downgrade_steps``)."""
+    from llm_proxy_db.dialects import mysql_ddl
+
+    return mysql_ddl.reverted_steps(connection, module)
+
 # -- the service's history here ---------------------------------------------------------------
 
 # The service's starts leave no schema artefacts here (goose runs its files, nothing else).
@@ -480,18 +487,28 @@ def connect_args(url: URL) -> dict[str, Any]:
 
 
 def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
-    """``alembic_version``'s rows with a bare PyMySQL connection; ``["(adopted)"]`` when adopted."""
+    """``alembic_version``'s rows with a bare PyMySQL connection; ``["(adopted)"]`` when adopted
+    (unless ``adopted_ok``), ``["(unfinished)"]`` while a downgrade or a restore that commits as
+    it goes has not finished (:mod:`llm_proxy_db.dialects.unfinished`): the full path explains."""
     import pymysql
+
+    from llm_proxy_db.dialects.unfinished import UNFINISHED_TABLE
 
     connection = pymysql.connect(**connect_args(settings.sqlalchemy_url()))
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT version_num FROM alembic_version")
             rows = [row[0] for row in cursor.fetchall()]
-            if not adopted_ok:
-                cursor.execute("SHOW TABLES LIKE 'llm_proxy_adoption'")
-                if cursor.fetchone() is not None:
-                    return ["(adopted)"]
+            cursor.execute(
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+                "AND TABLE_NAME IN (%s, %s)",
+                ("llm_proxy_adoption", UNFINISHED_TABLE),
+            )
+            ours = {row[0] for row in cursor.fetchall()}
+            if UNFINISHED_TABLE in ours:
+                return ["(unfinished)"]
+            if not adopted_ok and "llm_proxy_adoption" in ours:
+                return ["(adopted)"]
             return rows
     finally:
         connection.close()
@@ -669,11 +686,14 @@ def _read_dump_body(path: Path, lines: Iterator[str]) -> DumpInfo:
 
 
 def drop_everything(connection: Connection) -> None:
-    """Drop every table and view of the database (a forced restore's first step)."""
+    """Drop every table and view of the database but a restore's marker (a forced restore's first step)."""
     import sqlalchemy as sa
 
+    from llm_proxy_db.dialects.unfinished import UNFINISHED_TABLE
+
     inspector = sa.inspect(connection)
-    views, tables = inspector.get_view_names(), inspector.get_table_names()
+    views = inspector.get_view_names()
+    tables = [name for name in inspector.get_table_names() if name != UNFINISHED_TABLE]  # the restore's marker
     connection.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
     try:
         for kind, names in (("VIEW", views), ("TABLE", tables)):

@@ -179,6 +179,7 @@ def restore(
 ) -> RestoreResult:
     """Load the dump ``source`` into the database (see the module's docstring for the steps)."""
     from llm_proxy_db.database import connect
+    from llm_proxy_db.dialects import unfinished
     from llm_proxy_db.dialects.client_tools import find_tool
     from llm_proxy_db.migration.version_table import current_revision
     from llm_proxy_db.safety import run_log
@@ -193,6 +194,9 @@ def restore(
     ):
         started = run_log.now()
         safety = _replaceable(dialect, settings, connection, directory, force)
+        marked = not dialect.TRANSACTIONAL_DDL  # the load commits statement by statement
+        if marked:  # any later process sees a load that did not end (dialects.unfinished)
+            unfinished.mark(connection, unfinished.RESTORE, str(source.resolve()))
         try:
             if safety is not None and not getattr(dialect, "LOAD_REPLACES", False):
                 dialect.drop_everything(connection)  # else the dialect's load drops, in its own transaction
@@ -204,6 +208,8 @@ def restore(
             raise
         connection.rollback()  # see what the load committed
         _check_loaded(connection, safety)
+        if marked:
+            unfinished.clear(connection, unfinished.RESTORE)
         revision = current_revision(connection)
         entry = run_log.Entry(
             "restore", None, None, revision, started, run_log.now(),
@@ -221,11 +227,12 @@ def _replaceable(
     (the caller then empties it); otherwise the refusal."""
     import sqlalchemy as sa
 
+    from llm_proxy_db.dialects import unfinished
     from llm_proxy_db.migration.version_table import current_revision
 
     connection.rollback()
     inspector = sa.inspect(connection)
-    found = sorted([*inspector.get_table_names(), *inspector.get_view_names()])
+    found = sorted({*inspector.get_table_names(), *inspector.get_view_names()} - {unfinished.UNFINISHED_TABLE})
     if not found:
         return None
     if not force:

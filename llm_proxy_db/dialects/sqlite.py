@@ -93,6 +93,12 @@ def partly_applied(connection: Connection, revision: str) -> str | None:
     del connection, revision
     return None
 
+
+def reverted_steps(connection: Connection, module: object) -> tuple[int, list[str]] | None:
+    """None: a downgrade here is one transaction, reverted whole or not at all."""
+    del connection, module
+    return None
+
 # -- the service's history here ---------------------------------------------------------------
 
 # From 2025-12-14 the service runs its head schema with IF NOT EXISTS at every start, which

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from llm_proxy_db.dialects import dialect_for
+from llm_proxy_db.dialects import dialect_for, unfinished
 from llm_proxy_db.errors import LLMProxyDBError, MigrationError
 from llm_proxy_db.failures import explain_driver_message
 
@@ -140,6 +140,8 @@ def _apply(
             connection.rollback()
             _emit(progress, "apply_failure", revision, direction, time.monotonic() - started)
             transactional = dialect_for(connection).TRANSACTIONAL_DDL
+            if direction == "downgrade" and not transactional:
+                _forget_untouched_downgrade(connection, revision, version_locations)
             failure = _failure(exc, revision, direction, result.after, transactional, retries.steps)
             _log_failure(connection, entry, failure.message)
             raise failure from exc
@@ -227,12 +229,30 @@ def _step(
 
     config = make_config(connection=connection, extra_version_locations=version_locations)
     config.attributes["report"] = report
+    # A downgrade whose statements commit one by one is marked before its first one, so a
+    # kill half-way is visible to every later run (llm_proxy_db.migration.unfinished_runs).
+    marked = direction == "downgrade" and not dialect_for(connection).TRANSACTIONAL_DDL
+    if marked:
+        unfinished.mark(connection, unfinished.DOWNGRADE, revision)
     if direction == "upgrade":
         command.upgrade(config, revision)
     else:
         command.downgrade(config, reached or "base")
     run_log.write(connection, dataclasses.replace(entry, ended_at=run_log.now()))
     connection.commit()  # the revision and its run-log row in one transaction
+    if marked:
+        unfinished.clear(connection, unfinished.DOWNGRADE)
+
+
+def _forget_untouched_downgrade(connection: Connection, revision: str, version_locations: Sequence[str]) -> None:
+    """A downgrade that failed before its first step: its marker would only block the next run."""
+    from llm_proxy_db.migration import unfinished_runs
+    from llm_proxy_db.migration.revisions import script_directory
+
+    try:
+        unfinished_runs.forget_if_untouched(connection, revision, script_directory(tuple(version_locations)))
+    except Exception:  # noqa: BLE001 - the failure itself is what the caller must see
+        connection.rollback()
 
 
 def _entry(revision: str, direction: str, start: str | None, reached: str | None) -> Entry:
