@@ -62,7 +62,7 @@ def status(settings: Settings) -> Status:
             partly = _partly_applied(connection, current or stamp, detected)
             unfinished = unfinished_runs.describe(connection)
             if unfinished and current is None:  # a restore cut short: not a state to adopt
-                detected, stamp = "unfinished (see partial)", None
+                detected, stamp = "unfinished restore", None
     revisions.position(current)  # refuses a revision written by a newer release
     return Status(
         database=settings.describe(),
