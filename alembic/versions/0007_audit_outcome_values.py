@@ -101,7 +101,9 @@ def mysql_downgrade_steps() -> list[Step]:
         Step(
             f"drop constraint {CHECK_NAME}",
             lambda c: not any(check["name"] == CHECK_NAME for check in check_constraints(c, "audit_events")),
-            lambda: op.drop_constraint(CHECK_NAME, "audit_events", type_="check"),
+            # DROP CONSTRAINT, which MariaDB and MySQL 8.0.19+ both read (SQLAlchemy renders
+            # MySQL's DROP CHECK when it cannot ask the server: an offline script).
+            lambda: op.execute(f"ALTER TABLE audit_events DROP CONSTRAINT {CHECK_NAME}"),
         ),
     ]
 
