@@ -20,7 +20,7 @@ from llm_proxy_db.config.alembic_config import make_config
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import dialect_for
-from llm_proxy_db.errors import ConfigError, SchemaMismatchError, UnknownRevisionError
+from llm_proxy_db.errors import ConfigError, LockTimeoutError, SchemaMismatchError, UnknownRevisionError
 from llm_proxy_db.migration import manifest, revisions, unfinished_runs
 from llm_proxy_db.migration.executor import Progress, RunResult
 from llm_proxy_db.migration.revisions import RevisionState
@@ -98,7 +98,7 @@ def _detected_state(connection: Any) -> tuple[str | None, str | None]:
         return None, None
     try:
         detection = adoption.detect(connection)
-    except SchemaMismatchError as exc:
+    except (SchemaMismatchError, LockTimeoutError) as exc:
         return f"undetermined: {exc.message}", None
     return detection.state_name, detection.state.revision if detection.state else None
 

@@ -98,6 +98,11 @@ class Dialect(Protocol):
         """Where DDL is not transactional: how far ``revision`` got before a run stopped."""
         ...
 
+    def service_migrating(self, connection: Connection) -> bool:
+        """Whether another session holds the service's own migration lock now (its goose run
+        may be half-way); False where the service takes none."""
+        ...
+
     def reverted_steps(self, connection: Connection, module: object) -> tuple[int, list[str]] | None:
         """Where a downgrade commits as it goes: (steps done, every step) of the revision in
         ``module``'s downgrade; None where it is one transaction or lists no steps."""

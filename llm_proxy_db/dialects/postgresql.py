@@ -192,6 +192,18 @@ def reverted_steps(connection: Connection, module: object) -> tuple[int, list[st
     del connection, module
     return None
 
+
+def service_migrating(connection: Connection) -> bool:
+    """Whether another session of this database holds the service's advisory lock
+    ``3141592653`` (a bigint key: high half in ``classid``, low half in ``objid``)."""
+    held = connection.exec_driver_sql(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND classid::bigint = %(high)s AND objid::bigint = %(low)s AND objsubid = 1 "
+        "AND pid <> pg_backend_pid() AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
+        {"high": SERVICE_LOCK_KEY >> 32, "low": SERVICE_LOCK_KEY & 0xFFFFFFFF},
+    ).scalar()
+    return bool(held)
+
 # -- the service's history here ---------------------------------------------------------------
 
 # The service's starts leave no schema artefacts here (goose runs its files, nothing else).

@@ -99,6 +99,12 @@ def reverted_steps(connection: Connection, module: object) -> tuple[int, list[st
     del connection, module
     return None
 
+
+def service_migrating(connection: Connection) -> bool:
+    """False: the current service takes no lock of its own on SQLite (it migrates nothing)."""
+    del connection
+    return False
+
 # -- the service's history here ---------------------------------------------------------------
 
 # From 2025-12-14 the service runs its head schema with IF NOT EXISTS at every start, which
