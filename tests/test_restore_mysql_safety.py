@@ -96,23 +96,30 @@ def test_a_load_leaving_no_tables_fails_naming_the_safety_dump(filled: Settings,
     assert "pre-restore" in (caught.value.hint or "")
 
 
-def test_sigterm_during_the_load_names_the_safety_dump_and_ends_the_client(
-    filled: Settings, tmp_path: Path
-) -> None:
-    dump = backup.backup(filled, tmp_path)
-    pid_file, bin_dir = tmp_path / "client.pid", tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "mariadb"  # a client that never finishes loading
-    fake.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 60\n")
+def _restore_through(settings: Settings, dump: Path, tmp_path: Path, client: str) -> subprocess.Popen[str]:
+    """``llm-proxy db restore --force`` in a child process whose ``mariadb`` is the shell script
+    ``client`` (first on PATH)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "mariadb"
+    fake.write_text(client)
     fake.chmod(0o700)
-    url = filled.sqlalchemy_url().render_as_string(hide_password=False)
+    url = settings.sqlalchemy_url().render_as_string(hide_password=False)
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     executable = Path(sys.executable).parent / "llm-proxy"
-    process = subprocess.Popen(
+    return subprocess.Popen(
         [str(executable), "--db-driver", "mysql", "--database-url", url, "db", "restore", str(dump), "--force",
          "--backup-dir", str(tmp_path / "safety")],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+
+
+def test_sigterm_during_the_load_names_the_safety_dump_and_ends_the_client(
+    filled: Settings, tmp_path: Path
+) -> None:
+    dump = backup.backup(filled, tmp_path)
+    pid_file = tmp_path / "client.pid"  # a client that never finishes loading
+    process = _restore_through(filled, dump, tmp_path, f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 60\n")
     try:
         deadline = time.monotonic() + 60
         while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
@@ -135,24 +142,13 @@ def _cut_short_restore(settings: Settings, dump: Path, tmp_path: Path, sig: sign
     """``db restore --force`` whose client loads the dump only up to the first ``tokens`` rows
     (then hangs), ended by ``sig``; the client is killed afterwards (as a SIGKILL of the whole
     process group would)."""
-    pid_file, bin_dir = tmp_path / "client.pid", tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
+    pid_file = tmp_path / "client.pid"
     real = shutil.which("mariadb") or shutil.which("mysql")
     assert real is not None
-    fake = bin_dir / "mariadb"
-    fake.write_text(
+    process = _restore_through(settings, dump, tmp_path, (
         f"#!/bin/sh\necho $$ > {pid_file}\nsed '/^INSERT INTO `tokens`/q' | {real} \"$@\"\n"
         f"echo loaded >> {pid_file}\nexec sleep 60\n"
-    )
-    fake.chmod(0o700)
-    url = settings.sqlalchemy_url().render_as_string(hide_password=False)
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    executable = Path(sys.executable).parent / "llm-proxy"
-    process = subprocess.Popen(
-        [str(executable), "--db-driver", "mysql", "--database-url", url, "db", "restore", str(dump), "--force",
-         "--backup-dir", str(tmp_path / "safety")],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    ))
     try:
         deadline = time.monotonic() + 60
         while not (pid_file.exists() and "loaded" in pid_file.read_text()) and time.monotonic() < deadline:

@@ -509,18 +509,13 @@ def mismatch_error(detection: Detection) -> SchemaMismatchError:
             "service is starting, run again once it has started; otherwise repair the schema by hand "
             "until it matches a known state and rerun (see docs/adoption.md)"
         )
-        return SchemaMismatchError(
-            "\n".join(lines),
-            nearest_state=detection.nearest.name if detection.nearest else None,
-            differences=detection.differences,
-            hint=hint,
+    else:
+        hint = (
+            "repair the schema by hand until it matches a known state and rerun "
+            "(see docs/adoption.md), or, after taking a backup, run "
+            f"`llm-proxy migrate adopt --force-stamp {rev}`, which records revision {rev} WITHOUT "
+            "verification: whatever differs stays different and later revisions may fail"
         )
-    hint = (
-        "repair the schema by hand until it matches a known state and rerun "
-        "(see docs/adoption.md), or, after taking a backup, run "
-        f"`llm-proxy migrate adopt --force-stamp {rev}`, which records revision {rev} WITHOUT "
-        "verification: whatever differs stays different and later revisions may fail"
-    )
     return SchemaMismatchError(
         "\n".join(lines),
         nearest_state=detection.nearest.name if detection.nearest else None,
