@@ -89,11 +89,6 @@ def read(connection: Connection) -> list[Unfinished]:
     return [Unfinished(row.kind, row.subject, row.started_at) for row in rows]
 
 
-def find(connection: Connection, kind: str) -> Unfinished | None:
-    """The unfinished operation of ``kind``, if any."""
-    return next((entry for entry in read(connection) if entry.kind == kind), None)
-
-
 def _exists(connection: Connection) -> bool:
     import sqlalchemy as sa
 
