@@ -15,9 +15,8 @@ import pytest
 
 from llm_proxy_db import commands
 from llm_proxy_db.config.settings import Settings
-from llm_proxy_db.dialects import sqlite_backup
 from llm_proxy_db.errors import BackupError, ConfigError, UnknownRevisionError
-from llm_proxy_db.safety import backup
+from llm_proxy_db.safety import backup, sqlite_backup
 from tests import legacy
 from tests.safety_helpers import HEAD, another_process_can_write, revision_of, rows, seed, settings_env
 
@@ -321,7 +320,7 @@ def test_a_new_database_gets_no_backup(sqlite_settings: Settings) -> None:
 
 KILLED_RESTORE = """
 import os, signal, sys
-from llm_proxy_db.config.settings import resolve_settings
+from llm_proxy_db.dialects.resolve import resolve_settings
 from llm_proxy_db.safety import backup, restore_in_place
 copy = restore_in_place._copy_everything
 def copy_then_die(live):  # every row of the backup copied, the COMMIT not reached

@@ -93,7 +93,7 @@ def _client(settings: Settings) -> tuple[list[str], dict[str, Any]]:
     if settings.is_sqlite:
         return ["sqlite3", str(settings.database_path)], env
     if settings.is_mysql:
-        from llm_proxy_db.dialects.mysql import _client_connection_args
+        from llm_proxy_db.dialects.mysql.client import _client_connection_args
 
         if url.password:
             env["MYSQL_PWD"] = str(url.password)

@@ -24,8 +24,8 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection
 
 from llm_proxy_db import __version__
+from llm_proxy_db.dialects.base import RUN_LOG_TABLE
 
-RUN_LOG_TABLE = "llm_proxy_run_log"
 _backup_file: ContextVar[str | None] = ContextVar("llm_proxy_backup_file", default=None)
 
 # Microseconds on every dialect (MySQL's plain DATETIME keeps whole seconds).  A table made by
