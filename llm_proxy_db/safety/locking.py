@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Connection
 
-from llm_proxy_db.config.parsing import lock_timeout_seconds
+from llm_proxy_db.config.parsing import LOCK_TIMEOUT_ENV, lock_timeout_seconds  # noqa: F401 (the variable, for callers)
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.dialects import dialect_for, sqlite
 from llm_proxy_db.dialects.locks import (  # noqa: F401 (the lock vocabulary, here for callers)
