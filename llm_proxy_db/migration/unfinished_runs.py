@@ -46,7 +46,7 @@ def refuse_or_resume(
         if entry.kind == unfinished.RESTORE:
             raise SchemaMismatchError(
                 f"refusing to change the database: {_restore_line(entry)}",
-                hint=f"redo the restore: `llm-proxy db restore {entry.subject} --force`; nothing was changed",
+                hint=f"redo the restore: `llm-proxy-db db restore {entry.subject} --force`; nothing was changed",
             )
         resuming = current == entry.subject and revisions.position(target, scripts) < revisions.position(
             current, scripts
@@ -55,8 +55,8 @@ def refuse_or_resume(
             parent = _parent(entry.subject, scripts)
             raise SchemaMismatchError(
                 f"refusing to change the database: {_downgrade_line(connection, entry.subject, scripts)}",
-                hint=f"finish the downgrade first: `llm-proxy migrate down --to {parent}` (it skips the "
-                f"steps already done), then `llm-proxy setup` to return to head; nothing was changed",
+                hint=f"finish the downgrade first: `llm-proxy-db migrate down --to {parent}` (it skips the "
+                f"steps already done), then `llm-proxy-db setup` to return to head; nothing was changed",
             )
 
 
@@ -84,14 +84,14 @@ def _downgrade_line(connection: Connection, revision: str, scripts: ScriptDirect
     parent = _parent(revision, scripts)
     return (
         f"{revision} partly reverted (a downgrade to {parent} stopped part-way{done}); the database "
-        f"still records {revision} (run `llm-proxy migrate down --to {parent}` to finish it)"
+        f"still records {revision} (run `llm-proxy-db migrate down --to {parent}` to finish it)"
     )
 
 
 def _restore_line(entry: unfinished.Unfinished) -> str:
     return (
         f"the restore of {entry.subject} started {entry.started_at:%Y-%m-%d %H:%M:%S} UTC did not "
-        f"finish: the tables may hold part of its rows (redo it: `llm-proxy db restore {entry.subject} --force`)"
+        f"finish: the tables may hold part of its rows (redo it: `llm-proxy-db db restore {entry.subject} --force`)"
     )
 
 

@@ -9,10 +9,12 @@ from urllib.parse import parse_qsl, quote, unquote
 
 from llm_proxy_db.config.masking import mask_connection_string
 from llm_proxy_db.config.settings import Settings
+from llm_proxy_db.dialects.drivers import require_driver
 from llm_proxy_db.dialects.mysql.base import (
     DEFAULT_TCP_ADDRESS,
     DEFAULT_UNIX_SOCKET,
     DRIVER,
+    DRIVER_PACKAGE,
     DSN_EXAMPLE,
     OFFLINE_URL,
     SQLALCHEMY_DRIVER,
@@ -207,6 +209,7 @@ def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool
     from sqlalchemy.pool import NullPool
 
     del foreign_keys, create  # always on; a server database is never created here
+    require_driver(*DRIVER_PACKAGE)
     url = settings.sqlalchemy_url()
     return sa.create_engine(url, poolclass=NullPool, connect_args=utf8_password(url))
 
@@ -235,6 +238,7 @@ def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
     """``alembic_version``'s rows with a bare PyMySQL connection; ``["(adopted)"]`` when adopted
     (unless ``adopted_ok``), ``["(unfinished)"]`` while a downgrade or a restore that commits as
     it goes has not finished (:mod:`llm_proxy_db.dialects.unfinished`): the full path explains."""
+    require_driver(*DRIVER_PACKAGE)
     import pymysql
 
     from llm_proxy_db.dialects.unfinished import UNFINISHED_TABLE
