@@ -18,9 +18,14 @@ from llm_proxy_db.adoption.adopt import AdoptionResult
 from llm_proxy_db.config.alembic_config import make_config
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
-from llm_proxy_db.errors import ConfigError, LLMProxyDBError, SchemaMismatchError
+from llm_proxy_db.errors import (
+    ConfigError,
+    LLMProxyDBError,
+    LockTimeoutError,
+    SchemaMismatchError,
+)
 from llm_proxy_db.failures import bounded_lock_waits
-from llm_proxy_db.migration import adoption_record, manifest, revisions, run_log
+from llm_proxy_db.migration import adoption_record, manifest, revisions, run_log, unfinished_runs
 from llm_proxy_db.migration.executor import Progress, RunResult
 from llm_proxy_db.migration.revisions import RevisionState
 from llm_proxy_db.safety import dry_run
@@ -51,6 +56,7 @@ def status(settings: Settings) -> Status:
     adopted: dict[str, Any] | None = None
     missing_ids = 0
     partly: str | None = None
+    unfinished: list[str] = []
     if not settings.known_missing():
         with connect(settings, create=False) as connection:
             current = current_revision(connection)
@@ -59,6 +65,9 @@ def status(settings: Settings) -> Status:
             adopted = record.as_dict() if record else None
             missing_ids = token_ids.count_missing(connection)
             partly = _partly_applied(connection, current or stamp, detected)
+            unfinished = unfinished_runs.describe(connection)
+            if unfinished and current is None:  # a restore cut short: not a state to adopt
+                detected, stamp = "unfinished restore", None
     revisions.position(current)  # refuses a revision written by a newer release
     return Status(
         database=settings.describe(),
@@ -70,6 +79,7 @@ def status(settings: Settings) -> Status:
         adopted_from=adopted,
         tokens_without_id=missing_ids,
         partly_applied=partly,
+        unfinished=unfinished,
     )
 
 
@@ -93,7 +103,7 @@ def _detected_state(connection: Any) -> tuple[str | None, str | None]:
         return None, None
     try:
         detection = adoption.detect(connection)
-    except SchemaMismatchError as exc:
+    except (SchemaMismatchError, LockTimeoutError) as exc:
         return f"undetermined: {exc.message}", None
     return detection.state_name, detection.state.revision if detection.state else None
 

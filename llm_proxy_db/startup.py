@@ -23,6 +23,7 @@ from llm_proxy_db.adoption import adopt as adoption
 from llm_proxy_db.config.parsing import AUTO_MIGRATE_ENV, parse_bool
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
+from llm_proxy_db.dialects import unfinished
 from llm_proxy_db.dialects.resolve import resolve_settings
 from llm_proxy_db.errors import PendingMigrationsError
 from llm_proxy_db.migration import manifest, revisions
@@ -150,7 +151,7 @@ def _upgrade(
     scripts = revisions.script_directory(tuple(version_locations))
     head = revisions.head_revision(scripts)
     current = revisions.peek_revision(settings, version_locations, connection)
-    if current == head:
+    if current == head and not _unfinished(connection):
         warnings = manifest.check_applied(current)
         return StartupResult(current, current, checksum_warnings=warnings,
                              filled_token_ids=_fill_missing(settings, connection))
@@ -173,6 +174,16 @@ def _upgrade(
         backup=outcome.backup, lock_wait=outcome.lock_wait, action=action,
         filled_token_ids=filled,
     )
+
+
+def _unfinished(connection: Connection | None) -> bool:
+    """Whether a restore or a downgrade that commits as it goes did not finish (the guarded
+    path then refuses, saying how to finish it)."""
+    if connection is None:
+        return False
+    found = bool(unfinished.read(connection))
+    connection.commit()
+    return found
 
 
 def _fill_missing(settings: Settings, connection: Connection | None) -> int:

@@ -29,6 +29,7 @@ class Status:
     adopted_from: dict[str, Any] | None = None
     tokens_without_id: int = 0  # written by a pre-token-id release; setup fills them
     partly_applied: str | None = None  # a revision stopped between steps it commits on their own (MySQL, PostgreSQL)
+    unfinished: list[str] = field(default_factory=list)  # a downgrade or restore that did not end (MySQL)
 
     @property
     def up_to_date(self) -> bool:
@@ -49,6 +50,7 @@ class Status:
             "adopted_from": self.adopted_from,
             "tokens_without_id": self.tokens_without_id,
             "partly_applied": self.partly_applied,
+            "unfinished": list(self.unfinished),
         }
 
 

@@ -92,7 +92,10 @@ def test_damaged_shapes_are_refused_untouched(shape, damaged, tmp_path, request)
         commands.setup(settings)
     assert expected_line in refused.value.differences
     assert expected_line in refused.value.message
-    assert "--force-stamp" in (refused.value.hint or "")
+    if settings.is_mysql and shape.goose_version is not None:  # maybe a goose file part-applied
+        assert "goose" in (refused.value.hint or "") and "force" not in (refused.value.hint or "")
+    else:
+        assert "--force-stamp" in (refused.value.hint or "")
     assert _facts(settings) == before
     assert not {"alembic_version", ADOPTION_TABLE} & set(before[2]["other_tables"])
     if settings.is_sqlite:  # refused before the lock and the backup

@@ -295,3 +295,32 @@ def test_a_new_database_gets_no_backup(sqlite_settings: Settings) -> None:
     result = commands.upgrade(sqlite_settings)
     assert result.backup is None
     assert bak_files(sqlite_settings.database_path.parent) == []
+
+
+KILLED_RESTORE = """
+import os, signal, sys
+from llm_proxy_db.dialects.resolve import resolve_settings
+from llm_proxy_db.safety import backup, restore_in_place
+copy = restore_in_place._copy_everything
+def copy_then_die(live):  # every row of the backup copied, the COMMIT not reached
+    copy(live)
+    os.kill(os.getpid(), signal.SIGKILL)
+restore_in_place._copy_everything = copy_then_die
+backup.restore(resolve_settings(), sys.argv[1], backup_dir=sys.argv[2])
+"""
+
+
+def test_a_sqlite_restore_killed_before_its_commit_changes_nothing(db: Settings, tmp_path: Path) -> None:
+    """The in-place restore is one SQLite transaction: killed after copying every row but
+    before COMMIT, the next open rolls it back (unlike a MySQL load, nothing to mark)."""
+    saved = backup.backup(db, tmp_path / "saved.db")
+    with sqlite3.connect(db.database_path) as conn:
+        conn.execute("DELETE FROM tokens")
+    changed = rows(db)
+    run = subprocess.run(
+        [sys.executable, "-c", KILLED_RESTORE, str(saved), str(tmp_path / "safety")],
+        env=settings_env(db), capture_output=True, text=True,
+    )
+    assert run.returncode == -signal.SIGKILL, run.stderr
+    assert rows(db) == changed
+    assert commands.status(db).current_revision == HEAD

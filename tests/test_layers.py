@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "llm_proxy_db"
 LAZY_FOR_START_UP = {
     "cli/fast_path.py": 1,
     "quick_status.py": 1,
-    "dialects/mysql/base.py": 2,
+    "dialects/mysql/base.py": 3,
 }
 
 

@@ -8,6 +8,7 @@ says where the database stands and that a plain rerun reaches head with every ro
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -153,3 +154,90 @@ def _wait_for(settings: Settings, query: str, proc: subprocess.Popen[bytes]) -> 
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else "the run ended"
             time.sleep(0.005)
     pytest.fail(f"the run never reached the kill point: {query}")
+
+
+# -- downgrades killed inside a revision -------------------------------------------------------
+
+KILLED_DOWNGRADE = """
+import os, pathlib, sys, time
+from llm_proxy_db import commands
+from llm_proxy_db.dialects.resolve import resolve_settings
+from llm_proxy_db.dialects import mysql_ddl
+pause, flag = os.environ["PAUSE_AFTER_STEP"], pathlib.Path(os.environ["FLAG"])
+def hold(done):  # the kill lands between two steps on any machine
+    if done.startswith(pause):
+        flag.write_text(done)
+        time.sleep(60)
+mysql_ddl.step_hook = hold
+commands.downgrade(resolve_settings(), sys.argv[1], no_backup=True, allow_data_loss=True)
+"""
+# revision -> the step after which the downgrade is killed
+KILLED_INSIDE = {
+    "0003": "drop column tokens.deactivated_at",
+    "0005": "move the primary key back",
+    "0007": "restore the inline two-value CHECK",
+}
+
+
+def _kill_downgrade_after(settings: Settings, target: str, pause: str, tmp_path) -> None:
+    flag = tmp_path / "paused"
+    env = {**settings_env(settings), "PAUSE_AFTER_STEP": pause, "FLAG": str(flag)}
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_DOWNGRADE, target], env=env, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not flag.exists():
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else "the run ended"
+            assert time.monotonic() < deadline, "the downgrade never reached the kill point"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.parametrize("revision", list(KILLED_INSIDE))
+def test_a_downgrade_killed_inside_a_revision_is_shown_refused_and_resumed(mysql_settings, tmp_path, revision) -> None:
+    """SIGKILL between two steps of a MySQL downgrade: status shows the revision partly reverted,
+    setup (and the startup check) refuse instead of reporting head on a wrong schema, and the
+    downgrade run again finishes it; setup then returns to head."""
+    from llm_proxy_db.cli.render import render_status
+    from llm_proxy_db.errors import SchemaMismatchError
+
+    parent = revisions.chain()[revisions.ids().index(revision)].down_revision
+    commands.upgrade(mysql_settings, revision, no_backup=True)
+    with connect(mysql_settings) as connection:
+        seed(connection)
+    _kill_downgrade_after(mysql_settings, parent, KILLED_INSIDE[revision], tmp_path)
+
+    status = commands.status(mysql_settings)
+    assert status.current_revision == revision
+    (line,) = status.unfinished
+    assert line.startswith(f"{revision} partly reverted") and re.search(r"steps 1-\d of \d done", line), line
+    assert f"migrate down --to {parent}" in line and "partial:" in render_status(status)
+    assert not status.up_to_date or status.pending == []  # the line is what says it
+    for run in (lambda: commands.setup(mysql_settings, no_backup=True), lambda: commands.upgrade(mysql_settings)):
+        with pytest.raises(SchemaMismatchError) as refused:
+            run()
+        assert f"migrate down --to {parent}" in (refused.value.hint or "")
+    assert commands.status(mysql_settings).current_revision == revision  # nothing was changed
+
+    commands.downgrade(mysql_settings, parent, no_backup=True, allow_data_loss=True)
+    status = commands.status(mysql_settings)
+    assert status.current_revision == parent and status.unfinished == [] and status.partly_applied is None
+    commands.setup(mysql_settings, no_backup=True)
+    with connect(mysql_settings) as connection:
+        assert drift(connection) == []
+    assert commands.status(mysql_settings).unfinished == []
+
+
+def test_a_downgrade_failing_before_its_first_step_leaves_no_mark(mysql_settings) -> None:
+    """A refusal inside the downgrade (0007 with denied events, before any DDL) changes nothing:
+    no partial line, setup goes on."""
+    commands.upgrade(mysql_settings, no_backup=True)
+    with connect(mysql_settings) as connection:
+        seed(connection, outcomes=("success", "denied"))
+    with pytest.raises(MigrationError):
+        commands.downgrade(mysql_settings, "0006", no_backup=True, allow_data_loss=True)
+    assert commands.status(mysql_settings).unfinished == []
+    commands.setup(mysql_settings, no_backup=True)

@@ -266,3 +266,22 @@ def test_pg_durations_in_milliseconds() -> None:
     assert [pg_duration_ms(v) for v in ("250", "250ms", "2s", "1min", " 0 ")] == [250, 250, 2000, 60_000, 0]
     with pytest.raises(ValueError):
         pg_duration_ms("soon")
+
+
+def test_no_postgresql_downgrade_commits_part_way(postgres_url, monkeypatch) -> None:
+    """Downgrades need no step tracking on PostgreSQL: none of them commits before its end (no
+    ``pg_online`` block or boundary), so a kill inside one rolls it back whole."""
+    from llm_proxy_db import commands
+    from llm_proxy_db.config.settings import Settings
+    from llm_proxy_db.migration import pg_online as online
+
+    settings = Settings(driver="postgres", database_url=postgres_url)
+    commands.upgrade(settings, no_backup=True)
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a downgrade committed part-way")
+
+    monkeypatch.setattr(online, "boundary", forbidden)
+    monkeypatch.setattr(online, "online_block", forbidden)
+    commands.downgrade(settings, "base", no_backup=True, allow_data_loss=True)
+    assert commands.status(settings).current_revision is None

@@ -4,7 +4,9 @@ names the safety dump and ends the client tool (real MariaDB server, real client
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -94,23 +96,30 @@ def test_a_load_leaving_no_tables_fails_naming_the_safety_dump(filled: Settings,
     assert "pre-restore" in (caught.value.hint or "")
 
 
-def test_sigterm_during_the_load_names_the_safety_dump_and_ends_the_client(
-    filled: Settings, tmp_path: Path
-) -> None:
-    dump = backup.backup(filled, tmp_path)
-    pid_file, bin_dir = tmp_path / "client.pid", tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "mariadb"  # a client that never finishes loading
-    fake.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 60\n")
+def _restore_through(settings: Settings, dump: Path, tmp_path: Path, client: str) -> subprocess.Popen[str]:
+    """``llm-proxy db restore --force`` in a child process whose ``mariadb`` is the shell script
+    ``client`` (first on PATH)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "mariadb"
+    fake.write_text(client)
     fake.chmod(0o700)
-    url = filled.sqlalchemy_url().render_as_string(hide_password=False)
+    url = settings.sqlalchemy_url().render_as_string(hide_password=False)
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     executable = Path(sys.executable).parent / "llm-proxy"
-    process = subprocess.Popen(
+    return subprocess.Popen(
         [str(executable), "--db-driver", "mysql", "--database-url", url, "db", "restore", str(dump), "--force",
          "--backup-dir", str(tmp_path / "safety")],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+
+
+def test_sigterm_during_the_load_names_the_safety_dump_and_ends_the_client(
+    filled: Settings, tmp_path: Path
+) -> None:
+    dump = backup.backup(filled, tmp_path)
+    pid_file = tmp_path / "client.pid"  # a client that never finishes loading
+    process = _restore_through(filled, dump, tmp_path, f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 60\n")
     try:
         deadline = time.monotonic() + 60
         while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
@@ -127,3 +136,62 @@ def test_sigterm_during_the_load_names_the_safety_dump_and_ends_the_client(
     time.sleep(0.2)
     with pytest.raises(ProcessLookupError):
         os.kill(client, 0)
+
+
+def _cut_short_restore(settings: Settings, dump: Path, tmp_path: Path, sig: signal.Signals) -> None:
+    """``db restore --force`` whose client loads the dump only up to the first ``tokens`` rows
+    (then hangs), ended by ``sig``; the client is killed afterwards (as a SIGKILL of the whole
+    process group would)."""
+    pid_file = tmp_path / "client.pid"
+    real = shutil.which("mariadb") or shutil.which("mysql")
+    assert real is not None
+    process = _restore_through(settings, dump, tmp_path, (
+        f"#!/bin/sh\necho $$ > {pid_file}\nsed '/^INSERT INTO `tokens`/q' | {real} \"$@\"\n"
+        f"echo loaded >> {pid_file}\nexec sleep 60\n"
+    ))
+    try:
+        deadline = time.monotonic() + 60
+        while not (pid_file.exists() and "loaded" in pid_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(sig)
+        process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_a_restore_cut_short_is_recognised_and_refused_until_redone(
+    settings: Settings, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """The load stopped after part of the rows: status says the restore did not finish (not
+    "detected 0007"), every command that writes or adopts refuses (exit 6, hint: redo the
+    restore), and the restore run again brings every row back."""
+    from llm_proxy_db import commands
+
+    filled = server_database_at_head(settings, projects=3, tokens_each=40, events=5)
+    dump = backup.backup(filled, tmp_path)
+    with connect(filled) as conn:
+        conn.exec_driver_sql("DELETE FROM tokens WHERE project_id IN (SELECT id FROM projects) LIMIT 10")
+        conn.commit()
+    _cut_short_restore(filled, dump, tmp_path, sig)
+
+    status = commands.status(filled)
+    assert status.current_revision is None and status.detected_state != HEAD
+    (line,) = status.unfinished
+    assert "did not finish" in line and "db restore" in line
+    shown = cli(filled, "migrate", "status")
+    assert "partial:" in shown.output and "did not finish" in shown.output
+    for args in (["setup"], ["migrate", "up"], ["migrate", "adopt"], ["migrate", "adopt", "--force-stamp", HEAD]):
+        result = cli(filled, *args, "--no-backup")
+        assert result.exit_code == 6, (args, result.output)
+        assert "redo the restore" in result.output and "db restore" in result.output
+    assert revision_of(filled) is None
+
+    assert cli(filled, "db", "restore", str(dump), "--force", "--backup-dir", str(tmp_path / "again")).exit_code == 0
+    assert commands.status(filled).unfinished == [] and revision_of(filled) == HEAD
+    with connect(filled) as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM tokens").scalar() == 120
+        assert "llm_proxy_unfinished" not in sa.inspect(conn).get_table_names()

@@ -91,3 +91,39 @@ def test_the_log_is_invisible_to_status_and_drift(settings: Settings) -> None:
     at_base = commands.status(settings)
     assert at_base.current_revision is None and len(at_base.pending) == 7
     assert commands.upgrade(settings, no_backup=True).after == "0007"  # nothing in the way
+
+
+def _timed_entry(seconds: float) -> run_log.Entry:
+    import datetime as dt
+
+    started = dt.datetime(2026, 1, 2, 3, 4, 5, 123456)
+    return run_log.Entry("upgrade", "0001", None, "0001", started, started + dt.timedelta(seconds=seconds))
+
+
+def test_times_keep_their_fractions_of_a_second(settings: Settings) -> None:
+    """Every dialect stores microseconds (MySQL: DATETIME(6)), so a 0.25 s step is not 0 s."""
+    with connect(settings) as connection:
+        run_log.write(connection, _timed_entry(0.25))
+        connection.commit()
+        (entry,) = run_log.entries(connection)
+    assert entry.seconds == pytest.approx(0.25)
+    assert entry.started_at.microsecond == 123456
+    assert entry.as_dict()["seconds"] == 0.25
+
+
+def test_a_log_table_of_an_older_release_still_gives_durations(mysql_url: sa.engine.URL) -> None:
+    """An older release created the MySQL table with whole-second DATETIME columns: its
+    durations are read from the client-measured ``seconds`` column."""
+    settings = Settings(driver="mysql", database_url=mysql_url)
+    with connect(settings) as connection:
+        connection.exec_driver_sql(
+            "CREATE TABLE llm_proxy_run_log (id INTEGER NOT NULL AUTO_INCREMENT, started_at DATETIME NOT NULL, "
+            "ended_at DATETIME NOT NULL, seconds FLOAT NOT NULL, action VARCHAR(20) NOT NULL, "
+            "revision VARCHAR(64), from_revision VARCHAR(64), to_revision VARCHAR(64), "
+            "outcome VARCHAR(20) NOT NULL, tool_version VARCHAR(40) NOT NULL, host VARCHAR(255) NOT NULL, "
+            "os_user VARCHAR(255) NOT NULL, backup_file TEXT, detail TEXT, PRIMARY KEY (id))"
+        )
+        run_log.write(connection, _timed_entry(12.75))
+        connection.commit()
+        (entry,) = run_log.entries(connection)
+    assert entry.seconds == pytest.approx(12.75)

@@ -19,10 +19,15 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from alembic import op
+from llm_proxy_db.dialects.mysql_ddl import Step, run_steps
+from llm_proxy_db.dialects.mysql_ddl import has_column as mysql_has_column
 from llm_proxy_db.migration import pg_online
 from llm_proxy_db.migration.revision_helpers import (
     add_column_if_missing,
     drop_column_if_present,
+    is_mysql,
+    is_offline,
     is_postgresql,
     timestamp_type,
 )
@@ -57,12 +62,30 @@ def upgrade() -> None:
     add_column_if_missing("tokens", sa.Column("deactivated_at", timestamp_type()))
 
 
+DROPPED = (("tokens", "deactivated_at"), ("projects", "deactivated_at"), ("projects", "is_active"))
+
+
 def downgrade() -> None:
     # None of these columns is indexed or constrained, so SQLite drops them in place.
-    # (On MySQL each drop commits by itself: a rerun skips the columns already gone.)
-    drop_column_if_present("tokens", "deactivated_at")
-    drop_column_if_present("projects", "deactivated_at")
-    drop_column_if_present("projects", "is_active")
+    if is_mysql():
+        run_steps(mysql_downgrade_steps(), None if is_offline() else op.get_bind())
+        return
+    for table, column in DROPPED:
+        drop_column_if_present(table, column)
+
+
+def mysql_downgrade_steps() -> list[Step]:
+    """The downgrade on MySQL: each drop commits by itself, so each is a step that checks
+    whether it is done (a rerun skips the columns already gone; ``migrate status`` counts them)."""
+    return [_drop_step(table, column) for table, column in DROPPED]
+
+
+def _drop_step(table: str, column: str) -> Step:
+    return Step(
+        f"drop column {table}.{column}",
+        lambda c: not mysql_has_column(c, table, column),
+        lambda: drop_column_if_present(table, column),
+    )
 
 
 def postgresql_started(connection: sa.engine.Connection) -> list[str]:

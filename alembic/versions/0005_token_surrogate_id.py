@@ -199,7 +199,7 @@ def downgrade() -> None:
         rebuild_sqlite_table(_sqlite_tokens(with_id=False), drops=("id", "idx_tokens_token"))
         return
     if is_mysql():
-        run_steps(_mysql_downgrade_steps(), None if is_offline() else op.get_bind())
+        run_steps(mysql_downgrade_steps(), None if is_offline() else op.get_bind())
         return
     op.drop_index("idx_tokens_token", table_name="tokens")
     op.drop_constraint("tokens_token_unique", "tokens", type_="unique")
@@ -267,7 +267,9 @@ def _rebuild_with_id_key() -> None:
     alter_online("tokens", "token", ", ".join(clauses), fallback=", ".join(clauses), algorithm="INPLACE")
 
 
-def _mysql_downgrade_steps() -> list[Step]:
+def mysql_downgrade_steps() -> list[Step]:
+    """The downgrade on MySQL, resumable: each step commits alone and checks whether it is done
+    (``migrate status`` counts them while the revision is partly reverted)."""
     return [
         Step(
             "move the primary key back from id to token",

@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection
 
 from llm_proxy_db.adoption import known_state_data
 from llm_proxy_db.adoption.known_states import KnownState, known_states, revision_fingerprints
+from llm_proxy_db.adoption.service_wait import wait_for_the_service
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import dialect_for
@@ -68,6 +69,9 @@ class Detection:
     differences: tuple[str, ...] = ()
     problem: str | None = None
     artefacts: tuple[str, ...] = ()
+    # goose-managed where a goose file commits statement by statement (MySQL): a shape matching
+    # no state may be a goose file part-applied, so no force is ever suggested for it.
+    goose_part_way: bool = False
 
     @property
     def state_name(self) -> str:
@@ -147,7 +151,13 @@ def needs_adoption(connection: Connection) -> bool:
 
 
 def detect(connection: Connection) -> Detection:
-    """Identify the database on ``connection``.  Only reads."""
+    """Identify the database on ``connection``.  Only reads.
+
+    An unversioned database is read once no service's goose run holds the service's
+    migration lock (:mod:`llm_proxy_db.adoption.service_wait`).
+    """
+    if not has_version_table(connection):
+        wait_for_the_service(connection)
     print_ = fingerprint(connection)
     if has_version_table(connection):
         return Detection(VERSIONED, print_, current_revision=current_revision(connection))
@@ -164,7 +174,8 @@ def detect(connection: Connection) -> Detection:
     if found.kind == UNKNOWN and known_state_data.load(connection) is not None:
         # Matched against the committed data only: derive to be sure before refusing.
         found = _detect_state(connection, print_, goose_at, derive=True)
-    return found
+    part_way = goose_at is not None and not dialect_for(connection).TRANSACTIONAL_DDL
+    return replace(found, goose_part_way=part_way) if found.kind == UNKNOWN else found
 
 
 def _detect_state(connection: Connection, print_: Fingerprint, goose_at: int | None, *, derive: bool) -> Detection:
@@ -560,12 +571,20 @@ def mismatch_error(detection: Detection) -> SchemaMismatchError:
         )
         lines.extend(f"  - {line}" for line in detection.differences)
     rev = detection.nearest.revision if detection.nearest else "REV"
-    hint = (
-        "repair the schema by hand until it matches a known state and rerun "
-        "(see docs/adoption.md), or, after taking a backup, run "
-        f"`llm-proxy-db migrate adopt --force-stamp {rev}`, which records revision {rev} WITHOUT "
-        "verification: whatever differs stays different and later revisions may fail"
-    )
+    if detection.goose_part_way:  # a shape the service's goose runner may be producing
+        hint = (
+            "goose_db_version says the service's goose runner manages this database: a goose run "
+            "may be part-way (a service starting now, or one stopped inside a goose file). If a "
+            "service is starting, run again once it has started; otherwise repair the schema by hand "
+            "until it matches a known state and rerun (see docs/adoption.md)"
+        )
+    else:
+        hint = (
+            "repair the schema by hand until it matches a known state and rerun "
+            "(see docs/adoption.md), or, after taking a backup, run "
+            f"`llm-proxy-db migrate adopt --force-stamp {rev}`, which records revision {rev} WITHOUT "
+            "verification: whatever differs stays different and later revisions may fail"
+        )
     return SchemaMismatchError(
         "\n".join(lines),
         nearest_state=detection.nearest.name if detection.nearest else None,

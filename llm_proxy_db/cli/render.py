@@ -28,6 +28,8 @@ def render_status(status: Status) -> str:
     pending = ", ".join(status.pending) if status.pending else "none (up to date)"
     if not status.pending and not status.up_to_date:
         pending = "none after the stamp (run `llm-proxy-db setup` to adopt)"
+    if status.unfinished:
+        pending = "not known until the operation named by `partial:` is finished"
     return "\n".join(
         [
             f"database: {status.database}",
@@ -38,6 +40,7 @@ def render_status(status: Status) -> str:
             *_token_id_lines(status.tokens_without_id),
             *([f"partial:  {status.partly_applied} (run `llm-proxy-db setup` again to finish it)"]
               if status.partly_applied else []),
+            *(f"partial:  {line}" for line in status.unfinished),
             *_adoption_lines(status),
         ]
     )
@@ -54,7 +57,9 @@ def _token_id_lines(missing: int) -> list[str]:
 
 def _adoption_lines(status: Status) -> list[str]:
     lines = []
-    if status.detected_state == "empty":
+    if status.unfinished and status.current_revision is None:
+        lines.append("detected: nothing to adopt (a restore did not finish: see partial)")
+    elif status.detected_state == "empty":
         lines.append("detected: empty (no tables yet: run `llm-proxy-db setup`)")
     elif status.detected_state is not None:
         lines.append(f"detected: {status.detected_state} (unversioned: see `llm-proxy-db migrate adopt --dry-run`)")

@@ -66,6 +66,14 @@ def parse_bool(name: str, raw: str | None, default: bool) -> bool:
     raise ConfigError(f"{name}={raw!r} is not a boolean", hint=f"{name} is a boolean: use one of {BOOLEAN_SPELLINGS}")
 
 
+def lock_timeout_seconds(value: float | None = None, env: Mapping[str, str] | None = None) -> float:
+    """The lock timeout in seconds: ``value``, else ``LLM_PROXY_LOCK_TIMEOUT``, else 300."""
+    if value is not None:
+        return parse_seconds("--lock-timeout", value)
+    raw = (os.environ if env is None else env).get(LOCK_TIMEOUT_ENV, "")
+    return parse_seconds(LOCK_TIMEOUT_ENV, raw) if raw.strip() else DEFAULT_LOCK_TIMEOUT
+
+
 def parse_seconds(name: str, raw: str | float, *, maximum: float = MAX_LOCK_TIMEOUT) -> float:
     """A finite, non-negative number of seconds no larger than ``maximum``."""
     try:

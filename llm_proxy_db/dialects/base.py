@@ -157,6 +157,16 @@ class Dialect(Protocol):
         got before a run stopped."""
         ...
 
+    def service_migrating(self, connection: Connection) -> bool:
+        """Whether another session holds the service's own migration lock now (its goose run
+        may be half-way); False where the service takes none."""
+        ...
+
+    def reverted_steps(self, connection: Connection, module: object) -> tuple[int, list[str]] | None:
+        """Where a downgrade commits as it goes: (steps done, every step) of the revision in
+        ``module``'s downgrade; None where it is one transaction or lists no steps."""
+        ...
+
     def reflect_checks(self, connection: Connection, tables: list[str]) -> dict[str, list[dict[str, Any]]] | None:
         """CHECK constraints per table where SQLAlchemy's reflection misses some; else None."""
         ...

@@ -9,10 +9,10 @@ database is dropped afterwards whatever happened.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from llm_proxy_db.config.settings import Settings
@@ -37,6 +37,8 @@ class ScratchRecipe:
     isolation_level: str | None = None
     # The hint when the server refuses because it only reads (never blame a privilege then).
     read_only_hint: str = "the server only reads (a replica or read-only mode): point at the primary"
+    # The driver's extra ``connect()`` arguments for a URL (MySQL: the password as UTF-8 bytes).
+    connect_args: Callable[[URL], dict[str, Any]] | None = None
 
 
 def scratch_name(server: URL, purpose: str, max_length: int) -> str:
@@ -51,7 +53,9 @@ def scratch_database(recipe: ScratchRecipe, server: URL, purpose: str) -> Iterat
     from sqlalchemy.pool import NullPool
 
     name = scratch_name(server, purpose, recipe.max_name_length)
-    options = {"isolation_level": recipe.isolation_level} if recipe.isolation_level else {}
+    options: dict[str, Any] = {"isolation_level": recipe.isolation_level} if recipe.isolation_level else {}
+    if recipe.connect_args is not None:
+        options["connect_args"] = recipe.connect_args(server)
     admin = sa.create_engine(server, poolclass=NullPool, **options)
     try:
         _execute(admin, recipe, server, recipe.create_sql.format(name=name))

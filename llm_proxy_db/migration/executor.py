@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from llm_proxy_db.config.alembic_config import make_config
-from llm_proxy_db.dialects import dialect_for
+from llm_proxy_db.dialects import dialect_for, unfinished
 from llm_proxy_db.errors import (
     DataLossError,
     LLMProxyDBError,
@@ -26,7 +26,7 @@ from llm_proxy_db.errors import (
 )
 from llm_proxy_db.events import Progress, ProgressEvent
 from llm_proxy_db.failures import explain_driver_message
-from llm_proxy_db.migration import adoption_record, run_log
+from llm_proxy_db.migration import adoption_record, run_log, unfinished_runs
 from llm_proxy_db.migration.downgrade_folds import ALLOW_DATA_LOSS
 from llm_proxy_db.migration.pg_online import backoff, is_lock_conflict, lock_retries, stop_on_sigterm
 from llm_proxy_db.migration.results import RunResult, StepTiming
@@ -122,6 +122,8 @@ def _apply(
                 _log_failure(connection, entry, exc.message)
                 raise
             transactional = dialect_for(connection).TRANSACTIONAL_DDL
+            if direction == "downgrade" and not transactional:
+                _forget_untouched_downgrade(connection, revision, how[0])
             now_at = None if together else result.after
             failure = _failure(exc, revision, direction, now_at, transactional, retries.steps)
             _log_failure(connection, entry, failure.message)
@@ -233,6 +235,11 @@ def _step(
     config = make_config(connection=connection, extra_version_locations=version_locations)
     config.attributes["report"] = report
     config.attributes[ALLOW_DATA_LOSS] = allow_data_loss
+    # A downgrade whose statements commit one by one is marked before its first one, so a
+    # kill half-way is visible to every later run (llm_proxy_db.migration.unfinished_runs).
+    marked = direction == "downgrade" and not dialect_for(connection).TRANSACTIONAL_DDL
+    if marked:
+        unfinished.mark(connection, unfinished.DOWNGRADE, revision)
     if direction == "upgrade":
         command.upgrade(config, revision)
     else:
@@ -240,6 +247,8 @@ def _step(
     run_log.write(connection, dataclasses.replace(entry, ended_at=run_log.now()))
     if commit:
         connection.commit()  # the revision and its run-log row in one transaction
+    if marked:
+        unfinished.clear(connection, unfinished.DOWNGRADE)
 
 
 def _interrupted(
@@ -286,6 +295,14 @@ def _begin_on_an_empty_schema(connection: Connection, revision: str) -> None:
             failed_revision=revision,
             hint="run the command again: it adopts what the service created",
         )
+
+
+def _forget_untouched_downgrade(connection: Connection, revision: str, version_locations: Sequence[str]) -> None:
+    """A downgrade that failed before its first step: its marker would only block the next run."""
+    try:
+        unfinished_runs.forget_if_untouched(connection, revision, script_directory(tuple(version_locations)))
+    except Exception:  # noqa: BLE001 - the failure itself is what the caller must see
+        connection.rollback()
 
 
 def _entry(revision: str, direction: str, start: str | None, reached: str | None) -> Entry:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection
 
 from llm_proxy_db import __version__
@@ -29,14 +30,18 @@ from llm_proxy_db.migration.version_table import current_revision
 
 _backup_file: ContextVar[str | None] = ContextVar("llm_proxy_backup_file", default=None)
 
+# Microseconds on every dialect (MySQL's plain DATETIME keeps whole seconds).  A table made by
+# an older release keeps its whole-second columns: durations come from ``seconds``, which
+# is measured here, not by the server.
+_MOMENT = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 _metadata = sa.MetaData()
 _table = sa.Table(
     RUN_LOG_TABLE,
     _metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("started_at", sa.DateTime, nullable=False),
-    sa.Column("ended_at", sa.DateTime, nullable=False),
-    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("started_at", _MOMENT, nullable=False),
+    sa.Column("ended_at", _MOMENT, nullable=False),
+    sa.Column("seconds", sa.Float(precision=53), nullable=False),
     sa.Column("action", sa.String(20), nullable=False),
     sa.Column("revision", sa.String(64)),
     sa.Column("from_revision", sa.String(64)),
@@ -67,10 +72,13 @@ class Entry:
     tool_version: str = __version__
     host: str = ""
     os_user: str = ""
+    duration: float | None = None  # as measured when written (None: from the two times)
 
     @property
     def seconds(self) -> float:
         """How long it took."""
+        if self.duration is not None:
+            return self.duration
         return (self.ended_at - self.started_at).total_seconds()
 
     def as_dict(self) -> dict[str, Any]:
@@ -216,6 +224,7 @@ def _entry(row: Any) -> Entry:
         to_revision=row.to_revision, started_at=row.started_at, ended_at=row.ended_at,
         outcome=row.outcome, backup_file=row.backup_file, detail=row.detail,
         tool_version=row.tool_version, host=row.host, os_user=row.os_user,
+        duration=None if row.seconds is None else float(row.seconds),
     )
 
 

@@ -6,7 +6,9 @@ through :func:`guarded_run`:
 1. open the migrating connection and take the migration lock (on that very connection for
    PostgreSQL);
 2. re-read the current revision under the lock (another replica may have done the work) and
-   refuse a revision this code does not know (a newer release wrote it);
+   refuse a revision this code does not know (a newer release wrote it); refuse any change
+   while a restore or a downgrade that commits as it goes did not finish, except the
+   downgrade that resumes it (:mod:`llm_proxy_db.migration.unfinished_runs`);
    Applied revisions whose file changed since release are reported (``checksum_warnings``;
    an error in strict mode, see :mod:`llm_proxy_db.migration.manifest`); the caller's ``check`` runs
    (adoption refuses an unversioned database of unknown shape here, before any backup);
@@ -37,7 +39,7 @@ from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import DataLossError, MigrationError, MigrationInterrupted, SchemaMismatchError
-from llm_proxy_db.migration import manifest, revisions, run_log
+from llm_proxy_db.migration import manifest, revisions, run_log, unfinished_runs
 from llm_proxy_db.migration.executor import Progress, ProgressEvent, RunResult, plan, run
 from llm_proxy_db.migration.version_table import current_revision
 from llm_proxy_db.safety import data_loss
@@ -111,6 +113,7 @@ def guarded_run(
     ) as waited:
         current = reread_revision(connection, scripts)
         target = target_for(current)
+        unfinished_runs.refuse_or_resume(connection, current, target, scripts)
         warnings = manifest.check_applied(current)  # raises in strict mode
         steps = plan(current, target, scripts)
         if not steps:

@@ -14,14 +14,13 @@ name and the service's (``llm-proxy-migrations``, so its replicas' goose runners
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy.engine import Connection
 
-from llm_proxy_db.config.parsing import DEFAULT_LOCK_TIMEOUT, LOCK_TIMEOUT_ENV, parse_seconds
+from llm_proxy_db.config.parsing import LOCK_TIMEOUT_ENV, lock_timeout_seconds  # noqa: F401 (the variable, for callers)
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.dialects import dialect_for, sqlite
 from llm_proxy_db.dialects.locks import (  # noqa: F401 (the lock vocabulary, here for callers)
@@ -37,10 +36,7 @@ from llm_proxy_db.events import Progress
 
 def lock_timeout(value: float | None = None, env: Mapping[str, str] | None = None) -> float:
     """The lock timeout in seconds: ``value``, else ``LLM_PROXY_LOCK_TIMEOUT``, else 300."""
-    if value is not None:
-        return parse_seconds("--lock-timeout", value)
-    raw = (os.environ if env is None else env).get(LOCK_TIMEOUT_ENV, "")
-    return parse_seconds(LOCK_TIMEOUT_ENV, raw) if raw.strip() else DEFAULT_LOCK_TIMEOUT
+    return lock_timeout_seconds(value, env)
 
 
 def lock_file(settings: Settings) -> Path:

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
-from llm_proxy_db.dialects import server_dialect_for
+from llm_proxy_db.dialects import server_dialect_for, unfinished
 from llm_proxy_db.dialects.base import REQUIRED_TABLES, DumpInfo, ServerDialect
 from llm_proxy_db.dialects.client_tools import find_tool
 from llm_proxy_db.errors import MISSING_BACKUP_HINT, BackupError, UnknownRevisionError
@@ -134,6 +134,9 @@ def restore(
         replaced = run_log.ReplacedDatabase.read(connection)
         connection.rollback()
         safety = _replaceable(dialect, settings, connection, directory, force)
+        marked = not dialect.TRANSACTIONAL_DDL  # the load commits statement by statement
+        if marked:  # any later process sees a load that did not end (dialects.unfinished)
+            unfinished.mark(connection, unfinished.RESTORE, str(source.resolve()))
         try:
             if safety is not None and not getattr(dialect, "LOAD_REPLACES", False):
                 dialect.drop_everything(connection)  # else the dialect's load drops, in its own transaction
@@ -145,6 +148,8 @@ def restore(
             raise
         connection.rollback()  # see what the load committed
         _check_loaded(connection, safety)
+        if marked:
+            unfinished.clear(connection, unfinished.RESTORE)
         revision = current_revision(connection)
         run_log.record_restore(
             connection, replaced, revision, started,
@@ -160,7 +165,8 @@ def _replaceable(
     """Step 2: None for an empty database; with ``force`` the safety dump of a non-empty one
     (the caller then empties it); otherwise the refusal."""
     connection.rollback()
-    found = dialect.schema_objects(connection)  # every kind: a lone sequence or routine counts
+    # every kind: a lone sequence or routine counts; our own marker of an unfinished restore does not
+    found = [o for o in dialect.schema_objects(connection) if o.split()[-1] != unfinished.UNFINISHED_TABLE]
     connection.rollback()
     if not found:
         return None

@@ -14,10 +14,11 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 from llm_proxy_db.dialects.base import ADOPTION_TABLE, GOOSE_TABLE, RUN_LOG_TABLE
+from llm_proxy_db.dialects.unfinished import UNFINISHED_TABLE
 from llm_proxy_db.schema.head import head_metadata
 
 # Tables that are the service's or this tool's bookkeeping, never drift.
-NOT_COMPARED = frozenset({GOOSE_TABLE, "migration_lock", ADOPTION_TABLE, RUN_LOG_TABLE})
+NOT_COMPARED = frozenset({GOOSE_TABLE, "migration_lock", ADOPTION_TABLE, RUN_LOG_TABLE, UNFINISHED_TABLE})
 
 
 def drift(connection: Connection) -> list[str]:

@@ -65,12 +65,12 @@ MYSQL8_TRAP_DESCRIPTION = (
 def goose_offline_sql(wanted: int) -> list[str]:
     """Goose versions 1..``wanted`` recorded by statements that need no reading (``--sql``).
 
-    No ``DO`` blocks, no ``generate_series``; below the first goose version nothing is
-    written: without conditional DDL a script cannot trim a table that may not exist (run
-    online to keep goose in step there).
+    No ``DO`` blocks, no ``generate_series``.  Below the first goose version the table goes,
+    as online (``service.goose.sync`` trims every version and drops a table left with its seed
+    row only): ``DROP TABLE IF EXISTS`` needs no reading.
     """
     if wanted == 0:
-        return []
+        return [f"DROP TABLE IF EXISTS {GOOSE_TABLE}"]
     assert GOOSE_TABLE_DDL is not None
     missing = f"NOT EXISTS (SELECT 1 FROM {GOOSE_TABLE} g WHERE g.version_id = {{v}})"
     return [
@@ -100,6 +100,13 @@ def partly_applied(connection: Connection, revision: str, module: ModuleType) ->
     from llm_proxy_db.dialects.mysql import ddl  # ddl loads SQLAlchemy and Alembic: not at start-up
 
     return ddl.partly_applied(connection, revision, module)
+
+
+def reverted_steps(connection: Connection, module: object) -> tuple[int, list[str]] | None:
+    """How far a downgrade of the revision in ``module`` got (its ``mysql_downgrade_steps``)."""
+    from llm_proxy_db.dialects.mysql import ddl  # ddl loads SQLAlchemy and Alembic: not at start-up
+
+    return ddl.reverted_steps(connection, module)
 
 
 # The service's starts leave no schema artefacts here (goose runs its files, nothing else).

@@ -16,6 +16,7 @@ from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.dialects.base import DumpInfo
 from llm_proxy_db.dialects.client_tools import find_tool, run_tool, stream_to_tool
 from llm_proxy_db.dialects.mysql.connection import _last
+from llm_proxy_db.dialects.unfinished import UNFINISHED_TABLE
 from llm_proxy_db.errors import BackupError
 from llm_proxy_db.files import written_then_renamed
 
@@ -184,11 +185,12 @@ def _read_dump_body(path: Path, lines: Iterator[str]) -> DumpInfo:
 
 
 def drop_everything(connection: Connection) -> None:
-    """Drop every table and view of the database (a forced restore's first step)."""
+    """Drop every table and view of the database but a restore's marker (a forced restore's first step)."""
     import sqlalchemy as sa
 
     inspector = sa.inspect(connection)
-    views, tables = inspector.get_view_names(), inspector.get_table_names()
+    views = inspector.get_view_names()
+    tables = [name for name in inspector.get_table_names() if name != UNFINISHED_TABLE]  # the restore's marker
     connection.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
     try:
         for kind, names in (("VIEW", views), ("TABLE", tables)):

@@ -21,6 +21,7 @@ from llm_proxy_db.dialects.mysql.base import (
     URL_SCHEMES,
 )
 from llm_proxy_db.dialects.mysql.waits import bound_lock_waits, session_bound_sql
+from llm_proxy_db.dialects.unfinished import UNFINISHED_TABLE
 from llm_proxy_db.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -211,21 +212,36 @@ def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool
 
     del foreign_keys, create  # always on; a server database is never created here
     require_driver(*DRIVER_PACKAGE)
-    engine = sa.create_engine(settings.sqlalchemy_url(), poolclass=NullPool)
+    url = settings.sqlalchemy_url()
+    engine = sa.create_engine(url, poolclass=NullPool, connect_args=utf8_password(url))
     bound_lock_waits(engine)  # every statement waits for a lock at most --lock-timeout
     return engine
 
 
+def utf8_password(url: URL) -> dict[str, Any]:
+    """PyMySQL's ``password`` argument as UTF-8 bytes (empty without a password).
+
+    PyMySQL encodes a text password as latin-1 (a ``€`` cannot be sent at all, an ``ä`` is
+    sent as one byte), while the service's Go driver and the ``mariadb`` client send the
+    password's UTF-8 bytes, which is what the server hashed at ``CREATE USER``; PyMySQL
+    passes bytes through unchanged.
+    """
+    return {"password": str(url.password).encode("utf-8")} if url.password else {}
+
+
 def connect_args(url: URL) -> dict[str, Any]:
-    """PyMySQL's ``connect()`` keyword arguments for ``url`` (SQLAlchemy's own translation)."""
+    """PyMySQL's ``connect()`` keyword arguments for ``url`` (SQLAlchemy's own translation,
+    the password as UTF-8 bytes)."""
     from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
 
     _, kwargs = MySQLDialect_pymysql().create_connect_args(url)
-    return dict(kwargs)
+    return {**kwargs, **utf8_password(url)}
 
 
 def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
-    """``alembic_version``'s rows with a bare PyMySQL connection; ``["(adopted)"]`` when adopted."""
+    """``alembic_version``'s rows with a bare PyMySQL connection; ``["(adopted)"]`` when adopted
+    (unless ``adopted_ok``), ``["(unfinished)"]`` while a downgrade or a restore that commits as
+    it goes has not finished (:mod:`llm_proxy_db.dialects.unfinished`): the full path explains."""
     require_driver(*DRIVER_PACKAGE)
     import pymysql
 
@@ -235,10 +251,16 @@ def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
             cursor.execute(session_bound_sql())  # a lock held on alembic_version: waited for at most --lock-timeout
             cursor.execute("SELECT version_num FROM alembic_version")
             rows = [row[0] for row in cursor.fetchall()]
-            if not adopted_ok:
-                cursor.execute("SHOW TABLES LIKE 'llm_proxy_adoption'")
-                if cursor.fetchone() is not None:
-                    return ["(adopted)"]
+            cursor.execute(
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+                "AND TABLE_NAME IN (%s, %s)",
+                ("llm_proxy_adoption", UNFINISHED_TABLE),
+            )
+            ours = {row[0] for row in cursor.fetchall()}
+            if UNFINISHED_TABLE in ours:
+                return ["(unfinished)"]
+            if not adopted_ok and "llm_proxy_adoption" in ours:
+                return ["(adopted)"]
             return rows
     finally:
         connection.close()

@@ -13,6 +13,7 @@ from llm_proxy_db.dialects.connecting import connect
 from llm_proxy_db.dialects.drivers import require_driver
 from llm_proxy_db.dialects.mysql.base import DRIVER, DRIVER_PACKAGE
 from llm_proxy_db.dialects.mysql.client import dump, load_dump
+from llm_proxy_db.dialects.mysql.connection import utf8_password
 from llm_proxy_db.dialects.scratch import ScratchRecipe
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ SCRATCH = ScratchRecipe(
     drop_sql="DROP DATABASE IF EXISTS `{name}`",
     max_name_length=64,
     privilege_hint="the user needs the CREATE and DROP privileges on the server",
+    connect_args=utf8_password,
 )
 
 

@@ -169,6 +169,17 @@ def partly_applied(connection: Connection, revision: str, module: ModuleType) ->
     return f"{revision} partly applied: steps 1-{done} of {len(steps)} done ({names})"
 
 
+def reverted_steps(connection: Connection, module: object) -> tuple[int, list[str]] | None:
+    """How far the downgrade of the revision in ``module`` got: (steps done from the first,
+    every step's description), from its ``mysql_downgrade_steps()``; None when the revision
+    lists no such steps (its downgrade is one statement, or a check of its own)."""
+    make_steps = getattr(module, "mysql_downgrade_steps", None)
+    if make_steps is None:
+        return None
+    steps = make_steps()
+    return steps_done(steps, connection), [step.description for step in steps]
+
+
 def alter(table: str, clauses: str, algorithm: str) -> None:
     """``ALTER TABLE table clauses, ALGORITHM=algorithm`` (with its LOCK clause).
 

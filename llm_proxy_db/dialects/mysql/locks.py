@@ -66,6 +66,16 @@ def try_service_lock(connection: Connection) -> bool:
     return _get_lock(connection, SERVICE_LOCK_NAME)
 
 
+def service_migrating(connection: Connection) -> bool:
+    """Whether another session holds ``GET_LOCK('llm-proxy-migrations')`` (a service's goose
+    run, whose files MySQL commits statement by statement; the name is server-wide)."""
+    held = connection.exec_driver_sql(
+        "SELECT COALESCE(IS_USED_LOCK(%s) <> CONNECTION_ID(), 0)", (SERVICE_LOCK_NAME,)
+    ).scalar()
+    connection.commit()
+    return bool(held)
+
+
 def lock_name(connection: Connection) -> str:
     """Our lock's name for the database of ``connection`` (at most 64 characters, MySQL's limit)."""
     return f"{LOCK_NAME}:{connection.engine.url.database}"[:64]

@@ -50,6 +50,8 @@ _HOME = {
     "goose_offline_sql": "base",
     "new_token_id_sql": "base",
     "partly_applied": "base",
+    "reverted_steps": "base",
+    "service_migrating": "locks",
     "reflect_checks": "base",
     "schema_cookie": "base",
     "server_family": "base",

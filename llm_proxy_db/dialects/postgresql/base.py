@@ -93,6 +93,13 @@ def partly_applied(connection: Connection, revision: str, module: ModuleType) ->
     return f"{revision} partly applied: {'; '.join(done)}; its version is not recorded yet"
 
 
+def reverted_steps(connection: Connection, module: object) -> tuple[int, list[str]] | None:
+    """None: every downgrade here is one transaction (no step commits alone), reverted whole
+    or not at all."""
+    del connection, module
+    return None
+
+
 # The service's starts leave no schema artefacts here (goose runs its files, nothing else).
 SERVICE_START_ARTEFACTS = False
 

@@ -20,10 +20,21 @@ if TYPE_CHECKING:
 # scoped to one database, so every llm-proxy database has its own).
 ADVISORY_LOCK_KEY = 0x6C6C6D70726F7879  # b"llmproxy"
 
-
 # The service's own migration lock (reference section 3): it tries
 # pg_try_advisory_lock(3141592653) 10 times 100 ms apart at every start.
 SERVICE_LOCK_KEY = 3141592653
+
+
+def service_migrating(connection: Connection) -> bool:
+    """Whether another session of this database holds the service's advisory lock
+    ``3141592653`` (a bigint key: high half in ``classid``, low half in ``objid``)."""
+    held = connection.exec_driver_sql(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND classid::bigint = %(high)s AND objid::bigint = %(low)s AND objsubid = 1 "
+        "AND pid <> pg_backend_pid() AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
+        {"high": SERVICE_LOCK_KEY >> 32, "low": SERVICE_LOCK_KEY & 0xFFFFFFFF},
+    ).scalar()
+    return bool(held)
 
 
 @contextmanager

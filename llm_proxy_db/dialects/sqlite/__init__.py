@@ -58,6 +58,8 @@ _HOME = {
     "offline_settings": "base",
     "parse_database_url": "base",
     "partly_applied": "base",
+    "reverted_steps": "base",
+    "service_migrating": "locks",
     "reflect_checks": "base",
     "schema_cookie": "base",
     "server_family": "base",

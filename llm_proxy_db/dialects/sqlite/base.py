@@ -70,6 +70,12 @@ def partly_applied(connection: Connection, revision: str, module: ModuleType) ->
     return None
 
 
+def reverted_steps(connection: Connection, module: object) -> tuple[int, list[str]] | None:
+    """None: a downgrade here is one transaction, reverted whole or not at all."""
+    del connection, module
+    return None
+
+
 # From 2025-12-14 the service runs its head schema with IF NOT EXISTS at every start, which
 # leaves artefacts on an older file (llm_proxy_db.service.artefacts): adoption strips them.
 SERVICE_START_ARTEFACTS = True
