@@ -22,7 +22,7 @@ from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import ConfigError, SchemaMismatchError, UnknownRevisionError
 from llm_proxy_db.migration import manifest, revisions
-from llm_proxy_db.migration.executor import Progress, RunResult
+from llm_proxy_db.migration.executor import Progress, RunResult, StepTiming
 from llm_proxy_db.migration.revisions import RevisionState
 from llm_proxy_db.safety import run_log
 from llm_proxy_db.safety.guard import MigrationOutcome, SafetyOptions, guarded_run
@@ -262,6 +262,40 @@ def setup(
     """
     safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
     return auto_upgrade(settings, enabled=enabled, options=safety, progress=progress)
+
+
+def stamp(
+    settings: Settings,
+    target: str,
+    *,
+    progress: Progress | None = None,
+    backup_dir: str | os.PathLike[str] | None = None,
+    keep_backups: int | None = None,
+    no_backup: bool = False,
+    lock_timeout: float | None = None,
+) -> MigrationOutcome:
+    """Record ``target`` as the database's revision without running any revision (``alembic stamp``).
+
+    The schema is not touched, so no data can be lost; the rest of the safety net holds: the
+    migration lock, the refusal of a revision written by a newer release, a SQLite backup
+    first, ``goose_db_version`` in step, and a ``stamp`` row in the run log.
+    """
+    target_id = revisions.resolve(target)
+    safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
+
+    def runner(connection: Any, reached: str | None) -> RunResult:
+        before = current_revision(connection)
+        connection.commit()
+        started = run_log.now()
+        command.stamp(make_config(connection=connection), reached or revisions.BASE)
+        run_log.write(connection, run_log.Entry("stamp", reached, before, reached, started, run_log.now()))
+        connection.commit()
+        return RunResult(before, reached, [StepTiming(reached or revisions.BASE, "stamp", 0.0)])
+
+    return guarded_run(
+        settings, lambda _current: target_id, options=safety, progress=progress, runner=runner,
+        moves_data=False,
+    )
 
 
 def upgrade_sql(settings: Settings, target: str = revisions.HEAD, start: str | None = None) -> str:

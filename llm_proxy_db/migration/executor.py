@@ -14,7 +14,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import LLMProxyDBError, MigrationError
@@ -78,6 +78,17 @@ class RunResult:
     def applied(self) -> list[str]:
         """Revision ids run, in order."""
         return [step.revision for step in self.steps]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form: revisions before and after, each step with its time."""
+        return {
+            "before": self.before,
+            "after": self.after,
+            "applied": self.applied,
+            "steps": [dataclasses.asdict(step) | {"seconds": round(step.seconds, 3)} for step in self.steps],
+            "adopted": self.adopted,
+            "checksum_warnings": list(self.checksum_warnings),
+        }
 
 
 def plan(
