@@ -14,6 +14,7 @@ from typing import Any
 from alembic import command
 from llm_proxy_db import quick_status
 from llm_proxy_db.adoption import adopt as adoption
+from llm_proxy_db.adoption import live_drift
 from llm_proxy_db.adoption import record as adoption_record
 from llm_proxy_db.adoption.adopt import AdoptionResult
 from llm_proxy_db.config.alembic_config import make_config
@@ -296,6 +297,18 @@ def stamp(
         settings, lambda _current: target_id, options=safety, progress=progress, runner=runner,
         moves_data=False,
     )
+
+
+def drift(settings: Settings, against: Settings | None = None, *, strict: bool = False) -> live_drift.DriftReport:
+    """Compare the database with the schema its recorded revision should have, or with the
+    database of ``against`` (staging and production; any two dialects, compared logically).
+
+    Reads only.  The report lists each difference with its origin (``drift``, an operator's
+    addition, a later service release's artefact) and the statements that would reconcile the
+    drift in this database's SQL; ``report.drift`` is True when something must be reconciled
+    (with ``strict``, when anything differs at all).  See :mod:`llm_proxy_db.adoption.live_drift`.
+    """
+    return live_drift.check(settings, against, strict=strict)
 
 
 def upgrade_sql(settings: Settings, target: str = revisions.HEAD, start: str | None = None) -> str:

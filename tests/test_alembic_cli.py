@@ -42,8 +42,8 @@ def test_every_alembic_change_is_in_the_run_log(settings: Settings) -> None:
     assert done.returncode == 0, done.stderr
     assert revision_of(settings) == "0003"
     log = [(entry.action, entry.revision, entry.from_revision, entry.to_revision) for entry in commands.log(settings)]
-    assert log[:5] == [("upgrade", rev, prev, rev) for prev, rev in zip([None, "0001", "0002", "0003", "0004"],
-                                                                           revisions.ids()[:5])]
+    assert log[:5] == [("upgrade", rev, prev, rev) for prev, rev in zip([None, *revisions.ids()[:4]],
+                                                                           revisions.ids()[:5], strict=True)]
     assert log[5:] == [("upgrade", "0006", "0005", "0006"), ("downgrade", "0006", "0006", "0005"),
                        ("stamp", "0003", "0005", "0003")]
 

@@ -15,10 +15,10 @@ from llm_proxy_db import commands
 from llm_proxy_db.cli.render import progress_printer, render_rehearsal
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
+from llm_proxy_db.migration import revisions
 from llm_proxy_db.migration.executor import ProgressEvent, StepTiming
 from llm_proxy_db.safety import locking
 from llm_proxy_db.safety.rehearse import RehearsalResult
-from llm_proxy_db.migration import revisions
 from tests.entry_points import ENTRY_POINTS, migrate
 from tests.safety_helpers import HEAD, revision_of, rows, seed, skip_without_pg_client
 

@@ -19,8 +19,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from llm_proxy_db import commands, failures
+from llm_proxy_db.cli import json_log
 from llm_proxy_db.cli.render import (
-    progress_printer,
     render_adoption,
     render_history,
     render_log,
@@ -28,8 +28,8 @@ from llm_proxy_db.cli.render import (
     render_restore,
     render_run,
     render_status,
-    stage_printer,
 )
+from llm_proxy_db.cli.render_drift import render_drift
 from llm_proxy_db.config.masking import mask_message
 from llm_proxy_db.config.parsing import debug_enabled, env_settings, parse_count, parse_seconds
 from llm_proxy_db.config.settings import Settings, resolve_settings
@@ -66,7 +66,10 @@ DatabaseUrlOption = Annotated[
         help="postgres://user:pass@host:5432/db, or MySQL user:pass@tcp(host:3306)/db (env DATABASE_URL)",
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+JsonOption = Annotated[
+    bool,
+    typer.Option("--json", help="Print one JSON value on stdout (errors too); schemas in llm_proxy_db/cli/schemas."),
+]
 SqlOption = Annotated[bool, typer.Option("--sql", help="Print the SQL for the dialect instead of running it.")]
 BackupDirOption = Annotated[
     Path | None,
@@ -152,10 +155,15 @@ def as_user_error(exc: Exception) -> LLMProxyDBError | None:
 
 
 def fail(error: LLMProxyDBError, *, as_json: bool = False) -> None:
-    """Print ``error`` (stderr; with ``as_json`` also as the JSON object on stdout) and exit."""
-    typer.echo(f"Error: {error.message}", err=True)
-    if error.hint:
-        typer.echo(f"Hint: {error.hint}", err=True)
+    """Print ``error`` (stderr; with ``as_json`` also as the JSON object on stdout) and exit.
+
+    With ``LLM_PROXY_LOG_FORMAT=json`` the stderr lines are one JSON log line instead."""
+    if json_log.json_logs():
+        json_log.log_message("error", error.message, event="error", hint=error.hint, exit_code=error.exit_code)
+    else:
+        typer.echo(f"Error: {error.message}", err=True)
+        if error.hint:
+            typer.echo(f"Hint: {error.hint}", err=True)
     if as_json:
         typer.echo(error_json(error))
     raise typer.Exit(error.exit_code)
@@ -164,6 +172,14 @@ def fail(error: LLMProxyDBError, *, as_json: bool = False) -> None:
 def error_json(error: LLMProxyDBError) -> str:
     """``{"error": {"message", "hint", "exit_code", "kind", ...}}`` for ``--json``."""
     return json.dumps({"error": error.as_dict()}, indent=2, default=str)
+
+
+def emit(value: Any, as_json: bool, text: str | Callable[[], str]) -> None:
+    """The one output of a command: ``value`` as JSON (``--json``), else ``text`` for people."""
+    if as_json:
+        typer.echo(json.dumps(value, indent=2, default=str))
+    else:
+        typer.echo(text() if callable(text) else text)
 
 
 def _scrub(exc: BaseException) -> str:
@@ -219,6 +235,7 @@ def setup(
     keep_backups: KeepBackupsOption = None,
     no_backup: NoBackupOption = False,
     lock_timeout: LockTimeoutOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Create the data directory if needed and bring the database to the head revision.
 
@@ -227,9 +244,9 @@ def setup(
     """
     settings = state(ctx).settings()
     options = safety(backup_dir, keep_backups, no_backup, lock_timeout)
-    result = commands.setup(settings, progress=progress_printer(), **options)
-    typer.echo(f"database: {settings.describe()}")
-    typer.echo(render_run(result))
+    result = commands.setup(settings, progress=json_log.progress(), **options)
+    data = {"database": settings.describe(), **result.as_dict()}
+    emit(data, as_json, lambda: f"database: {settings.describe()}\n{render_run(result)}")
 
 
 @migrate_app.command("up")
@@ -245,16 +262,27 @@ def migrate_up(
     keep_backups: KeepBackupsOption = None,
     no_backup: NoBackupOption = False,
     lock_timeout: LockTimeoutOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Apply pending revisions up to --to (default head), under the lock, after a backup."""
     if start is not None and not sql:
         raise ConfigError("--from only applies with --sql", hint="add --sql to print the SQL, or drop --from")
     settings = state(ctx).settings()
     if sql:
-        typer.echo(settings.dialect.OFFLINE_SCRIPT_PREAMBLE + commands.upgrade_sql(settings, to, start), nl=False)
+        _print_sql(settings, commands.upgrade_sql(settings, to, start), as_json)
         return
     options = safety(backup_dir, keep_backups, no_backup, lock_timeout)
-    typer.echo(render_run(commands.upgrade(settings, to, progress=progress_printer(), **options)))
+    result = commands.upgrade(settings, to, progress=json_log.progress(), **options)
+    emit({"database": settings.describe(), **result.as_dict()}, as_json, lambda: render_run(result))
+
+
+def _print_sql(settings: Settings, script: str, as_json: bool) -> None:
+    """An offline script: as it is, or ``{"dialect", "sql"}`` with ``--json``."""
+    script = settings.dialect.OFFLINE_SCRIPT_PREAMBLE + script
+    if as_json:
+        emit({"dialect": settings.dialect_name, "sql": script}, True, "")
+    else:
+        typer.echo(script, nl=False)
 
 
 @migrate_app.command("down")
@@ -279,6 +307,7 @@ def migrate_down(
             "PostgreSQL is dumped first unless --no-backup.",
         ),
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Revert revisions: --steps N or --to REV (one of the two).
 
@@ -293,15 +322,14 @@ def migrate_down(
     if sql:
         if to is None:
             raise ConfigError("--sql needs --to REV (there is no database to count steps from)")
-        script = commands.downgrade_sql(settings, to, start or "head")
-        typer.echo(settings.dialect.OFFLINE_SCRIPT_PREAMBLE + script, nl=False)
+        _print_sql(settings, commands.downgrade_sql(settings, to, start or "head"), as_json)
         return
     options = safety(backup_dir, keep_backups, no_backup, lock_timeout)
     result = commands.downgrade(
-        settings, to, steps=steps, progress=progress_printer(), allow_data_loss=allow_data_loss,
+        settings, to, steps=steps, progress=json_log.progress(), allow_data_loss=allow_data_loss,
         **options,
     )
-    typer.echo(render_run(result))
+    emit({"database": settings.describe(), **result.as_dict()}, as_json, lambda: render_run(result))
 
 
 @migrate_app.command("status")
@@ -309,7 +337,7 @@ def migrate_down(
 def migrate_status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Show the current revision, the head revision and what is pending."""
     current = commands.status(state(ctx).settings())
-    typer.echo(json.dumps(current.as_dict(), indent=2) if as_json else render_status(current))
+    emit(current.as_dict(), as_json, lambda: render_status(current))
 
 
 @migrate_app.command("adopt")
@@ -341,19 +369,22 @@ def migrate_adopt(
     if force_stamp and not dry_run:
         planned = commands.adopt(settings, to, dry_run=True, force_stamp=force_stamp)
         _warn(planned.plan.warnings)
-    progress = None if dry_run else progress_printer()
+    progress = None if dry_run else json_log.progress()
     options = safety(backup_dir, keep_backups, no_backup, lock_timeout)
     result = commands.adopt(
         settings, to, dry_run=dry_run, force_stamp=force_stamp, progress=progress, **options
     )
     if dry_run:
         _warn(result.plan.warnings)
-    typer.echo(json.dumps(result.plan.as_dict(), indent=2) if as_json else render_adoption(result))
+    emit(result.plan.as_dict(), as_json, lambda: render_adoption(result))
 
 
 def _warn(warnings: tuple[str, ...]) -> None:
     for line in warnings:
-        typer.echo(f"WARNING: {line}", err=True)
+        if json_log.json_logs():
+            json_log.log_message("warning", line)
+        else:
+            typer.echo(f"WARNING: {line}", err=True)
 
 
 @migrate_app.command("history")
@@ -361,10 +392,7 @@ def _warn(warnings: tuple[str, ...]) -> None:
 def migrate_history(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List every revision, oldest first, with whether and when the database got it."""
     revisions = commands.history(state(ctx).settings())
-    if as_json:
-        typer.echo(json.dumps([info.as_dict() for info in revisions], indent=2))
-    else:
-        typer.echo(render_history(revisions))
+    emit([info.as_dict() for info in revisions], as_json, lambda: render_history(revisions))
 
 
 @migrate_app.command("log")
@@ -378,10 +406,7 @@ def migrate_log(
 
     Revisions applied and reverted, adoptions, forced stamps, restores.  Reads only."""
     entries = commands.log(state(ctx).settings(), limit)
-    if as_json:
-        typer.echo(json.dumps([entry.as_dict() for entry in entries], indent=2))
-    else:
-        typer.echo(render_log(entries))
+    emit([entry.as_dict() for entry in entries], as_json, lambda: render_log(entries))
 
 
 @migrate_app.command("verify")
@@ -403,13 +428,14 @@ def migrate_verify(
             "MySQL/MariaDB server (mysql:// URL or the service's DSN).",
         ),
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Check the revision chain, its manifest, a base->head->base->head cycle and offline SQL.
 
     The configured database is never used: the cycles run on scratch databases.
     """
-    problems = verify.verify(postgres_url=postgres_url, mysql_url=mysql_url, progress=stage_printer())
-    _report_problems(problems, "migrate verify", "the revision chain is sound")
+    problems = verify.verify(postgres_url=postgres_url, mysql_url=mysql_url, progress=json_log.stages())
+    _report_problems(problems, "migrate verify", "the revision chain is sound", as_json)
 
 
 @migrate_app.command("manifest")
@@ -422,23 +448,75 @@ def migrate_manifest(
         bool,
         typer.Option("--force", help="With --update: also rewrite entries of released revisions."),
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Check the checksum manifest of the revision files, or append new revisions to it."""
     if force and not update:
         raise ConfigError("--force only makes sense with --update")
     if not update:
         problems = verify.manifest_problems()
-        _report_problems(problems, "the manifest check", "the manifest is current")
+        _report_problems(problems, "the manifest check", "the manifest is current", as_json)
         return
-    typer.echo(verify.update_manifest(force=force).describe())
+    updated = verify.update_manifest(force=force)
+    emit(updated.as_dict(), as_json, updated.describe)
 
 
-def _report_problems(problems: list[str], what: str, success: str) -> None:
-    for line in problems:
-        typer.echo(f"FAIL {line}")
+def _report_problems(problems: list[str], what: str, success: str, as_json: bool = False) -> None:
+    """``FAIL ...`` lines and exit 9, or ``OK ...``; with ``--json`` one ``{"ok", "problems"}`` object."""
+    if as_json:
+        emit({"ok": not problems, "problems": problems}, True, "")
+    else:
+        for line in problems:
+            typer.echo(f"FAIL {line}")
     if problems:
-        raise VerificationError(f"{what} found {len(problems)} problem(s)")
-    typer.echo(f"OK {success}")
+        error = VerificationError(f"{what} found {len(problems)} problem(s)")
+        if as_json:  # the result above is the one JSON value; the error goes to stderr only
+            fail(error)
+        raise error
+    if not as_json:
+        typer.echo(f"OK {success}")
+
+
+@migrate_app.command("drift")
+@handles_errors
+def migrate_drift(
+    ctx: typer.Context,
+    against: Annotated[
+        str | None,
+        typer.Option(
+            "--against",
+            metavar="URL",
+            help="Compare with this other database (PostgreSQL URL, MySQL DSN or mysql:// URL) "
+            "instead of with the schema of the recorded revision.",
+        ),
+    ] = None,
+    against_path: Annotated[
+        Path | None, typer.Option("--against-path", help="Compare with this other SQLite file.")
+    ] = None,
+    against_driver: Annotated[
+        str | None,
+        typer.Option("--against-driver", help="sqlite, postgres or mysql for --against (default: from the URL)."),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Operator additions (an extra index, column, table) count as drift too.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Compare the live database with the schema its revision should have, or with another database.
+
+    Prints each difference (drift, an operator's addition, a service artefact) and the SQL that
+    would reconcile the drift. Exit 9 on drift, 0 when there is none. Reads only."""
+    other = None
+    if against is not None or against_path is not None or against_driver is not None:
+        if against is not None and against_path is not None:
+            raise ConfigError("--against and --against-path contradict each other", hint="give only one of them")
+        if against is None and against_path is None:
+            raise ConfigError("--against-driver needs --against URL")
+        other = resolve_settings(against_driver, against_path, against, env={})
+    report = commands.drift(state(ctx).settings(), other, strict=strict)
+    emit(report.as_dict(), as_json, lambda: render_drift(report))
+    if report.drift:
+        raise typer.Exit(VerificationError.exit_code)
 
 
 @migrate_app.command("rehearse")
@@ -449,9 +527,9 @@ def migrate_rehearse(
     as_json: JsonOption = False,
 ) -> None:
     """Run the pending revisions on a throw-away copy of the database, then delete the copy."""
-    progress = None if as_json else progress_printer()
+    progress = None if as_json else json_log.progress()
     result = rehearse.rehearse(state(ctx).settings(), to, progress=progress)
-    typer.echo(json.dumps(result.as_dict(), indent=2) if as_json else render_rehearsal(result))
+    emit(result.as_dict(), as_json, lambda: render_rehearsal(result))
     if not result.ok:
         raise typer.Exit(MigrationError.exit_code)
 
@@ -463,11 +541,13 @@ def db_backup(
     out: OutOption = None,
     backup_dir: BackupDirOption = None,
     keep_backups: KeepBackupsOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Back the database up now (SQLite: a checked copy; PostgreSQL: pg_dump; MySQL: mariadb-dump)."""
     checked_numbers(keep_backups, None)
-    path = backup.backup(state(ctx).settings(), out, backup_dir=backup_dir, keep=keep_backups)
-    typer.echo(f"backup: {path}")
+    settings = state(ctx).settings()
+    path = backup.backup(settings, out, backup_dir=backup_dir, keep=keep_backups)
+    emit({"database": settings.describe(), "backup": str(path)}, as_json, f"backup: {path}")
 
 
 @db_app.command("restore")
@@ -485,6 +565,7 @@ def db_restore(
             "a database that is not empty (its contents are dumped first). Refused otherwise.",
         ),
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Replace the database's contents with FILE, keeping a safety copy of the current ones.
 
@@ -492,11 +573,10 @@ def db_restore(
     MySQL/MariaDB: a mariadb-dump/mysqldump file (mariadb/mysql client)."""
     checked_numbers(None, lock_timeout)
     settings = state(ctx).settings()
-    progress = progress_printer()
     result = backup.restore(
-        settings, file, backup_dir=backup_dir, lock_timeout=lock_timeout, progress=progress, force=force
+        settings, file, backup_dir=backup_dir, lock_timeout=lock_timeout, progress=json_log.progress(), force=force
     )
-    typer.echo(render_restore(result))
+    emit(result.as_dict(), as_json, lambda: render_restore(result))
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from llm_proxy_db.config.parsing import DEFAULT_KEEP_BACKUPS, KEEP_BACKUPS_ENV, parse_count
 from llm_proxy_db.config.settings import Settings
@@ -36,6 +37,17 @@ class RestoreResult:
     safety_copy: Path | None
     replaced_damaged: bool = False
     origin: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``db restore --json``)."""
+        return {
+            "database": self.database,
+            "restored_from": str(self.restored_from),
+            "revision": self.revision,
+            "safety_copy": str(self.safety_copy) if self.safety_copy else None,
+            "replaced_damaged": self.replaced_damaged,
+            "origin": self.origin,
+        }
 
 
 def backup_directory(settings: Settings, backup_dir: str | os.PathLike[str] | None = None) -> Path:
