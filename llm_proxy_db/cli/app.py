@@ -376,7 +376,8 @@ def migrate_adopt(
     )
     if dry_run:
         _warn(result.plan.warnings)
-    emit(result.plan.as_dict(), as_json, lambda: render_adoption(result))
+    data = {**result.plan.as_dict(), "run": result.run.as_dict() if result.run is not None else None}
+    emit(data, as_json, lambda: render_adoption(result))
 
 
 def _warn(warnings: tuple[str, ...]) -> None:
