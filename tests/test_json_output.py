@@ -116,7 +116,8 @@ def test_drift_and_verify_and_manifest(sqlite_settings: Settings, tmp_path: Path
         connection.exec_driver_sql("CREATE INDEX ops_x ON tokens (last_used_at)")
         connection.commit()
     drift = run_json(sqlite_settings, "migrate drift", exit_code=9)
-    assert drift["drift"] is True and drift["statements"] == ["CREATE INDEX idx_audit_outcome ON audit_events (outcome);"]
+    assert drift["drift"] is True
+    assert drift["statements"] == ["CREATE INDEX idx_audit_outcome ON audit_events (outcome);"]
     other = tmp_path / "other.db"
     commands.upgrade(Settings(driver="sqlite", database_path=other), no_backup=True)
     against = run_json(sqlite_settings, "migrate drift", "--against-path", str(other), exit_code=9)
