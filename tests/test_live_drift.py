@@ -95,10 +95,21 @@ def test_a_changed_column_a_missing_index_and_an_operators_index(settings: Setti
     assert data["drift"] is True and len(data["differences"]) == 4
 
 
-def test_operator_additions_alone_are_not_drift_unless_strict(settings: Settings) -> None:
+TRIGGER = {
+    "sqlite": ["CREATE TRIGGER ops_touch AFTER UPDATE ON projects BEGIN SELECT 1; END"],
+    "postgresql": [
+        "CREATE FUNCTION ops_touch() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END'",
+        "CREATE TRIGGER ops_touch BEFORE UPDATE ON projects FOR EACH ROW EXECUTE FUNCTION ops_touch()",
+    ],
+    "mysql": ["CREATE TRIGGER ops_touch BEFORE UPDATE ON projects FOR EACH ROW SET NEW.name = NEW.name"],
+}
+
+
+def test_operator_additions_alone_are_not_drift_unless_strict(settings: Settings, dialect: str) -> None:
     commands.upgrade(settings, no_backup=True)
     _run(
         settings,
+        *TRIGGER[dialect],
         "CREATE INDEX ops_audit_actor ON audit_events (actor)" if not settings.is_mysql
         else "CREATE INDEX ops_audit_actor ON audit_events (actor(64))",
         "ALTER TABLE projects ADD COLUMN ops_note TEXT",
@@ -106,33 +117,41 @@ def test_operator_additions_alone_are_not_drift_unless_strict(settings: Settings
         "CREATE TABLE IF NOT EXISTS goose_db_version (id INTEGER PRIMARY KEY, version_id BIGINT, is_applied BOOLEAN)",
     )
     report = commands.drift(settings)
-    assert set(_found(report).values()) == {OPERATOR} and len(report.items) == 3
+    assert set(_found(report).values()) == {OPERATOR} and len(report.items) == 4
+    assert "extra trigger ops_touch on projects" in _found(report)
     assert not report.drift and "goose_db_version" in report.recognised
     assert cli(settings, "migrate", "drift").exit_code == 0
     strict = cli(settings, "migrate", "drift", "--strict")
     assert strict.exit_code == 9, strict.output
 
 
-def test_two_databases_of_one_dialect(settings: Settings, make_settings: Callable[[], Settings]) -> None:
+def test_two_databases_of_one_dialect(
+    settings: Settings, make_settings: Callable[[], Settings], dialect: str
+) -> None:
     """Staging (the reference) has an operator's index production lacks; production lacks an
-    index of the revision: both are named, with the statements production needs."""
+    index of the revision and has two columns changed by hand: all are named, with the
+    statements production needs."""
     staging = make_settings()
     for database in (settings, staging):
         commands.upgrade(database, no_backup=True)
     _run(staging, "CREATE INDEX ops_tokens_last_used ON tokens (last_used_at)")
-    _run(settings, _drop_index(settings, "idx_audit_outcome", "audit_events"))
+    _run(settings, _drop_index(settings, "idx_audit_outcome", "audit_events"), *DAMAGE[dialect])
     report = commands.drift(settings, staging)
     assert _found(report) == {
         "missing index idx_audit_outcome on audit_events": DRIFT,
         "missing index ops_tokens_last_used on tokens": DRIFT,
+        "column tokens.max_requests: type bigint, expected integer": DRIFT,
+        "column projects.deactivated_at: nullable NOT NULL, expected nullable": DRIFT,
     }
     assert "CREATE INDEX ops_tokens_last_used ON tokens (last_used_at);" in report.statements
     back = commands.drift(staging, settings)
     assert _found(back) == {
         "extra index idx_audit_outcome on audit_events": REFERENCE_DRIFT,
         "extra index ops_tokens_last_used on tokens": OPERATOR,
+        "column tokens.max_requests: type integer, expected bigint": DRIFT,
+        "column projects.deactivated_at: nullable nullable, expected NOT NULL": DRIFT,
     }
-    assert back.drift and back.statements == []
+    assert back.drift and not any("INDEX" in sql for sql in back.statements)
     assert commands.drift(staging, staging).items == []
 
 

@@ -20,7 +20,8 @@ Every difference gets an origin:
   (:mod:`llm_proxy_db.service.artefacts`); not drift.
 
 Tables known by name (``alembic_version``, ``goose_db_version``, ``migration_lock``,
-``llm_proxy_*``) are listed as recognised, never compared.  Triggers and views are not compared.
+``llm_proxy_*``) are listed as recognised, never compared.  Triggers are compared by name and
+table (the service creates none: each is an operator's); views and grants are not compared.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class Side:
     revision: str | None
     actual: Fingerprint
     expected: Fingerprint
+    triggers: frozenset[tuple[str, str]] = frozenset()  # (table, trigger): the service has none
 
 
 @dataclass
@@ -141,7 +143,10 @@ def read_side(connection: Connection, description: str) -> Side:
             hint="see `llm-proxy-db migrate adopt --dry-run` (adoption compares it with every known state)",
         )
     expected = revision_fingerprints(connection)[current] if current else Fingerprint(tables={})
-    return Side(description, connection.dialect.name, current, actual, expected)
+    rows = connection.exec_driver_sql(dialect_for(connection).TRIGGERS_SQL).fetchall()
+    connection.rollback()
+    triggers = frozenset((str(table), str(name)) for name, table in rows)
+    return Side(description, connection.dialect.name, current, actual, expected, triggers)
 
 
 def _translated(connection: Connection, side: Side, reference: Side) -> Fingerprint:
@@ -155,7 +160,11 @@ def _translated(connection: Connection, side: Side, reference: Side) -> Fingerpr
 
 
 def _items(side: Side, expected: Fingerprint, reference: Side | None) -> list[DriftItem]:
-    found = differences(side.actual, expected) + _other_tables(side.actual, expected, reference is not None)
+    found = [
+        *differences(side.actual, expected),
+        *_other_tables(side.actual, expected, reference is not None),
+        *_triggers(side, reference),
+    ]
     own_extras = {_key(d) for d in differences(side.actual, side.expected) if d.kind == EXTRA}
     items = [_item(d, side, own_extras if reference is not None else None) for d in found]
     if reference is not None and reference.revision != side.revision:
@@ -173,6 +182,15 @@ def _other_tables(actual: Fingerprint, expected: Fingerprint, compare_both: bool
     return [
         Difference(EXTRA if name in mine else MISSING, "table", name, name)
         for name in sorted(mine ^ theirs)
+    ]
+
+
+def _triggers(side: Side, reference: Side | None) -> list[Difference]:
+    """Triggers are never the service's: each one here (or only in the reference) is an operator's."""
+    theirs = reference.triggers if reference is not None else frozenset()
+    return [
+        Difference(EXTRA if (table, name) in side.triggers else MISSING, "trigger", table, name)
+        for table, name in sorted(side.triggers ^ theirs)
     ]
 
 
@@ -194,8 +212,8 @@ def _item(difference: Difference, side: Side, own_extras: set[tuple[Any, ...]] |
 def _origin(difference: Difference, side: Side, own_extras: set[tuple[Any, ...]] | None) -> str:
     if _is_service_artefact(difference, side):
         return SERVICE
-    if difference.object == "table" and difference.table not in OUR_TABLES:
-        return OPERATOR  # an operator's table, here or only in the reference
+    if difference.object == "trigger" or (difference.object == "table" and difference.table not in OUR_TABLES):
+        return OPERATOR  # an operator's trigger or table, here or only in the reference
     if difference.kind != EXTRA:
         return DRIFT
     if own_extras is not None and _key(difference) not in own_extras:

@@ -344,6 +344,9 @@ def new_token_id_sql() -> str | None:
 
 NAMED_CONSTRAINTS = True
 INDEX_REFLECTION_OPTIONS: Mapping[str, Any] = {}
+TRIGGERS_SQL = (
+    "SELECT trigger_name, event_object_table FROM information_schema.triggers WHERE trigger_schema = DATABASE()"
+)
 
 
 def reflect_checks(connection: Connection, tables: list[str]) -> dict[str, list[dict[str, Any]]] | None:

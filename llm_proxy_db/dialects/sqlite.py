@@ -113,6 +113,7 @@ def new_token_id_sql() -> str | None:
 # (PostgreSQL, MySQL); SQLite's automatic indexes (sqlite_autoindex_*) are reflected too.
 NAMED_CONSTRAINTS = False
 INDEX_REFLECTION_OPTIONS: Mapping[str, Any] = {"include_auto_indexes": True}
+TRIGGERS_SQL = "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger'"
 
 
 def reflect_checks(connection: Connection, tables: list[str]) -> dict[str, list[dict[str, Any]]] | None:
