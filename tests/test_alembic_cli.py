@@ -95,3 +95,53 @@ def test_json_log_lines_from_plain_alembic(sqlite_settings: Settings) -> None:
     error = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")][-1]
     assert error["level"] == "error" and error["exit_code"] == 11 and "allow-data-loss" in error["hint"]
     assert rows(sqlite_settings) == before and revision_of(sqlite_settings) == HEAD
+
+
+def _script_config(settings: Settings):
+    """A config as a script builds it from alembic.ini (not through make_config): guarded."""
+    from alembic.config import Config
+
+    from tests.entry_points import REPO
+
+    config = Config(str(REPO / "alembic.ini"))
+    config.attributes["settings"] = settings
+    config.attributes["configure_logger"] = False
+    return config
+
+
+def test_alembic_commands_called_from_a_script_are_guarded(sqlite_settings: Settings) -> None:
+    from alembic import command
+
+    from llm_proxy_db.errors import DataLossError
+
+    config = _script_config(sqlite_settings)
+    command.upgrade(config, "head")
+    seed(sqlite_settings)
+    before = rows(sqlite_settings)
+    with pytest.raises(DataLossError):
+        command.downgrade(config, "base")
+    assert rows(sqlite_settings) == before
+    command.downgrade(config, "head-1")
+    command.upgrade(config, "+1")
+    command.stamp(config, "heads")  # at head already: nothing to do, nothing logged
+    command.stamp(config, "0006")
+    command.downgrade(config, "-1")
+    assert revision_of(sqlite_settings) == "0005"
+    actions = [entry.action for entry in commands.log(sqlite_settings)]
+    assert actions[-4:] == ["downgrade", "upgrade", "stamp", "downgrade"]
+    backups = list(sqlite_settings.database_path.parent.glob("*.bak"))
+    assert len(backups) >= 3
+
+
+def test_x_arguments_are_parsed_like_options() -> None:
+    from llm_proxy_db.cli.alembic_env import x_options
+    from llm_proxy_db.errors import ConfigError
+
+    assert x_options({}) == {"no_backup": False, "allow_data_loss": False}
+    assert x_options({"allow-data-loss": "", "no-backup": "yes", "keep-backups": "3", "lock-timeout": "2.5"}) == {
+        "no_backup": True, "allow_data_loss": True, "keep_backups": 3, "lock_timeout": 2.5,
+    }
+    assert x_options({"backup-dir": "/b"})["backup_dir"] == "/b"
+    for bad in ({"allow-data-loss": "perhaps"}, {"keep-backups": "x"}, {"unknown": "1"}):
+        with pytest.raises(ConfigError):
+            x_options(bad)

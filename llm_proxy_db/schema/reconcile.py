@@ -1,6 +1,7 @@
 """The statements that would bring a schema back to its reference, in the database's own SQL.
 
-Each :class:`~llm_proxy_db.schema.schema_diff.Difference` that is drift gets either statements
+Each :class:`~llm_proxy_db.schema.schema_diff.Difference` that is drift (something missing or
+changed; an extra object is an operator's, never reconciled away) gets either statements
 (rendered by Alembic's operations in offline mode for the dialect: ``CREATE INDEX ...``,
 ``ALTER TABLE ... ADD COLUMN ...``, ``ALTER TABLE ... ALTER COLUMN ...``) or a note saying why
 no statement can be given safely (a changed column on SQLite needs a table rebuild; a missing
@@ -22,7 +23,7 @@ from alembic.runtime.migration import MigrationContext
 
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.schema.fingerprint import ColumnPrint, IndexPrint
-from llm_proxy_db.schema.schema_diff import CHANGED, EXTRA, MISSING, Difference
+from llm_proxy_db.schema.schema_diff import CHANGED, MISSING, Difference
 
 _TYPES: dict[str, Callable[[], sa.types.TypeEngine[Any]]] = {
     "text": sa.Text,
@@ -67,19 +68,16 @@ def reconcile(difference: Difference, dialect_name: str, existing: ColumnPrint |
 
 def _index(difference: Difference, dialect_name: str) -> Reconciliation:
     def ops(op: Operations) -> None:
-        if difference.kind in (CHANGED, EXTRA):
+        if difference.kind == CHANGED:
             op.drop_index(difference.name, table_name=difference.table)
-        if difference.kind in (CHANGED, MISSING):
-            wanted: IndexPrint = difference.expected
-            op.create_index(difference.name, difference.table, list(wanted.columns), unique=wanted.unique)
+        wanted: IndexPrint = difference.expected
+        op.create_index(difference.name, difference.table, list(wanted.columns), unique=wanted.unique)
 
     return Reconciliation(render(dialect_name, ops))
 
 
 def _column(difference: Difference, dialect_name: str, existing: ColumnPrint | None) -> Reconciliation:
     table, name = difference.table, difference.name
-    if difference.kind == EXTRA:
-        return Reconciliation(render(dialect_name, lambda op: op.drop_column(table, name)), safe=False)
     if difference.kind == MISSING:
         wanted: ColumnPrint = difference.expected
         column = _sa_column(name, wanted)
