@@ -111,7 +111,6 @@ def _script_config(settings: Settings):
 
 def test_alembic_commands_called_from_a_script_are_guarded(sqlite_settings: Settings) -> None:
     from alembic import command
-
     from llm_proxy_db.errors import DataLossError
 
     config = _script_config(sqlite_settings)

@@ -35,7 +35,8 @@ def test_a_missing_not_null_column_without_default_is_flagged(dialect: str) -> N
     odd = reconcile(Difference(MISSING, "column", "tokens", "n", None, ColumnPrint("inet", True, None, False)), dialect)
     assert odd.statements == () and "no portable spelling" in (odd.note or "")
     stamp = ColumnPrint("datetime", False, "current_timestamp", False)
-    assert "CURRENT_TIMESTAMP" in reconcile(Difference(MISSING, "column", "t", "at", None, stamp), dialect).statements[0]
+    added = reconcile(Difference(MISSING, "column", "t", "at", None, stamp), dialect)
+    assert "CURRENT_TIMESTAMP" in added.statements[0]
     word = ColumnPrint("text", False, "it's", False)
     assert "'it''s'" in reconcile(Difference(MISSING, "column", "t", "w", None, word), dialect).statements[0]
 
