@@ -13,7 +13,7 @@ from llm_proxy_db.cli import app as cli
 from llm_proxy_db.cli import fast_path
 from llm_proxy_db.config.settings import Settings
 
-COMMANDS = [["migrate", "status", "--json"], ["migrate", "status"], ["setup"]]
+COMMANDS = [["migrate", "status", "--json"], ["migrate", "status"], ["setup"], ["setup", "--json"]]
 
 
 def _globals(settings: Settings, form: str) -> list[str]:

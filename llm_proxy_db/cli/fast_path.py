@@ -1,6 +1,6 @@
 """The commands a deployment runs before every start, answered without Typer when at head.
 
-``llm-proxy migrate status [--json]`` and ``llm-proxy setup`` against an up-to-date database
+``llm-proxy migrate status [--json]`` and ``llm-proxy setup [--json]`` against an up-to-date database
 must cost a fraction of ``alembic current`` (issue 6).  Parsing the command line with Typer
 alone costs more than the whole answer (it loads pydantic), so :func:`output_at_head`
 recognises exactly these invocations, with the global options in the forms Click accepts,
@@ -67,17 +67,21 @@ def output_at_head(argv: Sequence[str]) -> str | None:
     options, command = parsed
     try:
         env_settings()
-        description = _description_at_head(options, adopted_ok=command == ["setup"])
+        description = _description_at_head(options, adopted_ok=command[0] == "setup")
         status = status_at_head(description) if description is not None else None
     except Exception:  # noqa: BLE001 - the full CLI reports it properly
         return None
     if status is None:
         return None
-    if command == ["setup"]:
+    if command[0] == "setup":
         from llm_proxy_db.migration.executor import RunResult
 
         head, warnings = status.head_revision, status.checksum_warnings
         run = RunResult(before=head, after=head, checksum_warnings=warnings)
+        if command == ["setup", "--json"]:  # StartupResult.as_dict() of a start at head
+            data = {"database": description, "action": "up_to_date", **run.as_dict(), "backup": None,
+                    "lock_wait_seconds": 0.0, "filled_token_ids": 0}
+            return json.dumps(data, indent=2) + "\n"
         return f"database: {description}\n{render_run(run)}\n"
     if command == ["migrate", "status", "--json"]:
         return json.dumps(status.as_dict(), indent=2) + "\n"
@@ -109,6 +113,6 @@ def _parse(argv: list[str]) -> tuple[dict[str, str], list[str]] | None:
                 return None
             value = argv.pop(0)
         options[GLOBAL_OPTIONS[name]] = value
-    if argv in (["setup"], ["migrate", "status"], ["migrate", "status", "--json"]):
+    if argv in (["setup"], ["setup", "--json"], ["migrate", "status"], ["migrate", "status", "--json"]):
         return options, argv
     return None
