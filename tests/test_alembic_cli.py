@@ -90,11 +90,19 @@ def test_json_log_lines_from_plain_alembic(sqlite_settings: Settings) -> None:
     commands.upgrade(sqlite_settings, no_backup=True)
     seed(sqlite_settings)
     before = rows(sqlite_settings)
-    done = alembic(sqlite_settings, "downgrade", "base", env={"LLM_PROXY_LOG_FORMAT": "json"})
+    env = {"LLM_PROXY_LOG_FORMAT": "json"}
+    done = alembic(sqlite_settings, "downgrade", "-1", env=env)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines()]  # every line, Alembic's own too
+    assert any(line["detail"] == "alembic.runtime.migration" for line in lines)
+    assert [line["event"] for line in lines if line["detail"] != "alembic.runtime.migration"] == [
+        "backup_done", "apply_start", "apply_success"
+    ]
+    done = alembic(sqlite_settings, "downgrade", "base", env=env)
     assert done.returncode == 11
-    error = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")][-1]
+    error = [json.loads(line) for line in done.stderr.splitlines()][-1]
     assert error["level"] == "error" and error["exit_code"] == 11 and "allow-data-loss" in error["hint"]
-    assert rows(sqlite_settings) == before and revision_of(sqlite_settings) == HEAD
+    assert rows(sqlite_settings) == before and revision_of(sqlite_settings) == "0006"
 
 
 def _script_config(settings: Settings):

@@ -44,6 +44,10 @@ def run_alembic(context: Any) -> None:
         run_environment(context)
         return
     configure_logging(config)
+    from llm_proxy_db.cli.json_log import json_logs, json_python_logging
+
+    if json_logs():
+        json_python_logging()
     outer = getattr(context, "_proxy", None)
     try:
         _run_guarded(context, verb)

@@ -11,6 +11,7 @@ The schema is ``llm_proxy_db/cli/schemas/log-line.schema.json``.  Text stays the
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -98,6 +99,23 @@ def event_record(event: ProgressEvent) -> dict[str, Any]:
         detail=event.detail or None,
     )
     return record
+
+
+class JsonLogFormatter(logging.Formatter):
+    """Python log records (Alembic's ``Running upgrade ...``) as the same JSON lines."""
+
+    _LEVELS = {"DEBUG": "info", "INFO": "info", "WARNING": "warning"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        """One JSON object: the record's message, its logger as ``detail``."""
+        level = self._LEVELS.get(record.levelname, "error")
+        return json.dumps(_record(level, "message", record.getMessage()) | {"detail": record.name})
+
+
+def json_python_logging() -> None:
+    """Make the root logger's handlers (set up from ``alembic.ini``) write JSON lines."""
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(JsonLogFormatter())
 
 
 def _record(level: str, event: str, message: str) -> dict[str, Any]:
