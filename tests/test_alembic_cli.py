@@ -12,7 +12,7 @@ from llm_proxy_db import commands
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.migration import revisions
 from tests.entry_points import alembic
-from tests.safety_helpers import HEAD, revision_of, rows, seed
+from tests.safety_helpers import revision_of, rows, seed
 
 
 def test_upgrade_check_downgrade_from_the_repo_root(settings):
