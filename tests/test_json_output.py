@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -107,6 +108,13 @@ def test_errors_of_every_command_are_the_error_object(sqlite_settings: Settings,
     usage = json.loads(done.stdout)
     valid(schemas.ERROR_SCHEMA, usage)
     assert usage["error"]["kind"] == "ConfigError"
+    done = subprocess.run(
+        [sys.executable, "-m", "llm_proxy_db", "migrate", "status", "--no-such-option"],
+        capture_output=True, text=True, check=False, env={**os.environ, "LLM_PROXY_LOG_FORMAT": "json"},
+    )
+    line = json.loads(done.stderr)
+    valid(schemas.LOG_LINE_SCHEMA, line)
+    assert done.returncode == 2 == line["exit_code"] and "--no-such-option" in line["message"]
 
 
 def test_drift_and_verify_and_manifest(sqlite_settings: Settings, tmp_path: Path) -> None:

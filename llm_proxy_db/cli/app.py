@@ -594,10 +594,13 @@ def main() -> None:
         sys.exit(1)
     except typer.TyperException as exc:  # Click's usage errors (Typer vendors Click)
         exit_code = int(getattr(exc, "exit_code", 2))
-        exc.show()  # type: ignore[attr-defined]
+        usage = ConfigError(exc.format_message(), hint="see --help")
+        usage.exit_code = exit_code
+        if json_log.json_logs():
+            json_log.log_message("error", usage.message, event="error", hint=usage.hint, exit_code=exit_code)
+        else:
+            exc.show()  # type: ignore[attr-defined]
         if "--json" in sys.argv[1:]:
-            usage = ConfigError(exc.format_message(), hint="see --help")
-            usage.exit_code = exit_code
             typer.echo(error_json(usage))
         sys.exit(exit_code)
     sys.exit(code if isinstance(code, int) else 0)
