@@ -18,7 +18,7 @@ from llm_proxy_db.cli.json_log import JsonLinesProgress, log_message
 from llm_proxy_db.config.paths import manifest_path
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
-from llm_proxy_db.migration.executor import ProgressEvent
+from llm_proxy_db.events import ProgressEvent
 from tests.safety_helpers import seed, skip_without_pg_client
 from tests.test_cli_safety import cli
 

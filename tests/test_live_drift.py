@@ -13,6 +13,7 @@ from llm_proxy_db import commands
 from llm_proxy_db.adoption.live_drift import DRIFT, OPERATOR, REFERENCE_DRIFT, SERVICE
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
+from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import SchemaMismatchError
 from tests.test_cli_safety import cli
 
@@ -80,7 +81,7 @@ def test_a_changed_column_a_missing_index_and_an_operators_index(settings: Setti
     assert report.drift
     assert "CREATE INDEX idx_tokens_expires_at ON tokens (expires_at);" in report.statements
     by_field = {item.difference.field: item.reconciliation for item in report.items if item.difference.field}
-    if settings.dialect.BATCH_ALTER:
+    if dialect_for(settings).BATCH_ALTER:
         assert by_field["type"].statements == () and "table rebuild" in (by_field["type"].note or "")
     else:
         assert any("max_requests" in sql and "INTEGER" in sql.upper() for sql in by_field["type"].statements)

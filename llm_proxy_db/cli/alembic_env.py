@@ -105,7 +105,7 @@ def x_options(arguments: dict[str, str]) -> dict[str, Any]:
 def _run_guarded(context: Any, verb: str) -> None:
     from llm_proxy_db import commands
     from llm_proxy_db.cli.json_log import progress
-    from llm_proxy_db.config.settings import resolve_settings
+    from llm_proxy_db.dialects.resolve import resolve_settings
 
     options = x_options(context.get_x_argument(as_dictionary=True))
     allow_data_loss = options.pop("allow_data_loss")

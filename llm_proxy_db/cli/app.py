@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from llm_proxy_db import commands, failures
+from llm_proxy_db import commands, failures, verify
 from llm_proxy_db.cli import json_log
 from llm_proxy_db.cli.render import (
     render_adoption,
@@ -32,9 +32,10 @@ from llm_proxy_db.cli.render import (
 from llm_proxy_db.cli.render_drift import render_drift
 from llm_proxy_db.config.masking import mask_message
 from llm_proxy_db.config.parsing import debug_enabled, env_settings, parse_count, parse_seconds
-from llm_proxy_db.config.settings import Settings, resolve_settings
+from llm_proxy_db.config.settings import Settings
+from llm_proxy_db.dialects import dialect_for
+from llm_proxy_db.dialects.resolve import resolve_settings
 from llm_proxy_db.errors import ConfigError, LLMProxyDBError, MigrationError, VerificationError
-from llm_proxy_db.migration import verify
 from llm_proxy_db.safety import backup, rehearse
 
 app = typer.Typer(
@@ -278,7 +279,7 @@ def migrate_up(
 
 def _print_sql(settings: Settings, script: str, as_json: bool) -> None:
     """An offline script: as it is, or ``{"dialect", "sql"}`` with ``--json``."""
-    script = settings.dialect.OFFLINE_SCRIPT_PREAMBLE + script
+    script = dialect_for(settings).OFFLINE_SCRIPT_PREAMBLE + script
     if as_json:
         emit({"dialect": settings.dialect_name, "sql": script}, True, "")
     else:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from llm_proxy_db.config.parsing import log_format
 
 if TYPE_CHECKING:
-    from llm_proxy_db.migration.executor import Progress, ProgressEvent
+    from llm_proxy_db.events import Progress, ProgressEvent
 
 # The coarse phase of each event kind; an unknown kind is its own phase.
 _PHASES = {
