@@ -21,10 +21,13 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from llm_proxy_db import failures
+from llm_proxy_db import commands, failures
+from llm_proxy_db.cli.json_log import json_logs, json_python_logging, log_message, progress
 from llm_proxy_db.config.alembic_config import CALLER_GUARDS
 from llm_proxy_db.config.parsing import env_settings, parse_bool, parse_count, parse_seconds
+from llm_proxy_db.dialects.resolve import resolve_settings
 from llm_proxy_db.errors import ConfigError, DataLossError, LLMProxyDBError
+from llm_proxy_db.migration import revisions
 from llm_proxy_db.migration.environment import configure_logging, run_environment
 
 GUARDED_VERBS = {"upgrade": "upgrade", "downgrade": "downgrade", "stamp": "stamp", "do_stamp": "stamp"}
@@ -44,8 +47,6 @@ def run_alembic(context: Any) -> None:
         run_environment(context)
         return
     configure_logging(config)
-    from llm_proxy_db.cli.json_log import json_logs, json_python_logging
-
     if json_logs():
         json_python_logging()
     outer = getattr(context, "_proxy", None)
@@ -103,10 +104,6 @@ def x_options(arguments: dict[str, str]) -> dict[str, Any]:
 
 
 def _run_guarded(context: Any, verb: str) -> None:
-    from llm_proxy_db import commands
-    from llm_proxy_db.cli.json_log import progress
-    from llm_proxy_db.dialects.resolve import resolve_settings
-
     options = x_options(context.get_x_argument(as_dictionary=True))
     allow_data_loss = options.pop("allow_data_loss")
     settings = context.config.attributes.get("settings") or resolve_settings()
@@ -147,9 +144,6 @@ def _steps_down(spec: str) -> int | None:
 def _absolute(spec: str, settings: Any) -> str:
     """A fixed revision for ``spec``: ``+N`` from the current revision, ``REV+N``/``REV-N``
     along the chain (the chain is linear), else ``spec`` itself."""
-    from llm_proxy_db import commands
-    from llm_proxy_db.migration import revisions
-
     base, sign, count = spec.rpartition("+") if "+" in spec else spec.rpartition("-")
     if not sign or not count.isdigit():
         return spec
@@ -162,8 +156,6 @@ def _absolute(spec: str, settings: Any) -> str:
 
 def _exit_like_the_cli(error: LLMProxyDBError) -> None:
     """One ``Error:`` and one ``Hint:`` line (or a JSON line), and the CLI's exit code."""
-    from llm_proxy_db.cli.json_log import json_logs, log_message
-
     if json_logs():
         log_message("error", error.message, event="error", hint=error.hint, exit_code=error.exit_code)
     else:

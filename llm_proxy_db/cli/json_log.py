@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
+from llm_proxy_db.cli.render import describe_event, progress_printer, stage_printer
 from llm_proxy_db.config.parsing import log_format
 
 if TYPE_CHECKING:
@@ -46,8 +47,6 @@ def progress(stream: TextIO | None = None) -> Progress:
     """The progress callback for this run: JSON lines, or the text renderer (terminal or log)."""
     if json_logs():
         return JsonLinesProgress(stream)
-    from llm_proxy_db.cli.render import progress_printer
-
     return progress_printer(stream)
 
 
@@ -55,8 +54,6 @@ def stages(stream: TextIO | None = None) -> Callable[[str], None]:
     """The callback for ``migrate verify``'s stages: JSON lines, or ``checking ...`` lines."""
     if json_logs():
         return lambda stage: log_message("info", f"checking {stage} ...", stream, event="stage", phase="verify")
-    from llm_proxy_db.cli.render import stage_printer
-
     return stage_printer(stream)
 
 
@@ -84,8 +81,6 @@ class JsonLinesProgress:
 
 def event_record(event: ProgressEvent) -> dict[str, Any]:
     """The JSON object of one progress event."""
-    from llm_proxy_db.cli.render import describe_event
-
     level = "error" if event.kind in _ERRORS else "warning" if event.kind in _WARNINGS else "info"
     record = _record(level, event.kind, describe_event(event))
     record.update(
