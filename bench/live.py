@@ -1,4 +1,4 @@
-"""Live traffic: the service's statements at a fixed rate while ``llm-proxy setup`` migrates.
+"""Live traffic: the service's statements at a fixed rate while ``llm-proxy-db setup`` migrates.
 
 A clone of the goose-1 PostgreSQL template is taken to head by ``bench/child.py setup`` (a
 child process, as a deployment would) while several connections run what a replica of the
@@ -263,7 +263,7 @@ def plot(result: LiveResult, path: Path, title: str) -> Path | None:
     failed = [s for s in result.samples if s.error]
     if failed:
         ax.scatter([s.due for s in failed], [1.0] * len(failed), s=12, color="red", marker="x", label="failed")
-    ax.axvspan(*result.migration, color="0.92", zorder=0, label="llm-proxy setup")
+    ax.axvspan(*result.migration, color="0.92", zorder=0, label="llm-proxy-db setup")
     for when, text in result.events:
         if "apply_start" in text:
             ax.axvline(when, color="0.5", linewidth=0.6)

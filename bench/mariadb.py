@@ -2,7 +2,7 @@
 with the service's token writes running throughout and timed.
 
 Each round clones the cached template twice (``mariadb_data``): one copy is taken to head by
-``llm-proxy setup`` in a child process (``child.py``, adoption included), the other by the
+``llm-proxy-db setup`` in a child process (``child.py``, adoption included), the other by the
 hand-written script ``floor.MARIADB_SCRIPT`` piped into the ``mariadb`` client; ours and the
 floor alternate round by round.  During both, :class:`writer_probe.WriterProbe` runs the
 service's token statements and records how long each write to ``tokens`` took.

@@ -9,6 +9,8 @@ import subprocess
 from collections.abc import Iterator
 from typing import Any
 
+import cli_latency
+
 Row = tuple[str, float, str, float, float | None, str]  # what, value, against, ratio, limit, unit
 
 
@@ -51,6 +53,8 @@ def table(results: dict[str, Any]) -> str:
 def _rows(results: dict[str, Any]) -> Iterator[Row]:
     for dialect, case in results.get("startup", {}).items():
         yield from _startup_rows(dialect, case)
+    for dialect, case in results.get("cli", {}).items():
+        yield from cli_latency.rows(dialect, case)
     for key, limit in (("upgrade", True), ("growth", False)):
         if key in results:
             yield from _upgrade_rows(results[key], with_targets=limit)
@@ -75,13 +79,13 @@ def _backup_rows(case: dict[str, Any]) -> Iterator[Row]:
 
 def _startup_rows(dialect: str, case: dict[str, Any]) -> Iterator[Row]:
     whole = {name: data["median_s"] for name, data in case["whole_process"].items()}
-    status, current = whole["llm-proxy migrate status --json"], whole["alembic current"]
+    status, current = whole["llm-proxy-db migrate status --json"], whole["alembic current"]
     yield (f"{dialect} startup: migrate status --json", status,
            f"alembic current {current * 1000:.0f} ms", status / current, 0.35, "s")
     yield (f"{dialect} startup: migrate status --json vs client", status,
            f"client floor {whole['client floor'] * 1000:.0f} ms", status / whole["client floor"], None, "s")
-    yield (f"{dialect} startup: setup at head", whole["llm-proxy setup"],
-           f"alembic current {current * 1000:.0f} ms", whole["llm-proxy setup"] / current, None, "s")
+    yield (f"{dialect} startup: setup at head", whole["llm-proxy-db setup"],
+           f"alembic current {current * 1000:.0f} ms", whole["llm-proxy-db setup"] / current, None, "s")
     calls = {name: data["median_s"] for name, data in case["in_process"].items()}
     name = case["in_process_function"]
     bare = calls["bare connect-and-select"]

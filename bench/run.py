@@ -3,6 +3,7 @@
     python bench/run.py                 # full size (1M tokens, 2M audit events), ~15 min on 2 cores
     python bench/run.py --smoke         # tiny sizes, a few seconds (CI runs this)
     python bench/run.py --cases startup # one case
+    python bench/run.py --cases cli     # every command at head and --help, whole processes (0.3 s)
 
 Every ratio compares two things measured side by side, interleaved, in the same run.
 PostgreSQL cases run when ``--postgres-url`` (or LLM_PROXY_BENCH_POSTGRES_URL, or
@@ -29,6 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import backup_speed  # noqa: E402
+import cli_latency  # noqa: E402
 import datagen  # noqa: E402
 import live  # noqa: E402
 import mariadb  # noqa: E402
@@ -41,7 +43,7 @@ from llm_proxy_db.config.settings import Settings  # noqa: E402
 from llm_proxy_db.dialects import postgresql
 
 HERE = Path(__file__).resolve().parent
-CASES = ("startup", "upgrade", "growth", "backup", "live", "mariadb")
+CASES = ("startup", "cli", "upgrade", "growth", "backup", "live", "mariadb")
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 
@@ -79,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(scratch)
         if "startup" in cases:
             results["startup"] = run_startup(work, args, smoke=args.smoke)
+        if "cli" in cases:
+            results["cli"] = run_cli(work / "cli", args, smoke=args.smoke)
         if "upgrade" in cases:
             results["upgrade"] = run_upgrade(work, args, size, rounds)
         if "growth" in cases:
@@ -127,6 +131,16 @@ def run_startup(work: Path, args: argparse.Namespace, *, smoke: bool) -> dict[st
             "in_process": {key: value.as_dict() for key, value in per_call.items()},
         }
     return out
+
+
+def run_cli(work: Path, args: argparse.Namespace, *, smoke: bool) -> dict[str, object]:
+    """Every command at head, ``--help`` and ``--version`` as whole processes (issue 22: 0.3 s each)."""
+    rounds, warmup = (1, 0) if smoke else (10, 1)
+    work.mkdir(parents=True, exist_ok=True)
+    return {
+        settings.dialect_name: cli_latency.summary(cli_latency.measure(cli_latency.DEFAULT_BIN, env, rounds, warmup))
+        for settings, env in _head_databases(work, args.postgres_url)
+    }
 
 
 def run_upgrade(work: Path, args: argparse.Namespace, size: datagen.Size, rounds: int) -> dict[str, object]:

@@ -29,8 +29,8 @@ def whole_process(
         else ["psql", "-X", "-Atc", VERSION_QUERY, _libpq_url(settings)]
     )
     argvs = {
-        "llm-proxy migrate status --json": [str(BIN / "llm-proxy"), "migrate", "status", "--json"],
-        "llm-proxy setup": [str(BIN / "llm-proxy"), "setup"],
+        "llm-proxy-db migrate status --json": [str(BIN / "llm-proxy"), "migrate", "status", "--json"],
+        "llm-proxy-db setup": [str(BIN / "llm-proxy"), "setup"],
         "alembic current": [str(BIN / "alembic"), "-c", str(REPO / "alembic.ini"), "current"],
         "client floor": floor,
         "python -c pass": [sys.executable, "-c", "pass"],

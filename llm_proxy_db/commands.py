@@ -1,6 +1,6 @@
 """The library API: one plain function per verb.  Each returns data and never prints.
 
-A Python service (or a test) calls these directly; the ``llm-proxy`` CLI is a thin layer
+A Python service (or a test) calls these directly; the ``llm-proxy-db`` CLI is a thin layer
 that parses options, calls one of them, and renders the result.
 """
 

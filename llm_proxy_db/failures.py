@@ -85,7 +85,7 @@ def _sqlite(cause: BaseException) -> LLMProxyDBError | None:
     if any(marker in text for marker in _DAMAGED):
         return DatabaseConnectionError(
             f"the SQLite database is damaged: {_first_line(cause)}",
-            hint="restore it from a backup (llm-proxy db restore FILE); "
+            hint="restore it from a backup (llm-proxy-db db restore FILE); "
             "`sqlite3 FILE 'PRAGMA integrity_check'` shows the damage",
         )
     if "database is locked" in text or "database is busy" in text:

@@ -1,6 +1,6 @@
 """The startup check at head: one read with the plain driver, no Alembic, no revision graph.
 
-A service (or ``llm-proxy migrate status``) starting against an up-to-date database needs
+A service (or ``llm-proxy-db migrate status``) starting against an up-to-date database needs
 one fact: does the version table hold exactly the head revision?  Answering it must cost
 about as much as a bare driver connect-and-select, so this module imports neither Alembic
 nor SQLAlchemy: the head id is the ``head`` line of the committed checksum manifest (which

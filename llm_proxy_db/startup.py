@@ -1,12 +1,12 @@
 """Bringing the database to head when a service starts: one call, safe on many replicas.
 
-``auto_upgrade(settings)`` is what a service (or ``llm-proxy setup`` in an entrypoint) runs
+``auto_upgrade(settings)`` is what a service (or ``llm-proxy-db setup`` in an entrypoint) runs
 before it serves traffic.  An up-to-date database costs one cheap read: no lock, no backup.
 Otherwise the guarded path runs (lock, re-read, backup, upgrade; see :mod:`guard`).  A
 database written by a newer release is never touched nor started against.
 
 ``LLM_PROXY_AUTO_MIGRATE=0`` is for operators who migrate in a separate step (an init
-container running ``llm-proxy migrate up``): then ``auto_upgrade`` never changes the schema;
+container running ``llm-proxy-db migrate up``): then ``auto_upgrade`` never changes the schema;
 it returns when the database is at head and raises :class:`PendingMigrationsError`
 otherwise, so a replica cannot start against an old schema.
 """
@@ -71,12 +71,12 @@ def _pending_error(
         return PendingMigrationsError(
             f"{settings.describe()} has no alembic_version (detected {state}): it needs adoption, "
             f"and {AUTO_MIGRATE_ENV} is off",
-            hint="run `llm-proxy migrate adopt --dry-run` to see the plan, then `llm-proxy migrate adopt`",
+            hint="run `llm-proxy-db migrate adopt --dry-run` to see the plan, then `llm-proxy-db migrate adopt`",
         )
     return PendingMigrationsError(
         f"{settings.describe()} is at revision {current or 'base'}, {len(pending)} revision(s) "
         f"behind head {head} ({', '.join(pending)}), and {AUTO_MIGRATE_ENV} is off",
-        hint="run `llm-proxy migrate up` (for example in an init container) before starting",
+        hint="run `llm-proxy-db migrate up` (for example in an init container) before starting",
     )
 
 

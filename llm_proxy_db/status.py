@@ -37,7 +37,7 @@ class Status:
         return not self.pending and not unversioned
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (the keys of ``llm-proxy migrate status --json``)."""
+        """JSON-ready form (the keys of ``llm-proxy-db migrate status --json``)."""
         return {
             "database": self.database,
             "current_revision": self.current_revision,

@@ -198,7 +198,7 @@ def _is_package_location(location: Path) -> bool:
 
 
 def manifest_problems(script_location: os.PathLike[str] | str | None = None) -> list[str]:
-    """The manifest check alone (what ``llm-proxy migrate manifest`` reports)."""
+    """The manifest check alone (what ``llm-proxy-db migrate manifest`` reports)."""
     location = _location(script_location)
     try:
         scripts = load_scripts(location)

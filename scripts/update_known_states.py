@@ -6,8 +6,8 @@ Derives every revision's fingerprint by running the revisions (SQLite on a tempo
 PostgreSQL in a scratch schema that is rolled back; MySQL/MariaDB on a scratch database) and
 records it for the server family it ran on.  The server URLs default to
 ``LLM_PROXY_TEST_POSTGRES_URL`` and ``LLM_PROXY_TEST_MYSQL_URL``.  Run it after changing a
-revision (with ``llm-proxy migrate manifest --update``); ``tests/test_known_state_data.py`` and
-``llm-proxy migrate verify`` fail until it has been run.
+revision (with ``llm-proxy-db migrate manifest --update``); ``tests/test_known_state_data.py`` and
+``llm-proxy-db migrate verify`` fail until it has been run.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Each shape is built from the service's own DDL and seeded with a few hundred rows
 (``openai_api_key`` values, expired and deactivated tokens, audit events of each allowed
-outcome).  ``llm-proxy setup`` (commands.setup) must adopt it and reach head with every
+outcome).  ``llm-proxy-db setup`` (commands.setup) must adopt it and reach head with every
 row intact; a damaged copy must be refused with a readable difference and left exactly as
 it was: same fingerprint (other tables included), same row counts, no alembic_version.
 """

@@ -243,7 +243,7 @@ def test_a_failed_load_names_the_safety_dump(server: Settings, tmp_path: Path) -
     with pytest.raises(BackupError) as caught:
         backup.restore(server, broken, backup_dir=tmp_path / "kept", force=True)
     safety = next((tmp_path / "kept").glob("*.pre-restore.sql"))
-    assert f"llm-proxy db restore --force {safety}" in (caught.value.hint or "")
+    assert f"llm-proxy-db db restore --force {safety}" in (caught.value.hint or "")
     backup.restore(server, safety, backup_dir=tmp_path / "kept", force=True)
     assert everything(server) == before
 

@@ -69,3 +69,20 @@ def test_mariadb_smoke(tmp_path: Path, mysql_server_url) -> None:  # type: ignor
     assert all(step in case["steps_s"] for step in ("0005", "0007"))
     for who in ("ours", "floor"):
         assert case["writes"][who]["write"]["n"] > 0 and case["writes"][who]["write"]["failed"] == 0, case["writes"]
+
+
+def test_cli_latency_smoke(tmp_path: Path) -> None:
+    """The ``cli`` case: every command at head and --help as whole processes, against 0.3 s."""
+    out = subprocess.run(
+        [sys.executable, str(BENCH), "--smoke", "--cases", "cli", "--postgres-url", "",
+         "--out", str(tmp_path), "--cache", str(tmp_path / "cache")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "sqlite cli: llm-proxy-db --help" in out.stdout
+    (saved,) = tmp_path.glob("bench-*-smoke.json")
+    results = json.loads(saved.read_text())
+    commands = results["cli"]["sqlite"]["commands"]
+    assert all(commands[name]["median_s"] > 0 for name in ("--version", "--help", "setup", "migrate up"))
+    assert any(row["target"] == "sqlite cli: llm-proxy-db migrate up" and row["limit"] == 1.0
+               for row in results["targets"])

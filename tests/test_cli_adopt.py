@@ -1,4 +1,4 @@
-"""``llm-proxy migrate adopt`` and the adoption lines of ``setup`` and ``migrate status``."""
+"""``llm-proxy-db migrate adopt`` and the adoption lines of ``setup`` and ``migrate status``."""
 
 from __future__ import annotations
 
@@ -91,4 +91,4 @@ def test_force_stamp_warns_loudly(tmp_path, request):
 def test_status_of_a_new_database_suggests_setup(sqlite_settings):
     result = invoke(sqlite_settings, "migrate", "status")
     assert result.exit_code == 0, result.output
-    assert "detected: empty (no tables yet: run `llm-proxy setup`)" in result.output
+    assert "detected: empty (no tables yet: run `llm-proxy-db setup`)" in result.output

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from llm_proxy_db.cli.app import app
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
-HEADING = re.compile(r"^#{2,4} `(llm-proxy[^`]*)`\s*$")
+HEADING = re.compile(r"^#{2,4} `(llm-proxy-db[^`]*)`\s*$")
 OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 PANEL = re.compile(r"^\W*(Options|Commands|Arguments)\b")
 ROW = re.compile(r"^[│|]?\s{0,2}\S")  # a new row, not a wrapped continuation line
@@ -51,14 +51,14 @@ def help_sections(path: tuple[str, ...]) -> dict[str, list[str]]:
 
 
 def from_help() -> dict[str, set[str]]:
-    """Every command path (``llm-proxy migrate up``) with its options, read from --help."""
+    """Every command path (``llm-proxy-db migrate up``) with its options, read from --help."""
     found: dict[str, set[str]] = {}
     pending: list[tuple[str, ...]] = [()]
     while pending:
         path = pending.pop()
         sections = help_sections(path)
         options = {opt for row in sections.get("Options", []) for opt in OPTION.findall(row)}
-        found[" ".join(("llm-proxy", *path))] = options - {"--help"}
+        found[" ".join(("llm-proxy-db", *path))] = options - {"--help"}
         pending += [(*path, row.split()[0]) for row in sections.get("Commands", [])]
     return found
 
@@ -89,9 +89,9 @@ def actual() -> dict[str, set[str]]:
 
 def test_help_is_parsed(actual: dict[str, set[str]]) -> None:
     """Guard against a silent pass: the parser finds known commands and options."""
-    assert {"llm-proxy", "llm-proxy migrate", "llm-proxy migrate up"} <= set(actual)
-    assert "--database-url" in actual["llm-proxy"]
-    assert {"--to", "--sql", "--from"} <= actual["llm-proxy migrate up"]
+    assert {"llm-proxy-db", "llm-proxy-db migrate", "llm-proxy-db migrate up"} <= set(actual)
+    assert "--database-url" in actual["llm-proxy-db"]
+    assert {"--to", "--sql", "--from"} <= actual["llm-proxy-db migrate up"]
 
 
 def test_every_command_is_documented_and_every_documented_command_exists(

@@ -117,7 +117,7 @@ def test_setup_with_auto_migrate_off(settings: Settings) -> None:
     commands.upgrade(settings, "0006")
     result = cli(settings, "setup", env={"LLM_PROXY_AUTO_MIGRATE": "0"})
     assert result.exit_code == 10, result.output
-    assert "llm-proxy migrate up" in result.output
+    assert "llm-proxy-db migrate up" in result.output
     result = cli(settings, "setup", "--lock-timeout", "5")
     assert result.exit_code == 0, result.output
     assert revision_of(settings) == HEAD

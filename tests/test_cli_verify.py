@@ -1,4 +1,4 @@
-"""``llm-proxy migrate verify`` and ``migrate manifest``: one line per failure, exit code 9."""
+"""``llm-proxy-db migrate verify`` and ``migrate manifest``: one line per failure, exit code 9."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``llm-proxy migrate status`` and ``setup`` at head, answered before Typer is involved.
+"""``llm-proxy-db migrate status`` and ``setup`` at head, answered before Typer is involved.
 
 The fast path must print exactly what the full CLI prints, and step aside for everything else.
 """
@@ -13,7 +13,10 @@ from llm_proxy_db.cli import app as cli
 from llm_proxy_db.cli import fast_path
 from llm_proxy_db.config.settings import Settings
 
-COMMANDS = [["migrate", "status", "--json"], ["migrate", "status"], ["setup"], ["setup", "--json"]]
+COMMANDS = [
+    ["migrate", "status", "--json"], ["migrate", "status"], ["setup"], ["setup", "--json"], ["migrate", "up"],
+    ["migrate", "up", "--json"],
+]
 
 
 def _globals(settings: Settings, form: str) -> list[str]:
@@ -41,7 +44,9 @@ def test_fast_output_equals_the_full_cli(sqlite_settings: Settings, command, for
         ["migrate", "status", "--help"],
         ["--verbose", "migrate", "status"],
         ["--database-path"],
-        ["migrate", "up"],
+        ["migrate", "up", "--to", "0006"],
+        ["migrate", "up", "--sql"],
+        ["--version"],
         [],
     ],
 )

@@ -1,7 +1,7 @@
 """Every field shape the release closure generates is adopted with every row, to the service's head.
 
 ``tests/field_shapes.py`` starts each service release on every shape an earlier release left
-(reference section 3b).  ``llm-proxy setup`` must adopt each of them: the service's own
+(reference section 3b).  ``llm-proxy-db setup`` must adopt each of them: the service's own
 artefacts (``goose_db_version`` with only its seed row, ``migration_lock``, ``idx_tokens_token``
 on the old token-keyed table, an ``audit_events`` a later release created with a four-value
 CHECK) are recognised, not refused; the result equals the head the service itself creates

@@ -73,7 +73,7 @@ while not Path(go).exists():
 RACERS = {
     # the service's startup call, through the library
     "library": BARRIER + "import json; print(json.dumps(auto_upgrade(enabled=True).as_dict()))",
-    # an init container's `llm-proxy migrate up`, through the CLI
+    # an init container's `llm-proxy-db migrate up`, through the CLI
     "cli": BARRIER + "sys.argv = ['llm-proxy', 'migrate', 'up']; main()",
 }
 

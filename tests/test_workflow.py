@@ -92,7 +92,7 @@ def test_every_promised_job_and_matrix_entry_is_there() -> None:
 def test_every_entry_runs_every_promised_step() -> None:
     """ruff, mypy, the README's test command with coverage, and migrate verify."""
     commands = [command.strip("`") for _, command in _table("Steps (every matrix entry)")]
-    assert commands == ["make lint", "make typecheck", "make test", "llm-proxy migrate verify"]
+    assert commands == ["make lint", "make typecheck", "make test", "llm-proxy-db migrate verify"]
     for name, job in _workflow()["jobs"].items():
         runs = _runs(job)
         for command in commands:
@@ -120,6 +120,28 @@ def test_mysql_entries_test_against_the_service() -> None:
     assert "3306:3306" in job["services"]["mysql"]["ports"]
     assert '-m "not postgresql"' in _runs(job)
     assert '-m "not mysql"' in _runs(_workflow()["jobs"]["postgresql"])
+
+
+def test_pinned_jobs_install_from_the_constraints_and_newest_runs_weekly_without() -> None:
+    """Push and pull-request jobs install through make (constraints.txt); the scheduled
+    ``newest`` job runs the same steps with ``CONSTRAINTS=`` and only on the schedule or by hand."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "CONSTRAINTS ?= -c constraints.txt" in makefile
+    assert "$(CONSTRAINTS) -e '.[$(EXTRAS)]'" in makefile
+    assert (ROOT / "constraints.txt").exists()
+    data = _workflow()
+    triggers = data.get("on", data.get(True))
+    (schedule,) = triggers["schedule"]
+    assert re.fullmatch(r"[\d*]+ [\d*]+ [\d*]+ [\d*]+ [\d*]+", schedule["cron"])
+    cron = schedule["cron"]
+    assert f'`cron: "{cron}"`' in CI_DOC.read_text(encoding="utf-8")
+    for name, job in data["jobs"].items():
+        makes = [line for line in _runs(job).splitlines() if line.strip().startswith("make ")]
+        if name == "newest":
+            assert "schedule" in job["if"] and "workflow_dispatch" in job["if"]
+            assert makes and all(re.search(r"CONSTRAINTS=(\s|$)", line) for line in makes), makes
+        else:
+            assert "if" not in job and not any("CONSTRAINTS" in line for line in makes), name
 
 
 def test_actions_are_pinned_to_a_major_version() -> None:

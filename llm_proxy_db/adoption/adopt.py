@@ -103,7 +103,7 @@ class AdoptionPlan:
     refusal: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (``llm-proxy migrate adopt --dry-run --json``)."""
+        """JSON-ready form (``llm-proxy-db migrate adopt --dry-run --json``)."""
         return {
             "detected": self.detection.as_dict(),
             "target": self.target,
@@ -264,7 +264,7 @@ def _refuse_extra_tables(detection: Detection, expected: Fingerprint, stamp: str
             "would fail creating them; nothing was changed",
             differences=tuple(f"unexpected table {name}" for name in extra),
             hint="force-stamp a revision whose schema has every table the database has "
-            "(see `llm-proxy migrate adopt --dry-run` for the nearest state)",
+            "(see `llm-proxy-db migrate adopt --dry-run` for the nearest state)",
         )
 
 
@@ -492,7 +492,7 @@ def mismatch_error(detection: Detection) -> SchemaMismatchError:
     hint = (
         "repair the schema by hand until it matches a known state and rerun "
         "(see docs/adoption.md), or, after taking a backup, run "
-        f"`llm-proxy migrate adopt --force-stamp {rev}`, which records revision {rev} WITHOUT "
+        f"`llm-proxy-db migrate adopt --force-stamp {rev}`, which records revision {rev} WITHOUT "
         "verification: whatever differs stays different and later revisions may fail"
     )
     return SchemaMismatchError(

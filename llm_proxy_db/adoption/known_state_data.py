@@ -2,7 +2,7 @@
 
 Deriving each revision's fingerprint (:mod:`llm_proxy_db.adoption.known_states`) means running every
 revision on a scratch database and reflecting it after each: the largest fixed cost of
-``llm-proxy setup`` on an unversioned database (issue 11).  The results are committed instead,
+``llm-proxy-db setup`` on an unversioned database (issue 11).  The results are committed instead,
 one JSON file per dialect in ``llm_proxy_db/adoption/known_state_prints/``, written by
 ``scripts/update_known_states.py`` and keyed by server family (``sqlite``,
 ``postgresql-15``, ``mariadb-10.11``: see each dialect's ``server_family``).
@@ -16,7 +16,7 @@ The data is used only when it certainly describes the code that runs:
 
 Otherwise :func:`load` returns None and the fingerprints are derived as before (correct,
 slower).  ``tests/test_known_state_data.py`` derives them on SQLite, PostgreSQL and MariaDB and
-compares with the files, and ``llm-proxy migrate verify`` compares the fingerprints of its
+compares with the files, and ``llm-proxy-db migrate verify`` compares the fingerprints of its
 scratch databases with them, so the data cannot go stale unnoticed.
 """
 

@@ -1,4 +1,4 @@
-"""The ``llm-proxy`` command line: Typer wiring, rendering, and errors mapped to exit codes.
+"""The ``llm-proxy-db`` command line: Typer wiring, rendering, and errors mapped to exit codes.
 
 Every command body is one call into :mod:`llm_proxy_db.commands` plus rendering.  Any
 :class:`~llm_proxy_db.errors.LLMProxyDBError` becomes one ``Error: ...`` line on stderr
@@ -14,11 +14,11 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from llm_proxy_db import commands, failures, verify
+from llm_proxy_db import failures
 from llm_proxy_db.cli import json_log
 from llm_proxy_db.cli.render import (
     render_adoption,
@@ -30,24 +30,38 @@ from llm_proxy_db.cli.render import (
     render_status,
 )
 from llm_proxy_db.cli.render_drift import render_drift
+from llm_proxy_db.cli.version import version_line
 from llm_proxy_db.config.masking import mask_message
 from llm_proxy_db.config.parsing import debug_enabled, env_settings, parse_count, parse_seconds
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.dialects.resolve import resolve_settings
 from llm_proxy_db.errors import ConfigError, LLMProxyDBError, MigrationError, VerificationError
-from llm_proxy_db.safety import backup, rehearse
 
+if TYPE_CHECKING:
+    from llm_proxy_db import commands, verify
+    from llm_proxy_db.safety import backup, rehearse
+else:  # Alembic and SQLAlchemy load when a command body runs: --help starts in a third of the time
+    from llm_proxy_db.cli.lazy import lazy_module
+
+    commands = lazy_module("llm_proxy_db.commands")
+    verify = lazy_module("llm_proxy_db.verify")
+    backup = lazy_module("llm_proxy_db.safety.backup")
+    rehearse = lazy_module("llm_proxy_db.safety.rehearse")
+
+# Plain (Click-style) help: flags shown as flags whatever Typer's rich renderer does
+# (typer 0.29 prints "--json <bool>"), and no rich import for --help (tests/test_help_screens.py).
+PLAIN_HELP: dict[str, Any] = {"rich_markup_mode": None, "no_args_is_help": True}
 app = typer.Typer(
-    name="llm-proxy",
+    name="llm-proxy-db",
     help="Schema migrations for the llm-proxy database (SQLite, PostgreSQL and MySQL/MariaDB).",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    **PLAIN_HELP,
 )
-migrate_app = typer.Typer(help="Move the schema between revisions and inspect it.", no_args_is_help=True)
+migrate_app = typer.Typer(help="Move the schema between revisions and inspect it.", **PLAIN_HELP)
 app.add_typer(migrate_app, name="migrate")
-db_app = typer.Typer(help="Back up and restore the database.", no_args_is_help=True)
+db_app = typer.Typer(help="Back up and restore the database.", **PLAIN_HELP)
 app.add_typer(db_app, name="db")
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -64,7 +78,8 @@ DatabaseUrlOption = Annotated[
     str | None,
     typer.Option(
         "--database-url",
-        help="postgres://user:pass@host:5432/db, or MySQL user:pass@tcp(host:3306)/db (env DATABASE_URL)",
+        help="postgres://user:pass@host:5432/db, or MySQL user:pass@tcp(host:3306)/db "
+        "(env DATABASE_URL, or DATABASE_URL_FILE: a file holding it)",
     ),
 ]
 JsonOption = Annotated[
@@ -217,12 +232,21 @@ def state(ctx: typer.Context) -> CliState:
     return ctx.find_object(CliState) or CliState()
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(version_line(), nl=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def main_callback(
     ctx: typer.Context,
     db_driver: DbDriverOption = None,
     database_path: DatabasePathOption = None,
     database_url: DatabaseUrlOption = None,
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """Schema migrations for the llm-proxy database (SQLite, PostgreSQL and MySQL/MariaDB)."""
     ctx.obj = CliState(db_driver, database_path, database_url)
@@ -556,7 +580,7 @@ def db_backup(
 @handles_errors
 def db_restore(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="A backup from llm-proxy db backup or a migration.")],
+    file: Annotated[Path, typer.Argument(help="A backup from llm-proxy-db db backup or a migration.")],
     backup_dir: BackupDirOption = None,
     lock_timeout: LockTimeoutOption = None,
     force: Annotated[
@@ -582,14 +606,14 @@ def db_restore(
 
 
 def main() -> None:
-    """Run the full command line (the ``llm-proxy`` script enters via :func:`fast_path.main`).
+    """Run the full command line (the ``llm-proxy-db`` script enters via :func:`fast_path.main`).
 
     Click's own usage errors (an unknown option, ``--keep-backups abc``) exit 2 as usual; with
     ``--json`` among the arguments they are also printed as the JSON error object.
     """
     signal.signal(signal.SIGTERM, _terminated)
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="llm-proxy-db")  # the alias shows the same help
     except typer.Abort:
         typer.echo("Aborted!", err=True)
         sys.exit(1)

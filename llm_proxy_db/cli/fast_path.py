@@ -1,7 +1,8 @@
 """The commands a deployment runs before every start, answered without Typer when at head.
 
-``llm-proxy migrate status [--json]`` and ``llm-proxy setup [--json]`` against an up-to-date database
-must cost a fraction of ``alembic current`` (issue 6).  Parsing the command line with Typer
+``llm-proxy-db migrate status [--json]``, ``setup [--json]`` and ``migrate up [--json]`` (what an
+init container or a Kubernetes Job runs) against an up-to-date database must cost a fraction of
+``alembic current`` (issues 6 and 22); so must ``--version``, which needs no database at all.  Parsing the command line with Typer
 alone costs more than the whole answer (it loads pydantic), so :func:`output_at_head`
 recognises exactly these invocations, with the global options in the forms Click accepts,
 and answers them when :func:`~llm_proxy_db.quick_status.at_head` says the database is at
@@ -9,7 +10,7 @@ head.  Anything else (other commands, ``--help``, an unknown option, a database 
 any error) returns None and the full CLI runs, so every message and exit code stays Typer's.
 The output is produced by the same renderers as the full CLI; a test compares the two.
 
-:func:`main` is the ``llm-proxy`` script's entry point: importing :mod:`llm_proxy_db.cli.app`
+:func:`main` is the ``llm-proxy-db`` script's entry point: importing :mod:`llm_proxy_db.cli.app`
 (Typer) is itself a third of the budget, so it happens only when the fast path steps aside.
 """
 
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 
 from llm_proxy_db import quick_status
 from llm_proxy_db.cli.render import render_run, render_status
+from llm_proxy_db.cli.version import version_line
 from llm_proxy_db.config.parsing import env_settings
 from llm_proxy_db.config.settings import postgres_url_text
 from llm_proxy_db.dialects.resolve import resolve_settings
@@ -37,7 +39,7 @@ GLOBAL_OPTIONS = {
 def main() -> None:
     """Entry point of ``llm-proxy-db`` (and ``llm-proxy``): answer at head without Typer, else the full CLI."""
     safe_streams()
-    output = output_at_head(sys.argv[1:])
+    output = version_line() if sys.argv[1:] == ["--version"] else output_at_head(sys.argv[1:])
     if output is not None:
         sys.stdout.write(output)
         return
@@ -69,20 +71,14 @@ def output_at_head(argv: Sequence[str]) -> str | None:
     options, command = parsed
     try:
         env_settings()
-        description = _description_at_head(options, adopted_ok=command[0] == "setup")
+        description = _description_at_head(options, adopted_ok=command[:2] != ["migrate", "status"])
         status = status_at_head(description) if description is not None else None
     except Exception:  # noqa: BLE001 - the full CLI reports it properly
         return None
     if status is None:
         return None
-    if command[0] == "setup":
-        head, warnings = status.head_revision, status.checksum_warnings
-        run = RunResult(before=head, after=head, checksum_warnings=warnings)
-        if command == ["setup", "--json"]:  # StartupResult.as_dict() of a start at head
-            data = {"database": description, "action": "up_to_date", **run.as_dict(), "backup": None,
-                    "lock_wait_seconds": 0.0, "filled_token_ids": 0}
-            return json.dumps(data, indent=2) + "\n"
-        return f"database: {description}\n{render_run(run)}\n"
+    if command[:2] != ["migrate", "status"]:  # setup or migrate up [--json]: a run with nothing to do
+        return _run_at_head(description, status.head_revision, status.checksum_warnings, command)
     if command == ["migrate", "status", "--json"]:
         return json.dumps(status.as_dict(), indent=2) + "\n"
     return render_status(status) + "\n"
@@ -101,6 +97,26 @@ def _description_at_head(options: dict[str, str], *, adopted_ok: bool) -> str | 
     return settings.describe() if quick_status.at_head(settings, adopted_ok=adopted_ok) else None
 
 
+_FAST_COMMANDS = [
+    [*words, *json] for words in (["setup"], ["migrate", "up"], ["migrate", "status"]) for json in ([], ["--json"])
+]
+
+
+def _run_at_head(description: str, head: str | None, warnings: list[str], command: list[str]) -> str:
+    """``setup`` or ``migrate up`` at head, as the full CLI prints it (``--json``: the result's
+    ``as_dict()``: ``StartupResult`` for setup, ``MigrationOutcome`` for migrate up)."""
+    run = RunResult(before=head, after=head, checksum_warnings=warnings)
+    setup = command[0] == "setup"
+    if command[-1] == "--json":
+        data = {
+            "database": description, **({"action": "up_to_date"} if setup else {}), **run.as_dict(),
+            "backup": None, "lock_wait_seconds": 0.0, **({"filled_token_ids": 0} if setup else {}),
+        }
+        return json.dumps(data, indent=2) + "\n"
+    text = render_run(run)
+    return f"database: {description}\n{text}\n" if setup else f"{text}\n"
+
+
 def _parse(argv: list[str]) -> tuple[dict[str, str], list[str]] | None:
     """Global options and the command words, or None for anything but the fast commands."""
     options: dict[str, str] = {}
@@ -113,6 +129,6 @@ def _parse(argv: list[str]) -> tuple[dict[str, str], list[str]] | None:
                 return None
             value = argv.pop(0)
         options[GLOBAL_OPTIONS[name]] = value
-    if argv in (["setup"], ["setup", "--json"], ["migrate", "status"], ["migrate", "status", "--json"]):
+    if argv in _FAST_COMMANDS:
         return options, argv
     return None

@@ -26,7 +26,7 @@ def render_status(status: Status) -> str:
     """Human-readable status, one fact per line."""
     pending = ", ".join(status.pending) if status.pending else "none (up to date)"
     if not status.pending and not status.up_to_date:
-        pending = "none after the stamp (run `llm-proxy setup` to adopt)"
+        pending = "none after the stamp (run `llm-proxy-db setup` to adopt)"
     return "\n".join(
         [
             f"database: {status.database}",
@@ -35,7 +35,7 @@ def render_status(status: Status) -> str:
             f"pending:  {pending}",
             *(f"warning:  {line}" for line in status.checksum_warnings),
             *_token_id_lines(status.tokens_without_id),
-            *([f"partial:  {status.partly_applied} (run `llm-proxy setup` again to finish it)"]
+            *([f"partial:  {status.partly_applied} (run `llm-proxy-db setup` again to finish it)"]
               if status.partly_applied else []),
             *_adoption_lines(status),
         ]
@@ -47,16 +47,16 @@ def _token_id_lines(missing: int) -> list[str]:
         return []
     return [
         f"warning:  {missing} token(s) have no id (written by a release from before the token-id "
-        "change); the service cannot address them by id: run `llm-proxy setup` to give them one"
+        "change); the service cannot address them by id: run `llm-proxy-db setup` to give them one"
     ]
 
 
 def _adoption_lines(status: Status) -> list[str]:
     lines = []
     if status.detected_state == "empty":
-        lines.append("detected: empty (no tables yet: run `llm-proxy setup`)")
+        lines.append("detected: empty (no tables yet: run `llm-proxy-db setup`)")
     elif status.detected_state is not None:
-        lines.append(f"detected: {status.detected_state} (unversioned: see `llm-proxy migrate adopt --dry-run`)")
+        lines.append(f"detected: {status.detected_state} (unversioned: see `llm-proxy-db migrate adopt --dry-run`)")
     record = status.adopted_from
     if record:
         forced = " (FORCED, unverified)" if record["forced"] else ""
@@ -166,7 +166,7 @@ def render_restore(result: RestoreResult) -> str:
     if result.safety_copy is not None:
         damaged = " (it was damaged: replaced as a file)" if result.replaced_damaged else ""
         lines.append(f"previous database kept as: {result.safety_copy}{damaged}")
-    lines.append("next: llm-proxy migrate up (if the restored revision is behind head)")
+    lines.append("next: llm-proxy-db migrate up (if the restored revision is behind head)")
     return "\n".join(lines)
 
 

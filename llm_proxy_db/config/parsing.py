@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from llm_proxy_db.config.secrets import check_secrets
 from llm_proxy_db.errors import ConfigError
 
 AUTO_MIGRATE_ENV = "LLM_PROXY_AUTO_MIGRATE"
@@ -130,8 +131,11 @@ class EnvSettings:
 
 
 def env_settings(env: Mapping[str, str] | None = None) -> EnvSettings:
-    """Parse every ``LLM_PROXY_*`` variable; the first bad one raises :class:`ConfigError`."""
+    """Parse every ``LLM_PROXY_*`` variable; the first bad one raises :class:`ConfigError`.
+
+    A secret given both as ``NAME`` and ``NAME_FILE`` is refused here too (:mod:`secrets`)."""
     env = os.environ if env is None else env
+    check_secrets(env)
 
     def given(name: str) -> str | None:
         value = env.get(name)

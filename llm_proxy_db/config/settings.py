@@ -1,7 +1,8 @@
 """Configuration: one resolver for env.py, the library and the CLI.
 
 The names are the llm-proxy service's own (``DB_DRIVER``, ``DATABASE_PATH``,
-``DATABASE_URL``).  Explicit arguments (the CLI's options) override the environment.
+``DATABASE_URL``, or ``DATABASE_URL_FILE`` naming a file that holds it: :mod:`secrets`).
+Explicit arguments (the CLI's options) override the environment.
 Every message that shows a URL uses :meth:`Settings.display_url`, which masks the password.
 """
 
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import unquote
 
 from llm_proxy_db.config.masking import is_key_value, mask_connection_string
+from llm_proxy_db.config.secrets import secret_env
 from llm_proxy_db.errors import ConfigError
 
 if TYPE_CHECKING:  # SQLAlchemy is imported only where a URL is built or parsed (fast startup)
@@ -106,12 +108,12 @@ def postgres_url_text(
     driver = chosen_driver(db_driver, database_path, database_url, env)
     if driver == SQLITE:
         return None
-    raw_url = database_url or env.get("DATABASE_URL")
+    raw_url = database_url or secret_env("DATABASE_URL", env)
     if not raw_url:
         example = "user:pass@tcp(host:3306)/db" if driver == MYSQL else "postgres://user@host:5432/db"
         raise ConfigError(
             f"DB_DRIVER is {driver} but no database URL is set",
-            hint=f"set DATABASE_URL or pass --database-url {example}",
+            hint=f"set DATABASE_URL (or DATABASE_URL_FILE) or pass --database-url {example}",
         )
     return raw_url
 

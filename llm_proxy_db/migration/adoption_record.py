@@ -1,7 +1,7 @@
 """The adoption record: which known state a database was adopted from, and when.
 
 A small table of this tool's own, ``llm_proxy_adoption``, next to ``alembic_version``:
-one row per adoption (normally exactly one, ever).  ``llm-proxy migrate status`` shows the
+one row per adoption (normally exactly one, ever).  ``llm-proxy-db migrate status`` shows the
 latest row.  It is not one of the service's tables, so fingerprints list it among the
 other tables and never compare it, and no revision creates or drops it.
 """

@@ -4,7 +4,7 @@ In the spirit of a migration directory sum file (atlas's ``atlas.sum``): one lin
 released revision, oldest first, with its file name and the SHA-256 of its normalised
 content, plus the head revision.  It is committed with the revisions, so a revision that
 was edited after release, or a new one slipped in before the head, shows up in review and
-in ``llm-proxy migrate verify``.
+in ``llm-proxy-db migrate verify``.
 
 This module never imports Alembic: the startup path reads the head revision with
 :func:`manifest_head` and checks applied revisions with :func:`check_applied` cheaply.
@@ -23,9 +23,9 @@ from llm_proxy_db.config.parsing import parse_bool
 from llm_proxy_db.config.paths import manifest_path
 from llm_proxy_db.errors import VerificationError
 
-UPDATE_COMMAND = "llm-proxy migrate manifest --update"
+UPDATE_COMMAND = "llm-proxy-db migrate manifest --update"
 HEADER = (
-    "# llm-proxy-db revision manifest, checked by `llm-proxy migrate verify`.\n"
+    "# llm-proxy-db revision manifest, checked by `llm-proxy-db migrate verify`.\n"
     "# One line per revision, oldest first: id, file, sha256 of the file (line endings and\n"
     f"# trailing blanks normalised).  Append a new revision with `{UPDATE_COMMAND}`;\n"
     "# never edit a released line: write a new revision instead.\n"

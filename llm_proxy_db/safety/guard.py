@@ -154,7 +154,7 @@ def refuse_downgrade_below_a_partial_upgrade(
     if partly:
         raise SchemaMismatchError(
             f"cannot downgrade from {current or 'base'}: {partly}",
-            hint=f"finish it first with `llm-proxy migrate up --to {above[0]}` (or `llm-proxy setup`), "
+            hint=f"finish it first with `llm-proxy-db migrate up --to {above[0]}` (or `llm-proxy-db setup`), "
             "then downgrade; nothing was changed",
         )
 
@@ -244,7 +244,7 @@ def _run(
         restore_hint = (
             f"nothing was changed (the database is still at revision {before or 'base'})"
             if unchanged
-            else f"if you need the pre-run state: llm-proxy db restore {backup_file}"
+            else f"if you need the pre-run state: llm-proxy-db db restore {backup_file}"
         )
         raise MigrationError(
             f"{exc.message}; the backup taken before migrating is {backup_file}",

@@ -200,7 +200,7 @@ def _tell_interrupted(safety: Path | None) -> None:
         print("restore interrupted: the database held nothing before; restore again", file=sys.stderr)
     else:
         print(
-            f"restore interrupted: the previous contents are in {safety}: llm-proxy db restore --force {safety}",
+            f"restore interrupted: the previous contents are in {safety}: llm-proxy-db db restore --force {safety}",
             file=sys.stderr,
         )
 
@@ -210,5 +210,5 @@ def _load_failed(exc: BackupError, safety: Path | None) -> BackupError:
     if safety is None:
         hint = "the database held nothing before; fix the cause and restore again"
     else:
-        hint = f"the previous contents are in {safety}: llm-proxy db restore --force {safety}"
+        hint = f"the previous contents are in {safety}: llm-proxy-db db restore --force {safety}"
     return BackupError(exc.message, hint=hint)

@@ -5,10 +5,10 @@ During a rolling deploy the previous release keeps serving while the new one mig
 from its default, but the SQLite head DDL has none, so such a row gets ``id`` NULL and the
 current service cannot address it by id.  The decision:
 
-- every start through :func:`llm_proxy_db.startup.auto_upgrade` (``llm-proxy setup``) fills
+- every start through :func:`llm_proxy_db.startup.auto_upgrade` (``llm-proxy-db setup``) fills
   them with new UUIDs in one short transaction (an indexed ``UPDATE``: ``id`` is the primary
   key, so ``id IS NULL`` is found through its index);
-- ``llm-proxy migrate status`` reports how many there are, and the fast path at head steps
+- ``llm-proxy-db migrate status`` reports how many there are, and the fast path at head steps
   aside (one indexed probe, :data:`llm_proxy_db.dialects.sqlite.NULL_IDS`) when any exist,
   so a status or a start at head cannot miss them.
 """

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 DRIVER = "mysql"
 SQLALCHEMY_NAME = "mysql"
 SQLALCHEMY_DRIVER = "mysql+pymysql"
+# The driver module, the database as messages name it, and the extra that installs the driver.
+DRIVER_PACKAGE = ("pymysql", "MySQL/MariaDB", "mysql")
 URL_SCHEMES = ("mysql", "mariadb", "mysql+pymysql", "mariadb+pymysql")
 DEFAULT_TCP_ADDRESS = "127.0.0.1:3306"
 DEFAULT_UNIX_SOCKET = "/tmp/mysql.sock"

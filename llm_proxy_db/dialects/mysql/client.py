@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 DUMP_CLIENTS = ("mariadb-dump", "mysqldump")
 LOAD_CLIENTS = ("mariadb", "mysql")
-DUMP_DESCRIPTION = "mariadb-dump / mysqldump file (llm-proxy db backup on MySQL)"
+DUMP_DESCRIPTION = "mariadb-dump / mysqldump file (llm-proxy-db db backup on MySQL)"
 RESTORE_TOOLS: tuple[tuple[str, ...], ...] = (DUMP_CLIENTS, LOAD_CLIENTS)
 INSTALL_HINT = "install the MariaDB or MySQL client tools"
 
@@ -161,7 +161,7 @@ def _read_dump_body(path: Path, lines: Iterator[str]) -> DumpInfo:
             raise BackupError(
                 f"{path} names a database of its own ({line.strip()[:60]}); refusing to restore it",
                 hint="take the dump of one database without --databases / --all-databases (as "
-                "llm-proxy db backup does); the database was not touched",
+                "llm-proxy-db db backup does); the database was not touched",
             )
         if database is None and line.startswith("-- Host:") and (found := _DUMP_DATABASE.search(line)):
             database = found.group(1)

@@ -9,10 +9,12 @@ from urllib.parse import parse_qsl, quote, unquote
 
 from llm_proxy_db.config.masking import mask_connection_string
 from llm_proxy_db.config.settings import Settings
+from llm_proxy_db.dialects.drivers import require_driver
 from llm_proxy_db.dialects.mysql.base import (
     DEFAULT_TCP_ADDRESS,
     DEFAULT_UNIX_SOCKET,
     DRIVER,
+    DRIVER_PACKAGE,
     DSN_EXAMPLE,
     OFFLINE_URL,
     SQLALCHEMY_DRIVER,
@@ -207,6 +209,7 @@ def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool
     from sqlalchemy.pool import NullPool
 
     del foreign_keys, create  # always on; a server database is never created here
+    require_driver(*DRIVER_PACKAGE)
     return sa.create_engine(settings.sqlalchemy_url(), poolclass=NullPool)
 
 
@@ -220,6 +223,7 @@ def connect_args(url: URL) -> dict[str, Any]:
 
 def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
     """``alembic_version``'s rows with a bare PyMySQL connection; ``["(adopted)"]`` when adopted."""
+    require_driver(*DRIVER_PACKAGE)
     import pymysql
 
     connection = pymysql.connect(**connect_args(settings.sqlalchemy_url()))

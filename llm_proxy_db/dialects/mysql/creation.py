@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.dialects import scratch
 from llm_proxy_db.dialects.connecting import connect
-from llm_proxy_db.dialects.mysql.base import DRIVER
+from llm_proxy_db.dialects.drivers import require_driver
+from llm_proxy_db.dialects.mysql.base import DRIVER, DRIVER_PACKAGE
 from llm_proxy_db.dialects.mysql.client import dump, load_dump
 from llm_proxy_db.dialects.scratch import ScratchRecipe
 
@@ -37,6 +38,7 @@ SCRATCH = ScratchRecipe(
 
 def scratch_database(server: URL, purpose: str = "scratch") -> AbstractContextManager[Settings]:
     """A new, empty database on the server of ``server``, dropped afterwards."""
+    require_driver(*DRIVER_PACKAGE)
     return scratch.scratch_database(SCRATCH, server, purpose)
 
 

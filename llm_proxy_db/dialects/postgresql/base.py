@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 DRIVER = "postgres"
 SQLALCHEMY_NAME = "postgresql"
 SQLALCHEMY_DRIVER = "postgresql+psycopg"
+# The driver module, the database as messages name it, and the extra that installs the driver.
+DRIVER_PACKAGE = ("psycopg", "PostgreSQL", "postgres")
 URL_SCHEMES = ("postgres", "postgresql", "postgresql+psycopg")
 URL_EXAMPLE = "postgres://user@host:5432/db"
 OFFLINE_URL = "postgresql://offline/offline"

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 
-DUMP_DESCRIPTION = "pg_dump custom-format file (llm-proxy db backup on PostgreSQL)"
+DUMP_DESCRIPTION = "pg_dump custom-format file (llm-proxy-db db backup on PostgreSQL)"
 RESTORE_TOOLS: tuple[tuple[str, ...], ...] = (("pg_dump",), ("pg_restore",), ("psql",))
 INSTALL_HINT = "install the PostgreSQL client tools (of the server's major version or newer)"
 

@@ -8,9 +8,11 @@ from urllib.parse import quote, unquote
 from llm_proxy_db.config.masking import is_key_value, mask_connection_string
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.dialects.base import VERSION_QUERY
+from llm_proxy_db.dialects.drivers import require_driver
 from llm_proxy_db.dialects.postgresql.base import (
     _ADOPTED,
     DRIVER,
+    DRIVER_PACKAGE,
     OFFLINE_URL,
     SQLALCHEMY_DRIVER,
     URL_SCHEMES,
@@ -94,6 +96,7 @@ def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool
     from sqlalchemy.pool import NullPool
 
     del foreign_keys, create  # always on; a server database is never created here
+    require_driver(*DRIVER_PACKAGE)
     return sa.create_engine(settings.sqlalchemy_url(), poolclass=NullPool)
 
 
@@ -105,6 +108,7 @@ def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
 
 def read_versions_at(libpq_url: str, adopted_ok: bool) -> list[str]:
     """:func:`read_versions` for a libpq URL (no SQLAlchemy needed to build it)."""
+    require_driver(*DRIVER_PACKAGE)
     import psycopg  # only PostgreSQL users pay for importing it
 
     with psycopg.connect(libpq_url, autocommit=True) as connection:

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.dialects import scratch
-from llm_proxy_db.dialects.postgresql.base import DRIVER
+from llm_proxy_db.dialects.drivers import require_driver
+from llm_proxy_db.dialects.postgresql.base import DRIVER, DRIVER_PACKAGE
 from llm_proxy_db.dialects.postgresql.client import pg_dump, pg_restore
 from llm_proxy_db.dialects.scratch import ScratchRecipe
 from llm_proxy_db.errors import ConfigError
@@ -39,6 +40,7 @@ SCRATCH = ScratchRecipe(
 
 def scratch_database(server: URL, purpose: str = "scratch") -> AbstractContextManager[Settings]:
     """A new, empty database on the server of ``server``, dropped afterwards (even if in use)."""
+    require_driver(*DRIVER_PACKAGE)
     return scratch.scratch_database(SCRATCH, server, purpose)
 
 
