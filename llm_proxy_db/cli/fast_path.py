@@ -2,8 +2,9 @@
 
 ``llm-proxy-db migrate status [--json]``, ``setup [--json]`` and ``migrate up [--json]`` (what an
 init container or a Kubernetes Job runs) against an up-to-date database must cost a fraction of
-``alembic current`` (issues 6 and 22); so must ``--version``, which needs no database at all.  Parsing the command line with Typer
-alone costs more than the whole answer (it loads pydantic), so :func:`output_at_head`
+``alembic current`` (issues 6 and 22); so must ``--version``, which needs no database at all.
+Parsing the command line with Typer alone costs more than the whole answer (it loads
+pydantic), so :func:`output_at_head`
 recognises exactly these invocations, with the global options in the forms Click accepts,
 and answers them when :func:`~llm_proxy_db.quick_status.at_head` says the database is at
 head.  Anything else (other commands, ``--help``, an unknown option, a database not at head,
@@ -75,7 +76,7 @@ def output_at_head(argv: Sequence[str]) -> str | None:
         status = status_at_head(description) if description is not None else None
     except Exception:  # noqa: BLE001 - the full CLI reports it properly
         return None
-    if status is None:
+    if status is None or description is None:
         return None
     if command[:2] != ["migrate", "status"]:  # setup or migrate up [--json]: a run with nothing to do
         return _run_at_head(description, status.head_revision, status.checksum_warnings, command)
