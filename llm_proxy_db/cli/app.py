@@ -82,10 +82,7 @@ DatabaseUrlOption = Annotated[
         "(env DATABASE_URL, or DATABASE_URL_FILE: a file holding it)",
     ),
 ]
-JsonOption = Annotated[
-    bool,
-    typer.Option("--json", help="Print one JSON value on stdout (errors too); schemas in llm_proxy_db/cli/schemas."),
-]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 SqlOption = Annotated[bool, typer.Option("--sql", help="Print the SQL for the dialect instead of running it.")]
 BackupDirOption = Annotated[
     Path | None,
