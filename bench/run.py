@@ -11,6 +11,9 @@ LLM_PROXY_TEST_POSTGRES_URL) names a server the benchmark may create databases o
 any of them, the documented local server (``postgresql://postgres@127.0.0.1:5432/test``) is
 used when it answers, and the run says loudly when PostgreSQL is not measured.
 The ``live`` case (PostgreSQL only) migrates under the service's traffic: see ``live.py``.
+The ``replica`` and ``pooler`` cases (a streaming replica during the upgrade; PgBouncer's
+transaction pool with a direct URL: two setups at once, a fleet of 20) need the servers of
+``.ci/topology/postgres.sh start`` (``eval "$(.ci/topology/postgres.sh env)"``): see ``topology.py``.
 The ``mariadb`` case (goose-1 MySQL shape to head against the ``mariadb`` client floor, with
 the service's token writes timed throughout; see ``mariadb.py``) runs when ``--mysql-url``
 (or LLM_PROXY_BENCH_MYSQL_URL, or LLM_PROXY_TEST_MYSQL_URL) names a server that answers.
@@ -36,6 +39,7 @@ import live  # noqa: E402
 import mariadb  # noqa: E402
 import report  # noqa: E402
 import startup  # noqa: E402
+import topology  # noqa: E402
 import upgrade  # noqa: E402
 
 from llm_proxy_db import commands  # noqa: E402
@@ -43,7 +47,7 @@ from llm_proxy_db.config.settings import Settings  # noqa: E402
 from llm_proxy_db.dialects import postgresql
 
 HERE = Path(__file__).resolve().parent
-CASES = ("startup", "cli", "upgrade", "growth", "backup", "live", "mariadb")
+CASES = ("startup", "cli", "upgrade", "growth", "backup", "live", "mariadb", "replica", "pooler")
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 
@@ -96,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
             skipped = mariadb.unavailable(args.mysql_url) if args.mysql_url else "no server named"
         if "mariadb" in cases and not skipped:
             results["mariadb"] = run_mariadb(args, size, rounds)
+        no_topology = topology.unavailable() or (None if args.postgres_url else "no PostgreSQL server")
+        if "replica" in cases and not no_topology:
+            results["replica"] = topology.replica_case(size, smoke=args.smoke)
+        if "pooler" in cases and not no_topology:
+            results["pooler"] = topology.pooler_case(args.postgres_url, size, rounds=2 if args.smoke else 10)
     results["wall_s"] = time.perf_counter() - started
     results["targets"] = report.targets(results)
     for label, summary in results.get("live", {}).items():  # type: ignore[union-attr]
@@ -105,6 +114,12 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + live_table(results["live"]))  # type: ignore[arg-type]
     for result in results.get("mariadb", {}).values():  # type: ignore[union-attr]
         print("\n" + mariadb.table(result))
+    if results.get("replica"):
+        print("\n" + topology.replica_table(results["replica"]))  # type: ignore[arg-type]
+    if results.get("pooler"):
+        print("\n" + topology.pooler_table(results["pooler"]))  # type: ignore[arg-type]
+    if ("replica" in cases or "pooler" in cases) and no_topology:
+        print(f"\n!!! PostgreSQL TOPOLOGY NOT MEASURED (replica, pooler): {no_topology}")
     if "mariadb" in cases and skipped:
         print(f"\n!!! MariaDB NOT MEASURED: {skipped} (--mysql-url, LLM_PROXY_BENCH_MYSQL_URL "
               "or LLM_PROXY_TEST_MYSQL_URL)")

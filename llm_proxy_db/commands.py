@@ -19,12 +19,15 @@ from llm_proxy_db.adoption.adopt import AdoptionResult
 from llm_proxy_db.config.alembic_config import make_config
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
-from llm_proxy_db.errors import ConfigError, SchemaMismatchError, UnknownRevisionError
+from llm_proxy_db.errors import ConfigError, LLMProxyDBError, SchemaMismatchError
+from llm_proxy_db.failures import bounded_lock_waits
 from llm_proxy_db.migration import adoption_record, manifest, revisions, run_log
 from llm_proxy_db.migration.executor import Progress, RunResult
 from llm_proxy_db.migration.results import StepTiming
 from llm_proxy_db.migration.revisions import RevisionState
+from llm_proxy_db.safety import dry_run
 from llm_proxy_db.safety.guard import MigrationOutcome, SafetyOptions, guarded_run
+from llm_proxy_db.safety.topology import writable_settings
 from llm_proxy_db.service import token_ids
 from llm_proxy_db.startup import StartupResult, auto_upgrade
 from llm_proxy_db.status import Status, status_at_head
@@ -128,7 +131,7 @@ def log(settings: Settings, limit: int | None = None) -> list[run_log.Entry]:
     Reads only: a database without a run log (or a missing SQLite file) has no entries.
     """
     if limit is not None and limit < 1:
-        raise ConfigError("--limit must be at least 1")
+        raise ConfigError("--limit must be at least 1", hint="e.g. --limit 20, or leave it out for every run")
     if settings.known_missing():
         return []
     with connect(settings, create=False) as connection:
@@ -152,7 +155,8 @@ def upgrade(
     :mod:`llm_proxy_db.safety.guard`); the result names the backup taken, if any.
     """
     safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
-    return _migrate(settings, target, "upgrade", progress, version_locations, safety)
+    with bounded_lock_waits(lock_timeout):
+        return _migrate(settings, target, "upgrade", progress, version_locations, safety)
 
 
 def downgrade(
@@ -176,11 +180,27 @@ def downgrade(
     ``no_backup``), as SQLite always is.
     """
     if (target is None) == (steps is None):
-        raise ConfigError("downgrade needs exactly one of a target revision or a number of steps")
+        raise ConfigError(
+            "downgrade needs exactly one of a target revision or a number of steps",
+            hint="pass target=REV (or base) or steps=N, not both",
+        )
+    settings = writable_settings(settings)
     safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout, allow_data_loss)
+    with bounded_lock_waits(lock_timeout):
+        return _downgrade(settings, target, steps, progress, version_locations, safety)
+
+
+def _downgrade(
+    settings: Settings,
+    target: str | None,
+    steps: int | None,
+    progress: Progress | None,
+    version_locations: Sequence[str],
+    safety: SafetyOptions,
+) -> MigrationOutcome:
     if steps is not None:
         if steps < 1:
-            raise ConfigError("--steps must be at least 1")
+            raise ConfigError("--steps must be at least 1", hint="e.g. --steps 1 reverts the newest revision")
         return guarded_run(
             settings, lambda current: revisions.resolve(_steps_below(current, steps)), options=safety,
             progress=progress, version_locations=version_locations,
@@ -208,14 +228,21 @@ def adopt(
     migration lock, a checked SQLite backup), and the plan is made again under the lock.
     With ``dry_run`` only the plan is computed; a missing SQLite file is not created.
     """
-    if settings.known_missing() and dry_run:
-        return adoption.AdoptionResult(adoption.plan_for_missing_database(target))
-    with connect(settings, foreign_keys=False) as connection:
-        planned = adoption.adopt(connection, target, dry_run=True, force_stamp=force_stamp)
-    if dry_run:
-        return planned
-    safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
-    return _guarded_adopt(settings, planned, force_stamp, progress, safety)
+    if settings.known_missing():  # refusals come before the file is created
+        missing = adoption.plan_for_missing_database(target)
+        if force_stamp:
+            adoption.refuse_force_stamp(missing.detection, None)
+        if dry_run:
+            return adoption.AdoptionResult(missing)
+    if not dry_run:
+        settings = writable_settings(settings)
+    with bounded_lock_waits(lock_timeout):
+        with connect(settings, foreign_keys=False) as connection:
+            planned = adoption.adopt(connection, target, dry_run=True, force_stamp=force_stamp)
+        if dry_run:
+            return planned
+        safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
+        return _guarded_adopt(settings, planned, force_stamp, progress, safety)
 
 
 def _guarded_adopt(
@@ -260,7 +287,54 @@ def setup(
     at head; honours ``LLM_PROXY_AUTO_MIGRATE`` unless ``enabled`` is given.
     """
     safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
-    return auto_upgrade(settings, enabled=enabled, options=safety, progress=progress)
+    with bounded_lock_waits(lock_timeout):
+        return auto_upgrade(settings, enabled=enabled, options=safety, progress=progress)
+
+
+def upgrade_plan(
+    settings: Settings,
+    target: str = revisions.HEAD,
+    *,
+    backup_dir: str | os.PathLike[str] | None = None,
+    no_backup: bool = False,
+) -> dry_run.UpgradePlan:
+    """What ``upgrade`` would do (``migrate up --dry-run``): each pending revision with what it
+    locks, for how long it is expected to, the rows it rewrites, and the backup taken first.
+    Changes nothing: no file, no lock file, no table (:mod:`llm_proxy_db.safety.dry_run`)."""
+    target_id = revisions.resolve(target)
+    where = status(settings)
+    start = where.current_revision
+    if revisions.position(target_id) < revisions.position(start):
+        raise ConfigError(
+            f"target {target} is below the current revision {start}", hint="use migrate down instead"
+        )
+    pending = [rev for rev in where.pending if revisions.position(rev) <= revisions.position(target_id)]
+    note = None
+    if settings.known_missing():
+        note = "the database does not exist yet: it is created, then every revision runs"
+    elif start is None and where.detected_state not in (None, "empty"):
+        note = f"unversioned, detected {where.detected_state}: adopted (stamped) first"
+    return dry_run.plan_upgrade(
+        settings, start, pending, target_id, backup_dir=backup_dir, no_backup=no_backup, note=note,
+    )
+
+
+def offline_start(settings: Settings) -> tuple[str | None, str]:
+    """Where ``migrate up --sql`` without ``--from`` starts: the database's current revision
+    when it can be read, else base; and a sentence saying which (for stderr).  Reads only: a
+    missing SQLite file is not created."""
+    if settings.known_missing():
+        return None, f"-- {settings.describe()} does not exist yet: the script starts at base"
+    try:
+        with connect(settings, create=False) as connection:
+            current = current_revision(connection)
+    except Exception as exc:  # noqa: BLE001 - unreadable is an answer here, not a failure
+        reason = exc.message if isinstance(exc, LLMProxyDBError) else type(exc).__name__
+        return None, f"-- cannot read the current revision ({reason}): the script starts at base (use --from REV)"
+    revisions.position(current)  # a revision of a newer release is refused
+    if current is None:
+        return None, "-- the database has no revision recorded: the script starts at base (use --from REV)"
+    return current, f"-- the database is at revision {current}: the script starts there (use --from REV to choose)"
 
 
 def stamp(
@@ -314,7 +388,7 @@ def upgrade_sql(settings: Settings, target: str = revisions.HEAD, start: str | N
     start_id = revisions.resolve(start) if start else None
     end_id = revisions.resolve(target)
     if revisions.position(end_id) < revisions.position(start_id):
-        raise ConfigError(f"{target} is below {start}: use migrate down --sql")
+        raise ConfigError(f"{target} is below {start}", hint="use migrate down --sql --to REV")
     spec = f"{start_id}:{end_id}" if start_id else str(end_id)
     return _offline(settings, lambda config: command.upgrade(config, spec, sql=True))
 
@@ -324,7 +398,7 @@ def downgrade_sql(settings: Settings, target: str, start: str = revisions.HEAD) 
     start_id = revisions.resolve(start)
     end_id = revisions.resolve(target)
     if start_id is None or revisions.position(end_id) > revisions.position(start_id):
-        raise ConfigError(f"{target} is not below {start}: use migrate up --sql")
+        raise ConfigError(f"{target} is not below {start}", hint="use migrate up --sql --to REV")
     spec = f"{start_id}:{end_id or 'base'}"
     return _offline(settings, lambda config: command.downgrade(config, spec, sql=True))
 
@@ -337,6 +411,7 @@ def _migrate(
     version_locations: Sequence[str],
     safety: SafetyOptions,
 ) -> MigrationOutcome:
+    settings = writable_settings(settings)
     scripts = revisions.script_directory(tuple(version_locations))
     target_id = revisions.resolve(target, scripts)
 
@@ -350,13 +425,18 @@ def _migrate(
             )
         return target_id
 
-    if direction == "downgrade" or settings.known_missing():
+    if direction == "downgrade":
         return guarded_run(
             settings, checked_target, options=safety, progress=progress, version_locations=version_locations,
         )
     # An unversioned database is checked before the lock (and again under it), then adopted,
-    # all on one connection.
+    # all on one connection; a file created meanwhile by the service (SQLite) is adopted too.
     runner = adoption.GuardedAdoption(progress=progress, version_locations=version_locations)
+    if settings.known_missing():
+        return guarded_run(
+            settings, checked_target, options=safety, progress=progress, version_locations=version_locations,
+            runner=runner, check=runner.check,
+        )
     with connect(settings, foreign_keys=False, create=False) as connection:
         runner.precheck(connection, target_id)
         return guarded_run(
@@ -368,8 +448,10 @@ def _migrate(
 def _steps_below(current: str | None, steps: int) -> str:
     depth = revisions.position(current)
     if steps > depth:
-        raise UnknownRevisionError(
-            f"cannot go down {steps} step(s): the database is only {depth} revision(s) above base"
+        raise ConfigError(
+            f"cannot go down {steps} step(s): the database is only {depth} revision(s) above base",
+            hint=f"use --steps {depth} or less (or --to base); nothing was changed" if depth
+            else "the database is at base already; nothing was changed",
         )
     return revisions.BASE if steps == depth else revisions.ids()[depth - steps - 1]
 

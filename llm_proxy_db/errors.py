@@ -7,6 +7,11 @@ hint) and its exit code.  Messages never contain passwords: build them from
 
 from __future__ import annotations
 
+MISSING_BACKUP_HINT = (
+    "check the path; `ls` the backup directory (--backup-dir, LLM_PROXY_BACKUP_DIR; beside the "
+    "SQLite database by default) for the backups taken; the database was not touched"
+)
+
 
 class LLMProxyDBError(Exception):
     """Base class of every error meant for the user, never shown as a traceback."""
@@ -44,6 +49,10 @@ class DatabaseConnectionError(LLMProxyDBError, ConnectionError):
     exit_code = 3
 
 
+class ReadOnlyDatabaseError(DatabaseConnectionError):
+    """The database only reads (a hot standby, a read-only session): point at the primary."""
+
+
 class MigrationError(LLMProxyDBError, RuntimeError):
     """A revision failed; the database was rolled back to the last complete revision."""
 
@@ -62,6 +71,19 @@ class MigrationError(LLMProxyDBError, RuntimeError):
         self.failed_revision = failed_revision
         self.current_revision = current_revision
         self.backup_file = backup_file
+
+
+class SchemaAppearedError(MigrationError):
+    """Our tables appeared between "the database is empty" and the first revision (the
+    service started meanwhile); nothing was changed, the caller detects again and adopts."""
+
+
+class MigrationInterrupted(MigrationError):
+    """A signal stopped a revision; its transaction was rolled back (exit 128 + the signal)."""
+
+    def __init__(self, message: str, *, signal: int, current_revision: str | None, hint: str | None = None) -> None:
+        super().__init__(message, current_revision=current_revision, hint=hint)
+        self.exit_code = 128 + signal
 
 
 class UnknownRevisionError(LLMProxyDBError, LookupError):

@@ -11,27 +11,79 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from llm_proxy_db.config.masking import mask_message
 from llm_proxy_db.config.parsing import TABLE_LOCK_TIMEOUT_ENV
-from llm_proxy_db.errors import ConfigError, DatabaseConnectionError, LLMProxyDBError, LockTimeoutError
+from llm_proxy_db.config.waits import bounded_waits, wait_bound
+from llm_proxy_db.errors import (
+    ConfigError,
+    DatabaseConnectionError,
+    LLMProxyDBError,
+    LockTimeoutError,
+    ReadOnlyDatabaseError,
+)
 
 _DAMAGED = ("file is not a database", "database disk image is malformed", "file is encrypted")
 # SQLSTATE codes (PostgreSQL appendix A): privileges, statement_timeout, lock_timeout.
 _INSUFFICIENT_PRIVILEGE = "42501"
 _QUERY_CANCELED = "57014"
 _LOCK_NOT_AVAILABLE = "55P03"
+_READ_ONLY_TRANSACTION = "25006"
+READ_ONLY_HINT = (
+    "the server only reads: it is a hot standby (pg_is_in_recovery()), or "
+    "default_transaction_read_only is on for the role or database; point DATABASE_URL (or "
+    "LLM_PROXY_DIRECT_URL) at the primary"
+)
 
 
 def translate(exc: BaseException) -> LLMProxyDBError | None:
     """The user-facing error for a known failure, or None when it is really unexpected."""
     cause = getattr(exc, "orig", None) or exc
+    waited = _lock_wait_ran_out(cause, getattr(exc, "statement", None))
+    if waited is not None:
+        return waited
     for rule in _RULES:
         error = rule(cause)
         if error is not None:
             return error
     return None
+
+
+@contextmanager
+def bounded_lock_waits(seconds: float | None) -> Iterator[None]:
+    """:func:`~llm_proxy_db.config.waits.bounded_waits` for a command's body, whose lock waits
+    that run out become :class:`LockTimeoutError` (exit 7) here, where the bound is known."""
+    with bounded_waits(seconds):
+        try:
+            yield
+        except Exception as exc:
+            waited = _lock_wait_ran_out(getattr(exc, "orig", None) or exc, getattr(exc, "statement", None))
+            if waited is None:
+                raise
+            raise waited from None
+
+
+# MySQL's "Lock wait timeout exceeded" (row locks and metadata locks alike).
+_MYSQL_LOCK_WAIT_TIMEOUT = 1205
+_WAITED_FOR = re.compile(r'\b(?:FROM|INTO|UPDATE|TABLE|JOIN)\s+[`"]?(\w+)', re.IGNORECASE)
+
+
+def _lock_wait_ran_out(cause: BaseException, statement: str | None) -> LockTimeoutError | None:
+    """A statement outside a revision (a read, a stamp, the run log) that waited for another
+    session's lock longer than ``--lock-timeout`` (:mod:`llm_proxy_db.config.waits`): exit 7,
+    naming what it waited for.  SQLite's busy timeout is its own rule below."""
+    code = getattr(cause, "args", (None,))[0] if type(cause).__module__.startswith("pymysql") else None
+    if getattr(cause, "sqlstate", None) != _LOCK_NOT_AVAILABLE and code != _MYSQL_LOCK_WAIT_TIMEOUT:
+        return None
+    found = _WAITED_FOR.search(statement or "")
+    what = f"a lock on {found.group(1)}" if found else "a lock"
+    return LockTimeoutError(
+        f"waited {wait_bound():g}s (--lock-timeout) for {what} that another session holds: {_first_line(cause)}",
+        hint="find the session holding it (PostgreSQL: pg_locks / pg_stat_activity; MySQL: SHOW "
+        "PROCESSLIST), let it finish and run again, or raise --lock-timeout (LLM_PROXY_LOCK_TIMEOUT)",
+    )
 
 
 _LOCK_TIMEOUT_HINT = (
@@ -90,8 +142,10 @@ def _sqlite(cause: BaseException) -> LLMProxyDBError | None:
         )
     if "database is locked" in text or "database is busy" in text:
         return LockTimeoutError(
-            "another connection (the running service?) held the SQLite write lock longer than the busy timeout",
-            hint="retry when its write transaction has ended, or stop the service while migrating",
+            "another connection (the running service?) held the SQLite write lock longer than the busy "
+            "timeout (--lock-timeout when given, else 30s)",
+            hint="retry when its write transaction has ended, raise --lock-timeout, or stop the service "
+            "while migrating",
         )
     if "readonly database" in text or "unable to open database" in text:
         return DatabaseConnectionError(
@@ -108,6 +162,10 @@ def _postgres(cause: BaseException) -> LLMProxyDBError | None:
             f"the database role lacks a privilege: {_first_line(cause)}",
             hint="migrate as the tables' owner, or GRANT the role SELECT, INSERT, UPDATE, DELETE "
             "on alembic_version (and ownership of the tables a revision changes)",
+        )
+    if sqlstate == _READ_ONLY_TRANSACTION:
+        return ReadOnlyDatabaseError(
+            f"the database refused a write, it only reads: {_first_line(cause)}", hint=READ_ONLY_HINT
         )
     if sqlstate == _QUERY_CANCELED:
         return DatabaseConnectionError(

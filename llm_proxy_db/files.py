@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from llm_proxy_db.errors import BackupError
+
 PRIVATE_MODE = 0o600
 _TEMP = re.compile(r"^\.(?P<final>.+)\.(?P<pid>\d+)\.tmp(?:-journal|-wal|-shm)?$")
 _SIDE_FILES = ("-journal", "-wal", "-shm")
@@ -104,6 +106,31 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def take_name(temporary: Path, final: Path) -> None:
+    """Give ``temporary``'s file the name ``final``, which must be free: an existing file,
+    directory or symlink (a dangling one too) is never replaced nor followed.
+
+    A hard link claims the name atomically (``EEXIST`` when taken), so a name taken after the
+    caller's own check is refused too; a file system without hard links falls back to a
+    checked rename."""
+    try:
+        os.link(temporary, final, follow_symlinks=False)
+    except FileExistsError:
+        raise BackupError(
+            f"{final} already exists; refusing to overwrite it",
+            hint="choose another --out or --backup-dir (nothing is ever overwritten)",
+        ) from None
+    except OSError:  # no hard links here (EPERM, ENOTSUP, EXDEV): check, then rename
+        if os.path.lexists(final):
+            raise BackupError(
+                f"{final} already exists; refusing to overwrite it",
+                hint="choose another --out or --backup-dir (nothing is ever overwritten)",
+            ) from None
+        os.replace(temporary, final)
+        return
+    temporary.unlink()
+
+
 @contextmanager
 def written_then_renamed(final: Path, database: Path | None) -> Iterator[Path]:
     """Yield a private temporary path; on success give it ``database``'s mode and owner and
@@ -114,7 +141,7 @@ def written_then_renamed(final: Path, database: Path | None) -> Iterator[Path]:
         yield temporary
         match_database(temporary, database)
         fsync_path(temporary)  # durable before it takes the name anyone relies on
-        os.replace(temporary, final)
+        take_name(temporary, final)
         fsync_path(final.parent)
     except BaseException:
         remove_with_side_files(temporary)

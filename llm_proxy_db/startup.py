@@ -28,6 +28,7 @@ from llm_proxy_db.errors import PendingMigrationsError
 from llm_proxy_db.migration import manifest, revisions
 from llm_proxy_db.migration.executor import Progress
 from llm_proxy_db.safety.guard import MigrationOutcome, SafetyOptions, guarded_run
+from llm_proxy_db.safety.topology import writable_settings
 from llm_proxy_db.service import token_ids
 
 if TYPE_CHECKING:
@@ -115,6 +116,8 @@ def auto_upgrade(
         head, warnings = at_head
         return StartupResult(head, head, checksum_warnings=warnings)
     enabled = auto_migrate_enabled() if enabled is None else enabled
+    if enabled:  # a session of our own on a server that writes, or a refusal before anything
+        settings = writable_settings(settings)
     missing = settings.known_missing()
     if missing and not enabled:  # refused without creating anything
         return _upgrade(settings, None, enabled, options, progress, version_locations)

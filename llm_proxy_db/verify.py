@@ -95,7 +95,10 @@ def load_scripts(location: Path) -> ScriptDirectory:
         scripts = ScriptDirectory.from_config(make_config(script_location=location))
         scripts.revision_map.heads  # noqa: B018 - builds the map, raising on a broken chain
     except Exception as exc:  # noqa: BLE001 - any import or map error is a verify failure
-        raise VerificationError(f"cannot load the revision scripts: {_first_line(exc)}") from None
+        raise VerificationError(
+            f"cannot load the revision scripts: {_first_line(exc)}",
+            hint="fix the revision file the message names (an import error or a broken down_revision)",
+        ) from None
     return scripts
 
 

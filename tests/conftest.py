@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +32,8 @@ from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.dialects import mysql as mysql_dialect
 from llm_proxy_db.dialects import postgresql
 from llm_proxy_db.dialects.scratch import ScratchRecipe
+from tests import topology
+from tests.topology import pooled_database, replicated_database  # noqa: F401 (fixtures)
 
 POSTGRES_URL_ENV = "LLM_PROXY_TEST_POSTGRES_URL"
 MYSQL_URL_ENV = "LLM_PROXY_TEST_MYSQL_URL"
@@ -185,8 +188,54 @@ def sqlite_settings(tmp_path) -> Settings:
     return Settings(driver="sqlite", database_path=tmp_path / "data" / "llm-proxy.db")
 
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Written into the root by the run itself (pytest-cov's data files), by tools that may run
+# beside it (linters' caches) or by `make` (.tools: the npm tools tests/test_workflow.py
+# installs on demand), not by a test.
+_RUN_OWN_FILES = (".coverage", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".grimp_cache", ".tools", "__pycache__")
+_root_before: set[str] = set()
+_left_in_root: list[str] = []
+
+
+def _root_entries() -> set[str]:
+    return {path.name for path in REPO_ROOT.iterdir() if not path.name.startswith(_RUN_OWN_FILES)}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _backups_in_a_temporary_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A server's automatic dumps default to ``$XDG_STATE_HOME/llm-proxy-db/backups``: in the
+    suite, a temporary directory (never the user's home, never the repository)."""
+    previous = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("xdg-state"))
+    yield
+    if previous is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = previous
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Remember what the repository root holds before any test runs."""
+    _root_before.update(_root_entries())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when it left new files in the repository root (tests write into tmp dirs)."""
+    _left_in_root[:] = sorted(_root_entries() - _root_before)
+    if _left_in_root and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
-    """Say loudly, at the end of the run, that PostgreSQL or MySQL was not tested."""
-    for label, reason in _skip_reasons.items():
+    """Say loudly, at the end of the run, that PostgreSQL, MySQL or the PostgreSQL topology
+    (poolers, replica: :mod:`tests.topology`) was not tested, and which files the run left in
+    the repository root (which fails it)."""
+    for label, reason in {**_skip_reasons, **topology.skip_reasons}.items():
         terminalreporter.section(f"{label} NOT TESTED", sep="!", red=True, bold=True)
         terminalreporter.line(reason, red=True)
+    if _left_in_root:
+        terminalreporter.section("FILES LEFT IN THE REPOSITORY ROOT", sep="!", red=True, bold=True)
+        terminalreporter.line(
+            f"the run created {', '.join(_left_in_root)} in {REPO_ROOT}: tests must write into "
+            "tmp_path (this fails the run)", red=True,
+        )

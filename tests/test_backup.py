@@ -290,27 +290,6 @@ def test_backup_of_a_directory_says_so(tmp_path: Path) -> None:
         backup.backup(Settings(driver="sqlite", database_path=tmp_path))
 
 
-def test_a_refused_downgrade_says_nothing_changed(db: Settings) -> None:
-    """The downgrade of 0007 refuses 'denied' events: the hint must not send anyone to restore."""
-    import sqlalchemy as sa
-
-    from llm_proxy_db.database import connect
-    from llm_proxy_db.errors import MigrationError
-
-    with connect(db) as connection:
-        connection.execute(
-            sa.text(
-                "INSERT INTO audit_events (id, timestamp, action, actor, outcome) "
-                "VALUES ('d1', '2025-01-01', 'a', 'b', 'denied')"
-            )
-        )
-        connection.commit()
-    with pytest.raises(MigrationError) as excinfo:
-        commands.downgrade(db, steps=1, allow_data_loss=True)
-    assert excinfo.value.backup_file is not None
-    assert "nothing was changed" in (excinfo.value.hint or "")
-
-
 def test_a_new_database_gets_no_backup(sqlite_settings: Settings) -> None:
     """Nothing to lose: a brand-new (or table-less) file is migrated without a backup."""
     result = commands.upgrade(sqlite_settings)

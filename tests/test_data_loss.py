@@ -105,3 +105,57 @@ def test_down_to_base_refuses_then_runs_after_a_backup(db: Settings, entry: str,
     log = commands.log(db)
     assert log[-1].action == "downgrade" and log[-1].to_revision is None
     assert log[-1].backup_file == str(next(tmp_path.iterdir()))
+
+
+def _add_events(settings: Settings) -> None:
+    """Two events 0006 forbids: a denied one with a reason, an error without one."""
+    with connect(settings) as connection:
+        for event, outcome, reason in (("ev-d", "denied", "'bad key'"), ("ev-e", "error", "NULL")):
+            connection.execute(sa.text(
+                "INSERT INTO audit_events (id, timestamp, action, actor, outcome, reason) "
+                f"VALUES ('{event}', '2025-01-01 00:00:00', 'auth', 'svc', '{outcome}', {reason})"
+            ))
+        connection.commit()
+
+
+def _events(settings: Settings) -> dict[str, tuple[str, str | None]]:
+    with connect(settings) as connection:
+        found = connection.execute(sa.text("SELECT id, outcome, reason FROM audit_events")).all()
+    return {row[0]: (row[1], row[2]) for row in found}
+
+
+def test_reverting_0007_over_denied_events_hint_and_behaviour_agree(db: Settings) -> None:
+    """Issue 21 item 12: the exit-11 hint said --allow-data-loss was enough, and with it the
+    run failed (exit 4; MySQL "failed part-way" though nothing changed).  Now the hint says what
+    the flag does, and with it every row is kept: folded to ``failure``, the original outcome
+    kept at the start of ``reason``; on every dialect."""
+    from tests.test_cli_safety import cli
+
+    _add_events(db)
+    before = _events(db)
+    refused = cli(db, "migrate", "down", "--steps", "1", "--no-backup")
+    assert refused.exit_code == 11, refused.output
+    assert "0007: 2 audit event(s) with outcome denied/error" in refused.output
+    assert "recorded as outcome failure" in refused.output and "--allow-data-loss" in refused.output
+    assert revision_of(db) == "0007" and _events(db) == before
+    allowed = cli(db, "migrate", "down", "--steps", "1", "--no-backup", "--allow-data-loss")
+    assert allowed.exit_code == 0, allowed.output
+    assert revision_of(db) == "0006"
+    after = _events(db)
+    assert set(after) == set(before)  # not one row lost
+    assert after["ev-d"] == ("failure", "[outcome was denied] bad key")
+    assert after["ev-e"] == ("failure", "[outcome was error] ")
+    assert all(after[key] == before[key] for key in before if key not in ("ev-d", "ev-e"))
+    assert commands.upgrade(db, no_backup=True).after == revisions.head_revision()
+
+
+def test_a_downgrade_run_without_the_guard_refuses_before_changing_anything(db: Settings) -> None:
+    """The executor alone (no guard, data loss not allowed) refuses with exit 11 and "nothing
+    was changed", on MySQL too (its refusal comes before the first DDL statement)."""
+    from llm_proxy_db.migration.executor import run
+
+    _add_events(db)
+    with connect(db, foreign_keys=False) as connection, pytest.raises(DataLossError) as caught:
+        run(connection, "0006")
+    assert "nothing was changed" in caught.value.message and "--allow-data-loss" in (caught.value.hint or "")
+    assert revision_of(db) == "0007" and _events(db)["ev-d"] == ("denied", "bad key")

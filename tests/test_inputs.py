@@ -29,6 +29,7 @@ VARIABLES = (
     "LLM_PROXY_TABLE_LOCK_TIMEOUT",
     "LLM_PROXY_DEBUG",
     "LLM_PROXY_BACKUP_DIR",
+    "LLM_PROXY_LOCK_RETRIES",
     "DB_DRIVER",
     "DATABASE_URL",
     "DATABASE_PATH",
@@ -78,6 +79,9 @@ ENV_CASES = [
     ("LLM_PROXY_TABLE_LOCK_TIMEOUT", "99999999999", "out of range"),
     ("LLM_PROXY_TABLE_LOCK_TIMEOUT", "soon", "is not a duration"),
     ("LLM_PROXY_DEBUG", "please", "is not a boolean"),
+    ("LLM_PROXY_LOCK_RETRIES", "0", "out of range"),
+    ("LLM_PROXY_LOCK_RETRIES", "101", "out of range"),
+    ("LLM_PROXY_LOCK_RETRIES", "many", "is not a whole number"),
 ]
 COMMANDS = [["migrate", "status"], ["setup"], ["migrate", "history"], ["migrate", "up"]]
 
@@ -100,6 +104,17 @@ def test_a_bad_variable_with_json_prints_one_error_object(monkeypatch, capsys, a
     error = json.loads(out)["error"]
     assert code == error["exit_code"] == 2
     assert name in error["message"] and message in error["message"] and error["hint"]
+
+
+@pytest.mark.parametrize(("name", "value", "message"), ENV_CASES)
+def test_a_bad_variable_hint_states_that_variables_rule(monkeypatch, capsys, at_head, name, value, message):
+    """Issue 21 item 24, as a class: every variable's hint names the variable and its own rule,
+    never another setting's advice (``LLM_PROXY_LOCK_RETRIES=0`` was told "use --no-backup")."""
+    code, _, err = run(monkeypatch, capsys, [*at_head, "migrate", "status"], {name: value})
+    hint = [line for line in err.splitlines() if line.startswith("Hint: ")]
+    assert code == 2 and len(hint) == 1, err
+    assert name in hint[0], err
+    assert ("--no-backup" in hint[0]) == (name == "LLM_PROXY_KEEP_BACKUPS"), err
 
 
 OPTION_CASES = [

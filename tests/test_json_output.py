@@ -37,7 +37,7 @@ def run_json(settings: Settings, command: str, *args: str, exit_code: int = 0, e
     result = cli(settings, *command.split(), *args, "--json", env=env)
     assert result.exit_code == exit_code, result.output
     value = json.loads(result.stdout)
-    key = command + (" --sql" if "--sql" in args else "") + (" --update" if "--update" in args else "")
+    key = command + "".join(f" {flag}" for flag in ("--sql", "--dry-run", "--update") if flag in args)
     valid(schemas.ERROR_SCHEMA if exit_code and "error" in value else schemas.COMMAND_SCHEMAS[key], value)
     return value
 
@@ -73,6 +73,7 @@ def test_every_command_on_every_dialect(settings: Settings, tmp_path: Path) -> N
     assert down["applied"] == ["0007"]
     assert run_json(settings, "migrate adopt", "--dry-run")["target"] == "0007"
     assert run_json(settings, "migrate rehearse")["ok"] is True
+    assert run_json(settings, "migrate up", "--dry-run")["target_revision"] == "0007"
     assert run_json(settings, "migrate up", "--no-backup")["after"] == "0007"
     assert run_json(settings, "migrate adopt", "--no-backup")["run"]["after"] == "0007"
     assert run_json(settings, "migrate up", "--sql", "--from", "0006")["sql"].count("0007") >= 1

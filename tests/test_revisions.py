@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from llm_proxy_db import commands
 from llm_proxy_db.database import connect
-from llm_proxy_db.errors import MigrationError
+from llm_proxy_db.errors import DataLossError
 from llm_proxy_db.migration import revisions
 from tests.seed import is_check_violation, project_onto, seed, snapshot
 
@@ -85,15 +85,15 @@ def test_deleting_a_project_cascades_at_head(settings):
 
 
 def test_downgrade_of_outcome_values_refuses_rows_it_would_lose(settings):
-    """Going below 0007 with 'denied' events would break them: refused, nothing changes."""
+    """Going below 0007 with 'denied' events would break them: refused unless data loss is
+    allowed (then they are folded, tests/test_data_loss.py), nothing changes."""
     commands.upgrade(settings)
     with connect(settings) as connection:
         seed(connection, outcomes=("success", "failure", "denied", "error"))
         before = snapshot(connection)
-    with pytest.raises(MigrationError) as excinfo:  # even when data loss is allowed
-        commands.downgrade(settings, steps=1, allow_data_loss=True, no_backup=True)
-    assert "0007" in excinfo.value.message
-    assert excinfo.value.current_revision == "0007"
+    with pytest.raises(DataLossError) as excinfo:
+        commands.downgrade(settings, steps=1, no_backup=True)
+    assert "0007" in excinfo.value.message and "nothing was changed" in excinfo.value.message
     assert commands.status(settings).current_revision == "0007"
     with connect(settings) as connection:
         assert snapshot(connection) == before

@@ -34,7 +34,16 @@ from llm_proxy_db.adoption.known_states import KnownState, known_states, revisio
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import dialect_for
-from llm_proxy_db.errors import ConfigError, MigrationError, SchemaMismatchError
+from llm_proxy_db.dialects.scratch import is_read_only_refusal
+from llm_proxy_db.errors import (
+    ConfigError,
+    LockTimeoutError,
+    MigrationError,
+    ReadOnlyDatabaseError,
+    SchemaAppearedError,
+    SchemaMismatchError,
+)
+from llm_proxy_db.failures import translate
 from llm_proxy_db.migration import adoption_record, revisions, run_log
 from llm_proxy_db.migration.executor import Progress, ProgressEvent, RunResult, run
 from llm_proxy_db.migration.version_table import current_revision, has_version_table
@@ -222,14 +231,22 @@ def plan_for_missing_database(target: str = revisions.HEAD) -> AdoptionPlan:
     )
 
 
-def _forced_plan(
-    connection: Connection, detection: Detection, target_id: str | None, stamp: str | None
-) -> AdoptionPlan:
+def refuse_force_stamp(detection: Detection, stamp: str | None) -> None:
+    """Raise :class:`ConfigError` unless ``--force-stamp`` can apply to ``detection``: an
+    unversioned database holding our tables, and a revision to stamp."""
     if detection.kind in (VERSIONED, EMPTY) or stamp is None:
         raise ConfigError(
             f"--force-stamp needs an unversioned database holding our tables and a revision; "
-            f"this one is {detection.state_name}"
+            f"this one is {detection.state_name}",
+            hint="run `llm-proxy-db migrate adopt --dry-run` to see the detected state; nothing was changed",
         )
+
+
+def _forced_plan(
+    connection: Connection, detection: Detection, target_id: str | None, stamp: str | None
+) -> AdoptionPlan:
+    refuse_force_stamp(detection, stamp)
+    assert stamp is not None
     expected = revision_fingerprints(connection)[stamp]
     differences = tuple(diff(detection.fingerprint, expected))
     _refuse_extra_tables(detection, expected, stamp)
@@ -331,7 +348,15 @@ def _hand_over(connection: Connection, adoption_plan: AdoptionPlan) -> list[int]
                 return None
             return goose.sync(connection, adoption_plan.stamp)
     except sa.exc.DBAPIError as exc:
+        waited = translate(exc)
+        if isinstance(waited, LockTimeoutError):  # a lock held elsewhere: not a refusal of our writes
+            raise waited from None
         detail = str(exc.orig or exc).strip().splitlines()[0]
+        if is_read_only_refusal(exc):
+            raise ReadOnlyDatabaseError(
+                f"adoption refused, the database only reads; nothing was changed: {detail}",
+                hint="point DATABASE_URL (or LLM_PROXY_DIRECT_URL) at the primary, not a standby",
+            ) from None
         raise MigrationError(
             f"adoption failed while stamping and was rolled back, nothing was changed: {detail}",
             hint="the database refused the adoption's writes: check the user's privileges and "
@@ -401,8 +426,18 @@ class GuardedAdoption:
         self._cookie: object | None = None
 
     def precheck(self, connection: Connection, target: str | None) -> None:
-        """Before the lock: raise when adopting would be refused (reads only)."""
-        self._plan(connection, target)
+        """Before the lock: raise when adopting would be refused (reads only).
+
+        The schema may be moving meanwhile (another migrator holds the lock and is half-way):
+        a read that the server refuses then (``relation "goose_db_version" does not exist``
+        for the loser of a race) proves nothing, and the decision is left to :meth:`check`,
+        under the lock."""
+        try:
+            self._plan(connection, target)
+        except sa.exc.DBAPIError:
+            connection.rollback()
+            self.planned, self._cookie, self.checked = None, None, False
+            return
         self._cookie = dialect_for(connection).schema_cookie(connection) if self.planned else None
         connection.rollback()
         self.checked = False
@@ -429,7 +464,10 @@ class GuardedAdoption:
         if not self.checked:
             self.check(connection, target)
         if self.planned is None:
-            return run(connection, target, progress=self.progress, version_locations=self.version_locations)
+            try:
+                return run(connection, target, progress=self.progress, version_locations=self.version_locations)
+            except SchemaAppearedError:
+                self.planned = plan_when_settled(connection, target or revisions.BASE)
         adopted = execute(
             connection, self.planned, progress=self.progress, version_locations=self.version_locations
         )
@@ -466,7 +504,13 @@ def run_or_adopt(
     re-created with ``CREATE TABLE`` over existing tables.
     """
     if not needs_adoption(connection):
-        return run(connection, target, progress=progress, version_locations=version_locations)
+        try:
+            return run(connection, target, progress=progress, version_locations=version_locations)
+        except SchemaAppearedError:
+            appeared = plan_when_settled(connection, target or revisions.BASE)
+            executed = execute(connection, appeared, progress=progress, version_locations=version_locations)
+            assert executed.run is not None
+            return executed.run
     connection.rollback()
     adopted = adopt(
         connection,
@@ -476,6 +520,33 @@ def run_or_adopt(
     )
     assert adopted.run is not None
     return adopted.run
+
+
+# The service creates its schema statement by statement in a few milliseconds: a schema that
+# appeared under us is looked at again, a little later, until it is a known state.
+SETTLE_TRIES, SETTLE_PAUSE = 20, 0.25
+
+
+def plan_when_settled(connection: Connection, target: str | None) -> AdoptionPlan:
+    """The adoption plan for tables that appeared after the database was found empty (the
+    service started meanwhile: :class:`~llm_proxy_db.errors.SchemaAppearedError`).
+
+    The service may still be creating them: the schema is detected again until it is a known
+    state (at most :data:`SETTLE_TRIES` times, :data:`SETTLE_PAUSE` s apart); a schema that
+    never settles into one is refused as any unknown shape is.
+    """
+    import time
+
+    for attempt in range(SETTLE_TRIES):
+        connection.rollback()
+        found = plan(connection, target or revisions.BASE)
+        connection.rollback()
+        if found.refusal is None or attempt == SETTLE_TRIES - 1:
+            break
+        time.sleep(SETTLE_PAUSE)
+    if found.refusal is not None:
+        raise mismatch_error(found.detection)
+    return found
 
 
 def mismatch_error(detection: Detection) -> SchemaMismatchError:

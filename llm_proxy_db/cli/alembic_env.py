@@ -24,7 +24,7 @@ from typing import Any
 from llm_proxy_db import commands, failures
 from llm_proxy_db.cli.json_log import json_logs, json_python_logging, log_message, progress
 from llm_proxy_db.config.alembic_config import CALLER_GUARDS
-from llm_proxy_db.config.parsing import env_settings, parse_bool, parse_count, parse_seconds
+from llm_proxy_db.config.parsing import env_settings, parse_bool, parse_keep_backups, parse_seconds
 from llm_proxy_db.dialects.resolve import resolve_settings
 from llm_proxy_db.errors import ConfigError, DataLossError, LLMProxyDBError
 from llm_proxy_db.migration import revisions
@@ -96,7 +96,7 @@ def x_options(arguments: dict[str, str]) -> dict[str, Any]:
             raise ConfigError("-x no-backup and -x backup-dir contradict each other", hint="give only one of them")
         options["backup_dir"] = arguments["backup-dir"]
     if arguments.get("keep-backups"):
-        options["keep_backups"] = parse_count("-x keep-backups", arguments["keep-backups"])
+        options["keep_backups"] = parse_keep_backups("-x keep-backups", arguments["keep-backups"])
     if arguments.get("lock-timeout"):
         options["lock_timeout"] = parse_seconds("-x lock-timeout", arguments["lock-timeout"])
     options["allow_data_loss"] = flag("allow-data-loss") or env_settings().allow_data_loss

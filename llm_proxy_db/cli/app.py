@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from llm_proxy_db import failures
-from llm_proxy_db.cli import json_log
+from llm_proxy_db.cli import json_log, streams
 from llm_proxy_db.cli.render import (
     render_adoption,
     render_history,
@@ -28,11 +28,12 @@ from llm_proxy_db.cli.render import (
     render_restore,
     render_run,
     render_status,
+    render_upgrade_plan,
 )
 from llm_proxy_db.cli.render_drift import render_drift
 from llm_proxy_db.cli.version import version_line
 from llm_proxy_db.config.masking import mask_message
-from llm_proxy_db.config.parsing import debug_enabled, env_settings, parse_count, parse_seconds
+from llm_proxy_db.config.parsing import debug_enabled, env_settings, parse_keep_backups, parse_seconds
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.dialects.resolve import resolve_settings
@@ -82,13 +83,22 @@ DatabaseUrlOption = Annotated[
         "(env DATABASE_URL, or DATABASE_URL_FILE: a file holding it)",
     ),
 ]
+DirectUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--direct-url",
+        help="A direct connection to the primary for schema changes, locks and dumps, when "
+        "DATABASE_URL is a pooler's (env LLM_PROXY_DIRECT_URL)",
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 SqlOption = Annotated[bool, typer.Option("--sql", help="Print the SQL for the dialect instead of running it.")]
 BackupDirOption = Annotated[
     Path | None,
     typer.Option(
         "--backup-dir",
-        help="Where backups go (env LLM_PROXY_BACKUP_DIR; default: beside the database).",
+        help="Where backups go (env LLM_PROXY_BACKUP_DIR; default: beside a SQLite database, "
+        "~/.local/state/llm-proxy-db/backups for a server's dumps).",
     ),
 ]
 KeepBackupsOption = Annotated[
@@ -122,10 +132,11 @@ class CliState:
     db_driver: str | None = None
     database_path: str | None = None
     database_url: str | None = None
+    direct_url: str | None = None
 
     def settings(self) -> Settings:
         """Settings from the global options, falling back to the environment."""
-        return resolve_settings(self.db_driver, self.database_path, self.database_url)
+        return resolve_settings(self.db_driver, self.database_path, self.database_url, direct_url=self.direct_url)
 
 
 def handles_errors(func: F) -> F:
@@ -167,16 +178,34 @@ def as_user_error(exc: Exception) -> LLMProxyDBError | None:
     )
 
 
+# The last resort when an error reaches the user without a hint of its own (every raise in the
+# package names one: tests/test_error_hints.py); keyed by exit code.
+FALLBACK_HINTS = {
+    2: "see `llm-proxy-db --help` and docs/cli.md for the options and variables",
+    3: "check the database path or URL, the server, and this user's rights",
+    4: "see docs/troubleshooting.md (a failed revision); `migrate status` shows where the database is",
+    5: "`migrate history` lists the revisions this release knows",
+    6: "`migrate adopt --dry-run` shows the differences; nothing was changed",
+    7: "another migrator holds the lock: wait, or raise --lock-timeout",
+    8: "see docs/troubleshooting.md (restoring a backup); no migration ran without its backup",
+    9: "see docs/migration-workflow.md",
+    10: "run `llm-proxy-db setup` with LLM_PROXY_AUTO_MIGRATE unset to migrate",
+    11: "export what you need, then run again with --allow-data-loss",
+}
+
+
 def fail(error: LLMProxyDBError, *, as_json: bool = False) -> None:
     """Print ``error`` (stderr; with ``as_json`` also as the JSON object on stdout) and exit.
 
-    With ``LLM_PROXY_LOG_FORMAT=json`` the stderr lines are one JSON log line instead."""
+    Every error ends with one ``Hint:`` line: its own, else the fallback for its exit code; with
+    ``LLM_PROXY_LOG_FORMAT=json`` the two lines are one JSON log line instead."""
+    if not error.hint:
+        error.hint = FALLBACK_HINTS.get(error.exit_code, "rerun with LLM_PROXY_DEBUG=1 and report it")
     if json_log.json_logs():
         json_log.log_message("error", error.message, event="error", hint=error.hint, exit_code=error.exit_code)
     else:
         typer.echo(f"Error: {error.message}", err=True)
-        if error.hint:
-            typer.echo(f"Hint: {error.hint}", err=True)
+        typer.echo(f"Hint: {error.hint}", err=True)
     if as_json:
         typer.echo(error_json(error))
     raise typer.Exit(error.exit_code)
@@ -219,7 +248,7 @@ def safety(
 def checked_numbers(keep_backups: int | None, lock_timeout: float | None) -> None:
     """Refuse an out-of-range --keep-backups or a non-finite, negative or huge --lock-timeout."""
     if keep_backups is not None:
-        parse_count("--keep-backups", keep_backups)
+        parse_keep_backups("--keep-backups", keep_backups)
     if lock_timeout is not None:
         parse_seconds("--lock-timeout", lock_timeout)
 
@@ -241,12 +270,13 @@ def main_callback(
     db_driver: DbDriverOption = None,
     database_path: DatabasePathOption = None,
     database_url: DatabaseUrlOption = None,
+    direct_url: DirectUrlOption = None,
     version: Annotated[
         bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit.")
     ] = False,
 ) -> None:
     """Schema migrations for the llm-proxy database (SQLite, PostgreSQL and MySQL/MariaDB)."""
-    ctx.obj = CliState(db_driver, database_path, database_url)
+    ctx.obj = CliState(db_driver, database_path, database_url, direct_url)
 
 
 @app.command()
@@ -278,8 +308,21 @@ def migrate_up(
     to: Annotated[str, typer.Option("--to", help="Target revision (default head).")] = "head",
     sql: SqlOption = False,
     start: Annotated[
-        str | None, typer.Option("--from", help="With --sql: the revision to start from (default base).")
+        str | None,
+        typer.Option(
+            "--from",
+            help="With --sql: the revision to start from (default: the database's current "
+            "revision when it can be read, else base).",
+        ),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the plan (revisions, locks and expected time, rows to rewrite, backup "
+            "size); change nothing.",
+        ),
+    ] = False,
     backup_dir: BackupDirOption = None,
     keep_backups: KeepBackupsOption = None,
     no_backup: NoBackupOption = False,
@@ -289,13 +332,30 @@ def migrate_up(
     """Apply pending revisions up to --to (default head), under the lock, after a backup."""
     if start is not None and not sql:
         raise ConfigError("--from only applies with --sql", hint="add --sql to print the SQL, or drop --from")
+    if sql and dry_run:
+        raise ConfigError("--sql and --dry-run contradict each other", hint="give only one of them")
     settings = state(ctx).settings()
     if sql:
+        if start is None:
+            start, said = commands.offline_start(settings)
+            _say(said)
         _print_sql(settings, commands.upgrade_sql(settings, to, start), as_json)
         return
     options = safety(backup_dir, keep_backups, no_backup, lock_timeout)
+    if dry_run:
+        plan = commands.upgrade_plan(settings, to, backup_dir=backup_dir, no_backup=no_backup)
+        emit(plan.as_dict(), as_json, lambda: render_upgrade_plan(plan))
+        return
     result = commands.upgrade(settings, to, progress=json_log.progress(), **options)
     emit({"database": settings.describe(), **result.as_dict()}, as_json, lambda: render_run(result))
+
+
+def _say(message: str) -> None:
+    """One message on stderr: a line of text, or a JSON log line."""
+    if json_log.json_logs():
+        json_log.log_message("info", message)
+    else:
+        typer.echo(message, err=True)
 
 
 def _print_sql(settings: Settings, script: str, as_json: bool) -> None:
@@ -337,13 +397,19 @@ def migrate_down(
     nothing, unless --allow-data-loss is given.
     """
     if (steps is None) == (to is None):
-        raise ConfigError("give exactly one of --steps N or --to REV")
+        raise ConfigError(
+            "give exactly one of --steps N or --to REV",
+            hint="e.g. `migrate down --steps 1` or `migrate down --to 0006`",
+        )
     if start is not None and not sql:
         raise ConfigError("--from only applies with --sql", hint="add --sql to print the SQL, or drop --from")
     settings = state(ctx).settings()
     if sql:
         if to is None:
-            raise ConfigError("--sql needs --to REV (there is no database to count steps from)")
+            raise ConfigError(
+                "--sql needs --to REV (there is no database to count steps from)",
+                hint="e.g. `migrate down --sql --to 0006`",
+            )
         _print_sql(settings, commands.downgrade_sql(settings, to, start or "head"), as_json)
         return
     options = safety(backup_dir, keep_backups, no_backup, lock_timeout)
@@ -475,7 +541,7 @@ def migrate_manifest(
 ) -> None:
     """Check the checksum manifest of the revision files, or append new revisions to it."""
     if force and not update:
-        raise ConfigError("--force only makes sense with --update")
+        raise ConfigError("--force only makes sense with --update", hint="use `migrate manifest --update --force`")
     if not update:
         problems = verify.manifest_problems()
         _report_problems(problems, "the manifest check", "the manifest is current", as_json)
@@ -492,7 +558,10 @@ def _report_problems(problems: list[str], what: str, success: str, as_json: bool
         for line in problems:
             typer.echo(f"FAIL {line}")
     if problems:
-        error = VerificationError(f"{what} found {len(problems)} problem(s)")
+        error = VerificationError(
+            f"{what} found {len(problems)} problem(s)",
+            hint="each FAIL line names one; see docs/migration-workflow.md",
+        )
         if as_json:  # the result above is the one JSON value; the error goes to stderr only
             fail(error)
         raise error
@@ -609,6 +678,7 @@ def main() -> None:
     ``--json`` among the arguments they are also printed as the JSON error object.
     """
     signal.signal(signal.SIGTERM, _terminated)
+    streams.guard()  # a reader that goes away (`| head`) stops the output, never the run
     try:
         code = app(standalone_mode=False, prog_name="llm-proxy-db")  # the alias shows the same help
     except typer.Abort:

@@ -22,6 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from llm_proxy_db import quick_status
+from llm_proxy_db.cli import streams
 from llm_proxy_db.cli.render import render_run, render_status
 from llm_proxy_db.cli.version import version_line
 from llm_proxy_db.config.parsing import env_settings
@@ -34,6 +35,7 @@ GLOBAL_OPTIONS = {
     "--db-driver": "db_driver",
     "--database-path": "database_path",
     "--database-url": "database_url",
+    "--direct-url": "direct_url",  # not read at head: DATABASE_URL answers the read
 }
 
 
@@ -50,14 +52,11 @@ def main() -> None:
 
 
 def safe_streams() -> None:
-    """Never fail on output: characters the terminal's encoding lacks are escaped, not fatal.
-
-    (``PYTHONIOENCODING=ascii`` and a non-ASCII path, or a path holding bytes that are not UTF-8.)
-    """
-    for stream in (sys.stdout, sys.stderr):
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None:
-            reconfigure(errors="backslashreplace")
+    """Never fail on output: characters the terminal's encoding lacks are escaped, not fatal
+    (``PYTHONIOENCODING=ascii`` and a non-ASCII path, or a path holding bytes that are not
+    UTF-8), and a reader that went away (``| head``) stops the output, never the command
+    (:mod:`llm_proxy_db.cli.streams`)."""
+    streams.guard()
 
 
 def output_at_head(argv: Sequence[str]) -> str | None:

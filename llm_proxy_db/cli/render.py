@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # type-only: importing them would load Alembic on the fast st
     from llm_proxy_db.migration.revisions import RevisionState
     from llm_proxy_db.migration.run_log import Entry
     from llm_proxy_db.safety.backup import RestoreResult
+    from llm_proxy_db.safety.dry_run import UpgradePlan
     from llm_proxy_db.safety.rehearse import RehearsalResult
 
 
@@ -155,6 +156,52 @@ def render_run(result: RunResult) -> str:
     return "\n".join(lines) + warnings
 
 
+def render_upgrade_plan(plan: UpgradePlan) -> str:
+    """``migrate up --dry-run``: each pending revision with its locks, rows and expected time."""
+    lines = [
+        f"database: {plan.database}",
+        f"current:  {plan.current or 'base'}",
+        f"target:   {plan.target or 'base'}",
+    ]
+    if plan.note:
+        lines.append(f"note:     {plan.note}")
+    if not plan.steps:
+        return "\n".join([*lines, "plan:     nothing to do", "dry run: nothing was changed"])
+    lines.append("plan:")
+    for step in plan.steps:
+        lines.append(f"  {step.revision}  {step.description}")
+        lines.append(f"        locks:    {step.locks}")
+        if step.table is not None:
+            lines.append(f"        {step.work + ':':<9} {step.rows:,} row(s) of {step.table}")
+        lines.append(f"        expected: {_duration(step.expected_seconds)}")
+    if plan.backup is not None:
+        size = f" (~{_size(plan.backup_bytes)})" if plan.backup_bytes is not None else ""
+        lines.append(f"backup:   {plan.backup}{size}")
+    if plan.database_bytes is not None:
+        lines.append(f"size:     the database takes ~{_size(plan.database_bytes)}")
+    lines.append(f"expected: {_duration(plan.expected_seconds)} in all (estimates: docs/performance.md; "
+                 "lock waits not counted)")
+    lines.append("dry run: nothing was changed")
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return "under 1 s"
+    if seconds < 120:
+        return f"~{seconds:.0f} s"
+    return f"~{seconds / 60:.0f} min"
+
+
+def _size(count: int | None) -> str:
+    value = float(count or 0)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"
+
+
 def render_restore(result: RestoreResult) -> str:
     """What a restore did, and what to run next."""
     lines = [
@@ -217,8 +264,32 @@ def describe_event(event: ProgressEvent) -> str:
     if event.kind == "lock_retry":
         return f"{verb} {event.revision}: {event.detail}"
     if event.kind == "backfill":
-        return f"{verb} {event.revision}: backfill {event.detail}"
+        return f"{verb} {event.revision}: {describe_rows(event)}"
+    if event.kind == "throttle":
+        return f"{verb} {event.revision}: {event.detail}"
     return event.detail or event.kind
+
+
+def describe_rows(event: ProgressEvent) -> str:
+    """Row work as one phrase, the same for every dialect:
+    ``copy tokens 250,000/1,000,000 rows (25%), 17,200 rows/s, 44s left``."""
+    share = f" ({min(1.0, event.done / event.total):.0%})" if event.total else ""
+    text = f"{event.phase or event.detail} {event.done:,}/{event.total:,} rows{share}"
+    if event.rate > 0:
+        text += f", {event.rate:,.0f} rows/s"
+    if event.eta is not None and event.done < event.total:
+        text += f", {_clock(event.eta)} left"
+    return text
+
+
+def _clock(seconds: float) -> str:
+    """``44s``, ``3m05s``, ``1h02m``."""
+    whole = int(round(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
 def progress_bar(done: int, total: int, width: int = 24) -> str:
@@ -229,18 +300,20 @@ def progress_bar(done: int, total: int, width: int = 24) -> str:
 
 
 class _LogProgress:
-    """Plain timestamped lines, for logs and CI."""
+    """Plain timestamped lines, for logs and CI: every event, except that row progress is
+    written when a phase starts and ends and at most every :attr:`EVERY` seconds between."""
 
-    EVERY = 5.0  # seconds between two backfill lines
+    EVERY = 10.0  # seconds between two row-progress lines of a long phase
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self._last_backfill = 0.0
 
     def __call__(self, event: ProgressEvent) -> None:
-        if event.kind == "backfill" and 0 < event.done < event.total:
-            if time.monotonic() - self._last_backfill < self.EVERY:
-                return
+        between = event.kind == "backfill" and 0 < event.done < event.total
+        if between and time.monotonic() - self._last_backfill < self.EVERY:
+            return
+        if event.kind == "backfill":
             self._last_backfill = time.monotonic()
         self.out.write(f"{_now()} {describe_event(event)}\n")
         self.out.flush()
@@ -256,16 +329,33 @@ class _TerminalProgress:
         self._stop: threading.Event | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._bar: _RichRows | None = None
 
     def __call__(self, event: ProgressEvent) -> None:
         self._stop_ticker()
+        if event.kind == "backfill":  # a live bar, rewritten in place
+            self._rows(event)
+            return
+        self._end_rows()
         text = describe_event(event)
         if event.kind == "apply_start":
             self._start_ticker(text)
-        elif event.kind == "backfill":  # a live bar, rewritten in place
-            self._write(f"\r{progress_bar(event.done, event.total)} {text}\x1b[K")
         else:
             self._write(f"\r{text}\x1b[K\n")
+
+    def _rows(self, event: ProgressEvent) -> None:
+        """Rich's bar when rich is installed (it is, with Typer), else a plain one."""
+        if self._bar is None:
+            self._bar = _rich_bar(self.out)
+        if self._bar is not None:
+            self._bar.show(event)
+        else:
+            self._write(f"\r{progress_bar(event.done, event.total)} {describe_event(event)}\x1b[K")
+
+    def _end_rows(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
     def _start_ticker(self, text: str) -> None:
         stop = self._stop = threading.Event()
@@ -289,6 +379,54 @@ class _TerminalProgress:
         with self._lock:
             self.out.write(text)
             self.out.flush()
+
+
+class _RichRows:
+    """A rich progress bar for row work on a terminal: one line per phase (``copy tokens``,
+    ``fill tokens.id``) with the bar, rows, rate and time left, all taken from the events'
+    own fields (rich's own speed estimate is not used, so the terminal and the logs agree)."""
+
+    def __init__(self, out: TextIO) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
+
+        console = Console(file=out, force_terminal=True, highlight=False, soft_wrap=False)
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+            TextColumn("{task.completed:,.0f}/{task.total:,.0f} rows"),
+            TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[left]}"),
+            console=console, auto_refresh=False, transient=False,
+        )
+        self._tasks: dict[str, TaskID] = {}
+        self._started = False
+
+    def show(self, event: ProgressEvent) -> None:
+        """Draw ``event``'s phase at its rows, rate and time left."""
+        if not self._started:
+            self._progress.start()
+            self._started = True
+        phase = event.phase or event.detail
+        rate = f"{event.rate:,.0f} rows/s" if event.rate > 0 else ""
+        left = f"{_clock(event.eta)} left" if event.eta is not None and event.done < event.total else ""
+        task = self._tasks.get(phase)
+        if task is None:
+            task = self._tasks[phase] = self._progress.add_task(
+                f"{event.revision} {phase}", total=max(event.total, 1), rate=rate, left=left
+            )
+        self._progress.update(task, completed=event.done, total=max(event.total, event.done, 1), rate=rate, left=left)
+        self._progress.refresh()
+
+    def close(self) -> None:
+        """Leave the bars as last drawn and give the terminal back to plain lines."""
+        if self._started:
+            self._progress.stop()
+
+
+def _rich_bar(out: TextIO) -> _RichRows | None:
+    try:
+        return _RichRows(out)
+    except ImportError:  # rich is optional: the plain bar then
+        return None
 
 
 def stage_printer(stream: TextIO | None = None) -> Callable[[str], None]:

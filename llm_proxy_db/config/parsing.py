@@ -35,6 +35,8 @@ LOCK_RETRIES_ENV = "LLM_PROXY_LOCK_RETRIES"
 ALLOW_DATA_LOSS_ENV = "LLM_PROXY_ALLOW_DATA_LOSS"
 LOG_FORMAT_ENV = "LLM_PROXY_LOG_FORMAT"
 LOG_FORMATS = ("text", "json")
+MAX_REPLICA_LAG_ENV = "LLM_PROXY_MAX_REPLICA_LAG"
+DIRECT_URL_ENV = "LLM_PROXY_DIRECT_URL"
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
@@ -47,6 +49,8 @@ MAX_KEEP_BACKUPS = 10_000
 DEFAULT_LOCK_RETRIES = 5
 MAX_LOCK_RETRIES = 100
 DEFAULT_TABLE_LOCK_TIMEOUT = "1s"
+DEFAULT_MAX_REPLICA_LAG = 1.0
+MAX_MAX_REPLICA_LAG = 24 * 3600.0  # a day: a larger bound is no bound
 # PostgreSQL's integer settings in milliseconds stop at INT_MAX.
 MAX_TABLE_LOCK_TIMEOUT_MS = 2_147_483_647
 _DURATION = re.compile(r"(?P<amount>\d+)\s*(?P<unit>ms|s|min)?")
@@ -62,7 +66,7 @@ def parse_bool(name: str, raw: str | None, default: bool) -> bool:
         return True
     if value in FALSE_WORDS:
         return False
-    raise ConfigError(f"{name}={raw!r} is not a boolean", hint=f"use one of {BOOLEAN_SPELLINGS}")
+    raise ConfigError(f"{name}={raw!r} is not a boolean", hint=f"{name} is a boolean: use one of {BOOLEAN_SPELLINGS}")
 
 
 def parse_seconds(name: str, raw: str | float, *, maximum: float = MAX_LOCK_TIMEOUT) -> float:
@@ -70,25 +74,43 @@ def parse_seconds(name: str, raw: str | float, *, maximum: float = MAX_LOCK_TIME
     try:
         value = float(str(raw).strip())
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number of seconds", hint="e.g. 300 or 2.5") from None
+        raise ConfigError(
+            f"{name}={raw!r} is not a number of seconds",
+            hint=f"{name} is seconds from 0 to {maximum:g}, e.g. 300 or 2.5",
+        ) from None
     if not math.isfinite(value) or not 0 <= value <= maximum:
         raise ConfigError(
             f"{name}={raw!r} is out of range",
-            hint=f"use a finite number of seconds from 0 to {maximum:g}",
+            hint=f"{name} is a finite number of seconds from 0 to {maximum:g}",
         )
     return value
 
 
-def parse_count(name: str, raw: str | int, *, minimum: int = 1, maximum: int = MAX_KEEP_BACKUPS) -> int:
-    """A whole number from ``minimum`` to ``maximum``."""
+def parse_count(
+    name: str, raw: str | int, *, minimum: int = 1, maximum: int = MAX_KEEP_BACKUPS, rule: str | None = None
+) -> int:
+    """A whole number from ``minimum`` to ``maximum``.
+
+    Every refusal's hint states ``name``'s own rule (``rule``, else the range), never another
+    setting's advice.
+    """
+    hint = f"{name} {rule or 'is'}: a whole number from {minimum} to {maximum}"
     try:
         value = int(str(raw).strip())
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number", hint=f"e.g. {DEFAULT_KEEP_BACKUPS}") from None
+        raise ConfigError(f"{name}={raw!r} is not a whole number", hint=hint) from None
     if not minimum <= value <= maximum:
-        hint = "use --no-backup to skip backups" if value < 1 else f"use {minimum} to {maximum}"
         raise ConfigError(f"{name}={raw!r} is out of range ({minimum} to {maximum})", hint=hint)
     return value
+
+
+KEEP_BACKUPS_RULE = "counts the automatic backups kept (use --no-backup to take none)"
+LOCK_RETRIES_RULE = "counts the attempts of a statement that lost a lock race"
+
+
+def parse_keep_backups(name: str, raw: str | int) -> int:
+    """``--keep-backups`` / ``LLM_PROXY_KEEP_BACKUPS``: 1 to 10000 automatic backups kept."""
+    return parse_count(name, raw, rule=KEEP_BACKUPS_RULE)
 
 
 def parse_pg_duration(name: str, raw: str) -> str:
@@ -96,12 +118,15 @@ def parse_pg_duration(name: str, raw: str) -> str:
     value = raw.strip()
     match = _DURATION.fullmatch(value)
     if match is None:
-        raise ConfigError(f"{name}={raw!r} is not a duration", hint="use milliseconds or a unit: 500ms, 5s, 1min")
+        raise ConfigError(
+            f"{name}={raw!r} is not a duration", hint=f"{name} is a duration: milliseconds or a unit, 500ms, 5s, 1min"
+        )
     millis = int(match.group("amount")) * _UNIT_MS[match.group("unit")]
     if millis > MAX_TABLE_LOCK_TIMEOUT_MS:
         raise ConfigError(
             f"{name}={raw!r} is out of range",
-            hint=f"PostgreSQL allows at most {MAX_TABLE_LOCK_TIMEOUT_MS} ms (about 24 days); 0 waits forever",
+            hint=f"{name} is a duration of at most {MAX_TABLE_LOCK_TIMEOUT_MS} ms (about 24 days: PostgreSQL's "
+            "limit); 0 waits forever",
         )
     return value
 
@@ -128,6 +153,7 @@ class EnvSettings:
     lock_retries: int = DEFAULT_LOCK_RETRIES
     allow_data_loss: bool = False  # plain ``alembic downgrade`` only (see llm_proxy_db.cli.alembic_env)
     log_format: str = "text"
+    max_replica_lag: float = DEFAULT_MAX_REPLICA_LAG
 
 
 def env_settings(env: Mapping[str, str] | None = None) -> EnvSettings:
@@ -153,11 +179,12 @@ def env_settings(env: Mapping[str, str] | None = None) -> EnvSettings:
         table_lock_timeout=parse_pg_duration(TABLE_LOCK_TIMEOUT_ENV, table_lock)
         if table_lock
         else DEFAULT_TABLE_LOCK_TIMEOUT,
-        keep_backups=parse_count(KEEP_BACKUPS_ENV, keep) if keep else DEFAULT_KEEP_BACKUPS,
+        keep_backups=parse_keep_backups(KEEP_BACKUPS_ENV, keep) if keep else DEFAULT_KEEP_BACKUPS,
         backup_dir=Path(backup_dir).expanduser() if backup_dir else None,
         lock_retries=parse_lock_retries(retries),
         allow_data_loss=parse_bool(ALLOW_DATA_LOSS_ENV, env.get(ALLOW_DATA_LOSS_ENV), False),
         log_format=parse_log_format(env.get(LOG_FORMAT_ENV)),
+        max_replica_lag=parse_max_replica_lag(env.get(MAX_REPLICA_LAG_ENV)),
     )
 
 
@@ -183,7 +210,15 @@ def parse_lock_retries(raw: str | None) -> int:
     """``LLM_PROXY_LOCK_RETRIES``: attempts per statement that lost a lock race (1 to 100, default 5)."""
     if raw is None or not raw.strip():
         return DEFAULT_LOCK_RETRIES
-    return parse_count(LOCK_RETRIES_ENV, raw, maximum=MAX_LOCK_RETRIES)
+    return parse_count(LOCK_RETRIES_ENV, raw, maximum=MAX_LOCK_RETRIES, rule=LOCK_RETRIES_RULE)
+
+
+def parse_max_replica_lag(raw: str | None) -> float:
+    """``LLM_PROXY_MAX_REPLICA_LAG``: seconds a streaming replica may fall behind before a
+    batched phase pauses (default 1; ``0`` switches the throttle off)."""
+    if raw is None or not raw.strip():
+        return DEFAULT_MAX_REPLICA_LAG
+    return parse_seconds(MAX_REPLICA_LAG_ENV, raw, maximum=MAX_MAX_REPLICA_LAG)
 
 
 def debug_enabled(env: Mapping[str, str] | None = None) -> bool:

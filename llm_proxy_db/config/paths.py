@@ -20,7 +20,10 @@ def script_location() -> Path:
     for candidate in (_PACKAGE_DIR / "_alembic", _PACKAGE_DIR.parent / "alembic"):
         if (candidate / "env.py").is_file():
             return candidate
-    raise ConfigError(f"cannot find the migration scripts next to {_PACKAGE_DIR}")
+    raise ConfigError(
+        f"cannot find the migration scripts next to {_PACKAGE_DIR}",
+        hint="the installation is incomplete: reinstall llm-proxy-db (the wheel ships them)",
+    )
 
 
 def versions_dir(location: Path | None = None) -> Path:

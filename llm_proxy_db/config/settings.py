@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import unquote
@@ -50,6 +50,15 @@ class Settings:
     driver: str
     database_path: Path | None = None
     database_url: URL | None = None
+    # LLM_PROXY_DIRECT_URL / --direct-url: a direct connection to the primary for everything
+    # that changes or locks the schema, while DATABASE_URL may be a pooler's.
+    direct_url: URL | None = None
+
+    def for_changes(self) -> Settings:
+        """The settings a schema change connects with: the direct URL when one is given."""
+        if self.direct_url is None:
+            return self
+        return replace(self, database_url=self.direct_url, direct_url=None)
 
     @property
     def is_sqlite(self) -> bool:
@@ -167,7 +176,7 @@ def number_from_env(
     try:
         value = parse(raw.strip())
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not {what}") from None
+        raise ConfigError(f"{name}={raw!r} is not {what}", hint=f"{name} is {what}") from None
     if not math.isfinite(value):
         raise ConfigError(f"{name}={raw!r} is not {what}", hint="use a finite number")
     return value

@@ -22,11 +22,14 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
 
     from llm_proxy_db.config.settings import Settings
+    from llm_proxy_db.dialects.interrupts import Stop
     from llm_proxy_db.events import Progress
 
 #: This tool's own tables and the service's goose table: never compared as schema.
 ADOPTION_TABLE = "llm_proxy_adoption"
 RUN_LOG_TABLE = "llm_proxy_run_log"
+# Written into every SQLite backup (where it came from); a backup copied into place carries it.
+BACKUP_ORIGIN_TABLE = "llm_proxy_backup_origin"
 GOOSE_TABLE = "goose_db_version"
 # What every dialect's read_versions runs (bench/startup.py times it with the bare drivers).
 VERSION_QUERY = "SELECT version_num FROM alembic_version"
@@ -133,6 +136,16 @@ class Dialect(Protocol):
         """The version table's rows, with the lightest client available (fast startup path)."""
         ...
 
+    def transaction_pooler(self, settings: Settings) -> str | None:
+        """The evidence that ``settings``' URL leads to a transaction pooler (server sessions
+        that are not ours between transactions), or None."""
+        ...
+
+    def read_only_reason(self, settings: Settings) -> str | None:
+        """Why nothing can be written at ``settings``' URL (a hot standby, a read-only
+        session), naming the server; None when it writes or the dialect does not check."""
+        ...
+
     def new_token_id_sql(self) -> str | None:
         """SQL for a new token id where an older release's tokens can lack one; else None."""
         ...
@@ -144,6 +157,16 @@ class Dialect(Protocol):
 
     def reflect_checks(self, connection: Connection, tables: list[str]) -> dict[str, list[dict[str, Any]]] | None:
         """CHECK constraints per table where SQLAlchemy's reflection misses some; else None."""
+        ...
+
+    def relations_named(self, connection: Connection, names: tuple[str, ...]) -> dict[str, str]:
+        """``name -> kind`` for each of ``names`` that exists as something other than a plain
+        table (a view, a sequence, ...): adoption must see what impersonates or blocks a table."""
+        ...
+
+    def interruptible(self, connection: Connection) -> AbstractContextManager[Stop]:
+        """For a run of revisions: a signal stops the running statement at once; the
+        :class:`~llm_proxy_db.dialects.interrupts.Stop` yielded records it."""
         ...
 
     def copy_of(self, settings: Settings, work_dir: Path) -> AbstractContextManager[Settings]:
@@ -200,6 +223,11 @@ class ServerDialect(Dialect, Protocol):
 
     def load_dump(self, settings: Settings, dump: Path) -> None:
         """Load a dump written by :meth:`dump` into the (empty) database of ``settings``."""
+        ...
+
+    def schema_objects(self, connection: Connection) -> list[str]:
+        """``kind name`` of every object of the database's schema, of every kind; [] when
+        empty (a restore without ``--force`` loads into an empty database only)."""
         ...
 
     def drop_everything(self, connection: Connection) -> None:

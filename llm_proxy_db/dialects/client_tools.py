@@ -93,7 +93,11 @@ def _check(returncode: int, stderr: bytes, password: tuple[str, str] | None, wha
     if returncode != 0:
         lines = stderr.decode(errors="replace").strip().splitlines()
         reason = _masked(lines[-1] if lines else f"exit status {returncode}", password)
-        raise BackupError(f"{what} failed: {reason}")
+        raise BackupError(
+            f"{what} failed: {reason}",
+            hint="the tool's own message is above; check the server, its privileges and the disk; "
+            "no migration ran without its backup",
+        )
 
 
 def _masked(text: str, password: tuple[str, str] | None) -> str:

@@ -17,7 +17,7 @@ from urllib.parse import unquote
 
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.dialects.connecting import connection_error
-from llm_proxy_db.errors import ConfigError
+from llm_proxy_db.errors import ConfigError, ReadOnlyDatabaseError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Engine
@@ -35,6 +35,8 @@ class ScratchRecipe:
     max_name_length: int
     privilege_hint: str
     isolation_level: str | None = None
+    # The hint when the server refuses because it only reads (never blame a privilege then).
+    read_only_hint: str = "the server only reads (a replica or read-only mode): point at the primary"
 
 
 def scratch_name(server: URL, purpose: str, max_length: int) -> str:
@@ -77,6 +79,21 @@ def _execute(admin: Engine, recipe: ScratchRecipe, server: URL, statement: str) 
         except sa.exc.DBAPIError as exc:
             reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
             described = unquote(server.render_as_string(hide_password=True))
-            raise ConfigError(
-                f"cannot create a scratch database on {described}: {reason}", hint=recipe.privilege_hint
+            read_only = is_read_only_refusal(exc)
+            raise (ReadOnlyDatabaseError if read_only else ConfigError)(
+                f"cannot create a scratch database on {described}: {reason}",
+                hint=recipe.read_only_hint if read_only else recipe.privilege_hint,
             ) from None
+
+
+# PostgreSQL's read_only_sql_transaction; MySQL/MariaDB's ER_OPTION_PREVENTS_STATEMENT (1290,
+# "--read-only") and ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION (1792).
+_READ_ONLY_CODES = frozenset({"25006", 1290, 1792})
+
+
+def is_read_only_refusal(exc: BaseException) -> bool:
+    """True when a driver error says the server or the transaction only reads."""
+    cause = getattr(exc, "orig", None) or exc
+    code = getattr(cause, "sqlstate", None)
+    args = getattr(cause, "args", ())
+    return code in _READ_ONLY_CODES or bool(args and args[0] in _READ_ONLY_CODES)

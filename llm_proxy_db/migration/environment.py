@@ -64,9 +64,11 @@ def configure_logging(config: Any) -> None:
 
 
 def _run(context: Any, config: Any) -> None:
-    settings: Settings = config.attributes.get("settings") or resolve_settings()
+    # Resolved from the environment only when needed: a live connection says it all (and
+    # DB_DRIVER=postgres with the URL given as an option must not be read again here).
+    settings: Settings | None = config.attributes.get("settings")
     if context.is_offline_mode():
-        _run_offline(context, settings)
+        _run_offline(context, settings or resolve_settings())
         return
     connectable = config.attributes.get("connection")
     if connectable is not None and not isinstance(connectable, Connection):
@@ -79,7 +81,7 @@ def _run(context: Any, config: Any) -> None:
     if connectable is not None:
         _run_online(context, connectable)
         return
-    with connect(settings, foreign_keys=False, create=_may_create(config)) as own_connection:
+    with connect(settings or resolve_settings(), foreign_keys=False, create=_may_create(config)) as own_connection:
         _run_online(context, own_connection)
 
 
@@ -243,4 +245,5 @@ def _check_foreign_keys(connection: Connection, step: Any) -> None:
             f"revision {step.up_revision_id if step.is_upgrade else step.down_revision_ids} "
             f"left {len(problems)} foreign key violation(s): {sample}",
             failed_revision=str(step.up_revision_id),
+            hint="the revision was rolled back; list the rows with `sqlite3 FILE 'PRAGMA foreign_key_check'`",
         )

@@ -12,25 +12,37 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from llm_proxy_db.config.alembic_config import make_config
 from llm_proxy_db.dialects import dialect_for
-from llm_proxy_db.errors import LLMProxyDBError, MigrationError
+from llm_proxy_db.errors import (
+    DataLossError,
+    LLMProxyDBError,
+    MigrationError,
+    MigrationInterrupted,
+    SchemaAppearedError,
+)
 from llm_proxy_db.events import Progress, ProgressEvent
 from llm_proxy_db.failures import explain_driver_message
 from llm_proxy_db.migration import adoption_record, run_log
+from llm_proxy_db.migration.downgrade_folds import ALLOW_DATA_LOSS
 from llm_proxy_db.migration.pg_online import backoff, is_lock_conflict, lock_retries, stop_on_sigterm
 from llm_proxy_db.migration.results import RunResult, StepTiming
 from llm_proxy_db.migration.revisions import between, chain, position, script_directory
 from llm_proxy_db.migration.version_table import current_revision
+from llm_proxy_db.schema.fingerprint import our_tables_present
 
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
     from sqlalchemy.engine import Connection
 
     from llm_proxy_db.migration.run_log import Entry
+
+# Tests set this to act in the gap between the decision "the database is empty" and the first
+# revision's transaction (a service creating its schema meanwhile: issue 21, item 8).
+before_first_revision_hook: Callable[[], None] | None = None
 
 
 def plan(
@@ -50,8 +62,13 @@ def run(
     *,
     progress: Progress | None = None,
     version_locations: Sequence[str] = (),
+    allow_data_loss: bool = False,
 ) -> RunResult:
-    """Move the database on ``connection`` to ``target`` (None = base), one revision at a time."""
+    """Move the database on ``connection`` to ``target`` (None = base), one revision at a time.
+
+    ``allow_data_loss``: a downgrade meeting rows the older schema rejects folds them
+    (:mod:`~llm_proxy_db.migration.downgrade_folds`) instead of refusing with
+    :class:`~llm_proxy_db.errors.DataLossError`."""
     connection.commit()
     start = current_revision(connection)
     connection.commit()
@@ -60,8 +77,13 @@ def run(
     steps = plan(start, target, scripts)
     if start is None and steps:  # a record left by a downgrade done by other means is stale
         _forget_adoption(connection)
-    with stop_on_sigterm():
-        _apply(connection, steps, result, progress, version_locations)
+    with stop_on_sigterm(), dialect_for(connection).interruptible(connection) as stop:
+        try:
+            _apply(connection, steps, result, progress, (tuple(version_locations), allow_data_loss))
+        except BaseException as exc:
+            if stop.signal is None:
+                raise
+            raise _interrupted(connection, stop.signal, result, steps) from exc
     if result.steps and result.after is None:
         _forget_adoption(connection)
     return result
@@ -72,27 +94,53 @@ def _apply(
     steps: list[tuple[str, str | None, str]],
     result: RunResult,
     progress: Progress | None,
-    version_locations: Sequence[str],
+    how: tuple[Sequence[str], bool],
 ) -> None:
-    """Run ``steps`` in order, recording each in ``result``; the first failure raises."""
+    """Run ``steps`` in order, recording each in ``result``; the first failure raises.
+
+    ``how``: the extra version locations, and whether data loss is allowed.
+
+    From base on a dialect whose service creates its schema at start-up whatever our lock says
+    (SQLite), the whole chain runs in one write transaction begun by
+    :func:`_begin_on_an_empty_schema`: the service sees no table or all of them, never a
+    half-made schema to complete between two revisions.  A failure then leaves base.
+    """
+    together = _create_in_one_transaction(connection, steps, result)
+    if together:
+        _begin_on_an_empty_schema(connection, steps[0][0])
     for revision, reached, direction in steps:
         _emit(progress, "apply_start", revision, direction)
         started = time.monotonic()
         entry = _entry(revision, direction, result.after, reached)
         retries = _RetryCounter(progress)
         try:
-            _step_retrying(connection, (revision, reached, direction), version_locations, retries, entry)
+            _step_retrying(connection, (revision, reached, direction), how, retries, entry, commit=not together)
         except Exception as exc:
             connection.rollback()
             _emit(progress, "apply_failure", revision, direction, time.monotonic() - started)
+            if isinstance(exc, DataLossError):  # refused before the revision changed anything
+                _log_failure(connection, entry, exc.message)
+                raise
             transactional = dialect_for(connection).TRANSACTIONAL_DDL
-            failure = _failure(exc, revision, direction, result.after, transactional, retries.steps)
+            now_at = None if together else result.after
+            failure = _failure(exc, revision, direction, now_at, transactional, retries.steps)
             _log_failure(connection, entry, failure.message)
             raise failure from exc
         elapsed = time.monotonic() - started
         result.steps.append(StepTiming(revision, direction, elapsed, retries.count))
         result.after = reached
         _emit(progress, "apply_success", revision, direction, elapsed)
+    if together:
+        connection.commit()
+
+
+def _create_in_one_transaction(
+    connection: Connection, steps: list[tuple[str, str | None, str]], result: RunResult
+) -> bool:
+    """Whether ``steps`` create the schema from base where the service may create it meanwhile."""
+    dialect = dialect_for(connection)
+    from_base = bool(steps) and result.after is None and steps[0][2] == "upgrade"
+    return from_base and dialect.SERVICE_START_ARTEFACTS and dialect.TRANSACTIONAL_DDL
 
 
 def _forget_adoption(connection: Connection) -> None:
@@ -105,7 +153,10 @@ def _forget_adoption(connection: Connection) -> None:
 
 
 class _RetryCounter:
-    """Forwards a revision's own progress events and counts its lock retries."""
+    """Forwards a revision's own progress events and counts its lock retries.
+
+    ``backfill`` events (``detail`` names the phase) get their rate and time left here, from
+    when the phase was first reported: one measure for every dialect's row work."""
 
     def __init__(self, progress: Progress | None) -> None:
         self.progress = progress
@@ -113,25 +164,37 @@ class _RetryCounter:
         self.steps = 0  # transaction boundaries passed: steps committed on their own
         self.revision = self.direction = ""
         self.started = time.monotonic()
+        self._phases: dict[str, tuple[float, int]] = {}  # phase -> (start, rows done then)
 
     def __call__(self, kind: str, detail: str, *, done: int = 0, total: int = 0) -> None:
         if kind == "lock_retry":
             self.count += 1
         elif kind == "step":
             self.steps += 1
-        if self.progress is not None:
-            elapsed = time.monotonic() - self.started
-            self.progress(
-                ProgressEvent(kind, self.revision, self.direction, elapsed, detail, done, total)
-            )
+        if self.progress is None:
+            return
+        now = time.monotonic()
+        event = ProgressEvent(kind, self.revision, self.direction, now - self.started, detail, done, total)
+        if kind == "backfill":
+            event = self._measured(event, now)
+        self.progress(event)
+
+    def _measured(self, event: ProgressEvent, now: float) -> ProgressEvent:
+        began, first = self._phases.setdefault(event.detail, (now, event.done))
+        took = now - began
+        rate = (event.done - first) / took if took > 0 else 0.0
+        eta = (event.total - event.done) / rate if rate > 0 else None
+        return dataclasses.replace(event, phase=event.detail, rate=rate, eta=eta)
 
 
 def _step_retrying(
     connection: Connection,
     step: tuple[str, str | None, str],
-    version_locations: Sequence[str],
+    how: tuple[Sequence[str], bool],
     retries: _RetryCounter,
     entry: Entry,
+    *,
+    commit: bool = True,
 ) -> None:
     """One revision; on PostgreSQL tried again (rolled back first) when it lost a lock race.
 
@@ -142,7 +205,7 @@ def _step_retrying(
     attempts = lock_retries() if dialect_for(connection).LOCK_TIMEOUT_RETRIES else 1
     for attempt in range(1, attempts + 1):
         try:
-            _step(connection, revision, reached, direction, version_locations, entry, retries)
+            _step(connection, (revision, reached, direction), how, entry, retries, commit=commit)
             return
         except Exception as exc:
             if attempt == attempts or not is_lock_conflict(exc):
@@ -156,23 +219,73 @@ def _step_retrying(
 
 def _step(
     connection: Connection,
-    revision: str,
-    reached: str | None,
-    direction: str,
-    version_locations: Sequence[str],
+    step: tuple[str, str | None, str],
+    how: tuple[Sequence[str], bool],
     entry: Entry,
     report: _RetryCounter | None = None,
+    *,
+    commit: bool = True,
 ) -> None:
     from alembic import command
 
+    revision, reached, direction = step
+    version_locations, allow_data_loss = how
     config = make_config(connection=connection, extra_version_locations=version_locations)
     config.attributes["report"] = report
+    config.attributes[ALLOW_DATA_LOSS] = allow_data_loss
     if direction == "upgrade":
         command.upgrade(config, revision)
     else:
         command.downgrade(config, reached or "base")
     run_log.write(connection, dataclasses.replace(entry, ended_at=run_log.now()))
-    connection.commit()  # the revision and its run-log row in one transaction
+    if commit:
+        connection.commit()  # the revision and its run-log row in one transaction
+
+
+def _interrupted(
+    connection: Connection, signum: int, result: RunResult, steps: list[tuple[str, str | None, str]]
+) -> MigrationInterrupted:
+    """A run stopped by a signal: the revision running is rolled back, and the error says so."""
+    import signal as signals
+
+    at = result.after
+    if not connection.closed and not connection.invalidated:
+        connection.rollback()
+        at = current_revision(connection)  # what was committed (a chain from base: nothing)
+        connection.rollback()
+    done = len(result.steps)
+    running = steps[done] if done < len(steps) else None
+    name = signals.Signals(signum).name
+    what = f"{running[2]} of revision {running[0]}" if running else "the run"
+    return MigrationInterrupted(
+        f"interrupted by {name} during {what}: rolled back; the database is at revision "
+        f"{at or 'base'}",
+        signal=signum,
+        current_revision=at,
+        hint="run the command again to finish (each revision is one transaction: nothing half-done stays)",
+    )
+
+
+def _begin_on_an_empty_schema(connection: Connection, revision: str) -> None:
+    """Begin the transaction that creates the schema from base (SQLite: ``BEGIN IMMEDIATE``,
+    the write lock) and check, under it, that none of our tables exists yet.
+
+    The service ignores our migration lock on SQLite and may create its schema after we found
+    the database empty; checking in the transaction that creates ours closes that gap (the
+    revisions run inside this transaction, committed once at the end).  When the tables did
+    appear: :class:`SchemaAppearedError`, nothing changed (the caller adopts them).
+    """
+    if before_first_revision_hook is not None:
+        before_first_revision_hook()
+    connection.begin()
+    if our_tables_present(connection):
+        connection.rollback()
+        raise SchemaAppearedError(
+            f"the service's tables appeared before revision {revision} could create them "
+            "(the service started meanwhile); nothing was changed",
+            failed_revision=revision,
+            hint="run the command again: it adopts what the service created",
+        )
 
 
 def _entry(revision: str, direction: str, start: str | None, reached: str | None) -> Entry:

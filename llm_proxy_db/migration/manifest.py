@@ -94,7 +94,10 @@ def parse(text: str, source: str = "manifest") -> Manifest:
         elif len(fields) == 3 and fields[2].startswith("sha256:"):
             entries.append(Entry(fields[0], fields[1], fields[2].removeprefix("sha256:")))
         else:
-            raise VerificationError(f"{source} line {number} is malformed: {line!r}")
+            raise VerificationError(
+                f"{source} line {number} is malformed: {line!r}",
+                hint=f"restore it from git, or rebuild it with `{UPDATE_COMMAND}`",
+            )
     manifest = Manifest(tuple(entries))
     if (head or "base") != (manifest.head or "base"):
         raise VerificationError(
@@ -132,7 +135,10 @@ def manifest_head(path: Path | None = None) -> str | None:
         raise VerificationError(
             f"the revision manifest {path} is missing", hint=f"create it with `{UPDATE_COMMAND}`"
         ) from None
-    raise VerificationError(f"the revision manifest {path} has no head line")
+    raise VerificationError(
+        f"the revision manifest {path} has no head line",
+        hint=f"restore it from git, or rebuild it with `{UPDATE_COMMAND}`",
+    )
 
 
 def write_manifest(manifest: Manifest, path: Path | None = None) -> Path:

@@ -35,6 +35,7 @@ from llm_proxy_db.config.parsing import LOCK_RETRIES_ENV as RETRIES_ENV
 from llm_proxy_db.config.parsing import parse_lock_retries, pg_duration_ms
 from llm_proxy_db.migration.environment import lock_timeout
 from llm_proxy_db.migration.offline import is_offline
+from llm_proxy_db.migration.replica_throttle import ReplicaThrottle
 
 T = TypeVar("T")
 
@@ -306,6 +307,14 @@ _RANGE_SQL = (
     "UPDATE {table} SET {column} = {value} "
     "WHERE ctid >= '({first},0)'::tid AND ctid < '({end},0)'::tid AND {column} IS NULL"
 )
+# Pages read at most by one probe for the next page with work left (a read, no row locks):
+# its cost is bounded, so it runs under the quick timeout like a batch (about 0.1 s of reading).
+BACKFILL_PROBE_PAGES = 16384
+# The first page at or after {first} (before {end}) holding a row still to fill; read-only.
+_PROBE_SQL = (
+    "SELECT (ctid::text::point)[0]::bigint FROM {table} "
+    "WHERE ctid >= '({first},0)'::tid AND ctid < '({end},0)'::tid AND {column} IS NULL LIMIT 1"
+)
 # The ctids are read first (an InitPlan, before any row is locked); a row updated by someone
 # else in between has moved, is skipped here and found by the next round.
 _STRAGGLERS_SQL = (
@@ -335,19 +344,26 @@ def backfill(table: str, column: str, value: str, *, key: str) -> int:
     versions land past the pages being walked.  A row the service updates while still NULL
     may move to a page already walked: a last pass finds such rows by a scan and fills them
     by ``ctid``, until none is left.  A rerun after a stop walks the pages again, skipping
-    filled rows (reading a page costs far less than writing it).  Progress (rows done /
-    total, rate, time left) goes to the callback.  Offline, a ``DO`` block that walks ``key``
+    filled rows: a read-only probe finds the next page holding a NULL, so a rerun resumes
+    where the last run stopped, and only batches that wrote rows size the next one (pages
+    that cost nothing to cross must not make the first real batch huge).  Statements under the
+    quick timeout cost at most a batch or a bounded probe; the scans whose cost grows with the
+    table (the count, the straggler search) run without it.  Progress (rows done /
+    total, rate, time left) goes to the callback.  Before every batch, a streaming replica
+    lagging more than ``LLM_PROXY_MAX_REPLICA_LAG`` pauses the walk
+    (:mod:`llm_proxy_db.migration.replica_throttle`).  Offline, a ``DO`` block that walks ``key``
     and commits after every batch is rendered instead.
     """
     names = {"table": table, "column": column, "value": value}
     if is_offline():
         op.execute(_OFFLINE_BACKFILL.format(size=BACKFILL_STRAGGLER_ROWS, key=key, **names))
         return 0
-    total = int(scalar(f"SELECT count(*) FROM {table} WHERE {column} IS NULL"))
+    total = int(_scan(f"SELECT count(*) FROM {table} WHERE {column} IS NULL", f"count of {table}.{column} to fill"))
     meter = _Meter(f"{table}.{column}", total)
+    throttle = ReplicaThrottle(op.get_bind(), lambda kind, detail: report(kind, detail))
     with _asynchronous_commit():
-        _fill_page_ranges(names, meter)
-        _fill_stragglers(names, meter)
+        _fill_page_ranges(names, meter, throttle)
+        _fill_stragglers(names, meter, throttle)
     return meter.done
 
 
@@ -359,28 +375,55 @@ def next_batch_pages(pages: int, seconds: float, *, target: float | None = None)
     return max(1, min(BACKFILL_MAX_PAGES, int(pages * factor)))
 
 
-def _fill_page_ranges(names: dict[str, str], meter: _Meter) -> None:
+def _fill_page_ranges(names: dict[str, str], meter: _Meter, throttle: ReplicaThrottle) -> None:
     what = f"backfill of {names['table']}.{names['column']}"
     pages = int(scalar(
         "SELECT pg_relation_size(CAST(:table AS regclass)) / current_setting('block_size')::int",
         table=names["table"],
     ))
     first, step = 0, min(BACKFILL_FIRST_PAGES, BACKFILL_MAX_PAGES)
-    while first < pages:
+    while True:
+        first = _next_page_to_fill(names, first, pages)
+        if first >= pages:
+            return
+        throttle.wait()  # a replica more than LLM_PROXY_MAX_REPLICA_LAG behind: pause here
         end = min(first + step, pages)
         started = time.monotonic()
-        filled = run(_RANGE_SQL.format(first=first, end=end, **names), what)
-        step = next_batch_pages(step, time.monotonic() - started)
-        meter.add(int(filled or 0))
+        filled = int(run(_RANGE_SQL.format(first=first, end=end, **names), what) or 0)
+        if filled:  # a batch that wrote nothing says nothing about the cost of one that does
+            step = next_batch_pages(step, time.monotonic() - started)
+        meter.add(filled)
         first = end
         boundary(f"backfill {names['table']}.{names['column']}", quiet=True)
 
 
-def _fill_stragglers(names: dict[str, str], meter: _Meter) -> None:
+def _next_page_to_fill(names: dict[str, str], first: int, pages: int) -> int:
+    """The first page at or after ``first`` holding a row to fill (``pages`` when none): read
+    in probes of at most :data:`BACKFILL_PROBE_PAGES` pages, so a rerun skips the pages an
+    earlier run filled at the cost of reading them once."""
+    what = f"backfill of {names['table']}.{names['column']} (where to resume)"
+    while first < pages:
+        end = min(first + BACKFILL_PROBE_PAGES, pages)
+        found = run(_PROBE_SQL.format(first=first, end=end, **names), what)
+        if found:
+            return int(found[0][0])
+        first = end
+    return pages
+
+
+def _scan(sql: str, what: str) -> Any:
+    """One value from a read whose cost grows with the table: no quick statement timeout."""
+    rows = run(sql, what, quick=False)
+    return rows[0][0] if rows else None
+
+
+def _fill_stragglers(names: dict[str, str], meter: _Meter, throttle: ReplicaThrottle) -> None:
     what = f"backfill of {names['table']}.{names['column']} (rows moved during the walk)"
     exists = f"SELECT EXISTS (SELECT 1 FROM {names['table']} WHERE {names['column']} IS NULL)"
-    while scalar(exists):
-        filled = run(_STRAGGLERS_SQL.format(size=BACKFILL_STRAGGLER_ROWS, **names), what)
+    while _scan(exists, what):
+        throttle.wait()
+        # Its row search scans the table: no quick timeout (the rows it locks are few).
+        filled = run(_STRAGGLERS_SQL.format(size=BACKFILL_STRAGGLER_ROWS, **names), what, quick=False)
         meter.add(int(filled or 0))
         boundary(f"backfill {names['table']}.{names['column']} stragglers", quiet=True)
 
@@ -400,24 +443,16 @@ def _asynchronous_commit() -> Iterator[None]:
 
 
 class _Meter:
-    """Rows done out of a total, reported with a rate and an estimate of the time left."""
+    """Rows filled out of a total, reported as a ``backfill`` phase (the executor adds the
+    rate and the time left, as for every dialect's row work)."""
 
     def __init__(self, what: str, total: int) -> None:
-        self.what, self.total, self.done = what, total, 0
-        self.started = time.monotonic()
-        report("backfill", f"{what}: {total} rows to fill", 0, total)
+        self.phase, self.total, self.done = f"fill {what}", total, 0
+        report("backfill", self.phase, 0, total)
 
     def add(self, rows: int) -> None:
         self.done += rows
-        elapsed = max(time.monotonic() - self.started, 1e-6)
-        rate = self.done / elapsed
-        left = (self.total - self.done) / rate if rate and self.total > self.done else 0.0
-        report(
-            "backfill",
-            f"{self.what}: {self.done}/{self.total} rows, {rate:,.0f} rows/s, {left:.0f}s left",
-            self.done,
-            self.total,
-        )
+        report("backfill", self.phase, self.done, max(self.total, self.done))
 
 
 @contextmanager

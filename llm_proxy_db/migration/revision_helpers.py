@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from alembic import context, op
 from llm_proxy_db.dialects.mysql import ddl as mysql_ddl
 from llm_proxy_db.dialects.sqlite.base import SQLITE_UUID4_SQL  # noqa: F401 (the revisions import it from here)
-from llm_proxy_db.errors import MigrationError
-from llm_proxy_db.migration import pg_online, sqlite_keep
+from llm_proxy_db.errors import DataLossError, MigrationError
+from llm_proxy_db.migration import downgrade_folds, pg_online, sqlite_keep
 from llm_proxy_db.migration.offline import is_offline
 
 
@@ -147,18 +147,53 @@ def copy_sqlite_table(
     temp = _temp_table(table, kept)
     sqlite_keep.drop_dependents(bind, kept)
     temp.create(bind)
-    names = [column.name for column in temp.columns]
     values: list[sa.ColumnElement[object]] = [
-        sa.literal_column(computed[n]) if n in computed else sa.column(n) for n in names
+        sa.literal_column(computed[c.name]) if c.name in computed else sa.column(c.name) for c in temp.columns
     ]
-    source = sa.select(*values).select_from(sa.table(table.name))
-    bind.execute(temp.insert().from_select(names, source))
+    _copy_rows_in_batches(bind, table.name, temp, sa.select(*values).select_from(sa.table(table.name)))
     op.drop_table(table.name)
     op.rename_table(temp.name, table.name)
     for index in table.indexes:
         columns = [column.name for column in index.columns]
         op.create_index(index.name, table.name, columns, unique=bool(index.unique))
     sqlite_keep.restore(bind, table.name, kept)
+
+
+COPY_BATCH_ROWS = 20_000  # about 1 s of copying at the measured rate: progress every batch
+
+
+def _copy_rows_in_batches(bind: sa.Connection, table: str, temp: sa.Table, source: Any) -> None:
+    """``INSERT INTO temp SELECT source`` in rowid ranges of :data:`COPY_BATCH_ROWS`, in order
+    and in the revision's one transaction, reporting the rows copied after each batch
+    (``backfill`` events with rows and total; the executor adds rate and time left).  The
+    same single pass over ``table`` as one statement; a table without rowid (``WITHOUT
+    ROWID``, never the service's) is copied in one statement."""
+    names = [column.name for column in temp.columns]
+    quoted = bind.dialect.identifier_preparer.quote(table)
+    try:
+        total = int(bind.exec_driver_sql(f"SELECT count(*), max(rowid) FROM {quoted}").one()[0])
+    except sa.exc.OperationalError:  # no rowid to range over
+        bind.execute(temp.insert().from_select(names, source))
+        return
+    phase = f"copy {table}"
+    pg_online.report("backfill", phase, 0, total)
+    last: int | None = None
+    done = 0
+    while True:
+        after = "" if last is None else " WHERE rowid > :last"
+        upper = bind.execute(
+            sa.text(f"SELECT rowid FROM {quoted}{after} ORDER BY rowid LIMIT 1 OFFSET {COPY_BATCH_ROWS - 1}"),
+            {"last": last},
+        ).scalar()
+        bounds = [] if last is None else [sa.text(f"{quoted}.rowid > :last")]
+        bounds += [] if upper is None else [sa.text(f"{quoted}.rowid <= :upper")]
+        batch = source.where(*bounds) if bounds else source
+        copied = bind.execute(temp.insert().from_select(names, batch), {"last": last, "upper": upper})
+        done += copied.rowcount or 0
+        pg_online.report("backfill", phase, done, max(total, done))
+        if upper is None:
+            return
+        last = int(upper)
 
 
 def _temp_table(table: sa.Table, kept: sqlite_keep.Kept) -> sa.Table:
@@ -177,12 +212,28 @@ def _temp_table(table: sa.Table, kept: sqlite_keep.Kept) -> sa.Table:
 
 
 def refuse_if_rows(table: str, where: str, why: str) -> None:
-    """Stop a downgrade that would have to drop or break rows; the revision rolls back."""
+    """Stop a downgrade that would have to drop or break rows (:class:`DataLossError`, before
+    the revision changed anything it cannot roll back) unless the run allows data loss and
+    :mod:`~llm_proxy_db.migration.downgrade_folds` knows how to keep them: then they are folded
+    into what the older schema accepts, in the revision's transaction."""
     if is_offline():
         return
-    count = op.get_bind().execute(sa.text(f"SELECT count(*) FROM {table} WHERE {where}")).scalar()
-    if count:
-        raise MigrationError(f"{count} row(s) in {table} {why}; refusing to downgrade")
+    bind = op.get_bind()
+    count = int(bind.execute(sa.text(f"SELECT count(*) FROM {table} WHERE {where}")).scalar() or 0)
+    if not count:
+        return
+    fold = downgrade_folds.fold_for(table, where)
+    if fold is not None and context.config.attributes.get(downgrade_folds.ALLOW_DATA_LOSS):
+        bind.execute(fold.statement())
+        return
+    remedy = (
+        f"run `llm-proxy-db migrate down` with --allow-data-loss: they are {fold.description}"
+        if fold is not None else "delete or change those rows first"
+    )
+    raise DataLossError(
+        f"{count} row(s) in {table} {why}; refusing to downgrade; nothing was changed",
+        hint=remedy,
+    )
 
 
 def set_sqlite_check_in(table: str, column: str, values: Sequence[str]) -> None:
@@ -215,7 +266,10 @@ def set_sqlite_check_in(table: str, column: str, values: Sequence[str]) -> None:
     # transaction, instead of on the service's next start.
     bind.exec_driver_sql(f'SELECT * FROM "{table}" LIMIT 0')
     if _sqlite_table_sql(bind, table) != new_sql:
-        raise MigrationError(f"SQLite did not keep the new definition of {table}")
+        raise MigrationError(
+            f"SQLite did not keep the new definition of {table}",
+            hint="the revision was rolled back; report it with `sqlite3 FILE .schema`",
+        )
 
 
 def replace_check_in(sql: str, column: str, values: Sequence[str], *, table: str = "table") -> str:
@@ -228,7 +282,8 @@ def replace_check_in(sql: str, column: str, values: Sequence[str], *, table: str
     if len(matches) != 1:
         raise MigrationError(
             f"expected exactly one CHECK ({column} IN (...)) in the definition of {table}, "
-            f"found {len(matches)}; its SQL is: {sql}"
+            f"found {len(matches)}; its SQL is: {sql}",
+            hint="the revision was rolled back; `migrate drift`/`migrate status` show how the table differs",
         )
     listed = ", ".join("'" + value.replace("'", "''") + "'" for value in values)
     match = matches[0]
@@ -240,5 +295,7 @@ def _sqlite_table_sql(bind: sa.engine.Connection, table: str) -> str:
         "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
     ).scalar()
     if sql is None:
-        raise MigrationError(f"table {table} does not exist")
+        raise MigrationError(
+            f"table {table} does not exist", hint="the revision was rolled back; check the schema with `migrate status`"
+        )
     return str(sql)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import platform
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -24,6 +25,7 @@ from sqlalchemy.engine import Connection
 
 from llm_proxy_db import __version__
 from llm_proxy_db.dialects.base import RUN_LOG_TABLE
+from llm_proxy_db.migration.version_table import current_revision
 
 _backup_file: ContextVar[str | None] = ContextVar("llm_proxy_backup_file", default=None)
 
@@ -130,6 +132,69 @@ def entries(connection: Connection, limit: int | None = None) -> list[Entry]:
         query = query.limit(limit)
     rows = list(connection.execute(query))
     return [_entry(row) for row in reversed(rows)]
+
+
+def _key(entry: Entry) -> tuple[object, ...]:
+    return (
+        entry.started_at.replace(microsecond=0), entry.action, entry.revision, entry.from_revision,
+        entry.to_revision, entry.outcome, entry.host, entry.os_user,
+    )
+
+
+def carry_over(connection: Connection, replaced: list[Entry]) -> int:
+    """After a restore: add to the restored log the runs of the replaced database's log that it
+    lacks (those recorded after the backup was taken), oldest first; returns how many.
+
+    A restore brings the schema and rows back, not the past: the runs made between the backup
+    and the restore did happen (and their backups exist), so ``migrate log`` keeps them,
+    followed by the restore itself.  Runs are matched by what they were (time to the second,
+    action, revisions, outcome, host, user), not by id, which the two logs may share.
+    """
+    present = Counter(_key(entry) for entry in entries(connection))
+    missing = []
+    for entry in replaced:  # a multiset difference: two like runs in one second are two runs
+        if present[_key(entry)]:
+            present[_key(entry)] -= 1
+        else:
+            missing.append(entry)
+    for entry in missing:
+        write(connection, entry)
+    return len(missing)
+
+
+@dataclass(frozen=True)
+class ReplacedDatabase:
+    """What a restore replaces, read before it: its revision and its run log."""
+
+    revision: str | None = None
+    log: tuple[Entry, ...] = ()
+
+    @classmethod
+    def read(cls, connection: Connection) -> ReplacedDatabase:
+        """The revision and run log on ``connection`` (in the caller's transaction)."""
+        return cls(current_revision(connection), tuple(entries(connection)))
+
+
+def record_restore(
+    connection: Connection,
+    replaced: ReplacedDatabase,
+    restored_revision: str | None,
+    started: dt.datetime,
+    *,
+    source: str,
+    safety_copy: str | None,
+) -> None:
+    """Log a restore on the restored database, in the caller's transaction: the runs the
+    replaced database recorded after the backup (:func:`carry_over`), then the restore itself
+    from the revision it replaced to the one it brought back."""
+    carried = carry_over(connection, list(replaced.log))
+    detail = f"restored from {source}"
+    if carried:
+        detail += f"; {carried} run(s) recorded after the backup was taken kept in this log"
+    write(connection, Entry(
+        "restore", None, replaced.revision, restored_revision, started, now(),
+        backup_file=safety_copy, detail=detail,
+    ))
 
 
 def applied_at(log: list[Entry]) -> dict[str, dt.datetime | None]:

@@ -15,12 +15,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 
-from llm_proxy_db.config.parsing import DEFAULT_KEEP_BACKUPS, KEEP_BACKUPS_ENV, parse_count
+from llm_proxy_db.config.parsing import DEFAULT_KEEP_BACKUPS, KEEP_BACKUPS_ENV, parse_keep_backups
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.events import Progress
+from llm_proxy_db.failures import bounded_lock_waits
 from llm_proxy_db.safety import server_backup, sqlite_backup
 from llm_proxy_db.safety.backup_result import RestoreResult
+from llm_proxy_db.safety.topology import owned_session_settings, writable_settings
 
 # The dialect's BACKUP_KIND -> the module that runs its backups and restores.
 _RUNNERS: dict[str, ModuleType] = {"file": sqlite_backup, "dump": server_backup}
@@ -34,7 +36,7 @@ __all__ = [
 
 def backup_directory(settings: Settings, backup_dir: str | os.PathLike[str] | None = None) -> Path:
     """Where automatic backups go: ``backup_dir``, ``LLM_PROXY_BACKUP_DIR``, or the dialect's
-    default (beside a SQLite file; the working directory for a server's dumps)."""
+    default (beside a SQLite file; ``$XDG_STATE_HOME/llm-proxy-db/backups`` for a server's dumps)."""
     chosen = backup_dir or os.environ.get(BACKUP_DIR_ENV)
     if chosen:
         return Path(chosen).expanduser()
@@ -44,9 +46,9 @@ def backup_directory(settings: Settings, backup_dir: str | os.PathLike[str] | No
 def keep_backups(value: int | None = None, env: Mapping[str, str] | None = None) -> int:
     """How many automatic backups to keep: ``value``, ``LLM_PROXY_KEEP_BACKUPS``, or 5."""
     if value is not None:
-        return parse_count("--keep-backups", value)
+        return parse_keep_backups("--keep-backups", value)
     raw = (os.environ if env is None else env).get(KEEP_BACKUPS_ENV, "")
-    return parse_count(KEEP_BACKUPS_ENV, raw) if raw.strip() else DEFAULT_KEEP_BACKUPS
+    return parse_keep_backups(KEEP_BACKUPS_ENV, raw) if raw.strip() else DEFAULT_KEEP_BACKUPS
 
 
 def backup(
@@ -63,6 +65,7 @@ def backup(
     with their dialect's tool (``pg_dump --format=custom``, ``mariadb-dump --single-transaction``).
     """
     target = Path(out).expanduser() if out is not None else None
+    settings = owned_session_settings(settings)  # pg_dump's session settings: never on a pooled one
     directory = backup_directory(settings, backup_dir)
     return _runner(settings).backup(settings, target, directory, keep_backups(keep))
 
@@ -75,7 +78,7 @@ def take_backup(
     keep: int | None = None,
 ) -> Path:
     """The automatic backup before a schema change (at ``revision``), checked; old automatic
-    SQLite backups beyond ``keep`` are rotated away."""
+    backups (SQLite copies, server dumps) of the same database beyond ``keep`` are rotated away."""
     directory = backup_directory(settings, backup_dir)
     return _runner(settings).take_backup(settings, revision, directory, keep_backups(keep))
 
@@ -102,10 +105,12 @@ def restore(
     another database; on a server, replace a database that is not empty (refused otherwise).
     """
     source = Path(file).expanduser()
+    settings = writable_settings(settings)
     directory = backup_directory(settings, backup_dir)
-    return _runner(settings).restore(
-        settings, source, directory, lock_timeout=lock_timeout, progress=progress, force=force
-    )
+    with bounded_lock_waits(lock_timeout):  # every lock wait of the restore, not only the migration lock's
+        return _runner(settings).restore(
+            settings, source, directory, lock_timeout=lock_timeout, progress=progress, force=force
+        )
 
 
 def _runner(settings: Settings) -> ModuleType:

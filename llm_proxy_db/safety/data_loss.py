@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from llm_proxy_db.migration.downgrade_folds import OUTCOME_FOLD
+
 
 @dataclass(frozen=True)
 class LossQuery:
@@ -85,8 +87,8 @@ LOSSES: dict[str, tuple[LossQuery, ...]] = {
     "0007": (
         LossQuery(
             "audit_events", "audit event(s) with outcome denied/error, which the old CHECK "
-            "forbids (the downgrade refuses while they exist: delete or change them first)",
-            "outcome NOT IN ('success', 'failure')", "outcome",
+            f"forbids: with --allow-data-loss each is kept, {OUTCOME_FOLD.description}",
+            OUTCOME_FOLD.where, "outcome",
         ),
     ),
 }

@@ -37,7 +37,7 @@ from sqlalchemy.engine import Connection
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import dialect_for
-from llm_proxy_db.errors import DataLossError, MigrationError, SchemaMismatchError
+from llm_proxy_db.errors import DataLossError, MigrationError, MigrationInterrupted, SchemaMismatchError
 from llm_proxy_db.migration import manifest, revisions, run_log
 from llm_proxy_db.migration.executor import Progress, ProgressEvent, RunResult, plan, run
 from llm_proxy_db.migration.version_table import current_revision
@@ -111,6 +111,10 @@ def guarded_run(
     keep_backups(options.keep_backups)  # bad options fail before anything is touched
     timeout = lock_timeout(options.lock_timeout)
     scripts = revisions.script_directory(tuple(version_locations))
+    if connection is None and settings.known_missing() and not plan(None, target_for(None), scripts):
+        # A database that does not exist is at base: a refusal (raised by target_for) or
+        # nothing to do must not create it, nor a lock file beside it.
+        return MigrationOutcome(None, None)
     opened: AbstractContextManager[Connection] = (
         nullcontext(connection) if connection is not None else connect(settings, foreign_keys=False)
     )
@@ -133,7 +137,10 @@ def guarded_run(
             refuse_broken_references(connection)
         backup_file = _backup(settings, current, options, progress, lossy=bool(reverted))
         if runner is None:
-            runner = functools.partial(run, progress=progress, version_locations=version_locations)
+            runner = functools.partial(
+                run, progress=progress, version_locations=version_locations,
+                allow_data_loss=options.allow_data_loss,
+            )
         with run_log.backup_file(backup_file):
             result = _run(runner, connection, target, backup_file, current)
     return MigrationOutcome(
@@ -238,8 +245,8 @@ def _run(
     try:
         return runner(connection, target)
     except MigrationError as exc:
-        if backup_file is None:
-            raise
+        if backup_file is None or isinstance(exc, MigrationInterrupted):
+            raise  # an interrupted run keeps its exit code (128 + the signal) and its line
         unchanged = exc.current_revision == before
         restore_hint = (
             f"nothing was changed (the database is still at revision {before or 'base'})"

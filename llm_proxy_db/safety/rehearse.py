@@ -28,6 +28,7 @@ from llm_proxy_db.errors import ConfigError, MigrationError
 from llm_proxy_db.migration import revisions
 from llm_proxy_db.migration.executor import Progress, ProgressEvent, StepTiming
 from llm_proxy_db.safety.guard import refuse_broken_references
+from llm_proxy_db.safety.topology import writable_settings
 
 
 @dataclass
@@ -73,12 +74,19 @@ def rehearse(
 ) -> RehearsalResult:
     """Run the revisions up to ``target`` on a throw-away copy of the database."""
     if settings.known_missing():
-        raise ConfigError(f"SQLite database {settings.describe()} does not exist")
+        raise ConfigError(
+            f"SQLite database {settings.describe()} does not exist",
+            hint="check DATABASE_PATH (--database-path): there is nothing to rehearse on",
+        )
+    settings = writable_settings(settings)  # the copy is made on the primary, by a session of ours
     scripts = revisions.script_directory(tuple(version_locations))
     target_id = revisions.resolve(target, scripts)
     current = revisions.peek_revision(settings, version_locations)
     if revisions.position(target_id, scripts) < revisions.position(current, scripts):
-        raise ConfigError(f"target {target} is below the current revision {current}")
+        raise ConfigError(
+            f"target {target} is below the current revision {current}",
+            hint="rehearse rehearses upgrades only; choose a later --to",
+        )
     if current is None:
         adoption.check_adoptable(settings, target_id)  # an unknown shape: refused, nothing copied
     result = RehearsalResult(settings.describe(), current, target_id)

@@ -12,7 +12,8 @@ safety layer, above the dialects) names the dumps and runs a restore:
    ``projects`` and ``tokens``, at a revision this code knows (else exit 8, or 5 for a
    revision of a newer release);
 2. under the migration lock (ours and the service's: no migration, no starting replica
-   meanwhile), a database holding any table is refused (exit 8) unless ``force``; with it,
+   meanwhile), a database holding any object of any kind (``schema_objects``: a lone
+   sequence, routine, type or event counts) is refused (exit 8) unless ``force``; with it,
    the current contents are dumped first (``*.pre-restore.<suffix>`` in the backup
    directory), then dropped;
 3. the dump is loaded into the empty database (which must then hold ``projects`` and
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -35,31 +35,35 @@ from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import server_dialect_for
 from llm_proxy_db.dialects.base import REQUIRED_TABLES, DumpInfo, ServerDialect
 from llm_proxy_db.dialects.client_tools import find_tool
-from llm_proxy_db.errors import BackupError, UnknownRevisionError
+from llm_proxy_db.errors import MISSING_BACKUP_HINT, BackupError, UnknownRevisionError
 from llm_proxy_db.events import Progress
 from llm_proxy_db.files import remove_leftovers
 from llm_proxy_db.migration import revisions, run_log
 from llm_proxy_db.migration.version_table import current_revision
+from llm_proxy_db.safety import backup_names
 from llm_proxy_db.safety.backup_result import RestoreResult
 from llm_proxy_db.safety.locking import migration_lock
 
-_STAMP = "%Y%m%dT%H%M%SZ"
+
+def dump_prefix(settings: Settings) -> str:
+    """``<database>.<identity>``: the start of every automatic dump name of this database; the
+    identity digests driver, host, port and database name (never the user or password), so
+    databases of the same name on two servers never rotate each other's dumps."""
+    url = settings.sqlalchemy_url()
+    where = f"{settings.driver}://{url.host or ''}:{url.port or ''}/{url.database or ''}"
+    query = url.query.get("unix_socket") or url.query.get("host") or ""
+    return f"{url.database}.{backup_names.digest(where + str(query))}"
 
 
 def dump_path(directory: Path, settings: Settings, revision: str | None, suffix: str) -> Path:
-    """``<database>.<UTC time>.<revision>.<suffix>`` in ``directory``, the name of an automatic
-    dump; ``<UTC time>-2``, ``-3``, ... when taken within the same second as another."""
-    stamp = datetime.now(timezone.utc).strftime(_STAMP)
-    name, rev = settings.sqlalchemy_url().database, revision or "base"
-    candidate, counter = directory / f"{name}.{stamp}.{rev}.{suffix}", 2
-    while candidate.exists():
-        candidate, counter = directory / f"{name}.{stamp}-{counter}.{rev}.{suffix}", counter + 1
-    return candidate
+    """``<database>.<identity>.<UTC time>.<revision>.<suffix>`` in ``directory``, the name of
+    an automatic dump (:mod:`llm_proxy_db.safety.backup_names`)."""
+    return backup_names.free_name(directory, dump_prefix(settings), revision, suffix)
 
 
 def backup(settings: Settings, out: Path | None, directory: Path, keep: int) -> Path:
-    """A dump now: to ``out`` (a file that must not exist, or a directory), else into ``directory``
-    (dumps are not rotated: ``keep`` is ignored)."""
+    """A dump now: to ``out`` (a file that must not exist, or a directory; never rotated),
+    else into ``directory`` under the automatic name, rotated like SQLite's backups."""
     dialect = server_dialect_for(settings)
     revision = read_revision(settings)
     if out is None:
@@ -70,13 +74,15 @@ def backup(settings: Settings, out: Path | None, directory: Path, keep: int) -> 
 
 
 def take_backup(settings: Settings, revision: str | None, directory: Path, keep: int) -> Path:
-    """A dump into ``directory`` under the automatic name (dumps are not rotated: ``keep`` is ignored)."""
-    del keep
+    """A dump into ``directory`` under the automatic name; then the oldest automatic dumps of
+    this database beyond ``keep`` are deleted (the one just taken never is)."""
     dialect = server_dialect_for(settings)
-
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     remove_leftovers(directory)
-    return dialect.dump(settings, dump_path(directory, settings, revision, dialect.backup_suffix()))
+    suffix = dialect.backup_suffix()
+    target = dialect.dump(settings, dump_path(directory, settings, revision, suffix))
+    backup_names.prune(directory, dump_prefix(settings), keep, protect=target, suffix=suffix)
+    return target
 
 
 def read_revision(settings: Settings) -> str | None:
@@ -88,9 +94,12 @@ def read_revision(settings: Settings) -> str | None:
 def checked_dump(dialect: ServerDialect, source: Path) -> DumpInfo:
     """Step 1: ``source`` read by the dialect, holding our tables at a revision we know."""
     if not source.exists():
-        raise BackupError(f"backup file {source} does not exist")
+        raise BackupError(f"backup file {source} does not exist", hint=MISSING_BACKUP_HINT)
     if not source.is_file() or source.stat().st_size == 0:
-        raise BackupError(f"{source} is not a {dialect.DUMP_DESCRIPTION}")
+        raise BackupError(
+            f"{source} is not a {dialect.DUMP_DESCRIPTION}",
+            hint="restore a dump `llm-proxy-db db backup` wrote; the database was not touched",
+        )
     info = dialect.inspect_dump(source)
     missing = [name for name in REQUIRED_TABLES if name not in info.tables]
     if missing:
@@ -121,6 +130,9 @@ def restore(
         settings, connection, timeout=lock_timeout, progress=progress
     ):
         started = run_log.now()
+        connection.rollback()
+        replaced = run_log.ReplacedDatabase.read(connection)
+        connection.rollback()
         safety = _replaceable(dialect, settings, connection, directory, force)
         try:
             if safety is not None and not getattr(dialect, "LOAD_REPLACES", False):
@@ -134,11 +146,10 @@ def restore(
         connection.rollback()  # see what the load committed
         _check_loaded(connection, safety)
         revision = current_revision(connection)
-        entry = run_log.Entry(
-            "restore", None, None, revision, started, run_log.now(),
-            backup_file=str(safety) if safety else None, detail=f"restored from {source.resolve()}",
+        run_log.record_restore(
+            connection, replaced, revision, started,
+            source=str(source.resolve()), safety_copy=str(safety) if safety else None,
         )
-        run_log.write(connection, entry)
         connection.commit()
     return RestoreResult(settings.describe(), source, revision, safety, origin=info.database)
 
@@ -148,17 +159,15 @@ def _replaceable(
 ) -> Path | None:
     """Step 2: None for an empty database; with ``force`` the safety dump of a non-empty one
     (the caller then empties it); otherwise the refusal."""
-
-
     connection.rollback()
-    inspector = sa.inspect(connection)
-    found = sorted([*inspector.get_table_names(), *inspector.get_view_names()])
+    found = dialect.schema_objects(connection)  # every kind: a lone sequence or routine counts
+    connection.rollback()
     if not found:
         return None
     if not force:
         shown = ", ".join(found[:6]) + (", ..." if len(found) > 6 else "")
         raise BackupError(
-            f"{settings.describe()} is not empty ({len(found)} tables: {shown}); refusing to "
+            f"{settings.describe()} is not empty ({len(found)} objects: {shown}); refusing to "
             "restore over it",
             hint="pass --force to replace its contents (they are dumped first; stop the service: "
             "its writes after that dump are not kept); the database was not touched",
@@ -188,7 +197,10 @@ def _check_loaded(connection: Connection, safety: Path | None) -> None:
     missing = [name for name in REQUIRED_TABLES if name not in tables]
     if missing:
         raise _load_failed(
-            BackupError(f"the load left no {', '.join(missing)} table in the database; the restore failed"),
+            BackupError(
+                f"the load left no {', '.join(missing)} table in the database; the restore failed",
+                hint="restore again",
+            ),
             safety,
         )
 

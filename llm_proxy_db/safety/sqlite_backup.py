@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import sqlite3
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -35,7 +34,8 @@ from llm_proxy_db.dialects.sqlite.backup import (
     needs_backup,
 )
 from llm_proxy_db.dialects.sqlite.connection import check_sqlite_path, is_sqlite_file
-from llm_proxy_db.errors import BackupError
+from llm_proxy_db.dialects.sqlite.journal import to_service_mode
+from llm_proxy_db.errors import MISSING_BACKUP_HINT, BackupError
 from llm_proxy_db.events import Progress
 from llm_proxy_db.files import (
     identity,
@@ -47,6 +47,7 @@ from llm_proxy_db.files import (
 )
 from llm_proxy_db.migration import adoption_record, revisions, run_log
 from llm_proxy_db.migration.version_table import current_revision
+from llm_proxy_db.safety import backup_names
 from llm_proxy_db.safety.backup_result import RestoreResult
 from llm_proxy_db.safety.locking import migration_lock
 from llm_proxy_db.safety.restore_in_place import replace_contents
@@ -69,8 +70,8 @@ def backup(settings: Settings, out: Path | None, directory: Path, keep: int) -> 
     target = out
     if target.is_dir() or str(out).endswith(os.sep):
         target = _free_name(target, _prefix(database), revision, "bak")
-    if target.exists():
-        raise BackupError(f"{target} already exists; choose another --out")
+    if os.path.lexists(target):  # a dangling symlink too: never replaced, never followed
+        raise BackupError(f"{target} already exists", hint="choose another --out (nothing is ever overwritten)")
     copy_database(database, target, revision=revision)
     return target
 
@@ -91,19 +92,7 @@ def prune(directory: Path, prefix: str, keep: int, *, protect: Path) -> list[Pat
     ``prefix`` is ``<database name>.<identity>``: other databases' backups in a shared
     directory never match it; ``protect`` is never deleted.
     """
-    pattern = re.compile(
-        rf"^{re.escape(prefix)}\.(\d{{8}}T\d{{6}}Z)(?:-(\d+))?\.[A-Za-z0-9_]+\.bak$"
-    )
-    found = []
-    for path in directory.iterdir():
-        match = pattern.match(path.name)
-        if match and path != protect:
-            found.append(((match.group(1), int(match.group(2) or 1)), path))
-    found.sort()
-    doomed = [path for _key, path in found[: max(0, len(found) - (keep - 1))]]
-    for path in doomed:
-        _remove_quietly(path)
-    return doomed
+    return backup_names.prune(directory, prefix, keep, protect=protect, suffix="bak")
 
 
 def restore(
@@ -132,6 +121,7 @@ def restore(
     origin = _check_origin(source, database, force)
     with migration_lock(settings, None, timeout=lock_timeout, progress=progress):
         started = run_log.now()
+        replaced = _replaced(settings, database)
         remove_leftovers(directory)
         remove_leftovers(database.parent)
         staged = _staged_copy(source, database)
@@ -149,23 +139,38 @@ def restore(
                 )
         finally:
             remove_with_side_files(staged)
-        _log_restore(settings, source, revision, safety, started)
+        _log_restore(settings, (source, revision, safety, started), replaced)
     return RestoreResult(settings.describe(), source, revision, safety, damaged, origin)
 
 
+def _replaced(settings: Settings, database: Path) -> run_log.ReplacedDatabase:
+    """The revision and run log of the database about to be replaced (nothing when it does not
+    exist or cannot be read: a damaged file's history is in its safety copy)."""
+    if not database.exists() or not _healthy(database):
+        return run_log.ReplacedDatabase()
+    try:
+        with connect(settings, create=False) as connection:
+            return run_log.ReplacedDatabase.read(connection)
+    except sa.exc.DBAPIError:
+        return run_log.ReplacedDatabase()
+
+
 def _log_restore(
-    settings: Settings, source: Path, revision: str | None, safety: Path | None, started: datetime
+    settings: Settings,
+    restore: tuple[Path, str | None, Path | None, datetime],
+    replaced: run_log.ReplacedDatabase,
 ) -> None:
     """Record the restore in the restored database's run log (after the swap: the log the
-    database carried in the backup is kept and continued)."""
-    entry = run_log.Entry(
-        "restore", None, None, revision, started, run_log.now(),
-        backup_file=str(safety) if safety else None, detail=f"restored from {real_path(source)}",
-    )
+    database carried in the backup is kept and continued, with the replaced database's runs
+    recorded after the backup carried over)."""
+    source, revision, safety, started = restore
     for attempt in range(3):  # the service may hold the write lock right after the swap
         try:
             with connect(settings, create=False) as connection:
-                run_log.write(connection, entry)
+                run_log.record_restore(
+                    connection, replaced, revision, started,
+                    source=str(real_path(source)), safety_copy=str(safety) if safety else None,
+                )
                 connection.commit()
             return
         except sa.exc.OperationalError:
@@ -212,11 +217,14 @@ def _healthy(database: Path) -> bool:
 
 
 def _swap(staged: Path, database: Path) -> None:
-    """Rename the staged copy over a damaged or missing database (mode and owner kept)."""
+    """Rename the staged copy, in the service's WAL mode, over a damaged or missing database
+    (mode and owner kept); the old file's journal files go first, so none is ever read
+    with the new file."""
+    to_service_mode(staged)
     match_database(staged, database if database.exists() else None)
-    os.replace(staged, database)
     for suffix in ("-wal", "-shm", "-journal"):
         _remove_quietly(database.with_name(database.name + suffix))
+    os.replace(staged, database)
 
 
 def inspect_backup(path: Path) -> str | None:
@@ -228,9 +236,12 @@ def inspect_backup(path: Path) -> str | None:
     the differences.
     """
     if not path.exists():
-        raise BackupError(f"backup file {path} does not exist")
+        raise BackupError(f"backup file {path} does not exist", hint=MISSING_BACKUP_HINT)
     if not path.is_file() or not is_sqlite_file(path) or path.stat().st_size == 0:
-        raise BackupError(f"{path} is not a SQLite database file")
+        raise BackupError(
+            f"{path} is not a SQLite database file",
+            hint="restore a backup `llm-proxy-db db backup` or a migration wrote; the database was not touched",
+        )
     check_database(path)
     with connect(Settings(driver="sqlite", database_path=path), create=False) as connection:
         tables = set(sa.inspect(connection).get_table_names())
@@ -238,7 +249,8 @@ def inspect_backup(path: Path) -> str | None:
         missing = [name for name in REQUIRED_TABLES if name not in tables]
         if missing:
             raise BackupError(
-                f"{path} does not hold an llm-proxy database (no {', '.join(missing)} table)"
+                f"{path} does not hold an llm-proxy database (no {', '.join(missing)} table)",
+                hint="restore a backup this tool took of an llm-proxy database; the database was not touched",
             )
         revisions.position(revision)  # a backup written by a newer release is refused
         where, differences = _schema_differences(connection, revision)
@@ -293,14 +305,7 @@ def _safety_copy(database: Path, directory: Path, damaged: bool) -> Path:
 
 
 def _free_name(directory: Path, database_name: str, revision: str | None, suffix: str) -> Path:
-    stamp = datetime.now(timezone.utc).strftime(_STAMP)
-    rev = revision or "base"
-    candidate = directory / f"{database_name}.{stamp}.{rev}.{suffix}"
-    counter = 2
-    while candidate.exists():
-        candidate = directory / f"{database_name}.{stamp}-{counter}.{rev}.{suffix}"
-        counter += 1
-    return candidate
+    return backup_names.free_name(directory, database_name, revision, suffix)
 
 
 def _prefix(database: Path) -> str:
@@ -312,9 +317,15 @@ def _database_file(settings: Settings, *, must_exist: bool = True) -> Path:
     assert settings.database_path is not None
     path = real_path(settings.database_path)
     if path.is_dir():
-        raise BackupError(f"{path} is a directory, not a SQLite database file")
+        raise BackupError(
+            f"{path} is a directory, not a SQLite database file",
+            hint="point DATABASE_PATH (--database-path) at the database file",
+        )
     if must_exist and not path.is_file():
-        raise BackupError(f"SQLite database {path} does not exist")
+        raise BackupError(
+            f"SQLite database {path} does not exist",
+            hint="check DATABASE_PATH (--database-path); there is nothing to back up",
+        )
     return path
 
 

@@ -19,9 +19,14 @@ inspector; what differs only in spelling between dialects or between ``CREATE TA
 - CHECKs: PostgreSQL's ``outcome = ANY (ARRAY['success'::text, ...])`` and SQLite's
   ``outcome IN ('success', ...)`` both become ``outcome IN ('failure', 'success')``.
 
+A view, materialized view, partitioned or foreign table, sequence, index or type named like
+one of our tables is not that table: it is recorded in ``other_kinds`` (compared, so no
+known state matches it) and the table counts as missing.
+
 Only our tables are fingerprinted; every other table (``alembic_version``,
 ``goose_db_version``, ``migration_lock``, ``sqlite_sequence``, a user's own) is listed in
-``other_tables``, which takes no part in comparisons.  Nullability is compared as the
+``other_tables``, which takes no part in comparisons (a SQLite backup's
+``llm_proxy_backup_origin``, carried by a backup copied into place, is not even listed).  Nullability is compared as the
 database reports it: on SQLite a ``TEXT PRIMARY KEY`` column is nullable, as in the
 service's DDL.
 """
@@ -37,8 +42,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from llm_proxy_db.dialects import dialect_for
+from llm_proxy_db.dialects.base import BACKUP_ORIGIN_TABLE
+from llm_proxy_db.schema.head import head_metadata
 
 OUR_TABLES = ("projects", "tokens", "audit_events")
+# The tool's own record in a SQLite backup (a backup copied into place carries it): not even listed.
+TOOL_BOOKKEEPING = (BACKUP_ORIGIN_TABLE,)
 
 
 @dataclass(frozen=True)
@@ -102,11 +111,14 @@ class Fingerprint:
 
     tables: Mapping[str, TablePrint]
     other_tables: tuple[str, ...] = field(default=(), compare=False)
+    #: Objects named like one of our tables that are not plain tables (``audit_events`` ->
+    #: ``view``): compared, so no known state ever matches them.
+    other_kinds: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_empty(self) -> bool:
-        """True when none of our tables exists."""
-        return not self.tables
+        """True when none of our tables exists, nor anything else under one of their names."""
+        return not self.tables and not self.other_kinds
 
     def with_column(self, table: str, name: str, column: ColumnPrint) -> Fingerprint:
         """A copy with ``table.name`` added (or replaced)."""
@@ -124,21 +136,25 @@ class Fingerprint:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form, sorted so that equal fingerprints serialise identically."""
-        return {
+        found: dict[str, Any] = {
             "tables": {name: _table_dict(self.tables[name]) for name in sorted(self.tables)},
             "other_tables": list(self.other_tables),
         }
+        if self.other_kinds:
+            found["other_kinds"] = dict(sorted(self.other_kinds.items()))
+        return found
 
 
 def fingerprint(connection: Connection) -> Fingerprint:
     """The fingerprint of the database on ``connection`` (tables visible on the search path)."""
     inspector = sa.inspect(connection)
     names = inspector.get_table_names()
-    ours = [name for name in OUR_TABLES if name in names]
-    others = tuple(sorted(name for name in names if name not in OUR_TABLES))
-    if not ours:
-        return Fingerprint(tables={}, other_tables=others)
     dialect = dialect_for(connection)
+    kinds = misnamed_objects(connection, names)  # a view named audit_events, ...
+    ours = [name for name in OUR_TABLES if name in names and name not in kinds]
+    others = tuple(sorted(name for name in names if name not in OUR_TABLES and name not in TOOL_BOOKKEEPING))
+    if not ours:
+        return Fingerprint(tables={}, other_tables=others, other_kinds=kinds)
     reflected = _reflect(inspector, ours, dialect.INDEX_REFLECTION_OPTIONS)
     checks = dialect.reflect_checks(connection, ours)
     if checks is not None:  # where SQLAlchemy's reflection misses some (MariaDB's column CHECKs)
@@ -148,12 +164,41 @@ def fingerprint(connection: Connection) -> Fingerprint:
         name: _table({kind: found[(None, name)] for kind, found in reflected.items()}, named)
         for name in ours
     }
-    return Fingerprint(tables=tables, other_tables=others)
+    return Fingerprint(tables=tables, other_tables=others, other_kinds=kinds)
 
 
 def our_tables_present(connection: Connection) -> bool:
-    """Whether any of our tables exists (cheaper than a whole fingerprint)."""
-    return bool(set(sa.inspect(connection).get_table_names()) & set(OUR_TABLES))
+    """Whether any of our tables exists, or anything under one of their names (cheaper than a
+    whole fingerprint)."""
+    if set(sa.inspect(connection).get_table_names()) & set(OUR_TABLES):
+        return True
+    return bool(dialect_for(connection).relations_named(connection, OUR_TABLES))
+
+
+def service_object_names(connection: Connection) -> tuple[str, ...]:
+    """The names of the service's indexes and named constraints (the head schema's): a
+    relation of another kind under one of them blocks the revision that creates it."""
+    metadata = head_metadata(dialect_for(connection).SQLALCHEMY_NAME)
+    names: set[str] = {str(index.name) for table in metadata.tables.values() for index in table.indexes if index.name}
+    names |= {
+        str(constraint.name) for table in metadata.tables.values()
+        for constraint in table.constraints if isinstance(constraint.name, str)
+    }
+    return tuple(sorted(names - set(OUR_TABLES)))
+
+
+_INDEX_KINDS = ("index", "partitioned index")
+
+
+def misnamed_objects(connection: Connection, tables: list[str]) -> dict[str, str]:
+    """``name -> kind``: what carries the name of one of our tables without being that plain
+    table, or the name of one of the service's indexes or constraints without being an index
+    (a sequence, a view, a table: ``tables`` are the plain tables there)."""
+    others = service_object_names(connection)
+    found = dialect_for(connection).relations_named(connection, (*OUR_TABLES, *others))
+    kinds = {name: kind for name, kind in found.items() if name in OUR_TABLES or kind not in _INDEX_KINDS}
+    kinds.update({name: "table" for name in others if name in tables})
+    return kinds
 
 
 def _reflect(inspector: Any, names: list[str], index_options: Mapping[str, Any]) -> dict[str, dict[Any, Any]]:

@@ -13,12 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from llm_proxy_db.schema.fingerprint import ColumnPrint, Fingerprint, TablePrint
+from llm_proxy_db.schema.fingerprint import OUR_TABLES, ColumnPrint, Fingerprint, TablePrint
 
 
 def diff(actual: Fingerprint, expected: Fingerprint) -> list[str]:
     """What must change in ``actual`` to make it ``expected``; [] when they are equal."""
-    lines: list[str] = []
+    lines = [
+        f"{name} is a {kind}, not a table" if name in OUR_TABLES
+        else f"{name} is a {kind}, under the name of one of the service's indexes or constraints"
+        for name, kind in sorted(actual.other_kinds.items())
+        if expected.other_kinds.get(name) != kind
+    ]
     for name in sorted(set(expected.tables) | set(actual.tables)):
         if name not in actual.tables:
             lines.append(f"table {name} missing")

@@ -20,6 +20,9 @@ from typing import Any
 
 # Each public name -> the submodule that defines it (a dotted name: a shared module).
 _HOME = {
+    "interruptible": "llm_proxy_db.dialects.interrupts",
+    "relations_named": "objects",
+    "schema_objects": "objects",
     "API_KEY_VARIANTS": "base",
     "BACKUP_BEFORE_EVERY_CHANGE": "base",
     "BACKUP_KIND": "base",
@@ -85,6 +88,8 @@ _HOME = {
     "SERVICE_LOCK_NAME": "locks",
     "lock_name": "locks",
     "migration_lock": "locks",
+    "transaction_pooler": "llm_proxy_db.dialects.no_topology",
+    "read_only_reason": "llm_proxy_db.dialects.no_topology",
     "release_migration_lock": "locks",
     "try_migration_lock": "locks",
     "try_own_lock": "locks",

@@ -5,6 +5,7 @@ The steps of a backup or a restore are :mod:`llm_proxy_db.safety.server_backup`'
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ LOAD_CLIENTS = ("mariadb", "mysql")
 DUMP_DESCRIPTION = "mariadb-dump / mysqldump file (llm-proxy-db db backup on MySQL)"
 RESTORE_TOOLS: tuple[tuple[str, ...], ...] = (DUMP_CLIENTS, LOAD_CLIENTS)
 INSTALL_HINT = "install the MariaDB or MySQL client tools"
+_NOT_A_DUMP_HINT = "restore a dump `llm-proxy-db db backup` wrote (mariadb-dump); the database was not touched"
 
 
 def dump_client() -> str | None:
@@ -76,8 +78,8 @@ def dump(settings: Settings, target: Path) -> Path:
     The dump (it holds the projects' API keys) is written under a temporary name created with
     mode 0600 and renamed when the client succeeded; a failure or a signal removes it.
     """
-    if target.exists():
-        raise BackupError(f"{target} already exists; choose another --out")
+    if os.path.lexists(target):  # a dangling symlink too: never replaced, never followed
+        raise BackupError(f"{target} already exists", hint="choose another --out (nothing is ever overwritten)")
     target.parent.mkdir(parents=True, exist_ok=True)
     with written_then_renamed(target, None) as temporary:
         command, _ = backup_command(settings, temporary)
@@ -148,10 +150,10 @@ def inspect_dump(path: Path) -> DumpInfo:
             if first.startswith(_SANDBOX_LINE):
                 first = lines.readline()
             if not _DUMP_HEADER.match(first):
-                raise BackupError(f"{path} is not a {DUMP_DESCRIPTION}")
+                raise BackupError(f"{path} is not a {DUMP_DESCRIPTION}", hint=_NOT_A_DUMP_HINT)
             return _read_dump_body(path, lines)
     except UnicodeDecodeError:
-        raise BackupError(f"{path} is not a {DUMP_DESCRIPTION}") from None
+        raise BackupError(f"{path} is not a {DUMP_DESCRIPTION}", hint=_NOT_A_DUMP_HINT) from None
 
 
 def _read_dump_body(path: Path, lines: Iterator[str]) -> DumpInfo:

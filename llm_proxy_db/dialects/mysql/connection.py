@@ -20,6 +20,7 @@ from llm_proxy_db.dialects.mysql.base import (
     SQLALCHEMY_DRIVER,
     URL_SCHEMES,
 )
+from llm_proxy_db.dialects.mysql.waits import bound_lock_waits, session_bound_sql
 from llm_proxy_db.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -210,7 +211,9 @@ def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool
 
     del foreign_keys, create  # always on; a server database is never created here
     require_driver(*DRIVER_PACKAGE)
-    return sa.create_engine(settings.sqlalchemy_url(), poolclass=NullPool)
+    engine = sa.create_engine(settings.sqlalchemy_url(), poolclass=NullPool)
+    bound_lock_waits(engine)  # every statement waits for a lock at most --lock-timeout
+    return engine
 
 
 def connect_args(url: URL) -> dict[str, Any]:
@@ -229,6 +232,7 @@ def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
     connection = pymysql.connect(**connect_args(settings.sqlalchemy_url()))
     try:
         with connection.cursor() as cursor:
+            cursor.execute(session_bound_sql())  # a lock held on alembic_version: waited for at most --lock-timeout
             cursor.execute("SELECT version_num FROM alembic_version")
             rows = [row[0] for row in cursor.fetchall()]
             if not adopted_ok:

@@ -249,7 +249,8 @@ def fill_in_batches(table: str, column: str, value: str, *, key: str, batch: int
         "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
         (table,),
     ).scalar() or 0)
-    _report("backfill", f"{table}.{column}: about {total} rows to fill", 0, total)
+    phase = f"fill {table}.{column}"  # the total is InnoDB's estimate
+    _report("backfill", phase, 0, total)
     while True:
         after = "" if last is None else f" WHERE {key} > %s"
         params: tuple[object, ...] = () if last is None else (last,)
@@ -268,7 +269,7 @@ def fill_in_batches(table: str, column: str, value: str, *, key: str, batch: int
             batch = max(smallest, batch // 2)
         elif took < FILL_TARGET_S / 4:
             batch = min(largest, batch * 2)
-        _report("backfill", f"{table}.{column}: {done}/~{total} rows", done, max(total, done))
+        _report("backfill", phase, done, max(total, done))
         if upper is None:
             return
         last = upper

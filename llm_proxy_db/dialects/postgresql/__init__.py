@@ -4,7 +4,8 @@ Split by concern, as a database backend in Django is: :mod:`.base` (names, goose
 how revisions run, fingerprint quirks, the service's history here), :mod:`.connection` (the
 operator's URL, the engine, the fast read with bare psycopg), :mod:`.locks` (advisory locks),
 :mod:`.client` (``pg_dump``/``pg_restore``/``psql``), :mod:`.creation` (scratch databases and
-schemas, a rehearsal's copy).  This package is the dialect module
+schemas, a rehearsal's copy), :mod:`.pooler` (is this URL a transaction pooler's?),
+:mod:`.replication` (a standby; the replicas' lag read on the primary).  This package is the dialect module
 :func:`llm_proxy_db.dialects.dialect_for` returns: its names are the
 :class:`~llm_proxy_db.dialects.base.ServerDialect` protocol's.
 
@@ -19,6 +20,9 @@ from typing import Any
 
 # Each public name -> the submodule that defines it (a dotted name: a shared module).
 _HOME = {
+    "interruptible": "llm_proxy_db.dialects.interrupts",
+    "relations_named": "objects",
+    "schema_objects": "objects",
     "API_KEY_VARIANTS": "base",
     "BACKUP_BEFORE_EVERY_CHANGE": "base",
     "BACKUP_KIND": "base",
@@ -75,6 +79,8 @@ _HOME = {
     "ADVISORY_LOCK_KEY": "locks",
     "SERVICE_LOCK_KEY": "locks",
     "migration_lock": "locks",
+    "transaction_pooler": "pooler",
+    "read_only_reason": "replication",
     "default_backup_directory": "llm_proxy_db.dialects.server",
     "needs_backup": "llm_proxy_db.dialects.server",
 }

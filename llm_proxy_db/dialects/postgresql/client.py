@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llm_proxy_db.config.settings import Settings
+from llm_proxy_db.config.waits import wait_bound_ms
 from llm_proxy_db.dialects import client_tools
 from llm_proxy_db.dialects.base import DumpInfo
 from llm_proxy_db.dialects.client_tools import find_tool
 from llm_proxy_db.dialects.client_tools import run_tool as run
+from llm_proxy_db.dialects.postgresql.waits import client_options
 from llm_proxy_db.errors import BackupError
 from llm_proxy_db.files import written_then_renamed
 
@@ -48,15 +50,21 @@ def pg_dump(settings: Settings, target: Path) -> Path:
     The dump (it holds the projects' API keys) is written under a temporary name created
     with mode 0600, and renamed when ``pg_dump`` succeeded; a failure or a signal removes it.
     """
-    if target.exists():
-        raise BackupError(f"{target} already exists; choose another --out")
+    if os.path.lexists(target):  # a dangling symlink too: never replaced, never followed
+        raise BackupError(f"{target} already exists", hint="choose another --out (nothing is ever overwritten)")
     try:
         with written_then_renamed(target, None) as temporary:
-            run_tool("pg_dump", settings, ["--format=custom", f"--file={temporary}"])
+            # pg_dump sets lock_timeout = 0 for its own session (PGOPTIONS is overridden): its
+            # wait for the tables' locks is bounded by --lock-wait-timeout instead.
+            run_tool("pg_dump", settings, ["--format=custom", f"--lock-wait-timeout={wait_bound_ms()}",
+                                           f"--file={temporary}"])
     except OSError as exc:
         if isinstance(exc, BackupError):
             raise
-        raise BackupError(f"cannot write the dump {target}: {exc.strerror or exc}") from None
+        raise BackupError(
+            f"cannot write the dump {target}: {exc.strerror or exc}",
+            hint="choose a writable --out or --backup-dir with free space",
+        ) from None
     return target
 
 
@@ -71,6 +79,7 @@ LOAD_REPLACES = True
 
 # Drops every object of the current schema that is not an extension's (the schema itself, its
 # owner and grants stay): relations, routines, then types; CASCADE takes what depends on them.
+# An identity column's sequence is internal to its table ('i'): it goes with the table.
 _DROP_SCHEMA_CONTENTS = r"""DO $llm_proxy_drop$
 DECLARE
   obj record;
@@ -82,7 +91,7 @@ BEGIN
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                       AND d.objid = c.oid AND d.deptype = 'e')
+                       AND d.objid = c.oid AND d.deptype IN ('e', 'i'))
     UNION ALL
     SELECT CASE p.prokind WHEN 'a' THEN 'AGGREGATE' WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
            format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)), 2
@@ -153,7 +162,10 @@ def load_dump(settings: Settings, dump: Path) -> None:
         psql_err.seek(0)
         errors = psql_err.read().decode(errors="replace") + restore_err.read().decode(errors="replace")
         reason = _error_line(errors, settings.sqlalchemy_url().password)
-        raise BackupError(f"{what} failed, nothing was changed: {reason}")
+        raise BackupError(
+            f"{what} failed, nothing was changed: {reason}",
+            hint="the load ran in one transaction and was rolled back; fix the cause and restore again",
+        )
 
 
 def _error_line(stderr: str, password: object) -> str:
@@ -231,7 +243,9 @@ def _client_env(settings: Settings) -> tuple[dict[str, str], str]:
     from sqlalchemy.engine import URL as SaURL
 
     url = settings.sqlalchemy_url()
+
     env = dict(os.environ)  # a PGPASSWORD of the environment serves a URL without a password
+    env["PGOPTIONS"] = client_options(env.get("PGOPTIONS", ""))  # its lock waits bounded too
     if url.password:
         env["PGPASSWORD"] = str(url.password)
     # URL.set(password=None) keeps the password (None means "unchanged"): build it without one.

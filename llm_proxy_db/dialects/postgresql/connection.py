@@ -7,16 +7,19 @@ from urllib.parse import quote, unquote
 
 from llm_proxy_db.config.masking import is_key_value, mask_connection_string
 from llm_proxy_db.config.settings import Settings
+from llm_proxy_db.config.waits import wait_bound_ms
 from llm_proxy_db.dialects.base import VERSION_QUERY
 from llm_proxy_db.dialects.drivers import require_driver
 from llm_proxy_db.dialects.postgresql.base import (
     _ADOPTED,
+    _STANDBY,
     DRIVER,
     DRIVER_PACKAGE,
     OFFLINE_URL,
     SQLALCHEMY_DRIVER,
     URL_SCHEMES,
 )
+from llm_proxy_db.dialects.postgresql.waits import bound_lock_waits
 from llm_proxy_db.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -97,22 +100,39 @@ def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool
 
     del foreign_keys, create  # always on; a server database is never created here
     require_driver(*DRIVER_PACKAGE)
-    return sa.create_engine(settings.sqlalchemy_url(), poolclass=NullPool)
+    # No server-side prepared statements: a pooler may sit in between (pooler.py).
+    engine = sa.create_engine(
+        settings.sqlalchemy_url(), poolclass=NullPool, connect_args={"prepare_threshold": None}
+    )
+    bound_lock_waits(engine)  # every read waits for a lock at most --lock-timeout
+    return engine
+
+
+def libpq_url(settings: Settings) -> str:
+    """``settings``' URL for psycopg itself (password included: never print it)."""
+    return settings.sqlalchemy_url().set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
     """``alembic_version``'s rows with a bare psycopg connection; ``["(adopted)"]`` when adopted."""
-    url = settings.sqlalchemy_url().set(drivername="postgresql")
-    return read_versions_at(url.render_as_string(hide_password=False), adopted_ok)
+    return read_versions_at(libpq_url(settings), adopted_ok)
 
 
 def read_versions_at(libpq_url: str, adopted_ok: bool) -> list[str]:
-    """:func:`read_versions` for a libpq URL (no SQLAlchemy needed to build it)."""
+    """:func:`read_versions` for a libpq URL (no SQLAlchemy needed to build it).
+
+    For the start-up check (``adopted_ok``) a standby answers ``["(standby)"]``: the full path
+    then refuses it (a service cannot start against a server that only reads).
+    """
     require_driver(*DRIVER_PACKAGE)
     import psycopg  # only PostgreSQL users pay for importing it
 
-    with psycopg.connect(libpq_url, autocommit=True) as connection:
+    with psycopg.connect(libpq_url, autocommit=True, prepare_threshold=None) as connection, connection.transaction():
+        # A session holding a lock on alembic_version is waited for at most --lock-timeout.
+        connection.execute(f"SELECT set_config('lock_timeout', '{wait_bound_ms()}ms', true)")
         rows = [row[0] for row in connection.execute(VERSION_QUERY)]
         if not adopted_ok and connection.execute(_ADOPTED).fetchone() is not None:
             return ["(adopted)"]
+        if adopted_ok and connection.execute(_STANDBY).fetchone() is not None:
+            return ["(standby)"]
         return rows

@@ -13,8 +13,8 @@ from llm_proxy_db.dialects import scratch
 from llm_proxy_db.dialects.drivers import require_driver
 from llm_proxy_db.dialects.postgresql.base import DRIVER, DRIVER_PACKAGE
 from llm_proxy_db.dialects.postgresql.client import pg_dump, pg_restore
-from llm_proxy_db.dialects.scratch import ScratchRecipe
-from llm_proxy_db.errors import ConfigError
+from llm_proxy_db.dialects.scratch import ScratchRecipe, is_read_only_refusal
+from llm_proxy_db.errors import ConfigError, ReadOnlyDatabaseError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection
@@ -34,6 +34,8 @@ SCRATCH = ScratchRecipe(
     drop_sql='DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',  # PostgreSQL 13+
     max_name_length=63,
     privilege_hint="the user needs the CREATEDB privilege",
+    read_only_hint="the server only reads (a hot standby, or default_transaction_read_only): "
+    "point at the primary",
     isolation_level="AUTOCOMMIT",
 )
 
@@ -59,10 +61,12 @@ def scratch_connection(connection: Connection) -> Iterator[Connection]:
             yield scratch
         except sa.exc.DBAPIError as exc:
             text = str(exc.orig or exc).strip()
-            raise ConfigError(
+            read_only = is_read_only_refusal(exc)
+            raise (ReadOnlyDatabaseError if read_only else ConfigError)(
                 text.splitlines()[0] if text else type(exc).__name__,
-                hint="the database user needs the CREATE privilege on the database for a scratch "
-                "schema that is always rolled back (GRANT CREATE ON DATABASE ... TO ...)",
+                hint=SCRATCH.read_only_hint if read_only else "the database user needs the CREATE "
+                "privilege on the database for a scratch schema that is always rolled back "
+                "(GRANT CREATE ON DATABASE ... TO ...)",
             ) from None
         finally:
             transaction.rollback()

@@ -63,14 +63,20 @@ def _one_advisory_lock(
 
 
 def _advisory_unlock(connection: Connection, key: int) -> None:
-    """Release the lock; a dead connection has released it already."""
+    """Release the lock, verified; a dead connection has released it already.
+
+    ``pg_advisory_unlock`` answering false means this session did not hold the lock (it is
+    not the session that took it: a pooler in between): the connection is then dropped, so
+    that no session of ours keeps anything."""
     import sqlalchemy as sa
 
     if connection.closed or connection.invalidated:
         return
     try:
         connection.rollback()
-        connection.exec_driver_sql(f"SELECT pg_advisory_unlock({key})")
+        released = connection.exec_driver_sql(f"SELECT pg_advisory_unlock({key})").scalar()
         connection.commit()
     except sa.exc.DBAPIError:
-        pass  # the session is gone, and its locks with it; closing the connection finishes it
+        return  # the session is gone, and its locks with it; closing the connection finishes it
+    if not released:
+        connection.invalidate()

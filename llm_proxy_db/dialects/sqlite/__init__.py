@@ -24,6 +24,9 @@ from typing import Any
 
 # Each public name -> the submodule that defines it (a dotted name: a shared module).
 _HOME = {
+    "interruptible": "interrupt",
+    "relations_named": "objects",
+    "busy_timeout_ms": "connection",
     "default_backup_directory": "backup",
     "needs_backup": "backup",
     "API_KEY_VARIANTS": "base",
@@ -68,6 +71,8 @@ _HOME = {
     "scratch_connection": "creation",
     "lock_file": "locks",
     "migration_lock": "locks",
+    "transaction_pooler": "llm_proxy_db.dialects.no_topology",
+    "read_only_reason": "llm_proxy_db.dialects.no_topology",
 }
 __all__ = sorted(_HOME)
 

@@ -13,6 +13,7 @@ the database's real path, its identity, the revision).  Naming, rotation and res
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
 from datetime import datetime, timezone
@@ -20,11 +21,14 @@ from pathlib import Path
 
 from llm_proxy_db import __version__
 from llm_proxy_db.config.settings import Settings
+from llm_proxy_db.dialects.base import BACKUP_ORIGIN_TABLE
+from llm_proxy_db.dialects.sqlite.connection import busy_timeout_ms
 from llm_proxy_db.dialects.sqlite.snapshot import snapshot_copy
 from llm_proxy_db.errors import BackupError
 from llm_proxy_db.files import identity, real_path, written_then_renamed
 
-ORIGIN_TABLE = "llm_proxy_backup_origin"
+ORIGIN_TABLE = BACKUP_ORIGIN_TABLE
+DAMAGED_HINT = "the file is damaged: use another backup (`llm-proxy-db db restore OTHER`)"
 
 
 def default_backup_directory(settings: Settings) -> Path:
@@ -60,8 +64,11 @@ def copy_database(
     then takes its name.  ``target`` must not exist: nothing existing is ever overwritten,
     and a failed or interrupted copy leaves nothing behind.
     """
-    if target.exists() or target.is_symlink():
-        raise BackupError(f"{target} already exists; refusing to overwrite it")
+    if os.path.lexists(target):
+        raise BackupError(
+            f"{target} already exists; refusing to overwrite it",
+            hint="choose another --out or --backup-dir (nothing is ever overwritten)",
+        )
     try:
         with written_then_renamed(target, real_path(source)) as temporary:
             checked = online_copy(source, temporary)
@@ -71,10 +78,25 @@ def copy_database(
                 check_database(temporary)
     except (OSError, sqlite3.Error) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise BackupError(
-            f"cannot write the backup {target}: {reason}",
-            hint="free disk space or choose a writable --backup-dir (or pass --no-backup)",
-        ) from None
+        raise BackupError(f"cannot write the backup {target}: {reason}", hint=backup_failure_hint(exc)) from None
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST)
+
+
+def backup_failure_hint(exc: BaseException) -> str:
+    """The remedy for a backup that could not be written, from its real cause: a full disk,
+    a place this user cannot write, or anything else (never a guess at one of those)."""
+    text = str(exc).lower()
+    if (isinstance(exc, OSError) and exc.errno in _FULL) or "disk is full" in text or "database or disk" in text:
+        return "free disk space where the backup is written, or choose another --backup-dir (or pass --no-backup)"
+    if isinstance(exc, OSError) and exc.errno in _NOT_WRITABLE or "readonly" in text or "unable to open" in text:
+        return "choose an existing directory writable by this user (--backup-dir, --out), or pass --no-backup"
+    return (
+        "the copy failed for the reason above (not space, not permissions); the database was not "
+        "touched: rerun with LLM_PROXY_DEBUG=1 and report it, or pass --no-backup after your own copy"
+    )
 
 
 def online_copy(source: Path, target: Path) -> bool:
@@ -94,7 +116,7 @@ def online_copy(source: Path, target: Path) -> bool:
             _leave_wal_mode(target)
             return True
     os.truncate(target, 0)
-    reader = sqlite3.connect(f"{real_path(source).as_uri()}?mode=ro", uri=True, timeout=30)
+    reader = sqlite3.connect(f"{real_path(source).as_uri()}?mode=ro", uri=True, timeout=busy_timeout_ms() / 1000)
     try:
         writer = sqlite3.connect(str(target), isolation_level=None)
         try:
@@ -123,6 +145,10 @@ def _record_origin(copy: Path, source: Path, revision: str | None) -> None:
     """Write the small origin table into the copy (never into the database itself)."""
     connection = sqlite3.connect(str(copy), isolation_level=None)
     try:
+        # A database that is itself a backup copied into place carries the table already:
+        # replaced, in one transaction, so a copy records exactly one origin, its own.
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute(f"DROP TABLE IF EXISTS {ORIGIN_TABLE}")
         connection.execute(
             f"CREATE TABLE {ORIGIN_TABLE} (database TEXT NOT NULL, identity TEXT NOT NULL, "
             "revision TEXT, taken_at TEXT NOT NULL, tool_version TEXT NOT NULL)"
@@ -132,6 +158,7 @@ def _record_origin(copy: Path, source: Path, revision: str | None) -> None:
             f"INSERT INTO {ORIGIN_TABLE} VALUES (?, ?, ?, ?, ?)",
             (str(real_path(source)), identity(source), revision, taken, __version__),
         )
+        connection.execute("COMMIT")
     finally:
         connection.close()
 
@@ -161,9 +188,11 @@ def check_database(path: Path) -> None:
         finally:
             connection.close()
     except sqlite3.Error as exc:
-        raise BackupError(f"{path} cannot be read as a SQLite database: {exc}") from None
+        raise BackupError(
+            f"{path} cannot be read as a SQLite database: {exc}", hint=DAMAGED_HINT
+        ) from None
     if rows != ["ok"]:
-        raise BackupError(f"{path} failed PRAGMA quick_check: {'; '.join(map(str, rows[:3]))}")
+        raise BackupError(f"{path} failed PRAGMA quick_check: {'; '.join(map(str, rows[:3]))}", hint=DAMAGED_HINT)
 
 
 def _revision_read_by_sqlite(database: Path) -> str | None:

@@ -6,8 +6,10 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llm_proxy_db.config.waits import configured, wait_bound_ms
 from llm_proxy_db.dialects.base import VERSION_QUERY
 from llm_proxy_db.dialects.sqlite.base import _ADOPTED, NULL_IDS, SQLITE_BUSY_TIMEOUT_MS
+from llm_proxy_db.dialects.sqlite.journal import on_new_database
 from llm_proxy_db.errors import DatabaseConnectionError
 
 if TYPE_CHECKING:
@@ -32,14 +34,23 @@ def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool
     assert settings.database_path is not None
     check_sqlite_path(settings.database_path, create=create)
     engine = sa.create_engine(settings.sqlalchemy_url(), poolclass=NullPool)
-    _install_hooks(engine, foreign_keys=foreign_keys)
+    _install_hooks(engine, foreign_keys=foreign_keys, create=create)
     return engine
+
+
+def busy_timeout_ms() -> int:
+    """How long a statement waits for another connection's lock: ``--lock-timeout`` (or
+    ``LLM_PROXY_LOCK_TIMEOUT``) when given, else :data:`SQLITE_BUSY_TIMEOUT_MS`."""
+    return wait_bound_ms() if configured() else SQLITE_BUSY_TIMEOUT_MS
 
 
 def check_sqlite_path(path: Path, *, create: bool = True) -> None:
     """Refuse a path that is a directory or a file that is not a SQLite database."""
     if path.is_dir():
-        raise DatabaseConnectionError(f"{path} is a directory, not a SQLite database file")
+        raise DatabaseConnectionError(
+            f"{path} is a directory, not a SQLite database file",
+            hint="point DATABASE_PATH (--database-path) at the database file, e.g. data/llm-proxy.db",
+        )
     if path.exists():
         if not is_sqlite_file(path):
             raise DatabaseConnectionError(
@@ -48,11 +59,17 @@ def check_sqlite_path(path: Path, *, create: bool = True) -> None:
             )
         return
     if not create:
-        raise DatabaseConnectionError(f"SQLite database {path} does not exist")
+        raise DatabaseConnectionError(
+            f"SQLite database {path} does not exist",
+            hint="check DATABASE_PATH (--database-path); `llm-proxy-db setup` creates a new one",
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DatabaseConnectionError(f"cannot create directory {path.parent}: {exc.strerror}") from None
+        raise DatabaseConnectionError(
+            f"cannot create directory {path.parent}: {exc.strerror}",
+            hint="create it yourself with the right owner, or point DATABASE_PATH elsewhere",
+        ) from None
 
 
 def is_sqlite_file(path: Path) -> bool:
@@ -77,17 +94,20 @@ def is_sqlite_file(path: Path) -> bool:
     return True
 
 
-def _install_hooks(engine: Engine, *, foreign_keys: bool) -> None:
-    """Take transaction control from ``sqlite3`` so DDL is transactional (SQLAlchemy's recipe)."""
+def _install_hooks(engine: Engine, *, foreign_keys: bool, create: bool = True) -> None:
+    """Take transaction control from ``sqlite3`` so DDL is transactional (SQLAlchemy's recipe);
+    a database this engine creates is made in the service's WAL mode (:mod:`.journal`)."""
     from sqlalchemy import event
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms()}")
         cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
         cursor.close()
+        if create or not foreign_keys:  # a writer; reads never write, not even a header
+            on_new_database(dbapi_connection)
 
     # Migration connections (foreign keys off) take the write lock when their transaction
     # starts: a deferred BEGIN that later writes gets SQLITE_BUSY at once while the service
@@ -105,7 +125,7 @@ def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
     path = settings.database_path
     if path is None or not path.is_file():
         return []
-    connection = sqlite3.connect(path, timeout=30)
+    connection = sqlite3.connect(path, timeout=busy_timeout_ms() / 1000)
     try:
         rows = [row[0] for row in connection.execute(VERSION_QUERY)]
         if not adopted_ok and connection.execute(_ADOPTED).fetchone() is not None:
