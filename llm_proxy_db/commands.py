@@ -14,6 +14,7 @@ from typing import Any
 from alembic import command
 from llm_proxy_db import quick_status
 from llm_proxy_db.adoption import adopt as adoption
+from llm_proxy_db.adoption import live_drift
 from llm_proxy_db.adoption.adopt import AdoptionResult
 from llm_proxy_db.config.alembic_config import make_config
 from llm_proxy_db.config.settings import Settings
@@ -27,6 +28,7 @@ from llm_proxy_db.errors import (
 from llm_proxy_db.failures import bounded_lock_waits
 from llm_proxy_db.migration import adoption_record, manifest, revisions, run_log, unfinished_runs
 from llm_proxy_db.migration.executor import Progress, RunResult
+from llm_proxy_db.migration.results import StepTiming
 from llm_proxy_db.migration.revisions import RevisionState
 from llm_proxy_db.safety import dry_run
 from llm_proxy_db.safety.guard import MigrationOutcome, SafetyOptions, guarded_run
@@ -343,6 +345,52 @@ def offline_start(settings: Settings) -> tuple[str | None, str]:
     if current is None:
         return None, "-- the database has no revision recorded: the script starts at base (use --from REV)"
     return current, f"-- the database is at revision {current}: the script starts there (use --from REV to choose)"
+
+
+def stamp(
+    settings: Settings,
+    target: str,
+    *,
+    progress: Progress | None = None,
+    backup_dir: str | os.PathLike[str] | None = None,
+    keep_backups: int | None = None,
+    no_backup: bool = False,
+    lock_timeout: float | None = None,
+) -> MigrationOutcome:
+    """Record ``target`` as the database's revision without running any revision (``alembic stamp``).
+
+    The schema is not touched, so no data can be lost; the rest of the safety net holds: the
+    migration lock, the refusal of a revision written by a newer release, a SQLite backup
+    first, ``goose_db_version`` in step, and a ``stamp`` row in the run log.
+    """
+    target_id = revisions.resolve(target)
+    safety = SafetyOptions(backup_dir, keep_backups, no_backup, lock_timeout)
+
+    def runner(connection: Any, reached: str | None) -> RunResult:
+        before = current_revision(connection)
+        connection.commit()
+        started = run_log.now()
+        command.stamp(make_config(connection=connection), reached or revisions.BASE)
+        run_log.write(connection, run_log.Entry("stamp", reached, before, reached, started, run_log.now()))
+        connection.commit()
+        return RunResult(before, reached, [StepTiming(reached or revisions.BASE, "stamp", 0.0)])
+
+    return guarded_run(
+        settings, lambda _current: target_id, options=safety, progress=progress, runner=runner,
+        moves_data=False,
+    )
+
+
+def drift(settings: Settings, against: Settings | None = None, *, strict: bool = False) -> live_drift.DriftReport:
+    """Compare the database with the schema its recorded revision should have, or with the
+    database of ``against`` (staging and production; any two dialects, compared logically).
+
+    Reads only.  The report lists each difference with its origin (``drift``, an operator's
+    addition, a later service release's artefact) and the statements that would reconcile the
+    drift in this database's SQL; ``report.drift`` is True when something must be reconciled
+    (with ``strict``, when anything differs at all).  See :mod:`llm_proxy_db.adoption.live_drift`.
+    """
+    return live_drift.check(settings, against, strict=strict)
 
 
 def upgrade_sql(settings: Settings, target: str = revisions.HEAD, start: str | None = None) -> str:

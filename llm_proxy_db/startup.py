@@ -55,18 +55,8 @@ class StartupResult(MigrationOutcome):
         return bool(self.steps) or self.adopted is not None or bool(self.filled_token_ids)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form, for a service's startup log."""
-        return {
-            "action": self.action,
-            "before": self.before,
-            "after": self.after,
-            "applied": self.applied,
-            "adopted": self.adopted,
-            "backup": str(self.backup) if self.backup else None,
-            "lock_wait_seconds": round(self.lock_wait, 3),
-            "checksum_warnings": list(self.checksum_warnings),
-            "filled_token_ids": self.filled_token_ids,
-        }
+        """JSON-ready form, for a service's startup log (and ``setup --json``)."""
+        return {"action": self.action, **super().as_dict(), "filled_token_ids": self.filled_token_ids}
 
 
 def auto_migrate_enabled(env: Mapping[str, str] | None = None) -> bool:

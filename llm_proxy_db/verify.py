@@ -224,6 +224,10 @@ class ManifestUpdate:
         parts += [f"rewrote {', '.join(self.rewritten)} (--force)"] if self.rewritten else []
         return f"{self.path}: {'; '.join(parts) or 'already up to date'}"
 
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready form (``migrate manifest --update --json``)."""
+        return {"path": str(self.path), "added": list(self.added), "rewritten": list(self.rewritten)}
+
 
 def update_manifest(
     script_location: os.PathLike[str] | str | None = None, *, force: bool = False

@@ -15,9 +15,11 @@ from llm_proxy_db import commands
 from llm_proxy_db.cli.render import progress_printer, render_rehearsal
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
+from llm_proxy_db.migration import revisions
 from llm_proxy_db.migration.executor import ProgressEvent, StepTiming
 from llm_proxy_db.safety import locking
 from llm_proxy_db.safety.rehearse import RehearsalResult
+from tests.entry_points import ENTRY_POINTS, migrate
 from tests.safety_helpers import HEAD, revision_of, rows, seed, skip_without_pg_client
 
 runner = CliRunner()
@@ -44,30 +46,37 @@ def test_migrate_up_reports_the_backup(sqlite_settings: Settings, tmp_path: Path
     assert f"backup:   {tmp_path / 'bk'}" in result.output
 
 
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_migrate_up_blocked_by_an_unwritable_backup_dir(
-    sqlite_settings: Settings, tmp_path: Path
+    sqlite_settings: Settings, tmp_path: Path, entry: str
 ) -> None:
     commands.upgrade(sqlite_settings, "0005")
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    result = cli(sqlite_settings, "migrate", "up", "--backup-dir", str(blocker / "sub"))
+    result = migrate(sqlite_settings, entry, "up", "head", backup_dir=blocker / "sub")
     assert result.exit_code == 8, result.output
     assert "Error: cannot write the backup" in result.output and "Traceback" not in result.output
     assert revision_of(sqlite_settings) == "0005"
+    if entry == "alembic":
+        assert migrate(sqlite_settings, entry, "up", "head", no_backup=True).exit_code == 0
+        return
     result = cli(sqlite_settings, "migrate", "up", "--backup-dir", str(blocker), "--no-backup")
     assert result.exit_code == 2 and "contradict" in result.output, result.output
     result = cli(sqlite_settings, "migrate", "up", "--no-backup")
     assert result.exit_code == 0, result.output
 
 
-def test_migrate_down_takes_a_backup(sqlite_settings: Settings, tmp_path: Path) -> None:
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_migrate_down_takes_a_backup(sqlite_settings: Settings, tmp_path: Path, entry: str) -> None:
     commands.upgrade(sqlite_settings)
-    result = cli(sqlite_settings, "migrate", "down", "--steps", "1", "--backup-dir", str(tmp_path))
+    result = migrate(sqlite_settings, entry, "down", "-1", backup_dir=tmp_path)
     assert result.exit_code == 0, result.output
     assert len(list(tmp_path.glob(f"*.{HEAD}.bak"))) == 1
+    assert revision_of(sqlite_settings) == revisions.ids()[-2]
 
 
-def test_a_held_lock_times_out_through_the_cli(settings: Settings) -> None:
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_a_held_lock_times_out_through_the_cli(settings: Settings, entry: str) -> None:
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -79,12 +88,14 @@ def test_a_held_lock_times_out_through_the_cli(settings: Settings) -> None:
     holder.start()
     held.wait(5)
     try:
-        result = cli(settings, "migrate", "up", "--lock-timeout", "0.3")
+        commands_at = revision_of(settings)
+        result = migrate(settings, entry, "up", "head", lock_timeout=0.3)
     finally:
         release.set()
         holder.join()
     assert result.exit_code == 7, result.output
     assert "waiting for the migration lock held by another process" in result.output
+    assert revision_of(settings) == commands_at
 
 
 def test_newer_than_code_is_refused_by_every_command(settings: Settings) -> None:
@@ -97,6 +108,9 @@ def test_newer_than_code_is_refused_by_every_command(settings: Settings) -> None
         result = cli(settings, *args)
         assert result.exit_code == 5, (args, result.output)
         assert "9999" in result.output
+    for verb, target in (("up", "head"), ("down", "-1"), ("down", "base")):
+        outcome = migrate(settings, "alembic", verb, target)
+        assert outcome.exit_code == 5 and "9999" in outcome.output, (verb, outcome.output)
 
 
 def test_setup_with_auto_migrate_off(settings: Settings) -> None:

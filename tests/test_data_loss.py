@@ -14,6 +14,7 @@ from llm_proxy_db.database import connect
 from llm_proxy_db.errors import DataLossError
 from llm_proxy_db.migration import revisions
 from llm_proxy_db.safety import data_loss
+from tests.entry_points import ENTRY_POINTS, migrate
 from tests.safety_helpers import revision_of, rows, seed, skip_without_pg_client
 
 
@@ -72,14 +73,38 @@ def test_allowed_loss_with_no_backup_takes_none(db: Settings, tmp_path: Path) ->
     assert result.after == "0003" and result.backup is None and list(tmp_path.glob("*.dump")) == []
 
 
-def test_cli_exit_code_and_option(db: Settings) -> None:
-    from tests.test_cli_safety import cli
-
-    refused = cli(db, "migrate", "down", "--to", "0003", "--no-backup")
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_cli_exit_code_and_option(db: Settings, entry: str) -> None:
+    """``llm-proxy-db migrate down`` and plain ``alembic downgrade`` refuse alike, and run when allowed."""
+    before = rows(db)
+    refused = migrate(db, entry, "down", "0003", no_backup=True)
     assert refused.exit_code == 11, refused.output
-    assert "--allow-data-loss" in refused.output and "0004: 1 token cache-hit" in refused.output
-    allowed = cli(db, "migrate", "down", "--to", "0003", "--no-backup", "--allow-data-loss")
+    flag = "--allow-data-loss" if entry == "cli" else "-x allow-data-loss=true"
+    assert flag in refused.output and "0004: 1 token cache-hit" in refused.output
+    assert "Traceback" not in refused.output
+    assert revision_of(db) == revisions.head_revision() and rows(db) == before
+    allowed = migrate(db, entry, "down", "0003", no_backup=True, allow_data_loss=True)
     assert allowed.exit_code == 0, allowed.output
+    assert revision_of(db) == "0003"
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_down_to_base_refuses_then_runs_after_a_backup(db: Settings, entry: str, tmp_path: Path) -> None:
+    """The issue's case: ``alembic downgrade base`` on a database with rows dropped every table, exit 0."""
+    if not db.is_sqlite:
+        skip_without_pg_client(db)
+    before = rows(db)
+    tmp_path = tmp_path / "backups"
+    refused = migrate(db, entry, "down", "base", backup_dir=tmp_path)
+    assert refused.exit_code == 11, refused.output
+    assert "project row(s) dropped" in refused.output and "Error: the downgrade would lose data" in refused.output
+    assert rows(db) == before and not tmp_path.exists()
+    allowed = migrate(db, entry, "down", "base", backup_dir=tmp_path, allow_data_loss=True)
+    assert allowed.exit_code == 0, allowed.output
+    assert revision_of(db) is None and len(list(tmp_path.iterdir())) == 1
+    log = commands.log(db)
+    assert log[-1].action == "downgrade" and log[-1].to_revision is None
+    assert log[-1].backup_file == str(next(tmp_path.iterdir()))
 
 
 def _add_events(settings: Settings) -> None:

@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from llm_proxy_db import failures
-from llm_proxy_db.cli import streams
+from llm_proxy_db.cli import json_log, streams
 from llm_proxy_db.cli.render import (
-    progress_printer,
     render_adoption,
     render_history,
     render_log,
@@ -30,8 +29,8 @@ from llm_proxy_db.cli.render import (
     render_run,
     render_status,
     render_upgrade_plan,
-    stage_printer,
 )
+from llm_proxy_db.cli.render_drift import render_drift
 from llm_proxy_db.cli.version import version_line
 from llm_proxy_db.config.masking import mask_message
 from llm_proxy_db.config.parsing import debug_enabled, env_settings, parse_keep_backups, parse_seconds
@@ -198,11 +197,15 @@ FALLBACK_HINTS = {
 def fail(error: LLMProxyDBError, *, as_json: bool = False) -> None:
     """Print ``error`` (stderr; with ``as_json`` also as the JSON object on stdout) and exit.
 
-    Every error ends with one ``Hint:`` line: its own, else the fallback for its exit code."""
+    Every error ends with one ``Hint:`` line: its own, else the fallback for its exit code; with
+    ``LLM_PROXY_LOG_FORMAT=json`` the two lines are one JSON log line instead."""
     if not error.hint:
         error.hint = FALLBACK_HINTS.get(error.exit_code, "rerun with LLM_PROXY_DEBUG=1 and report it")
-    typer.echo(f"Error: {error.message}", err=True)
-    typer.echo(f"Hint: {error.hint}", err=True)
+    if json_log.json_logs():
+        json_log.log_message("error", error.message, event="error", hint=error.hint, exit_code=error.exit_code)
+    else:
+        typer.echo(f"Error: {error.message}", err=True)
+        typer.echo(f"Hint: {error.hint}", err=True)
     if as_json:
         typer.echo(error_json(error))
     raise typer.Exit(error.exit_code)
@@ -211,6 +214,14 @@ def fail(error: LLMProxyDBError, *, as_json: bool = False) -> None:
 def error_json(error: LLMProxyDBError) -> str:
     """``{"error": {"message", "hint", "exit_code", "kind", ...}}`` for ``--json``."""
     return json.dumps({"error": error.as_dict()}, indent=2, default=str)
+
+
+def emit(value: Any, as_json: bool, text: str | Callable[[], str]) -> None:
+    """The one output of a command: ``value`` as JSON (``--json``), else ``text`` for people."""
+    if as_json:
+        typer.echo(json.dumps(value, indent=2, default=str))
+    else:
+        typer.echo(text() if callable(text) else text)
 
 
 def _scrub(exc: BaseException) -> str:
@@ -276,6 +287,7 @@ def setup(
     keep_backups: KeepBackupsOption = None,
     no_backup: NoBackupOption = False,
     lock_timeout: LockTimeoutOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Create the data directory if needed and bring the database to the head revision.
 
@@ -284,9 +296,9 @@ def setup(
     """
     settings = state(ctx).settings()
     options = safety(backup_dir, keep_backups, no_backup, lock_timeout)
-    result = commands.setup(settings, progress=progress_printer(), **options)
-    typer.echo(f"database: {settings.describe()}")
-    typer.echo(render_run(result))
+    result = commands.setup(settings, progress=json_log.progress(), **options)
+    data = {"database": settings.describe(), **result.as_dict()}
+    emit(data, as_json, lambda: f"database: {settings.describe()}\n{render_run(result)}")
 
 
 @migrate_app.command("up")
@@ -315,6 +327,7 @@ def migrate_up(
     keep_backups: KeepBackupsOption = None,
     no_backup: NoBackupOption = False,
     lock_timeout: LockTimeoutOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Apply pending revisions up to --to (default head), under the lock, after a backup."""
     if start is not None and not sql:
@@ -325,15 +338,33 @@ def migrate_up(
     if sql:
         if start is None:
             start, said = commands.offline_start(settings)
-            typer.echo(said, err=True)
-        typer.echo(dialect_for(settings).OFFLINE_SCRIPT_PREAMBLE + commands.upgrade_sql(settings, to, start), nl=False)
+            _say(said)
+        _print_sql(settings, commands.upgrade_sql(settings, to, start), as_json)
         return
     options = safety(backup_dir, keep_backups, no_backup, lock_timeout)
     if dry_run:
         plan = commands.upgrade_plan(settings, to, backup_dir=backup_dir, no_backup=no_backup)
-        typer.echo(render_upgrade_plan(plan))
+        emit(plan.as_dict(), as_json, lambda: render_upgrade_plan(plan))
         return
-    typer.echo(render_run(commands.upgrade(settings, to, progress=progress_printer(), **options)))
+    result = commands.upgrade(settings, to, progress=json_log.progress(), **options)
+    emit({"database": settings.describe(), **result.as_dict()}, as_json, lambda: render_run(result))
+
+
+def _say(message: str) -> None:
+    """One message on stderr: a line of text, or a JSON log line."""
+    if json_log.json_logs():
+        json_log.log_message("info", message)
+    else:
+        typer.echo(message, err=True)
+
+
+def _print_sql(settings: Settings, script: str, as_json: bool) -> None:
+    """An offline script: as it is, or ``{"dialect", "sql"}`` with ``--json``."""
+    script = dialect_for(settings).OFFLINE_SCRIPT_PREAMBLE + script
+    if as_json:
+        emit({"dialect": settings.dialect_name, "sql": script}, True, "")
+    else:
+        typer.echo(script, nl=False)
 
 
 @migrate_app.command("down")
@@ -358,6 +389,7 @@ def migrate_down(
             "PostgreSQL is dumped first unless --no-backup.",
         ),
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Revert revisions: --steps N or --to REV (one of the two).
 
@@ -378,15 +410,14 @@ def migrate_down(
                 "--sql needs --to REV (there is no database to count steps from)",
                 hint="e.g. `migrate down --sql --to 0006`",
             )
-        script = commands.downgrade_sql(settings, to, start or "head")
-        typer.echo(dialect_for(settings).OFFLINE_SCRIPT_PREAMBLE + script, nl=False)
+        _print_sql(settings, commands.downgrade_sql(settings, to, start or "head"), as_json)
         return
     options = safety(backup_dir, keep_backups, no_backup, lock_timeout)
     result = commands.downgrade(
-        settings, to, steps=steps, progress=progress_printer(), allow_data_loss=allow_data_loss,
+        settings, to, steps=steps, progress=json_log.progress(), allow_data_loss=allow_data_loss,
         **options,
     )
-    typer.echo(render_run(result))
+    emit({"database": settings.describe(), **result.as_dict()}, as_json, lambda: render_run(result))
 
 
 @migrate_app.command("status")
@@ -394,7 +425,7 @@ def migrate_down(
 def migrate_status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Show the current revision, the head revision and what is pending."""
     current = commands.status(state(ctx).settings())
-    typer.echo(json.dumps(current.as_dict(), indent=2) if as_json else render_status(current))
+    emit(current.as_dict(), as_json, lambda: render_status(current))
 
 
 @migrate_app.command("adopt")
@@ -426,19 +457,23 @@ def migrate_adopt(
     if force_stamp and not dry_run:
         planned = commands.adopt(settings, to, dry_run=True, force_stamp=force_stamp)
         _warn(planned.plan.warnings)
-    progress = None if dry_run else progress_printer()
+    progress = None if dry_run else json_log.progress()
     options = safety(backup_dir, keep_backups, no_backup, lock_timeout)
     result = commands.adopt(
         settings, to, dry_run=dry_run, force_stamp=force_stamp, progress=progress, **options
     )
     if dry_run:
         _warn(result.plan.warnings)
-    typer.echo(json.dumps(result.plan.as_dict(), indent=2) if as_json else render_adoption(result))
+    data = {**result.plan.as_dict(), "run": result.run.as_dict() if result.run is not None else None}
+    emit(data, as_json, lambda: render_adoption(result))
 
 
 def _warn(warnings: tuple[str, ...]) -> None:
     for line in warnings:
-        typer.echo(f"WARNING: {line}", err=True)
+        if json_log.json_logs():
+            json_log.log_message("warning", line)
+        else:
+            typer.echo(f"WARNING: {line}", err=True)
 
 
 @migrate_app.command("history")
@@ -446,10 +481,7 @@ def _warn(warnings: tuple[str, ...]) -> None:
 def migrate_history(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List every revision, oldest first, with whether and when the database got it."""
     revisions = commands.history(state(ctx).settings())
-    if as_json:
-        typer.echo(json.dumps([info.as_dict() for info in revisions], indent=2))
-    else:
-        typer.echo(render_history(revisions))
+    emit([info.as_dict() for info in revisions], as_json, lambda: render_history(revisions))
 
 
 @migrate_app.command("log")
@@ -463,10 +495,7 @@ def migrate_log(
 
     Revisions applied and reverted, adoptions, forced stamps, restores.  Reads only."""
     entries = commands.log(state(ctx).settings(), limit)
-    if as_json:
-        typer.echo(json.dumps([entry.as_dict() for entry in entries], indent=2))
-    else:
-        typer.echo(render_log(entries))
+    emit([entry.as_dict() for entry in entries], as_json, lambda: render_log(entries))
 
 
 @migrate_app.command("verify")
@@ -488,13 +517,14 @@ def migrate_verify(
             "MySQL/MariaDB server (mysql:// URL or the service's DSN).",
         ),
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Check the revision chain, its manifest, a base->head->base->head cycle and offline SQL.
 
     The configured database is never used: the cycles run on scratch databases.
     """
-    problems = verify.verify(postgres_url=postgres_url, mysql_url=mysql_url, progress=stage_printer())
-    _report_problems(problems, "migrate verify", "the revision chain is sound")
+    problems = verify.verify(postgres_url=postgres_url, mysql_url=mysql_url, progress=json_log.stages())
+    _report_problems(problems, "migrate verify", "the revision chain is sound", as_json)
 
 
 @migrate_app.command("manifest")
@@ -507,26 +537,78 @@ def migrate_manifest(
         bool,
         typer.Option("--force", help="With --update: also rewrite entries of released revisions."),
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Check the checksum manifest of the revision files, or append new revisions to it."""
     if force and not update:
         raise ConfigError("--force only makes sense with --update", hint="use `migrate manifest --update --force`")
     if not update:
         problems = verify.manifest_problems()
-        _report_problems(problems, "the manifest check", "the manifest is current")
+        _report_problems(problems, "the manifest check", "the manifest is current", as_json)
         return
-    typer.echo(verify.update_manifest(force=force).describe())
+    updated = verify.update_manifest(force=force)
+    emit(updated.as_dict(), as_json, updated.describe)
 
 
-def _report_problems(problems: list[str], what: str, success: str) -> None:
-    for line in problems:
-        typer.echo(f"FAIL {line}")
+def _report_problems(problems: list[str], what: str, success: str, as_json: bool = False) -> None:
+    """``FAIL ...`` lines and exit 9, or ``OK ...``; with ``--json`` one ``{"ok", "problems"}`` object."""
+    if as_json:
+        emit({"ok": not problems, "problems": problems}, True, "")
+    else:
+        for line in problems:
+            typer.echo(f"FAIL {line}")
     if problems:
-        raise VerificationError(
+        error = VerificationError(
             f"{what} found {len(problems)} problem(s)",
-            hint="each FAIL line above names one; see docs/migration-workflow.md",
+            hint="each FAIL line names one; see docs/migration-workflow.md",
         )
-    typer.echo(f"OK {success}")
+        if as_json:  # the result above is the one JSON value; the error goes to stderr only
+            fail(error)
+        raise error
+    if not as_json:
+        typer.echo(f"OK {success}")
+
+
+@migrate_app.command("drift")
+@handles_errors
+def migrate_drift(
+    ctx: typer.Context,
+    against: Annotated[
+        str | None,
+        typer.Option(
+            "--against",
+            metavar="URL",
+            help="Compare with this other database (PostgreSQL URL, MySQL DSN or mysql:// URL) "
+            "instead of with the schema of the recorded revision.",
+        ),
+    ] = None,
+    against_path: Annotated[
+        Path | None, typer.Option("--against-path", help="Compare with this other SQLite file.")
+    ] = None,
+    against_driver: Annotated[
+        str | None,
+        typer.Option("--against-driver", help="sqlite, postgres or mysql for --against (default: from the URL)."),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Operator additions (an extra index, column, table) count as drift too.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Compare the live database with the schema its revision should have, or with another database.
+
+    Prints each difference (drift, an operator's addition, a service artefact) and the SQL that
+    would reconcile the drift. Exit 9 on drift, 0 when there is none. Reads only."""
+    other = None
+    if against is not None or against_path is not None or against_driver is not None:
+        if against is not None and against_path is not None:
+            raise ConfigError("--against and --against-path contradict each other", hint="give only one of them")
+        if against is None and against_path is None:
+            raise ConfigError("--against-driver needs --against URL")
+        other = resolve_settings(against_driver, against_path, against, env={})
+    report = commands.drift(state(ctx).settings(), other, strict=strict)
+    emit(report.as_dict(), as_json, lambda: render_drift(report))
+    if report.drift:
+        raise typer.Exit(VerificationError.exit_code)
 
 
 @migrate_app.command("rehearse")
@@ -537,9 +619,9 @@ def migrate_rehearse(
     as_json: JsonOption = False,
 ) -> None:
     """Run the pending revisions on a throw-away copy of the database, then delete the copy."""
-    progress = None if as_json else progress_printer()
+    progress = None if as_json else json_log.progress()
     result = rehearse.rehearse(state(ctx).settings(), to, progress=progress)
-    typer.echo(json.dumps(result.as_dict(), indent=2) if as_json else render_rehearsal(result))
+    emit(result.as_dict(), as_json, lambda: render_rehearsal(result))
     if not result.ok:
         raise typer.Exit(MigrationError.exit_code)
 
@@ -551,11 +633,13 @@ def db_backup(
     out: OutOption = None,
     backup_dir: BackupDirOption = None,
     keep_backups: KeepBackupsOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Back the database up now (SQLite: a checked copy; PostgreSQL: pg_dump; MySQL: mariadb-dump)."""
     checked_numbers(keep_backups, None)
-    path = backup.backup(state(ctx).settings(), out, backup_dir=backup_dir, keep=keep_backups)
-    typer.echo(f"backup: {path}")
+    settings = state(ctx).settings()
+    path = backup.backup(settings, out, backup_dir=backup_dir, keep=keep_backups)
+    emit({"database": settings.describe(), "backup": str(path)}, as_json, f"backup: {path}")
 
 
 @db_app.command("restore")
@@ -573,6 +657,7 @@ def db_restore(
             "a database that is not empty (its contents are dumped first). Refused otherwise.",
         ),
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Replace the database's contents with FILE, keeping a safety copy of the current ones.
 
@@ -580,11 +665,10 @@ def db_restore(
     MySQL/MariaDB: a mariadb-dump/mysqldump file (mariadb/mysql client)."""
     checked_numbers(None, lock_timeout)
     settings = state(ctx).settings()
-    progress = progress_printer()
     result = backup.restore(
-        settings, file, backup_dir=backup_dir, lock_timeout=lock_timeout, progress=progress, force=force
+        settings, file, backup_dir=backup_dir, lock_timeout=lock_timeout, progress=json_log.progress(), force=force
     )
-    typer.echo(render_restore(result))
+    emit(result.as_dict(), as_json, lambda: render_restore(result))
 
 
 def main() -> None:
@@ -602,10 +686,13 @@ def main() -> None:
         sys.exit(1)
     except typer.TyperException as exc:  # Click's usage errors (Typer vendors Click)
         exit_code = int(getattr(exc, "exit_code", 2))
-        exc.show()  # type: ignore[attr-defined]
+        usage = ConfigError(exc.format_message(), hint="see --help")
+        usage.exit_code = exit_code
+        if json_log.json_logs():
+            json_log.log_message("error", usage.message, event="error", hint=usage.hint, exit_code=exit_code)
+        else:
+            exc.show()  # type: ignore[attr-defined]
         if "--json" in sys.argv[1:]:
-            usage = ConfigError(exc.format_message(), hint="see --help")
-            usage.exit_code = exit_code
             typer.echo(error_json(usage))
         sys.exit(exit_code)
     sys.exit(code if isinstance(code, int) else 0)

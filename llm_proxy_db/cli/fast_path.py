@@ -1,9 +1,10 @@
 """The commands a deployment runs before every start, answered without Typer when at head.
 
-``llm-proxy-db migrate status [--json]``, ``setup`` and ``migrate up`` (what an init container or
-a Kubernetes Job runs) against an up-to-date database must cost a fraction of ``alembic
-current`` (issues 6 and 22); so must ``--version``, which needs no database at all.  Parsing the command line with Typer
-alone costs more than the whole answer (it loads pydantic), so :func:`output_at_head`
+``llm-proxy-db migrate status [--json]``, ``setup [--json]`` and ``migrate up [--json]`` (what an
+init container or a Kubernetes Job runs) against an up-to-date database must cost a fraction of
+``alembic current`` (issues 6 and 22); so must ``--version``, which needs no database at all.
+Parsing the command line with Typer alone costs more than the whole answer (it loads
+pydantic), so :func:`output_at_head`
 recognises exactly these invocations, with the global options in the forms Click accepts,
 and answers them when :func:`~llm_proxy_db.quick_status.at_head` says the database is at
 head.  Anything else (other commands, ``--help``, an unknown option, a database not at head,
@@ -70,16 +71,14 @@ def output_at_head(argv: Sequence[str]) -> str | None:
     options, command = parsed
     try:
         env_settings()
-        description = _description_at_head(options, adopted_ok=command != ["migrate", "status"])
+        description = _description_at_head(options, adopted_ok=command[:2] != ["migrate", "status"])
         status = status_at_head(description) if description is not None else None
     except Exception:  # noqa: BLE001 - the full CLI reports it properly
         return None
-    if status is None:
+    if status is None or description is None:
         return None
-    if command in (["setup"], ["migrate", "up"]):
-        head, warnings = status.head_revision, status.checksum_warnings
-        run = render_run(RunResult(before=head, after=head, checksum_warnings=warnings))
-        return f"database: {description}\n{run}\n" if command == ["setup"] else f"{run}\n"
+    if command[:2] != ["migrate", "status"]:  # setup or migrate up [--json]: a run with nothing to do
+        return _run_at_head(description, status.head_revision, status.checksum_warnings, command)
     if command == ["migrate", "status", "--json"]:
         return json.dumps(status.as_dict(), indent=2) + "\n"
     return render_status(status) + "\n"
@@ -98,6 +97,26 @@ def _description_at_head(options: dict[str, str], *, adopted_ok: bool) -> str | 
     return settings.describe() if quick_status.at_head(settings, adopted_ok=adopted_ok) else None
 
 
+_FAST_COMMANDS = [
+    [*words, *json] for words in (["setup"], ["migrate", "up"], ["migrate", "status"]) for json in ([], ["--json"])
+]
+
+
+def _run_at_head(description: str, head: str | None, warnings: list[str], command: list[str]) -> str:
+    """``setup`` or ``migrate up`` at head, as the full CLI prints it (``--json``: the result's
+    ``as_dict()``: ``StartupResult`` for setup, ``MigrationOutcome`` for migrate up)."""
+    run = RunResult(before=head, after=head, checksum_warnings=warnings)
+    setup = command[0] == "setup"
+    if command[-1] == "--json":
+        data = {
+            "database": description, **({"action": "up_to_date"} if setup else {}), **run.as_dict(),
+            "backup": None, "lock_wait_seconds": 0.0, **({"filled_token_ids": 0} if setup else {}),
+        }
+        return json.dumps(data, indent=2) + "\n"
+    text = render_run(run)
+    return f"database: {description}\n{text}\n" if setup else f"{text}\n"
+
+
 def _parse(argv: list[str]) -> tuple[dict[str, str], list[str]] | None:
     """Global options and the command words, or None for anything but the fast commands."""
     options: dict[str, str] = {}
@@ -110,6 +129,6 @@ def _parse(argv: list[str]) -> tuple[dict[str, str], list[str]] | None:
                 return None
             value = argv.pop(0)
         options[GLOBAL_OPTIONS[name]] = value
-    if argv in (["setup"], ["migrate", "up"], ["migrate", "status"], ["migrate", "status", "--json"]):
+    if argv in _FAST_COMMANDS:
         return options, argv
     return None

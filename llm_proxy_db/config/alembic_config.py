@@ -20,7 +20,12 @@ from llm_proxy_db.config.paths import script_location
 from llm_proxy_db.config.paths import script_location as default_location
 from llm_proxy_db.config.settings import Settings
 
-__all__ = ["make_config", "script_location"]
+__all__ = ["CALLER_GUARDS", "make_config", "script_location"]
+
+# Set on every config built here: the caller (our executor, adoption, a test) runs the
+# revisions under its own guard, so ``alembic/env.py`` must not wrap them in another.  A config
+# without it (the ``alembic`` command, ``Config("alembic.ini")``) is guarded by env.py itself.
+CALLER_GUARDS = "llm_proxy_db.caller_guards"
 
 
 def make_config(
@@ -46,6 +51,7 @@ def make_config(
         config.set_main_option("version_locations", os.pathsep.join(_escape(p) for p in locations))
     config.attributes["settings"] = settings
     config.attributes["connection"] = connection
+    config.attributes[CALLER_GUARDS] = True
     return config
 
 

@@ -32,6 +32,9 @@ TABLE_LOCK_TIMEOUT_ENV = "LLM_PROXY_TABLE_LOCK_TIMEOUT"
 KEEP_BACKUPS_ENV = "LLM_PROXY_KEEP_BACKUPS"
 BACKUP_DIR_ENV = "LLM_PROXY_BACKUP_DIR"
 LOCK_RETRIES_ENV = "LLM_PROXY_LOCK_RETRIES"
+ALLOW_DATA_LOSS_ENV = "LLM_PROXY_ALLOW_DATA_LOSS"
+LOG_FORMAT_ENV = "LLM_PROXY_LOG_FORMAT"
+LOG_FORMATS = ("text", "json")
 MAX_REPLICA_LAG_ENV = "LLM_PROXY_MAX_REPLICA_LAG"
 DIRECT_URL_ENV = "LLM_PROXY_DIRECT_URL"
 
@@ -156,6 +159,8 @@ class EnvSettings:
     keep_backups: int = DEFAULT_KEEP_BACKUPS
     backup_dir: Path | None = None
     lock_retries: int = DEFAULT_LOCK_RETRIES
+    allow_data_loss: bool = False  # plain ``alembic downgrade`` only (see llm_proxy_db.cli.alembic_env)
+    log_format: str = "text"
     max_replica_lag: float = DEFAULT_MAX_REPLICA_LAG
 
 
@@ -185,8 +190,28 @@ def env_settings(env: Mapping[str, str] | None = None) -> EnvSettings:
         keep_backups=parse_keep_backups(KEEP_BACKUPS_ENV, keep) if keep else DEFAULT_KEEP_BACKUPS,
         backup_dir=Path(backup_dir).expanduser() if backup_dir else None,
         lock_retries=parse_lock_retries(retries),
+        allow_data_loss=parse_bool(ALLOW_DATA_LOSS_ENV, env.get(ALLOW_DATA_LOSS_ENV), False),
+        log_format=parse_log_format(env.get(LOG_FORMAT_ENV)),
         max_replica_lag=parse_max_replica_lag(env.get(MAX_REPLICA_LAG_ENV)),
     )
+
+
+def parse_log_format(raw: str | None) -> str:
+    """``LLM_PROXY_LOG_FORMAT``: ``text`` (default) or ``json`` (one JSON object per line on stderr)."""
+    value = (raw or "").strip().lower()
+    if not value:
+        return "text"
+    if value not in LOG_FORMATS:
+        raise ConfigError(f"{LOG_FORMAT_ENV}={raw!r} is not a log format", hint="use text or json")
+    return value
+
+
+def log_format(env: Mapping[str, str] | None = None) -> str:
+    """The log format for the error boundary, which must not fail itself: a bad value means text."""
+    try:
+        return parse_log_format((os.environ if env is None else env).get(LOG_FORMAT_ENV))
+    except ConfigError:
+        return "text"
 
 
 def parse_lock_retries(raw: str | None) -> int:

@@ -89,6 +89,8 @@ class Dialect(Protocol):
     #: Fingerprint quirks: whether constraint names count, options for index reflection.
     NAMED_CONSTRAINTS: bool
     INDEX_REFLECTION_OPTIONS: Mapping[str, Any]
+    #: Query listing the triggers (name, table) of the connected database (``migrate drift``).
+    TRIGGERS_SQL: str
     #: Whether the service's starts leave schema artefacts on older databases (adoption strips them).
     SERVICE_START_ARTEFACTS: bool
     #: The service's history here, which adoption's known states follow

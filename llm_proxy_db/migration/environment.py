@@ -47,8 +47,7 @@ from llm_proxy_db.service import goose
 def run_environment(context: Any) -> None:
     """Run migrations offline (``--sql``) or online, as Alembic asked."""
     config = context.config
-    if config.config_file_name and config.attributes.get("configure_logger", True):
-        fileConfig(config.config_file_name, disable_existing_loggers=False)
+    configure_logging(config)
     try:
         _run(context, config)
     except LLMProxyDBError as exc:
@@ -56,6 +55,12 @@ def run_environment(context: Any) -> None:
             raise
         # Run by the ``alembic`` command: its own error form, not a traceback.
         raise CommandError(f"{exc.message}" + (f" ({exc.hint})" if exc.hint else "")) from None
+
+
+def configure_logging(config: Any) -> None:
+    """The logging of ``alembic.ini`` (when Alembic was given one and nobody said otherwise)."""
+    if config.config_file_name and config.attributes.get("configure_logger", True):
+        fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
 def _run(context: Any, config: Any) -> None:

@@ -6,7 +6,9 @@ do" with a :class:`RunResult` (:mod:`llm_proxy_db.cli.fast_path`).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -36,3 +38,14 @@ class RunResult:
     def applied(self) -> list[str]:
         """Revision ids run, in order."""
         return [step.revision for step in self.steps]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form: revisions before and after, each step with its time."""
+        return {
+            "before": self.before,
+            "after": self.after,
+            "applied": self.applied,
+            "steps": [dataclasses.asdict(step) | {"seconds": round(step.seconds, 3)} for step in self.steps],
+            "adopted": self.adopted,
+            "checksum_warnings": list(self.checksum_warnings),
+        }

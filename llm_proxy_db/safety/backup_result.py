@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -17,3 +18,14 @@ class RestoreResult:
     safety_copy: Path | None
     replaced_damaged: bool = False
     origin: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``db restore --json``)."""
+        return {
+            "database": self.database,
+            "restored_from": str(self.restored_from),
+            "revision": self.revision,
+            "safety_copy": str(self.safety_copy) if self.safety_copy else None,
+            "replaced_damaged": self.replaced_damaged,
+            "origin": self.origin,
+        }

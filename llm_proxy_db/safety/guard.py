@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
@@ -77,6 +78,14 @@ class MigrationOutcome(RunResult):
     backup: Path | None = None
     lock_wait: float = 0.0
 
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``migrate up/down --json``)."""
+        return {
+            **super().as_dict(),
+            "backup": str(self.backup) if self.backup else None,
+            "lock_wait_seconds": round(self.lock_wait, 3),
+        }
+
 
 def guarded_run(
     settings: Settings,
@@ -88,6 +97,7 @@ def guarded_run(
     runner: Runner | None = None,
     check: Check | None = None,
     connection: Connection | None = None,
+    moves_data: bool = True,
 ) -> MigrationOutcome:
     """Move the database to ``target_for(current revision read under the lock)``, safely.
 
@@ -95,7 +105,9 @@ def guarded_run(
     ``progress`` and ``version_locations``); it runs after the lock and the backup.
     ``check(connection, target)``, when something is to be done, runs under the lock before
     anything else (an adoption's refusal).  ``connection``: an open connection to use (its
-    transaction ended) instead of opening one; the caller closes it.
+    transaction ended) instead of opening one; the caller closes it.  ``moves_data=False``
+    (a stamp: only the recorded revision changes) skips the data-loss and partial-upgrade
+    refusals of a move down; the lock, the version guard, the backup and the run log stay.
     """
     options = options or SafetyOptions()
     keep_backups(options.keep_backups)  # bad options fail before anything is touched
@@ -120,7 +132,7 @@ def guarded_run(
             return MigrationOutcome(current, current, checksum_warnings=warnings, lock_wait=waited)
         if check is not None:
             check(connection, target)
-        reverted = [revision for revision, _reached, direction in steps if direction == "downgrade"]
+        reverted = [rev for rev, _reached, direction in steps if direction == "downgrade" and moves_data]
         if reverted:
             refuse_downgrade_below_a_partial_upgrade(connection, current, scripts)
         refuse_data_loss(connection, reverted, options.allow_data_loss)

@@ -68,6 +68,40 @@ def _with_two_value_check(print_: Fingerprint) -> Fingerprint | None:
     return replace(print_, tables={**print_.tables, "audit_events": narrowed})
 
 
+# Tables that are not the service's schema but are known by name: never drift, never an operator's.
+_KNOWN_TABLES = {
+    "alembic_version": "this tool's version table",
+    "goose_db_version": "the service's goose version table (kept in step by every revision)",
+    "migration_lock": "the lock table of the service's old goose runner",
+    "sqlite_sequence": "SQLite's own AUTOINCREMENT counters",
+}
+_TOOL_PREFIX = "llm_proxy_"
+
+
+def known_table(name: str) -> str | None:
+    """What a table that is not one of the service's three is, when it is known by name, else None
+    (``llm_proxy_*``: this tool's bookkeeping, e.g. the run log and the adoption record)."""
+    if name in _KNOWN_TABLES:
+        return _KNOWN_TABLES[name]
+    if name.startswith(_TOOL_PREFIX):
+        return "this tool's bookkeeping"
+    if name.startswith("sqlite_stat"):
+        return "SQLite's planner statistics (ANALYZE)"
+    return None
+
+
+def is_artefact_index(table: str, name: str, index: IndexPrint | None, tokens_have_id: bool) -> bool:
+    """Whether an extra index is what a later release's start left: ``idx_tokens_token`` on the
+    token-keyed ``tokens`` (no ``id`` column yet)."""
+    return table == "tokens" and name == TOKEN_INDEX and index == TOKEN_INDEX_PRINT and not tokens_have_id
+
+
+def is_artefact_check(table: str, actual: str | None, expected: str | None) -> bool:
+    """Whether a CHECK difference is the four-value outcome CHECK a 2026-01-03+ start wrote on an
+    ``audit_events`` the revision has with two values (the extra four, the missing two)."""
+    return table == "audit_events" and (actual, expected) in ((FOUR_VALUE_CHECK, None), (None, TWO_VALUE_CHECK))
+
+
 def left_on(connection: Connection) -> bool:
     """Whether the service's starts leave such artefacts on this dialect's databases (SQLite)."""
     return dialect_for(connection).SERVICE_START_ARTEFACTS

@@ -43,6 +43,7 @@ _HOME = {
     "MYSQL8_TRAP_CHECK": "base",
     "MYSQL8_TRAP_DESCRIPTION": "base",
     "NAMED_CONSTRAINTS": "base",
+    "TRIGGERS_SQL": "base",
     "OFFLINE_SCRIPT_PREAMBLE": "base",
     "OFFLINE_URL": "base",
     "SEED_ROW_STATES": "base",

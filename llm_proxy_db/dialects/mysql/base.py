@@ -121,6 +121,10 @@ def new_token_id_sql() -> str | None:
 HEAD_SCHEMA = "mysql"
 NAMED_CONSTRAINTS = True
 INDEX_REFLECTION_OPTIONS: Mapping[str, Any] = {}
+# The triggers (name, table) of the connected database: the service has none (migrate drift).
+TRIGGERS_SQL = (
+    "SELECT trigger_name, event_object_table FROM information_schema.triggers WHERE trigger_schema = DATABASE()"
+)
 
 
 def reflect_checks(connection: Connection, tables: list[str]) -> dict[str, list[dict[str, Any]]] | None:

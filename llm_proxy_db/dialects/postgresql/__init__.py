@@ -37,6 +37,7 @@ _HOME = {
     "INDEX_REFLECTION_OPTIONS": "base",
     "LOCK_TIMEOUT_RETRIES": "base",
     "NAMED_CONSTRAINTS": "base",
+    "TRIGGERS_SQL": "base",
     "OFFLINE_SCRIPT_PREAMBLE": "base",
     "OFFLINE_URL": "base",
     "SEED_ROW_STATES": "base",

@@ -112,6 +112,11 @@ def new_token_id_sql() -> str | None:
 HEAD_SCHEMA = "server"
 NAMED_CONSTRAINTS = True
 INDEX_REFLECTION_OPTIONS: Mapping[str, Any] = {}
+# The triggers (name, table) of the connected database: the service has none (migrate drift).
+TRIGGERS_SQL = (
+    "SELECT t.tgname, c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+    "WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace"
+)
 
 
 def reflect_checks(connection: Connection, tables: list[str]) -> dict[str, list[dict[str, Any]]] | None:

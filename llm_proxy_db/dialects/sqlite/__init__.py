@@ -43,6 +43,7 @@ _HOME = {
     "INDEX_REFLECTION_OPTIONS": "base",
     "LOCK_TIMEOUT_RETRIES": "base",
     "NAMED_CONSTRAINTS": "base",
+    "TRIGGERS_SQL": "base",
     "NULL_IDS": "base",
     "OFFLINE_SCRIPT_PREAMBLE": "base",
     "SEED_ROW_STATES": "base",

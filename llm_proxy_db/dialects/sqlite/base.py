@@ -102,6 +102,8 @@ def new_token_id_sql() -> str | None:
 HEAD_SCHEMA = "sqlite"
 NAMED_CONSTRAINTS = False
 INDEX_REFLECTION_OPTIONS: Mapping[str, Any] = {"include_auto_indexes": True}
+# The triggers (name, table) of the connected database: the service has none (migrate drift).
+TRIGGERS_SQL = "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger'"
 
 
 def reflect_checks(connection: Connection, tables: list[str]) -> dict[str, list[dict[str, Any]]] | None:
