@@ -29,6 +29,7 @@ class Status:
     adopted_from: dict[str, Any] | None = None
     tokens_without_id: int = 0  # written by a pre-token-id release; setup fills them
     partly_applied: str | None = None  # a revision stopped between steps it commits on their own (MySQL, PostgreSQL)
+    topology: dict[str, Any] | None = None  # a Galera cluster, a replica, a primary with replicas (MySQL)
 
     @property
     def up_to_date(self) -> bool:
@@ -49,7 +50,17 @@ class Status:
             "adopted_from": self.adopted_from,
             "tokens_without_id": self.tokens_without_id,
             "partly_applied": self.partly_applied,
+            "topology": self.topology,
         }
+
+
+def with_topology(status: Status, settings: Any) -> Status:
+    """``status`` with what the server is part of, where the dialect can tell (MySQL)."""
+    from dataclasses import replace
+
+    describe = getattr(settings.dialect, "describe_topology", None)
+    found = describe(settings) if describe is not None else None
+    return replace(status, topology=found) if found is not None else status
 
 
 def status_at_head(database: str, head: str | None = None, warnings: list[str] | None = None) -> Status:

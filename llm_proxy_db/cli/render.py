@@ -37,6 +37,7 @@ def render_status(status: Status) -> str:
             *_token_id_lines(status.tokens_without_id),
             *([f"partial:  {status.partly_applied} (run `llm-proxy setup` again to finish it)"]
               if status.partly_applied else []),
+            *([f"cluster:  {status.topology['summary']}"] if status.topology else []),
             *_adoption_lines(status),
         ]
     )
@@ -218,6 +219,8 @@ def describe_event(event: ProgressEvent) -> str:
         return f"{verb} {event.revision}: {event.detail}"
     if event.kind == "backfill":
         return f"{verb} {event.revision}: backfill {event.detail}"
+    if event.kind == "throttle":  # a batched phase paused for a replica, or retrying a batch
+        return f"{verb} {event.revision}: {event.detail}"
     return event.detail or event.kind
 
 

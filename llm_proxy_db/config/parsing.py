@@ -31,6 +31,7 @@ TABLE_LOCK_TIMEOUT_ENV = "LLM_PROXY_TABLE_LOCK_TIMEOUT"
 KEEP_BACKUPS_ENV = "LLM_PROXY_KEEP_BACKUPS"
 BACKUP_DIR_ENV = "LLM_PROXY_BACKUP_DIR"
 LOCK_RETRIES_ENV = "LLM_PROXY_LOCK_RETRIES"
+MAX_REPLICA_LAG_ENV = "LLM_PROXY_MAX_REPLICA_LAG"
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
@@ -43,6 +44,8 @@ MAX_KEEP_BACKUPS = 10_000
 DEFAULT_LOCK_RETRIES = 5
 MAX_LOCK_RETRIES = 100
 DEFAULT_TABLE_LOCK_TIMEOUT = "1s"
+DEFAULT_MAX_REPLICA_LAG = 1.0
+MAX_MAX_REPLICA_LAG = 24 * 3600.0  # a day: a larger bound is no bound
 # PostgreSQL's integer settings in milliseconds stop at INT_MAX.
 MAX_TABLE_LOCK_TIMEOUT_MS = 2_147_483_647
 _DURATION = re.compile(r"(?P<amount>\d+)\s*(?P<unit>ms|s|min)?")
@@ -122,6 +125,7 @@ class EnvSettings:
     keep_backups: int = DEFAULT_KEEP_BACKUPS
     backup_dir: Path | None = None
     lock_retries: int = DEFAULT_LOCK_RETRIES
+    max_replica_lag: float = DEFAULT_MAX_REPLICA_LAG
 
 
 def env_settings(env: Mapping[str, str] | None = None) -> EnvSettings:
@@ -147,6 +151,7 @@ def env_settings(env: Mapping[str, str] | None = None) -> EnvSettings:
         keep_backups=parse_count(KEEP_BACKUPS_ENV, keep) if keep else DEFAULT_KEEP_BACKUPS,
         backup_dir=Path(backup_dir).expanduser() if backup_dir else None,
         lock_retries=parse_lock_retries(retries),
+        max_replica_lag=parse_max_replica_lag(env.get(MAX_REPLICA_LAG_ENV)),
     )
 
 
@@ -155,6 +160,14 @@ def parse_lock_retries(raw: str | None) -> int:
     if raw is None or not raw.strip():
         return DEFAULT_LOCK_RETRIES
     return parse_count(LOCK_RETRIES_ENV, raw, maximum=MAX_LOCK_RETRIES)
+
+
+def parse_max_replica_lag(raw: str | None) -> float:
+    """``LLM_PROXY_MAX_REPLICA_LAG``: seconds a streaming replica may fall behind before a
+    batched phase pauses (default 1; ``0`` switches the throttle off)."""
+    if raw is None or not raw.strip():
+        return DEFAULT_MAX_REPLICA_LAG
+    return parse_seconds(MAX_REPLICA_LAG_ENV, raw, maximum=MAX_MAX_REPLICA_LAG)
 
 
 def debug_enabled(env: Mapping[str, str] | None = None) -> bool:

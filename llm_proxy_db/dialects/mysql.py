@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from llm_proxy_db.adoption.known_states import KnownState
     from llm_proxy_db.config.settings import Settings
+    from llm_proxy_db.dialects import mysql_topology
     from llm_proxy_db.dialects.server_backup import DumpInfo
     from llm_proxy_db.migration.executor import Progress
     from llm_proxy_db.schema.fingerprint import Fingerprint
@@ -384,21 +385,87 @@ def migration_lock(
 ) -> Iterator[float]:
     """Ours, then the service's (as on PostgreSQL), held for the body; yields the wait.
 
-    Taken one after the other, so a wait for a starting service is reported as such."""
+    Taken one after the other, so a wait for a starting service is reported as such.  First
+    the server must take writes (:func:`refuse_unwritable`, exit 3, before any lock).  On a
+    Galera cluster both names are held on every node (:mod:`.mysql_cluster_lock`: ``GET_LOCK``
+    is per node) and the migrating session reads what the other nodes committed
+    (``wsrep_sync_wait``), so a migrator that waited for another one sees its revisions.
+    """
+    import os
     import time
 
+    from llm_proxy_db.dialects import mysql_cluster_lock, mysql_topology
     from llm_proxy_db.safety.locking import SERVICE_WAITING_SERVER_WIDE, poll
 
     assert connection is not None, "the MySQL lock is held by the migrating connection"
-    started = time.monotonic()
+    facts = refuse_unwritable(settings, connection)
+    nodes = mysql_cluster_lock.node_sessions(
+        connection, facts.galera, os.environ.get(mysql_topology.GALERA_NODES_ENV), _node_opener(settings)
+    )
+    where = f" on {len(nodes.sessions)} Galera nodes" if nodes.cluster_wide else ""
+    ours, started = lock_name(connection), time.monotonic()
     try:
-        poll(lambda: try_own_lock(connection), timeout, progress, settings, f"GET_LOCK('{lock_name(connection)}')")
+        poll(lambda: mysql_cluster_lock.take_everywhere(nodes.sessions, ours), timeout, progress, settings,
+             f"GET_LOCK('{ours}'){where}")
         left = max(timeout - (time.monotonic() - started), 0.0)
-        service = f"GET_LOCK('{SERVICE_LOCK_NAME}')"
-        poll(lambda: try_service_lock(connection), left, progress, settings, service, SERVICE_WAITING_SERVER_WIDE)
+        service = f"GET_LOCK('{SERVICE_LOCK_NAME}'){where}"
+        poll(lambda: mysql_cluster_lock.take_everywhere(nodes.sessions, SERVICE_LOCK_NAME), left, progress,
+             settings, service, SERVICE_WAITING_SERVER_WIDE)
+        if nodes.cluster_wide:
+            connection.exec_driver_sql("SET SESSION wsrep_sync_wait = 1")
         yield time.monotonic() - started
     finally:
-        release_migration_lock(connection)
+        for name in (SERVICE_LOCK_NAME, ours):
+            mysql_cluster_lock.release_everywhere(nodes.sessions, name)
+        nodes.close()
+
+
+def refuse_unwritable(settings: Settings, connection: Connection) -> mysql_topology.Topology:
+    """The server's topology; DatabaseConnectionError (exit 3) when no change may start through
+    it: a read-only server or a replica, a Galera node not Synced in the Primary component."""
+    from llm_proxy_db.dialects import mysql_topology
+    from llm_proxy_db.errors import DatabaseConnectionError
+
+    facts = mysql_topology.topology(connection)
+    reason = mysql_topology.unwritable_reason(facts)
+    if reason is not None:
+        galera = facts.galera is not None and not facts.read_only and not facts.channels
+        raise DatabaseConnectionError(
+            f"{settings.describe()}: {reason}; "
+            f"{'point at a Synced node' if galera else 'point at the primary'}. Nothing was locked or changed",
+            hint="set DATABASE_URL to a server that takes writes (the primary, or a Synced Galera "
+            "node); reads (`migrate status`, `migrate log`, `db backup`) work here",
+        )
+    return facts
+
+
+def describe_topology(settings: Settings) -> dict[str, Any] | None:
+    """What the server is part of (Galera, replication, read-only) for ``migrate status``;
+    None for a lone writable server or when the facts cannot be read."""
+    import sqlalchemy as sa
+
+    from llm_proxy_db.dialects import mysql_topology
+
+    engine = create_engine(settings)
+    try:
+        with engine.connect() as connection:
+            return mysql_topology.topology(connection).as_dict()
+    except sa.exc.DBAPIError:
+        return None
+    finally:
+        engine.dispose()
+
+
+def _node_opener(settings: Settings) -> Callable[[str, int], Connection]:
+    """Opens a session on another node with the settings' user, password, database and options."""
+    from dataclasses import replace
+
+    def open_node(host: str, port: int) -> Connection:
+        url = settings.sqlalchemy_url().set(host=host, port=port)
+        engine = create_engine(replace(settings, database_url=url))
+        return engine.connect()
+
+    return open_node
 
 
 def try_migration_lock(connection: Connection) -> bool:

@@ -21,11 +21,13 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from alembic import op
+from llm_proxy_db.dialects import mysql_pacing
 
 # What each ALGORITHM is asked to allow: INSTANT changes only the catalog; INPLACE builds
 # while DML goes on; COPY (a CHECK to validate) lets reads through but not writes.
@@ -52,6 +54,10 @@ class Step:
 #: A test hook: called with each step's description once the step has run (a test that kills
 #: the process between two steps pauses it there).
 step_hook: Callable[[str], None] | None = None
+
+
+#: A test hook: called with each fill batch's row count once it has committed.
+batch_hook: Callable[[int], None] | None = None
 
 
 def run_steps(steps: Sequence[Step], connection: Connection | None) -> None:
@@ -191,7 +197,9 @@ def fill_in_batches(table: str, column: str, value: str, *, key: str, batch: int
 
     Each batch commits at once, so it holds its row locks for a fraction of a second (its size
     follows :data:`FILL_TARGET_S`); the service's request-counter updates wait for one batch at
-    most.  ``key`` is the table's
+    most.  A batch that loses a conflict (1213: on Galera a certification conflict with the
+    service's writes on another node) is run again, and before each batch the replicas' lag and
+    Galera's flow control are waited for (:mod:`.mysql_pacing`).  ``key`` is the table's
     primary key: the boundary of each range is found on its index, so the pass reads each row
     once.  A rerun starts again from the first key and skips rows already filled.  Offline
     (``--sql``) one UPDATE is rendered.
@@ -203,6 +211,17 @@ def fill_in_batches(table: str, column: str, value: str, *, key: str, batch: int
         op.execute(fill)
         return
     bind = op.get_bind()
+    with mysql_pacing.Pacer.open(bind, _report) as pacer:
+        _fill(bind, pacer, f"{table}.{column}", fill, key, table, batch, (smallest, largest))
+
+
+def _fill(
+    bind: Connection, pacer: mysql_pacing.Pacer, what: str, fill: str, key: str, table: str, batch: int,
+    bounds_of_size: tuple[int, int],
+) -> None:
+    """The batches of :func:`fill_in_batches`: each waits for the replicas (``pacer.wait``) and
+    is run again after a conflict (``pacer.run_batch``)."""
+    smallest, largest = bounds_of_size
     last: object = None
     done = 0
     # InnoDB's estimate of the row count: enough for progress, and no scan.
@@ -210,8 +229,9 @@ def fill_in_batches(table: str, column: str, value: str, *, key: str, batch: int
         "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
         (table,),
     ).scalar() or 0)
-    _report("backfill", f"{table}.{column}: about {total} rows to fill", 0, total)
+    _report("backfill", f"{what}: about {total} rows to fill", 0, total)
     while True:
+        pacer.wait()
         after = "" if last is None else f" WHERE {key} > %s"
         params: tuple[object, ...] = () if last is None else (last,)
         upper = bind.exec_driver_sql(
@@ -222,17 +242,25 @@ def fill_in_batches(table: str, column: str, value: str, *, key: str, batch: int
         where = "".join(f" AND {bound}" for bound in bounds)
         args = tuple(v for v in (last, upper) if v is not None)
         started = time.monotonic()
-        done += bind.exec_driver_sql(fill + where, args).rowcount
-        bind.exec_driver_sql("COMMIT")
+        done += pacer.run_batch(partial(_commit_batch, bind, fill + where, args))
         took = time.monotonic() - started
         if took > FILL_TARGET_S:
             batch = max(smallest, batch // 2)
         elif took < FILL_TARGET_S / 4:
             batch = min(largest, batch * 2)
-        _report("backfill", f"{table}.{column}: {done}/~{total} rows", done, max(total, done))
+        _report("backfill", f"{what}: {done}/~{total} rows", done, max(total, done))
         if upper is None:
             return
         last = upper
+
+
+def _commit_batch(bind: Connection, statement: str, args: tuple[object, ...]) -> int:
+    """One batch, committed; the number of rows it changed."""
+    count = int(bind.exec_driver_sql(statement, args).rowcount)
+    bind.exec_driver_sql("COMMIT")
+    if batch_hook is not None:
+        batch_hook(count)
+    return count
 
 
 def has_null(connection: Connection, table: str, column: str) -> bool:
