@@ -3,9 +3,7 @@ certification conflicts retried.  Each test has its own database, created throug
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -17,20 +15,18 @@ from llm_proxy_db import commands
 from llm_proxy_db.cli.render import render_status
 from llm_proxy_db.dialects import mysql_ddl, mysql_topology
 from llm_proxy_db.errors import DatabaseConnectionError
-from tests.topology_mysql import Topology, execute
-from tests.topology_mysql import galera, galera_factory, galera_servers  # noqa: F401 - fixtures
+from tests.topology_mysql import (  # noqa: F401 - galera, galera_factory, galera_servers: fixtures
+    Topology,
+    cli,
+    execute,
+    galera,
+    galera_factory,
+    galera_servers,
+    goose1_with_tokens,
+)
 
 HEAD = "0007"
 SERVICE_LOCK = "llm-proxy-migrations"
-
-
-def cli(settings_url: sa.engine.URL, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``llm-proxy-db`` in a child process against ``settings_url``."""
-    url = settings_url.render_as_string(hide_password=False).replace("mysql+pymysql://", "mysql://")
-    return subprocess.run(
-        [sys.executable, "-m", "llm_proxy_db", "--database-url", url, *args],
-        capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})},
-    )
 
 
 def test_status_says_galera(galera: Topology) -> None:  # noqa: F811
@@ -137,16 +133,6 @@ def test_a_node_that_is_not_synced_is_refused(galera: Topology) -> None:  # noqa
 
 # -- certification conflicts ------------------------------------------------------------------
 
-def _goose1_with_tokens(topology: Topology, tokens: int) -> None:
-    """The service's MySQL goose-1 shape (bench/mariadb_data) with ``tokens`` tokens, via node 1."""
-    sys.path.insert(0, "bench")
-    import mariadb_data  # type: ignore[import-not-found]
-
-    server = mariadb_data.Server.from_url(topology.urls[0].render_as_string(hide_password=False))
-    rows = mariadb_data.ROWS.format(projects=10, tokens=tokens, events=10)
-    server.run(mariadb_data.BARE_TABLES + rows + mariadb_data.INDEXES, topology.urls[0].database)
-
-
 def _counter_updates(url: sa.engine.URL, tokens: int, stop: threading.Event, errors: list[str]) -> None:
     """The service's request-counter UPDATE in a tight loop on one node (autocommit)."""
     import random
@@ -174,7 +160,7 @@ def test_setup_with_counter_updates_on_another_node(galera: Topology, monkeypatc
     """The service's request-counter UPDATEs on node 2 while setup runs on node 1: 0005's
     fill batches that lose a certification conflict are retried, setup succeeds."""
     tokens = 20_000
-    _goose1_with_tokens(galera, tokens)
+    goose1_with_tokens(galera, tokens)
     monkeypatch.setattr(mysql_ddl, "FILL_BATCH", 500)
     monkeypatch.setattr(mysql_ddl, "FILL_MIN", 500)
     monkeypatch.setattr(mysql_ddl, "FILL_MAX", 500)

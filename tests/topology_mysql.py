@@ -12,6 +12,8 @@ first node (Galera replicates it) or the primary (the replica replays it) and dr
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -89,6 +91,25 @@ def wait_for_database(server: URL, name: str, timeout: float = 30.0) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"database {name} never reached {server.render_as_string(hide_password=True)}")
+
+
+def cli(settings_url: sa.engine.URL, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``llm-proxy-db`` in a child process against ``settings_url``."""
+    url = settings_url.render_as_string(hide_password=False).replace("mysql+pymysql://", "mysql://")
+    return subprocess.run(
+        [sys.executable, "-m", "llm_proxy_db", "--database-url", url, *args],
+        capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})},
+    )
+
+
+def goose1_with_tokens(topology: Topology, tokens: int) -> None:
+    """The service's MySQL goose-1 shape (bench/mariadb_data) with ``tokens`` tokens, via node 1."""
+    sys.path.insert(0, "bench")
+    import mariadb_data  # type: ignore[import-not-found]
+
+    server = mariadb_data.Server.from_url(topology.urls[0].render_as_string(hide_password=False))
+    rows = mariadb_data.ROWS.format(projects=10, tokens=tokens, events=10)
+    server.run(mariadb_data.BARE_TABLES + rows + mariadb_data.INDEXES, topology.urls[0].database)
 
 
 @pytest.fixture(scope="session")

@@ -173,7 +173,7 @@ class Pacer:
             if lag is None:
                 return f"replica lag unknown, SQL thread stopped ({replica.address})"
             if lag > self.max_lag:
-                return f"replica lag {lag:.0f} s ({replica.address})"
+                return f"replica lag {lag:.1f} s ({replica.address})"
         return self._galera_reason()
 
     def _sample(self, now: float) -> None:
@@ -238,6 +238,8 @@ class Pacer:
         from llm_proxy_db.config.settings import Settings
         from llm_proxy_db.dialects import mysql
 
+        if any(other.address == address for other in into):
+            return  # listed by the primary and named as well
         try:
             session = mysql.create_engine(Settings(driver="mysql", database_url=url)).connect()
         except sa.exc.DBAPIError as exc:
