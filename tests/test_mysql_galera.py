@@ -180,4 +180,5 @@ def test_setup_with_counter_updates_on_another_node(galera: Topology, monkeypatc
     assert execute(galera.urls[2], "SELECT count(*) FROM tokens WHERE id IS NULL") == [(0,)]
     assert execute(galera.urls[2], "SELECT count(*) FROM tokens") == [(tokens,)]
     retries = [e.detail for e in events if e.kind == "throttle" and "certification conflict" in e.detail]
-    print(f"round {round_}: {len(retries)} batch retries, {len(errors)} service conflicts")
+    pauses = [e.detail for e in events if e.kind == "throttle" and e.detail.startswith("resumed")]
+    print(f"round {round_}: {len(retries)} batch retries, {len(errors)} service conflicts, {len(pauses)} pauses")

@@ -149,18 +149,21 @@ class Pacer:
         """Wait while a replica lags or Galera's flow control holds; returns the seconds waited."""
         if self.max_lag <= 0 or not (self._replicas or self._nodes):
             return 0.0
+        reason = self.behind()
+        if reason is None:
+            return 0.0
         started = time.monotonic()
         last_report = 0.0
-        while (reason := self.behind()) is not None:
+        while reason is not None:
             now = time.monotonic()
             if now - last_report >= REPORT_EVERY_S:
                 self.report("throttle", f"paused: {reason}")
                 last_report = now
             self.sleep(CHECK_EVERY_S)
+            reason = self.behind()
         waited = time.monotonic() - started
         self.paused_s += waited
-        if last_report:
-            self.report("throttle", f"resumed after {waited:.1f} s")
+        self.report("throttle", f"resumed after {waited:.1f} s")
         return waited
 
     def behind(self) -> str | None:
