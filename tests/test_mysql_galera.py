@@ -23,6 +23,7 @@ from tests.topology_mysql import (  # noqa: F401 - galera, galera_factory, galer
     galera_factory,
     galera_servers,
     goose1_with_tokens,
+    replication_servers,
 )
 
 HEAD = "0007"
@@ -182,3 +183,26 @@ def test_setup_with_counter_updates_on_another_node(galera: Topology, monkeypatc
     retries = [e.detail for e in events if e.kind == "throttle" and "certification conflict" in e.detail]
     pauses = [e.detail for e in events if e.kind == "throttle" and e.detail.startswith("resumed")]
     print(f"round {round_}: {len(retries)} batch retries, {len(errors)} service conflicts, {len(pauses)} pauses")
+
+
+def test_topology_bench_smoke(galera_servers, replication_servers, tmp_path) -> None:  # noqa: F811
+    """``bench/run.py --smoke --cases galera,mysql-replica``: setup exits 0 on the cluster with
+    the service's writes on every node, both lag modes run, the tables are printed."""
+    import json
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "bench/run.py", "--smoke", "--cases", "galera,mysql-replica", "--out", str(tmp_path),
+         "--cache", str(tmp_path / "cache")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Galera goose-1 to head" in out.stdout and "replica lag, goose-1 to head" in out.stdout
+    (saved,) = tmp_path.glob("bench-*-smoke.json")
+    results = json.loads(saved.read_text())
+    (galera_case,) = results["galera"].values()
+    assert [r["exit_code"] for r in galera_case["rounds"]] == [0]
+    assert all(len(r["per_node"]) == 3 and all(p["write"]["n"] > 0 for p in r["per_node"])
+               for r in galera_case["rounds"])
+    (replica_case,) = results["mysql-replica"].values()
+    assert [r["exit_code"] for r in replica_case["bounded"] + replica_case["unbounded"]] == [0, 0]

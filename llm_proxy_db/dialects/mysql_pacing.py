@@ -180,10 +180,7 @@ class Pacer:
         return self._galera_reason()
 
     def _sample(self, now: float) -> None:
-        position = mysql_topology.parse_gtid_position(
-            str(self.connection.exec_driver_sql("SELECT @@gtid_binlog_pos").scalar() or "")
-        )
-        self.connection.exec_driver_sql("COMMIT")
+        position = mysql_topology.parse_gtid_position(_variable(self.connection, "gtid_binlog_pos"))
         if position and (not self._samples or self._samples[-1][1] != position):
             self._samples.append((now, position))
         while len(self._samples) > 4096:
@@ -191,10 +188,7 @@ class Pacer:
 
     def _replica_lag(self, replica: _Replica, now: float) -> float | None:
         channels = mysql_topology.replica_channels(replica.session)
-        applied = mysql_topology.parse_gtid_position(
-            str(replica.session.exec_driver_sql("SELECT @@gtid_slave_pos").scalar() or "")
-        )
-        replica.session.exec_driver_sql("COMMIT")
+        applied = mysql_topology.parse_gtid_position(_variable(replica.session, "gtid_slave_pos"))
         reported = [channel.seconds_behind for channel in channels]
         if not reported or any(seconds is None for seconds in reported):
             return None
@@ -251,6 +245,19 @@ class Pacer:
                         f"{detail[0] if detail else type(exc).__name__}")
             return
         into.append(_Replica(address, session))
+
+
+def _variable(session: Connection, name: str) -> str:
+    """``@@name`` as text; empty where the server has no such variable (MySQL 8 has no MariaDB
+    GTID positions: the lag is then ``Seconds_Behind_Source`` alone)."""
+    import sqlalchemy as sa
+
+    try:
+        value = session.exec_driver_sql(f"SELECT @@{name}").scalar()
+    except sa.exc.DBAPIError:
+        value = None
+    session.exec_driver_sql("COMMIT")
+    return str(value or "")
 
 
 def _node_url(url: URL, address: str) -> URL:
