@@ -742,7 +742,16 @@ def drop_everything(connection: Connection) -> None:
 
 @contextmanager
 def copy_of(settings: Settings, work_dir: Path) -> Iterator[Settings]:
-    """A scratch database on the same server holding a consistent copy of ``settings``' database."""
+    """A scratch database on the same server holding a consistent copy of ``settings``' database.
+
+    Refused on a read-only server or a replica, before anything is written (the scratch
+    database would be created there and diverge from its primary)."""
+    engine = create_engine(settings)
+    try:
+        with engine.connect() as connection:
+            refuse_unwritable(settings, connection)
+    finally:
+        engine.dispose()
     copied = dump(settings, work_dir / "rehearsal.sql")
     with scratch_database(settings.sqlalchemy_url(), "rehearsal") as copy:
         load_dump(copy, copied)
