@@ -32,6 +32,7 @@ def test_status_moves_with_upgrades_and_downgrades(settings):
         "adopted_from": None,
         "tokens_without_id": 0,
         "partly_applied": None,
+        "topology": None,
     }
     assert commands.upgrade(settings).after == "0007"
     assert commands.status(settings).up_to_date

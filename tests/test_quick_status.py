@@ -47,6 +47,7 @@ def test_at_head_only_for_the_head_revision(settings: Settings) -> None:
         "adopted_from": None,
         "tokens_without_id": 0,
         "partly_applied": None,
+        "topology": None,
     }
 
 
