@@ -61,12 +61,24 @@ batch_hook: Callable[[int], None] | None = None
 
 
 def run_steps(steps: Sequence[Step], connection: Connection | None) -> None:
-    """Run every step whose effect is not there yet (all of them offline, ``connection`` None)."""
-    for step in steps:
-        if connection is None or not step.done(connection):
-            step.run()
-            if step_hook is not None:
-                step_hook(step.description)
+    """Run every step whose effect is not there yet (all of them offline, ``connection`` None).
+
+    Online, each step first waits for lagging replicas and Galera flow control
+    (:meth:`.mysql_pacing.Pacer.wait`): a DDL statement replays on a replica for as long as it
+    ran here, so the lag of one step is not piled on the lag of the previous one.
+    """
+    pacer = mysql_pacing.Pacer.open(connection, _report) if connection is not None else None
+    try:
+        for step in steps:
+            if connection is None or not step.done(connection):
+                if pacer is not None:
+                    pacer.wait()
+                step.run()
+                if step_hook is not None:
+                    step_hook(step.description)
+    finally:
+        if pacer is not None:
+            pacer.close()
 
 
 def steps_done(steps: Sequence[Step], connection: Connection) -> int:
