@@ -39,8 +39,10 @@ test: $(STAMP) $(TOOLS_STAMP)
 verify: $(STAMP)
 	$(BIN)/llm-proxy migrate verify $(if $(PG_TEST_URL),--postgres-url $(PG_TEST_URL)) $(if $(MYSQL_TEST_URL),--mysql-url $(MYSQL_TEST_URL))
 
+## lint: ruff, and lint-imports (the layering of docs/architecture.md: no upward import, no dialect importing another)
 lint: $(STAMP)
-	$(BIN)/ruff check llm_proxy_db tests alembic scripts
+	$(BIN)/ruff check llm_proxy_db tests alembic scripts bench
+	$(BIN)/lint-imports
 
 ## squawk: lint the PostgreSQL SQL of every revision (accepted findings: docs/ci.md)
 squawk: $(STAMP) $(TOOLS_STAMP)

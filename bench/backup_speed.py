@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import datagen  # noqa: E402
 import upgrade  # noqa: E402
 
-from llm_proxy_db.dialects.sqlite_backup import copy_database  # noqa: E402
+from llm_proxy_db.dialects.sqlite.backup import copy_database  # noqa: E402
 
 WRITER = """
 import sqlite3, sys, time

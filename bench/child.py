@@ -20,7 +20,7 @@ def main() -> None:
     """Bring the database to head and report timings as JSON on stdout."""
     started = time.perf_counter()
     from llm_proxy_db import commands
-    from llm_proxy_db.config.settings import resolve_settings
+    from llm_proxy_db.dialects.resolve import resolve_settings
 
     settings = resolve_settings()
     stamp = os.environ.get("BENCH_STAMP")

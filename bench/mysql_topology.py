@@ -8,7 +8,7 @@ MariaDB primary with an asynchronous replica (``.ci/topology/mariadb.sh`` starts
   service's failed writes (their own certification conflicts), our fill batches retried after
   a certification conflict and the time paused for flow control (from setup's progress).
 - ``mysql-replica``: the same on the primary with the probe on the primary, while a thread reads the
-  replica's lag every 0.1 s (the GTID clock of ``llm_proxy_db.dialects.mysql_pacing``:
+  replica's lag every 0.1 s (the GTID clock of ``llm_proxy_db.dialects.mysql.pacing``:
   ``@@gtid_binlog_pos`` sampled on the primary, ``@@gtid_slave_pos`` on the replica, and
   ``Seconds_Behind_Master``), once with ``LLM_PROXY_MAX_REPLICA_LAG`` at its default (1 s) and
   once with it off (0): the highest lag seen and the pauses setup showed.
@@ -31,7 +31,7 @@ import mariadb_data
 from measure import run_process
 from writer_probe import WriterProbe
 
-from llm_proxy_db.dialects.mysql_topology import parse_gtid_position, reached
+from llm_proxy_db.dialects.mysql.topology import parse_gtid_position, reached
 
 CHILD = str(Path(__file__).resolve().parent / "child.py")
 SETTLE_S = 0.5

@@ -24,7 +24,7 @@ import datagen
 import floor
 from measure import Run, Samples, run_process
 
-from llm_proxy_db.dialects.sqlite_backup import copy_database
+from llm_proxy_db.dialects.sqlite.backup import copy_database
 
 CHILD = str(Path(__file__).resolve().parent / "child.py")
 TABLES = ("projects", "tokens", "audit_events")

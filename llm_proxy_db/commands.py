@@ -14,17 +14,14 @@ from typing import Any
 from alembic import command
 from llm_proxy_db import quick_status
 from llm_proxy_db.adoption import adopt as adoption
-from llm_proxy_db.adoption import record as adoption_record
 from llm_proxy_db.adoption.adopt import AdoptionResult
 from llm_proxy_db.config.alembic_config import make_config
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
-from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import ConfigError, SchemaMismatchError, UnknownRevisionError
-from llm_proxy_db.migration import manifest, revisions
+from llm_proxy_db.migration import adoption_record, manifest, revisions, run_log
 from llm_proxy_db.migration.executor import Progress, RunResult
 from llm_proxy_db.migration.revisions import RevisionState
-from llm_proxy_db.safety import run_log
 from llm_proxy_db.safety.guard import MigrationOutcome, SafetyOptions, guarded_run
 from llm_proxy_db.service import token_ids
 from llm_proxy_db.startup import StartupResult, auto_upgrade
@@ -79,7 +76,7 @@ def _partly_applied(connection: Any, current: str | None, detected: str | None) 
     pending = revisions.between(current, revisions.head_revision())
     if not pending or detected not in (None, "empty"):
         return None
-    return dialect_for(connection).partly_applied(connection, pending[0])
+    return revisions.partly_applied(connection, pending[0])
 
 
 def _detected_state(connection: Any) -> tuple[str | None, str | None]:
@@ -102,7 +99,7 @@ def history(settings: Settings | None = None) -> list[RevisionState]:
     """Every revision, oldest first; with ``settings``, whether and when each was applied.
 
     ``applied`` follows the database's current revision; ``applied_at`` comes from the run
-    log (:mod:`llm_proxy_db.safety.run_log`).  A missing SQLite file is not created: its
+    log (:mod:`llm_proxy_db.migration.run_log`).  A missing SQLite file is not created: its
     revisions are simply not applied.  Nothing is written.
     """
     chain = revisions.chain()

@@ -18,18 +18,17 @@ import os
 import re
 from typing import TYPE_CHECKING
 
+from llm_proxy_db.dialects import dialect_for
+from llm_proxy_db.dialects.base import ADOPTION_TABLE, VERSION_QUERY  # noqa: F401 (the fast read's vocabulary)
 from llm_proxy_db.migration import manifest
 from llm_proxy_db.migration.manifest import manifest_head
 
 if TYPE_CHECKING:
     from llm_proxy_db.config.settings import Settings
 
-# adoption_record.ADOPTION_TABLE (a test keeps them equal): an adopted database's status
-# shows its adoption record, which the full path reads.  Each dialect's read_versions
-# answers "(adopted)" for such a database unless adopted_ok.
-ADOPTION_TABLE = "llm_proxy_adoption"
-# What every dialect's read_versions runs (bench/startup.py times it with the bare drivers).
-VERSION_QUERY = "SELECT version_num FROM alembic_version"
+# ADOPTION_TABLE: an adopted database's status shows its adoption record, which the full path
+# reads.  Each dialect's read_versions answers "(adopted)" for such a database unless
+# adopted_ok.  VERSION_QUERY: what every dialect's read_versions runs (bench/startup.py times it).
 # postgres://user[:password]@host[:port]/dbname and nothing else: no query, no escapes.
 _PLAIN_URL = re.compile(
     r"(?:postgres|postgresql|postgresql\+psycopg)://(?P<user>[\w.-]+)(?P<password>:[^@/?#%:\s]*)?"
@@ -60,7 +59,7 @@ def current_head(settings: Settings, *, adopted_ok: bool = False) -> tuple[str, 
     """
     try:
         head, files = _manifest_facts()
-        rows = settings.dialect.read_versions(settings, adopted_ok)
+        rows = dialect_for(settings).read_versions(settings, adopted_ok)
     except Exception:  # noqa: BLE001 - any failure means "not sure": the full path explains it
         return None
     if head is None or rows != [head]:
@@ -116,7 +115,7 @@ def postgres_url_at_head(raw_url: str, *, adopted_ok: bool = False) -> tuple[boo
     user, password, host, port, database = match.group("user", "password", "host", "port", "database")
     masked = f"postgresql+psycopg://{user}{':***' if password else ''}@{host}{port or ''}/{database}"
     libpq = f"postgresql://{user}{password or ''}@{host}{port or ''}/{database}"
-    from llm_proxy_db.dialects import postgresql
+    from llm_proxy_db.dialects import postgresql  # only a PostgreSQL start pays for this import: start-up time
 
     head = head_revision()
     try:

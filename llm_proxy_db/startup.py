@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 from llm_proxy_db import quick_status
 from llm_proxy_db.adoption import adopt as adoption
 from llm_proxy_db.config.parsing import AUTO_MIGRATE_ENV, parse_bool
-from llm_proxy_db.config.settings import Settings, resolve_settings
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
+from llm_proxy_db.dialects.resolve import resolve_settings
 from llm_proxy_db.errors import PendingMigrationsError
 from llm_proxy_db.migration import manifest, revisions
 from llm_proxy_db.migration.executor import Progress
-from llm_proxy_db.migration.version_table import current_revision
 from llm_proxy_db.safety.guard import MigrationOutcome, SafetyOptions, guarded_run
 from llm_proxy_db.service import token_ids
 
@@ -100,25 +100,6 @@ def unversioned_state(settings: Settings, connection: Connection | None = None) 
         return adoption.detect(opened).state_name
 
 
-def peek_revision(
-    settings: Settings, version_locations: Sequence[str] = (), connection: Connection | None = None
-) -> str | None:
-    """One cheap read of the current revision; refuses a revision this code does not know.
-
-    On ``connection`` when given (its transaction is ended after the read).
-    """
-    if connection is not None:
-        current = current_revision(connection)
-        connection.rollback()
-    elif settings.known_missing():
-        return None
-    else:
-        with connect(settings, create=False) as opened:
-            current = current_revision(opened)
-    revisions.position(current, revisions.script_directory(tuple(version_locations)))
-    return current
-
-
 def auto_upgrade(
     settings: Settings | None = None,
     *,
@@ -135,7 +116,8 @@ def auto_upgrade(
     ``settings``, the service's own variables are read (``DB_DRIVER``, ``DATABASE_PATH``,
     ``DATABASE_URL``).  Past the one driver read of the up-to-date case, everything (the
     revision read, the lock, adoption, the revisions, filling token ids) runs on one
-    connection; a missing SQLite file is created by the guarded path's own.
+    connection, which creates a missing SQLite file (unless auto-migration is off: then the
+    refusal creates nothing).
     """
     settings = settings or resolve_settings()
     at_head = None if version_locations else quick_status.current_head(settings, adopted_ok=True)
@@ -143,9 +125,11 @@ def auto_upgrade(
         head, warnings = at_head
         return StartupResult(head, head, checksum_warnings=warnings)
     enabled = auto_migrate_enabled() if enabled is None else enabled
-    if settings.known_missing():
+    missing = settings.known_missing()
+    if missing and not enabled:  # refused without creating anything
         return _upgrade(settings, None, enabled, options, progress, version_locations)
-    with connect(settings, foreign_keys=False, create=False) as connection:
+    # The one connection of the run (a missing SQLite file is created by opening it).
+    with connect(settings, foreign_keys=False, create=missing) as connection:
         return _upgrade(settings, connection, enabled, options, progress, version_locations)
 
 
@@ -160,7 +144,7 @@ def _upgrade(
     """:func:`auto_upgrade` past the fast path, on ``connection`` (None: a missing SQLite file)."""
     scripts = revisions.script_directory(tuple(version_locations))
     head = revisions.head_revision(scripts)
-    current = peek_revision(settings, version_locations, connection)
+    current = revisions.peek_revision(settings, version_locations, connection)
     if current == head:
         warnings = manifest.check_applied(current)
         return StartupResult(current, current, checksum_warnings=warnings,

@@ -48,7 +48,7 @@ def _describe_table(inspector: Any, table: str) -> dict[str, Any]:
 def _checks(inspector: Any, table: str) -> list[dict[str, Any]]:
     """CHECKs as the database reports them; on MySQL from information_schema (column-level too)."""
     if inspector.dialect.name == "mysql":
-        from llm_proxy_db.dialects.mysql_ddl import check_constraints
+        from llm_proxy_db.dialects.mysql.ddl import check_constraints
 
         return check_constraints(inspector.bind, table)
     return list(inspector.get_check_constraints(table))

@@ -17,10 +17,10 @@ import sqlalchemy as sa
 from llm_proxy_db import commands
 from llm_proxy_db.adoption import adopt as adoption
 from llm_proxy_db.adoption.known_states import revision_fingerprints
-from llm_proxy_db.adoption.record import ADOPTION_TABLE
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import ConfigError, MigrationError, SchemaMismatchError
 from llm_proxy_db.migration import revisions
+from llm_proxy_db.migration.adoption_record import ADOPTION_TABLE
 from llm_proxy_db.schema.fingerprint import fingerprint
 from llm_proxy_db.schema.fingerprint_diff import diff
 from llm_proxy_db.service import goose
@@ -201,7 +201,7 @@ def test_a_failing_hand_over_changes_nothing(sqlite_settings) -> None:
     """Stamp and record are one transaction: a failure rolls both back."""
     legacy.create(sqlite_settings, _shape("sqlite", "goose-1"))
     with connect(sqlite_settings) as connection:  # an adoption record that refuses new rows
-        from llm_proxy_db.adoption import record as adoption_record
+        from llm_proxy_db.migration import adoption_record
 
         adoption_record._metadata.create_all(connection)
         connection.exec_driver_sql(

@@ -15,9 +15,8 @@ import pytest
 
 from llm_proxy_db import commands
 from llm_proxy_db.config.settings import Settings
-from llm_proxy_db.dialects import sqlite_backup
 from llm_proxy_db.errors import BackupError, ConfigError, UnknownRevisionError
-from llm_proxy_db.safety import backup
+from llm_proxy_db.safety import backup, sqlite_backup
 from tests import legacy
 from tests.safety_helpers import HEAD, another_process_can_write, revision_of, rows, seed, settings_env
 

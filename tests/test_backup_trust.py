@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from llm_proxy_db import commands
+from llm_proxy_db import commands, files
 from llm_proxy_db.config.settings import Settings
-from llm_proxy_db.dialects import sqlite_backup
 from llm_proxy_db.errors import BackupError
-from llm_proxy_db.safety import backup, files
+from llm_proxy_db.safety import backup, sqlite_backup
 from llm_proxy_db.safety.locking import lock_file, migration_lock
 from tests.safety_helpers import rows, seed
 

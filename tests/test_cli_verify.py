@@ -8,10 +8,11 @@ import pytest
 from sqlalchemy.engine import URL
 from typer.testing import CliRunner
 
+from llm_proxy_db import verify
 from llm_proxy_db.cli.app import app
 from llm_proxy_db.config.paths import manifest_path
 from llm_proxy_db.config.settings import Settings
-from llm_proxy_db.migration import manifest, verify
+from llm_proxy_db.migration import manifest
 from tests.chain_fixtures import add_revision, copy_chain, edit, revision_file
 
 runner = CliRunner()

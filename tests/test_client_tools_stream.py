@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from llm_proxy_db.dialects.client_tools import stream_to_tool
-from llm_proxy_db.dialects.server_backup import _tell_interrupted
 from llm_proxy_db.errors import BackupError
+from llm_proxy_db.safety.server_backup import _tell_interrupted
 
 
 def test_a_tool_that_stops_reading_is_reported_with_its_status() -> None:

@@ -87,7 +87,7 @@ def test_a_database_newer_than_the_code_is_refused(settings):
 
 @pytest.mark.parametrize("dialect_settings", ["sqlite", "postgres"])
 def test_offline_sql_renders_for_each_dialect(dialect_settings):
-    from llm_proxy_db.config.settings import resolve_settings
+    from llm_proxy_db.dialects.resolve import resolve_settings
 
     url = "postgres://u@h/db" if dialect_settings == "postgres" else None
     settings = resolve_settings(db_driver=dialect_settings, database_url=url, env={})

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from llm_proxy_db.config.settings import Settings, resolve_settings
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
+from llm_proxy_db.dialects.resolve import resolve_settings
 from llm_proxy_db.errors import DatabaseConnectionError
 
 

@@ -99,7 +99,7 @@ def test_setup_at_head_runs_nothing(settings: Settings) -> None:
 )
 def test_plain_postgres_urls_are_described_as_settings_does(url: str) -> None:
     """Without SQLAlchemy, the plain URL forms render exactly like Settings.describe()."""
-    from llm_proxy_db.config.settings import resolve_settings
+    from llm_proxy_db.dialects.resolve import resolve_settings
     from llm_proxy_db.quick_status import postgres_url_at_head
 
     answer = postgres_url_at_head(url)

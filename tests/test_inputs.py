@@ -245,7 +245,7 @@ def test_a_null_token_names_the_real_table_and_the_rows_to_fix(monkeypatch, caps
 
 
 def test_non_ascii_names_are_shown_as_written() -> None:
-    from llm_proxy_db.config.settings import resolve_settings
+    from llm_proxy_db.dialects.resolve import resolve_settings
 
     settings = resolve_settings(database_url="postgres://usér:pässword@hôst:5432/données")
     assert settings.describe() == "postgresql+psycopg://usér:***@hôst:5432/données"

@@ -117,7 +117,7 @@ def test_writing_drops_entries_of_other_revision_files(tmp_path, sqlite_settings
 
 def test_verify_reports_stale_data(tmp_path, fresh_caches, monkeypatch) -> None:
     """``migrate verify`` / ``migrate manifest``: a data file of other revision files is reported."""
-    from llm_proxy_db.migration import verify
+    from llm_proxy_db import verify
 
     assert verify.manifest_problems() == []
     directory = tmp_path / "states"
@@ -136,9 +136,9 @@ def test_verify_reports_stale_data(tmp_path, fresh_caches, monkeypatch) -> None:
 
 def test_verify_compares_the_data_with_its_scratch_database(tmp_path, fresh_caches, monkeypatch) -> None:
     """The first base -> head pass of verify's cycle is fingerprinted and compared."""
+    from llm_proxy_db import verify
     from llm_proxy_db.config.paths import script_location
     from llm_proxy_db.config.settings import Settings
-    from llm_proxy_db.migration import verify
 
     settings = Settings(driver="sqlite", database_path=tmp_path / "verify.db")
     assert verify.check_cycle(settings, script_location()) == []

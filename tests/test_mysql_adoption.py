@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from llm_proxy_db import commands
 from llm_proxy_db.database import connect
-from llm_proxy_db.dialects.mysql_ddl import check_constraints
+from llm_proxy_db.dialects.mysql.ddl import check_constraints
 from tests import legacy
 from tests.seed import is_check_violation, seed
 

@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 from llm_proxy_db import commands
 from llm_proxy_db.cli.render import render_status
-from llm_proxy_db.dialects import mysql_ddl, mysql_topology
+from llm_proxy_db.dialects import mysql_ddl
+from llm_proxy_db.dialects.mysql import topology as mysql_topology
 from llm_proxy_db.errors import DatabaseConnectionError
 from tests.topology_mysql import (  # noqa: F401 - galera, galera_factory, galera_servers: fixtures
     Topology,

@@ -18,7 +18,7 @@ from llm_proxy_db import commands
 from llm_proxy_db.config.alembic_config import make_config
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
-from llm_proxy_db.dialects import mysql_ddl
+from llm_proxy_db.dialects.mysql import ddl as mysql_ddl
 from llm_proxy_db.migration import revisions
 from llm_proxy_db.schema.drift import drift
 from tests.seed import seed, snapshot

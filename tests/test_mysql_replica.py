@@ -14,7 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from llm_proxy_db import commands
-from llm_proxy_db.dialects import mysql_ddl, mysql_pacing
+from llm_proxy_db.dialects import mysql_ddl
+from llm_proxy_db.dialects.mysql import pacing as mysql_pacing
 from tests.topology_mysql import Topology, cli, execute, goose1_with_tokens, replicated, replication_servers  # noqa: F401 - fixtures
 
 READ_ONLY = "this server is read-only (a replica?)"

@@ -1,7 +1,7 @@
 """MySQL's DDL is not transactional: a revision stopped half-way is resumed, never rolled back.
 
 Each MySQL revision is a list of steps that check before they act (see
-``llm_proxy_db.dialects.mysql_ddl``).  These tests stop revisions part-way, by a statement
+``llm_proxy_db.dialects.mysql.ddl``).  These tests stop revisions part-way, by a statement
 that fails on purpose and by SIGKILL of the migrating process, then check that ``status``
 says where the database stands and that a plain rerun reaches head with every row.
 """
@@ -21,7 +21,7 @@ from alembic import op
 from llm_proxy_db import commands
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
-from llm_proxy_db.dialects import mysql_ddl
+from llm_proxy_db.dialects.mysql import ddl as mysql_ddl
 from llm_proxy_db.errors import MigrationError
 from llm_proxy_db.migration import revisions
 from llm_proxy_db.schema.drift import drift
@@ -90,8 +90,8 @@ def test_a_failed_statement_leaves_a_resumable_revision(mysql_settings, monkeypa
 KILLED = """
 import os, time
 from llm_proxy_db import commands
-from llm_proxy_db.config.settings import resolve_settings
-from llm_proxy_db.dialects import mysql_ddl
+from llm_proxy_db.dialects.resolve import resolve_settings
+from llm_proxy_db.dialects.mysql import ddl as mysql_ddl
 pause = os.environ.get("PAUSE_AFTER_STEP")
 if pause:  # hold the process between two steps, so the kill lands there on any machine
     mysql_ddl.step_hook = lambda done: time.sleep(60) if done.startswith(pause) else None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from llm_proxy_db.config.settings import resolve_settings
 from llm_proxy_db.dialects import mysql
+from llm_proxy_db.dialects.mysql import client as mysql_client
+from llm_proxy_db.dialects.resolve import resolve_settings
 from llm_proxy_db.errors import ConfigError
 from llm_proxy_db.service import goose
 
@@ -65,7 +66,7 @@ def test_no_url_names_the_dsn_form() -> None:
 
 
 def test_the_dump_command_keeps_the_password_off_the_command_line(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(mysql, "dump_client", lambda: "/usr/bin/mariadb-dump")
+    monkeypatch.setattr(mysql_client, "dump_client", lambda: "/usr/bin/mariadb-dump")
     settings = resolve_settings(env={"DB_DRIVER": "mysql", "DATABASE_URL": "u:topsecret@tcp(h:3307)/d"})
     command, env = mysql.backup_command(settings, tmp_path / "x.sql")
     assert "--single-transaction" in command and command[-1] == "d"
@@ -74,7 +75,7 @@ def test_the_dump_command_keeps_the_password_off_the_command_line(tmp_path, monk
 
 
 def test_no_dump_client_is_a_clear_backup_error(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(mysql, "dump_client", lambda: None)
+    monkeypatch.setattr(mysql_client, "dump_client", lambda: None)
     settings = resolve_settings(env={"DB_DRIVER": "mysql", "DATABASE_URL": "u@tcp(h)/d"})
     with pytest.raises(Exception, match="no MySQL dump client"):
         mysql.backup_command(settings, tmp_path / "x.sql")

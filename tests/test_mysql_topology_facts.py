@@ -8,8 +8,9 @@ import pytest
 import sqlalchemy as sa
 
 from llm_proxy_db.config.settings import Settings
-from llm_proxy_db.dialects import mysql, mysql_pacing
-from llm_proxy_db.dialects.mysql_topology import (
+from llm_proxy_db.dialects import mysql
+from llm_proxy_db.dialects.mysql import pacing as mysql_pacing
+from llm_proxy_db.dialects.mysql.topology import (
     GaleraState,
     ReplicaChannel,
     Topology,

@@ -81,7 +81,7 @@ def test_status_at_head_imports_neither_alembic_nor_sqlalchemy_nor_typer(sqlite_
 
 def test_adoption_table_name_is_the_adoption_records() -> None:
     """An adopted database always takes the full path (its status shows the record)."""
-    from llm_proxy_db.adoption.record import ADOPTION_TABLE
+    from llm_proxy_db.migration.adoption_record import ADOPTION_TABLE
 
     assert quick_status.ADOPTION_TABLE == ADOPTION_TABLE
 

@@ -16,7 +16,8 @@ from llm_proxy_db import commands
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import MigrationError, SchemaMismatchError
-from llm_proxy_db.safety import rehearse, run_log
+from llm_proxy_db.migration import run_log
+from llm_proxy_db.safety import rehearse
 from tests import field_shapes, legacy
 from tests.seed import seed
 

@@ -16,7 +16,8 @@ from llm_proxy_db.cli.app import app
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.errors import MigrationError
-from llm_proxy_db.safety import backup, run_log
+from llm_proxy_db.migration import run_log
+from llm_proxy_db.safety import backup
 from tests.test_cli_safety import cli
 
 

@@ -125,7 +125,7 @@ def test_eight_processes_at_once_apply_each_revision_once(settings: Settings, tm
 
 KILLED = """
 from llm_proxy_db import commands
-from llm_proxy_db.config.settings import resolve_settings
+from llm_proxy_db.dialects.resolve import resolve_settings
 import sys
 commands.upgrade(resolve_settings(), version_locations=[sys.argv[1]])
 """

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from llm_proxy_db.config.settings import mask_url_text, resolve_settings
+from llm_proxy_db.config.settings import mask_url_text
+from llm_proxy_db.dialects.resolve import resolve_settings
 from llm_proxy_db.errors import ConfigError
 
 

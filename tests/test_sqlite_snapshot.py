@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from llm_proxy_db.dialects import sqlite_backup, sqlite_snapshot
+from llm_proxy_db.dialects.sqlite import backup as sqlite_backup
+from llm_proxy_db.dialects.sqlite import snapshot as sqlite_snapshot
 from llm_proxy_db.errors import BackupError
 from tests.safety_helpers import another_process_can_write
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import URL
 
+from llm_proxy_db import verify
 from llm_proxy_db.config.paths import manifest_path
 from llm_proxy_db.errors import VerificationError
-from llm_proxy_db.migration import verify
 from llm_proxy_db.migration.manifest import UPDATE_COMMAND, read_manifest
 from tests.chain_fixtures import add_revision, copy_chain, edit, revision_file
 

@@ -4,7 +4,7 @@ The decision, for a database without ``alembic_version``:
 
 - none of our tables -> migrate from base;
 - the fingerprint equals exactly one known state -> stamp that state's revision, record the
-  adoption (:mod:`llm_proxy_db.adoption.record`), bring ``goose_db_version`` in step with the
+  adoption (:mod:`llm_proxy_db.migration.adoption_record`), bring ``goose_db_version`` in step with the
   stamped revision (:mod:`llm_proxy_db.service.goose`, PostgreSQL), all in one transaction; then
   migrate to the target, one revision per transaction;
 - anything else -> change nothing and raise :class:`SchemaMismatchError` with the
@@ -30,16 +30,14 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 from llm_proxy_db.adoption import known_state_data
-from llm_proxy_db.adoption import record as adoption_record
 from llm_proxy_db.adoption.known_states import KnownState, known_states, revision_fingerprints
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import ConfigError, MigrationError, SchemaMismatchError
-from llm_proxy_db.migration import revisions
+from llm_proxy_db.migration import adoption_record, revisions, run_log
 from llm_proxy_db.migration.executor import Progress, ProgressEvent, RunResult, run
 from llm_proxy_db.migration.version_table import current_revision, has_version_table
-from llm_proxy_db.safety import run_log
 from llm_proxy_db.schema.fingerprint import Fingerprint, fingerprint, our_tables_present
 from llm_proxy_db.schema.fingerprint_diff import diff, distance
 from llm_proxy_db.service import artefacts as service_artefacts

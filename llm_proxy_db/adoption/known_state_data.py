@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llm_proxy_db.config.paths import versions_dir
+from llm_proxy_db.dialects import SQLALCHEMY_NAMES, dialect_for
 from llm_proxy_db.migration.manifest import normalised_sha256
 from llm_proxy_db.schema.fingerprint import ColumnPrint, Fingerprint, ForeignKeyPrint, IndexPrint, TablePrint
+from llm_proxy_db.schema.fingerprint_diff import diff
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -58,8 +60,6 @@ def sqlalchemy_series() -> str:
 
 def family_of(connection: Connection) -> str:
     """The server family of ``connection`` (the key of its entry)."""
-    from llm_proxy_db.dialects import dialect_for
-
     return dialect_for(connection).server_family(connection)
 
 
@@ -80,8 +80,6 @@ def unusable_reason(dialect_name: str, family: str, directory: Path | None = Non
 def stale_files(location: Path | None = None, directory: Path | None = None) -> list[str]:
     """One line per data file that does not describe the revision files at ``location``
     (``migrate verify`` and ``migrate manifest`` report them)."""
-    from llm_proxy_db.dialects import SQLALCHEMY_NAMES
-
     problems = []
     checksums = revision_checksums(location)
     for name in SQLALCHEMY_NAMES:
@@ -178,8 +176,6 @@ def _render(value: Any, depth: int = 0) -> str:
 
 def differences(committed: dict[str, Fingerprint], derived: dict[str, Fingerprint]) -> list[str]:
     """Revision by revision, how the committed fingerprints differ from the derived ones."""
-    from llm_proxy_db.schema.fingerprint_diff import diff
-
     problems = []
     for revision in sorted(set(committed) | set(derived)):
         if revision not in committed or revision not in derived:

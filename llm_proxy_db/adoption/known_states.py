@@ -24,14 +24,15 @@ The states that are not a revision are derived from revision fingerprints:
 
 The L2 column-order variant (columns appended by ``ALTER TABLE``) needs no state of its own:
 fingerprints ignore column order.  A head-shaped unversioned SQLite file is state 0007.
-Each dialect module adjusts the list (``adjust_known_states``): on SQLite, states 0001-0003
-also accept goose version 0 (a 2025-12-02 start that failed), PostgreSQL and MySQL add the
-``api_key`` variants, MySQL its own goose numbering and the MySQL 8 trap state.
+Each dialect's history data adjusts the list (:func:`adjust_for_dialect`): on SQLite, states
+0001-0003 also accept goose version 0 (a 2025-12-02 start that failed), PostgreSQL and MySQL
+add the ``api_key`` variants, MySQL its own goose numbering and the MySQL 8 trap state.
 :mod:`llm_proxy_db.service.artefacts` strips what later starts added before matching.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from sqlalchemy.engine import Connection
@@ -40,9 +41,10 @@ from alembic import command
 from llm_proxy_db.adoption import known_state_data
 from llm_proxy_db.config.alembic_config import make_config
 from llm_proxy_db.dialects import dialect_for
+from llm_proxy_db.dialects.base import Dialect, ExtraCheckState
 from llm_proxy_db.errors import ConfigError, SchemaMismatchError
 from llm_proxy_db.migration import revisions
-from llm_proxy_db.schema.fingerprint import Fingerprint, fingerprint
+from llm_proxy_db.schema.fingerprint import Fingerprint, fingerprint, normalise_check
 
 RENAMED_COLUMN = ("projects", "openai_api_key", "api_key")
 
@@ -89,7 +91,41 @@ def known_states(connection: Connection, *, derive: bool = False) -> list[KnownS
         (1,),
     )
     states.insert(2, goose_1)
-    return dialect_for(connection).adjust_known_states(states, prints)
+    return adjust_for_dialect(dialect_for(connection), states, prints)
+
+
+def adjust_for_dialect(
+    dialect: Dialect, states: list[KnownState], prints: Mapping[str, Fingerprint]
+) -> list[KnownState]:
+    """The revisions' states adjusted for the service's history on ``dialect`` (its data:
+    ``API_KEY_VARIANTS``, ``STATE_GOOSE_VERSIONS``, ``SEED_ROW_STATES``, ``EXTRA_CHECK_STATE``)."""
+    if dialect.API_KEY_VARIANTS:
+        states = with_api_key_variants(states)
+    numbering = dialect.STATE_GOOSE_VERSIONS
+    if numbering is not None:
+        states = [replace(state, goose_versions=numbering.get(state.name, state.goose_versions)) for state in states]
+    seeded = dialect.SEED_ROW_STATES
+    states = [
+        replace(state, goose_versions=(0, *state.goose_versions)) if state.name in seeded else state
+        for state in states
+    ]
+    extra = dialect.EXTRA_CHECK_STATE
+    if extra is None:
+        return states
+    shape = with_extra_check(prints[extra.based_on], extra)
+    return [*states, KnownState(extra.name, extra.revision, extra.description, shape, extra.goose_versions)]
+
+
+def with_extra_check(base: Fingerprint, extra: ExtraCheckState) -> Fingerprint:
+    """``base`` plus the extra CHECK of ``extra`` (the MySQL 8 goose-5 shape: the old
+    two-value ``audit_events_chk_1`` beside the new one)."""
+    table = base.tables[extra.table]
+    changed = replace(
+        table,
+        checks=table.checks | {normalise_check(extra.check)},
+        constraint_names=table.constraint_names | {extra.constraint_name},
+    )
+    return replace(base, tables={**base.tables, extra.table: changed})
 
 
 def with_api_key_variants(states: list[KnownState]) -> list[KnownState]:

@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from llm_proxy_db import commands, failures
+from llm_proxy_db import commands, failures, verify
 from llm_proxy_db.cli.render import (
     progress_printer,
     render_adoption,
@@ -32,9 +32,10 @@ from llm_proxy_db.cli.render import (
 )
 from llm_proxy_db.config.masking import mask_message
 from llm_proxy_db.config.parsing import debug_enabled, env_settings, parse_count, parse_seconds
-from llm_proxy_db.config.settings import Settings, resolve_settings
+from llm_proxy_db.config.settings import Settings
+from llm_proxy_db.dialects import dialect_for
+from llm_proxy_db.dialects.resolve import resolve_settings
 from llm_proxy_db.errors import ConfigError, LLMProxyDBError, MigrationError, VerificationError
-from llm_proxy_db.migration import verify
 from llm_proxy_db.safety import backup, rehearse
 
 app = typer.Typer(
@@ -251,7 +252,7 @@ def migrate_up(
         raise ConfigError("--from only applies with --sql", hint="add --sql to print the SQL, or drop --from")
     settings = state(ctx).settings()
     if sql:
-        typer.echo(settings.dialect.OFFLINE_SCRIPT_PREAMBLE + commands.upgrade_sql(settings, to, start), nl=False)
+        typer.echo(dialect_for(settings).OFFLINE_SCRIPT_PREAMBLE + commands.upgrade_sql(settings, to, start), nl=False)
         return
     options = safety(backup_dir, keep_backups, no_backup, lock_timeout)
     typer.echo(render_run(commands.upgrade(settings, to, progress=progress_printer(), **options)))
@@ -294,7 +295,7 @@ def migrate_down(
         if to is None:
             raise ConfigError("--sql needs --to REV (there is no database to count steps from)")
         script = commands.downgrade_sql(settings, to, start or "head")
-        typer.echo(settings.dialect.OFFLINE_SCRIPT_PREAMBLE + script, nl=False)
+        typer.echo(dialect_for(settings).OFFLINE_SCRIPT_PREAMBLE + script, nl=False)
         return
     options = safety(backup_dir, keep_backups, no_backup, lock_timeout)
     result = commands.downgrade(

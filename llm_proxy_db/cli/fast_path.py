@@ -22,7 +22,9 @@ from collections.abc import Sequence
 from llm_proxy_db import quick_status
 from llm_proxy_db.cli.render import render_run, render_status
 from llm_proxy_db.config.parsing import env_settings
-from llm_proxy_db.config.settings import Settings, postgres_url_text, resolve_settings
+from llm_proxy_db.config.settings import Settings, postgres_url_text
+from llm_proxy_db.dialects.resolve import resolve_settings
+from llm_proxy_db.migration.results import RunResult
 from llm_proxy_db.status import status_at_head, with_topology
 
 GLOBAL_OPTIONS = {
@@ -39,7 +41,7 @@ def main() -> None:
     if output is not None:
         sys.stdout.write(output)
         return
-    from llm_proxy_db.cli import app as cli
+    from llm_proxy_db.cli import app as cli  # Typer, Alembic, SQLAlchemy only off the fast path: start-up time
 
     cli.main()
 
@@ -76,8 +78,6 @@ def output_at_head(argv: Sequence[str]) -> str | None:
     if status is None:
         return None
     if command == ["setup"]:
-        from llm_proxy_db.migration.executor import RunResult
-
         head, warnings = status.head_revision, status.checksum_warnings
         run = RunResult(before=head, after=head, checksum_warnings=warnings)
         return f"database: {description}\n{render_run(run)}\n"

@@ -17,9 +17,9 @@ if TYPE_CHECKING:  # type-only: importing them would load Alembic on the fast st
     from llm_proxy_db.commands import Status
     from llm_proxy_db.migration.executor import Progress, ProgressEvent, RunResult
     from llm_proxy_db.migration.revisions import RevisionState
+    from llm_proxy_db.migration.run_log import Entry
     from llm_proxy_db.safety.backup import RestoreResult
     from llm_proxy_db.safety.rehearse import RehearsalResult
-    from llm_proxy_db.safety.run_log import Entry
 
 
 def render_status(status: Status) -> str:

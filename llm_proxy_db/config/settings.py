@@ -21,7 +21,6 @@ from llm_proxy_db.errors import ConfigError
 if TYPE_CHECKING:  # SQLAlchemy is imported only where a URL is built or parsed (fast startup)
     from sqlalchemy.engine import URL
 
-    from llm_proxy_db.dialects.base import Dialect
 
 N = TypeVar("N", int, float)
 
@@ -29,6 +28,8 @@ SQLITE = "sqlite"
 POSTGRES = "postgres"
 MYSQL = "mysql"
 DEFAULT_DATABASE_PATH = "data/llm-proxy.db"
+# DB_DRIVER -> SQLAlchemy's dialect name (each dialect package's DRIVER and SQLALCHEMY_NAME).
+SQLALCHEMY_NAMES = {SQLITE: "sqlite", POSTGRES: "postgresql", MYSQL: "mysql"}
 _DRIVER_ALIASES = {
     "sqlite": SQLITE,
     "sqlite3": SQLITE,
@@ -59,21 +60,15 @@ class Settings:
         return self.driver == MYSQL
 
     @property
-    def dialect(self) -> Dialect:
-        """The dialect module (:mod:`llm_proxy_db.dialects`) that does what differs per database."""
-        from llm_proxy_db.dialects import dialect_for
-
-        return dialect_for(self.driver)
-
-    @property
     def dialect_name(self) -> str:
         """SQLAlchemy's name for the dialect: ``sqlite``, ``postgresql`` or ``mysql``."""
-        return self.dialect.SQLALCHEMY_NAME
+        return SQLALCHEMY_NAMES[self.driver]
 
     def known_missing(self) -> bool:
         """True when the database certainly does not exist yet (a SQLite path without a file):
-        reads can answer "empty" without connecting (or creating anything)."""
-        return not self.dialect.database_exists(self)
+        reads can answer "empty" without connecting (or creating anything).  A server database
+        is taken to exist: connecting says otherwise, with a clear error."""
+        return self.database_path is not None and not self.database_path.exists()
 
     def sqlalchemy_url(self) -> URL:
         """The URL SQLAlchemy connects with (psycopg 3 for PostgreSQL)."""
@@ -95,29 +90,6 @@ class Settings:
         return str(self.database_path) if self.is_sqlite else self.display_url()
 
 
-def resolve_settings(
-    db_driver: str | None = None,
-    database_path: str | os.PathLike[str] | None = None,
-    database_url: str | None = None,
-    env: Mapping[str, str] | None = None,
-) -> Settings:
-    """Build :class:`Settings` from explicit values, falling back to the environment.
-
-    The driver is, in order: ``db_driver``; ``postgres`` for an explicit ``database_url``,
-    ``sqlite`` for an explicit ``database_path``; ``DB_DRIVER``; ``sqlite``.  Explicit values
-    that contradict each other are refused rather than one of them silently ignored.
-    """
-    env = os.environ if env is None else env
-    raw_url = postgres_url_text(db_driver, database_url, env, database_path=database_path)
-    if raw_url is None:
-        path = database_path or env.get("DATABASE_PATH") or DEFAULT_DATABASE_PATH
-        return Settings(driver=SQLITE, database_path=Path(path).expanduser())
-    from llm_proxy_db.dialects import dialect_for
-
-    driver = _chosen_driver(db_driver, database_path, database_url, env)
-    return Settings(driver=driver, database_url=dialect_for(driver).parse_database_url(raw_url))
-
-
 def postgres_url_text(
     db_driver: str | None = None,
     database_url: str | None = None,
@@ -127,11 +99,11 @@ def postgres_url_text(
 ) -> str | None:
     """The server URL (PostgreSQL or MySQL) as given, not parsed yet; None when the driver is SQLite.
 
-    The same choice as :func:`resolve_settings`, without importing SQLAlchemy (the startup
+    The same choice as :func:`llm_proxy_db.dialects.resolve.resolve_settings`, without importing SQLAlchemy (the startup
     check at head uses it).
     """
     env = os.environ if env is None else env
-    driver = _chosen_driver(db_driver, database_path, database_url, env)
+    driver = chosen_driver(db_driver, database_path, database_url, env)
     if driver == SQLITE:
         return None
     raw_url = database_url or env.get("DATABASE_URL")
@@ -144,7 +116,7 @@ def postgres_url_text(
     return raw_url
 
 
-def _chosen_driver(
+def chosen_driver(
     db_driver: str | None,
     database_path: str | os.PathLike[str] | None,
     database_url: str | None,

@@ -1,10 +1,13 @@
-"""One home per database dialect, behind the small protocol of :mod:`llm_proxy_db.dialects.base`.
+"""One package per database dialect, behind the small protocol of :mod:`llm_proxy_db.dialects.base`.
 
 :mod:`~llm_proxy_db.dialects.sqlite` (the service's default), :mod:`~llm_proxy_db.dialects.postgresql`
 and :mod:`~llm_proxy_db.dialects.mysql` (MySQL 8 and MariaDB; its resumable revision steps are
-in :mod:`~llm_proxy_db.dialects.mysql_ddl`).  :func:`dialect_for` finds the module for settings, a
-connection or a name; adding a dialect means one module here, an entry in :data:`_MODULES`,
-and the revisions' dialect branches.  Importing this package imports no dialect module (the
+in :mod:`~llm_proxy_db.dialects.mysql.ddl`), each split by concern (``base``, ``connection``,
+``locks``, ``client``, ``creation``, ...).  :func:`dialect_for` finds the package for settings,
+a connection or a name; adding a dialect means one package here, an entry in :data:`_MODULES`,
+and the revisions' dialect branches.  The dialects are the ground floor of the package's
+layering (``docs/architecture.md``): they import nothing above them.
+Importing this package imports no dialect module (the
 fast startup path imports only the one it reads with).
 """
 

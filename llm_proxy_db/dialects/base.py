@@ -1,7 +1,10 @@
 """What every dialect module provides, so the rest of the package can stay dialect-free.
 
-A dialect module is a plain module whose names match :class:`Dialect`; nothing is
-instantiated.  :func:`llm_proxy_db.dialects.dialect_for` finds the module for settings, a
+A dialect module (a package: ``dialects/sqlite``, ``dialects/postgresql``, ``dialects/mysql``)
+exposes names that match :class:`Dialect`; nothing is instantiated.  Dialects sit low in the
+package's layering (``docs/architecture.md``): they import only ``config``, ``errors``,
+``events`` and ``files``; what a run does with them (backups, restores, known states) lives above.
+:func:`llm_proxy_db.dialects.dialect_for` finds the module for settings, a
 connection or a name.  Dialect modules import SQLAlchemy and their driver lazily: the fast
 startup path reads the version table through them without either.
 """
@@ -10,19 +13,51 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from sqlalchemy import MetaData
     from sqlalchemy.engine import URL, Connection, Engine
 
-    from llm_proxy_db.adoption.known_states import KnownState
     from llm_proxy_db.config.settings import Settings
-    from llm_proxy_db.dialects.server_backup import DumpInfo
-    from llm_proxy_db.migration.executor import Progress
-    from llm_proxy_db.safety.backup import RestoreResult
-    from llm_proxy_db.schema.fingerprint import Fingerprint
+    from llm_proxy_db.events import Progress
+
+#: This tool's own tables and the service's goose table: never compared as schema.
+ADOPTION_TABLE = "llm_proxy_adoption"
+RUN_LOG_TABLE = "llm_proxy_run_log"
+GOOSE_TABLE = "goose_db_version"
+# What every dialect's read_versions runs (bench/startup.py times it with the bare drivers).
+VERSION_QUERY = "SELECT version_num FROM alembic_version"
+#: The tables every llm-proxy database (and every backup of one) holds.
+REQUIRED_TABLES = ("projects", "tokens")
+
+
+@dataclass(frozen=True)
+class ExtraCheckState:
+    """A known state only one dialect's service history left: the schema of revision
+    ``based_on`` plus one extra CHECK (``check`` named ``constraint_name`` on ``table``),
+    stamped ``revision`` with goose versions ``goose_versions``."""
+
+    name: str
+    revision: str
+    description: str
+    based_on: str
+    table: str
+    check: str
+    constraint_name: str
+    goose_versions: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class DumpInfo:
+    """What a dump says about itself: the database it was taken of, the tables it creates and
+    the revision its ``alembic_version`` holds (None: unversioned, or at base)."""
+
+    database: str | None
+    tables: frozenset[str]
+    revision: str | None
 
 
 class Dialect(Protocol):
@@ -45,11 +80,26 @@ class Dialect(Protocol):
     BATCH_ALTER: bool
     LOCK_TIMEOUT_RETRIES: bool
     BACKUP_BEFORE_EVERY_CHANGE: bool
+    #: Which head schema :func:`llm_proxy_db.schema.head.head_metadata` builds: ``sqlite``,
+    #: ``server`` (PostgreSQL's named constraints) or ``mysql``.
+    HEAD_SCHEMA: str
     #: Fingerprint quirks: whether constraint names count, options for index reflection.
     NAMED_CONSTRAINTS: bool
     INDEX_REFLECTION_OPTIONS: Mapping[str, Any]
     #: Whether the service's starts leave schema artefacts on older databases (adoption strips them).
     SERVICE_START_ARTEFACTS: bool
+    #: The service's history here, which adoption's known states follow
+    #: (:func:`llm_proxy_db.adoption.known_states.adjust_for_dialect`): whether goose 1-4
+    #: databases created with ``api_key`` from the start existed; each state's goose versions
+    #: where goose numbers them its own way; the states that may carry goose's table with only
+    #: its seed row (goose "version 0", a failed start); a state only this dialect has.
+    API_KEY_VARIANTS: bool
+    STATE_GOOSE_VERSIONS: Mapping[str, tuple[int, ...]] | None
+    SEED_ROW_STATES: tuple[str, ...]
+    EXTRA_CHECK_STATE: ExtraCheckState | None
+    #: How a backup is taken: ``"file"`` (a copy of the database file) or ``"dump"`` (the
+    #: server's client tools, :class:`ServerDialect`); :mod:`llm_proxy_db.safety.backup` runs it.
+    BACKUP_KIND: str
 
     def parse_database_url(self, raw: str) -> URL:
         """The operator's ``DATABASE_URL`` as a SQLAlchemy URL (passwords kept, never printed)."""
@@ -61,10 +111,6 @@ class Dialect(Protocol):
 
     def goose_offline_sql(self, wanted: int) -> list[str]:
         """Statements recording goose versions 1..``wanted`` without reading (``--sql`` scripts)."""
-        ...
-
-    def head_metadata(self) -> MetaData:
-        """The head schema (built once per process by :func:`llm_proxy_db.schema.head.head_metadata`)."""
         ...
 
     def database_exists(self, settings: Settings) -> bool:
@@ -85,17 +131,13 @@ class Dialect(Protocol):
         """The version table's rows, with the lightest client available (fast startup path)."""
         ...
 
-    def adjust_known_states(self, states: list[KnownState], prints: Mapping[str, Fingerprint]) -> list[KnownState]:
-        """The revisions' states adjusted for the service's history on this dialect (goose
-        numbering, variants that only ever existed here)."""
-        ...
-
     def new_token_id_sql(self) -> str | None:
         """SQL for a new token id where an older release's tokens can lack one; else None."""
         ...
 
-    def partly_applied(self, connection: Connection, revision: str) -> str | None:
-        """Where DDL is not transactional: how far ``revision`` got before a run stopped."""
+    def partly_applied(self, connection: Connection, revision: str, module: ModuleType) -> str | None:
+        """Where DDL is not transactional: how far ``revision`` (its revision file's ``module``)
+        got before a run stopped."""
         ...
 
     def reflect_checks(self, connection: Connection, tables: list[str]) -> dict[str, list[dict[str, Any]]] | None:
@@ -121,7 +163,7 @@ class Dialect(Protocol):
         revisions can run (known states); nothing of it stays.  ConfigError when refused."""
         ...
 
-    # Backups and restores (llm_proxy_db.safety.backup chooses the directory and the count kept).
+    # Backups (llm_proxy_db.safety.backup chooses the directory and the count kept and runs them).
 
     def default_backup_directory(self, settings: Settings) -> Path:
         """Where backups go when no directory is given."""
@@ -129,21 +171,6 @@ class Dialect(Protocol):
 
     def needs_backup(self, settings: Settings) -> bool:
         """False when there is certainly nothing to lose (an empty SQLite file)."""
-        ...
-
-    def backup(self, settings: Settings, out: Path | None, directory: Path, keep: int) -> Path:
-        """A backup now: to ``out`` (a new file or a directory), else the automatic one in ``directory``."""
-        ...
-
-    def take_backup(self, settings: Settings, revision: str | None, directory: Path, keep: int) -> Path:
-        """The automatic backup before a schema change; at most ``keep`` kept where rotated."""
-        ...
-
-    def restore(
-        self, settings: Settings, source: Path, directory: Path, *, lock_timeout: float | None,
-        progress: Progress | None, force: bool,
-    ) -> RestoreResult:
-        """Replace the database's contents with the backup ``source`` (safety copy in ``directory``)."""
         ...
 
 

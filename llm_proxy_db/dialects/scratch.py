@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
+from llm_proxy_db.config.settings import Settings
+from llm_proxy_db.dialects.connecting import connection_error
 from llm_proxy_db.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -46,8 +48,6 @@ def scratch_database(recipe: ScratchRecipe, server: URL, purpose: str) -> Iterat
     import sqlalchemy as sa
     from sqlalchemy.pool import NullPool
 
-    from llm_proxy_db.config.settings import Settings
-
     name = scratch_name(server, purpose, recipe.max_name_length)
     options = {"isolation_level": recipe.isolation_level} if recipe.isolation_level else {}
     admin = sa.create_engine(server, poolclass=NullPool, **options)
@@ -65,9 +65,6 @@ def _execute(admin: Engine, recipe: ScratchRecipe, server: URL, statement: str) 
     """Run one administrative statement; an unreachable server is "cannot open database ...",
     a refused statement "cannot create a scratch database ..." with the privilege hint."""
     import sqlalchemy as sa
-
-    from llm_proxy_db.config.settings import Settings
-    from llm_proxy_db.database import connection_error
 
     try:
         connection = admin.connect()

@@ -34,9 +34,10 @@ from sqlalchemy.engine import Connection, Engine
 from llm_proxy_db.config.parsing import DEFAULT_TABLE_LOCK_TIMEOUT as DEFAULT_LOCK_TIMEOUT
 from llm_proxy_db.config.parsing import TABLE_LOCK_TIMEOUT_ENV as LOCK_TIMEOUT_ENV
 from llm_proxy_db.config.parsing import parse_pg_duration
-from llm_proxy_db.config.settings import Settings, resolve_settings
+from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import dialect_for
+from llm_proxy_db.dialects.resolve import resolve_settings
 from llm_proxy_db.errors import LLMProxyDBError, MigrationError
 from llm_proxy_db.schema.fingerprint import OUR_TABLES
 from llm_proxy_db.schema.head import head_metadata

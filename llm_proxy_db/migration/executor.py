@@ -4,88 +4,39 @@ One Alembic command per revision keeps each revision in its own transaction and 
 exactly which one failed.  The executor never prints: it emits :class:`ProgressEvent`
 values and the caller (CLI, service, test) decides how to show them.
 
-Alembic and the revision graph are imported by the functions that run revisions, so the
-result types can be used (a run with nothing to do at startup) without loading them.
+The result types live in :mod:`llm_proxy_db.migration.results` (plain data: the fast startup
+path uses them without loading Alembic); this module imports Alembic and the revision graph.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from llm_proxy_db.config.alembic_config import make_config
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import LLMProxyDBError, MigrationError
+from llm_proxy_db.events import Progress, ProgressEvent
 from llm_proxy_db.failures import explain_driver_message
+from llm_proxy_db.migration import adoption_record, run_log
+from llm_proxy_db.migration.pg_online import backoff, is_lock_conflict, lock_retries, stop_on_sigterm
+from llm_proxy_db.migration.results import RunResult, StepTiming
+from llm_proxy_db.migration.revisions import between, chain, position, script_directory
+from llm_proxy_db.migration.version_table import current_revision
 
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
     from sqlalchemy.engine import Connection
 
-    from llm_proxy_db.safety.run_log import Entry
-
-
-@dataclass(frozen=True)
-class ProgressEvent:
-    """``apply_start`` / ``apply_success`` / ``apply_failure`` for one revision.
-
-    The safety net adds ``lock_wait`` / ``lock_acquired`` (``revision`` empty) and
-    ``backup_done`` (``detail`` is the backup file); adoption adds ``adopted`` (``revision``
-    the stamped revision, ``detail`` the detected state); ``detail`` is a human-readable extra.
-    Revisions that run in several transactions (PostgreSQL, :mod:`llm_proxy_db.migration.pg_online`)
-    add ``step`` (a transaction boundary passed), ``backfill`` (``done`` of ``total`` rows)
-    and ``lock_retry`` (a lock not granted in time or a deadlock; tried again after a pause).
-    """
-
-    kind: str
-    revision: str
-    direction: str
-    elapsed: float = 0.0
-    detail: str = ""
-    done: int = 0
-    total: int = 0
-
-
-Progress = Callable[[ProgressEvent], None]
-
-
-@dataclass
-class StepTiming:
-    """How long one revision took."""
-
-    revision: str
-    direction: str
-    seconds: float
-    # Statements or whole attempts tried again after a lock timeout or a deadlock.
-    lock_retries: int = 0
-
-
-@dataclass
-class RunResult:
-    """What a run changed: revision before and after, and the steps with their timings."""
-
-    before: str | None
-    after: str | None
-    steps: list[StepTiming] = field(default_factory=list)
-    # Applied revisions whose file changed since release (manifest.check_applied).
-    checksum_warnings: list[str] = field(default_factory=list)
-    # The known state an unversioned database was detected as and stamped from, if it was.
-    adopted: str | None = None
-
-    @property
-    def applied(self) -> list[str]:
-        """Revision ids run, in order."""
-        return [step.revision for step in self.steps]
+    from llm_proxy_db.migration.run_log import Entry
 
 
 def plan(
     start: str | None, target: str | None, scripts: ScriptDirectory | None = None
 ) -> list[tuple[str, str | None, str]]:
     """The steps from ``start`` to ``target``: (revision run, revision reached, direction)."""
-    from llm_proxy_db.migration.revisions import between, chain, position
-
     if position(target, scripts) >= position(start, scripts):
         return [(rev, rev, "upgrade") for rev in between(start, target, scripts)]
     parents = {info.id: info.down_revision for info in chain(scripts)}
@@ -101,9 +52,6 @@ def run(
     version_locations: Sequence[str] = (),
 ) -> RunResult:
     """Move the database on ``connection`` to ``target`` (None = base), one revision at a time."""
-    from llm_proxy_db.migration.revisions import script_directory
-    from llm_proxy_db.migration.version_table import current_revision
-
     connection.commit()
     start = current_revision(connection)
     connection.commit()
@@ -112,8 +60,6 @@ def run(
     steps = plan(start, target, scripts)
     if start is None and steps:  # a record left by a downgrade done by other means is stale
         _forget_adoption(connection)
-    from llm_proxy_db.migration.pg_online import stop_on_sigterm
-
     with stop_on_sigterm():
         _apply(connection, steps, result, progress, version_locations)
     if result.steps and result.after is None:
@@ -154,8 +100,6 @@ def _forget_adoption(connection: Connection) -> None:
 
     Dropped when a run reaches base and when one starts there (after ``alembic downgrade``).
     """
-    from llm_proxy_db.adoption import record as adoption_record
-
     with connection.begin():
         adoption_record.clear(connection)
 
@@ -193,8 +137,6 @@ def _step_retrying(
 
     Every revision is one transaction or resumable, so trying it again is safe.
     """
-    from llm_proxy_db.migration.pg_online import backoff, is_lock_conflict, lock_retries
-
     revision, reached, direction = step
     retries.revision, retries.direction = revision, direction
     attempts = lock_retries() if dialect_for(connection).LOCK_TIMEOUT_RETRIES else 1
@@ -222,8 +164,6 @@ def _step(
     report: _RetryCounter | None = None,
 ) -> None:
     from alembic import command
-    from llm_proxy_db.config.alembic_config import make_config
-    from llm_proxy_db.safety import run_log
 
     config = make_config(connection=connection, extra_version_locations=version_locations)
     config.attributes["report"] = report
@@ -236,8 +176,6 @@ def _step(
 
 
 def _entry(revision: str, direction: str, start: str | None, reached: str | None) -> Entry:
-    from llm_proxy_db.safety import run_log
-
     moment = run_log.now()
     return run_log.Entry(direction, revision, start, reached, moment, moment)
 
@@ -245,8 +183,6 @@ def _entry(revision: str, direction: str, start: str | None, reached: str | None
 def _log_failure(connection: Connection, entry: Entry, message: str) -> None:
     """Record a failed step after its rollback; a log that cannot be written is no reason
     to hide the failure itself."""
-    from llm_proxy_db.safety import run_log
-
     failed = dataclasses.replace(entry, ended_at=run_log.now(), outcome="failure", detail=message)
     try:
         run_log.write(connection, failed)

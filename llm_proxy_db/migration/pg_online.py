@@ -32,8 +32,9 @@ from sqlalchemy.engine import Connection
 
 from alembic import context, op
 from llm_proxy_db.config.parsing import LOCK_RETRIES_ENV as RETRIES_ENV
-from llm_proxy_db.config.parsing import parse_lock_retries
-from llm_proxy_db.migration.revision_helpers import is_offline
+from llm_proxy_db.config.parsing import parse_lock_retries, pg_duration_ms
+from llm_proxy_db.migration.environment import lock_timeout
+from llm_proxy_db.migration.offline import is_offline
 
 T = TypeVar("T")
 
@@ -138,9 +139,6 @@ def run(
 def exclusive_lock_timeout(configured: str | None = None) -> str:
     """The ``lock_timeout`` of an ACCESS EXCLUSIVE statement: the configured one, at most
     :data:`EXCLUSIVE_LOCK_TIMEOUT_MS` (``0``, wait forever, is left as the operator chose)."""
-    from llm_proxy_db.config.parsing import pg_duration_ms
-    from llm_proxy_db.migration.environment import lock_timeout
-
     value = lock_timeout() if configured is None else configured
     millis = pg_duration_ms(value)
     return value if millis == 0 or millis <= EXCLUSIVE_LOCK_TIMEOUT_MS else f"{EXCLUSIVE_LOCK_TIMEOUT_MS}ms"
@@ -149,8 +147,6 @@ def exclusive_lock_timeout(configured: str | None = None) -> str:
 def _execute_limited(
     bind: Connection, sql: str, params: dict[str, Any] | None, *, quick: bool, exclusive: bool = False
 ) -> Any:
-    from llm_proxy_db.migration.environment import lock_timeout
-
     statement_timeout = QUICK_STATEMENT_TIMEOUT if quick else "0"
     lock = exclusive_lock_timeout() if exclusive else lock_timeout()
     if _autocommit(bind):
@@ -189,8 +185,6 @@ def online_block() -> Iterator[None]:
     The session's own ``lock_timeout`` and ``statement_timeout`` are restored afterwards.
     Offline, the block renders a ``COMMIT`` and the session's ``lock_timeout`` first.
     """
-    from llm_proxy_db.migration.environment import lock_timeout
-
     with op.get_context().autocommit_block():
         if is_offline():
             op.execute(f"SET lock_timeout = '{lock_timeout()}'")

@@ -16,16 +16,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from alembic import context, op
+from llm_proxy_db.dialects.mysql import ddl as mysql_ddl
+from llm_proxy_db.dialects.sqlite.base import SQLITE_UUID4_SQL  # noqa: F401 (the revisions import it from here)
 from llm_proxy_db.errors import MigrationError
-from llm_proxy_db.migration import sqlite_keep
-
-# A version-4 UUID in the canonical dashed form, computed by SQLite itself per row.
-SQLITE_UUID4_SQL = (
-    "lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' || "
-    "substr(lower(hex(randomblob(2))), 2) || '-' || "
-    "substr('89ab', 1 + (abs(random()) % 4), 1) || substr(lower(hex(randomblob(2))), 2) || '-' || "
-    "lower(hex(randomblob(6)))"
-)
+from llm_proxy_db.migration import pg_online, sqlite_keep
+from llm_proxy_db.migration.offline import is_offline
 
 
 def dialect_name() -> str:
@@ -80,11 +75,6 @@ def now_default(*, on_update: bool = False) -> sa.TextClause:
     return sa.text("CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)" if on_update else "CURRENT_TIMESTAMP(6)")
 
 
-def is_offline() -> bool:
-    """True when rendering SQL (``--sql``) instead of running it."""
-    return bool(context.is_offline_mode())
-
-
 def has_column(table: str, column: str) -> bool:
     """Whether ``table.column`` exists now; offline, the canonical chain is assumed (False)."""
     if is_offline():
@@ -101,8 +91,6 @@ def add_column_if_missing(table: str, column: sa.Column) -> None:
     if has_column(table, column.name):
         return
     if is_mysql():
-        from llm_proxy_db.dialects import mysql_ddl
-
         spec = sa.schema.CreateColumn(column).compile(dialect=context.get_context().dialect)
         mysql_ddl.alter(table, f"ADD COLUMN {spec}", "INSTANT")
         return
@@ -118,8 +106,6 @@ def drop_column_if_present(table: str, column: str) -> None:
     if is_mysql() and not is_offline() and not has_column(table, column):
         return
     if is_postgresql() and not is_offline():
-        from llm_proxy_db.migration import pg_online
-
         pg_online.run(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {column}", f"drop {table}.{column}", exclusive=True)
         return
     op.drop_column(table, column)

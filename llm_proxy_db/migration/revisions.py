@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -10,9 +11,14 @@ from typing import Any
 
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
+from sqlalchemy.engine import Connection
 
 from llm_proxy_db.config.alembic_config import make_config
+from llm_proxy_db.config.settings import Settings
+from llm_proxy_db.database import connect
+from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import UnknownRevisionError
+from llm_proxy_db.migration.version_table import current_revision
 
 BASE = "base"
 HEAD = "head"
@@ -139,3 +145,30 @@ def _single(down: object) -> str | None:
     if down is None or isinstance(down, str):
         return down
     raise CommandError(f"revision merges several parents ({down}); the chain must be linear")
+
+
+def partly_applied(connection: Connection, revision: str) -> str | None:
+    """How far ``revision`` got when a run stopped half-way through it (MySQL, whose DDL is
+    not transactional; PostgreSQL revisions that commit steps on their own), else None: the
+    dialect reads the steps its revision file declares."""
+    module = script_directory().get_revision(revision).module
+    return dialect_for(connection).partly_applied(connection, revision, module)
+
+
+def peek_revision(
+    settings: Settings, version_locations: Sequence[str] = (), connection: Connection | None = None
+) -> str | None:
+    """One cheap read of the current revision; refuses a revision this code does not know.
+
+    On ``connection`` when given (its transaction is ended after the read).
+    """
+    if connection is not None:
+        current = current_revision(connection)
+        connection.rollback()
+    elif settings.known_missing():
+        return None
+    else:
+        with connect(settings, create=False) as opened:
+            current = current_revision(opened)
+    position(current, script_directory(tuple(version_locations)))
+    return current

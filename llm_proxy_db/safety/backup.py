@@ -1,22 +1,29 @@
 """Backups and restores, whatever the database: the options here, the work in each dialect.
 
-SQLite copies its file (:mod:`llm_proxy_db.dialects.sqlite_backup`: a checked, rotated copy;
-restore in place); PostgreSQL and MySQL/MariaDB run their client tools
-(:mod:`llm_proxy_db.dialects.server_backup`: ``pg_dump``/``pg_restore``,
-``mariadb-dump``/``mariadb``).  This module chooses the backup directory and the number of
-backups kept, and hands the rest to ``settings.dialect``.
+SQLite copies its file (:mod:`llm_proxy_db.safety.sqlite_backup` with the dialect's checked
+copy: rotated; restore in place); PostgreSQL and MySQL/MariaDB run their client tools
+(:mod:`llm_proxy_db.safety.server_backup` with the dialect's ``dump``/``load_dump``:
+``pg_dump``/``pg_restore``, ``mariadb-dump``/``mariadb``).  This module chooses the backup
+directory and the number of backups kept, and hands the rest to the one of those two the
+dialect's ``BACKUP_KIND`` names.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from llm_proxy_db.config.parsing import DEFAULT_KEEP_BACKUPS, KEEP_BACKUPS_ENV, parse_count
 from llm_proxy_db.config.settings import Settings
-from llm_proxy_db.migration.executor import Progress
+from llm_proxy_db.dialects import dialect_for
+from llm_proxy_db.events import Progress
+from llm_proxy_db.safety import server_backup, sqlite_backup
+from llm_proxy_db.safety.backup_result import RestoreResult
+
+# The dialect's BACKUP_KIND -> the module that runs its backups and restores.
+_RUNNERS: dict[str, ModuleType] = {"file": sqlite_backup, "dump": server_backup}
 
 BACKUP_DIR_ENV = "LLM_PROXY_BACKUP_DIR"
 __all__ = [
@@ -25,26 +32,13 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class RestoreResult:
-    """What a restore did: the database, the file restored, its revision, the safety copy kept
-    (``None``: nothing was there to keep), and where the backup was taken."""
-
-    database: str
-    restored_from: Path
-    revision: str | None
-    safety_copy: Path | None
-    replaced_damaged: bool = False
-    origin: str | None = None
-
-
 def backup_directory(settings: Settings, backup_dir: str | os.PathLike[str] | None = None) -> Path:
     """Where automatic backups go: ``backup_dir``, ``LLM_PROXY_BACKUP_DIR``, or the dialect's
     default (beside a SQLite file; the working directory for a server's dumps)."""
     chosen = backup_dir or os.environ.get(BACKUP_DIR_ENV)
     if chosen:
         return Path(chosen).expanduser()
-    return settings.dialect.default_backup_directory(settings)
+    return dialect_for(settings).default_backup_directory(settings)
 
 
 def keep_backups(value: int | None = None, env: Mapping[str, str] | None = None) -> int:
@@ -70,7 +64,7 @@ def backup(
     """
     target = Path(out).expanduser() if out is not None else None
     directory = backup_directory(settings, backup_dir)
-    return settings.dialect.backup(settings, target, directory, keep_backups(keep))
+    return _runner(settings).backup(settings, target, directory, keep_backups(keep))
 
 
 def take_backup(
@@ -83,13 +77,13 @@ def take_backup(
     """The automatic backup before a schema change (at ``revision``), checked; old automatic
     SQLite backups beyond ``keep`` are rotated away."""
     directory = backup_directory(settings, backup_dir)
-    return settings.dialect.take_backup(settings, revision, directory, keep_backups(keep))
+    return _runner(settings).take_backup(settings, revision, directory, keep_backups(keep))
 
 
 def needs_backup(settings: Settings) -> bool:
     """False when there is certainly nothing to lose (a SQLite file that does not exist yet or
     holds no table)."""
-    return settings.dialect.needs_backup(settings)
+    return dialect_for(settings).needs_backup(settings)
 
 
 def restore(
@@ -109,6 +103,11 @@ def restore(
     """
     source = Path(file).expanduser()
     directory = backup_directory(settings, backup_dir)
-    return settings.dialect.restore(
+    return _runner(settings).restore(
         settings, source, directory, lock_timeout=lock_timeout, progress=progress, force=force
     )
+
+
+def _runner(settings: Settings) -> ModuleType:
+    """:mod:`~llm_proxy_db.safety.sqlite_backup` or :mod:`~llm_proxy_db.safety.server_backup`."""
+    return _RUNNERS[dialect_for(settings).BACKUP_KIND]

@@ -35,11 +35,12 @@ from sqlalchemy.engine import Connection
 
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
+from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import DataLossError, MigrationError, SchemaMismatchError
-from llm_proxy_db.migration import manifest, revisions
+from llm_proxy_db.migration import manifest, revisions, run_log
 from llm_proxy_db.migration.executor import Progress, ProgressEvent, RunResult, plan, run
 from llm_proxy_db.migration.version_table import current_revision
-from llm_proxy_db.safety import data_loss, run_log
+from llm_proxy_db.safety import data_loss
 from llm_proxy_db.safety.backup import keep_backups, needs_backup, take_backup
 from llm_proxy_db.safety.locking import lock_timeout, migration_lock
 
@@ -116,7 +117,7 @@ def guarded_run(
         if reverted:
             refuse_downgrade_below_a_partial_upgrade(connection, current, scripts)
         refuse_data_loss(connection, reverted, options.allow_data_loss)
-        if settings.dialect.FOREIGN_KEYS_OFF_WHILE_MIGRATING:
+        if dialect_for(settings).FOREIGN_KEYS_OFF_WHILE_MIGRATING:
             refuse_broken_references(connection)
         backup_file = _backup(settings, current, options, progress, lossy=bool(reverted))
         if runner is None:
@@ -135,10 +136,8 @@ def refuse_downgrade_below_a_partial_upgrade(
     """Refuse a downgrade while the revision above ``current`` is partly in the database (a run
     stopped between its committed steps): reverting below it would leave those steps behind,
     under a version that does not have them.  Finishing the upgrade first is always safe."""
-    from llm_proxy_db.dialects import dialect_for
-
     above = revisions.between(current, scripts.get_current_head(), scripts)
-    partly = dialect_for(connection).partly_applied(connection, above[0]) if above else None
+    partly = revisions.partly_applied(connection, above[0]) if above else None
     connection.commit()
     if partly:
         raise SchemaMismatchError(
@@ -212,7 +211,7 @@ def _backup(
     downgrade allowed to lose data."""
     if options.no_backup:
         return None
-    wanted = settings.dialect.BACKUP_BEFORE_EVERY_CHANGE or (lossy and options.allow_data_loss)
+    wanted = dialect_for(settings).BACKUP_BEFORE_EVERY_CHANGE or (lossy and options.allow_data_loss)
     if not wanted or not needs_backup(settings):
         return None
     path = take_backup(settings, current, backup_dir=options.backup_dir, keep=options.keep_backups)

@@ -15,8 +15,7 @@ name and the service's (``llm-proxy-migrations``, so its replicas' goose runners
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,18 +23,16 @@ from sqlalchemy.engine import Connection
 
 from llm_proxy_db.config.parsing import DEFAULT_LOCK_TIMEOUT, LOCK_TIMEOUT_ENV, parse_seconds
 from llm_proxy_db.config.settings import Settings
-from llm_proxy_db.errors import LockTimeoutError
-from llm_proxy_db.migration.executor import Progress, ProgressEvent
-
-POLL_INTERVAL = 0.1
-REPORT_EVERY = 5.0
-WAITING = "waiting for the migration lock held by another process"
-SERVICE_WAITING = "waiting for the llm-proxy service's migration lock (a service is starting)"
-# MySQL's GET_LOCK names belong to the whole server, not to one database.
-SERVICE_WAITING_SERVER_WIDE = (
-    "waiting for the llm-proxy service's migration lock (a service is starting, or a migration is "
-    "running, on some database of this server: MySQL lock names are server-wide)"
+from llm_proxy_db.dialects import dialect_for, sqlite
+from llm_proxy_db.dialects.locks import (  # noqa: F401 (the lock vocabulary, here for callers)
+    POLL_INTERVAL,
+    REPORT_EVERY,
+    SERVICE_WAITING,
+    SERVICE_WAITING_SERVER_WIDE,
+    WAITING,
+    poll,
 )
+from llm_proxy_db.events import Progress
 
 
 def lock_timeout(value: float | None = None, env: Mapping[str, str] | None = None) -> float:
@@ -48,8 +45,6 @@ def lock_timeout(value: float | None = None, env: Mapping[str, str] | None = Non
 
 def lock_file(settings: Settings) -> Path:
     """The sidecar file a SQLite database's migrators ``flock`` (see :mod:`llm_proxy_db.dialects.sqlite`)."""
-    from llm_proxy_db.dialects import sqlite
-
     return sqlite.lock_file(settings)
 
 
@@ -66,47 +61,5 @@ def migration_lock(
     For the server dialects the lock belongs to ``connection``: run the migrations on it.
     SQLite locks a sidecar file and needs no connection.
     """
-    with settings.dialect.migration_lock(settings, connection, lock_timeout(timeout), progress) as waited:
+    with dialect_for(settings).migration_lock(settings, connection, lock_timeout(timeout), progress) as waited:
         yield waited
-
-
-def poll(
-    attempt: Callable[[], bool],
-    timeout: float,
-    progress: Progress | None,
-    settings: Settings,
-    what: str,
-    waiting: str = WAITING,
-) -> float:
-    """Call ``attempt`` until it succeeds or ``timeout`` passes; returns the seconds waited.
-
-    The dialects' locks call it; a timeout is a :class:`LockTimeoutError` naming ``what``."""
-    started = time.monotonic()
-    next_report = started
-    while not attempt():
-        now = time.monotonic()
-        if now - started >= timeout:
-            raise LockTimeoutError(
-                f"gave up after {timeout:g}s {waiting} on {settings.describe()} ({what})",
-                hint=f"{_who(waiting)} is still running; wait for it, or raise the timeout "
-                f"with --lock-timeout / {LOCK_TIMEOUT_ENV}",
-            )
-        if now >= next_report:
-            _emit(progress, "lock_wait", now - started, waiting)
-            next_report = now + REPORT_EVERY
-        time.sleep(POLL_INTERVAL)
-    waited = time.monotonic() - started
-    if waited > 0.0 and next_report > started:
-        _emit(progress, "lock_acquired", waited, "took the migration lock")
-    return waited
-
-
-def _who(waiting: str) -> str:
-    if waiting == SERVICE_WAITING_SERVER_WIDE:
-        return "a starting llm-proxy service or a migration of any database on this server"
-    return "a starting llm-proxy service (its goose runner)" if waiting == SERVICE_WAITING else "another migration"
-
-
-def _emit(progress: Progress | None, kind: str, elapsed: float, detail: str) -> None:
-    if progress is not None:
-        progress(ProgressEvent(kind, "", "", elapsed, detail))

@@ -23,11 +23,11 @@ from typing import Any
 from llm_proxy_db.adoption import adopt as adoption
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
+from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import ConfigError, MigrationError
 from llm_proxy_db.migration import revisions
 from llm_proxy_db.migration.executor import Progress, ProgressEvent, StepTiming
 from llm_proxy_db.safety.guard import refuse_broken_references
-from llm_proxy_db.startup import peek_revision
 
 
 @dataclass
@@ -76,7 +76,7 @@ def rehearse(
         raise ConfigError(f"SQLite database {settings.describe()} does not exist")
     scripts = revisions.script_directory(tuple(version_locations))
     target_id = revisions.resolve(target, scripts)
-    current = peek_revision(settings, version_locations)
+    current = revisions.peek_revision(settings, version_locations)
     if revisions.position(target_id, scripts) < revisions.position(current, scripts):
         raise ConfigError(f"target {target} is below the current revision {current}")
     if current is None:
@@ -92,7 +92,7 @@ def _copy_of(settings: Settings, work_dir: str | os.PathLike[str] | None) -> Ite
     """A throw-away copy (the dialect's ``copy_of``): a temporary SQLite file, or a scratch
     database on the same server."""
     with tempfile.TemporaryDirectory(prefix="llm-proxy-rehearsal-", dir=work_dir) as scratch, (
-        settings.dialect.copy_of(settings, Path(scratch))
+        dialect_for(settings).copy_of(settings, Path(scratch))
     ) as copy_settings:
         yield copy_settings
 
@@ -113,7 +113,7 @@ def _run_on_copy(
             progress(event)
 
     with connect(copy, foreign_keys=False) as connection:
-        if copy.dialect.FOREIGN_KEYS_OFF_WHILE_MIGRATING:
+        if dialect_for(copy).FOREIGN_KEYS_OFF_WHILE_MIGRATING:
             refuse_broken_references(connection)  # what the guarded run would refuse
         try:
             adoption.run_or_adopt(

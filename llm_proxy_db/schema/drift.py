@@ -13,10 +13,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
-from llm_proxy_db.adoption.record import ADOPTION_TABLE
-from llm_proxy_db.safety.run_log import RUN_LOG_TABLE
+from llm_proxy_db.dialects.base import ADOPTION_TABLE, GOOSE_TABLE, RUN_LOG_TABLE
 from llm_proxy_db.schema.head import head_metadata
-from llm_proxy_db.service.goose import GOOSE_TABLE
 
 # Tables that are the service's or this tool's bookkeeping, never drift.
 NOT_COMPARED = frozenset({GOOSE_TABLE, "migration_lock", ADOPTION_TABLE, RUN_LOG_TABLE})

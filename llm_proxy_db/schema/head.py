@@ -22,34 +22,23 @@ import functools
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-OUTCOMES = ("success", "failure", "denied", "error")
-AUDIT_INDEXES = {
-    "idx_audit_timestamp": ("timestamp",),
-    "idx_audit_action": ("action",),
-    "idx_audit_project_id": ("project_id",),
-    "idx_audit_client_ip": ("client_ip",),
-    "idx_audit_request_id": ("request_id",),
-    "idx_audit_outcome": ("outcome",),
-    "idx_audit_ip_action": ("client_ip", "action"),
-}
+from llm_proxy_db.dialects import dialect_for
+from llm_proxy_db.schema.head_common import AUDIT_INDEXES, OUTCOMES, outcome_check_sql
+from llm_proxy_db.schema.head_mysql import mysql_head_metadata
 
-
-def outcome_check_sql(outcomes: tuple[str, ...]) -> str:
-    """The body of the ``audit_events.outcome`` CHECK for the given allowed values."""
-    values = ", ".join(f"'{value}'" for value in outcomes)
-    return f"outcome IN ({values})"
-
+__all__ = ["AUDIT_INDEXES", "OUTCOMES", "head_metadata", "outcome_check_sql", "shared_head_metadata"]
 
 @functools.cache
 def head_metadata(dialect_name: str) -> sa.MetaData:
-    """The head schema for ``sqlite``, ``postgresql`` or ``mysql`` (the dialect module's
-    ``head_metadata``).
+    """The head schema for ``sqlite``, ``postgresql`` or ``mysql`` (the dialect's
+    ``HEAD_SCHEMA``: ``sqlite``, ``server`` or ``mysql``).
 
     Built once per process (every revision's run passes it to Alembic): shared, never modify it.
     """
-    from llm_proxy_db.dialects import dialect_for
-
-    return dialect_for(dialect_name).head_metadata()
+    kind = dialect_for(dialect_name).HEAD_SCHEMA
+    if kind == "mysql":
+        return mysql_head_metadata()
+    return shared_head_metadata(server=kind == "server")
 
 
 def shared_head_metadata(*, server: bool) -> sa.MetaData:

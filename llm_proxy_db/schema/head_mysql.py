@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-from llm_proxy_db.schema.head import AUDIT_INDEXES, OUTCOMES, outcome_check_sql
+from llm_proxy_db.schema.head_common import AUDIT_INDEXES, OUTCOMES, outcome_check_sql
 
 TABLE_OPTIONS: dict[str, Any] = {
     "mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci",

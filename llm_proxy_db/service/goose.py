@@ -29,8 +29,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from llm_proxy_db.dialects import all_dialects, dialect_for
+from llm_proxy_db.dialects.base import GOOSE_TABLE
 
-GOOSE_TABLE = "goose_db_version"
 LATEST_GOOSE_VERSION = 6
 
 

@@ -39,8 +39,8 @@ def count_missing(connection: Connection) -> int:
 
 def fill_missing(settings: Settings) -> int:
     """Give every token without ``id`` a new UUID, in one short transaction; returns how many."""
-    new_id = settings.dialect.new_token_id_sql()
-    if new_id is None or not settings.dialect.database_exists(settings):
+    new_id = dialect_for(settings).new_token_id_sql()
+    if new_id is None or not dialect_for(settings).database_exists(settings):
         return 0
     with connect(settings, create=False) as connection:
         return fill_missing_on(connection, new_id)

@@ -16,8 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from llm_proxy_db import __version__
-
-ADOPTION_TABLE = "llm_proxy_adoption"
+from llm_proxy_db.dialects.base import ADOPTION_TABLE
 
 _metadata = sa.MetaData()
 _table = sa.Table(

@@ -36,6 +36,7 @@ from sqlalchemy.engine import URL, Connection
 
 from alembic import command
 from llm_proxy_db.adoption import known_state_data
+from llm_proxy_db.config import paths
 from llm_proxy_db.config.alembic_config import make_config
 from llm_proxy_db.config.paths import manifest_path, script_location
 from llm_proxy_db.config.settings import Settings
@@ -193,8 +194,6 @@ def check_manifest(scripts: ScriptDirectory, location: Path) -> list[str]:
 
 def _is_package_location(location: Path) -> bool:
     """Whether ``location`` holds the package's own revisions (which the data describes)."""
-    from llm_proxy_db.config import paths
-
     return location.resolve() == paths.script_location().resolve()
 
 

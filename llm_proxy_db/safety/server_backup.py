@@ -1,12 +1,12 @@
-"""Backups and restores of a server database (PostgreSQL, MySQL/MariaDB): what both share.
+"""Backups and restores of a server database (PostgreSQL, MySQL/MariaDB): the orchestration.
 
-Each server dialect module brings its tools (``RESTORE_TOOLS``, all checked first):
+Each server dialect package brings its tools (``RESTORE_TOOLS``, all checked first):
 ``dump(settings, target)`` (``pg_dump``, ``mariadb-dump``; a private file renamed when
 complete), ``inspect_dump(path)`` (reads a dump without loading it), ``load_dump(settings,
 dump)`` (``pg_restore``, ``mariadb``) and ``drop_everything(connection)``; a dialect whose
 ``LOAD_REPLACES`` is true drops the old contents inside its load's own transaction (a failed
-load changes nothing), so step 2 does not drop them first.  This module names
-the dumps and runs a restore:
+load changes nothing), so step 2 does not drop them first.  This module (the
+safety layer, above the dialects) names the dumps and runs a restore:
 
 1. the dump is checked before anything is touched: a complete dump of our tool's kind holding
    ``projects`` and ``tokens``, at a revision this code knows (else exit 8, or 5 for a
@@ -22,49 +22,28 @@ the dumps and runs a restore:
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from llm_proxy_db.errors import BackupError
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
-    from llm_proxy_db.config.settings import Settings
-    from llm_proxy_db.dialects.base import ServerDialect
-    from llm_proxy_db.migration.executor import Progress
-    from llm_proxy_db.safety.backup import RestoreResult
+from llm_proxy_db.config.settings import Settings
+from llm_proxy_db.database import connect
+from llm_proxy_db.dialects import server_dialect_for
+from llm_proxy_db.dialects.base import REQUIRED_TABLES, DumpInfo, ServerDialect
+from llm_proxy_db.dialects.client_tools import find_tool
+from llm_proxy_db.errors import BackupError, UnknownRevisionError
+from llm_proxy_db.events import Progress
+from llm_proxy_db.files import remove_leftovers
+from llm_proxy_db.migration import revisions, run_log
+from llm_proxy_db.migration.version_table import current_revision
+from llm_proxy_db.safety.backup_result import RestoreResult
+from llm_proxy_db.safety.locking import migration_lock
 
 _STAMP = "%Y%m%dT%H%M%SZ"
-REQUIRED_TABLES = ("projects", "tokens")
-
-
-@dataclass(frozen=True)
-class DumpInfo:
-    """What a dump says about itself: the database it was taken of, the tables it creates and
-    the revision its ``alembic_version`` holds (None: unversioned, or at base)."""
-
-    database: str | None
-    tables: frozenset[str]
-    revision: str | None
-
-
-def default_backup_directory(settings: Settings) -> Path:
-    """The working directory (a server database has no file to sit beside)."""
-    del settings
-    return Path.cwd()
-
-
-def needs_backup(settings: Settings) -> bool:
-    """A server database may always hold something worth a dump."""
-    del settings
-    return True
 
 
 def dump_path(directory: Path, settings: Settings, revision: str | None, suffix: str) -> Path:
@@ -78,61 +57,22 @@ def dump_path(directory: Path, settings: Settings, revision: str | None, suffix:
     return candidate
 
 
-@dataclass(frozen=True)
-class DialectOperations:
-    """A server dialect's ``backup``, ``take_backup`` and ``restore``: this module's steps with
-    the dialect's tools (the :class:`~llm_proxy_db.dialects.base.Dialect` signatures; dumps are
-    not rotated, so ``keep`` is ignored)."""
-
-    module: str
-
-    def dialect(self) -> ServerDialect:
-        return importlib.import_module(self.module)
-
-    def backup(self, settings: Settings, out: Path | None, directory: Path, keep: int) -> Path:
-        """A dump now: to ``out`` (file or directory), else into ``directory``."""
-        del keep
-        return backup(self.dialect(), settings, out, directory)
-
-    def take_backup(self, settings: Settings, revision: str | None, directory: Path, keep: int) -> Path:
-        """The dump before a schema change, into ``directory``."""
-        del keep
-        return take_backup(self.dialect(), settings, revision, directory)
-
-    def restore(
-        self, settings: Settings, source: Path, directory: Path, *, lock_timeout: float | None,
-        progress: Progress | None, force: bool,
-    ) -> RestoreResult:
-        """Our dump loaded by the dialect's client (empty database, or replaced with ``force``)."""
-        return restore(
-            self.dialect(), settings, source, directory,
-            lock_timeout=lock_timeout, progress=progress, force=force,
-        )
-
-
-def operations(module: str) -> tuple[
-    Callable[[Settings, Path | None, Path, int], Path],
-    Callable[[Settings, str | None, Path, int], Path],
-    Callable[..., RestoreResult],
-]:
-    """``backup, take_backup, restore = operations(__name__)`` in a server dialect module."""
-    bound = DialectOperations(module)
-    return bound.backup, bound.take_backup, bound.restore
-
-
-def backup(dialect: ServerDialect, settings: Settings, out: Path | None, directory: Path) -> Path:
-    """A dump now: to ``out`` (a file that must not exist, or a directory), else into ``directory``."""
+def backup(settings: Settings, out: Path | None, directory: Path, keep: int) -> Path:
+    """A dump now: to ``out`` (a file that must not exist, or a directory), else into ``directory``
+    (dumps are not rotated: ``keep`` is ignored)."""
+    dialect = server_dialect_for(settings)
     revision = read_revision(settings)
     if out is None:
-        return take_backup(dialect, settings, revision, directory)
+        return take_backup(settings, revision, directory, keep)
     if out.is_dir() or str(out).endswith(os.sep):
         out = dump_path(out, settings, revision, dialect.backup_suffix())
     return dialect.dump(settings, out)
 
 
-def take_backup(dialect: ServerDialect, settings: Settings, revision: str | None, directory: Path) -> Path:
-    """A dump into ``directory`` under the automatic name (dumps are not rotated)."""
-    from llm_proxy_db.safety.files import remove_leftovers
+def take_backup(settings: Settings, revision: str | None, directory: Path, keep: int) -> Path:
+    """A dump into ``directory`` under the automatic name (dumps are not rotated: ``keep`` is ignored)."""
+    del keep
+    dialect = server_dialect_for(settings)
 
     directory.mkdir(parents=True, exist_ok=True)
     remove_leftovers(directory)
@@ -141,17 +81,12 @@ def take_backup(dialect: ServerDialect, settings: Settings, revision: str | None
 
 def read_revision(settings: Settings) -> str | None:
     """The database's current revision (a missing or unreachable database is an error)."""
-    from llm_proxy_db.database import connect
-    from llm_proxy_db.migration.version_table import current_revision
-
     with connect(settings, create=False) as connection:
         return current_revision(connection)
 
 
 def checked_dump(dialect: ServerDialect, source: Path) -> DumpInfo:
     """Step 1: ``source`` read by the dialect, holding our tables at a revision we know."""
-    from llm_proxy_db.migration import revisions
-
     if not source.exists():
         raise BackupError(f"backup file {source} does not exist")
     if not source.is_file() or source.stat().st_size == 0:
@@ -168,7 +103,6 @@ def checked_dump(dialect: ServerDialect, source: Path) -> DumpInfo:
 
 
 def restore(
-    dialect: ServerDialect,
     settings: Settings,
     source: Path,
     directory: Path,
@@ -178,12 +112,7 @@ def restore(
     force: bool,
 ) -> RestoreResult:
     """Load the dump ``source`` into the database (see the module's docstring for the steps)."""
-    from llm_proxy_db.database import connect
-    from llm_proxy_db.dialects.client_tools import find_tool
-    from llm_proxy_db.migration.version_table import current_revision
-    from llm_proxy_db.safety import run_log
-    from llm_proxy_db.safety.backup import RestoreResult
-    from llm_proxy_db.safety.locking import migration_lock
+    dialect = server_dialect_for(settings)
 
     for names in dialect.RESTORE_TOOLS:  # all there before anything is read or touched
         find_tool(names, dialect.INSTALL_HINT)
@@ -219,9 +148,7 @@ def _replaceable(
 ) -> Path | None:
     """Step 2: None for an empty database; with ``force`` the safety dump of a non-empty one
     (the caller then empties it); otherwise the refusal."""
-    import sqlalchemy as sa
 
-    from llm_proxy_db.migration.version_table import current_revision
 
     connection.rollback()
     inspector = sa.inspect(connection)
@@ -246,9 +173,6 @@ def _replaceable(
 def _warn_if_unknown(settings: Settings, revision: str | None) -> None:
     """A forced restore over a database at a revision this code does not know (a newer
     release's): allowed (its contents are dumped first), but said on standard error."""
-    from llm_proxy_db.errors import UnknownRevisionError
-    from llm_proxy_db.migration import revisions
-
     try:
         revisions.position(revision)
     except UnknownRevisionError as exc:
@@ -260,8 +184,6 @@ def _warn_if_unknown(settings: Settings, revision: str | None) -> None:
 
 def _check_loaded(connection: Connection, safety: Path | None) -> None:
     """After the load: our tables are in the target database, else the restore failed."""
-    import sqlalchemy as sa
-
     tables = set(sa.inspect(connection).get_table_names())
     missing = [name for name in REQUIRED_TABLES if name not in tables]
     if missing:

@@ -32,7 +32,7 @@ from llm_proxy_db.errors import DatabaseConnectionError
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from llm_proxy_db.dialects.mysql_topology import GaleraState
+    from llm_proxy_db.dialects.mysql.topology import GaleraState
 
 #: Opens a session on the node at ``host``, ``port`` (same user, password, database, options).
 NodeOpener = Callable[[str, int], "Connection"]
@@ -63,7 +63,7 @@ def node_sessions(
 ) -> NodeSessions:
     """The sessions to lock through: ``connection`` alone on a lone server, else one new
     session per node (sorted addresses).  DatabaseConnectionError when a node is out of reach."""
-    from llm_proxy_db.dialects.mysql_topology import GALERA_NODES_ENV, galera_nodes
+    from llm_proxy_db.dialects.mysql.topology import GALERA_NODES_ENV, galera_nodes
 
     if galera is None or galera.size <= 1:
         return NodeSessions([("", connection)])
@@ -96,7 +96,7 @@ def _open(open_node: NodeOpener, address: str, host: str, port: int) -> Connecti
 
 
 def _unreachable(address: str, reason: str) -> DatabaseConnectionError:
-    from llm_proxy_db.dialects.mysql_topology import GALERA_NODES_ENV
+    from llm_proxy_db.dialects.mysql.topology import GALERA_NODES_ENV
 
     return DatabaseConnectionError(
         f"cannot reach Galera node {address} to take the migration lock there: {reason}; a "

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from llm_proxy_db.errors import BackupError
-from llm_proxy_db.safety.files import fsync_path
+from llm_proxy_db.files import fsync_path
 
 ATTEMPTS = 3
 CHECKPOINT_BUSY_MS = 50

@@ -46,7 +46,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from llm_proxy_db.dialects import mysql_topology
+from llm_proxy_db.dialects.mysql import topology as mysql_topology
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection
@@ -233,12 +233,12 @@ class Pacer:
         import sqlalchemy as sa
 
         from llm_proxy_db.config.settings import Settings
-        from llm_proxy_db.dialects import mysql
+        from llm_proxy_db.dialects.mysql.connection import create_engine
 
         if any(other.address == address for other in into):
             return  # listed by the primary and named as well
         try:
-            session = mysql.create_engine(Settings(driver="mysql", database_url=url)).connect()
+            session = create_engine(Settings(driver="mysql", database_url=url)).connect()
         except sa.exc.DBAPIError as exc:
             detail = str(getattr(exc, "orig", exc)).strip().splitlines()
             self.report("throttle", f"cannot reach {address} to watch its lag, left out: "
@@ -267,10 +267,10 @@ def _node_url(url: URL, address: str) -> URL:
 
 def _replica_url(url: URL, entry: str) -> URL:
     """``host:port`` (our credentials and database) or a full URL / DSN."""
-    from llm_proxy_db.dialects import mysql
+    from llm_proxy_db.dialects.mysql.connection import parse_database_url
 
     if "://" in entry or "@" in entry:
-        return mysql.parse_database_url(entry)
+        return parse_database_url(entry)
     return _node_url(url, entry)
 
 

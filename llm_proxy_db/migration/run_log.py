@@ -23,8 +23,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from llm_proxy_db import __version__
+from llm_proxy_db.dialects.base import RUN_LOG_TABLE
 
-RUN_LOG_TABLE = "llm_proxy_run_log"
 _backup_file: ContextVar[str | None] = ContextVar("llm_proxy_backup_file", default=None)
 
 _metadata = sa.MetaData()

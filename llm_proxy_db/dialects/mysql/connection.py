@@ -1,0 +1,236 @@
+"""Connecting to MySQL/MariaDB: the operator's URL or Go DSN, the engine, the fast read with bare PyMySQL."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote, unquote
+
+from llm_proxy_db.config.masking import mask_connection_string
+from llm_proxy_db.config.settings import Settings
+from llm_proxy_db.dialects.mysql.base import (
+    DEFAULT_TCP_ADDRESS,
+    DEFAULT_UNIX_SOCKET,
+    DRIVER,
+    DSN_EXAMPLE,
+    OFFLINE_URL,
+    SQLALCHEMY_DRIVER,
+    URL_SCHEMES,
+)
+from llm_proxy_db.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL, Engine
+
+
+_DSN = re.compile(r"^(?:(?P<userinfo>.*)@)?(?P<net>\w+)?(?:\((?P<address>[^)]*)\))?$", re.DOTALL)
+_IGNORED_OPTIONS = frozenset(
+    {"parsetime", "loc", "collation", "readtimeout", "writetimeout", "allownativepasswords",
+     "allowcleartextpasswords", "multistatements", "interpolateparams", "clientfoundrows",
+     "columnswithalias", "rejectreadonly", "maxallowedpacket", "checkconnliveness", "time_zone",
+     "sql_mode", "autocommit"}
+)
+
+
+# PyMySQL connection options that may be given in the URL (SQLAlchemy turns ``ssl_*`` into
+# PyMySQL's ``ssl`` argument).  Any other option named like a variable is, for the Go driver, a
+# server system variable it sets on the service's sessions (``wait_timeout=100``): a valid
+# service DSN may carry it, so it is accepted and not applied to the migration's session, like
+# ``sql_mode`` and ``time_zone`` above; an option that cannot be a variable name is refused.
+_SYSTEM_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PYMYSQL_OPTIONS = frozenset(
+    {"unix_socket", "connect_timeout", "read_timeout", "write_timeout", "init_command", "local_infile",
+     "program_name", "bind_address", "compress", "client_flag", "read_default_file", "read_default_group",
+     "ssl_ca", "ssl_cert", "ssl_key", "ssl_capath", "ssl_cipher", "ssl_check_hostname",
+     "ssl_verify_cert", "ssl_verify_identity", "ssl_disabled"}
+)
+
+
+def is_url(text: str) -> bool:
+    """True for ``scheme://...``; anything else is read as the Go driver's DSN."""
+    return "://" in text
+
+
+def parse_database_url(raw: str) -> URL:
+    """``DATABASE_URL`` (Go DSN or ``mysql://``/``mariadb://`` URL) as a ``mysql+pymysql`` URL."""
+    text = raw.strip()
+    url = _parse_url(text) if is_url(text) else _parse_dsn(text)
+    if not url.database:
+        raise ConfigError(
+            f"database URL {url.render_as_string()!r} names no database",
+            hint=f"add the database name: {DSN_EXAMPLE}",
+        )
+    return url
+
+
+def _parse_url(text: str) -> URL:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(_encode_userinfo(text))
+    except (ArgumentError, ValueError):
+        raise _malformed(text) from None
+    if url.drivername not in URL_SCHEMES:
+        raise ConfigError(
+            f"unsupported URL scheme {url.drivername!r} for DB_DRIVER mysql in {mask_dsn(text)!r}",
+            hint=f"use mysql://user:pass@host:3306/db or the service's DSN {DSN_EXAMPLE}",
+        )
+    query = {key: _last(value) for key, value in url.query.items()}
+    return url.set(drivername=SQLALCHEMY_DRIVER, query=_driver_options(query, text))
+
+
+def _parse_dsn(text: str) -> URL:
+    """``[user[:password]@][net[(address)]]/dbname[?options]``, as the Go driver reads it."""
+    from sqlalchemy.engine import URL
+
+    head, slash, tail = text.rpartition("/")
+    match = _DSN.match(head) if slash else None
+    if match is None:
+        raise _malformed(text)
+    database, _, options = tail.partition("?")
+    user, _, password = (match.group("userinfo") or "").partition(":")
+    net = (match.group("net") or "tcp").lower()
+    address = match.group("address") or ""
+    query = _driver_options(dict(parse_qsl(options, keep_blank_values=True)), text)
+    if net == "unix":
+        query["unix_socket"] = address or DEFAULT_UNIX_SOCKET
+        return URL.create(SQLALCHEMY_DRIVER, user or None, password or None, "localhost", None, database, query)
+    if net != "tcp":
+        raise ConfigError(f"unsupported network {net!r} in {mask_dsn(text)!r}", hint="use tcp(host:port) or unix(path)")
+    host, port = _host_port(address or DEFAULT_TCP_ADDRESS, text)
+    return URL.create(SQLALCHEMY_DRIVER, user or None, password or None, host, port, database, query)
+
+
+def _host_port(address: str, text: str) -> tuple[str, int]:
+    host, colon, port = address.rpartition(":") if not address.endswith("]") else (address, "", "")
+    if not colon:
+        host, port = address, "3306"
+    try:
+        return host.strip("[]") or "127.0.0.1", int(port)
+    except ValueError:
+        raise _malformed(text) from None
+
+
+def _driver_options(options: Mapping[str, str], text: str) -> dict[str, str]:
+    """The Go driver's options translated for PyMySQL; those that only concern Go are dropped."""
+    query: dict[str, str] = {"charset": "utf8mb4"}
+    for key, value in options.items():
+        lowered = key.lower()
+        if lowered == "tls":
+            query.update(_tls(value, text))
+        elif lowered == "charset":
+            query["charset"] = value.split(",")[0]
+        elif lowered == "timeout":
+            query["connect_timeout"] = str(max(1, round(_seconds(value, text))))
+        elif lowered in _IGNORED_OPTIONS:
+            continue
+        elif key in _PYMYSQL_OPTIONS:  # a PyMySQL option given in the URL form: keep it
+            query[key] = value
+        elif _SYSTEM_VARIABLE.fullmatch(key):
+            continue  # the Go driver sets it on the service's sessions; migrations use the server's
+        else:
+            raise ConfigError(
+                f"malformed option {key!r} in DATABASE_URL {mask_dsn(text)!r}",
+                hint="options are the Go driver's (parseTime, tls, timeout, ...), server system variables "
+                "(wait_timeout=100), or PyMySQL's (ssl_ca, unix_socket, connect_timeout, ...)",
+            )
+    return query
+
+
+def _tls(value: str, text: str) -> dict[str, str]:
+    setting = value.strip().lower()
+    if setting in ("", "false"):
+        return {}
+    if setting == "true":
+        return {"ssl_check_hostname": "true"}
+    if setting in ("skip-verify", "preferred"):
+        return {"ssl_check_hostname": "false"}
+    raise ConfigError(
+        f"tls={value!r} in {mask_dsn(text)!r} names a TLS configuration registered in the Go service",
+        hint="use tls=true or tls=skip-verify, or the mysql:// form with ssl_ca=/path/ca.pem",
+    )
+
+
+def _seconds(value: str, text: str) -> float:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)?", value.strip())
+    if match is None:
+        raise ConfigError(f"timeout={value!r} in {mask_dsn(text)!r} is not a duration", hint="e.g. timeout=5s")
+    factor = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[match.group(2) or "s"]
+    return float(match.group(1)) * factor
+
+
+def _encode_userinfo(text: str) -> str:
+
+    scheme, _, rest = text.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not at:
+        return text
+    user, colon, password = userinfo.partition(":")
+    return f"{scheme}://{quote(unquote(user), safe='')}{colon}{quote(unquote(password), safe='')}@{host}"
+
+
+def _last(value: str | tuple[str, ...]) -> str:
+    return value if isinstance(value, str) else value[-1]
+
+
+def _malformed(text: str) -> ConfigError:
+    return ConfigError(f"malformed MySQL DATABASE_URL {mask_dsn(text)!r}", hint=f"expected {DSN_EXAMPLE}")
+
+
+def mask_dsn(text: str) -> str:
+    """``text`` (DSN or URL) with the password replaced by ``***``."""
+    scheme, sep, rest = text.partition("://")
+    body = rest if sep else text
+    credentials, at, tail = body.rpartition("@")
+    if not at or ":" not in credentials:
+        return mask_connection_string(text)
+    masked = f"{credentials.split(':', 1)[0]}:***@{tail}"
+    return f"{scheme}://{masked}" if sep else masked
+
+
+def offline_settings() -> Settings:
+    """Settings for offline (``--sql``) scripts, which connect to nothing."""
+    return Settings(driver=DRIVER, database_url=parse_database_url(OFFLINE_URL))
+
+
+def database_exists(settings: Settings) -> bool:
+    """A server database is taken to exist: connecting says otherwise, with a clear error."""
+    del settings
+    return True
+
+
+def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool = True) -> Engine:
+    """An engine without a pool (each command opens what it needs, once)."""
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    del foreign_keys, create  # always on; a server database is never created here
+    return sa.create_engine(settings.sqlalchemy_url(), poolclass=NullPool)
+
+
+def connect_args(url: URL) -> dict[str, Any]:
+    """PyMySQL's ``connect()`` keyword arguments for ``url`` (SQLAlchemy's own translation)."""
+    from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
+
+    _, kwargs = MySQLDialect_pymysql().create_connect_args(url)
+    return dict(kwargs)
+
+
+def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
+    """``alembic_version``'s rows with a bare PyMySQL connection; ``["(adopted)"]`` when adopted."""
+    import pymysql
+
+    connection = pymysql.connect(**connect_args(settings.sqlalchemy_url()))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT version_num FROM alembic_version")
+            rows = [row[0] for row in cursor.fetchall()]
+            if not adopted_ok:
+                cursor.execute("SHOW TABLES LIKE 'llm_proxy_adoption'")
+                if cursor.fetchone() is not None:
+                    return ["(adopted)"]
+            return rows
+    finally:
+        connection.close()

@@ -1,0 +1,114 @@
+"""Connecting to PostgreSQL: the operator's URL, the engine, the fast startup read with bare psycopg."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import quote, unquote
+
+from llm_proxy_db.config.masking import is_key_value, mask_connection_string
+from llm_proxy_db.config.settings import Settings
+from llm_proxy_db.dialects.base import VERSION_QUERY
+from llm_proxy_db.dialects.postgresql.base import (
+    _ADOPTED,
+    DRIVER,
+    OFFLINE_URL,
+    SQLALCHEMY_DRIVER,
+    URL_SCHEMES,
+)
+from llm_proxy_db.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL, Engine
+
+
+def offline_settings() -> Settings:
+    """Settings for offline (``--sql``) scripts, which connect to nothing."""
+    return Settings(driver=DRIVER, database_url=parse_database_url(OFFLINE_URL))
+
+
+def parse_database_url(raw_url: str) -> URL:
+    """Accept ``postgres://``, ``postgresql://`` and ``postgresql+psycopg://``; use psycopg 3.
+
+    Like the service (Go's ``net/url``), the user information ends at the *last* ``@``, so a
+    password holding an unencoded ``@`` still works; a ``?password=`` parameter becomes the
+    URL's password, so it is masked and passed to client tools like any other password.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if is_key_value(raw_url):
+        raise ConfigError(
+            f"DATABASE_URL {mask_connection_string(raw_url)!r} is a libpq key=value connection "
+            "string; PostgreSQL needs the URL form, as the service does",
+            hint="use postgres://user:password@host:5432/dbname?sslmode=... (percent-encode "
+            "special characters of the password)",
+        )
+    try:
+        url = make_url(_encode_userinfo(raw_url.strip()))
+    except (ArgumentError, ValueError):
+        raise ConfigError(
+            f"malformed database URL {mask_connection_string(raw_url)!r}",
+            hint="expected postgres://user:password@host:5432/dbname",
+        ) from None
+    if url.drivername not in URL_SCHEMES:
+        raise ConfigError(
+            f"unsupported URL scheme {url.drivername!r} in {mask_connection_string(raw_url)!r}",
+            hint="use postgres://, postgresql:// or postgresql+psycopg://",
+        )
+    url = _password_from_query(url)
+    if not url.database:
+        raise ConfigError(
+            f"database URL {url.render_as_string()!r} names no database",
+            hint="add the database name: postgres://user@host:5432/dbname",
+        )
+    return url.set(drivername=SQLALCHEMY_DRIVER)
+
+
+def _encode_userinfo(text: str) -> str:
+    """Percent-encode user and password when the user information holds a raw ``@``."""
+    scheme, sep, rest = text.partition("://")
+    userinfo, _, host = rest.rpartition("@")
+    if not sep or "@" not in userinfo:
+        return text
+    user, colon, password = userinfo.partition(":")
+    return f"{scheme}://{quote(unquote(user), safe='')}{colon}{quote(unquote(password), safe='')}@{host}"
+
+
+def _password_from_query(url: URL) -> URL:
+    if "password" not in url.query:
+        return url
+    password = url.query["password"]
+    query = {key: value for key, value in url.query.items() if key != "password"}
+    return url.set(password=password if isinstance(password, str) else password[-1], query=query)
+
+
+def database_exists(settings: Settings) -> bool:
+    """A server database is taken to exist: connecting says otherwise, with a clear error."""
+    del settings
+    return True
+
+
+def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool = True) -> Engine:
+    """An engine without a pool (each command opens what it needs, once)."""
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    del foreign_keys, create  # always on; a server database is never created here
+    return sa.create_engine(settings.sqlalchemy_url(), poolclass=NullPool)
+
+
+def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
+    """``alembic_version``'s rows with a bare psycopg connection; ``["(adopted)"]`` when adopted."""
+    url = settings.sqlalchemy_url().set(drivername="postgresql")
+    return read_versions_at(url.render_as_string(hide_password=False), adopted_ok)
+
+
+def read_versions_at(libpq_url: str, adopted_ok: bool) -> list[str]:
+    """:func:`read_versions` for a libpq URL (no SQLAlchemy needed to build it)."""
+    import psycopg  # only PostgreSQL users pay for importing it
+
+    with psycopg.connect(libpq_url, autocommit=True) as connection:
+        rows = [row[0] for row in connection.execute(VERSION_QUERY)]
+        if not adopted_ok and connection.execute(_ADOPTED).fetchone() is not None:
+            return ["(adopted)"]
+        return rows

@@ -1,0 +1,117 @@
+"""Opening a SQLite file: the path checks, the engine (transactional DDL), the fast read."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llm_proxy_db.dialects.base import VERSION_QUERY
+from llm_proxy_db.dialects.sqlite.base import _ADOPTED, NULL_IDS, SQLITE_BUSY_TIMEOUT_MS
+from llm_proxy_db.errors import DatabaseConnectionError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+    from llm_proxy_db.config.settings import Settings
+
+
+def database_exists(settings: Settings) -> bool:
+    """Whether the SQLite file exists (reads never create it)."""
+    return settings.database_path is not None and settings.database_path.exists()
+
+
+def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool = True) -> Engine:
+    """An engine with transactional DDL and the chosen foreign-key setting.
+
+    ``create=False`` refuses a path that does not exist yet (reads never create files).
+    """
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    assert settings.database_path is not None
+    check_sqlite_path(settings.database_path, create=create)
+    engine = sa.create_engine(settings.sqlalchemy_url(), poolclass=NullPool)
+    _install_hooks(engine, foreign_keys=foreign_keys)
+    return engine
+
+
+def check_sqlite_path(path: Path, *, create: bool = True) -> None:
+    """Refuse a path that is a directory or a file that is not a SQLite database."""
+    if path.is_dir():
+        raise DatabaseConnectionError(f"{path} is a directory, not a SQLite database file")
+    if path.exists():
+        if not is_sqlite_file(path):
+            raise DatabaseConnectionError(
+                f"{path} is not a SQLite database",
+                hint="point DATABASE_PATH at the llm-proxy database file",
+            )
+        return
+    if not create:
+        raise DatabaseConnectionError(f"SQLite database {path} does not exist")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseConnectionError(f"cannot create directory {path.parent}: {exc.strerror}") from None
+
+
+def is_sqlite_file(path: Path) -> bool:
+    """True for an empty file (SQLite treats it as a new database) or one with the SQLite header.
+
+    SQLite itself reads the header (an ``immutable`` connection: no locks, no WAL), never a
+    plain ``open()``: closing a descriptor of the file in this process would drop every POSIX
+    lock the process holds on it, such as another connection's read or write lock.
+    """
+    try:
+        if path.stat().st_size == 0:
+            return True
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True)
+    except (OSError, sqlite3.Error):
+        return False
+    try:
+        connection.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.Error as exc:
+        return getattr(exc, "sqlite_errorname", "") not in ("SQLITE_NOTADB", "SQLITE_CANTOPEN")
+    finally:
+        connection.close()
+    return True
+
+
+def _install_hooks(engine: Engine, *, foreign_keys: bool) -> None:
+    """Take transaction control from ``sqlite3`` so DDL is transactional (SQLAlchemy's recipe)."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
+        cursor.close()
+
+    # Migration connections (foreign keys off) take the write lock when their transaction
+    # starts: a deferred BEGIN that later writes gets SQLITE_BUSY at once while the service
+    # holds the lock, whereas BEGIN IMMEDIATE waits for the busy timeout.
+    begin = "BEGIN" if foreign_keys else "BEGIN IMMEDIATE"
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql(begin)
+
+
+def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
+    """``alembic_version``'s rows with bare ``sqlite3``; markers that never equal a head for an
+    adopted database or tokens without id; ``[]`` when there is no file."""
+    path = settings.database_path
+    if path is None or not path.is_file():
+        return []
+    connection = sqlite3.connect(path, timeout=30)
+    try:
+        rows = [row[0] for row in connection.execute(VERSION_QUERY)]
+        if not adopted_ok and connection.execute(_ADOPTED).fetchone() is not None:
+            return ["(adopted)"]
+        if connection.execute(NULL_IDS).fetchone() is not None:
+            return ["(tokens without id)"]
+        return rows
+    finally:
+        connection.close()
