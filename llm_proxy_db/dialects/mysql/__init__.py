@@ -84,8 +84,8 @@ _HOME = {
     "SERVICE_LOCK_NAME": "locks",
     "lock_name": "locks",
     "migration_lock": "locks",
-    "describe_topology": "topology",
-    "refuse_unwritable": "topology",
+    "describe_topology": "writable",
+    "refuse_unwritable": "writable",
     "default_backup_directory": "llm_proxy_db.dialects.server",
     "needs_backup": "llm_proxy_db.dialects.server",
 }

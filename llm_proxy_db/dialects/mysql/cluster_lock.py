@@ -27,6 +27,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from llm_proxy_db.dialects.mysql.topology import GALERA_NODES_ENV, galera_nodes
 from llm_proxy_db.errors import DatabaseConnectionError
 
 if TYPE_CHECKING:
@@ -63,8 +64,6 @@ def node_sessions(
 ) -> NodeSessions:
     """The sessions to lock through: ``connection`` alone on a lone server, else one new
     session per node (sorted addresses).  DatabaseConnectionError when a node is out of reach."""
-    from llm_proxy_db.dialects.mysql.topology import GALERA_NODES_ENV, galera_nodes
-
     if galera is None or galera.size <= 1:
         return NodeSessions([("", connection)])
     addresses = sorted(set(galera_nodes(galera, override)))
@@ -96,8 +95,6 @@ def _open(open_node: NodeOpener, address: str, host: str, port: int) -> Connecti
 
 
 def _unreachable(address: str, reason: str) -> DatabaseConnectionError:
-    from llm_proxy_db.dialects.mysql.topology import GALERA_NODES_ENV
-
     return DatabaseConnectionError(
         f"cannot reach Galera node {address} to take the migration lock there: {reason}; a "
         "service starting on that node would not see the lock, so nothing was locked or changed",

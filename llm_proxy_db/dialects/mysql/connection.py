@@ -18,6 +18,7 @@ from llm_proxy_db.dialects.mysql.base import (
     SQLALCHEMY_DRIVER,
     URL_SCHEMES,
 )
+from llm_proxy_db.dialects.mysql.engine import engine_for
 from llm_proxy_db.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -203,11 +204,8 @@ def database_exists(settings: Settings) -> bool:
 
 def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool = True) -> Engine:
     """An engine without a pool (each command opens what it needs, once)."""
-    import sqlalchemy as sa
-    from sqlalchemy.pool import NullPool
-
     del foreign_keys, create  # always on; a server database is never created here
-    return sa.create_engine(settings.sqlalchemy_url(), poolclass=NullPool)
+    return engine_for(settings.sqlalchemy_url())
 
 
 def connect_args(url: URL) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from llm_proxy_db.dialects import scratch
 from llm_proxy_db.dialects.connecting import connect
 from llm_proxy_db.dialects.mysql.base import DRIVER
 from llm_proxy_db.dialects.mysql.client import dump, load_dump
+from llm_proxy_db.dialects.mysql.connection import create_engine
+from llm_proxy_db.dialects.mysql.writable import refuse_unwritable
 from llm_proxy_db.dialects.scratch import ScratchRecipe
 
 if TYPE_CHECKING:
@@ -24,9 +26,6 @@ def copy_of(settings: Settings, work_dir: Path) -> Iterator[Settings]:
 
     Refused on a read-only server or a replica, before anything is written (the scratch
     database would be created there and diverge from its primary)."""
-    from llm_proxy_db.dialects.mysql.connection import create_engine
-    from llm_proxy_db.dialects.mysql.topology import refuse_unwritable
-
     engine = create_engine(settings)
     try:
         with engine.connect() as connection:

@@ -7,10 +7,15 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.dialects.locks import SERVICE_WAITING_SERVER_WIDE, poll
+from llm_proxy_db.dialects.mysql import cluster_lock
+from llm_proxy_db.dialects.mysql.connection import create_engine
+from llm_proxy_db.dialects.mysql.topology import GALERA_NODES_ENV
+from llm_proxy_db.dialects.mysql.writable import refuse_unwritable
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -36,9 +41,6 @@ def migration_lock(
     is per node) and the migrating session reads what the other nodes committed
     (``wsrep_sync_wait``), so a migrator that waited for another one sees its revisions.
     """
-    from llm_proxy_db.dialects.mysql import cluster_lock
-    from llm_proxy_db.dialects.mysql.topology import GALERA_NODES_ENV, refuse_unwritable
-
     assert connection is not None, "the MySQL lock is held by the migrating connection"
     facts = refuse_unwritable(settings, connection)
     nodes = cluster_lock.node_sessions(connection, facts.galera, os.environ.get(GALERA_NODES_ENV),
@@ -63,10 +65,6 @@ def migration_lock(
 
 def _node_opener(settings: Settings) -> Callable[[str, int], Connection]:
     """Opens a session on another node with the settings' user, password, database and options."""
-    from dataclasses import replace
-
-    from llm_proxy_db.dialects.mysql.connection import create_engine
-
     def open_node(host: str, port: int) -> Connection:
         url = settings.sqlalchemy_url().set(host=host, port=port)
         return create_engine(replace(settings, database_url=url)).connect()

@@ -46,7 +46,9 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from llm_proxy_db.config.parsing import env_settings
 from llm_proxy_db.dialects.mysql import topology as mysql_topology
+from llm_proxy_db.dialects.mysql.engine import engine_for
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection
@@ -78,8 +80,6 @@ def backoff(attempt: int) -> float:
 
 def max_replica_lag(env: dict[str, str] | None = None) -> float:
     """``LLM_PROXY_MAX_REPLICA_LAG`` in seconds (default 1; 0 switches the waits off)."""
-    from llm_proxy_db.config.parsing import env_settings
-
     return env_settings(os.environ if env is None else env).max_replica_lag
 
 
@@ -232,13 +232,10 @@ class Pacer:
     def _attach(self, into: list[_Replica], address: str, url: URL) -> None:
         import sqlalchemy as sa
 
-        from llm_proxy_db.config.settings import Settings
-        from llm_proxy_db.dialects.mysql.connection import create_engine
-
         if any(other.address == address for other in into):
             return  # listed by the primary and named as well
         try:
-            session = create_engine(Settings(driver="mysql", database_url=url)).connect()
+            session = engine_for(url).connect()
         except sa.exc.DBAPIError as exc:
             detail = str(getattr(exc, "orig", exc)).strip().splitlines()
             self.report("throttle", f"cannot reach {address} to watch its lag, left out: "
@@ -266,11 +263,12 @@ def _node_url(url: URL, address: str) -> URL:
 
 
 def _replica_url(url: URL, entry: str) -> URL:
-    """``host:port`` (our credentials and database) or a full URL / DSN."""
-    from llm_proxy_db.dialects.mysql.connection import parse_database_url
+    """``host:port`` (our credentials and database) or a ``mysql://`` / ``mariadb://`` URL."""
+    from sqlalchemy.engine import make_url
 
-    if "://" in entry or "@" in entry:
-        return parse_database_url(entry)
+    if "://" in entry:
+        named = make_url(entry)
+        return named.set(drivername="mysql+pymysql", query={**url.query, **named.query})
     return _node_url(url, entry)
 
 

@@ -25,8 +25,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from llm_proxy_db.config.settings import Settings
-
 # The override for the addresses the Galera nodes announce (host:port, comma-separated), when
 # the migrator reaches them under other names (a proxy, NAT, a container network).
 GALERA_NODES_ENV = "LLM_PROXY_GALERA_NODES"
@@ -264,37 +262,3 @@ def reached(replica: dict[tuple[int, int], int], primary: dict[tuple[int, int], 
     theirs = by_domain(replica)
     return all(theirs.get(domain, -1) >= seq for domain, seq in by_domain(primary).items())
 
-
-def refuse_unwritable(settings: Settings, connection: Connection) -> Topology:
-    """The server's topology; DatabaseConnectionError (exit 3) when no change may start through
-    it: a read-only server or a replica, a Galera node not Synced in the Primary component."""
-    from llm_proxy_db.errors import DatabaseConnectionError
-
-    facts = topology(connection)
-    reason = unwritable_reason(facts)
-    if reason is not None:
-        galera = facts.galera is not None and not facts.read_only and not facts.channels
-        raise DatabaseConnectionError(
-            f"{settings.describe()}: {reason}; "
-            f"{'point at a Synced node' if galera else 'point at the primary'}. Nothing was locked or changed",
-            hint="set DATABASE_URL to a server that takes writes (the primary, or a Synced Galera "
-            "node); reads (`migrate status`, `migrate log`, `db backup`) work here",
-        )
-    return facts
-
-
-def describe_topology(settings: Settings) -> dict[str, Any] | None:
-    """What the server is part of (Galera, replication, read-only) for ``migrate status``;
-    None for a lone writable server or when the facts cannot be read."""
-    import sqlalchemy as sa
-
-    from llm_proxy_db.dialects.mysql.connection import create_engine
-
-    engine = create_engine(settings)
-    try:
-        with engine.connect() as connection:
-            return topology(connection).as_dict()
-    except sa.exc.DBAPIError:
-        return None
-    finally:
-        engine.dispose()
