@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llm_proxy_db import quick_status
+from llm_proxy_db.dialects import dialect_for
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def with_topology(status: Status, settings: Any) -> Status:
     """``status`` with what the server is part of, where the dialect can tell (MySQL)."""
     from dataclasses import replace
 
-    describe = getattr(settings.dialect, "describe_topology", None)
+    describe = getattr(dialect_for(settings), "describe_topology", None)
     found = describe(settings) if describe is not None else None
     return replace(status, topology=found) if found is not None else status
 
