@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 from llm_proxy_db import commands
 from llm_proxy_db.cli.render import render_status
+from llm_proxy_db.config.parsing import GALERA_NODES_ENV
 from llm_proxy_db.dialects import mysql_ddl
-from llm_proxy_db.dialects.mysql import topology as mysql_topology
 from llm_proxy_db.errors import DatabaseConnectionError
 from tests.topology_mysql import (  # noqa: F401 - galera, galera_factory, galera_servers: fixtures
     Topology,
@@ -102,16 +102,16 @@ def test_the_service_lock_is_refused_on_every_node_while_the_schema_changes(gale
 
 def test_an_unreachable_node_is_refused_before_anything(galera: Topology, monkeypatch) -> None:  # noqa: F811
     addresses = ",".join(f"{u.host}:{u.port}" for u in galera.urls[:2]) + ",127.0.0.1:1"
-    monkeypatch.setenv(mysql_topology.GALERA_NODES_ENV, addresses)
+    monkeypatch.setenv(GALERA_NODES_ENV, addresses)
     with pytest.raises(DatabaseConnectionError, match=r"cannot reach Galera node 127\.0\.0\.1:1 .*nothing was locked"):
         commands.upgrade(galera.settings(0))
     assert execute(galera.urls[0], "SHOW TABLES") == []
-    result = cli(galera.urls[0], "setup", env={mysql_topology.GALERA_NODES_ENV: addresses})
+    result = cli(galera.urls[0], "setup", env={GALERA_NODES_ENV: addresses})
     assert result.returncode == 3 and "Hint:" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_the_node_list_can_be_given(galera: Topology, monkeypatch) -> None:  # noqa: F811
-    monkeypatch.setenv(mysql_topology.GALERA_NODES_ENV, ",".join(f"{u.host}:{u.port}" for u in galera.urls))
+    monkeypatch.setenv(GALERA_NODES_ENV, ",".join(f"{u.host}:{u.port}" for u in galera.urls))
     assert commands.upgrade(galera.settings(0)).after == HEAD
 
 

@@ -7,6 +7,7 @@ import pymysql
 import pytest
 import sqlalchemy as sa
 
+from llm_proxy_db.config.parsing import parse_addresses
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.dialects import mysql
 from llm_proxy_db.dialects.mysql import pacing as mysql_pacing
@@ -20,6 +21,7 @@ from llm_proxy_db.dialects.mysql.topology import (
     topology,
     unwritable_reason,
 )
+from llm_proxy_db.errors import ConfigError
 from tests.topology_mysql import galera, galera_factory, galera_servers  # noqa: F401 - fixtures
 
 SYNCED = GaleraState(3, "Primary", "Synced", ("127.0.0.1:33061", "127.0.0.1:33062"), "TOI", 0.0, 0)
@@ -55,8 +57,22 @@ def test_descriptions() -> None:
     text = Topology(channels=(stopped,), read_only=("read_only",)).describe()
     assert text == "replica of db1:3306 (SQL thread stopped); read-only (read_only=ON)"
     assert SYNCED.describe() == "Galera cluster: 3 nodes, Synced (Primary component, DDL as TOI)"
-    assert galera_nodes(SYNCED, " a:1, b:2 ") == ("a:1", "b:2")
-    assert galera_nodes(SYNCED, None) == SYNCED.addresses
+    assert galera_nodes(SYNCED, ("a:1", "b:2")) == ("a:1", "b:2")
+    assert galera_nodes(SYNCED) == SYNCED.addresses
+
+
+@pytest.mark.parametrize(("name", "raw", "urls"), [
+    ("LLM_PROXY_GALERA_NODES", "10.0.0.1:3306,db2", False),
+    ("LLM_PROXY_GALERA_NODES", "mysql://u:secret@db:3306/x", False),
+    ("LLM_PROXY_MYSQL_REPLICA_URLS", "db:99999", True),
+])
+def test_named_servers_are_checked(name: str, raw: str, urls: bool) -> None:
+    with pytest.raises(ConfigError, match=f"{name} has .* not host:port") as caught:
+        parse_addresses(name, raw, urls=urls)
+    assert "secret" not in caught.value.message
+    assert parse_addresses(name, " a:1 , [::1]:3306,", urls=urls) == ("a:1", "[::1]:3306")
+    assert parse_addresses("LLM_PROXY_MYSQL_REPLICA_URLS", "mysql://u@r:3306/x", urls=True) == ("mysql://u@r:3306/x",)
+    assert parse_addresses(name, None, urls=urls) == ()
 
 
 def test_a_lone_server_has_no_topology(mysql_url) -> None:

@@ -32,6 +32,8 @@ KEEP_BACKUPS_ENV = "LLM_PROXY_KEEP_BACKUPS"
 BACKUP_DIR_ENV = "LLM_PROXY_BACKUP_DIR"
 LOCK_RETRIES_ENV = "LLM_PROXY_LOCK_RETRIES"
 MAX_REPLICA_LAG_ENV = "LLM_PROXY_MAX_REPLICA_LAG"
+GALERA_NODES_ENV = "LLM_PROXY_GALERA_NODES"
+MYSQL_REPLICA_URLS_ENV = "LLM_PROXY_MYSQL_REPLICA_URLS"
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
@@ -126,6 +128,8 @@ class EnvSettings:
     backup_dir: Path | None = None
     lock_retries: int = DEFAULT_LOCK_RETRIES
     max_replica_lag: float = DEFAULT_MAX_REPLICA_LAG
+    galera_nodes: tuple[str, ...] = ()
+    mysql_replica_urls: tuple[str, ...] = ()
 
 
 def env_settings(env: Mapping[str, str] | None = None) -> EnvSettings:
@@ -152,6 +156,8 @@ def env_settings(env: Mapping[str, str] | None = None) -> EnvSettings:
         backup_dir=Path(backup_dir).expanduser() if backup_dir else None,
         lock_retries=parse_lock_retries(retries),
         max_replica_lag=parse_max_replica_lag(env.get(MAX_REPLICA_LAG_ENV)),
+        galera_nodes=parse_addresses(GALERA_NODES_ENV, env.get(GALERA_NODES_ENV), urls=False),
+        mysql_replica_urls=parse_addresses(MYSQL_REPLICA_URLS_ENV, env.get(MYSQL_REPLICA_URLS_ENV), urls=True),
     )
 
 
@@ -168,6 +174,26 @@ def parse_max_replica_lag(raw: str | None) -> float:
     if raw is None or not raw.strip():
         return DEFAULT_MAX_REPLICA_LAG
     return parse_seconds(MAX_REPLICA_LAG_ENV, raw, maximum=MAX_MAX_REPLICA_LAG)
+
+
+_HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})")
+
+
+def parse_addresses(name: str, raw: str | None, *, urls: bool) -> tuple[str, ...]:
+    """A comma-separated list of ``host:port`` (and, with ``urls``, ``mysql://`` / ``mariadb://``
+    URLs): the MySQL servers of a topology named by hand.  Empty: none."""
+    entries = tuple(part.strip() for part in (raw or "").split(",") if part.strip())
+    for entry in entries:
+        if urls and entry.split("://", 1)[0] in ("mysql", "mariadb") and "://" in entry:
+            continue
+        match = _HOST_PORT.fullmatch(entry)
+        if match is None or not 0 < int(match.group("port")) < 65536:
+            masked = entry.split("@")[-1]
+            raise ConfigError(
+                f"{name} has {masked!r}, which is not host:port" + (" or a mysql:// URL" if urls else ""),
+                hint="a comma-separated list such as 10.0.0.1:3306,10.0.0.2:3306",
+            )
+    return entries
 
 
 def debug_enabled(env: Mapping[str, str] | None = None) -> bool:

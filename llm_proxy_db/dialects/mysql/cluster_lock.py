@@ -27,7 +27,8 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from llm_proxy_db.dialects.mysql.topology import GALERA_NODES_ENV, galera_nodes
+from llm_proxy_db.config.parsing import GALERA_NODES_ENV
+from llm_proxy_db.dialects.mysql.topology import galera_nodes
 from llm_proxy_db.errors import DatabaseConnectionError
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class NodeSessions:
 
 
 def node_sessions(
-    connection: Connection, galera: GaleraState | None, override: str | None, open_node: NodeOpener
+    connection: Connection, galera: GaleraState | None, override: tuple[str, ...], open_node: NodeOpener
 ) -> NodeSessions:
     """The sessions to lock through: ``connection`` alone on a lone server, else one new
     session per node (sorted addresses).  DatabaseConnectionError when a node is out of reach."""

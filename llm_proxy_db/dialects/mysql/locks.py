@@ -3,18 +3,17 @@ on the migrating connection of a lone server, on every node of a Galera cluster.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from llm_proxy_db.config.parsing import env_settings
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.dialects.locks import SERVICE_WAITING_SERVER_WIDE, poll
 from llm_proxy_db.dialects.mysql import cluster_lock
 from llm_proxy_db.dialects.mysql.connection import create_engine
-from llm_proxy_db.dialects.mysql.topology import GALERA_NODES_ENV
 from llm_proxy_db.dialects.mysql.writable import refuse_unwritable
 
 if TYPE_CHECKING:
@@ -43,8 +42,7 @@ def migration_lock(
     """
     assert connection is not None, "the MySQL lock is held by the migrating connection"
     facts = refuse_unwritable(settings, connection)
-    nodes = cluster_lock.node_sessions(connection, facts.galera, os.environ.get(GALERA_NODES_ENV),
-                                       _node_opener(settings))
+    nodes = cluster_lock.node_sessions(connection, facts.galera, env_settings().galera_nodes, _node_opener(settings))
     where = f" on {len(nodes.sessions)} Galera nodes" if nodes.cluster_wide else ""
     ours, started = lock_name(connection), time.monotonic()
     try:

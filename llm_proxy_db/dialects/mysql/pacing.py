@@ -46,7 +46,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from llm_proxy_db.config.parsing import env_settings
+from llm_proxy_db.config.parsing import MYSQL_REPLICA_URLS_ENV, env_settings
 from llm_proxy_db.dialects.mysql import topology as mysql_topology
 from llm_proxy_db.dialects.mysql.engine import engine_for
 
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 Report = Callable[[str, str], None]  # (kind, detail)
 
-REPLICA_URLS_ENV = "LLM_PROXY_MYSQL_REPLICA_URLS"
+REPLICA_URLS_ENV = MYSQL_REPLICA_URLS_ENV
 CONFLICT = 1213  # ER_LOCK_DEADLOCK: a deadlock victim, or a Galera certification conflict
 MAX_CONFLICT_RETRIES = 10
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.05, 2.0
@@ -219,10 +219,9 @@ class Pacer:
         url = self.connection.engine.url
         galera = mysql_topology.galera_state(self.connection)
         if galera is not None and galera.size > 1:
-            override = os.environ.get(mysql_topology.GALERA_NODES_ENV)
-            for address in mysql_topology.galera_nodes(galera, override):
+            for address in mysql_topology.galera_nodes(galera, env_settings().galera_nodes):
                 self._attach(self._nodes, address, _node_url(url, address))
-        named = [part.strip() for part in os.environ.get(REPLICA_URLS_ENV, "").split(",") if part.strip()]
+        named = env_settings().mysql_replica_urls
         listed = mysql_topology.listed_replicas(self.connection)
         self.connection.exec_driver_sql("COMMIT")
         for entry in dict.fromkeys([*listed, *named]):

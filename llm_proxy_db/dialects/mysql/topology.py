@@ -25,9 +25,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-# The override for the addresses the Galera nodes announce (host:port, comma-separated), when
-# the migrator reaches them under other names (a proxy, NAT, a container network).
-GALERA_NODES_ENV = "LLM_PROXY_GALERA_NODES"
 
 _WSREP_STATUS = (
     "wsrep_cluster_size", "wsrep_cluster_status", "wsrep_local_state_comment", "wsrep_incoming_addresses",
@@ -228,12 +225,10 @@ def unwritable_reason(facts: Topology) -> str | None:
     return None
 
 
-def galera_nodes(galera: GaleraState, override: str | None) -> tuple[str, ...]:
-    """The client addresses (``host:port``) of every node: ``override`` when given, else what
-    the nodes announce."""
-    if override and override.strip():
-        return tuple(part.strip() for part in override.split(",") if part.strip())
-    return galera.addresses
+def galera_nodes(galera: GaleraState, override: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The client addresses (``host:port``) of every node: ``override`` when given
+    (``LLM_PROXY_GALERA_NODES``), else what the nodes announce."""
+    return override or galera.addresses
 
 
 def parse_gtid_position(text: str | None) -> dict[tuple[int, int], int]:
