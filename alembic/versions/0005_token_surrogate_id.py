@@ -41,12 +41,15 @@ from alembic import op
 from llm_proxy_db.dialects.mysql_ddl import (
     Step,
     alter,
+    alter_online,
     column_default,
     fill_in_batches,
+    finish_online,
     has_column,
     has_index,
     has_null,
     is_nullable,
+    online_done,
     primary_key,
     run_steps,
 )
@@ -238,6 +241,7 @@ def mysql_upgrade_steps() -> list[Step]:
             _id_is_key,
             _rebuild_with_id_key,
         ),
+        Step("drop the old copy of tokens", lambda c: online_done(c, "tokens"), lambda: finish_online("tokens")),
     ]
 
 
@@ -258,7 +262,9 @@ def _rebuild_with_id_key() -> None:
         clauses.append("ADD CONSTRAINT tokens_token_unique UNIQUE (token)")
     if bind is None or primary_key(bind, "tokens") != ["id"]:
         clauses.append("DROP PRIMARY KEY, ADD PRIMARY KEY (id)")
-    alter("tokens", ", ".join(clauses), "INPLACE")
+    # One server rebuilds online; under Galera's TOI the rebuild would block every node's
+    # writes for its whole length, so a shadow copy keyed on ``token`` is used there.
+    alter_online("tokens", "token", ", ".join(clauses), fallback=", ".join(clauses), algorithm="INPLACE")
 
 
 def _mysql_downgrade_steps() -> list[Step]:

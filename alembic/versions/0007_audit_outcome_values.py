@@ -28,7 +28,15 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from alembic import op
-from llm_proxy_db.dialects.mysql_ddl import Step, alter, check_constraints, run_steps
+from llm_proxy_db.dialects.mysql_ddl import (
+    Step,
+    alter,
+    alter_online,
+    check_constraints,
+    finish_online,
+    online_done,
+    run_steps,
+)
 from llm_proxy_db.migration import pg_online
 from llm_proxy_db.migration.revision_helpers import (
     is_mysql,
@@ -86,23 +94,32 @@ def mysql_upgrade_steps() -> list[Step]:
     return [
         Step(f"add constraint {CHECK_NAME} (four values)", lambda c: _named_check_is(c, NEW_VALUES), _add_named_check),
         Step("drop the old two-value CHECK on outcome", lambda c: not _other_checks(c), _drop_other_checks),
+        Step("drop the old copy of audit_events", lambda c: online_done(c, "audit_events"),
+             lambda: finish_online("audit_events")),
     ]
 
 
 def _mysql_downgrade_steps() -> list[Step]:
     return [
-        Step(
-            "restore the inline two-value CHECK on outcome",
-            lambda c: bool(_other_checks(c)),
-            lambda: op.execute(f"ALTER TABLE audit_events MODIFY COLUMN outcome VARCHAR(20) NOT NULL "
-                               f"CHECK ({_check_sql(OLD_VALUES)})"),
-        ),
+        Step("restore the inline two-value CHECK on outcome", lambda c: bool(_other_checks(c)), _restore_inline_check),
         Step(
             f"drop constraint {CHECK_NAME}",
             lambda c: not any(check["name"] == CHECK_NAME for check in check_constraints(c, "audit_events")),
             lambda: op.drop_constraint(CHECK_NAME, "audit_events", type_="check"),
         ),
+        Step("drop the old copy of audit_events", lambda c: online_done(c, "audit_events"),
+             lambda: finish_online("audit_events")),
     ]
+
+
+def _restore_inline_check() -> None:
+    """The service's inline two-value CHECK back; on MariaDB through a shadow copy that also
+    drops the named CHECK (validating a CHECK in place would block writes for a whole copy)."""
+    inline = f"MODIFY COLUMN outcome VARCHAR(20) NOT NULL CHECK ({_check_sql(OLD_VALUES)})"
+    if is_offline() or not any(c["name"] == CHECK_NAME for c in check_constraints(op.get_bind(), "audit_events")):
+        alter_online("audit_events", "id", inline, fallback=inline)
+        return
+    alter_online("audit_events", "id", f"DROP CONSTRAINT {CHECK_NAME}, {inline}", fallback=inline)
 
 
 def _named_check_is(connection: sa.engine.Connection, values: tuple[str, ...]) -> bool:
@@ -114,12 +131,15 @@ def _named_check_is(connection: sa.engine.Connection, values: tuple[str, ...]) -
 
 
 def _add_named_check() -> None:
-    """The one step that cannot be online: InnoDB validates a new CHECK by copying the table
-    (``ALGORITHM=COPY, LOCK=SHARED``: reads go on, writes to ``audit_events`` wait)."""
+    """InnoDB validates a new CHECK by copying the table (``ALGORITHM=COPY, LOCK=SHARED``:
+    writes to ``audit_events`` would wait for the whole copy), so on MariaDB the table is
+    changed through a shadow copy instead (``dialects/mysql/shadow.py``); offline and on MySQL 8 the
+    ``ALTER`` is kept."""
     clauses = f"ADD CONSTRAINT {CHECK_NAME} CHECK ({_check_sql(NEW_VALUES)})"
     if not is_offline() and any(c["name"] == CHECK_NAME for c in check_constraints(op.get_bind(), "audit_events")):
         clauses = f"DROP CONSTRAINT {CHECK_NAME}, {clauses}"
-    alter("audit_events", clauses, "COPY")
+    # The shadow copy drops the old inline CHECK too (MODIFY COLUMN drops it on MariaDB).
+    alter_online("audit_events", "id", f"MODIFY COLUMN outcome VARCHAR(20) NOT NULL, {clauses}", fallback=clauses)
 
 
 def _other_checks(connection: sa.engine.Connection) -> list[str]:

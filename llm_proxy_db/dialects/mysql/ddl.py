@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 
 from alembic import op
 from llm_proxy_db.dialects.mysql import pacing as mysql_pacing
+from llm_proxy_db.dialects.mysql import shadow as mysql_shadow
 
 # What each ALGORITHM is asked to allow: INSTANT changes only the catalog; INPLACE builds
 # while DML goes on; COPY (a CHECK to validate) lets reads through but not writes.
@@ -41,6 +42,8 @@ REFUSED = {1845, 1846}
 FILL_BATCH = 5_000
 FILL_MIN, FILL_MAX = 500, 20_000
 FILL_TARGET_S = 0.2
+# The service's tables an online change (a shadow copy) may be under way for.
+ONLINE_TABLES = ("audit_events", "tokens", "projects")
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,9 @@ def partly_applied(connection: Connection, revision: str, module: ModuleType) ->
         return None
     steps = make_steps()
     done = steps_done(steps, connection)
+    copying = [text for table in ONLINE_TABLES if (text := mysql_shadow.leftovers(connection, table))]
+    if copying:
+        return f"{revision} partly applied: " + "; ".join(copying)
     if done == 0:
         return None
     names = "; ".join(step.description for step in steps[:done])
@@ -201,6 +207,46 @@ def alter(table: str, clauses: str, algorithm: str) -> None:
             raise
         _report("step", f"{table}: ALGORITHM={algorithm} refused by the server, altered without it")
         bind.exec_driver_sql(statement)
+
+
+def alter_online(table: str, key: str, clauses: str, *, fallback: str, algorithm: str = "COPY") -> None:
+    """Give ``table`` the definition ``clauses`` make, without blocking the service's writes.
+
+    ``algorithm`` is what the plain ``ALTER TABLE table fallback`` would need.  On MariaDB
+    online, a change the server would make by copying the table under a write lock (``COPY``),
+    or any rebuild under Galera's total order isolation (where even ``INPLACE`` blocks every
+    node), goes through a shadow copy instead (:mod:`.shadow`: triggers, a batched copy,
+    an atomic swap; ``key`` is a unique key of both tables).  Offline (``--sql``), on one server
+    for ``INPLACE``, and on MySQL 8 (whose schema-wide CHECK names a copy could not keep), it is
+    the plain ``ALTER``.
+    """
+    bind = None if _offline() else op.get_bind()
+    if bind is None or not mysql_shadow.is_mariadb(bind) or (algorithm != "COPY" and not mysql_shadow.under_toi(bind)):
+        alter(table, fallback, algorithm)
+        return
+
+    def hook(stage: str) -> None:
+        if step_hook is not None:
+            step_hook(f"online copy of {table}: {stage}")
+
+    with mysql_pacing.Pacer.open(bind, _report) as pacer:  # replica lag, Galera flow control
+
+        def pause() -> None:
+            pacer.wait()
+
+        mysql_shadow.rebuild(bind, mysql_shadow.ShadowChange(table, key, clauses), report=_report_kw, hook=hook,
+                             pause=pause)
+
+
+def finish_online(table: str) -> None:
+    """Drop what an online change of ``table`` left after its swap (nothing offline)."""
+    if not _offline():
+        mysql_shadow.finish(op.get_bind(), table, _report_kw)
+
+
+def online_done(connection: Connection, table: str) -> bool:
+    """Whether no online change of ``table`` left its old table behind."""
+    return not mysql_shadow.has_table(connection, mysql_shadow.old_name(table))
 
 
 def fill_in_batches(table: str, column: str, value: str, *, key: str, batch: int | None = None) -> None:
@@ -291,6 +337,10 @@ def column_default(connection: Connection, table: str, column: str) -> str | Non
 
 def _offline() -> bool:
     return bool(op.get_context().as_sql)
+
+
+def _report_kw(kind: str, detail: str, *, done: int = 0, total: int = 0) -> None:
+    _report(kind, detail, done, total)
 
 
 def _report(kind: str, detail: str, done: int = 0, total: int = 0) -> None:

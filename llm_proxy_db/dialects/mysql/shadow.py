@@ -1,0 +1,427 @@
+"""Online table changes on MariaDB through a shadow table, for ALTERs the server cannot do online.
+
+MariaDB validates a new CHECK by copying the table under ``LOCK=SHARED``: the service's writes
+wait for the whole copy (34 s for 2M audit events).  Under Galera's total order isolation even
+an ``INPLACE`` rebuild blocks every node.  :func:`rebuild` changes such a table the way
+pt-online-schema-change does, with no lock held longer than one small batch:
+
+1. ``_<table>_new`` is created ``LIKE`` the table (the operator's extra columns and indexes come
+   along) and altered while empty;
+2. three triggers carry every insert, update and delete of the service into it;
+3. the rows are copied a key range at a time, each batch its own short transaction that reads
+   its source rows ``LOCK IN SHARE MODE`` (a delete racing the batch waits for it, so no deleted
+   row comes back) and never overwrites a row a trigger wrote (``ON DUPLICATE KEY UPDATE`` a
+   no-op: a row the new definition refuses is an error, never skipped as ``INSERT IGNORE`` would);
+4. one ``RENAME TABLE t TO _t_old, _t_new TO t`` swaps them atomically, asked with ``NOWAIT`` and
+   retried, so the service never queues behind it;
+5. the triggers (now on ``_t_old``) and ``_t_old`` are dropped.
+
+A run killed anywhere is finished by the next one: a shadow table with all three triggers is
+kept and the copy starts over (idempotent: the triggers kept it current); a shadow table without
+them is dropped and rebuilt; a ``_t_old`` left after the swap is dropped.  :func:`leftovers`
+tells ``status`` what a stopped run left behind.  Tables whose triggers or foreign keys the
+copy could not carry are refused before anything changes (:func:`refuse_unsupported`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Connection
+
+from llm_proxy_db.errors import MigrationError
+
+# Rows per copy batch to start with, its bounds, and the time one batch may hold its row locks.
+COPY_BATCH = 2_000
+COPY_MIN, COPY_MAX = 200, 20_000
+COPY_TARGET_S = 0.1
+# ER_LOCK_WAIT_TIMEOUT: NOWAIT found a metadata lock held (a running transaction of the service).
+LOCK_BUSY = {1205}
+# ER_LOCK_DEADLOCK: InnoDB chose this batch as a deadlock victim, or Galera's certification let
+# another node's write win; the batch is tried again, up to CONFLICT_RETRIES times.
+CONFLICT = {1213}
+CONFLICT_RETRIES = 10
+# How long the swap and the trigger DDL keep retrying their NOWAIT attempts before giving up.
+DDL_RETRY_S = 60.0
+DDL_RETRY_PAUSE_S = 0.05
+# In the order they are created: a delete is carried across before an update can copy a row
+# into the shadow table, so no row an update copied survives its later delete.
+TRIGGER_EVENTS = ("delete", "update", "insert")
+
+Report = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class ShadowChange:
+    """A change of one table through a shadow copy: the table, its one-column primary key, and
+    the ``ALTER TABLE`` clauses that give the empty shadow table its new definition."""
+
+    table: str
+    key: str
+    clauses: str
+
+    @property
+    def shadow(self) -> str:
+        """The new table while it is filled."""
+        return shadow_name(self.table)
+
+    @property
+    def old(self) -> str:
+        """The old table between the swap and its drop."""
+        return old_name(self.table)
+
+
+def shadow_name(table: str) -> str:
+    """``_<table>_new``."""
+    return f"_{table}_new"
+
+
+def old_name(table: str) -> str:
+    """``_<table>_old``."""
+    return f"_{table}_old"
+
+
+def trigger_name(table: str, event: str) -> str:
+    """The name of our trigger copying ``event`` (insert, update, delete) of ``table``."""
+    return f"llm_proxy_osc_{table}_{event}"
+
+
+def is_mariadb(connection: Connection) -> bool:
+    """Whether the server is MariaDB (the shadow path is used there; MySQL 8 names CHECKs per
+    schema, so a shadow copy could not keep the service's constraint names)."""
+    return bool(getattr(connection.dialect, "is_mariadb", False))
+
+
+def has_table(connection: Connection, table: str) -> bool:
+    """Whether ``table`` exists in the current database."""
+    return _count(
+        connection,
+        "SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+        (table,),
+    ) > 0
+
+
+def our_triggers(connection: Connection, table: str) -> set[str]:
+    """The names of our copy triggers present (on ``table`` or, after the swap, on ``_old``)."""
+    rows = connection.exec_driver_sql(
+        "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() "
+        "AND TRIGGER_NAME LIKE %s",
+        (f"llm\\_proxy\\_osc\\_{table}\\_%",),
+    )
+    return {str(row[0]) for row in rows}
+
+
+def refuse_unsupported(connection: Connection, table: str) -> None:
+    """Refuse, before any change, a table whose other triggers or foreign keys a copy would lose.
+
+    ``CREATE TABLE ... LIKE`` copies columns, indexes and CHECKs but no foreign key: the
+    table's own foreign keys are added to the shadow table under InnoDB's generated names
+    (``_t_new_ibfk_N``, which the swap renames to ``t_ibfk_N``, the service's names); a
+    foreign key named otherwise could not keep its name.  The old table's triggers are
+    dropped with it; a foreign key pointing at the table would follow it to ``_old``.
+    """
+    problems = [
+        f"trigger {name}" for (name,) in connection.exec_driver_sql(
+            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() "
+            "AND EVENT_OBJECT_TABLE = %s AND TRIGGER_NAME NOT LIKE 'llm\\_proxy\\_osc\\_%%'",
+            (table,),
+        )
+    ]
+    problems += [
+        f"foreign key {name} ({source} -> {target})" for name, source, target in connection.exec_driver_sql(
+            "SELECT CONSTRAINT_NAME, TABLE_NAME, REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS "
+            "WHERE CONSTRAINT_SCHEMA = DATABASE() AND (REFERENCED_TABLE_NAME = %s "
+            "OR (TABLE_NAME = %s AND CONSTRAINT_NAME NOT LIKE %s))",
+            (table, table, f"{_like(table)}\\_ibfk\\_%"),
+        )
+    ]
+    if problems:
+        raise MigrationError(
+            f"{table} cannot be changed online: a shadow copy would not keep its {', '.join(problems)}; "
+            "nothing was changed",
+            hint="drop them before the migration and create them again after it",
+        )
+
+
+def _like(name: str) -> str:
+    return name.replace("_", "\\_")
+
+
+def foreign_keys(connection: Connection, table: str) -> list[tuple[str, str, str, str, str]]:
+    """``table``'s own foreign keys: (name, columns, referred table, referred columns, ON DELETE)."""
+    rows = connection.exec_driver_sql(
+        "SELECT k.CONSTRAINT_NAME, GROUP_CONCAT(CONCAT('`', k.COLUMN_NAME, '`') ORDER BY k.ORDINAL_POSITION), "
+        "k.REFERENCED_TABLE_NAME, "
+        "GROUP_CONCAT(CONCAT('`', k.REFERENCED_COLUMN_NAME, '`') ORDER BY k.ORDINAL_POSITION), r.DELETE_RULE "
+        "FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.REFERENTIAL_CONSTRAINTS r "
+        "ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME "
+        "AND r.TABLE_NAME = k.TABLE_NAME "
+        "WHERE k.CONSTRAINT_SCHEMA = DATABASE() AND k.TABLE_NAME = %s AND k.REFERENCED_TABLE_NAME IS NOT NULL "
+        "GROUP BY k.CONSTRAINT_NAME, k.REFERENCED_TABLE_NAME, r.DELETE_RULE ORDER BY k.CONSTRAINT_NAME",
+        (table,),
+    )
+    return [tuple(str(value) for value in row) for row in rows]  # type: ignore[misc]
+
+
+def under_toi(connection: Connection) -> bool:
+    """Whether DDL here runs as Galera's total order isolation: on every node at once, blocking
+    writes cluster-wide even where one server would alter online."""
+    try:
+        row = connection.exec_driver_sql("SELECT @@GLOBAL.wsrep_on, @@SESSION.wsrep_OSU_method").first()
+    except Exception:  # noqa: BLE001 - a server built without wsrep has no such variables
+        connection.exec_driver_sql("ROLLBACK")
+        return False
+    return row is not None and bool(row[0]) and str(row[1]).upper() == "TOI"
+
+
+def leftovers(connection: Connection, table: str) -> str | None:
+    """What a stopped online change of ``table`` left behind, in words, or None."""
+    change = ShadowChange(table, "", "")
+    if has_table(connection, change.shadow):
+        rows = _count(connection, f"SELECT count(*) FROM `{change.shadow}`")
+        triggers = len(our_triggers(connection, table))
+        state = "kept current by its triggers" if triggers == len(TRIGGER_EVENTS) else "without its triggers"
+        return f"online copy of {table} in progress: {change.shadow} holds {rows} rows, {state}"
+    if has_table(connection, change.old):
+        return f"online copy of {table} swapped in; the old table {change.old} is still to be dropped"
+    return None
+
+
+def rebuild(
+    connection: Connection,
+    change: ShadowChange,
+    *,
+    report: Report | None = None,
+    pause: Callable[[], None] | None = None,
+    hook: Callable[[str], None] | None = None,
+) -> None:
+    """Give ``change.table`` its new definition through a shadow copy (module docstring).
+
+    ``report(kind, detail, done=, total=)`` receives progress, ``pause()`` is called between two
+    batches (a throttle: replica lag, flow control), ``hook(stage)`` after each stage (tests).
+    """
+    say = report or (lambda *args, **kwargs: None)
+    mark = hook or (lambda stage: None)
+    if not has_table(connection, change.shadow) and has_table(connection, change.old):
+        finish(connection, change.table, say)  # swapped already; only the drop was left
+        return
+    refuse_unsupported(connection, change.table)
+    _prepare_shadow(connection, change, say)
+    mark("shadow table created")
+    try:
+        _create_triggers(connection, change)
+        mark("triggers created")
+        copy_rows(connection, change, say, pause=pause, hook=mark)
+        _swap(connection, change, say)
+    except Exception:
+        # A row the new definition refuses, a lost connection...: the triggers must not stay to
+        # fail the service's writes into a table that will never be swapped in.
+        abandon(connection, change)
+        raise
+    mark("tables swapped")
+    finish(connection, change.table, say)
+
+
+def abandon(connection: Connection, change: ShadowChange) -> None:
+    """Drop the triggers and the shadow table of an online change that failed (best effort)."""
+    try:
+        connection.exec_driver_sql("ROLLBACK")
+        _drop_triggers(connection, change.table)
+        _ddl(connection, f"DROP TABLE IF EXISTS `{change.shadow}`", retry=True)
+    except Exception:  # noqa: BLE001 - the first error is the one to report; status shows what is left
+        pass
+
+
+def _prepare_shadow(connection: Connection, change: ShadowChange, say: Report) -> None:
+    """A shadow table with the new definition; one without all its triggers is made anew (rows
+    copied while no trigger ran may be stale)."""
+    if has_table(connection, change.shadow):
+        if len(our_triggers(connection, change.table)) == len(TRIGGER_EVENTS):
+            say("step", f"{change.table}: resuming the online copy into {change.shadow}")
+            return
+        say("step", f"{change.table}: {change.shadow} left without its triggers; made anew")
+        _drop_triggers(connection, change.table)
+        _ddl(connection, f"DROP TABLE `{change.shadow}`")
+    _ddl(connection, f"CREATE TABLE `{change.shadow}` LIKE `{change.table}`")
+    _ddl(connection, f"ALTER TABLE `{change.shadow}` {change.clauses}")
+    prefix = f"{change.table}_ibfk_"
+    for name, columns, referred, referred_columns, on_delete in foreign_keys(connection, change.table):
+        # The swap's rename gives ``_t_new_ibfk_N`` the name ``t_ibfk_N``: the service's own.
+        shadow_fk = f"{change.shadow}_ibfk_{name[len(prefix):]}"
+        _ddl(connection, f"ALTER TABLE `{change.shadow}` ADD CONSTRAINT `{shadow_fk}` FOREIGN KEY ({columns}) "
+                         f"REFERENCES `{referred}` ({referred_columns}) ON DELETE {on_delete}")
+
+
+def _columns(connection: Connection, table: str) -> list[str]:
+    rows = connection.exec_driver_sql(
+        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+        "AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+        (table,),
+    )
+    return [str(row[0]) for row in rows]
+
+
+def shared_columns(connection: Connection, change: ShadowChange) -> list[str]:
+    """The columns both tables have, in the shadow table's order (what is copied)."""
+    source = set(_columns(connection, change.table))
+    return [column for column in _columns(connection, change.shadow) if column in source]
+
+
+def _create_triggers(connection: Connection, change: ShadowChange) -> None:
+    present = our_triggers(connection, change.table)
+    columns = shared_columns(connection, change)
+    names = ", ".join(f"`{column}`" for column in columns)
+    new_values = ", ".join(f"NEW.`{column}`" for column in columns)
+    delete_old = f"DELETE FROM `{change.shadow}` WHERE `{change.key}` = OLD.`{change.key}`"
+    replace_new = f"REPLACE INTO `{change.shadow}` ({names}) VALUES ({new_values})"
+    bodies = {
+        "insert": replace_new,
+        "update": f"BEGIN {delete_old}; {replace_new}; END",
+        "delete": delete_old,
+    }
+    for event in TRIGGER_EVENTS:
+        name = trigger_name(change.table, event)
+        if name not in present:
+            _ddl(connection, f"CREATE TRIGGER `{name}` AFTER {event.upper()} ON `{change.table}` "
+                             f"FOR EACH ROW {bodies[event]}", retry=True)
+
+
+def copy_rows(
+    connection: Connection,
+    change: ShadowChange,
+    say: Report,
+    *,
+    pause: Callable[[], None] | None = None,
+    hook: Callable[[str], None] | None = None,
+) -> int:
+    """Copy every row into the shadow table, a primary-key range per transaction; return the count.
+
+    A row already there (written by a trigger, or by an earlier run) is left as it is: it is at
+    least as new as the one read here.
+    """
+    key, batch, last, done = change.key, COPY_BATCH, None, 0
+    columns = ", ".join(f"`{column}`" for column in shared_columns(connection, change))
+    total = _estimate(connection, change.table)
+    say("backfill", f"{change.table}: about {total} rows to copy into {change.shadow}", done=0, total=total)
+    while True:
+        after, params = ("", ()) if last is None else (f" WHERE `{key}` > %s", (last,))
+        upper = connection.exec_driver_sql(
+            f"SELECT `{key}` FROM `{change.table}`{after} ORDER BY `{key}` LIMIT 1 OFFSET {batch - 1}", params
+        ).scalar()
+        bounds = ([] if last is None else [f"`{key}` > %s"]) + ([] if upper is None else [f"`{key}` <= %s"])
+        where = (" WHERE " + " AND ".join(bounds)) if bounds else ""
+        started = time.monotonic()
+        statement = (
+            f"INSERT INTO `{change.shadow}` ({columns}) SELECT {columns} FROM `{change.table}`{where} "
+            f"LOCK IN SHARE MODE ON DUPLICATE KEY UPDATE `{change.shadow}`.`{key}` = `{change.shadow}`.`{key}`"
+        )
+        done += _copy_batch(connection, statement, tuple(v for v in (last, upper) if v is not None), say)
+        batch = _next_batch(batch, time.monotonic() - started)
+        say("backfill", f"{change.table}: {done}/~{total} rows copied", done=done, total=max(total, done))
+        if hook is not None:
+            hook("batch copied")
+        if upper is None:
+            return done
+        last = upper
+        if pause is not None:
+            pause()
+
+
+def _copy_batch(connection: Connection, statement: str, params: tuple[object, ...], say: Report) -> int:
+    """One batch in its own transaction; a deadlock or a Galera certification conflict (1213,
+    the service's write won) rolls it back and it is tried again after a growing pause."""
+    for attempt in range(1, CONFLICT_RETRIES + 1):
+        # Read committed: the batch locks the rows it copies, not the gaps between them, so the
+        # service's inserts are never held by it (the setting applies to the next transaction).
+        connection.exec_driver_sql("COMMIT")
+        connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        try:
+            copied = int(connection.exec_driver_sql(statement, params).rowcount)
+            connection.exec_driver_sql("COMMIT")
+            return copied
+        except Exception as exc:  # noqa: BLE001 - the driver's error, classified by its code
+            if _code(exc) not in CONFLICT or attempt == CONFLICT_RETRIES:
+                raise
+            connection.exec_driver_sql("ROLLBACK")
+            say("step", f"copy batch retried after a conflict with another write ({attempt})")
+            time.sleep(min(2.0, 0.05 * 2**attempt))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _next_batch(batch: int, took: float) -> int:
+    if took > COPY_TARGET_S:
+        return max(COPY_MIN, batch // 2)
+    if took < COPY_TARGET_S / 4:
+        return min(COPY_MAX, batch * 2)
+    return batch
+
+
+def _swap(connection: Connection, change: ShadowChange, say: Report) -> None:
+    """``RENAME TABLE t TO _t_old, _t_new TO t``: one atomic statement, never queued behind the
+    service (NOWAIT, retried)."""
+    attempts = _ddl(
+        connection,
+        f"RENAME TABLE `{change.table}` NOWAIT TO `{change.old}`, `{change.shadow}` TO `{change.table}`",
+        retry=True,
+    )
+    say("step", f"{change.table}: new table swapped in ({attempts} attempt{'s' if attempts > 1 else ''})")
+
+
+def finish(connection: Connection, table: str, say: Report | None = None) -> None:
+    """Drop what the swap left: our triggers (now on ``_old``) and the old table."""
+    change = ShadowChange(table, "", "")
+    _drop_triggers(connection, change.table)
+    if has_table(connection, change.old):
+        _ddl(connection, f"DROP TABLE `{change.old}`", retry=True)
+        if say is not None:
+            say("step", f"{change.table}: old table {change.old} dropped")
+
+
+def _drop_triggers(connection: Connection, table: str) -> None:
+    for name in sorted(our_triggers(connection, table)):
+        _ddl(connection, f"DROP TRIGGER IF EXISTS `{name}`", retry=True)
+
+
+def _ddl(connection: Connection, statement: str, *, retry: bool = False) -> int:
+    """Run one DDL statement; with ``retry``, without waiting for a metadata lock the service
+    holds (``lock_wait_timeout`` 0 for this statement), tried again until it goes through.
+    Returns the number of attempts."""
+    if not retry:
+        connection.exec_driver_sql(statement)
+        return 1
+    deadline = time.monotonic() + DDL_RETRY_S
+    previous = connection.exec_driver_sql("SELECT @@SESSION.lock_wait_timeout").scalar()
+    attempts = 0
+    try:
+        connection.exec_driver_sql("SET SESSION lock_wait_timeout = 0")
+        while True:
+            attempts += 1
+            try:
+                connection.exec_driver_sql(statement)
+                return attempts
+            except Exception as exc:  # noqa: BLE001 - the driver's error, classified by its code
+                if _code(exc) not in LOCK_BUSY or time.monotonic() > deadline:
+                    raise
+                time.sleep(DDL_RETRY_PAUSE_S)
+    finally:
+        connection.exec_driver_sql(f"SET SESSION lock_wait_timeout = {int(previous or 31536000)}")
+
+
+def _code(exc: Exception) -> object:
+    orig = getattr(exc, "orig", None)
+    return orig.args[0] if orig is not None and getattr(orig, "args", None) else None
+
+
+def _estimate(connection: Connection, table: str) -> int:
+    """InnoDB's estimate of the row count: enough for progress, and no scan."""
+    return _count(
+        connection,
+        "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+        (table,),
+    )
+
+
+def _count(connection: Connection, sql: str, params: tuple[object, ...] = ()) -> int:
+    return int(connection.exec_driver_sql(sql, params).scalar() or 0)
