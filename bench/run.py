@@ -37,6 +37,7 @@ import cli_latency  # noqa: E402
 import datagen  # noqa: E402
 import live  # noqa: E402
 import mariadb  # noqa: E402
+import mysql_topology  # noqa: E402
 import report  # noqa: E402
 import startup  # noqa: E402
 import topology  # noqa: E402
@@ -47,7 +48,8 @@ from llm_proxy_db.config.settings import Settings  # noqa: E402
 from llm_proxy_db.dialects import postgresql
 
 HERE = Path(__file__).resolve().parent
-CASES = ("startup", "cli", "upgrade", "growth", "backup", "live", "mariadb", "replica", "pooler")
+CASES = ("startup", "cli", "upgrade", "growth", "backup", "live", "mariadb", "replica", "pooler", "galera",
+         "mysql-replica")
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 
@@ -61,6 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="a MySQL/MariaDB server the benchmark may create databases on")
     parser.add_argument("--mariadb-sizes", default="1",
                         help="mariadb case: sizes as fractions of the full size (e.g. 0.1,1)")
+    parser.add_argument("--topology-sizes", default="1",
+                        help="galera and mysql-replica cases: sizes as fractions of the full size (e.g. 0.01,1)")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="JSON results directory")
     parser.add_argument("--cache", type=Path, default=HERE / "results" / "cache",
                         help="generated legacy SQLite files, reused between runs")
@@ -105,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             results["replica"] = topology.replica_case(size, smoke=args.smoke)
         if "pooler" in cases and not no_topology:
             results["pooler"] = topology.pooler_case(args.postgres_url, size, rounds=2 if args.smoke else 10)
+        topology_skipped = run_topology(args, cases, size, rounds, results)
     results["wall_s"] = time.perf_counter() - started
     results["targets"] = report.targets(results)
     for label, summary in results.get("live", {}).items():  # type: ignore[union-attr]
@@ -123,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     if "mariadb" in cases and skipped:
         print(f"\n!!! MariaDB NOT MEASURED: {skipped} (--mysql-url, LLM_PROXY_BENCH_MYSQL_URL "
               "or LLM_PROXY_TEST_MYSQL_URL)")
+    for case, table in (("galera", mysql_topology.galera_table), ("mysql-replica", mysql_topology.replica_table)):
+        for result in results.get(case, {}).values():  # type: ignore[union-attr]
+            print("\n" + table(result))
+    for case, why in topology_skipped.items():
+        print(f"\n!!! {case} NOT MEASURED: {why}")
     if not args.postgres_url:
         print("\n!!! PostgreSQL NOT MEASURED: no server at --postgres-url, "
               f"LLM_PROXY_BENCH_POSTGRES_URL, LLM_PROXY_TEST_POSTGRES_URL or {LOCAL_POSTGRES}")
@@ -212,6 +222,32 @@ def run_mariadb(args: argparse.Namespace, size: datagen.Size, rounds: int) -> di
         scaled = size if fraction == 1 else size.scaled(fraction)
         out[scaled.label()] = mariadb.mariadb_upgrade(args.mysql_url, scaled, rounds=rounds)
     return out
+
+
+def run_topology(args: argparse.Namespace, cases: list[str], size: datagen.Size, rounds: int,
+                 results: dict[str, object]) -> dict[str, str]:
+    """The galera and mysql-replica cases (servers of .ci/topology/mariadb.sh); why each was skipped."""
+    galera_urls, primary, replica = mysql_topology.topology_urls()
+    wanted = {"galera": galera_urls, "mysql-replica": [u for u in (primary, replica) if u]}
+    fractions = [1.0] if args.smoke else [float(f) for f in args.topology_sizes.split(",") if f.strip()]
+    skipped: dict[str, str] = {}
+    for case in ("galera", "mysql-replica"):
+        if case not in cases:
+            continue
+        why = mysql_topology.unavailable(wanted[case] if len(wanted[case]) >= 2 else [])
+        if why:
+            skipped[case] = why
+            continue
+        out: dict[str, object] = {}
+        for fraction in fractions:
+            scaled = size if fraction == 1 else size.scaled(fraction)
+            kwargs = {"rounds": rounds, "rate": 10.0 if args.smoke else 20.0}
+            if case == "galera":
+                out[scaled.label()] = mysql_topology.galera_setup(galera_urls, scaled, **kwargs)  # type: ignore[arg-type]
+            else:
+                out[scaled.label()] = mysql_topology.replica_setup(primary, replica, scaled, **kwargs)  # type: ignore[arg-type]
+        results[case] = out
+    return skipped
 
 
 def live_table(results: dict[str, Any]) -> str:

@@ -35,7 +35,7 @@ from llm_proxy_db.safety.guard import MigrationOutcome, SafetyOptions, guarded_r
 from llm_proxy_db.safety.topology import writable_settings
 from llm_proxy_db.service import token_ids
 from llm_proxy_db.startup import StartupResult, auto_upgrade
-from llm_proxy_db.status import Status, status_at_head
+from llm_proxy_db.status import Status, status_at_head, with_topology
 
 __all__ = ["Status"]  # defined in llm_proxy_db.status, which the fast startup path imports alone
 from llm_proxy_db.migration.version_table import current_revision, has_version_table
@@ -51,7 +51,7 @@ def status(settings: Settings) -> Status:
     """
     at_head = quick_status.current_head(settings)
     if at_head is not None:
-        return status_at_head(settings.describe(), *at_head)
+        return with_topology(status_at_head(settings.describe(), *at_head), settings)
     current: str | None = None
     detected: str | None = "empty"
     stamp: str | None = None  # what setup would stamp an unversioned database at
@@ -71,7 +71,7 @@ def status(settings: Settings) -> Status:
             if unfinished and current is None:  # a restore cut short: not a state to adopt
                 detected, stamp = "unfinished restore", None
     revisions.position(current)  # refuses a revision written by a newer release
-    return Status(
+    return with_topology(Status(
         database=settings.describe(),
         current_revision=current,
         head_revision=revisions.head_revision(),
@@ -82,7 +82,7 @@ def status(settings: Settings) -> Status:
         tokens_without_id=missing_ids,
         partly_applied=partly,
         unfinished=unfinished,
-    )
+    ), settings)
 
 
 def _partly_applied(connection: Any, current: str | None, detected: str | None) -> str | None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llm_proxy_db import quick_status
+from llm_proxy_db.dialects import dialect_for
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Status:
     tokens_without_id: int = 0  # written by a pre-token-id release; setup fills them
     partly_applied: str | None = None  # a revision stopped between steps it commits on their own (MySQL, PostgreSQL)
     unfinished: list[str] = field(default_factory=list)  # a downgrade or restore that did not end (MySQL)
+    topology: dict[str, Any] | None = None  # a Galera cluster, a replica, a primary with replicas (MySQL)
 
     @property
     def up_to_date(self) -> bool:
@@ -51,7 +53,17 @@ class Status:
             "tokens_without_id": self.tokens_without_id,
             "partly_applied": self.partly_applied,
             "unfinished": list(self.unfinished),
+            "topology": self.topology,
         }
+
+
+def with_topology(status: Status, settings: Any) -> Status:
+    """``status`` with what the server is part of, where the dialect can tell (MySQL)."""
+    from dataclasses import replace
+
+    describe = getattr(dialect_for(settings), "describe_topology", None)
+    found = describe(settings) if describe is not None else None
+    return replace(status, topology=found) if found is not None else status
 
 
 def status_at_head(database: str, head: str | None = None, warnings: list[str] | None = None) -> Status:

@@ -33,6 +33,7 @@ def test_status_moves_with_upgrades_and_downgrades(settings):
         "tokens_without_id": 0,
         "partly_applied": None,
         "unfinished": [],
+        "topology": None,
     }
     assert commands.upgrade(settings).after == "0007"
     assert commands.status(settings).up_to_date

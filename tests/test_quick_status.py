@@ -48,6 +48,7 @@ def test_at_head_only_for_the_head_revision(settings: Settings) -> None:
         "tokens_without_id": 0,
         "partly_applied": None,
         "unfinished": [],
+        "topology": None,
     }
 
 

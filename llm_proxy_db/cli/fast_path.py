@@ -26,10 +26,10 @@ from llm_proxy_db.cli import streams
 from llm_proxy_db.cli.render import render_run, render_status
 from llm_proxy_db.cli.version import version_line
 from llm_proxy_db.config.parsing import env_settings
-from llm_proxy_db.config.settings import postgres_url_text
+from llm_proxy_db.config.settings import Settings, postgres_url_text
 from llm_proxy_db.dialects.resolve import resolve_settings
 from llm_proxy_db.migration.results import RunResult
-from llm_proxy_db.status import status_at_head
+from llm_proxy_db.status import status_at_head, with_topology
 
 GLOBAL_OPTIONS = {
     "--db-driver": "db_driver",
@@ -71,8 +71,10 @@ def output_at_head(argv: Sequence[str]) -> str | None:
     options, command = parsed
     try:
         env_settings()
-        description = _description_at_head(options, adopted_ok=command[:2] != ["migrate", "status"])
+        description, settings = _description_at_head(options, adopted_ok=command[:2] != ["migrate", "status"])
         status = status_at_head(description) if description is not None else None
+        if status is not None and settings is not None and command != ["setup"]:
+            status = with_topology(status, settings)
     except Exception:  # noqa: BLE001 - the full CLI reports it properly
         return None
     if status is None or description is None:
@@ -84,17 +86,18 @@ def output_at_head(argv: Sequence[str]) -> str | None:
     return render_status(status) + "\n"
 
 
-def _description_at_head(options: dict[str, str], *, adopted_ok: bool) -> str | None:
-    """The database's description when it is at head, else None (see quick_status.current_head)."""
+def _description_at_head(options: dict[str, str], *, adopted_ok: bool) -> tuple[str | None, Settings | None]:
+    """The database's description when it is at head, else None (see quick_status.current_head),
+    and its settings when they were resolved (not for a plain PostgreSQL URL)."""
     raw_url = postgres_url_text(
         options.get("db_driver"), options.get("database_url"), database_path=options.get("database_path")
     )
     plain = quick_status.postgres_url_at_head(raw_url, adopted_ok=adopted_ok) if raw_url else None
     if plain is not None:
         at_head, description = plain
-        return description if at_head else None
+        return (description if at_head else None), None
     settings = resolve_settings(options.get("db_driver"), options.get("database_path"), raw_url)
-    return settings.describe() if quick_status.at_head(settings, adopted_ok=adopted_ok) else None
+    return (settings.describe() if quick_status.at_head(settings, adopted_ok=adopted_ok) else None), settings
 
 
 _FAST_COMMANDS = [

@@ -41,6 +41,7 @@ def render_status(status: Status) -> str:
             *([f"partial:  {status.partly_applied} (run `llm-proxy-db setup` again to finish it)"]
               if status.partly_applied else []),
             *(f"partial:  {line}" for line in status.unfinished),
+            *([f"cluster:  {status.topology['summary']}"] if status.topology else []),
             *_adoption_lines(status),
         ]
     )

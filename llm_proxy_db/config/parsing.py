@@ -37,6 +37,8 @@ LOG_FORMAT_ENV = "LLM_PROXY_LOG_FORMAT"
 LOG_FORMATS = ("text", "json")
 MAX_REPLICA_LAG_ENV = "LLM_PROXY_MAX_REPLICA_LAG"
 DIRECT_URL_ENV = "LLM_PROXY_DIRECT_URL"
+GALERA_NODES_ENV = "LLM_PROXY_GALERA_NODES"
+MYSQL_REPLICA_URLS_ENV = "LLM_PROXY_MYSQL_REPLICA_URLS"
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
@@ -162,6 +164,8 @@ class EnvSettings:
     allow_data_loss: bool = False  # plain ``alembic downgrade`` only (see llm_proxy_db.cli.alembic_env)
     log_format: str = "text"
     max_replica_lag: float = DEFAULT_MAX_REPLICA_LAG
+    galera_nodes: tuple[str, ...] = ()
+    mysql_replica_urls: tuple[str, ...] = ()
 
 
 def env_settings(env: Mapping[str, str] | None = None) -> EnvSettings:
@@ -193,6 +197,8 @@ def env_settings(env: Mapping[str, str] | None = None) -> EnvSettings:
         allow_data_loss=parse_bool(ALLOW_DATA_LOSS_ENV, env.get(ALLOW_DATA_LOSS_ENV), False),
         log_format=parse_log_format(env.get(LOG_FORMAT_ENV)),
         max_replica_lag=parse_max_replica_lag(env.get(MAX_REPLICA_LAG_ENV)),
+        galera_nodes=parse_addresses(GALERA_NODES_ENV, env.get(GALERA_NODES_ENV), urls=False),
+        mysql_replica_urls=parse_addresses(MYSQL_REPLICA_URLS_ENV, env.get(MYSQL_REPLICA_URLS_ENV), urls=True),
     )
 
 
@@ -227,6 +233,26 @@ def parse_max_replica_lag(raw: str | None) -> float:
     if raw is None or not raw.strip():
         return DEFAULT_MAX_REPLICA_LAG
     return parse_seconds(MAX_REPLICA_LAG_ENV, raw, maximum=MAX_MAX_REPLICA_LAG)
+
+
+_HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})")
+
+
+def parse_addresses(name: str, raw: str | None, *, urls: bool) -> tuple[str, ...]:
+    """A comma-separated list of ``host:port`` (and, with ``urls``, ``mysql://`` / ``mariadb://``
+    URLs): the MySQL servers of a topology named by hand.  Empty: none."""
+    entries = tuple(part.strip() for part in (raw or "").split(",") if part.strip())
+    for entry in entries:
+        if urls and entry.split("://", 1)[0] in ("mysql", "mariadb") and "://" in entry:
+            continue
+        match = _HOST_PORT.fullmatch(entry)
+        if match is None or not 0 < int(match.group("port")) < 65536:
+            masked = entry.split("@")[-1]
+            raise ConfigError(
+                f"{name} has {masked!r}, which is not host:port" + (" or a mysql:// URL" if urls else ""),
+                hint="a comma-separated list such as 10.0.0.1:3306,10.0.0.2:3306",
+            )
+    return entries
 
 
 def debug_enabled(env: Mapping[str, str] | None = None) -> bool:

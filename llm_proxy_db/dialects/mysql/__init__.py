@@ -74,7 +74,7 @@ _HOME = {
     "load_dump": "client",
     "version_tables_last": "client",
     "connect_args": "connection",
-    "utf8_password": "connection",
+    "utf8_password": "engine",
     "create_engine": "connection",
     "database_exists": "connection",
     "is_url": "connection",
@@ -98,6 +98,8 @@ _HOME = {
     "try_migration_lock": "locks",
     "try_own_lock": "locks",
     "try_service_lock": "locks",
+    "describe_topology": "writable",
+    "refuse_unwritable": "writable",
     "default_backup_directory": "llm_proxy_db.dialects.server",
     "needs_backup": "llm_proxy_db.dialects.server",
 }

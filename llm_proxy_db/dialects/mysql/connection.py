@@ -20,6 +20,7 @@ from llm_proxy_db.dialects.mysql.base import (
     SQLALCHEMY_DRIVER,
     URL_SCHEMES,
 )
+from llm_proxy_db.dialects.mysql.engine import engine_for, utf8_password
 from llm_proxy_db.dialects.mysql.waits import bound_lock_waits, session_bound_sql
 from llm_proxy_db.dialects.unfinished import UNFINISHED_TABLE
 from llm_proxy_db.errors import ConfigError
@@ -207,26 +208,11 @@ def database_exists(settings: Settings) -> bool:
 
 def create_engine(settings: Settings, *, foreign_keys: bool = True, create: bool = True) -> Engine:
     """An engine without a pool (each command opens what it needs, once)."""
-    import sqlalchemy as sa
-    from sqlalchemy.pool import NullPool
-
     del foreign_keys, create  # always on; a server database is never created here
     require_driver(*DRIVER_PACKAGE)
-    url = settings.sqlalchemy_url()
-    engine = sa.create_engine(url, poolclass=NullPool, connect_args=utf8_password(url))
+    engine = engine_for(settings.sqlalchemy_url())
     bound_lock_waits(engine)  # every statement waits for a lock at most --lock-timeout
     return engine
-
-
-def utf8_password(url: URL) -> dict[str, Any]:
-    """PyMySQL's ``password`` argument as UTF-8 bytes (empty without a password).
-
-    PyMySQL encodes a text password as latin-1 (a ``€`` cannot be sent at all, an ``ä`` is
-    sent as one byte), while the service's Go driver and the ``mariadb`` client send the
-    password's UTF-8 bytes, which is what the server hashed at ``CREATE USER``; PyMySQL
-    passes bytes through unchanged.
-    """
-    return {"password": str(url.password).encode("utf-8")} if url.password else {}
 
 
 def connect_args(url: URL) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from llm_proxy_db.dialects.connecting import connect
 from llm_proxy_db.dialects.drivers import require_driver
 from llm_proxy_db.dialects.mysql.base import DRIVER, DRIVER_PACKAGE
 from llm_proxy_db.dialects.mysql.client import dump, load_dump
-from llm_proxy_db.dialects.mysql.connection import utf8_password
+from llm_proxy_db.dialects.mysql.connection import create_engine, utf8_password
+from llm_proxy_db.dialects.mysql.writable import refuse_unwritable
 from llm_proxy_db.dialects.scratch import ScratchRecipe
 
 if TYPE_CHECKING:
@@ -22,7 +23,16 @@ if TYPE_CHECKING:
 
 @contextmanager
 def copy_of(settings: Settings, work_dir: Path) -> Iterator[Settings]:
-    """A scratch database on the same server holding a consistent copy of ``settings``' database."""
+    """A scratch database on the same server holding a consistent copy of ``settings``' database.
+
+    Refused on a read-only server or a replica, before anything is written (the scratch
+    database would be created there and diverge from its primary)."""
+    engine = create_engine(settings)
+    try:
+        with engine.connect() as connection:
+            refuse_unwritable(settings, connection)
+    finally:
+        engine.dispose()
     copied = dump(settings, work_dir / "rehearsal.sql")
     with scratch_database(settings.sqlalchemy_url(), "rehearsal") as copy:
         load_dump(copy, copied)

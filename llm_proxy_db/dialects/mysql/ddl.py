@@ -21,12 +21,14 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from types import ModuleType
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from alembic import op
+from llm_proxy_db.dialects.mysql import pacing as mysql_pacing
 from llm_proxy_db.dialects.mysql import shadow as mysql_shadow
 
 # What each ALGORITHM is asked to allow: INSTANT changes only the catalog; INPLACE builds
@@ -58,13 +60,29 @@ class Step:
 step_hook: Callable[[str], None] | None = None
 
 
+#: A test hook: called with each fill batch's row count once it has committed.
+batch_hook: Callable[[int], None] | None = None
+
+
 def run_steps(steps: Sequence[Step], connection: Connection | None) -> None:
-    """Run every step whose effect is not there yet (all of them offline, ``connection`` None)."""
-    for step in steps:
-        if connection is None or not step.done(connection):
-            step.run()
-            if step_hook is not None:
-                step_hook(step.description)
+    """Run every step whose effect is not there yet (all of them offline, ``connection`` None).
+
+    Online, each step first waits for lagging replicas and Galera flow control
+    (:meth:`.pacing.Pacer.wait`): a DDL statement replays on a replica for as long as it
+    ran here, so the lag of one step is not piled on the lag of the previous one.
+    """
+    pacer = mysql_pacing.Pacer.open(connection, _report) if connection is not None else None
+    try:
+        for step in steps:
+            if connection is None or not step.done(connection):
+                if pacer is not None:
+                    pacer.wait()
+                step.run()
+                if step_hook is not None:
+                    step_hook(step.description)
+    finally:
+        if pacer is not None:
+            pacer.close()
 
 
 def steps_done(steps: Sequence[Step], connection: Connection) -> int:
@@ -222,7 +240,13 @@ def alter_online(table: str, key: str, clauses: str, *, fallback: str, algorithm
         if step_hook is not None:
             step_hook(f"online copy of {table}: {stage}")
 
-    mysql_shadow.rebuild(bind, mysql_shadow.ShadowChange(table, key, clauses), report=_report_kw, hook=hook)
+    with mysql_pacing.Pacer.open(bind, _report) as pacer:  # replica lag, Galera flow control
+
+        def pause() -> None:
+            pacer.wait()
+
+        mysql_shadow.rebuild(bind, mysql_shadow.ShadowChange(table, key, clauses), report=_report_kw, hook=hook,
+                             pause=pause)
 
 
 def finish_online(table: str) -> None:
@@ -241,7 +265,9 @@ def fill_in_batches(table: str, column: str, value: str, *, key: str, batch: int
 
     Each batch commits at once, so it holds its row locks for a fraction of a second (its size
     follows :data:`FILL_TARGET_S`); the service's request-counter updates wait for one batch at
-    most.  ``key`` is the table's
+    most.  A batch that loses a conflict (1213: on Galera a certification conflict with the
+    service's writes on another node) is run again, and before each batch the replicas' lag and
+    Galera's flow control are waited for (:mod:`.pacing`).  ``key`` is the table's
     primary key: the boundary of each range is found on its index, so the pass reads each row
     once.  A rerun starts again from the first key and skips rows already filled.  Offline
     (``--sql``) one UPDATE is rendered.
@@ -253,6 +279,17 @@ def fill_in_batches(table: str, column: str, value: str, *, key: str, batch: int
         op.execute(fill)
         return
     bind = op.get_bind()
+    with mysql_pacing.Pacer.open(bind, _report) as pacer:
+        _fill(bind, pacer, f"{table}.{column}", fill, key, table, batch, (smallest, largest))
+
+
+def _fill(
+    bind: Connection, pacer: mysql_pacing.Pacer, what: str, fill: str, key: str, table: str, batch: int,
+    bounds_of_size: tuple[int, int],
+) -> None:
+    """The batches of :func:`fill_in_batches`: each waits for the replicas (``pacer.wait``) and
+    is run again after a conflict (``pacer.run_batch``)."""
+    smallest, largest = bounds_of_size
     last: object = None
     done = 0
     # InnoDB's estimate of the row count: enough for progress, and no scan.
@@ -260,9 +297,10 @@ def fill_in_batches(table: str, column: str, value: str, *, key: str, batch: int
         "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
         (table,),
     ).scalar() or 0)
-    phase = f"fill {table}.{column}"  # the total is InnoDB's estimate
+    phase = f"fill {what}"  # the total is InnoDB's estimate
     _report("backfill", phase, 0, total)
     while True:
+        pacer.wait()
         after = "" if last is None else f" WHERE {key} > %s"
         params: tuple[object, ...] = () if last is None else (last,)
         upper = bind.exec_driver_sql(
@@ -273,8 +311,7 @@ def fill_in_batches(table: str, column: str, value: str, *, key: str, batch: int
         where = "".join(f" AND {bound}" for bound in bounds)
         args = tuple(v for v in (last, upper) if v is not None)
         started = time.monotonic()
-        done += bind.exec_driver_sql(fill + where, args).rowcount
-        bind.exec_driver_sql("COMMIT")
+        done += pacer.run_batch(partial(_commit_batch, bind, fill + where, args))
         took = time.monotonic() - started
         if took > FILL_TARGET_S:
             batch = max(smallest, batch // 2)
@@ -284,6 +321,15 @@ def fill_in_batches(table: str, column: str, value: str, *, key: str, batch: int
         if upper is None:
             return
         last = upper
+
+
+def _commit_batch(bind: Connection, statement: str, args: tuple[object, ...]) -> int:
+    """One batch, committed; the number of rows it changed."""
+    count = int(bind.exec_driver_sql(statement, args).rowcount)
+    bind.exec_driver_sql("COMMIT")
+    if batch_hook is not None:
+        batch_hook(count)
+    return count
 
 
 def has_null(connection: Connection, table: str, column: str) -> bool:

@@ -1,14 +1,20 @@
-"""The MySQL migration lock: ``GET_LOCK`` on the migrating connection, ours then the service's (server-wide names)."""
+"""The MySQL migration lock: ``GET_LOCK`` for ours then the service's name (server-wide names),
+on the migrating connection of a lone server, on every node of a Galera cluster."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from llm_proxy_db.config.parsing import env_settings
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.dialects.locks import SERVICE_WAITING_SERVER_WIDE, poll
+from llm_proxy_db.dialects.mysql import cluster_lock
+from llm_proxy_db.dialects.mysql.connection import create_engine
+from llm_proxy_db.dialects.mysql.writable import refuse_unwritable
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -28,42 +34,40 @@ def migration_lock(
 ) -> Iterator[float]:
     """Ours, then the service's (as on PostgreSQL), held for the body; yields the wait.
 
-    Taken one after the other, so a wait for a starting service is reported as such."""
+    Taken one after the other, so a wait for a starting service is reported as such.  First
+    the server must take writes (:func:`.topology.refuse_unwritable`, exit 3, before any lock).
+    On a Galera cluster both names are held on every node (:mod:`.cluster_lock`: ``GET_LOCK``
+    is per node) and the migrating session reads what the other nodes committed
+    (``wsrep_sync_wait``), so a migrator that waited for another one sees its revisions.
+    """
     assert connection is not None, "the MySQL lock is held by the migrating connection"
-    started = time.monotonic()
+    facts = refuse_unwritable(settings, connection)
+    nodes = cluster_lock.node_sessions(connection, facts.galera, env_settings().galera_nodes, _node_opener(settings))
+    where = f" on {len(nodes.sessions)} Galera nodes" if nodes.cluster_wide else ""
+    ours, started = lock_name(connection), time.monotonic()
     try:
-        poll(lambda: try_own_lock(connection), timeout, progress, settings, f"GET_LOCK('{lock_name(connection)}')")
+        poll(lambda: cluster_lock.take_everywhere(nodes.sessions, ours), timeout, progress, settings,
+             f"GET_LOCK('{ours}'){where}")
         left = max(timeout - (time.monotonic() - started), 0.0)
-        service = f"GET_LOCK('{SERVICE_LOCK_NAME}')"
-        poll(lambda: try_service_lock(connection), left, progress, settings, service, SERVICE_WAITING_SERVER_WIDE)
+        service = f"GET_LOCK('{SERVICE_LOCK_NAME}'){where}"
+        poll(lambda: cluster_lock.take_everywhere(nodes.sessions, SERVICE_LOCK_NAME), left, progress,
+             settings, service, SERVICE_WAITING_SERVER_WIDE)
+        if nodes.cluster_wide:
+            connection.exec_driver_sql("SET SESSION wsrep_sync_wait = 1")
         yield time.monotonic() - started
     finally:
-        release_migration_lock(connection)
+        for name in (SERVICE_LOCK_NAME, ours):
+            cluster_lock.release_everywhere(nodes.sessions, name)
+        nodes.close()
 
 
-def try_migration_lock(connection: Connection) -> bool:
-    """Take ``GET_LOCK`` for our name and the service's, without waiting; True when both are held.
+def _node_opener(settings: Settings) -> Callable[[str, int], Connection]:
+    """Opens a session on another node with the settings' user, password, database and options."""
+    def open_node(host: str, port: int) -> Connection:
+        url = settings.sqlalchemy_url().set(host=host, port=port)
+        return create_engine(replace(settings, database_url=url)).connect()
 
-    Named locks belong to the session: the server frees them when the connection dies.
-    """
-    ours = lock_name(connection)
-    if not _get_lock(connection, ours):
-        return False
-    if _get_lock(connection, SERVICE_LOCK_NAME):
-        return True
-    _release(connection, ours)
-    return False
-
-
-def try_own_lock(connection: Connection) -> bool:
-    """Take our ``GET_LOCK`` (named after the database), without waiting."""
-    return _get_lock(connection, lock_name(connection))
-
-
-def try_service_lock(connection: Connection) -> bool:
-    """Take the service's ``GET_LOCK('llm-proxy-migrations')``, without waiting; while we hold
-    it, a starting replica's goose runner waits (and gives up after its 10 tries)."""
-    return _get_lock(connection, SERVICE_LOCK_NAME)
+    return open_node
 
 
 def service_migrating(connection: Connection) -> bool:
@@ -79,28 +83,3 @@ def service_migrating(connection: Connection) -> bool:
 def lock_name(connection: Connection) -> str:
     """Our lock's name for the database of ``connection`` (at most 64 characters, MySQL's limit)."""
     return f"{LOCK_NAME}:{connection.engine.url.database}"[:64]
-
-
-def release_migration_lock(connection: Connection) -> None:
-    """Release both named locks; a dead connection has released them already."""
-    import sqlalchemy as sa
-
-    if connection.closed or connection.invalidated:
-        return
-    try:
-        connection.rollback()
-        _release(connection, SERVICE_LOCK_NAME)
-        _release(connection, lock_name(connection))
-    except sa.exc.DBAPIError:
-        pass  # the session is gone, and its locks with it
-
-
-def _get_lock(connection: Connection, name: str) -> bool:
-    taken = connection.exec_driver_sql("SELECT GET_LOCK(%s, 0)", (name,)).scalar() == 1
-    connection.commit()  # never sit in a transaction while polling
-    return taken
-
-
-def _release(connection: Connection, name: str) -> None:
-    connection.exec_driver_sql("SELECT RELEASE_LOCK(%s)", (name,))
-    connection.commit()

@@ -42,7 +42,7 @@ LOCK_BUSY = {1205}
 # ER_LOCK_DEADLOCK: InnoDB chose this batch as a deadlock victim, or Galera's certification let
 # another node's write win; the batch is tried again, up to CONFLICT_RETRIES times.
 CONFLICT = {1213}
-CONFLICT_RETRIES = 10
+CONFLICT_RETRIES = 5  # then the range is made smaller (copy_rows)
 # How long the swap and the trigger DDL keep retrying their NOWAIT attempts before giving up.
 DDL_RETRY_S = 60.0
 DDL_RETRY_PAUSE_S = 0.05
@@ -304,7 +304,8 @@ def copy_rows(
     key, batch, last, done = change.key, COPY_BATCH, None, 0
     columns = ", ".join(f"`{column}`" for column in shared_columns(connection, change))
     total = _estimate(connection, change.table)
-    say("backfill", f"{change.table}: about {total} rows to copy into {change.shadow}", done=0, total=total)
+    phase = f"copy {change.table} into {change.shadow}"  # the total is InnoDB's estimate
+    say("backfill", phase, done=0, total=total)
     while True:
         after, params = ("", ()) if last is None else (f" WHERE `{key}` > %s", (last,))
         upper = connection.exec_driver_sql(
@@ -317,9 +318,18 @@ def copy_rows(
             f"INSERT INTO `{change.shadow}` ({columns}) SELECT {columns} FROM `{change.table}`{where} "
             f"LOCK IN SHARE MODE ON DUPLICATE KEY UPDATE `{change.shadow}`.`{key}` = `{change.shadow}`.`{key}`"
         )
-        done += _copy_batch(connection, statement, tuple(v for v in (last, upper) if v is not None), say)
+        try:
+            done += _copy_batch(connection, statement, tuple(v for v in (last, upper) if v is not None), say)
+        except Exception as exc:  # noqa: BLE001 - the driver's error, classified by its code
+            if _code(exc) not in CONFLICT or batch <= COPY_MIN:
+                raise
+            # The service keeps writing rows of this range (on another Galera node): a smaller
+            # range is certified before one of its writes lands in it.
+            batch = max(COPY_MIN, batch // 4)
+            say("step", f"copy batch kept losing conflicts: {batch} rows per batch from here")
+            continue
         batch = _next_batch(batch, time.monotonic() - started)
-        say("backfill", f"{change.table}: {done}/~{total} rows copied", done=done, total=max(total, done))
+        say("backfill", phase, done=done, total=max(total, done))
         if hook is not None:
             hook("batch copied")
         if upper is None:
@@ -388,8 +398,13 @@ def _ddl(connection: Connection, statement: str, *, retry: bool = False) -> int:
     """Run one DDL statement; with ``retry``, without waiting for a metadata lock the service
     holds (``lock_wait_timeout`` 0 for this statement), tried again until it goes through.
     Returns the number of attempts."""
-    if not retry:
-        connection.exec_driver_sql(statement)
+    if not retry or under_toi(connection):
+        # Under Galera's TOI the statement runs on every node, NOWAIT included: an applier that
+        # finds the service's metadata lock fails where the others succeed, and is expelled
+        # from the cluster as inconsistent (measured: `RENAME TABLE ... NOWAIT` with counter
+        # UPDATEs on another node).  There the plain statement waits as TOI does, aborting the
+        # local transactions in its way (the service sees a deadlock error and retries).
+        connection.exec_driver_sql(statement.replace(" NOWAIT", "") if retry else statement)
         return 1
     deadline = time.monotonic() + DDL_RETRY_S
     previous = connection.exec_driver_sql("SELECT @@SESSION.lock_wait_timeout").scalar()
