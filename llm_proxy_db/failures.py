@@ -41,7 +41,10 @@ READ_ONLY_HINT = (
 def translate(exc: BaseException) -> LLMProxyDBError | None:
     """The user-facing error for a known failure, or None when it is really unexpected."""
     cause = getattr(exc, "orig", None) or exc
-    waited = _lock_wait_ran_out(cause, getattr(exc, "statement", None))
+    statement = getattr(exc, "statement", None)
+    # A statement of ours that waited past --lock-timeout; a bare driver error (no statement
+    # known) is a revision's table lock wait, told by the rules below.
+    waited = _lock_wait_ran_out(cause, statement) if statement else None
     if waited is not None:
         return waited
     for rule in _RULES:

@@ -23,7 +23,7 @@ from llm_proxy_db import commands
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects.mysql import ddl as mysql_ddl
-from llm_proxy_db.errors import MigrationError
+from llm_proxy_db.errors import DataLossError, MigrationError
 from llm_proxy_db.migration import revisions
 from llm_proxy_db.schema.drift import drift
 from tests.safety_helpers import settings_env
@@ -231,13 +231,21 @@ def test_a_downgrade_killed_inside_a_revision_is_shown_refused_and_resumed(mysql
     assert commands.status(mysql_settings).unfinished == []
 
 
+def executor_downgrade(settings: Settings, target: str) -> None:
+    """The executor without the safety net (whose data-loss check would refuse first)."""
+    from llm_proxy_db.migration.executor import run  # noqa: PLC0415
+
+    with connect(settings) as connection:
+        run(connection, target)
+
+
 def test_a_downgrade_failing_before_its_first_step_leaves_no_mark(mysql_settings) -> None:
     """A refusal inside the downgrade (0007 with denied events, before any DDL) changes nothing:
     no partial line, setup goes on."""
     commands.upgrade(mysql_settings, no_backup=True)
     with connect(mysql_settings) as connection:
         seed(connection, outcomes=("success", "denied"))
-    with pytest.raises(MigrationError):
-        commands.downgrade(mysql_settings, "0006", no_backup=True, allow_data_loss=True)
+    with pytest.raises(DataLossError):  # through the executor alone too: the guard refuses earlier
+        executor_downgrade(mysql_settings, "0006")
     assert commands.status(mysql_settings).unfinished == []
     commands.setup(mysql_settings, no_backup=True)

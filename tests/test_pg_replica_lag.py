@@ -20,6 +20,7 @@ from llm_proxy_db.database import connect
 from llm_proxy_db.dialects.postgresql import replication as pg_replication
 from llm_proxy_db.errors import ConfigError
 from llm_proxy_db.events import ProgressEvent
+from llm_proxy_db.migration import pg_online
 from llm_proxy_db.migration.replica_throttle import ReplicaThrottle, max_replica_lag
 from tests.seed import seed
 from tests.topology import ReplicatedDatabase, libpq
@@ -102,6 +103,9 @@ def test_the_backfill_pauses_while_the_replica_lags_and_resumes(
     batches, says so, does not move while paused, and finishes once replay resumes."""
     primary = _tokens_at_0004(replicated_database, 40_000)
     monkeypatch.setenv("LLM_PROXY_MAX_REPLICA_LAG", "0.3")
+    # Small batches: many of them, so the walk is still running when the lag shows (a resumed
+    # walk skips filled pages fast and would otherwise finish within one lag reading).
+    monkeypatch.setattr(pg_online, "BACKFILL_MAX_PAGES", 8)
     events: list[ProgressEvent] = []
     done = threading.Event()
     failures: list[BaseException] = []

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from llm_proxy_db import commands
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
-from llm_proxy_db.errors import ConfigError, MigrationError
+from llm_proxy_db.errors import ConfigError, DataLossError, MigrationError
 from llm_proxy_db.migration.environment import lock_timeout
 from llm_proxy_db.migration.revision_helpers import replace_check_in
 from tests.seed import is_check_violation
@@ -97,16 +97,22 @@ def test_sqlite_widening_copies_no_row(sqlite_settings: Settings) -> None:
     assert indexes == 7
 
 
-def test_downgrade_refuses_denied_rows_and_changes_nothing(settings: Settings) -> None:
-    """Rows the old CHECK forbids stop the downgrade; the wider CHECK stays."""
+def test_downgrade_over_denied_rows_refuses_or_keeps_them_as_failures(settings: Settings) -> None:
+    """Rows the old CHECK forbids stop the downgrade (exit 11, the wider CHECK stays); with
+    ``--allow-data-loss`` they are kept as ``failure`` events (issue 21, item 12)."""
     commands.upgrade(settings)
     _insert_event(settings, "d", "denied")
-    with pytest.raises(MigrationError, match="denied, error"):  # the revision's own refusal
-        commands.downgrade(settings, "0006", allow_data_loss=True, no_backup=True)
+    with pytest.raises(DataLossError, match="denied"):
+        commands.downgrade(settings, "0006", no_backup=True)
     assert commands.status(settings).current_revision == "0007"
     _insert_event(settings, "e", "error")
     if settings.is_sqlite:
         assert _integrity(settings) == ["ok"]
+    commands.downgrade(settings, "0006", allow_data_loss=True, no_backup=True)
+    assert commands.status(settings).current_revision == "0006"
+    with connect(settings) as connection:
+        kept = dict(connection.exec_driver_sql("SELECT id, outcome FROM audit_events WHERE id IN ('d', 'e')").all())
+    assert kept == {"d": "failure", "e": "failure"}
 
 
 @pytest.mark.postgresql
@@ -219,7 +225,7 @@ def test_postgres_lock_timeout_is_set_in_every_revision(
     commands.upgrade(settings, "9001", version_locations=[str(versions)])
     with connect(settings) as connection:
         assert connection.exec_driver_sql("SELECT v FROM probe").scalar_one() == "1234ms"
-        assert connection.exec_driver_sql("SHOW lock_timeout").scalar_one() == "0"
+        assert connection.exec_driver_sql("SHOW lock_timeout").scalar_one() != "1234ms"  # not leaked
 
 
 def test_sqlite_token_ids_are_computed_in_the_one_copy(sqlite_settings: Settings) -> None:

@@ -17,6 +17,10 @@ from contextvars import ContextVar
 
 from llm_proxy_db.config.parsing import DEFAULT_LOCK_TIMEOUT, LOCK_TIMEOUT_ENV, parse_seconds
 
+# Set in a connection's ``info`` while a migration's own (shorter) table-lock timeout applies to
+# it: the command-wide bound then steps aside (PostgreSQL: dialects/postgresql/waits.py).
+OWN_LOCK_TIMEOUT = "llm_proxy_db.own_lock_timeout"
+
 _BOUND: ContextVar[float | None] = ContextVar("llm_proxy_wait_bound", default=None)
 
 

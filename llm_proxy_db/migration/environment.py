@@ -35,6 +35,7 @@ from llm_proxy_db.config.parsing import DEFAULT_TABLE_LOCK_TIMEOUT as DEFAULT_LO
 from llm_proxy_db.config.parsing import TABLE_LOCK_TIMEOUT_ENV as LOCK_TIMEOUT_ENV
 from llm_proxy_db.config.parsing import parse_pg_duration
 from llm_proxy_db.config.settings import Settings
+from llm_proxy_db.config.waits import OWN_LOCK_TIMEOUT
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.dialects.resolve import resolve_settings
@@ -169,10 +170,12 @@ def _limited_lock_waits(connection: Connection) -> Iterator[None]:
     if connection.in_transaction():
         connection.execute(statement, params)
     event.listen(connection, "begin", _on_begin)
+    connection.info[OWN_LOCK_TIMEOUT] = True  # the command-wide bound steps aside (dialects' waits)
     try:
         with _server_notices_a_lost_client(connection):
             yield
     finally:
+        connection.info.pop(OWN_LOCK_TIMEOUT, None)
         event.remove(connection, "begin", _on_begin)
 
 

@@ -118,12 +118,12 @@ def _apply(
         except Exception as exc:
             connection.rollback()
             _emit(progress, "apply_failure", revision, direction, time.monotonic() - started)
-            if isinstance(exc, DataLossError):  # refused before the revision changed anything
-                _log_failure(connection, entry, exc.message)
-                raise
             transactional = dialect_for(connection).TRANSACTIONAL_DDL
             if direction == "downgrade" and not transactional:
                 _forget_untouched_downgrade(connection, revision, how[0])
+            if isinstance(exc, DataLossError):  # refused before the revision changed anything
+                _log_failure(connection, entry, exc.message)
+                raise
             now_at = None if together else result.after
             failure = _failure(exc, revision, direction, now_at, transactional, retries.steps)
             _log_failure(connection, entry, failure.message)

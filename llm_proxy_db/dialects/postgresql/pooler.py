@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.dialects.connecting import connection_error
+from llm_proxy_db.dialects.drivers import require_driver
+from llm_proxy_db.dialects.postgresql.base import DRIVER_PACKAGE
 from llm_proxy_db.dialects.postgresql.connection import libpq_url
 
 ROUNDS = 4
@@ -49,6 +51,7 @@ class PoolerProbe:
 def transaction_pooler(settings: Settings) -> str | None:
     """Why ``settings``' URL is a transaction pooler's (sessions not ours), or None; a server
     that cannot be reached is the usual "cannot open database" (exit 3)."""
+    require_driver(*DRIVER_PACKAGE)  # exit 2 naming the extra, before psycopg is imported
     import psycopg
 
     try:

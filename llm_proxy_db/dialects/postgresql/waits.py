@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from llm_proxy_db.config.waits import wait_bound_ms
+from llm_proxy_db.config.waits import OWN_LOCK_TIMEOUT, wait_bound_ms
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -24,6 +24,8 @@ def bound_lock_waits(engine: Engine) -> None:
     def _on_begin(connection: Connection) -> None:
         if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
             return  # no transaction to scope it to: pg_online sets its own per statement
+        if connection.info.get(OWN_LOCK_TIMEOUT):
+            return  # a migration sets its own, shorter one in each of its transactions
         connection.exec_driver_sql(f"SELECT set_config('lock_timeout', '{wait_bound_ms()}ms', true)")
 
 
