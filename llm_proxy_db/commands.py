@@ -21,7 +21,7 @@ from llm_proxy_db.database import connect
 from llm_proxy_db.errors import ConfigError, SchemaMismatchError, UnknownRevisionError
 from llm_proxy_db.migration import adoption_record, manifest, revisions, run_log
 from llm_proxy_db.migration.executor import Progress, RunResult
-from llm_proxy_db.migration.revisions import RevisionState
+from llm_proxy_db.migration.revision_info import RevisionState
 from llm_proxy_db.safety.guard import MigrationOutcome, SafetyOptions, guarded_run
 from llm_proxy_db.service import token_ids
 from llm_proxy_db.startup import StartupResult, auto_upgrade

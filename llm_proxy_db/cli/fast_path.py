@@ -20,8 +20,8 @@ import json
 import sys
 from collections.abc import Sequence
 
-from llm_proxy_db import quick_status
-from llm_proxy_db.cli.render import render_run, render_status
+from llm_proxy_db import quick_answers, quick_status
+from llm_proxy_db.cli.render import render_history, render_log, render_run, render_status
 from llm_proxy_db.cli.version import version_line
 from llm_proxy_db.config.parsing import env_settings
 from llm_proxy_db.config.settings import postgres_url_text
@@ -34,6 +34,13 @@ GLOBAL_OPTIONS = {
     "--database-path": "database_path",
     "--database-url": "database_url",
 }
+
+# Exactly these command words (after the global options) may take the fast path.
+FAST_COMMANDS = [
+    ["setup"], ["migrate", "up"], ["migrate", "manifest"],
+    *([*words, *flag] for words in (["migrate", "status"], ["migrate", "history"], ["migrate", "log"])
+      for flag in ([], ["--json"])),
+]
 
 
 def main() -> None:
@@ -69,6 +76,8 @@ def output_at_head(argv: Sequence[str]) -> str | None:
     if parsed is None:
         return None
     options, command = parsed
+    if command[:2] in (["migrate", "history"], ["migrate", "log"], ["migrate", "manifest"]):
+        return _read_only_output(options, command)
     try:
         env_settings()
         description = _description_at_head(options, adopted_ok=command != ["migrate", "status"])
@@ -84,6 +93,29 @@ def output_at_head(argv: Sequence[str]) -> str | None:
     if command == ["migrate", "status", "--json"]:
         return json.dumps(status.as_dict(), indent=2) + "\n"
     return render_status(status) + "\n"
+
+
+def _read_only_output(options: dict[str, str], command: list[str]) -> str | None:
+    """``migrate history`` / ``log`` [``--json``] at head and ``migrate manifest`` when current."""
+    try:
+        env_settings()
+        if command == ["migrate", "manifest"]:
+            return "OK the manifest is current\n" if quick_answers.manifest_current() else None
+        read = quick_answers.reader(options)
+        as_json = command[-1] == "--json"
+        if command[1] == "log":
+            entries = quick_answers.log_at_head(read)
+            if entries is None:
+                return None
+            text = json.dumps([e.as_dict() for e in entries], indent=2) if as_json else render_log(entries)
+        else:
+            states = quick_answers.history_at_head(read)
+            if states is None:
+                return None
+            text = json.dumps([s.as_dict() for s in states], indent=2) if as_json else render_history(states)
+    except Exception:  # noqa: BLE001 - the full CLI reports it properly
+        return None
+    return text + "\n"
 
 
 def _description_at_head(options: dict[str, str], *, adopted_ok: bool) -> str | None:
@@ -111,6 +143,6 @@ def _parse(argv: list[str]) -> tuple[dict[str, str], list[str]] | None:
                 return None
             value = argv.pop(0)
         options[GLOBAL_OPTIONS[name]] = value
-    if argv in (["setup"], ["migrate", "up"], ["migrate", "status"], ["migrate", "status", "--json"]):
+    if argv in FAST_COMMANDS:
         return options, argv
     return None

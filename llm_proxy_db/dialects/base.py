@@ -30,6 +30,12 @@ RUN_LOG_TABLE = "llm_proxy_run_log"
 GOOSE_TABLE = "goose_db_version"
 # What every dialect's read_versions runs (bench/startup.py times it with the bare drivers).
 VERSION_QUERY = "SELECT version_num FROM alembic_version"
+# What every dialect's read_run_log runs (the fast ``migrate log`` / ``history``), oldest first.
+RUN_LOG_COLUMNS = (
+    "action", "revision", "from_revision", "to_revision", "started_at", "ended_at", "outcome",
+    "backup_file", "detail", "tool_version", "host", "os_user",
+)
+RUN_LOG_QUERY = f"SELECT {', '.join(RUN_LOG_COLUMNS)} FROM {RUN_LOG_TABLE} ORDER BY id"
 #: The tables every llm-proxy database (and every backup of one) holds.
 REQUIRED_TABLES = ("projects", "tokens")
 
@@ -129,6 +135,10 @@ class Dialect(Protocol):
 
     def read_versions(self, settings: Settings, adopted_ok: bool) -> list[str]:
         """The version table's rows, with the lightest client available (fast startup path)."""
+        ...
+
+    def read_run_log(self, settings: Settings) -> list[tuple[Any, ...]]:
+        """The run log's rows (:data:`RUN_LOG_QUERY`) with the lightest client; [] without one."""
         ...
 
     def new_token_id_sql(self) -> str | None:

@@ -6,8 +6,8 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llm_proxy_db.dialects.base import VERSION_QUERY
-from llm_proxy_db.dialects.sqlite.base import _ADOPTED, NULL_IDS, SQLITE_BUSY_TIMEOUT_MS
+from llm_proxy_db.dialects.base import RUN_LOG_QUERY, VERSION_QUERY
+from llm_proxy_db.dialects.sqlite.base import _ADOPTED, _HAS_RUN_LOG, NULL_IDS, SQLITE_BUSY_TIMEOUT_MS
 from llm_proxy_db.errors import DatabaseConnectionError
 
 if TYPE_CHECKING:
@@ -113,5 +113,19 @@ def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
         if connection.execute(NULL_IDS).fetchone() is not None:
             return ["(tokens without id)"]
         return rows
+    finally:
+        connection.close()
+
+
+def read_run_log(settings: Settings) -> list[tuple[Any, ...]]:
+    """The run log's rows with bare ``sqlite3`` (timestamps as stored: text); [] without a log."""
+    path = settings.database_path
+    if path is None or not path.is_file():
+        return []
+    connection = sqlite3.connect(path, timeout=30)
+    try:
+        if connection.execute(_HAS_RUN_LOG).fetchone() is None:
+            return []
+        return [tuple(row) for row in connection.execute(RUN_LOG_QUERY)]
     finally:
         connection.close()
