@@ -1,4 +1,6 @@
-"""``migrate history``, ``log`` and ``manifest`` at head, answered without Alembic or SQLAlchemy.
+"""``migrate history``, ``log``, ``adopt --dry-run``, ``rehearse`` and ``manifest`` at head, fast.
+
+Answered without Alembic or SQLAlchemy.
 
 Like :mod:`llm_proxy_db.quick_status`, each function here answers only when it is sure and
 returns None otherwise, so the caller (:mod:`llm_proxy_db.cli.fast_path`) runs the full
@@ -26,12 +28,15 @@ from typing import Any
 
 from llm_proxy_db import quick_status
 from llm_proxy_db.adoption.known_state_files import stale_files
+from llm_proxy_db.adoption.plans import VERSIONED, AdoptionPlan, AdoptionResult, Detection
 from llm_proxy_db.config.settings import postgres_url_text
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.dialects.resolve import resolve_settings
 from llm_proxy_db.migration.released_chain import ReleasedChain, released_chain
 from llm_proxy_db.migration.revision_info import RevisionState
 from llm_proxy_db.migration.run_log_entry import Entry, applied_at
+from llm_proxy_db.safety.rehearsal_result import RehearsalResult
+from llm_proxy_db.schema.fingerprint import OUR_TABLES, Fingerprint
 
 # SQLAlchemy's storage format for DateTime on SQLite (microseconds always written).
 _SQLITE_DATETIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{6})?")
@@ -40,10 +45,13 @@ _SQLALCHEMY_VERSION = re.compile(r"^__version__\s*=\s*['\"](\d+)\.(\d+)[^'\"]*['
 
 @dataclass(frozen=True)
 class Reader:
-    """The configured database, read with its bare driver: versions and run-log rows."""
+    """The configured database, read with its bare driver: what the fast answers need."""
 
+    description: str
     versions: Callable[[], list[str]]
     run_log: Callable[[], list[tuple[Any, ...]]]
+    tables: Callable[[], list[str]]
+    broken_references: Callable[[], bool]
 
 
 def reader(options: dict[str, str]) -> Reader:
@@ -59,11 +67,17 @@ def reader(options: dict[str, str]) -> Reader:
     if plain is not None:
         from llm_proxy_db.dialects import postgresql  # only a PostgreSQL run pays for this import: start-up time
 
-        libpq = plain[0]
-        return Reader(lambda: postgresql.read_versions_at(libpq, True), lambda: postgresql.read_run_log_at(libpq))
+        libpq, masked = plain
+        return Reader(
+            masked, lambda: postgresql.read_versions_at(libpq, True), lambda: postgresql.read_run_log_at(libpq),
+            lambda: postgresql.read_table_names_at(libpq), lambda: False,
+        )
     settings = resolve_settings(options.get("db_driver"), options.get("database_path"), raw_url)
     dialect = dialect_for(settings)
-    return Reader(lambda: dialect.read_versions(settings, True), lambda: dialect.read_run_log(settings))
+    return Reader(
+        settings.describe(), lambda: dialect.read_versions(settings, True), lambda: dialect.read_run_log(settings),
+        lambda: dialect.read_table_names(settings), lambda: dialect.read_broken_references(settings),
+    )
 
 
 def log_at_head(read: Reader) -> list[Entry] | None:
@@ -89,6 +103,35 @@ def history_at_head(read: Reader) -> list[RevisionState] | None:
         RevisionState(info.id, info.down_revision, info.description, applied=True, applied_at=when.get(info.id))
         for info in chain.revisions
     ]
+
+
+def adopt_dry_run_at_head(read: Reader) -> AdoptionResult | None:
+    """``commands.adopt(settings, dry_run=True)`` for a database at head: versioned, nothing
+    to do, the tables that are not the service's listed; None when unsure."""
+    try:
+        chain = _head_chain(read)
+        if chain is None:
+            return None
+        head = chain.revisions[-1].id
+        others = tuple(sorted(name for name in read.tables() if name not in OUR_TABLES))
+    except Exception:  # noqa: BLE001 - "not sure": the full path explains it
+        return None
+    detection = Detection(VERSIONED, Fingerprint(tables={}, other_tables=others), current_revision=head)
+    return AdoptionResult(AdoptionPlan(detection, head))
+
+
+def rehearsal_at_head(read: Reader) -> RehearsalResult | None:
+    """``rehearse.rehearse(settings)`` for a database at head: nothing pending, so nothing to
+    run on a copy; the broken references the copy would be refused for are still looked for
+    (read only).  None when unsure."""
+    try:
+        chain = _head_chain(read)
+        if chain is None or read.broken_references():
+            return None
+    except Exception:  # noqa: BLE001 - "not sure": the full path explains it
+        return None
+    head = chain.revisions[-1].id
+    return RehearsalResult(read.description, head, head)
 
 
 def manifest_current() -> bool:

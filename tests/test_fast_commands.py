@@ -1,4 +1,4 @@
-"""``migrate history``, ``log`` and ``manifest`` at head, answered without Alembic or SQLAlchemy.
+"""``migrate history``, ``log``, ``adopt --dry-run``, ``rehearse``, ``manifest`` at head, answered fast.
 
 The fast answers (:mod:`llm_proxy_db.quick_answers`) must equal the full CLI's output byte for
 byte on every dialect, and step aside whenever anything is unusual.
@@ -6,6 +6,7 @@ byte on every dialect, and step aside whenever anything is unusual.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import shutil
 from pathlib import Path
@@ -24,7 +25,8 @@ from llm_proxy_db.migration.released_chain import released_chain
 
 READS = [
     ["migrate", "history"], ["migrate", "history", "--json"], ["migrate", "log"], ["migrate", "log", "--json"],
-    ["migrate", "manifest"],
+    ["migrate", "manifest"], ["migrate", "adopt", "--dry-run"], ["migrate", "adopt", "--dry-run", "--json"],
+    ["migrate", "adopt", "--json", "--dry-run"], ["migrate", "rehearse"], ["migrate", "rehearse", "--json"],
 ]
 
 
@@ -48,6 +50,9 @@ def _with_history(settings: Settings) -> None:
             "upgrade", "0007", "0006", "0006", moment, moment + dt.timedelta(seconds=1.5), outcome="failure",
             backup_file="/backups/llm-proxy ü.db", detail="lock timeout: ü", host="h", os_user="u",
         ))
+        # An operator's table and view: adopt lists the table among the others, never the view.
+        connection.exec_driver_sql("CREATE TABLE operator_notes (id INTEGER PRIMARY KEY)")
+        connection.exec_driver_sql("CREATE VIEW operator_view AS SELECT 1 AS one")
 
 
 def _full(argv: list[str]) -> str:
@@ -66,7 +71,7 @@ def test_fast_answers_equal_the_full_cli(settings: Settings, command: list[str])
     assert fast == _full(argv)
 
 
-@pytest.mark.parametrize("command", READS[:4], ids=" ".join)
+@pytest.mark.parametrize("command", READS[:4] + READS[5:], ids=" ".join)
 def test_postgres_urls_with_a_query_take_the_settings_route(postgres_url, command: list[str]) -> None:
     """A URL the plain form does not cover is read through Settings, with the same answer."""
     settings = Settings(driver="postgres", database_url=postgres_url)
@@ -85,7 +90,7 @@ def test_no_run_log_is_an_empty_log(sqlite_settings: Settings) -> None:
         assert fast_path.output_at_head(argv) == _full(argv)
 
 
-@pytest.mark.parametrize("command", READS[:4], ids=" ".join)
+@pytest.mark.parametrize("command", READS[:4] + READS[5:], ids=" ".join)
 def test_not_at_head_goes_to_the_full_cli(settings: Settings, command: list[str]) -> None:
     """Pending revisions, or no database yet, are the full path's business."""
     argv = _options(settings) + command
@@ -96,12 +101,14 @@ def test_not_at_head_goes_to_the_full_cli(settings: Settings, command: list[str]
 
 
 @pytest.mark.parametrize(
-    "extra", [["--limit", "2"], ["--json", "--limit", "1"], ["--help"], ["--jsn"]], ids=" ".join
+    "extra", [["--limit", "2"], ["--json", "--limit", "1"], ["--help"], ["--jsn"], ["--to", "0006"],
+              ["--force-stamp", "0007"]], ids=" ".join
 )
 def test_other_options_go_to_the_full_cli(sqlite_settings: Settings, extra: list[str]) -> None:
     """Only the bare commands and --json are answered here."""
     commands.upgrade(sqlite_settings)
-    for words in (["migrate", "log"], ["migrate", "history"], ["migrate", "manifest"]):
+    for words in (["migrate", "log"], ["migrate", "history"], ["migrate", "manifest"], ["migrate", "rehearse"],
+                  ["migrate", "adopt", "--dry-run"]):
         assert fast_path.output_at_head(_options(sqlite_settings) + words + extra) is None
 
 
@@ -169,6 +176,24 @@ def test_rows_of_another_shape_are_unsure(sqlite_settings: Settings) -> None:
     """A row the bare read did not expect makes the log unsure rather than wrong."""
     commands.upgrade(sqlite_settings)
     read = quick_answers.reader({"database_path": str(sqlite_settings.database_path)})
-    broken = quick_answers.Reader(read.versions, lambda: [("upgrade", 7, *[None] * 10)])
+    broken = dataclasses.replace(read, run_log=lambda: [("upgrade", 7, *[None] * 10)])
     assert quick_answers.log_at_head(broken) is None
     assert quick_answers.history_at_head(broken) is None
+
+
+def test_adopt_without_dry_run_goes_to_the_full_cli(sqlite_settings: Settings) -> None:
+    """Only the dry run is answered here: adopting for real is the guarded path's."""
+    commands.upgrade(sqlite_settings)
+    assert fast_path.output_at_head(_options(sqlite_settings) + ["migrate", "adopt"]) is None
+
+
+def test_orphan_rows_send_rehearse_to_the_full_cli(sqlite_settings: Settings) -> None:
+    """The copy would be refused for broken references: so is the fast answer, and the full
+    CLI reports it."""
+    commands.upgrade(sqlite_settings)
+    with connect(sqlite_settings, foreign_keys=False) as connection:
+        connection.exec_driver_sql("INSERT INTO tokens (token, project_id) VALUES ('x', 'ghost')")
+        connection.commit()
+    argv = _options(sqlite_settings) + ["migrate", "rehearse"]
+    assert fast_path.output_at_head(argv) is None
+    assert CliRunner().invoke(cli.app, argv).exit_code == 6

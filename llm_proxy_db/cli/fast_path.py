@@ -1,4 +1,4 @@
-"""The commands a deployment runs before every start, answered without Typer when at head.
+"""The commands a deployment runs before every start, and the read-only ones, answered fast at head.
 
 ``llm-proxy-db migrate status [--json]``, ``setup`` and ``migrate up`` (what an init container or
 a Kubernetes Job runs) against an up-to-date database must cost a fraction of ``alembic
@@ -9,6 +9,11 @@ and answers them when :func:`~llm_proxy_db.quick_status.at_head` says the databa
 head.  Anything else (other commands, ``--help``, an unknown option, a database not at head,
 any error) returns None and the full CLI runs, so every message and exit code stays Typer's.
 The output is produced by the same renderers as the full CLI; a test compares the two.
+
+``migrate history``, ``log``, ``rehearse``, ``adopt --dry-run`` (each with or without
+``--json``) and ``migrate manifest`` are answered the same way by
+:mod:`llm_proxy_db.quick_answers` (the revision chain read from the released files, the run
+log and the table names with the bare driver), on the same terms: sure, or the full CLI.
 
 :func:`main` is the ``llm-proxy-db`` script's entry point: importing :mod:`llm_proxy_db.cli.app`
 (Typer) is itself a third of the budget, so it happens only when the fast path steps aside.
@@ -21,7 +26,14 @@ import sys
 from collections.abc import Sequence
 
 from llm_proxy_db import quick_answers, quick_status
-from llm_proxy_db.cli.render import render_history, render_log, render_run, render_status
+from llm_proxy_db.cli.render import (
+    render_adoption,
+    render_history,
+    render_log,
+    render_rehearsal,
+    render_run,
+    render_status,
+)
 from llm_proxy_db.cli.version import version_line
 from llm_proxy_db.config.parsing import env_settings
 from llm_proxy_db.config.settings import postgres_url_text
@@ -38,8 +50,10 @@ GLOBAL_OPTIONS = {
 # Exactly these command words (after the global options) may take the fast path.
 FAST_COMMANDS = [
     ["setup"], ["migrate", "up"], ["migrate", "manifest"],
-    *([*words, *flag] for words in (["migrate", "status"], ["migrate", "history"], ["migrate", "log"])
+    *([*words, *flag] for words in (["migrate", "status"], ["migrate", "history"], ["migrate", "log"],
+                                    ["migrate", "rehearse"], ["migrate", "adopt", "--dry-run"])
       for flag in ([], ["--json"])),
+    ["migrate", "adopt", "--json", "--dry-run"],
 ]
 
 
@@ -76,7 +90,7 @@ def output_at_head(argv: Sequence[str]) -> str | None:
     if parsed is None:
         return None
     options, command = parsed
-    if command[:2] in (["migrate", "history"], ["migrate", "log"], ["migrate", "manifest"]):
+    if command[0] == "migrate" and command[1] in (*_READ_ONLY, "manifest"):
         return _read_only_output(options, command)
     try:
         env_settings()
@@ -96,26 +110,49 @@ def output_at_head(argv: Sequence[str]) -> str | None:
 
 
 def _read_only_output(options: dict[str, str], command: list[str]) -> str | None:
-    """``migrate history`` / ``log`` [``--json``] at head and ``migrate manifest`` when current."""
+    """``migrate history`` / ``log`` / ``rehearse`` / ``adopt --dry-run`` [``--json``] at head, and
+    ``migrate manifest`` when the manifest is current (:mod:`llm_proxy_db.quick_answers`)."""
     try:
         env_settings()
         if command == ["migrate", "manifest"]:
             return "OK the manifest is current\n" if quick_answers.manifest_current() else None
         read = quick_answers.reader(options)
-        as_json = command[-1] == "--json"
-        if command[1] == "log":
-            entries = quick_answers.log_at_head(read)
-            if entries is None:
-                return None
-            text = json.dumps([e.as_dict() for e in entries], indent=2) if as_json else render_log(entries)
-        else:
-            states = quick_answers.history_at_head(read)
-            if states is None:
-                return None
-            text = json.dumps([s.as_dict() for s in states], indent=2) if as_json else render_history(states)
+        as_json = "--json" in command
+        text = _READ_ONLY[command[1]](read, as_json)
     except Exception:  # noqa: BLE001 - the full CLI reports it properly
         return None
-    return text + "\n"
+    return None if text is None else text + "\n"
+
+
+def _log(read: quick_answers.Reader, as_json: bool) -> str | None:
+    entries = quick_answers.log_at_head(read)
+    if entries is None:
+        return None
+    return json.dumps([e.as_dict() for e in entries], indent=2) if as_json else render_log(entries)
+
+
+def _history(read: quick_answers.Reader, as_json: bool) -> str | None:
+    states = quick_answers.history_at_head(read)
+    if states is None:
+        return None
+    return json.dumps([s.as_dict() for s in states], indent=2) if as_json else render_history(states)
+
+
+def _adopt(read: quick_answers.Reader, as_json: bool) -> str | None:
+    result = quick_answers.adopt_dry_run_at_head(read)
+    if result is None:
+        return None
+    return json.dumps(result.plan.as_dict(), indent=2) if as_json else render_adoption(result)
+
+
+def _rehearse(read: quick_answers.Reader, as_json: bool) -> str | None:
+    result = quick_answers.rehearsal_at_head(read)
+    if result is None:
+        return None
+    return json.dumps(result.as_dict(), indent=2) if as_json else render_rehearsal(result)
+
+
+_READ_ONLY = {"log": _log, "history": _history, "adopt": _adopt, "rehearse": _rehearse}
 
 
 def _description_at_head(options: dict[str, str], *, adopted_ok: bool) -> str | None:

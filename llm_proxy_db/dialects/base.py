@@ -141,6 +141,15 @@ class Dialect(Protocol):
         """The run log's rows (:data:`RUN_LOG_QUERY`) with the lightest client; [] without one."""
         ...
 
+    def read_table_names(self, settings: Settings) -> list[str]:
+        """The tables SQLAlchemy's ``get_table_names`` lists, read with the lightest client."""
+        ...
+
+    def read_broken_references(self, settings: Settings) -> bool:
+        """Whether a bare read finds rows that break a foreign key where migrations switch
+        foreign keys off (SQLite); False where the guarded path does not look either."""
+        ...
+
     def new_token_id_sql(self) -> str | None:
         """SQL for a new token id where an older release's tokens can lack one; else None."""
         ...

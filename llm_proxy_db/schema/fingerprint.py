@@ -31,12 +31,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from typing import TYPE_CHECKING, Any
 
 from llm_proxy_db.dialects import dialect_for
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Connection
 
 OUR_TABLES = ("projects", "tokens", "audit_events")
 
@@ -132,6 +133,8 @@ class Fingerprint:
 
 def fingerprint(connection: Connection) -> Fingerprint:
     """The fingerprint of the database on ``connection`` (tables visible on the search path)."""
+    import sqlalchemy as sa  # the Fingerprint type alone (fast adopt --dry-run) needs no SQLAlchemy: start-up time
+
     inspector = sa.inspect(connection)
     names = inspector.get_table_names()
     ours = [name for name in OUR_TABLES if name in names]
@@ -153,6 +156,8 @@ def fingerprint(connection: Connection) -> Fingerprint:
 
 def our_tables_present(connection: Connection) -> bool:
     """Whether any of our tables exists (cheaper than a whole fingerprint)."""
+    import sqlalchemy as sa  # the Fingerprint type alone (fast adopt --dry-run) needs no SQLAlchemy: start-up time
+
     return bool(set(sa.inspect(connection).get_table_names()) & set(OUR_TABLES))
 
 
@@ -238,6 +243,8 @@ def _foreign_key(fk: Mapping[str, Any]) -> ForeignKeyPrint:
 
 def normalise_type(type_: sa.types.TypeEngine[Any]) -> str:
     """A dialect-independent type name: text, integer, bigint, boolean, datetime, uuid, ..."""
+    import sqlalchemy as sa  # the Fingerprint type alone (fast adopt --dry-run) needs no SQLAlchemy: start-up time
+
     if isinstance(type_, sa.Boolean) or _is_mysql_boolean(type_):
         return "boolean"
     if isinstance(type_, sa.DateTime):

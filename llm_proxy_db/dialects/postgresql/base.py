@@ -41,6 +41,11 @@ GOOSE_TABLE_DDL: str | None = (
 )
 
 _ADOPTED = f"SELECT 1 WHERE to_regclass('{ADOPTION_TABLE}') IS NOT NULL"
+# SQLAlchemy's get_table_names() on PostgreSQL: plain and partitioned tables of the current schema.
+_TABLE_NAMES = (
+    "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')"
+)
 
 
 def goose_offline_sql(wanted: int) -> list[str]:

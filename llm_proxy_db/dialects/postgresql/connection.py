@@ -11,6 +11,7 @@ from llm_proxy_db.dialects.base import RUN_LOG_QUERY, RUN_LOG_TABLE, VERSION_QUE
 from llm_proxy_db.dialects.drivers import require_driver
 from llm_proxy_db.dialects.postgresql.base import (
     _ADOPTED,
+    _TABLE_NAMES,
     DRIVER,
     DRIVER_PACKAGE,
     OFFLINE_URL,
@@ -133,3 +134,23 @@ def read_run_log_at(libpq_url: str) -> list[tuple[Any, ...]]:
         if connection.execute(f"SELECT to_regclass('{RUN_LOG_TABLE}')").fetchone() in (None, (None,)):
             return []
         return [tuple(row) for row in connection.execute(RUN_LOG_QUERY)]
+
+
+def read_table_names(settings: Settings) -> list[str]:
+    """The current schema's tables, as SQLAlchemy lists them, with a bare psycopg connection."""
+    url = settings.sqlalchemy_url().set(drivername="postgresql")
+    return read_table_names_at(url.render_as_string(hide_password=False))
+
+
+def read_table_names_at(libpq_url: str) -> list[str]:
+    """:func:`read_table_names` for a libpq URL (no SQLAlchemy needed to build it)."""
+    require_driver(*DRIVER_PACKAGE)
+    import psycopg  # only PostgreSQL users pay for importing it
+
+    with psycopg.connect(libpq_url, autocommit=True) as connection:
+        return [row[0] for row in connection.execute(_TABLE_NAMES)]
+
+
+def read_broken_references(settings: Settings) -> bool:
+    """False: PostgreSQL enforces foreign keys while migrating (nothing for the guarded path to find)."""
+    return False

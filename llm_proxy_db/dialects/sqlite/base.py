@@ -29,6 +29,8 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 GOOSE_VERSIONS: Mapping[str, int] | None = None
 GOOSE_TABLE_DDL: str | None = None
 _ADOPTED = f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{ADOPTION_TABLE}'"
+# SQLAlchemy's get_table_names() on SQLite (the internal sqlite_ tables left out).
+_TABLE_NAMES = "SELECT name FROM main.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite~_%' ESCAPE '~'"
 _HAS_RUN_LOG = f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{RUN_LOG_TABLE}'"
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llm_proxy_db.dialects.base import RUN_LOG_QUERY, VERSION_QUERY
-from llm_proxy_db.dialects.sqlite.base import _ADOPTED, _HAS_RUN_LOG, NULL_IDS, SQLITE_BUSY_TIMEOUT_MS
+from llm_proxy_db.dialects.sqlite.base import _ADOPTED, _HAS_RUN_LOG, _TABLE_NAMES, NULL_IDS, SQLITE_BUSY_TIMEOUT_MS
 from llm_proxy_db.errors import DatabaseConnectionError
 
 if TYPE_CHECKING:
@@ -127,5 +127,26 @@ def read_run_log(settings: Settings) -> list[tuple[Any, ...]]:
         if connection.execute(_HAS_RUN_LOG).fetchone() is None:
             return []
         return [tuple(row) for row in connection.execute(RUN_LOG_QUERY)]
+    finally:
+        connection.close()
+
+
+def read_table_names(settings: Settings) -> list[str]:
+    """The tables of the file, as SQLAlchemy lists them (internal ``sqlite_`` tables left out)."""
+    return [row[0] for row in _read_existing(settings, _TABLE_NAMES)]
+
+
+def read_broken_references(settings: Settings) -> bool:
+    """Whether ``PRAGMA foreign_key_check`` finds a row (what the guarded path refuses)."""
+    return bool(_read_existing(settings, "PRAGMA foreign_key_check"))
+
+
+def _read_existing(settings: Settings, query: str) -> list[tuple[Any, ...]]:
+    path = settings.database_path
+    if path is None or not path.is_file():
+        raise DatabaseConnectionError(f"SQLite database {path} does not exist")
+    connection = sqlite3.connect(path, timeout=30)
+    try:
+        return [tuple(row) for row in connection.execute(query)]
     finally:
         connection.close()
