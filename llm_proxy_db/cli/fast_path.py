@@ -24,8 +24,9 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from llm_proxy_db import quick_answers, quick_status
+from llm_proxy_db import quick_status
 from llm_proxy_db.cli.render import (
     render_adoption,
     render_history,
@@ -40,6 +41,9 @@ from llm_proxy_db.config.settings import postgres_url_text
 from llm_proxy_db.dialects.resolve import resolve_settings
 from llm_proxy_db.migration.results import RunResult
 from llm_proxy_db.status import status_at_head
+
+if TYPE_CHECKING:
+    from llm_proxy_db import quick_answers
 
 GLOBAL_OPTIONS = {
     "--db-driver": "db_driver",
@@ -112,6 +116,8 @@ def output_at_head(argv: Sequence[str]) -> str | None:
 def _read_only_output(options: dict[str, str], command: list[str]) -> str | None:
     """``migrate history`` / ``log`` / ``rehearse`` / ``adopt --dry-run`` [``--json``] at head, and
     ``migrate manifest`` when the manifest is current (:mod:`llm_proxy_db.quick_answers`)."""
+    from llm_proxy_db import quick_answers  # only these commands pay for its imports: start-up time
+
     try:
         env_settings()
         if command == ["migrate", "manifest"]:
