@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from llm_proxy_db import quick_status
 from llm_proxy_db.cli.render import (
@@ -47,7 +47,10 @@ from llm_proxy_db.migration.results import RunResult
 from llm_proxy_db.status import status_at_head
 
 if TYPE_CHECKING:
-    from llm_proxy_db import quick_answers
+    from llm_proxy_db.adoption.plans import AdoptionResult
+    from llm_proxy_db.migration.revision_info import RevisionState
+    from llm_proxy_db.migration.run_log_entry import Entry
+    from llm_proxy_db.safety.rehearsal_result import RehearsalResult
 
 GLOBAL_OPTIONS = {
     "--db-driver": "db_driver",
@@ -145,43 +148,38 @@ def _read_only_output(options: dict[str, str], command: list[str]) -> str | None
         env_settings()
         if command == ["migrate", "manifest"]:
             return "OK the manifest is current\n" if quick_answers.manifest_current() else None
-        read = quick_answers.reader(options)
-        as_json = "--json" in command
-        text = _READ_ONLY[command[1]](read, as_json)
+        answer_at_head, render = _READ_ONLY[command[1]]
+        answer = getattr(quick_answers, answer_at_head)(quick_answers.reader(options))
+        if answer is None:
+            return None
+        return render(answer, "--json" in command) + "\n"
     except Exception:  # noqa: BLE001 - the full CLI reports it properly
         return None
-    return None if text is None else text + "\n"
 
 
-def _log(read: quick_answers.Reader, as_json: bool) -> str | None:
-    entries = quick_answers.log_at_head(read)
-    if entries is None:
-        return None
+def _log(entries: list[Entry], as_json: bool) -> str:
     return json.dumps([e.as_dict() for e in entries], indent=2) if as_json else render_log(entries)
 
 
-def _history(read: quick_answers.Reader, as_json: bool) -> str | None:
-    states = quick_answers.history_at_head(read)
-    if states is None:
-        return None
+def _history(states: list[RevisionState], as_json: bool) -> str:
     return json.dumps([s.as_dict() for s in states], indent=2) if as_json else render_history(states)
 
 
-def _adopt(read: quick_answers.Reader, as_json: bool) -> str | None:
-    result = quick_answers.adopt_dry_run_at_head(read)
-    if result is None:
-        return None
+def _adopt(result: AdoptionResult, as_json: bool) -> str:
     return json.dumps(result.plan.as_dict(), indent=2) if as_json else render_adoption(result)
 
 
-def _rehearse(read: quick_answers.Reader, as_json: bool) -> str | None:
-    result = quick_answers.rehearsal_at_head(read)
-    if result is None:
-        return None
+def _rehearse(result: RehearsalResult, as_json: bool) -> str:
     return json.dumps(result.as_dict(), indent=2) if as_json else render_rehearsal(result)
 
 
-_READ_ONLY = {"log": _log, "history": _history, "adopt": _adopt, "rehearse": _rehearse}
+# Command word -> (the quick_answers function answering it at head, its renderer).
+_READ_ONLY: dict[str, tuple[str, Callable[[Any, bool], str]]] = {
+    "log": ("log_at_head", _log),
+    "history": ("history_at_head", _history),
+    "adopt": ("adopt_dry_run_at_head", _adopt),
+    "rehearse": ("rehearsal_at_head", _rehearse),
+}
 
 
 def _description_at_head(options: dict[str, str], *, adopted_ok: bool) -> str | None:
