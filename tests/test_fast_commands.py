@@ -197,3 +197,21 @@ def test_orphan_rows_send_rehearse_to_the_full_cli(sqlite_settings: Settings) ->
     argv = _options(sqlite_settings) + ["migrate", "rehearse"]
     assert fast_path.output_at_head(argv) is None
     assert CliRunner().invoke(cli.app, argv).exit_code == 6
+
+
+@pytest.mark.parametrize("command", READS, ids=" ".join)
+def test_a_fresh_process_answers_without_alembic_or_sqlalchemy(sqlite_settings: Settings, command) -> None:
+    """The entry point, in a process of its own, answers at head and never imports them."""
+    import subprocess
+    import sys
+
+    commands.upgrade(sqlite_settings)
+    probe = (
+        "import sys; from llm_proxy_db.cli import fast_path; fast_path.main(); "
+        "loaded = [m for m in ('alembic', 'sqlalchemy', 'typer') if m in sys.modules]; "
+        "sys.stderr.write(repr(loaded))"
+    )
+    argv = [sys.executable, "-c", probe, *_options(sqlite_settings), *command]
+    done = subprocess.run(argv, capture_output=True, text=True, check=True)
+    assert done.stderr == "[]"
+    assert done.stdout == _full(_options(sqlite_settings) + command)
