@@ -29,7 +29,7 @@ from llm_proxy_db.failures import bounded_lock_waits
 from llm_proxy_db.migration import adoption_record, manifest, revisions, run_log, unfinished_runs
 from llm_proxy_db.migration.executor import Progress, RunResult
 from llm_proxy_db.migration.results import StepTiming
-from llm_proxy_db.migration.revisions import RevisionState
+from llm_proxy_db.migration.revision_info import RevisionState
 from llm_proxy_db.safety import dry_run
 from llm_proxy_db.safety.guard import MigrationOutcome, SafetyOptions, guarded_run
 from llm_proxy_db.safety.topology import writable_settings

@@ -101,8 +101,8 @@ def _manifest_facts() -> tuple[str | None, tuple[object, ...]]:
     return _head[key], key
 
 
-def postgres_url_at_head(raw_url: str, *, adopted_ok: bool = False) -> tuple[bool, str] | None:
-    """For a plain PostgreSQL URL: (at head?, its masked description); None for other URLs.
+def plain_postgres_url(raw_url: str) -> tuple[str, str] | None:
+    """For a plain PostgreSQL URL: (the libpq URL, its masked description); None for others.
 
     Parsing a URL with SQLAlchemy means importing it, which alone costs more than the whole
     check; the plain form is unambiguous for libpq and renders exactly as
@@ -114,7 +114,16 @@ def postgres_url_at_head(raw_url: str, *, adopted_ok: bool = False) -> tuple[boo
         return None
     user, password, host, port, database = match.group("user", "password", "host", "port", "database")
     masked = f"postgresql+psycopg://{user}{':***' if password else ''}@{host}{port or ''}/{database}"
-    libpq = f"postgresql://{user}{password or ''}@{host}{port or ''}/{database}"
+    return f"postgresql://{user}{password or ''}@{host}{port or ''}/{database}", masked
+
+
+def postgres_url_at_head(raw_url: str, *, adopted_ok: bool = False) -> tuple[bool, str] | None:
+    """For a plain PostgreSQL URL (:func:`plain_postgres_url`): (at head?, its masked
+    description); None for other URLs."""
+    plain = plain_postgres_url(raw_url)
+    if plain is None:
+        return None
+    libpq, masked = plain
     from llm_proxy_db.dialects import postgresql  # only a PostgreSQL start pays for this import: start-up time
 
     head = head_revision()

@@ -52,7 +52,7 @@ def test_fast_output_equals_the_full_cli(sqlite_settings: Settings, command, for
 @pytest.mark.parametrize(
     "argv",
     [
-        ["migrate", "history"],
+        ["migrate", "down", "--steps", "1"],
         ["migrate", "status", "--help"],
         ["--verbose", "migrate", "status"],
         ["--database-path"],

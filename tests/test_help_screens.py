@@ -89,3 +89,42 @@ def test_a_lazy_module_already_loaded_is_the_module_itself() -> None:
     assert lazy_module("llm_proxy_db.errors") is errors
     with pytest.raises(ModuleNotFoundError):
         lazy_module("llm_proxy_db.no_such_module")
+
+
+def _help_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("update_help_screens", ROOT / "scripts" / "update_help_screens.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_committed_help_screens_are_typers() -> None:
+    """Every stored screen is what the full CLI's process prints now (run
+    ``python scripts/update_help_screens.py`` after changing the command line or Typer)."""
+    from llm_proxy_db.cli import help_screens
+
+    script = _help_script()
+    assert script.screens() == help_screens.SCREENS
+    assert script.render(help_screens.SCREENS) == (ROOT / "llm_proxy_db" / "cli" / "help_screens.py").read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "columns", "answered"),
+    [
+        (["migrate", "status", "--help"], "80", True),
+        (["--help"], "200", True),
+        (["migrate", "status", "--help"], "79", False),  # Click wraps narrower: Typer renders it
+        (["--database-path", "x.db", "migrate", "--help"], "80", False),
+        (["migrate", "status", "--json", "--help"], "80", False),
+        (["migrate", "nosuch", "--help"], "80", False),
+        (["migrate", "status"], "80", False),
+    ],
+)
+def test_stored_screens_only_where_they_are_exact(monkeypatch, argv, columns, answered) -> None:
+    from llm_proxy_db.cli import fast_path
+
+    monkeypatch.setenv("COLUMNS", columns)
+    assert (fast_path.help_screen(argv) is not None) is answered

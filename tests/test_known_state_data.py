@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from llm_proxy_db import commands
-from llm_proxy_db.adoption import known_state_data, known_states
+from llm_proxy_db.adoption import known_state_data, known_state_files, known_states
 from llm_proxy_db.adoption.adopt import KNOWN, detect
 from llm_proxy_db.database import connect
 from tests import legacy
@@ -77,7 +77,7 @@ def test_stale_or_missing_data_is_not_used(tmp_path, fresh_caches) -> None:
 
 def test_without_data_the_states_are_derived(sqlite_settings, tmp_path, fresh_caches, monkeypatch) -> None:
     """The fallback: no data file, and the known states are derived as before."""
-    monkeypatch.setattr(known_state_data, "DATA_DIR", tmp_path / "nowhere")
+    monkeypatch.setattr(known_state_files, "DATA_DIR", tmp_path / "nowhere")
     legacy.create(sqlite_settings, legacy.sqlite_shapes()[0])  # L0
     with connect(sqlite_settings) as connection:
         assert known_state_data.load(connection) is None
@@ -127,7 +127,7 @@ def test_verify_reports_stale_data(tmp_path, fresh_caches, monkeypatch) -> None:
     document["revision_files"]["0007_audit_outcome_values.py"] = "0" * 64
     path.write_text(json.dumps(document))
     known_state_data.data_file("mysql", directory).unlink()
-    monkeypatch.setattr(known_state_data, "DATA_DIR", directory)
+    monkeypatch.setattr(known_state_files, "DATA_DIR", directory)
     problems = verify.manifest_problems()
     assert len(problems) == 2, problems
     assert "postgresql.json was derived from other revision files" in problems[0]

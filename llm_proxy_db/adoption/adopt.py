@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
 
 import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
@@ -31,6 +30,16 @@ from sqlalchemy.engine import Connection
 
 from llm_proxy_db.adoption import known_state_data
 from llm_proxy_db.adoption.known_states import KnownState, known_states, revision_fingerprints
+from llm_proxy_db.adoption.plans import (  # noqa: F401 (re-exported)
+    EMPTY,
+    KNOWN,
+    UNKNOWN,
+    VERSIONED,
+    Action,
+    AdoptionPlan,
+    AdoptionResult,
+    Detection,
+)
 from llm_proxy_db.adoption.service_wait import wait_for_the_service
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
@@ -52,95 +61,6 @@ from llm_proxy_db.schema.fingerprint import Fingerprint, fingerprint, our_tables
 from llm_proxy_db.schema.fingerprint_diff import diff, distance
 from llm_proxy_db.service import artefacts as service_artefacts
 from llm_proxy_db.service import goose
-
-VERSIONED, EMPTY, KNOWN, UNKNOWN = "versioned", "empty", "known", "unknown"
-
-
-@dataclass(frozen=True)
-class Detection:
-    """What a database is: versioned, empty, a known state, or unknown (with the reason)."""
-
-    kind: str
-    fingerprint: Fingerprint
-    current_revision: str | None = None
-    state: KnownState | None = None
-    goose_version: int | None = None
-    nearest: KnownState | None = None
-    differences: tuple[str, ...] = ()
-    problem: str | None = None
-    artefacts: tuple[str, ...] = ()
-    # goose-managed where a goose file commits statement by statement (MySQL): a shape matching
-    # no state may be a goose file part-applied, so no force is ever suggested for it.
-    goose_part_way: bool = False
-
-    @property
-    def state_name(self) -> str:
-        """The detected state as people read it: a state name, ``empty`` or ``unknown``."""
-        if self.kind == VERSIONED:
-            return f"versioned at {self.current_revision or 'base'}"
-        return self.state.name if self.state else self.kind
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "kind": self.kind,
-            "state": self.state_name,
-            "description": self.state.description if self.state else None,
-            "goose_version": self.goose_version,
-            "nearest_state": self.nearest.name if self.nearest else None,
-            "differences": list(self.differences),
-            "problem": self.problem,
-            "other_tables": list(self.fingerprint.other_tables),
-            "service_artefacts": list(self.artefacts),
-        }
-
-
-@dataclass(frozen=True)
-class Action:
-    """One planned step: ``stamp``, ``record_adoption``, ``sync_goose`` or ``upgrade``."""
-
-    kind: str
-    detail: str
-
-
-@dataclass(frozen=True)
-class AdoptionPlan:
-    """What adopting would do, or why it refuses (``refusal``)."""
-
-    detection: Detection
-    target: str | None
-    stamp: str | None = None
-    actions: tuple[Action, ...] = ()
-    forced: bool = False
-    warnings: tuple[str, ...] = ()
-    refusal: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (``llm-proxy-db migrate adopt --dry-run --json``)."""
-        return {
-            "detected": self.detection.as_dict(),
-            "target": self.target,
-            "stamp": self.stamp,
-            "actions": [{"kind": a.kind, "detail": a.detail} for a in self.actions],
-            "forced": self.forced,
-            "warnings": list(self.warnings),
-            "refusal": self.refusal,
-        }
-
-
-@dataclass
-class AdoptionResult:
-    """A plan and, unless it was a dry run, the migration run that followed it."""
-
-    plan: AdoptionPlan
-    run: RunResult | None = None
-    # The goose versions goose_db_version recorded after the stamp (None: not kept in step).
-    goose_versions: list[int] | None = None
-
-    @property
-    def applied(self) -> bool:
-        """False for a dry run."""
-        return self.run is not None
 
 
 def needs_adoption(connection: Connection) -> bool:

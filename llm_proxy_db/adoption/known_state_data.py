@@ -26,36 +26,22 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llm_proxy_db.config.paths import versions_dir
-from llm_proxy_db.dialects import SQLALCHEMY_NAMES, dialect_for
-from llm_proxy_db.migration.manifest import normalised_sha256
+from llm_proxy_db.adoption.known_state_files import (  # noqa: F401 (re-exported)
+    DATA_DIR,
+    UPDATE_COMMAND,
+    data_file,
+    revision_checksums,
+    sqlalchemy_series,
+    stale_files,
+)
+from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.schema.fingerprint import ColumnPrint, Fingerprint, ForeignKeyPrint, IndexPrint, TablePrint
 from llm_proxy_db.schema.fingerprint_diff import diff
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-DATA_DIR = Path(__file__).resolve().parent / "known_state_prints"
-UPDATE_COMMAND = "python scripts/update_known_states.py [--postgres-url URL] [--mysql-url URL]"
-
 _loaded: dict[tuple[str, str], dict[str, Fingerprint] | None] = {}
-
-
-def data_file(dialect_name: str, directory: Path | None = None) -> Path:
-    """The JSON file of one dialect (SQLAlchemy's name: ``sqlite``, ``postgresql``, ``mysql``)."""
-    return (directory or DATA_DIR) / f"{dialect_name}.json"
-
-
-def revision_checksums(location: Path | None = None) -> dict[str, str]:
-    """File name -> normalised SHA-256 of every revision file (as in the manifest)."""
-    return {path.name: normalised_sha256(path) for path in sorted(versions_dir(location).glob("*.py"))}
-
-
-def sqlalchemy_series() -> str:
-    """SQLAlchemy's ``major.minor``: reflection output may change between series."""
-    import sqlalchemy
-
-    return ".".join(sqlalchemy.__version__.split(".")[:2])
 
 
 def family_of(connection: Connection) -> str:
@@ -75,31 +61,6 @@ def load(connection: Connection) -> dict[str, Fingerprint] | None:
 def unusable_reason(dialect_name: str, family: str, directory: Path | None = None) -> str | None:
     """Why the committed data for ``family`` cannot be used (None: it can)."""
     return _read(dialect_name, family, directory)[1]
-
-
-def stale_files(location: Path | None = None, directory: Path | None = None) -> list[str]:
-    """One line per data file that does not describe the revision files at ``location``
-    (``migrate verify`` and ``migrate manifest`` report them)."""
-    problems = []
-    checksums = revision_checksums(location)
-    for name in SQLALCHEMY_NAMES:
-        path = data_file(name, directory)
-        try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            problems.append(f"known-state data {path.name} is missing")
-            continue
-        except (OSError, ValueError) as exc:
-            problems.append(f"known-state data {path.name} cannot be read: {exc}")
-            continue
-        if document.get("revision_files") != checksums:
-            problems.append(f"known-state data {path.name} was derived from other revision files")
-        elif document.get("sqlalchemy") != sqlalchemy_series():
-            problems.append(
-                f"known-state data {path.name} was made with SQLAlchemy {document.get('sqlalchemy')}, "
-                f"this is {sqlalchemy_series()}"
-            )
-    return [f"{line}: regenerate it with `{UPDATE_COMMAND}`" for line in problems]
 
 
 def _read(

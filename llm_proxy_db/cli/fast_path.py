@@ -1,4 +1,4 @@
-"""The commands a deployment runs before every start, answered without Typer when at head.
+"""The commands a deployment runs before every start, and the read-only ones, answered fast at head.
 
 ``llm-proxy-db migrate status [--json]``, ``setup [--json]`` and ``migrate up [--json]`` (what an
 init container or a Kubernetes Job runs) against an up-to-date database must cost a fraction of
@@ -11,6 +11,17 @@ head.  Anything else (other commands, ``--help``, an unknown option, a database 
 any error) returns None and the full CLI runs, so every message and exit code stays Typer's.
 The output is produced by the same renderers as the full CLI; a test compares the two.
 
+Every ``--help`` screen is printed from :mod:`.help_screens`, rendered by Typer in advance
+(:func:`help_screen`): Typer validates each parameter through pydantic before it prints a
+subcommand's help, which alone costs about 0.1 s of CPU.
+
+``migrate history``, ``log`` (each with or without ``--json``) and ``migrate manifest`` are
+answered the same way by :mod:`llm_proxy_db.quick_answers` (the revision chain read from the
+released files, the run log with the bare driver), on the same terms: sure, or the full CLI.
+``migrate adopt --dry-run`` and ``migrate rehearse`` are not: adoption's detection tells
+relation kinds apart (a view or sequence under one of the service's names) and a rehearsal
+refuses a transaction pooler or a server that only reads, which the full path alone checks.
+
 :func:`main` is the ``llm-proxy-db`` script's entry point: importing :mod:`llm_proxy_db.cli.app`
 (Typer) is itself a third of the budget, so it happens only when the fast path steps aside.
 """
@@ -19,17 +30,27 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from llm_proxy_db import quick_status
 from llm_proxy_db.cli import streams
-from llm_proxy_db.cli.render import render_run, render_status
+from llm_proxy_db.cli.render import (
+    render_history,
+    render_log,
+    render_run,
+    render_status,
+)
 from llm_proxy_db.cli.version import version_line
 from llm_proxy_db.config.parsing import env_settings
 from llm_proxy_db.config.settings import Settings, postgres_url_text
 from llm_proxy_db.dialects.resolve import resolve_settings
 from llm_proxy_db.migration.results import RunResult
 from llm_proxy_db.status import status_at_head, with_topology
+
+if TYPE_CHECKING:
+    from llm_proxy_db.migration.revision_info import RevisionState
+    from llm_proxy_db.migration.run_log_entry import Entry
 
 GLOBAL_OPTIONS = {
     "--db-driver": "db_driver",
@@ -38,17 +59,44 @@ GLOBAL_OPTIONS = {
     "--direct-url": "direct_url",  # not read at head: DATABASE_URL answers the read
 }
 
+# Exactly these command words (after the global options) may take the fast path.
+FAST_COMMANDS = [
+    ["migrate", "manifest"],
+    *([*words, *flag] for words in (["setup"], ["migrate", "up"], ["migrate", "status"], ["migrate", "history"],
+                                    ["migrate", "log"])
+      for flag in ([], ["--json"])),
+]
+
 
 def main() -> None:
     """Entry point of ``llm-proxy-db`` (and ``llm-proxy``): answer at head without Typer, else the full CLI."""
     safe_streams()
-    output = version_line() if sys.argv[1:] == ["--version"] else output_at_head(sys.argv[1:])
+    argv = sys.argv[1:]
+    output = version_line() if argv == ["--version"] else help_screen(argv) or output_at_head(argv)
     if output is not None:
         sys.stdout.write(output)
         return
     from llm_proxy_db.cli import app as cli  # Typer, Alembic, SQLAlchemy only off the fast path: start-up time
 
     cli.main()
+
+
+def help_screen(argv: Sequence[str]) -> str | None:
+    """``[COMMAND...] --help``: the screen Typer would print, from :mod:`.help_screens`.
+
+    Only for command words followed by ``--help`` (no option before it) on a terminal of 80
+    columns or more, where Click's help is 78 wide whatever the width (the screens were
+    rendered so); anything else, or a command without a stored screen, returns None.
+    """
+    if not argv or argv[-1] != "--help" or any(word.startswith("-") for word in argv[:-1]):
+        return None
+    import shutil  # only a help screen asks the terminal's width: start-up time
+
+    if shutil.get_terminal_size().columns < 80:
+        return None
+    from llm_proxy_db.cli import help_screens  # only --help loads the screens: start-up time
+
+    return help_screens.SCREENS.get(" ".join(argv[:-1]))
 
 
 def safe_streams() -> None:
@@ -69,6 +117,8 @@ def output_at_head(argv: Sequence[str]) -> str | None:
     if parsed is None:
         return None
     options, command = parsed
+    if command[0] == "migrate" and command[1] in (*_READ_ONLY, "manifest"):
+        return _read_only_output(options, command)
     try:
         env_settings()
         description, settings = _description_at_head(options, adopted_ok=command[:2] != ["migrate", "status"])
@@ -86,6 +136,39 @@ def output_at_head(argv: Sequence[str]) -> str | None:
     return render_status(status) + "\n"
 
 
+def _read_only_output(options: dict[str, str], command: list[str]) -> str | None:
+    """``migrate history`` / ``log`` [``--json``] at head, and
+    ``migrate manifest`` when the manifest is current (:mod:`llm_proxy_db.quick_answers`)."""
+    from llm_proxy_db import quick_answers  # only these commands pay for its imports: start-up time
+
+    try:
+        env_settings()
+        if command == ["migrate", "manifest"]:
+            return "OK the manifest is current\n" if quick_answers.manifest_current() else None
+        answer_at_head, render = _READ_ONLY[command[1]]
+        answer = getattr(quick_answers, answer_at_head)(quick_answers.reader(options))
+        if answer is None:
+            return None
+        return render(answer, "--json" in command) + "\n"
+    except Exception:  # noqa: BLE001 - the full CLI reports it properly
+        return None
+
+
+def _log(entries: list[Entry], as_json: bool) -> str:
+    return json.dumps([e.as_dict() for e in entries], indent=2) if as_json else render_log(entries)
+
+
+def _history(states: list[RevisionState], as_json: bool) -> str:
+    return json.dumps([s.as_dict() for s in states], indent=2) if as_json else render_history(states)
+
+
+# Command word -> (the quick_answers function answering it at head, its renderer).
+_READ_ONLY: dict[str, tuple[str, Callable[[Any, bool], str]]] = {
+    "log": ("log_at_head", _log),
+    "history": ("history_at_head", _history),
+}
+
+
 def _description_at_head(options: dict[str, str], *, adopted_ok: bool) -> tuple[str | None, Settings | None]:
     """The database's description when it is at head, else None (see quick_status.current_head),
     and its settings when they were resolved (not for a plain PostgreSQL URL)."""
@@ -98,11 +181,6 @@ def _description_at_head(options: dict[str, str], *, adopted_ok: bool) -> tuple[
         return (description if at_head else None), None
     settings = resolve_settings(options.get("db_driver"), options.get("database_path"), raw_url)
     return (settings.describe() if quick_status.at_head(settings, adopted_ok=adopted_ok) else None), settings
-
-
-_FAST_COMMANDS = [
-    [*words, *json] for words in (["setup"], ["migrate", "up"], ["migrate", "status"]) for json in ([], ["--json"])
-]
 
 
 def _run_at_head(description: str, head: str | None, warnings: list[str], command: list[str]) -> str:
@@ -132,6 +210,6 @@ def _parse(argv: list[str]) -> tuple[dict[str, str], list[str]] | None:
                 return None
             value = argv.pop(0)
         options[GLOBAL_OPTIONS[name]] = value
-    if argv in _FAST_COMMANDS:
+    if argv in FAST_COMMANDS:
         return options, argv
     return None

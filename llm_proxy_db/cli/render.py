@@ -16,8 +16,8 @@ if TYPE_CHECKING:  # type-only: importing them would load Alembic on the fast st
     from llm_proxy_db.adoption.adopt import AdoptionPlan, AdoptionResult
     from llm_proxy_db.commands import Status
     from llm_proxy_db.migration.executor import Progress, ProgressEvent, RunResult
-    from llm_proxy_db.migration.revisions import RevisionState
-    from llm_proxy_db.migration.run_log import Entry
+    from llm_proxy_db.migration.revision_info import RevisionState
+    from llm_proxy_db.migration.run_log_entry import Entry
     from llm_proxy_db.safety.backup import RestoreResult
     from llm_proxy_db.safety.dry_run import UpgradePlan
     from llm_proxy_db.safety.rehearse import RehearsalResult

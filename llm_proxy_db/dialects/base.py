@@ -33,6 +33,12 @@ BACKUP_ORIGIN_TABLE = "llm_proxy_backup_origin"
 GOOSE_TABLE = "goose_db_version"
 # What every dialect's read_versions runs (bench/startup.py times it with the bare drivers).
 VERSION_QUERY = "SELECT version_num FROM alembic_version"
+# What every dialect's read_run_log runs (the fast ``migrate log`` / ``history``), oldest first.
+RUN_LOG_COLUMNS = (
+    "action", "revision", "from_revision", "to_revision", "started_at", "ended_at", "outcome",
+    "backup_file", "detail", "tool_version", "host", "os_user", "seconds",
+)
+RUN_LOG_QUERY = f"SELECT {', '.join(RUN_LOG_COLUMNS)} FROM {RUN_LOG_TABLE} ORDER BY id"
 #: The tables every llm-proxy database (and every backup of one) holds.
 REQUIRED_TABLES = ("projects", "tokens")
 
@@ -148,6 +154,10 @@ class Dialect(Protocol):
 
     def read_only_reason_on(self, connection: Connection, settings: Settings) -> str | None:
         """:meth:`read_only_reason` asked through an open ``connection`` (no connection of its own)."""
+        ...
+
+    def read_run_log(self, settings: Settings) -> list[tuple[Any, ...]]:
+        """The run log's rows (:data:`RUN_LOG_QUERY`) with the lightest client; [] without one."""
         ...
 
     def new_token_id_sql(self) -> str | None:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from functools import lru_cache
-from typing import Any
 
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
@@ -18,40 +15,11 @@ from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import UnknownRevisionError
+from llm_proxy_db.migration.revision_info import RevisionInfo, RevisionState  # noqa: F401 (re-exported)
 from llm_proxy_db.migration.version_table import current_revision
 
 BASE = "base"
 HEAD = "head"
-
-
-@dataclass(frozen=True)
-class RevisionInfo:
-    """One revision script: its id, the one it follows, and its one-line description."""
-
-    id: str
-    down_revision: str | None
-    description: str
-
-    def as_dict(self) -> dict[str, str | None]:
-        """JSON-ready form."""
-        return {"id": self.id, "down_revision": self.down_revision, "description": self.description}
-
-
-@dataclass(frozen=True)
-class RevisionState(RevisionInfo):
-    """A revision and whether the database has it: ``applied`` (None when no database was
-    read) and when it was applied, from the run log (None when applied before the log or
-    by other means)."""
-
-    applied: bool | None = None
-    applied_at: datetime | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form, with ``applied`` and ``applied_at``."""
-        data: dict[str, Any] = dict(super().as_dict())
-        data["applied"] = self.applied
-        data["applied_at"] = self.applied_at.strftime("%Y-%m-%dT%H:%M:%SZ") if self.applied_at else None
-        return data
 
 
 def script_directory(extra_version_locations: tuple[str, ...] = ()) -> ScriptDirectory:

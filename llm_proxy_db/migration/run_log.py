@@ -24,9 +24,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection
 
-from llm_proxy_db import __version__
 from llm_proxy_db.dialects.base import RUN_LOG_TABLE
+from llm_proxy_db.migration.run_log_entry import Entry, applied_at
 from llm_proxy_db.migration.version_table import current_revision
+
+__all__ = [
+    "Entry", "ReplacedDatabase", "applied_at", "backup_file", "carry_over", "entries", "now", "record_restore", "write",
+]
 
 _backup_file: ContextVar[str | None] = ContextVar("llm_proxy_backup_file", default=None)
 
@@ -53,51 +57,6 @@ _table = sa.Table(
     sa.Column("backup_file", sa.Text),
     sa.Column("detail", sa.Text),
 )
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One run: what was done (``upgrade``, ``downgrade``, ``adopt``, ``force_stamp``,
-    ``restore``), from and to which revision, when, by whom, and how it ended."""
-
-    action: str
-    revision: str | None
-    from_revision: str | None
-    to_revision: str | None
-    started_at: dt.datetime
-    ended_at: dt.datetime
-    outcome: str = "success"
-    backup_file: str | None = None
-    detail: str | None = None
-    tool_version: str = __version__
-    host: str = ""
-    os_user: str = ""
-    duration: float | None = None  # as measured when written (None: from the two times)
-
-    @property
-    def seconds(self) -> float:
-        """How long it took."""
-        if self.duration is not None:
-            return self.duration
-        return (self.ended_at - self.started_at).total_seconds()
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (``migrate log --json``)."""
-        return {
-            "action": self.action,
-            "revision": self.revision,
-            "from": self.from_revision,
-            "to": self.to_revision,
-            "started_at": _iso(self.started_at),
-            "ended_at": _iso(self.ended_at),
-            "seconds": round(self.seconds, 3),
-            "outcome": self.outcome,
-            "backup_file": self.backup_file,
-            "tool_version": self.tool_version,
-            "host": self.host,
-            "os_user": self.os_user,
-            "detail": self.detail,
-        }
 
 
 def now() -> dt.datetime:
@@ -205,19 +164,6 @@ def record_restore(
     ))
 
 
-def applied_at(log: list[Entry]) -> dict[str, dt.datetime | None]:
-    """For each revision, when it was last applied (None once reverted after that)."""
-    when: dict[str, dt.datetime | None] = {}
-    for entry in log:
-        if entry.outcome != "success" or entry.revision is None:
-            continue
-        if entry.action == "upgrade":
-            when[entry.revision] = entry.ended_at
-        elif entry.action == "downgrade":
-            when[entry.revision] = None
-    return when
-
-
 def _entry(row: Any) -> Entry:
     return Entry(
         action=row.action, revision=row.revision, from_revision=row.from_revision,
@@ -226,10 +172,6 @@ def _entry(row: Any) -> Entry:
         tool_version=row.tool_version, host=row.host, os_user=row.os_user,
         duration=None if row.seconds is None else float(row.seconds),
     )
-
-
-def _iso(moment: dt.datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _os_user() -> str:

@@ -16,9 +16,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from llm_proxy_db.adoption import adopt as adoption
 from llm_proxy_db.config.settings import Settings
@@ -28,40 +26,10 @@ from llm_proxy_db.errors import ConfigError, MigrationError
 from llm_proxy_db.migration import revisions
 from llm_proxy_db.migration.executor import Progress, ProgressEvent, StepTiming
 from llm_proxy_db.safety.guard import refuse_broken_references
+from llm_proxy_db.safety.rehearsal_result import RehearsalResult
 from llm_proxy_db.safety.topology import writable_settings
 
-
-@dataclass
-class RehearsalResult:
-    """How the pending revisions went on the copy: per-revision timings and the outcome."""
-
-    database: str
-    before: str | None
-    target: str | None
-    steps: list[StepTiming] = field(default_factory=list)
-    failed_revision: str | None = None
-    error: str | None = None
-    adopted: str | None = None  # the state an unversioned copy was detected as ...
-    stamped: str | None = None  # ... and the revision it was stamped at
-
-    @property
-    def ok(self) -> bool:
-        """True when every pending revision succeeded on the copy."""
-        return self.error is None
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "database": self.database,
-            "before": self.before,
-            "target": self.target,
-            "adopted": self.adopted,
-            "stamped": self.stamped,
-            "ok": self.ok,
-            "steps": [{"revision": s.revision, "seconds": round(s.seconds, 3)} for s in self.steps],
-            "failed_revision": self.failed_revision,
-            "error": self.error,
-        }
+__all__ = ["RehearsalResult", "rehearse"]
 
 
 def rehearse(

@@ -36,14 +36,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from typing import TYPE_CHECKING, Any
 
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.dialects.base import BACKUP_ORIGIN_TABLE
 from llm_proxy_db.schema.head import head_metadata
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Connection
 
 OUR_TABLES = ("projects", "tokens", "audit_events")
 # The tool's own record in a SQLite backup (a backup copied into place carries it): not even listed.
@@ -147,6 +148,8 @@ class Fingerprint:
 
 def fingerprint(connection: Connection) -> Fingerprint:
     """The fingerprint of the database on ``connection`` (tables visible on the search path)."""
+    import sqlalchemy as sa  # the Fingerprint type alone (fast adopt --dry-run) needs no SQLAlchemy: start-up time
+
     inspector = sa.inspect(connection)
     names = inspector.get_table_names()
     dialect = dialect_for(connection)
@@ -170,6 +173,8 @@ def fingerprint(connection: Connection) -> Fingerprint:
 def our_tables_present(connection: Connection) -> bool:
     """Whether any of our tables exists, or anything under one of their names (cheaper than a
     whole fingerprint)."""
+    import sqlalchemy as sa  # the Fingerprint type alone needs no SQLAlchemy: start-up time
+
     if set(sa.inspect(connection).get_table_names()) & set(OUR_TABLES):
         return True
     return bool(dialect_for(connection).relations_named(connection, OUR_TABLES))
@@ -283,6 +288,8 @@ def _foreign_key(fk: Mapping[str, Any]) -> ForeignKeyPrint:
 
 def normalise_type(type_: sa.types.TypeEngine[Any]) -> str:
     """A dialect-independent type name: text, integer, bigint, boolean, datetime, uuid, ..."""
+    import sqlalchemy as sa  # the Fingerprint type alone (fast adopt --dry-run) needs no SQLAlchemy: start-up time
+
     if isinstance(type_, sa.Boolean) or _is_mysql_boolean(type_):
         return "boolean"
     if isinstance(type_, sa.DateTime):

@@ -81,6 +81,7 @@ _HOME = {
     "mask_dsn": "connection",
     "offline_settings": "connection",
     "parse_database_url": "connection",
+    "read_run_log": "connection",
     "read_versions": "connection",
     "SCRATCH": "creation",
     "copy_of": "creation",

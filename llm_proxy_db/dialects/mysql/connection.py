@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, quote, unquote
 
 from llm_proxy_db.config.masking import mask_connection_string
 from llm_proxy_db.config.settings import Settings
+from llm_proxy_db.dialects.base import RUN_LOG_QUERY, RUN_LOG_TABLE
 from llm_proxy_db.dialects.drivers import require_driver
 from llm_proxy_db.dialects.mysql.base import (
     DEFAULT_TCP_ADDRESS,
@@ -248,5 +249,25 @@ def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
             if not adopted_ok and "llm_proxy_adoption" in ours:
                 return ["(adopted)"]
             return rows
+    finally:
+        connection.close()
+
+
+def read_run_log(settings: Settings) -> list[tuple[Any, ...]]:
+    """The run log's rows with a bare PyMySQL connection; [] without a log."""
+    require_driver(*DRIVER_PACKAGE)
+    import pymysql
+
+    connection = pymysql.connect(**connect_args(settings.sqlalchemy_url()))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() "
+                f"AND table_name = '{RUN_LOG_TABLE}'"
+            )
+            if cursor.fetchone() is None:
+                return []
+            cursor.execute(RUN_LOG_QUERY)
+            return [tuple(row) for row in cursor.fetchall()]
     finally:
         connection.close()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from llm_proxy_db.config.masking import is_key_value, mask_connection_string
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.config.waits import wait_bound_ms
-from llm_proxy_db.dialects.base import VERSION_QUERY
+from llm_proxy_db.dialects.base import RUN_LOG_QUERY, RUN_LOG_TABLE, VERSION_QUERY
 from llm_proxy_db.dialects.drivers import require_driver
 from llm_proxy_db.dialects.postgresql.base import (
     _ADOPTED,
@@ -136,3 +136,20 @@ def read_versions_at(libpq_url: str, adopted_ok: bool) -> list[str]:
         if adopted_ok and connection.execute(_STANDBY).fetchone() is not None:
             return ["(standby)"]
         return rows
+
+
+def read_run_log(settings: Settings) -> list[tuple[Any, ...]]:
+    """The run log's rows with a bare psycopg connection; [] without a log."""
+    return read_run_log_at(libpq_url(settings))
+
+
+def read_run_log_at(libpq_url: str) -> list[tuple[Any, ...]]:
+    """:func:`read_run_log` for a libpq URL (no SQLAlchemy needed to build it)."""
+    require_driver(*DRIVER_PACKAGE)
+    import psycopg  # only PostgreSQL users pay for importing it
+
+    with psycopg.connect(libpq_url, autocommit=True, prepare_threshold=None) as connection, connection.transaction():
+        connection.execute(f"SELECT set_config('lock_timeout', '{wait_bound_ms()}ms', true)")
+        if connection.execute(f"SELECT to_regclass('{RUN_LOG_TABLE}')").fetchone() in (None, (None,)):
+            return []
+        return [tuple(row) for row in connection.execute(RUN_LOG_QUERY)]

@@ -68,6 +68,7 @@ _HOME = {
     "create_engine": "connection",
     "database_exists": "connection",
     "is_sqlite_file": "connection",
+    "read_run_log": "connection",
     "read_versions": "connection",
     "copy_of": "creation",
     "scratch_connection": "creation",

@@ -8,7 +8,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from llm_proxy_db.config.settings import Settings
-from llm_proxy_db.dialects.base import ADOPTION_TABLE, ExtraCheckState
+from llm_proxy_db.dialects.base import ADOPTION_TABLE, RUN_LOG_TABLE, ExtraCheckState
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection
@@ -29,6 +29,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 GOOSE_VERSIONS: Mapping[str, int] | None = None
 GOOSE_TABLE_DDL: str | None = None
 _ADOPTED = f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{ADOPTION_TABLE}'"
+_HAS_RUN_LOG = f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{RUN_LOG_TABLE}'"
 
 
 # Tokens a pre-token-id release wrote without id (llm_proxy_db.service.token_ids): the primary key's

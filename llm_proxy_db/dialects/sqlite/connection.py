@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llm_proxy_db.config.waits import configured, wait_bound_ms
-from llm_proxy_db.dialects.base import VERSION_QUERY
-from llm_proxy_db.dialects.sqlite.base import _ADOPTED, NULL_IDS, SQLITE_BUSY_TIMEOUT_MS
+from llm_proxy_db.dialects.base import RUN_LOG_QUERY, VERSION_QUERY
+from llm_proxy_db.dialects.sqlite.base import _ADOPTED, _HAS_RUN_LOG, NULL_IDS, SQLITE_BUSY_TIMEOUT_MS
 from llm_proxy_db.dialects.sqlite.journal import on_new_database
 from llm_proxy_db.errors import DatabaseConnectionError
 
@@ -133,5 +133,19 @@ def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
         if connection.execute(NULL_IDS).fetchone() is not None:
             return ["(tokens without id)"]
         return rows
+    finally:
+        connection.close()
+
+
+def read_run_log(settings: Settings) -> list[tuple[Any, ...]]:
+    """The run log's rows with bare ``sqlite3`` (timestamps as stored: text); [] without a log."""
+    path = settings.database_path
+    if path is None or not path.is_file():
+        return []
+    connection = sqlite3.connect(path, timeout=busy_timeout_ms() / 1000)
+    try:
+        if connection.execute(_HAS_RUN_LOG).fetchone() is None:
+            return []
+        return [tuple(row) for row in connection.execute(RUN_LOG_QUERY)]
     finally:
         connection.close()

@@ -1,0 +1,170 @@
+"""``migrate history``, ``log`` and ``manifest`` at head, fast.
+
+Answered without Alembic or SQLAlchemy.
+
+Like :mod:`llm_proxy_db.quick_status`, each function here answers only when it is sure and
+returns None otherwise, so the caller (:mod:`llm_proxy_db.cli.fast_path`) runs the full
+command, which explains whatever is unusual:
+
+- the chain comes from :func:`~llm_proxy_db.migration.released_chain.released_chain` (every
+  revision file exactly as released, per the checksum manifest);
+- the database must record exactly that chain's head (one bare-driver read, adoption
+  allowed: neither command shows it);
+- the run log is read with the bare driver (each dialect's ``read_run_log``) and turned into
+  the same :class:`~llm_proxy_db.migration.run_log_entry.Entry` objects; a value of a shape
+  SQLAlchemy would not have produced sends the command down the full path.
+
+``tests/test_fast_commands.py`` compares every output with the full path's, byte for byte,
+on SQLite, PostgreSQL and MySQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from llm_proxy_db import quick_status
+from llm_proxy_db.adoption.known_state_files import stale_files
+from llm_proxy_db.config.settings import postgres_url_text
+from llm_proxy_db.dialects import dialect_for
+from llm_proxy_db.dialects.resolve import resolve_settings
+from llm_proxy_db.migration.released_chain import ReleasedChain, released_chain
+from llm_proxy_db.migration.revision_info import RevisionState
+from llm_proxy_db.migration.run_log_entry import Entry, applied_at
+
+# SQLAlchemy's storage format for DateTime on SQLite (microseconds always written).
+_SQLITE_DATETIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{6})?")
+_SQLALCHEMY_VERSION = re.compile(r"^__version__\s*=\s*['\"](\d+)\.(\d+)[^'\"]*['\"]", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Reader:
+    """The configured database, read with its bare driver: what the fast answers need."""
+
+    description: str
+    versions: Callable[[], list[str]]
+    run_log: Callable[[], list[tuple[Any, ...]]]
+
+
+def reader(options: dict[str, str]) -> Reader:
+    """A reader for the global options (``db_driver``, ``database_path``, ``database_url``).
+
+    A plain PostgreSQL URL is read without building SQLAlchemy settings, as the status
+    fast path does (:func:`quick_status.plain_postgres_url`).
+    """
+    raw_url = postgres_url_text(
+        options.get("db_driver"), options.get("database_url"), database_path=options.get("database_path")
+    )
+    plain = quick_status.plain_postgres_url(raw_url) if raw_url else None
+    if plain is not None:
+        from llm_proxy_db.dialects import postgresql  # only a PostgreSQL run pays for this import: start-up time
+
+        libpq, masked = plain
+        return Reader(
+            masked, lambda: postgresql.read_versions_at(libpq, True), lambda: postgresql.read_run_log_at(libpq)
+        )
+    settings = resolve_settings(options.get("db_driver"), options.get("database_path"), raw_url)
+    dialect = dialect_for(settings)
+    return Reader(
+        settings.describe(), lambda: dialect.read_versions(settings, True), lambda: dialect.read_run_log(settings)
+    )
+
+
+def log_at_head(read: Reader) -> list[Entry] | None:
+    """``commands.log`` (every entry) for a database at head; None when unsure."""
+    try:
+        if _head_chain(read) is None:
+            return None
+        return [_entry(row) for row in read.run_log()]
+    except Exception:  # noqa: BLE001 - "not sure": the full path explains it
+        return None
+
+
+def history_at_head(read: Reader) -> list[RevisionState] | None:
+    """``commands.history`` for a database at head; None when unsure."""
+    try:
+        chain = _head_chain(read)
+        if chain is None:
+            return None
+        when = applied_at([_entry(row) for row in read.run_log()])
+    except Exception:  # noqa: BLE001 - "not sure": the full path explains it
+        return None
+    return [
+        RevisionState(info.id, info.down_revision, info.description, applied=True, applied_at=when.get(info.id))
+        for info in chain.revisions
+    ]
+
+
+
+
+
+
+def manifest_current() -> bool:
+    """True when ``migrate manifest`` would say "the manifest is current"; False when unsure."""
+    try:
+        chain = released_chain()
+        series = _sqlalchemy_series()
+        return chain is not None and series is not None and not stale_files(series=series)
+    except Exception:  # noqa: BLE001 - "not sure": the full path explains it
+        return False
+
+
+def _head_chain(read: Reader) -> ReleasedChain | None:
+    """The released chain when the database records exactly its head (and the manifest's)."""
+    chain = released_chain()
+    if chain is None or not chain.revisions:
+        return None
+    head = chain.revisions[-1].id
+    if head != quick_status.head_revision() or read.versions() != [head]:
+        return None
+    return chain
+
+
+def _entry(row: Sequence[Any]) -> Entry:
+    """An entry from a bare driver's row of ``RUN_LOG_QUERY``, as SQLAlchemy would build it."""
+    action, revision, start, end, outcome, backup, detail, version, host, user = _checked(row)
+    return Entry(
+        action=action, revision=revision, from_revision=start, to_revision=end,
+        started_at=_moment(row[4]), ended_at=_moment(row[5]), outcome=outcome, backup_file=backup,
+        detail=detail, tool_version=version, host=host, os_user=user, duration=_duration(row[12]),
+    )
+
+
+def _checked(row: Sequence[Any]) -> tuple[Any, ...]:
+    texts = (*row[:4], *row[6:12])
+    if len(row) != 13 or any(value is not None and not isinstance(value, str) for value in texts):
+        raise ValueError("a run-log row of an unexpected shape")
+    return texts
+
+
+def _duration(value: object) -> float | None:
+    """The stored ``seconds`` (measured client side when written), as the full path reads it."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise ValueError(f"a run-log duration of an unexpected shape: {value!r}")
+
+
+def _moment(value: object) -> dt.datetime:
+    """A stored timestamp: a naive datetime from the server drivers, text from SQLite."""
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value
+    if isinstance(value, str) and _SQLITE_DATETIME.fullmatch(value):
+        return dt.datetime.fromisoformat(value)
+    raise ValueError(f"a run-log timestamp of an unexpected shape: {value!r}")
+
+
+def _sqlalchemy_series() -> str | None:
+    """SQLAlchemy's ``major.minor`` from the source of the module that would be imported."""
+    import importlib.util  # only the manifest check needs it: start-up time
+
+    spec = importlib.util.find_spec("sqlalchemy")
+    if spec is None or spec.origin is None:
+        return None
+    with open(spec.origin, encoding="utf-8") as handle:
+        match = _SQLALCHEMY_VERSION.search(handle.read())
+    return f"{match.group(1)}.{match.group(2)}" if match else None
