@@ -102,11 +102,12 @@ def test_postgresql_derivation_without_create_privilege_refuses(postgres_url, tm
     (Without committed known-state data for the server: with it, nothing is derived.)
     """
     from llm_proxy_db import commands
-    from llm_proxy_db.adoption import known_state_data
+    from llm_proxy_db.adoption import known_state_data, known_state_files
     from llm_proxy_db.config.settings import Settings
     from llm_proxy_db.errors import SchemaMismatchError
 
     monkeypatch.setattr(known_state_data, "DATA_DIR", tmp_path / "no-data")
+    monkeypatch.setattr(known_state_files, "DATA_DIR", tmp_path / "no-data")
     monkeypatch.setattr(known_state_data, "_loaded", {})
 
     role = f"llm_proxy_reader_{uuid.uuid4().hex[:8]}"

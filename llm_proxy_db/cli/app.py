@@ -603,7 +603,9 @@ def migrate_drift(
         if against is not None and against_path is not None:
             raise ConfigError("--against and --against-path contradict each other", hint="give only one of them")
         if against is None and against_path is None:
-            raise ConfigError("--against-driver needs --against URL")
+            raise ConfigError(
+                "--against-driver needs --against URL", hint="give --against URL (or --against-path FILE) with it"
+            )
         other = resolve_settings(against_driver, against_path, against, env={})
     report = commands.drift(state(ctx).settings(), other, strict=strict)
     emit(report.as_dict(), as_json, lambda: render_drift(report))
