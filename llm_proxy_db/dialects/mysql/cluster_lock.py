@@ -130,11 +130,26 @@ def release_everywhere(sessions: Sequence[tuple[str, Connection]], name: str) ->
         release(session, name)
 
 
+# (lock name, node "host:port", connection id) of every lock this process holds through a node
+# session: the migrating connection must not wait for the service's lock that we hold ourselves.
+HELD_BY_US: set[tuple[str, str, int]] = set()
+
+
 def get_lock(session: Connection, name: str) -> bool:
     """``GET_LOCK(name, 0)`` (no wait); never leaves a transaction open while polling."""
-    taken = session.exec_driver_sql("SELECT GET_LOCK(%s, 0)", (name,)).scalar() == 1
+    taken, session_id, node = session.exec_driver_sql(
+        "SELECT GET_LOCK(%s, 0), CONNECTION_ID(), CONCAT(@@hostname, ':', @@port)", (name,)
+    ).one()
     session.commit()
-    return taken
+    if taken == 1:
+        HELD_BY_US.add((name, str(node), int(session_id)))
+    return taken == 1
+
+
+def held_by_us(connection: Connection, name: str, holder: int) -> bool:
+    """Whether ``holder`` (a connection id on ``connection``'s node) is one of our node sessions."""
+    node = connection.exec_driver_sql("SELECT CONCAT(@@hostname, ':', @@port)").scalar()
+    return (name, str(node), int(holder)) in HELD_BY_US
 
 
 def release(session: Connection, name: str) -> None:
@@ -142,9 +157,11 @@ def release(session: Connection, name: str) -> None:
     import sqlalchemy as sa
 
     if session.closed or session.invalidated:
-        return
+        return  # its lock went with it (a stale HELD_BY_US entry names a dead connection id)
     try:
         session.rollback()
+        session_id = session.exec_driver_sql("SELECT CONNECTION_ID()").scalar()
+        HELD_BY_US.difference_update({entry for entry in HELD_BY_US if entry[0] == name and entry[2] == session_id})
         session.exec_driver_sql("SELECT RELEASE_LOCK(%s)", (name,))
         session.commit()
     except sa.exc.DBAPIError:

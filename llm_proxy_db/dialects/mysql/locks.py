@@ -73,11 +73,12 @@ def _node_opener(settings: Settings) -> Callable[[str, int], Connection]:
 def service_migrating(connection: Connection) -> bool:
     """Whether another session holds ``GET_LOCK('llm-proxy-migrations')`` (a service's goose
     run, whose files MySQL commits statement by statement; the name is server-wide)."""
-    held = connection.exec_driver_sql(
-        "SELECT COALESCE(IS_USED_LOCK(%s) <> CONNECTION_ID(), 0)", (SERVICE_LOCK_NAME,)
-    ).scalar()
+    holder, own = connection.exec_driver_sql(
+        "SELECT IS_USED_LOCK(%s), CONNECTION_ID()", (SERVICE_LOCK_NAME,)
+    ).one()
+    ours = holder is None or holder == own or cluster_lock.held_by_us(connection, SERVICE_LOCK_NAME, holder)
     connection.commit()
-    return bool(held)
+    return not ours
 
 
 def lock_name(connection: Connection) -> str:
