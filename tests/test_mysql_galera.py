@@ -158,7 +158,14 @@ def _counter_updates(url: sa.engine.URL, tokens: int, stop: threading.Event, err
         connection.close()
 
 
-@pytest.mark.skip(reason="KNOWN DEFECT (issue 20, open): after the merge of the cluster lock and the wait for the service's goose lock, setup from goose-1 on Galera waited 300 s for the service lock its own node sessions hold; a fix (cluster_lock.HELD_BY_US) is in but was not verified on the cluster before the session ended")
+KNOWN_DEFECT = (
+    "KNOWN DEFECT (issue 20, open): after the merge of the cluster lock and the wait for the service's "
+    "goose lock, setup from goose-1 on Galera waited 300 s for the service lock its own node sessions "
+    "hold; a fix (cluster_lock.HELD_BY_US) is in but was not verified on the cluster before the session ended"
+)
+
+
+@pytest.mark.skip(reason=KNOWN_DEFECT)
 @pytest.mark.parametrize("round_", range(5))
 def test_setup_with_counter_updates_on_another_node(galera: Topology, monkeypatch, round_: int) -> None:  # noqa: F811
     """The service's request-counter UPDATEs on node 2 while setup runs on node 1: 0005's
@@ -193,7 +200,7 @@ def test_setup_with_counter_updates_on_another_node(galera: Topology, monkeypatc
     print(f"round {round_}: {len(retries)} batch retries, service write errors {codes}, {len(pauses)} pauses")
 
 
-@pytest.mark.skip(reason="KNOWN DEFECT (issue 20, open): after the merge of the cluster lock and the wait for the service's goose lock, setup from goose-1 on Galera waited 300 s for the service lock its own node sessions hold; a fix (cluster_lock.HELD_BY_US) is in but was not verified on the cluster before the session ended")
+@pytest.mark.skip(reason=KNOWN_DEFECT)
 def test_topology_bench_smoke(galera_servers, replication_servers, tmp_path) -> None:  # noqa: F811
     """``bench/run.py --smoke --cases galera,mysql-replica``: setup exits 0 on the cluster with
     the service's writes on every node, both lag modes run, the tables are printed."""
