@@ -192,7 +192,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Written into the root by the run itself (pytest-cov's data files), by tools that may run
 # beside it (linters' caches) or by `make` (.tools: the npm tools tests/test_workflow.py
 # installs on demand), not by a test.
-_RUN_OWN_FILES = (".coverage", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".grimp_cache", ".tools", "__pycache__")
+_RUN_OWN_FILES = (
+    ".coverage", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".grimp_cache", ".import_linter_cache",
+    ".hypothesis", ".tools", "__pycache__",
+)
 _root_before: set[str] = set()
 _left_in_root: list[str] = []
 
