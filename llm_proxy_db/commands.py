@@ -19,6 +19,7 @@ from llm_proxy_db.adoption.adopt import AdoptionResult
 from llm_proxy_db.config.alembic_config import make_config
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
+from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import (
     ConfigError,
     LLMProxyDBError,
@@ -400,7 +401,10 @@ def upgrade_sql(settings: Settings, target: str = revisions.HEAD, start: str | N
     if revisions.position(end_id) < revisions.position(start_id):
         raise ConfigError(f"{target} is below {start}", hint="use migrate down --sql --to REV")
     spec = f"{start_id}:{end_id}" if start_id else str(end_id)
-    return _offline(settings, lambda config: command.upgrade(config, spec, sql=True))
+    script = _offline(settings, lambda config: command.upgrade(config, spec, sql=True))
+    if start_id is None:  # the script creates the database: as the service runs it (SQLite: WAL)
+        script = dialect_for(settings).OFFLINE_CREATE_PREAMBLE + script
+    return script
 
 
 def downgrade_sql(settings: Settings, target: str, start: str = revisions.HEAD) -> str:
