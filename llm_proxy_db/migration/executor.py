@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from llm_proxy_db.dialects.interrupts import Stop
-
     from llm_proxy_db.migration.run_log import Entry
 
 # Tests set this to act in the gap between the decision "the database is empty" and the first
