@@ -43,10 +43,11 @@ def hold(name):
         time.sleep(60)
 from llm_proxy_db.migration import pg_online
 from llm_proxy_db.dialects.mysql import ddl as mysql_ddl
+from llm_proxy_db.dialects import mysql_ddl as mysql_down_ddl
 pg_online.boundary_hook = hold
-mysql_ddl.step_hook = hold
+mysql_ddl.step_hook = mysql_down_ddl.step_hook = hold
 from llm_proxy_db.cli.fast_path import main
-sys.argv = ["llm-proxy-db", "setup", "--no-backup"]
+sys.argv = ["llm-proxy-db", *sys.argv[1:]]
 main()
 """
 # dialect -> (the step after which the run pauses, the revision it is in)
@@ -72,6 +73,37 @@ def _rows(settings: Settings) -> dict[str, list[tuple]]:
         return snapshot(connection, exclude=IGNORE_TOKEN_ID)
 
 
+def _signalled(argv: list[str], env: dict[str, str], flag: Path, signum: int) -> tuple[int, str, float]:
+    """Run the CLI with ``argv`` until it pauses (``flag`` written), send ``signum``: (exit code,
+    output, seconds from the signal to the exit)."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", CHILD, *argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not flag.exists():
+            assert process.poll() is None and time.monotonic() < deadline, "the run never reached the pause"
+            time.sleep(0.05)
+        time.sleep(0.3)  # inside the sleep / the statement
+        sent = time.monotonic()
+        process.send_signal(signum)
+        output, _ = process.communicate(timeout=30)
+        return process.returncode, output, time.monotonic() - sent
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _says_interrupted(output: str, signum: int, during: str, state: str) -> None:
+    errors = [line for line in output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, output
+    name = signal.Signals(signum).name
+    assert f"interrupted by {name} during {during}: not rolled back, {state}" in errors[0], output
+    assert any(line.startswith("Hint: run the command again") for line in output.splitlines()), output
+    assert "Traceback" not in output and "reconnect" not in output, output
+
+
 @pytest.mark.parametrize(
     ("dialect", "signum", "where"),
     [pytest.param(*case, marks=getattr(pytest.mark, case[0])) for case in CASES],
@@ -87,34 +119,11 @@ def test_a_signal_mid_revision_stops_at_once_and_says_so(
     pause, revision = PAUSES[dialect]
     flag = tmp_path / "paused"
     env = {**settings_env(server_settings), "FLAG": str(flag), "PAUSE_AT": pause, "PAUSE_IN": where}
-    process = subprocess.Popen(
-        [sys.executable, "-c", CHILD], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not flag.exists():
-            assert process.poll() is None and time.monotonic() < deadline, "the run never reached the pause"
-            time.sleep(0.05)
-        time.sleep(0.3)  # inside the sleep / the statement
-        sent = time.monotonic()
-        process.send_signal(signum)
-        output, _ = process.communicate(timeout=30)
-        stopped_after = time.monotonic() - sent
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    code, output, stopped_after = _signalled(["setup", "--no-backup"], env, flag, signum)
 
-    assert process.returncode == EXIT_CODES[signum], output
-    errors = [line for line in output.splitlines() if line.startswith("Error:")]
-    name = signal.Signals(signum).name
-    assert len(errors) == 1, output
-    assert f"interrupted by {name} during upgrade of revision {revision}" in errors[0], output
-    assert "partly applied" in errors[0] and "not rolled back" in errors[0], output
-    assert any(line.startswith("Hint: run the command again") for line in output.splitlines()), output
-    assert "Traceback" not in output and "reconnect" not in output, output
+    assert code == EXIT_CODES[signum], output
+    _says_interrupted(output, signum, f"upgrade of revision {revision}", f"{revision} partly applied")
     assert stopped_after < 10, f"stopped {stopped_after:.1f}s after the signal"
-
     status = commands.status(server_settings)
     assert status.current_revision == "0004"
     assert status.partly_applied and status.partly_applied.startswith(f"{revision} partly applied")
@@ -123,3 +132,28 @@ def test_a_signal_mid_revision_stops_at_once_and_says_so(
     assert _rows(server_settings) == before
     with connect(server_settings) as connection:
         assert connection.execute(sa.text("SELECT count(*) FROM tokens WHERE id IS NULL")).scalar() == 0
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("dialect", ["mysql"])
+def test_a_signal_inside_a_mysql_downgrade_says_partly_reverted(server_settings: Settings, tmp_path: Path) -> None:
+    """A MySQL downgrade commits step by step: the line says the revision is partly reverted, the
+    marker stays (status shows it) and the rerun of the downgrade finishes it."""
+    commands.upgrade(server_settings, no_backup=True)
+    with connect(server_settings) as connection:
+        seed(connection, projects=3, tokens=50, events=20)
+    before = _rows(server_settings)
+    flag = tmp_path / "paused"
+    env = {**settings_env(server_settings), "FLAG": str(flag), "PAUSE_AT": "move the primary key back",
+           "PAUSE_IN": "statement"}
+    argv = ["migrate", "down", "--to", "0004", "--allow-data-loss", "--no-backup"]
+    code, output, _ = _signalled(argv, env, flag, signal.SIGTERM)
+
+    assert code == 143, output
+    _says_interrupted(output, signal.SIGTERM, "downgrade of revision 0005", "0005 partly reverted")
+    status = commands.status(server_settings)
+    assert status.current_revision == "0005" and status.unfinished, status
+    commands.downgrade(server_settings, "0004", no_backup=True, allow_data_loss=True)
+    commands.setup(server_settings, no_backup=True)
+    assert commands.status(server_settings).current_revision == revisions.head_revision()
+    assert _rows(server_settings) == before
