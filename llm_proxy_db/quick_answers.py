@@ -83,6 +83,8 @@ def reader(options: dict[str, str]) -> Reader:
     )
     plain = quick_status.plain_postgres_url(raw_url) if raw_url else None
     if plain is not None:
+        if not quick_status.direct_url_plain_or_absent(options.get("direct_url")):
+            raise ValueError("a direct URL the full path parses (and may refuse)")
         from llm_proxy_db.dialects import postgresql  # only a PostgreSQL run pays for this import: start-up time
 
         libpq, masked = plain
@@ -92,7 +94,9 @@ def reader(options: dict[str, str]) -> Reader:
             lambda: postgresql.read_tables_at(libpq, OUR_TABLES), lambda: False,
             lambda: postgresql.surely_writable_at(libpq, port), direct_url=_direct_url_given(options),
         )
-    settings = resolve_settings(options.get("db_driver"), options.get("database_path"), raw_url)
+    settings = resolve_settings(
+        options.get("db_driver"), options.get("database_path"), raw_url, direct_url=options.get("direct_url")
+    )
     dialect = dialect_for(settings)
     return Reader(
         settings.describe(), lambda: dialect.read_versions(settings, True), lambda: dialect.read_run_log(settings),

@@ -371,3 +371,38 @@ def test_a_fresh_process_answers_without_alembic_or_sqlalchemy(sqlite_settings: 
     done = subprocess.run(argv, capture_output=True, text=True, check=True)
     assert done.stderr == "[]"
     assert done.stdout == _full(_options(sqlite_settings) + command)
+
+
+EVERY_FAST = [["setup"], ["migrate", "up"], ["migrate", "status"], ["migrate", "status", "--json"],
+              *READS[:4], *ADOPT_AND_REHEARSE]
+
+
+@pytest.mark.parametrize("where", ["option", "variable"])
+@pytest.mark.parametrize("direct", ["garbage", "mysql://root@127.0.0.1:3306/test"])
+@pytest.mark.parametrize("plain", [True, False], ids=["plain URL", "URL with a query"])
+def test_a_direct_url_the_full_path_refuses_is_refused(
+    postgres_url, monkeypatch, where: str, direct: str, plain: bool
+) -> None:
+    """The full path parses the direct URL and refuses a malformed one, or one of another
+    dialect (exit 2); the fast path never answers in its place."""
+    settings = Settings(driver="postgres", database_url=postgres_url)
+    commands.upgrade(settings)
+    options = _options(settings, plain=plain) + (["--direct-url", direct] if where == "option" else [])
+    if where == "variable":
+        monkeypatch.setenv("LLM_PROXY_DIRECT_URL", direct)
+    for command in EVERY_FAST:
+        fast, full = _same_or_full(options + command, {"LLM_PROXY_DIRECT_URL": direct} if where == "variable" else {})
+        assert fast is None, command
+        assert full.exit_code == 2 and "LLM_PROXY_DIRECT_URL" in full.output, full.output
+
+
+def test_a_plain_direct_url_keeps_the_fast_answers(postgres_url, monkeypatch) -> None:
+    """A direct URL of the plain form is accepted by the full path as it is: the commands
+    that only read still answer fast, equal to the full path (a rehearsal steps aside)."""
+    settings = Settings(driver="postgres", database_url=postgres_url)
+    _with_history(settings)
+    direct = postgres_url.set(drivername="postgresql").render_as_string(False)
+    monkeypatch.setenv("LLM_PROXY_DIRECT_URL", direct)
+    for command in EVERY_FAST:
+        fast, _ = _same_or_full(_options(settings) + command, {"LLM_PROXY_DIRECT_URL": direct})
+        assert (fast is None) == (command[:2] == ["migrate", "rehearse"]), command

@@ -62,7 +62,7 @@ GLOBAL_OPTIONS = {
     "--db-driver": "db_driver",
     "--database-path": "database_path",
     "--database-url": "database_url",
-    "--direct-url": "direct_url",  # not read at head: DATABASE_URL answers the read
+    "--direct-url": "direct_url",  # checked as the full path checks it, not read: DATABASE_URL answers
 }
 
 # Exactly these command words (after the global options) may take the fast path.
@@ -195,11 +195,16 @@ def _description_at_head(options: dict[str, str], *, adopted_ok: bool) -> tuple[
     raw_url = postgres_url_text(
         options.get("db_driver"), options.get("database_url"), database_path=options.get("database_path")
     )
-    plain = quick_status.postgres_url_at_head(raw_url, adopted_ok=adopted_ok) if raw_url else None
-    if plain is not None:
+    if raw_url and quick_status.plain_postgres_url(raw_url):
+        if not quick_status.direct_url_plain_or_absent(options.get("direct_url")):
+            return None, None  # the full path parses the direct URL and may refuse it
+        plain = quick_status.postgres_url_at_head(raw_url, adopted_ok=adopted_ok)
+        assert plain is not None
         at_head, description = plain
         return (description if at_head else None), None
-    settings = resolve_settings(options.get("db_driver"), options.get("database_path"), raw_url)
+    settings = resolve_settings(
+        options.get("db_driver"), options.get("database_path"), raw_url, direct_url=options.get("direct_url")
+    )
     return (settings.describe() if quick_status.at_head(settings, adopted_ok=adopted_ok) else None), settings
 
 
