@@ -5,7 +5,9 @@ The database a cut-short ``db restore`` leaves holds part of the dump's rows and
 marker (taken by hand, or the safety dump of such a database a later restore takes) is refused
 by ``db restore`` (exit 8); and a restore stopped over such a database names the good copies
 (the dump it loads, the safety dump taken before the first restore), never the dump of the
-partial database.  Real MariaDB, real client tools, the restore a real subprocess ended by a signal.
+partial database.  PostgreSQL, the same class: a restore killed half-way leaves the old
+contents whole (one transaction), so a backup then is a good copy.  Real servers, real client
+tools, the restore a real subprocess ended by a signal.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import contextlib
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -30,7 +34,8 @@ from tests.safety_helpers import HEAD, revision_of, server_database_at_head
 from tests.test_cli_safety import cli
 from tests.test_restore_mysql_safety import _restore_through
 
-pytestmark = pytest.mark.parametrize("dialect", [pytest.param("mysql", marks=pytest.mark.mysql)])
+MYSQL = pytest.mark.parametrize("dialect", [pytest.param("mysql", marks=pytest.mark.mysql)])
+POSTGRESQL = pytest.mark.parametrize("dialect", [pytest.param("postgresql", marks=pytest.mark.postgresql)])
 
 TOKENS = 120
 
@@ -72,6 +77,7 @@ def good(settings: Settings, tmp_path: Path) -> tuple[Settings, Path]:
     return filled, backup.backup(filled, tmp_path / "good.sql")
 
 
+@MYSQL
 def test_a_backup_of_a_database_whose_restore_did_not_finish_is_refused(
     good: tuple[Settings, Path], tmp_path: Path
 ) -> None:
@@ -92,6 +98,7 @@ def test_a_backup_of_a_database_whose_restore_did_not_finish_is_refused(
     assert not list((tmp_path / "rotation").glob("*")) if (tmp_path / "rotation").exists() else True
 
 
+@MYSQL
 def test_a_dump_carrying_an_unfinished_restore_is_refused_and_the_database_stays_marked(
     good: tuple[Settings, Path], tmp_path: Path
 ) -> None:
@@ -111,6 +118,7 @@ def test_a_dump_carrying_an_unfinished_restore_is_refused_and_the_database_stays
     assert revision_of(settings) is None
 
 
+@MYSQL
 def test_the_safety_dump_of_a_partial_database_is_named_so_and_never_restored(
     good: tuple[Settings, Path], tmp_path: Path
 ) -> None:
@@ -130,6 +138,7 @@ def test_the_safety_dump_of_a_partial_database_is_named_so_and_never_restored(
     assert _tokens(settings) == TOKENS and revision_of(settings) == HEAD and not commands.status(settings).unfinished
 
 
+@MYSQL
 def test_a_restore_stopped_over_a_partial_database_names_the_good_copies(
     good: tuple[Settings, Path], tmp_path: Path
 ) -> None:
@@ -155,6 +164,7 @@ def test_a_restore_stopped_over_a_partial_database_names_the_good_copies(
         assert "llm_proxy_unfinished" not in sa.inspect(conn).get_table_names()
 
 
+@MYSQL
 def test_a_dumps_marker_is_carried_by_the_restore_not_loaded_over_its_own(
     good: tuple[Settings, Path], tmp_path: Path
 ) -> None:
@@ -174,3 +184,51 @@ def test_a_dumps_marker_is_carried_by_the_restore_not_loaded_over_its_own(
     assert cli(settings, "db", "restore", str(marked), "--force", "--backup-dir", str(tmp_path / "b")).exit_code == 0
     (line,) = commands.status(settings).unfinished
     assert "partly reverted" in line and _tokens(settings) == TOKENS
+
+
+@POSTGRESQL
+def test_a_postgresql_restore_killed_half_way_leaves_a_whole_database_to_back_up(
+    good: tuple[Settings, Path], tmp_path: Path
+) -> None:
+    """The same class on PostgreSQL: its load is one transaction, so a restore killed (SIGKILL)
+    while ``psql`` has loaded part of the rows leaves the old contents whole and unmarked, and a
+    backup taken then is a good copy of them (SQLite: tests/test_backup.py)."""
+    settings, dump = good
+    with connect(settings) as conn:
+        conn.exec_driver_sql("DELETE FROM tokens WHERE ctid IN (SELECT ctid FROM tokens LIMIT 10)")
+        conn.commit()
+    real, bin_dir, pid_file = shutil.which("psql"), tmp_path / "bin", tmp_path / "client.pid"
+    assert real is not None
+    bin_dir.mkdir()
+    fake = bin_dir / "psql"  # loads the script up to the tokens' COPY, then hangs
+    fake.write_text(
+        f"#!/bin/sh\necho $$ > {pid_file}\nsed '/^COPY .*tokens /q' | {real} \"$@\"\n"
+        f"echo loaded >> {pid_file}\nexec sleep 60\n"
+    )
+    fake.chmod(0o700)
+    url = settings.sqlalchemy_url().render_as_string(hide_password=False)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "llm-proxy"), "--db-driver", "postgresql", "--database-url", url,
+         "db", "restore", str(dump), "--force", "--backup-dir", str(tmp_path / "safety")],
+        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (pid_file.exists() and "loaded" in pid_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "loaded" in pid_file.read_text()
+        process.kill()
+        process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
+
+    assert _tokens(settings) == TOKENS - 10 and revision_of(settings) == HEAD
+    assert commands.status(settings).unfinished == []
+    copy = backup.backup(settings, tmp_path / "after-kill.dump")
+    back = cli(settings, "db", "restore", str(copy), "--force", "--backup-dir", str(tmp_path / "again"))
+    assert back.exit_code == 0, back.output
+    assert _tokens(settings) == TOKENS - 10
