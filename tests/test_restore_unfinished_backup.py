@@ -40,15 +40,18 @@ POSTGRESQL = pytest.mark.parametrize("dialect", [pytest.param("postgresql", mark
 TOKENS = 120
 
 
-def _cut_short(settings: Settings, dump: Path, work: Path, sig: signal.Signals) -> str:
+def _cut_short(
+    settings: Settings, dump: Path, work: Path, sig: signal.Signals, until: str = "^INSERT INTO `tokens`"
+) -> str:
     """``db restore --force`` (safety dumps in ``work/safety``) whose client loads the dump only
-    up to the first ``tokens`` rows, ended by ``sig``; returns its standard error."""
+    up to the first line matching ``until`` (the first ``tokens`` rows), ended by ``sig``;
+    returns its standard error."""
     work.mkdir(parents=True)
     pid_file = work / "client.pid"
     real = shutil.which("mariadb") or shutil.which("mysql")
     assert real is not None
     process = _restore_through(settings, dump, work, (
-        f"#!/bin/sh\necho $$ > {pid_file}\nsed '/^INSERT INTO `tokens`/q' | {real} \"$@\"\n"
+        f"#!/bin/sh\necho $$ > {pid_file}\nsed '/{until}/q' | {real} \"$@\"\n"
         f"echo loaded >> {pid_file}\nexec sleep 60\n"
     ))
     try:
@@ -232,3 +235,22 @@ def test_a_postgresql_restore_killed_half_way_leaves_a_whole_database_to_back_up
     back = cli(settings, "db", "restore", str(copy), "--force", "--backup-dir", str(tmp_path / "again"))
     assert back.exit_code == 0, back.output
     assert _tokens(settings) == TOKENS - 10
+
+
+@MYSQL
+def test_a_restore_killed_before_projects_exists_says_redo_the_restore_never_force_stamp(
+    good: tuple[Settings, Path], tmp_path: Path
+) -> None:
+    """Cut short before the dump's ``projects`` table: every command names the restore to redo,
+    none suggests ``--force-stamp`` (which would stamp a database missing its tables)."""
+    settings, dump = good
+    _cut_short(settings, dump, tmp_path / "first", signal.SIGKILL, until="^-- Table structure for table `projects`")
+    with connect(settings) as conn:
+        assert "projects" not in sa.inspect(conn).get_table_names()
+    for args in (["migrate", "status"], ["setup", "--no-backup"], ["migrate", "up", "--no-backup"],
+                 ["migrate", "adopt", "--no-backup"], ["migrate", "verify"], ["migrate", "drift"], ["db", "backup"]):
+        result = cli(settings, *args)
+        assert "force-stamp" not in result.output, (args, result.output)
+        assert "Traceback" not in result.output, (args, result.output)
+        if result.exit_code != 0:
+            assert "db restore" in result.output, (args, result.output)
