@@ -432,8 +432,8 @@ def _code(exc: Exception) -> object:
 
 def counted_rows(connection: Connection, table: str, where: str = "") -> int:
     """The rows of ``table`` (matching ``where``), counted, for the total a long pass reports.
-    Not InnoDB's ``TABLE_ROWS``: after mass deletes not yet purged its estimate is several
-    times the real count (and the progress then never reached its total).  The scan reads the
+    Not InnoDB's ``TABLE_ROWS``: after mass deletes its estimate is far off either way (three
+    times the real count, or 0: the progress never reached its total, or had none).  The scan reads the
     smallest index once, a small part of the pass it announces; the read view ends at once."""
     count = _count(connection, f"SELECT COUNT(*) FROM {table}{where}")
     connection.exec_driver_sql("COMMIT")
