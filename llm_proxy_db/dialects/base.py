@@ -62,11 +62,14 @@ class ExtraCheckState:
 @dataclass(frozen=True)
 class DumpInfo:
     """What a dump says about itself: the database it was taken of, the tables it creates and
-    the revision its ``alembic_version`` holds (None: unversioned, or at base)."""
+    the revision its ``alembic_version`` holds (None: unversioned, or at base); ``unfinished``:
+    the ``(kind, subject)`` rows of the marker of an operation that had not ended when the
+    dump was taken (:mod:`llm_proxy_db.dialects.unfinished`; MySQL's dumps only)."""
 
     database: str | None
     tables: frozenset[str]
     revision: str | None
+    unfinished: tuple[tuple[str, str], ...] = ()
 
 
 class Dialect(Protocol):
