@@ -16,8 +16,9 @@ command, which explains whatever is unusual:
 - ``adopt --dry-run``: a database at head is "versioned, nothing to do", and the plan shows
   only the tables that are not the service's (SQLAlchemy's ``get_table_names``, read bare).
   Anything under one of the service's table names that is not a plain table (a view, a
-  sequence, a virtual table: what adoption's relation-kind detection looks at), or one of
-  those tables missing, is unusual: the full path answers;
+  sequence, a virtual table: what adoption's relation-kind detection looks at), one of those
+  tables missing, or the marker of an unfinished operation (which adoption refuses) is
+  unusual: the full path answers;
 - ``rehearse``: at head the full path makes no copy (:mod:`llm_proxy_db.safety.rehearse`):
   it refuses a transaction pooler, a server that only reads (``safety.topology``) and, on
   SQLite, rows breaking a foreign key.  Answered here only where a bare read proves none of
@@ -46,6 +47,7 @@ from llm_proxy_db.config.parsing import DIRECT_URL_ENV
 from llm_proxy_db.config.settings import postgres_url_text
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.dialects.resolve import resolve_settings
+from llm_proxy_db.dialects.unfinished import UNFINISHED_TABLE
 from llm_proxy_db.migration.released_chain import ReleasedChain, released_chain
 from llm_proxy_db.migration.revision_info import RevisionState
 from llm_proxy_db.migration.run_log_entry import Entry, applied_at
@@ -145,8 +147,8 @@ def adopt_dry_run_at_head(read: Reader) -> AdoptionResult | None:
         tables, kinds = read.tables()
     except Exception:  # noqa: BLE001 - "not sure": the full path explains it
         return None
-    if kinds or not set(OUR_TABLES) <= set(tables):
-        return None  # a view or a sequence named like our tables, or one missing: unusual
+    if kinds or not set(OUR_TABLES) <= set(tables) or UNFINISHED_TABLE in tables:
+        return None  # a view named like our tables, one missing, an unfinished operation: unusual
     others = tuple(sorted(name for name in tables if name not in OUR_TABLES and name not in TOOL_BOOKKEEPING))
     head = chain.revisions[-1].id
     detection = Detection(VERSIONED, Fingerprint(tables={}, other_tables=others), current_revision=head)

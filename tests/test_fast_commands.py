@@ -406,3 +406,17 @@ def test_a_plain_direct_url_keeps_the_fast_answers(postgres_url, monkeypatch) ->
     for command in EVERY_FAST:
         fast, _ = _same_or_full(_options(settings) + command, {"LLM_PROXY_DIRECT_URL": direct})
         assert (fast is None) == (command[:2] == ["migrate", "rehearse"]), command
+
+
+def test_the_marker_of_an_unfinished_operation_goes_to_the_full_cli(settings: Settings) -> None:
+    """Adoption refuses while a restore or a downgrade is unfinished (the marker table, read on
+    every dialect): its dry run steps aside, and the full path says why."""
+    from llm_proxy_db.dialects import unfinished
+
+    commands.upgrade(settings)
+    with connect(settings) as connection:
+        unfinished.mark(connection, unfinished.RESTORE, "/backups/x")
+    for command in ADOPT:
+        fast, full = _same_or_full(_options(settings) + command)
+        assert fast is None
+        assert full.exit_code != 0 and "restore" in full.output, full.output
