@@ -163,6 +163,26 @@ class Dialect(Protocol):
         """The run log's rows (:data:`RUN_LOG_QUERY`) with the lightest client; [] without one."""
         ...
 
+    def read_tables(self, settings: Settings, names: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
+        """With the lightest client: the tables SQLAlchemy's ``get_table_names`` lists, and
+        :meth:`relations_named` for ``names`` (the fast ``migrate adopt --dry-run`` at head)."""
+        ...
+
+    def read_broken_references(self, settings: Settings) -> bool:
+        """With the lightest client: whether rows break a foreign key where migrations switch
+        foreign keys off (SQLite's ``PRAGMA foreign_key_check``); False elsewhere."""
+        ...
+
+    def surely_writable(self, settings: Settings) -> bool:
+        """True when a bare read shows that ``safety.topology.writable_settings`` would accept
+        ``settings`` as they are (no transaction pooler, not a standby); False when unsure."""
+        ...
+
+    def check_copy_source(self, settings: Settings) -> None:
+        """Raise what :meth:`copy_of` refuses about the database before copying anything
+        (MySQL: a server that does not take writes); a rehearsal at head makes no copy."""
+        ...
+
     def new_token_id_sql(self) -> str | None:
         """SQL for a new token id where an older release's tokens can lack one; else None."""
         ...
