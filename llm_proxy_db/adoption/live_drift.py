@@ -36,7 +36,7 @@ from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import SchemaMismatchError
-from llm_proxy_db.migration import revisions
+from llm_proxy_db.migration import revisions, unfinished_runs
 from llm_proxy_db.migration.version_table import current_revision
 from llm_proxy_db.schema.fingerprint import OUR_TABLES, Fingerprint, fingerprint
 from llm_proxy_db.schema.reconcile import Reconciliation, reconcile
@@ -138,6 +138,10 @@ def read_side(connection: Connection, description: str) -> Side:
     revisions.position(current)  # a revision of a newer release is refused (exit 5)
     actual = fingerprint(connection)
     if current is None and not actual.is_empty:
+        cut_short = unfinished_runs.describe(connection)  # a restore cut short: the way is to redo it
+        if cut_short:
+            hint = "finish it first; drift compares a whole schema"
+            raise SchemaMismatchError(f"{description}: {cut_short[0]}", hint=hint)
         raise SchemaMismatchError(
             f"{description} has the service's tables but no recorded revision: drift needs a revision to compare with",
             hint="see `llm-proxy-db migrate adopt --dry-run` (adoption compares it with every known state)",

@@ -62,11 +62,14 @@ class ExtraCheckState:
 @dataclass(frozen=True)
 class DumpInfo:
     """What a dump says about itself: the database it was taken of, the tables it creates and
-    the revision its ``alembic_version`` holds (None: unversioned, or at base)."""
+    the revision its ``alembic_version`` holds (None: unversioned, or at base); ``unfinished``:
+    the ``(kind, subject)`` rows of the marker of an operation that had not ended when the
+    dump was taken (:mod:`llm_proxy_db.dialects.unfinished`; MySQL's dumps only)."""
 
     database: str | None
     tables: frozenset[str]
     revision: str | None
+    unfinished: tuple[tuple[str, str], ...] = ()
 
 
 class Dialect(Protocol):
@@ -161,6 +164,26 @@ class Dialect(Protocol):
 
     def read_run_log(self, settings: Settings) -> list[tuple[Any, ...]]:
         """The run log's rows (:data:`RUN_LOG_QUERY`) with the lightest client; [] without one."""
+        ...
+
+    def read_tables(self, settings: Settings, names: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
+        """With the lightest client: the tables SQLAlchemy's ``get_table_names`` lists, and
+        :meth:`relations_named` for ``names`` (the fast ``migrate adopt --dry-run`` at head)."""
+        ...
+
+    def read_broken_references(self, settings: Settings) -> bool:
+        """With the lightest client: whether rows break a foreign key where migrations switch
+        foreign keys off (SQLite's ``PRAGMA foreign_key_check``); False elsewhere."""
+        ...
+
+    def surely_writable(self, settings: Settings) -> bool:
+        """True when a bare read shows that ``safety.topology.writable_settings`` would accept
+        ``settings`` as they are (no transaction pooler, not a standby); False when unsure."""
+        ...
+
+    def check_copy_source(self, settings: Settings) -> None:
+        """Raise what :meth:`copy_of` refuses about the database before copying anything
+        (MySQL: a server that does not take writes); a rehearsal at head makes no copy."""
         ...
 
     def new_token_id_sql(self) -> str | None:

@@ -10,7 +10,8 @@ While a marker is there:
 - a downgrade from the marked revision resumes it (each step checks whether it is done);
 - every other change (``setup``, ``migrate up``, ``adopt``, ``--force-stamp``, the service's
   ``auto_upgrade``) is refused, exit 6, naming the command that finishes the operation;
-- an unfinished restore refuses every change until the restore is redone.
+- an unfinished restore refuses every change until the restore is redone, and every backup
+  (:func:`refuse_backup`): a dump of part of a dump's rows is not a copy to go back to.
 """
 
 from __future__ import annotations
@@ -19,20 +20,35 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from llm_proxy_db.dialects import dialect_for, unfinished
-from llm_proxy_db.errors import SchemaMismatchError
+from llm_proxy_db.errors import BackupError, SchemaMismatchError
 from llm_proxy_db.migration import revisions
 
 
 def describe(connection: Connection, scripts: ScriptDirectory | None = None) -> list[str]:
     """One sentence per unfinished operation, saying how to finish it ([] for none)."""
     lines = []
-    for entry in unfinished.read(connection):
+    entries = unfinished.read(connection)
+    for entry in entries:
         if entry.kind == unfinished.DOWNGRADE:
             lines.append(_downgrade_line(connection, entry.subject, scripts))
-        else:
+        elif entry.kind == unfinished.RESTORE:
             lines.append(_restore_line(entry))
     connection.commit()
     return lines
+
+
+def refuse_backup(connection: Connection, what: str) -> None:
+    """Refuse (exit 8) a backup of a database whose restore did not finish: its tables hold part
+    of a dump's rows, and a dump of them restored would look whole (the marker would not follow)."""
+    entries = unfinished.read(connection)
+    connection.commit()
+    for entry in entries:
+        if entry.kind == unfinished.RESTORE:
+            raise BackupError(
+                f"refusing to back up {what}: {_restore_line(entry)}; a backup of it would "
+                "hold part of the rows",
+                hint=f"{_good_copies(entry, entries)}; nothing was written",
+            )
 
 
 def refuse_or_resume(
@@ -46,7 +62,7 @@ def refuse_or_resume(
         if entry.kind == unfinished.RESTORE:
             raise SchemaMismatchError(
                 f"refusing to change the database: {_restore_line(entry)}",
-                hint=f"redo the restore: `llm-proxy-db db restore {entry.subject} --force`; nothing was changed",
+                hint=f"{_good_copies(entry, entries)}; nothing was changed",
             )
         resuming = current == entry.subject and revisions.position(target, scripts) < revisions.position(
             current, scripts
@@ -93,6 +109,19 @@ def _restore_line(entry: unfinished.Unfinished) -> str:
         f"the restore of {entry.subject} started {entry.started_at:%Y-%m-%d %H:%M:%S} UTC did not "
         f"finish: the tables may hold part of its rows (redo it: `llm-proxy-db db restore {entry.subject} --force`)"
     )
+
+
+def _good_copies(entry: unfinished.Unfinished, entries: list[unfinished.Unfinished]) -> str:
+    """The hint: redo the restore, or go back to the safety dump taken before it (when there was one)."""
+    redo = f"redo the restore: `llm-proxy-db db restore {entry.subject} --force`"
+    before = replaced_by(entries)
+    return f"{redo}, or go back to what the database held before it: `llm-proxy-db db restore {before} --force`" \
+        if before else redo
+
+
+def replaced_by(entries: list[unfinished.Unfinished]) -> str | None:
+    """The safety dump of what the database held before its unfinished restore (None: it held nothing)."""
+    return next((entry.subject for entry in entries if entry.kind == unfinished.REPLACED), None)
 
 
 def _parent(revision: str, scripts: ScriptDirectory | None) -> str:

@@ -44,6 +44,13 @@ GOOSE_TABLE_DDL: str | None = (
 
 _ADOPTED = f"SELECT 1 WHERE to_regclass('{ADOPTION_TABLE}') IS NOT NULL"
 _STANDBY = "SELECT 1 WHERE pg_is_in_recovery() OR current_setting('default_transaction_read_only') = 'on'"
+# SQLAlchemy's get_table_names() here (2.x: plain and partitioned tables visible on the search
+# path, not temporary, not pg_catalog's), for the fast path's bare read (read_tables_at).
+_TABLE_NAMES = (
+    "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind IN ('r', 'p') AND c.relpersistence != 't' AND pg_catalog.pg_table_is_visible(c.oid) "
+    "AND n.nspname != 'pg_catalog' ORDER BY c.relname"
+)
 
 
 def goose_offline_sql(wanted: int) -> list[str]:

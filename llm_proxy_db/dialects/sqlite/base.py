@@ -42,6 +42,16 @@ _HAS_RUN_LOG = f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{R
 NULL_IDS = "SELECT 1 FROM tokens WHERE id IS NULL LIMIT 1"
 
 
+# SQLAlchemy's get_table_names() here (the internal sqlite_ tables left out), and what
+# objects.relations_named asks, for the fast path's bare reads (dialect.read_tables).
+_TABLE_NAMES = (
+    "SELECT name FROM main.sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite~_%' ESCAPE '~' ORDER BY name"
+)
+_RELATIONS_NAMED = (
+    "SELECT name, CASE WHEN type = 'table' THEN 'virtual table' ELSE type END FROM sqlite_master "
+    "WHERE name IN ({names}) AND (type <> 'table' OR upper(sql) LIKE 'CREATE VIRTUAL TABLE%')"
+)
+
 def parse_database_url(raw: str) -> URL:
     """SQLite is configured by ``DATABASE_PATH``; a ``sqlite:///path`` URL is read as that path."""
     from sqlalchemy.engine import URL
