@@ -79,6 +79,9 @@ class Dialect(Protocol):
     DRIVER: str
     SQLALCHEMY_NAME: str
     OFFLINE_SCRIPT_PREAMBLE: str  # printed before a --sql script (the client stops at the first error)
+    #: Opens an offline script that creates the schema from base, outside any transaction (SQLite:
+    #: the file in WAL mode, as the service runs it and as the tool creates its files); "" elsewhere.
+    OFFLINE_CREATE_PREAMBLE: str
     #: The service's goose bookkeeping (our revision -> goose version, goose's CREATE TABLE);
     #: None where the service runs no goose.
     GOOSE_VERSIONS: Mapping[str, int] | None

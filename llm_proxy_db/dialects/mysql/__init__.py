@@ -45,6 +45,7 @@ _HOME = {
     "NAMED_CONSTRAINTS": "base",
     "TRIGGERS_SQL": "base",
     "OFFLINE_SCRIPT_PREAMBLE": "base",
+    "OFFLINE_CREATE_PREAMBLE": "base",
     "OFFLINE_URL": "base",
     "SEED_ROW_STATES": "base",
     "SERVICE_START_ARTEFACTS": "base",

@@ -26,6 +26,7 @@ OFFLINE_URL = "postgresql://offline/offline"
 # statement that commits on its own (outside BEGIN/COMMIT) must never be followed by the
 # version update of a revision it did not finish.
 OFFLINE_SCRIPT_PREAMBLE = "-- for psql: stop at the first error\n\\set ON_ERROR_STOP on\n"
+OFFLINE_CREATE_PREAMBLE = ""  # nothing: the server keeps its own journal
 
 
 # The service's goose bookkeeping on PostgreSQL: our revision -> the highest goose version

@@ -46,6 +46,7 @@ _HOME = {
     "TRIGGERS_SQL": "base",
     "NULL_IDS": "base",
     "OFFLINE_SCRIPT_PREAMBLE": "base",
+    "OFFLINE_CREATE_PREAMBLE": "base",
     "SEED_ROW_STATES": "base",
     "SERVICE_START_ARTEFACTS": "base",
     "SQLALCHEMY_NAME": "base",

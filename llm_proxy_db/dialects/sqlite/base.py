@@ -21,6 +21,11 @@ DEFAULT_DATABASE_PATH = "data/llm-proxy.db"
 # Printed before a ``--sql`` script: the sqlite3 shell goes on after a failed statement by
 # default, and would then commit the rest of that revision's transaction.
 OFFLINE_SCRIPT_PREAMBLE = "-- for the sqlite3 shell: stop at the first error\n.bail on\n"
+# A script from base creates the file: in WAL mode, as the service runs it (reference section 1)
+# and as the tool creates its files (sqlite/journal.py); it cannot change inside a transaction.
+OFFLINE_CREATE_PREAMBLE = (
+    "-- the service runs its SQLite file in WAL mode (kept in the file)\nPRAGMA journal_mode=WAL;\n"
+)
 SQLITE_HEADER = b"SQLite format 3\x00"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
