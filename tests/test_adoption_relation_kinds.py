@@ -152,3 +152,22 @@ def test_a_view_under_a_bookkeeping_table_name_is_refused(settings: Settings, na
         assert raised.value.message.startswith(f"{name} is a view, not a table"), raised.value.message
         assert "rename or drop the view" in str(raised.value.hint)
     _untouched(settings)
+
+
+
+def test_a_sqlite_trigger_named_like_a_table_is_no_clash(tmp_path) -> None:
+    """SQLite keeps trigger names apart from table names: an operator's trigger named
+    ``alembic_version`` stops no ``CREATE TABLE alembic_version``, so it is no reason to refuse."""
+    settings = Settings(driver="sqlite", database_path=tmp_path / "llm-proxy.db")
+    _at_0001_unversioned(settings)
+    with connect(settings) as connection:
+        connection.exec_driver_sql(
+            "CREATE TRIGGER alembic_version AFTER UPDATE ON projects BEGIN SELECT 1; END"
+        )
+        connection.commit()
+    commands.setup(settings, no_backup=True)
+    with connect(settings, create=False) as connection:
+        kinds = sorted(
+            connection.exec_driver_sql("SELECT type FROM sqlite_master WHERE name = 'alembic_version'").scalars()
+        )
+    assert kinds == ["table", "trigger"]
