@@ -8,6 +8,12 @@ pt-online-schema-change does, with no lock held longer than one small batch:
 1. ``_<table>_new`` is created ``LIKE`` the table (the operator's extra columns and indexes come
    along) and altered while empty;
 2. three triggers carry every insert, update and delete of the service into it;
+   a change that narrows what the table accepts (a downgrade's CHECK) says which rows the new
+   definition takes (:attr:`ShadowChange.accepts`): until the copy ends, the others stay in
+   the table and are not carried across (the service's writes never fail on the shadow's
+   narrower CHECK); then the triggers carry every row as it is (a refused one fails from
+   here on), ``before_swap`` refuses (or folds) the rows the new definition would refuse,
+   and only then are the tables swapped;
 3. the rows are copied a key range at a time, each batch its own short transaction that reads
    its source rows ``LOCK IN SHARE MODE`` (a delete racing the batch waits for it, so no deleted
    row comes back) and never overwrites a row a trigger wrote (``ON DUPLICATE KEY UPDATE`` a
@@ -61,6 +67,9 @@ class ShadowChange:
     table: str
     key: str
     clauses: str
+    #: For a narrowing change: the condition (SQL, ``{row}`` before each column name) a row
+    #: must meet to be copied into the shadow table while the copy runs; "" copies every row.
+    accepts: str = ""
 
     @property
     def shadow(self) -> str:
@@ -196,11 +205,15 @@ def rebuild(
     report: Report | None = None,
     pause: Callable[[], None] | None = None,
     hook: Callable[[str], None] | None = None,
+    before_swap: Callable[[], None] | None = None,
 ) -> None:
     """Give ``change.table`` its new definition through a shadow copy (module docstring).
 
     ``report(kind, detail, done=, total=)`` receives progress, ``pause()`` is called between two
     batches (a throttle: replica lag, flow control), ``hook(stage)`` after each stage (tests).
+    ``before_swap()`` runs once the triggers carry every row as it is (for a narrowing change,
+    :attr:`ShadowChange.accepts`): it raises to refuse the swap (the copy is then abandoned and
+    the table left as it was), or changes the refused rows so the shadow table takes them.
     """
     say = report or (lambda *args, **kwargs: None)
     mark = hook or (lambda stage: None)
@@ -211,9 +224,16 @@ def rebuild(
     _prepare_shadow(connection, change, say)
     mark("shadow table created")
     try:
-        _create_triggers(connection, change)
+        _create_triggers(connection, change, lenient=True)
         mark("triggers created")
         copy_rows(connection, change, say, pause=pause, hook=mark)
+        if change.accepts:
+            # Replacing a trigger waits for every transaction of the service on the table: a
+            # row written through the lenient triggers is committed (and seen) from here on.
+            _create_triggers(connection, change, lenient=False)
+            mark("triggers carry every row")
+        if before_swap is not None:
+            before_swap()
         _swap(connection, change, say)
     except Exception:
         # A row the new definition refuses, a lost connection...: the triggers must not stay to
@@ -269,15 +289,23 @@ def shared_columns(connection: Connection, change: ShadowChange) -> list[str]:
     return [column for column in _columns(connection, change.shadow) if column in source]
 
 
-def _create_triggers(connection: Connection, change: ShadowChange) -> None:
-    present = our_triggers(connection, change.table)
+def _create_triggers(connection: Connection, change: ShadowChange, *, lenient: bool) -> None:
+    """Our three triggers, each created or (when its body is not the one wanted, as after a
+    stop between the two kinds) replaced in one statement: no write goes uncopied meanwhile.
+
+    ``lenient``: a row the new definition does not accept (:attr:`ShadowChange.accepts`) is
+    not carried across; otherwise every row is, and a refused one fails the service's write.
+    """
+    present = _trigger_bodies(connection, change.table)
     columns = shared_columns(connection, change)
     names = ", ".join(f"`{column}`" for column in columns)
     new_values = ", ".join(f"NEW.`{column}`" for column in columns)
     delete_old = f"DELETE FROM `{change.shadow}` WHERE `{change.key}` = OLD.`{change.key}`"
     replace_new = f"REPLACE INTO `{change.shadow}` ({names}) VALUES ({new_values})"
+    if lenient and change.accepts:
+        replace_new = f"IF {change.accepts.format(row='NEW.')} THEN {replace_new}; END IF"
     bodies = {
-        "insert": replace_new,
+        "insert": f"BEGIN {replace_new}; END",
         "update": f"BEGIN {delete_old}; {replace_new}; END",
         "delete": delete_old,
     }
@@ -286,6 +314,18 @@ def _create_triggers(connection: Connection, change: ShadowChange) -> None:
         if name not in present:
             _ddl(connection, f"CREATE TRIGGER `{name}` AFTER {event.upper()} ON `{change.table}` "
                              f"FOR EACH ROW {bodies[event]}", retry=True)
+        elif present[name] != bodies[event]:
+            _ddl(connection, f"CREATE OR REPLACE TRIGGER `{name}` AFTER {event.upper()} ON `{change.table}` "
+                             f"FOR EACH ROW {bodies[event]}", retry=True)
+
+
+def _trigger_bodies(connection: Connection, table: str) -> dict[str, str]:
+    rows = connection.exec_driver_sql(
+        "SELECT TRIGGER_NAME, ACTION_STATEMENT FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() "
+        "AND TRIGGER_NAME LIKE %s",
+        (f"llm\\_proxy\\_osc\\_{table}\\_%",),
+    )
+    return {str(name): str(body) for name, body in rows}
 
 
 def copy_rows(
@@ -312,6 +352,7 @@ def copy_rows(
             f"SELECT `{key}` FROM `{change.table}`{after} ORDER BY `{key}` LIMIT 1 OFFSET {batch - 1}", params
         ).scalar()
         bounds = ([] if last is None else [f"`{key}` > %s"]) + ([] if upper is None else [f"`{key}` <= %s"])
+        bounds += [f"({change.accepts.format(row='')})"] if change.accepts else []
         where = (" WHERE " + " AND ".join(bounds)) if bounds else ""
         started = time.monotonic()
         statement = (
