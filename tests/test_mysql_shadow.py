@@ -505,7 +505,7 @@ def test_a_batch_that_loses_a_conflict_is_retried(mariadb, monkeypatch) -> None:
     events: list[str] = []
     commands.upgrade(mariadb, no_backup=True, progress=lambda event: events.append(str(event)))
     monkeypatch.undo()
-    assert sum("retried after a conflict" in event for event in events) == 2
+    assert sum("retrying batch after certification conflict" in event for event in events) == 2
     _assert_at_head_clean(mariadb)
 
 

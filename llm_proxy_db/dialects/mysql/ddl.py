@@ -250,13 +250,9 @@ def alter_online(
         if step_hook is not None:
             step_hook(f"online copy of {table}: {stage}")
 
-    with mysql_pacing.Pacer.open(bind, _report) as pacer:  # replica lag, Galera flow control
-
-        def pause() -> None:
-            pacer.wait()
-
+    with mysql_pacing.Pacer.open(bind, _report) as pacer:  # conflicts, replica lag, Galera flow control
         mysql_shadow.rebuild(bind, mysql_shadow.ShadowChange(table, key, clauses, accepts), report=_report_kw,
-                             hook=hook, pause=pause, before_swap=before_swap)
+                             hook=hook, pacer=pacer, before_swap=before_swap)
 
 
 def finish_online(table: str) -> None:

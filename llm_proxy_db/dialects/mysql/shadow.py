@@ -34,9 +34,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy.engine import Connection
 
+from llm_proxy_db.dialects.mysql import pacing as mysql_pacing
 from llm_proxy_db.errors import MigrationError
 
 # Rows per copy batch to start with, its bounds, and the time one batch may hold its row locks.
@@ -45,10 +47,6 @@ COPY_MIN, COPY_MAX = 200, 20_000
 COPY_TARGET_S = 0.1
 # ER_LOCK_WAIT_TIMEOUT: NOWAIT found a metadata lock held (a running transaction of the service).
 LOCK_BUSY = {1205}
-# ER_LOCK_DEADLOCK: InnoDB chose this batch as a deadlock victim, or Galera's certification let
-# another node's write win; the batch is tried again, up to CONFLICT_RETRIES times.
-CONFLICT = {1213}
-CONFLICT_RETRIES = 5  # then the range is made smaller (copy_rows)
 # How long the swap and the trigger DDL keep retrying their NOWAIT attempts before giving up.
 DDL_RETRY_S = 60.0
 DDL_RETRY_PAUSE_S = 0.05
@@ -203,14 +201,15 @@ def rebuild(
     change: ShadowChange,
     *,
     report: Report | None = None,
-    pause: Callable[[], None] | None = None,
+    pacer: mysql_pacing.Pacer | None = None,
     hook: Callable[[str], None] | None = None,
     before_swap: Callable[[], None] | None = None,
 ) -> None:
     """Give ``change.table`` its new definition through a shadow copy (module docstring).
 
-    ``report(kind, detail, done=, total=)`` receives progress, ``pause()`` is called between two
-    batches (a throttle: replica lag, flow control), ``hook(stage)`` after each stage (tests).
+    ``report(kind, detail, done=, total=)`` receives progress; ``pacer`` runs each copy batch
+    (again after a conflict) and waits between two (replica lag, flow control: :mod:`.pacing`);
+    ``hook(stage)`` is called after each stage (tests).
     ``before_swap()`` runs once the triggers carry every row as it is (for a narrowing change,
     :attr:`ShadowChange.accepts`): it raises to refuse the swap (the copy is then abandoned and
     the table left as it was), or changes the refused rows so the shadow table takes them.
@@ -226,7 +225,7 @@ def rebuild(
     try:
         _create_triggers(connection, change, lenient=True)
         mark("triggers created")
-        copy_rows(connection, change, say, pause=pause, hook=mark)
+        copy_rows(connection, change, say, pacer=pacer, hook=mark)
         if change.accepts:
             # Replacing a trigger waits for every transaction of the service on the table: a
             # row written through the lenient triggers is committed (and seen) from here on.
@@ -333,14 +332,17 @@ def copy_rows(
     change: ShadowChange,
     say: Report,
     *,
-    pause: Callable[[], None] | None = None,
+    pacer: mysql_pacing.Pacer | None = None,
     hook: Callable[[str], None] | None = None,
 ) -> int:
     """Copy every row into the shadow table, a primary-key range per transaction; return the count.
 
     A row already there (written by a trigger, or by an earlier run) is left as it is: it is at
-    least as new as the one read here.
+    least as new as the one read here.  A batch that loses a conflict (1213) is rolled back and
+    run again by ``pacer`` (:meth:`.pacing.Pacer.run_batch`; without one, a pacer that only
+    retries); one that keeps losing is made smaller.
     """
+    pacer = pacer or mysql_pacing.Pacer(connection, say, max_lag=0)
     key, batch, last, done = change.key, COPY_BATCH, None, 0
     columns = ", ".join(f"`{column}`" for column in shared_columns(connection, change))
     total = _estimate(connection, change.table)
@@ -360,9 +362,10 @@ def copy_rows(
             f"LOCK IN SHARE MODE ON DUPLICATE KEY UPDATE `{change.shadow}`.`{key}` = `{change.shadow}`.`{key}`"
         )
         try:
-            done += _copy_batch(connection, statement, tuple(v for v in (last, upper) if v is not None), say)
+            done += pacer.run_batch(partial(_copy_batch, connection, statement,
+                                            tuple(v for v in (last, upper) if v is not None)))
         except Exception as exc:  # noqa: BLE001 - the driver's error, classified by its code
-            if _code(exc) not in CONFLICT or batch <= COPY_MIN:
+            if not mysql_pacing.is_conflict(exc) or batch <= COPY_MIN:
                 raise
             # The service keeps writing rows of this range (on another Galera node): a smaller
             # range is certified before one of its writes lands in it.
@@ -376,29 +379,18 @@ def copy_rows(
         if upper is None:
             return done
         last = upper
-        if pause is not None:
-            pause()
+        pacer.wait()
 
 
-def _copy_batch(connection: Connection, statement: str, params: tuple[object, ...], say: Report) -> int:
-    """One batch in its own transaction; a deadlock or a Galera certification conflict (1213,
-    the service's write won) rolls it back and it is tried again after a growing pause."""
-    for attempt in range(1, CONFLICT_RETRIES + 1):
-        # Read committed: the batch locks the rows it copies, not the gaps between them, so the
-        # service's inserts are never held by it (the setting applies to the next transaction).
-        connection.exec_driver_sql("COMMIT")
-        connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-        try:
-            copied = int(connection.exec_driver_sql(statement, params).rowcount)
-            connection.exec_driver_sql("COMMIT")
-            return copied
-        except Exception as exc:  # noqa: BLE001 - the driver's error, classified by its code
-            if _code(exc) not in CONFLICT or attempt == CONFLICT_RETRIES:
-                raise
-            connection.exec_driver_sql("ROLLBACK")
-            say("step", f"copy batch retried after a conflict with another write ({attempt})")
-            time.sleep(min(2.0, 0.05 * 2**attempt))
-    raise AssertionError("unreachable")  # pragma: no cover
+def _copy_batch(connection: Connection, statement: str, params: tuple[object, ...]) -> int:
+    """One batch in its own transaction, committed; the number of rows it wrote."""
+    # Read committed: the batch locks the rows it copies, not the gaps between them, so the
+    # service's inserts are never held by it (the setting applies to the next transaction).
+    connection.exec_driver_sql("COMMIT")
+    connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    copied = int(connection.exec_driver_sql(statement, params).rowcount)
+    connection.exec_driver_sql("COMMIT")
+    return copied
 
 
 def _next_batch(batch: int, took: float) -> int:
