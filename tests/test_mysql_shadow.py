@@ -356,6 +356,32 @@ def test_a_denied_event_gone_before_the_swap_lets_the_downgrade_finish(mariadb, 
     assert _leftovers(mariadb) == (False, False, set())
 
 
+def test_a_downgrade_killed_before_its_swap_is_lenient_again_on_the_rerun(mariadb, monkeypatch) -> None:
+    """Killed in the milliseconds between the triggers that carry every row and the swap: those
+    triggers fail a denied insert until the next run, which puts the lenient ones back first."""
+    _at_0006_with_rows(mariadb, events=500)
+    commands.upgrade(mariadb, no_backup=True)
+    env = {**settings_env(mariadb), "PAUSE_AT": "triggers carry every row"}
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_DOWN], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        line = proc.stdout.readline() if proc.stdout else b""
+        assert line.strip() == b"PAUSED", proc.stderr.read() if proc.stderr else line
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    with pytest.raises(sa.exc.OperationalError, match="4025"):
+        _insert_event(mariadb, "in-the-window", "denied")
+    before = _outcomes(mariadb)
+    monkeypatch.setattr(mysql_ddl, "step_hook", _during_the_copy(lambda: _insert_event(mariadb, "rerun", "denied")))
+    with pytest.raises(DataLossError):
+        commands.downgrade(mariadb, "0006", no_backup=True)
+    assert _outcomes(mariadb) == {**before, "rerun": ("denied", None)}
+    assert _leftovers(mariadb) == (False, False, set())
+
+
 def test_with_allow_data_loss_a_denied_event_of_the_copy_is_folded(mariadb, monkeypatch) -> None:
     _at_0006_with_rows(mariadb, events=1_000)
     commands.upgrade(mariadb, no_backup=True)

@@ -112,12 +112,7 @@ def has_table(connection: Connection, table: str) -> bool:
 
 def our_triggers(connection: Connection, table: str) -> set[str]:
     """The names of our copy triggers present (on ``table`` or, after the swap, on ``_old``)."""
-    rows = connection.exec_driver_sql(
-        "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() "
-        "AND TRIGGER_NAME LIKE %s",
-        (f"llm\\_proxy\\_osc\\_{table}\\_%",),
-    )
-    return {str(row[0]) for row in rows}
+    return set(_trigger_bodies(connection, table))
 
 
 def refuse_unsupported(connection: Connection, table: str) -> None:
@@ -319,6 +314,7 @@ def _create_triggers(connection: Connection, change: ShadowChange, *, lenient: b
 
 
 def _trigger_bodies(connection: Connection, table: str) -> dict[str, str]:
+    """Our copy triggers present: name -> body."""
     rows = connection.exec_driver_sql(
         "SELECT TRIGGER_NAME, ACTION_STATEMENT FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() "
         "AND TRIGGER_NAME LIKE %s",
