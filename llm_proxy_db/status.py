@@ -35,9 +35,10 @@ class Status:
 
     @property
     def up_to_date(self) -> bool:
-        """True when nothing is pending and the database is versioned (or empty)."""
+        """True when nothing is pending and the database is versioned (or empty), and no restore
+        or downgrade was left part-way (``unfinished``: the recorded revision is not the schema's)."""
         unversioned = self.current_revision is None and self.detected_state not in (None, "empty")
-        return not self.pending and not unversioned
+        return not self.pending and not unversioned and not self.unfinished
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (the keys of ``llm-proxy-db migrate status --json``)."""
