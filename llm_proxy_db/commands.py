@@ -56,7 +56,7 @@ def status(settings: Settings) -> Status:
     detected: str | None = "empty"
     stamp: str | None = None  # what setup would stamp an unversioned database at
     adopted: dict[str, Any] | None = None
-    missing_ids = 0
+    missing_ids = empty_ids = 0
     partly: str | None = None
     unfinished: list[str] = []
     if not settings.known_missing():
@@ -66,6 +66,7 @@ def status(settings: Settings) -> Status:
             record = adoption_record.latest(connection)
             adopted = record.as_dict() if record else None
             missing_ids = token_ids.count_missing(connection)
+            empty_ids = token_ids.count_empty(connection)
             partly = _partly_applied(connection, current or stamp, detected)
             unfinished = unfinished_runs.describe(connection)
             if unfinished and current is None:  # a restore cut short: not a state to adopt
@@ -80,6 +81,7 @@ def status(settings: Settings) -> Status:
         detected_state=detected,
         adopted_from=adopted,
         tokens_without_id=missing_ids,
+        tokens_with_empty_id=empty_ids,
         partly_applied=partly,
         unfinished=unfinished,
     ), settings)

@@ -29,6 +29,7 @@ class Status:
     detected_state: str | None = None
     adopted_from: dict[str, Any] | None = None
     tokens_without_id: int = 0  # written by a pre-token-id release; setup fills them
+    tokens_with_empty_id: int = 0  # id '' (MySQL without strict mode, a pre-token-id release); the operator fixes them
     partly_applied: str | None = None  # a revision stopped between steps it commits on their own (MySQL, PostgreSQL)
     unfinished: list[str] = field(default_factory=list)  # a downgrade or restore that did not end (MySQL)
     topology: dict[str, Any] | None = None  # a Galera cluster, a replica, a primary with replicas (MySQL)
@@ -52,6 +53,7 @@ class Status:
             "detected_state": self.detected_state,
             "adopted_from": self.adopted_from,
             "tokens_without_id": self.tokens_without_id,
+            "tokens_with_empty_id": self.tokens_with_empty_id,
             "partly_applied": self.partly_applied,
             "unfinished": list(self.unfinished),
             "topology": self.topology,
