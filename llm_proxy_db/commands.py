@@ -19,6 +19,7 @@ from llm_proxy_db.adoption.adopt import AdoptionResult
 from llm_proxy_db.config.alembic_config import make_config
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
+from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import (
     ConfigError,
     LLMProxyDBError,
@@ -238,14 +239,18 @@ def adopt(
     A database that matches no known state is left untouched (SchemaMismatchError), before
     any lock or backup.  Otherwise the stamp and the migration run on the guarded path (the
     migration lock, a checked SQLite backup), and the plan is made again under the lock.
-    With ``dry_run`` only the plan is computed; a missing SQLite file is not created.
+    With ``dry_run`` only the plan is computed.  A missing SQLite file is refused
+    (:class:`ConfigError`, with or without ``dry_run``): adopting builds nothing, and it is not created.
     """
     if settings.known_missing():  # refusals come before the file is created
-        missing = adoption.plan_for_missing_database(target)
+        missing = adoption.plan_for_missing_database(target)  # an unknown --to: exit 5
         if force_stamp:
             adoption.refuse_force_stamp(missing.detection, None)
-        if dry_run:
-            return adoption.AdoptionResult(missing)
+        raise ConfigError(
+            f"{settings.describe()} does not exist: there is no database to adopt",
+            hint="check the path (--database-path, DATABASE_PATH); to create a new database run "
+            "`llm-proxy-db setup`; nothing was created",
+        )
     if not dry_run:
         settings = writable_settings(settings)
     with bounded_lock_waits(lock_timeout):
@@ -410,7 +415,10 @@ def upgrade_sql(settings: Settings, target: str = revisions.HEAD, start: str | N
     if revisions.position(end_id) < revisions.position(start_id):
         raise ConfigError(f"{target} is below {start}", hint="use migrate down --sql --to REV")
     spec = f"{start_id}:{end_id}" if start_id else str(end_id)
-    return _offline(settings, lambda config: command.upgrade(config, spec, sql=True))
+    script = _offline(settings, lambda config: command.upgrade(config, spec, sql=True))
+    if start_id is None:  # the script creates the database: as the service runs it (SQLite: WAL)
+        script = dialect_for(settings).OFFLINE_CREATE_PREAMBLE + script
+    return script
 
 
 def downgrade_sql(settings: Settings, target: str, start: str = revisions.HEAD) -> str:

@@ -79,6 +79,9 @@ class Dialect(Protocol):
     DRIVER: str
     SQLALCHEMY_NAME: str
     OFFLINE_SCRIPT_PREAMBLE: str  # printed before a --sql script (the client stops at the first error)
+    #: Opens an offline script that creates the schema from base, outside any transaction (SQLite:
+    #: the file in WAL mode, as the service runs it and as the tool creates its files); "" elsewhere.
+    OFFLINE_CREATE_PREAMBLE: str
     #: The service's goose bookkeeping (our revision -> goose version, goose's CREATE TABLE);
     #: None where the service runs no goose.
     GOOSE_VERSIONS: Mapping[str, int] | None
@@ -161,6 +164,26 @@ class Dialect(Protocol):
 
     def read_run_log(self, settings: Settings) -> list[tuple[Any, ...]]:
         """The run log's rows (:data:`RUN_LOG_QUERY`) with the lightest client; [] without one."""
+        ...
+
+    def read_tables(self, settings: Settings, names: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
+        """With the lightest client: the tables SQLAlchemy's ``get_table_names`` lists, and
+        :meth:`relations_named` for ``names`` (the fast ``migrate adopt --dry-run`` at head)."""
+        ...
+
+    def read_broken_references(self, settings: Settings) -> bool:
+        """With the lightest client: whether rows break a foreign key where migrations switch
+        foreign keys off (SQLite's ``PRAGMA foreign_key_check``); False elsewhere."""
+        ...
+
+    def surely_writable(self, settings: Settings) -> bool:
+        """True when a bare read shows that ``safety.topology.writable_settings`` would accept
+        ``settings`` as they are (no transaction pooler, not a standby); False when unsure."""
+        ...
+
+    def check_copy_source(self, settings: Settings) -> None:
+        """Raise what :meth:`copy_of` refuses about the database before copying anything
+        (MySQL: a server that does not take writes); a rehearsal at head makes no copy."""
         ...
 
     def new_token_id_sql(self) -> str | None:

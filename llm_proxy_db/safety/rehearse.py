@@ -8,6 +8,11 @@ on the copy, timed one by one, and the copy is deleted.  The real database is on
 An unversioned database is adopted on the copy exactly as ``setup`` would adopt it
 (:func:`llm_proxy_db.adoption.adopt.run_or_adopt`: detect, stamp, then the remaining revisions);
 one of no known state is refused before anything is copied, as ``setup`` refuses it.
+
+At head (nothing pending) no copy is made: the refusals the copy would have met (a MySQL
+server that takes no writes, SQLite rows breaking a foreign key) are asked of the database
+itself, and the answer is "nothing pending".  So the fast path can give the same answer
+(:mod:`llm_proxy_db.quick_answers`); it does not prove that a copy could be made.
 """
 
 from __future__ import annotations
@@ -59,12 +64,25 @@ def rehearse(
             f"target {target} is below the current revision {current}",
             hint="rehearse rehearses upgrades only; choose a later --to",
         )
+    if current is not None and current == target_id:  # nothing pending: no copy (docs/cli.md)
+        _refuse_as_a_copy_would(settings)
+        return RehearsalResult(settings.describe(), current, target_id)
     if current is None:
         adoption.check_adoptable(settings, target_id)  # an unknown shape: refused, nothing copied
     result = RehearsalResult(settings.describe(), current, target_id)
     with _copy_of(settings, work_dir) as copy:
         _run_on_copy(copy, target_id, result, progress, version_locations)
     return result
+
+
+def _refuse_as_a_copy_would(settings: Settings) -> None:
+    """At head: what making the copy would have refused, asked of the database itself (reads
+    only): a server that takes no writes (MySQL), rows breaking a foreign key (SQLite)."""
+    dialect = dialect_for(settings)
+    dialect.check_copy_source(settings)
+    if dialect.FOREIGN_KEYS_OFF_WHILE_MIGRATING:
+        with connect(settings, create=False) as connection:  # a reader: no write lock, nothing written
+            refuse_broken_references(connection)
 
 
 @contextmanager

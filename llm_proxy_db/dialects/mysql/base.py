@@ -26,6 +26,7 @@ DSN_EXAMPLE = "user:password@tcp(host:3306)/dbname?parseTime=true"
 # Printed before a ``--sql`` script: nothing, the mariadb / mysql client stops at the first
 # error unless it is given --force.
 OFFLINE_SCRIPT_PREAMBLE = ""
+OFFLINE_CREATE_PREAMBLE = ""  # nothing: the server keeps its own journal
 OFFLINE_URL = "mysql://offline@localhost/offline"
 
 

@@ -24,6 +24,7 @@ from llm_proxy_db.dialects.mysql.base import (
     URL_SCHEMES,
 )
 from llm_proxy_db.dialects.mysql.engine import engine_for, utf8_password
+from llm_proxy_db.dialects.mysql.objects import KINDS, RELATIONS_NAMED_SQL
 from llm_proxy_db.dialects.mysql.waits import bound_lock_waits, session_bound_sql
 from llm_proxy_db.dialects.unfinished import UNFINISHED_TABLE
 from llm_proxy_db.errors import ConfigError
@@ -280,3 +281,38 @@ def read_run_log(settings: Settings) -> list[tuple[Any, ...]]:
             return [tuple(row) for row in cursor.fetchall()]
     finally:
         connection.close()
+
+
+def read_tables(settings: Settings, names: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
+    """The base tables SQLAlchemy's ``get_table_names`` lists (``SHOW FULL TABLES``) and
+    :func:`~.objects.relations_named` for ``names``, with a bare PyMySQL connection."""
+    require_driver(*DRIVER_PACKAGE)
+    import pymysql
+
+    connection = pymysql.connect(**connect_args(settings.sqlalchemy_url()))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(session_bound_sql())  # a metadata lock: waited for at most --lock-timeout
+            cursor.execute("SHOW FULL TABLES")
+            tables = [str(row[0]) for row in cursor.fetchall() if row[1] == "BASE TABLE"]
+            kinds: dict[str, str] = {}
+            if names:
+                marks = ", ".join("%s" for _ in names)
+                cursor.execute(RELATIONS_NAMED_SQL.format(names=marks), names)
+                kinds = {str(name): KINDS.get(str(kind).upper(), str(kind).lower()) for name, kind in cursor.fetchall()}
+            return tables, kinds
+    finally:
+        connection.close()
+
+
+def read_broken_references(settings: Settings) -> bool:
+    """False: foreign keys stay on while migrating here; nothing for a run to refuse."""
+    del settings
+    return False
+
+
+def surely_writable(settings: Settings) -> bool:
+    """False, "not sure": whether the server takes writes (a replica, a read-only server, a
+    Galera node) is read through SQLAlchemy (:mod:`.writable`), so the full path asks."""
+    del settings
+    return False
