@@ -68,6 +68,13 @@ def bounded_lock_waits(seconds: float | None) -> Iterator[None]:
             raise waited from None
 
 
+def lock_wait_ran_out(exc: BaseException) -> bool:
+    """Whether ``exc`` (a driver error, wrapped or not) is a lock wait that lasted the whole
+    bound (PostgreSQL ``lock_timeout``, MySQL's "Lock wait timeout exceeded"): waiting again
+    would double the wait ``--lock-timeout`` promised."""
+    return _lock_wait_ran_out(getattr(exc, "orig", None) or exc, None) is not None
+
+
 # MySQL's "Lock wait timeout exceeded" (row locks and metadata locks alike).
 _MYSQL_LOCK_WAIT_TIMEOUT = 1205
 _WAITED_FOR = re.compile(r'\b(?:FROM|INTO|UPDATE|TABLE|JOIN)\s+[`"]?(\w+)', re.IGNORECASE)

@@ -1,4 +1,4 @@
-"""``migrate history``, ``log`` and ``manifest`` at head, fast.
+"""``migrate history``, ``log``, ``adopt --dry-run``, ``rehearse`` and ``manifest`` at head, fast.
 
 Answered without Alembic or SQLAlchemy.
 
@@ -12,7 +12,19 @@ command, which explains whatever is unusual:
   allowed: neither command shows it);
 - the run log is read with the bare driver (each dialect's ``read_run_log``) and turned into
   the same :class:`~llm_proxy_db.migration.run_log_entry.Entry` objects; a value of a shape
-  SQLAlchemy would not have produced sends the command down the full path.
+  SQLAlchemy would not have produced sends the command down the full path;
+- ``adopt --dry-run``: a database at head is "versioned, nothing to do", and the plan shows
+  only the tables that are not the service's (SQLAlchemy's ``get_table_names``, read bare).
+  Anything under one of the service's table names that is not a plain table (a view, a
+  sequence, a virtual table: what adoption's relation-kind detection looks at), one of those
+  tables missing, or the marker of an unfinished operation (which adoption refuses) is
+  unusual: the full path answers;
+- ``rehearse``: at head the full path makes no copy (:mod:`llm_proxy_db.safety.rehearse`):
+  it refuses a transaction pooler, a server that only reads (``safety.topology``) and, on
+  SQLite, rows breaking a foreign key.  Answered here only where a bare read proves none of
+  them (the dialect's ``surely_writable``: PostgreSQL's pooler probe and standby read,
+  SQLite; MySQL's topology is read through SQLAlchemy, so never), without a direct URL
+  (``--direct-url`` / ``LLM_PROXY_DIRECT_URL[_FILE]``: the full path reads that one).
 
 ``tests/test_fast_commands.py`` compares every output with the full path's, byte for byte,
 on SQLite, PostgreSQL and MySQL.
@@ -21,19 +33,26 @@ on SQLite, PostgreSQL and MySQL.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from llm_proxy_db import quick_status
 from llm_proxy_db.adoption.known_state_files import stale_files
+from llm_proxy_db.adoption.plans import VERSIONED, AdoptionPlan, AdoptionResult, Detection
+from llm_proxy_db.config.parsing import DIRECT_URL_ENV
 from llm_proxy_db.config.settings import postgres_url_text
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.dialects.resolve import resolve_settings
+from llm_proxy_db.dialects.unfinished import UNFINISHED_TABLE
 from llm_proxy_db.migration.released_chain import ReleasedChain, released_chain
 from llm_proxy_db.migration.revision_info import RevisionState
 from llm_proxy_db.migration.run_log_entry import Entry, applied_at
+from llm_proxy_db.safety.rehearsal_result import RehearsalResult
+from llm_proxy_db.schema.fingerprint import OUR_TABLES, TOOL_BOOKKEEPING, Fingerprint
 
 # SQLAlchemy's storage format for DateTime on SQLite (microseconds always written).
 _SQLITE_DATETIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{6})?")
@@ -47,6 +66,12 @@ class Reader:
     description: str
     versions: Callable[[], list[str]]
     run_log: Callable[[], list[tuple[Any, ...]]]
+    #: (SQLAlchemy's table names, ``relations_named(OUR_TABLES)``)
+    tables: Callable[[], tuple[list[str], dict[str, str]]]
+    broken_references: Callable[[], bool]
+    #: True when the full path's topology checks surely pass (no pooler, no standby)
+    writable: Callable[[], bool]
+    direct_url: bool = False
 
 
 def reader(options: dict[str, str]) -> Reader:
@@ -60,17 +85,31 @@ def reader(options: dict[str, str]) -> Reader:
     )
     plain = quick_status.plain_postgres_url(raw_url) if raw_url else None
     if plain is not None:
+        if not quick_status.direct_url_plain_or_absent(options.get("direct_url")):
+            raise ValueError("a direct URL the full path parses (and may refuse)")
         from llm_proxy_db.dialects import postgresql  # only a PostgreSQL run pays for this import: start-up time
 
         libpq, masked = plain
+        port = urlsplit(libpq).port or 5432
         return Reader(
-            masked, lambda: postgresql.read_versions_at(libpq, True), lambda: postgresql.read_run_log_at(libpq)
+            masked, lambda: postgresql.read_versions_at(libpq, True), lambda: postgresql.read_run_log_at(libpq),
+            lambda: postgresql.read_tables_at(libpq, OUR_TABLES), lambda: False,
+            lambda: postgresql.surely_writable_at(libpq, port), direct_url=_direct_url_given(options),
         )
-    settings = resolve_settings(options.get("db_driver"), options.get("database_path"), raw_url)
+    settings = resolve_settings(
+        options.get("db_driver"), options.get("database_path"), raw_url, direct_url=options.get("direct_url")
+    )
     dialect = dialect_for(settings)
     return Reader(
-        settings.describe(), lambda: dialect.read_versions(settings, True), lambda: dialect.read_run_log(settings)
+        settings.describe(), lambda: dialect.read_versions(settings, True), lambda: dialect.read_run_log(settings),
+        lambda: dialect.read_tables(settings, OUR_TABLES), lambda: dialect.read_broken_references(settings),
+        lambda: dialect.surely_writable(settings), direct_url=_direct_url_given(options),
     )
+
+
+def _direct_url_given(options: dict[str, str]) -> bool:
+    """Whether a direct URL is configured: the full path connects through it for changes."""
+    return bool(options.get("direct_url") or os.environ.get(DIRECT_URL_ENV) or os.environ.get(f"{DIRECT_URL_ENV}_FILE"))
 
 
 def log_at_head(read: Reader) -> list[Entry] | None:
@@ -98,8 +137,37 @@ def history_at_head(read: Reader) -> list[RevisionState] | None:
     ]
 
 
+def adopt_dry_run_at_head(read: Reader) -> AdoptionResult | None:
+    """``commands.adopt(settings, dry_run=True)`` for a database at head: versioned, nothing
+    to do, the tables that are not the service's listed; None when unsure (see the module)."""
+    try:
+        chain = _head_chain(read)
+        if chain is None:
+            return None
+        tables, kinds = read.tables()
+    except Exception:  # noqa: BLE001 - "not sure": the full path explains it
+        return None
+    if kinds or not set(OUR_TABLES) <= set(tables) or UNFINISHED_TABLE in tables:
+        return None  # a view named like our tables, one missing, an unfinished operation: unusual
+    others = tuple(sorted(name for name in tables if name not in OUR_TABLES and name not in TOOL_BOOKKEEPING))
+    head = chain.revisions[-1].id
+    detection = Detection(VERSIONED, Fingerprint(tables={}, other_tables=others), current_revision=head)
+    return AdoptionResult(AdoptionPlan(detection, head))
 
 
+def rehearsal_at_head(read: Reader) -> RehearsalResult | None:
+    """``rehearse.rehearse(settings)`` for a database at head: nothing pending, no copy, when
+    nothing the full path would refuse is there (see the module); None when unsure."""
+    if read.direct_url:
+        return None
+    try:
+        chain = _head_chain(read)
+        if chain is None or read.broken_references() or not read.writable():
+            return None
+    except Exception:  # noqa: BLE001 - "not sure": the full path explains it
+        return None
+    head = chain.revisions[-1].id
+    return RehearsalResult(read.description, head, head)
 
 
 def manifest_current() -> bool:

@@ -18,6 +18,8 @@ import os
 import re
 from typing import TYPE_CHECKING
 
+from llm_proxy_db.config.parsing import DIRECT_URL_ENV
+from llm_proxy_db.config.secrets import secret_env
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.dialects.base import ADOPTION_TABLE, VERSION_QUERY  # noqa: F401 (the fast read's vocabulary)
 from llm_proxy_db.migration import manifest
@@ -115,6 +117,17 @@ def plain_postgres_url(raw_url: str) -> tuple[str, str] | None:
     user, password, host, port, database = match.group("user", "password", "host", "port", "database")
     masked = f"postgresql+psycopg://{user}{':***' if password else ''}@{host}{port or ''}/{database}"
     return f"postgresql://{user}{password or ''}@{host}{port or ''}/{database}", masked
+
+
+def direct_url_plain_or_absent(option: str | None) -> bool:
+    """Whether the direct URL (``--direct-url``, else ``LLM_PROXY_DIRECT_URL[_FILE]``) is
+    absent or a plain PostgreSQL URL (:func:`plain_postgres_url`), which the full path accepts
+    as it is; False for anything else, which the full path parses and may refuse (exit 2)."""
+    try:
+        raw = option or (secret_env(DIRECT_URL_ENV) or "").strip()
+    except Exception:  # noqa: BLE001 - both variables set, an unreadable file: the full path explains
+        return False
+    return not raw or plain_postgres_url(raw) is not None
 
 
 def postgres_url_at_head(raw_url: str, *, adopted_ok: bool = False) -> tuple[bool, str] | None:

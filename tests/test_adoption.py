@@ -287,12 +287,13 @@ def test_force_stamp_needs_an_unversioned_database_with_tables(sqlite_settings) 
         commands.adopt(sqlite_settings, force_stamp="0002")
 
 
-def test_dry_run_on_a_missing_file_creates_nothing(sqlite_settings) -> None:
-    """The plan for a file that does not exist: everything from base."""
-    result = commands.adopt(sqlite_settings, dry_run=True)
+def test_adopting_a_missing_file_is_refused_and_creates_nothing(sqlite_settings) -> None:
+    """Nothing to adopt: refused (exit 2), run or dry run; the file is not created."""
+    for dry_run in (True, False):
+        with pytest.raises(ConfigError, match="does not exist: there is no database to adopt"):
+            commands.adopt(sqlite_settings, dry_run=dry_run)
     assert not sqlite_settings.database_path.exists()
-    assert result.plan.detection.kind == adoption.EMPTY
-    assert [a.detail for a in result.plan.actions] == revisions.ids()
+    assert not list(sqlite_settings.database_path.parent.glob("*.lock"))
     assert commands.status(sqlite_settings).detected_state == "empty"
 
 

@@ -13,12 +13,14 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
+from llm_proxy_db.dialects.postgresql.locks import SERVICE_LOCK_KEY
 from tests import legacy
 from tests.safety_helpers import settings_env
 
@@ -108,3 +110,59 @@ def test_the_fast_read_of_a_locked_version_table_is_bounded_too(settings: Settin
         holder.rollback()
     assert result.returncode == 7, result.stdout + result.stderr
     assert "alembic_version" in result.stderr and "waited 2s" in result.stderr, result.stderr
+
+
+# Issue 21 hostile review, F5c: ``setup --lock-timeout 5`` gave up after 11 s.  The read of a
+# locked goose_db_version ran out once before the migration lock (adoption's precheck, which
+# swallowed the failure) and then again under it; and the wait for the service's own goose
+# lock ignored --lock-timeout (LLM_PROXY_LOCK_TIMEOUT or 300 s).  Timed in-process, so the
+# interpreter's start-up does not count.
+BOUND = 3.0
+SLACK = 1.0
+
+
+@pytest.mark.parametrize(
+    "dialect",
+    [pytest.param("postgresql", marks=pytest.mark.postgresql), pytest.param("mysql", marks=pytest.mark.mysql)],
+)
+def test_the_whole_wait_for_a_locked_goose_table_is_the_bound_not_twice(settings: Settings, dialect: str) -> None:
+    from llm_proxy_db import commands
+    from llm_proxy_db.errors import LockTimeoutError
+
+    legacy.create(settings, _goose_shape(dialect))
+    commands.status(settings)  # imports and known states loaded: only the wait is timed
+    with connect(settings) as holder:
+        for statement in LOCKS[dialect]:
+            holder.exec_driver_sql(statement)
+        started = time.monotonic()
+        with pytest.raises(LockTimeoutError):
+            commands.setup(settings, lock_timeout=BOUND, no_backup=True)
+        waited = time.monotonic() - started
+        holder.rollback()
+    assert waited < BOUND + SLACK, f"gave up after {waited:.1f}s for --lock-timeout {BOUND:g}"
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("dialect", ["postgresql"])
+def test_the_wait_for_the_services_goose_lock_follows_the_option(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service is starting (it holds its goose lock): --lock-timeout bounds that wait too."""
+    from llm_proxy_db import commands
+    from llm_proxy_db.errors import LockTimeoutError
+
+    monkeypatch.setenv("LLM_PROXY_LOCK_TIMEOUT", str(BOUND * 4))  # what the wait used, whatever the option said
+    legacy.create(settings, _goose_shape("postgresql"))
+    commands.status(settings)
+    with connect(settings) as holder:
+        holder.exec_driver_sql(f"SELECT pg_advisory_lock({SERVICE_LOCK_KEY})")
+        holder.commit()
+        started = time.monotonic()
+        try:
+            with pytest.raises(LockTimeoutError, match="service's migration lock"):
+                commands.setup(settings, lock_timeout=BOUND, no_backup=True)
+            waited = time.monotonic() - started
+        finally:
+            holder.exec_driver_sql(f"SELECT pg_advisory_unlock({SERVICE_LOCK_KEY})")
+            holder.commit()
+    assert waited < BOUND + SLACK, f"gave up after {waited:.1f}s for --lock-timeout {BOUND:g}"

@@ -1,7 +1,8 @@
 """Every offline script (``migrate up --sql`` / ``migrate down --sql``), on every dialect and to
 every target, run through the real client (``sqlite3``, ``psql``, ``mariadb``) on a fresh
 database, leaves what the online run to the same target leaves: the same schema (the
-project's fingerprint), the same ``alembic_version`` and the same goose rows.
+project's fingerprint), the same ``alembic_version`` and the same goose rows; a SQLite script
+from base creates the file in WAL mode, as the service runs it and the tool creates it.
 
 The online states are walked once per dialect (base -> head -> base, one revision at a time,
 on a database of their own) and kept; each case runs its script on its own new database.
@@ -21,6 +22,7 @@ import sqlalchemy as sa
 from llm_proxy_db import commands
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
+from llm_proxy_db.dialects.sqlite.journal import journal_mode
 from llm_proxy_db.migration import revisions
 from llm_proxy_db.migration.version_table import current_revision
 from llm_proxy_db.schema.fingerprint import Fingerprint, fingerprint
@@ -116,6 +118,8 @@ def test_the_offline_script_leaves_what_the_online_run_leaves(
         run_client(fresh, commands.upgrade_sql(fresh, "head"))
         run_client(fresh, commands.downgrade_sql(fresh, target))
     got = observe(fresh)
+    if fresh.is_sqlite:  # created by the script from base: in WAL mode, as the service runs it
+        assert journal_mode(fresh.database_path) == "wal"
     wanted = online_states(dialect, make_settings())[(direction, target)]
     assert got.revision == wanted.revision
     assert got.goose_rows == wanted.goose_rows

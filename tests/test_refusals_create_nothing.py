@@ -3,7 +3,8 @@
 Every refusal a command can give on a SQLite path that does not exist yet (and the
 "nothing to do" of a downgrade there) leaves the directory as it was: no database, no lock
 file, no backup directory.  "cannot go down N steps" is a bad option (exit 2), not an unknown
-revision (exit 5).
+revision (exit 5).  ``migrate adopt`` (and its dry run) on a missing path is refused too:
+there is nothing to adopt (it used to build a new database, lock file included).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ REFUSED = [
     (["db", "backup"], 8),
     (["db", "restore", "no-such.bak"], 8),
     (["migrate", "down", "--to", "base"], 0),  # nothing to do at base: nothing to create either
-    (["migrate", "adopt", "--dry-run"], 0),
+    (["migrate", "adopt"], 2),  # nothing to adopt (issue 21 review F5b: it built the database)
+    (["migrate", "adopt", "--dry-run"], 2),  # the dry run says what the run would
     (["migrate", "status"], 0),
     (["migrate", "log"], 0),
 ]

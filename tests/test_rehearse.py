@@ -84,6 +84,25 @@ def test_rehearse_with_nothing_pending(settings: Settings) -> None:
     assert result.ok and result.steps == [] and result.before == HEAD
 
 
+def test_rehearse_at_head_makes_no_copy(settings: Settings, tmp_path: Path) -> None:
+    """Nothing pending: no copy at all (docs/cli.md), so the fast path's one read gives the
+    same answer; a working directory that does not exist is never even looked at."""
+    commands.upgrade(settings, no_backup=True)
+    result = rehearse.rehearse(settings, work_dir=tmp_path / "no-such-directory")
+    assert result.ok and result.steps == [] and (result.before, result.target) == (HEAD, HEAD)
+    assert scratch_databases(settings) == []
+
+
+def test_rehearse_at_head_still_refuses_old_foreign_key_violations(sqlite_settings: Settings) -> None:
+    """What the copy would have been refused for is asked of the database itself, read only."""
+    commands.upgrade(sqlite_settings, no_backup=True)
+    with connect(sqlite_settings, foreign_keys=False) as conn:
+        conn.exec_driver_sql("INSERT INTO tokens (id, token, project_id) VALUES ('i', 'x', 'ghost')")
+        conn.commit()
+    with pytest.raises(SchemaMismatchError, match="already has 1 foreign key violation"):
+        rehearse.rehearse(sqlite_settings)
+
+
 def test_rehearse_refuses_a_target_below_and_a_missing_file(at_0004: Settings, tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         rehearse.rehearse(at_0004, "0002")

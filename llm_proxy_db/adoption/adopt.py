@@ -53,8 +53,8 @@ from llm_proxy_db.errors import (
     SchemaAppearedError,
     SchemaMismatchError,
 )
-from llm_proxy_db.failures import translate
-from llm_proxy_db.migration import adoption_record, revisions, run_log
+from llm_proxy_db.failures import lock_wait_ran_out, translate
+from llm_proxy_db.migration import adoption_record, revisions, run_log, unfinished_runs
 from llm_proxy_db.migration.executor import Progress, ProgressEvent, RunResult, run
 from llm_proxy_db.migration.version_table import current_revision, has_version_table
 from llm_proxy_db.schema.fingerprint import Fingerprint, fingerprint, our_tables_present
@@ -140,7 +140,11 @@ def _match(print_: Fingerprint, states: list[KnownState], goose_at: int | None) 
 def plan(
     connection: Connection, target: str = revisions.HEAD, force_stamp: str | None = None
 ) -> AdoptionPlan:
-    """What adopting the database on ``connection`` would do.  Only reads (a dry run)."""
+    """What adopting the database on ``connection`` would do.  Only reads (a dry run).
+
+    A database a restore or a downgrade left part-way (MySQL) is refused first: its shape is
+    no state to adopt or force-stamp, and the refusal says how to finish that operation."""
+    unfinished_runs.refuse_or_resume(connection, None, None)
     detection = detect(connection)
     target_id = revisions.resolve(target)
     if force_stamp is not None:
@@ -362,11 +366,14 @@ class GuardedAdoption:
         The schema may be moving meanwhile (another migrator holds the lock and is half-way):
         a read that the server refuses then (``relation "goose_db_version" does not exist``
         for the loser of a race) proves nothing, and the decision is left to :meth:`check`,
-        under the lock."""
+        under the lock.  A lock wait that ran out is final: it lasted the whole bound, and the
+        check would wait as long again (``setup --lock-timeout 5`` gave up after 11 s)."""
         try:
             self._plan(connection, target)
-        except sa.exc.DBAPIError:
+        except sa.exc.DBAPIError as exc:
             connection.rollback()
+            if lock_wait_ran_out(exc):  # waited the whole --lock-timeout already: not twice
+                raise
             self.planned, self._cookie, self.checked = None, None, False
             return
         self._cookie = dialect_for(connection).schema_cookie(connection) if self.planned else None

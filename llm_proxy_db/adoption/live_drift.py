@@ -36,7 +36,7 @@ from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import SchemaMismatchError
-from llm_proxy_db.migration import revisions
+from llm_proxy_db.migration import revisions, unfinished_runs
 from llm_proxy_db.migration.version_table import current_revision
 from llm_proxy_db.schema.fingerprint import OUR_TABLES, Fingerprint, fingerprint
 from llm_proxy_db.schema.reconcile import Reconciliation, reconcile
@@ -132,10 +132,13 @@ def check(settings: Settings, against: Settings | None = None, *, strict: bool =
 
 
 def read_side(connection: Connection, description: str) -> Side:
-    """Where the database on ``connection`` stands; refuses an unversioned one that has tables."""
+    """Where the database on ``connection`` stands; refuses an unversioned one that has tables,
+    and one a restore or a downgrade left part-way (exit 6, saying how to finish it)."""
     current = current_revision(connection)
     connection.commit()
     revisions.position(current)  # a revision of a newer release is refused (exit 5)
+    # A restore or a downgrade left part-way (MySQL): no revision's schema to compare with; the way is to finish it.
+    unfinished_runs.refuse_reading(connection, f"compare {description}")
     actual = fingerprint(connection)
     if current is None and not actual.is_empty:
         raise SchemaMismatchError(

@@ -15,12 +15,14 @@ Every ``--help`` screen is printed from :mod:`.help_screens`, rendered by Typer 
 (:func:`help_screen`): Typer validates each parameter through pydantic before it prints a
 subcommand's help, which alone costs about 0.1 s of CPU.
 
-``migrate history``, ``log`` (each with or without ``--json``) and ``migrate manifest`` are
-answered the same way by :mod:`llm_proxy_db.quick_answers` (the revision chain read from the
-released files, the run log with the bare driver), on the same terms: sure, or the full CLI.
-``migrate adopt --dry-run`` and ``migrate rehearse`` are not: adoption's detection tells
-relation kinds apart (a view or sequence under one of the service's names) and a rehearsal
-refuses a transaction pooler or a server that only reads, which the full path alone checks.
+``migrate history``, ``log``, ``adopt --dry-run``, ``rehearse`` (each with or without
+``--json``) and ``migrate manifest`` are answered the same way by
+:mod:`llm_proxy_db.quick_answers` (the revision chain read from the released files, the run
+log and the table names with the bare driver), on the same terms: sure, or the full CLI.
+Adoption's dry run steps aside when anything but a plain table carries one of the service's
+table names; a rehearsal when a bare read cannot prove that the full path would not refuse
+it (a transaction pooler, a server that only reads, SQLite rows breaking a foreign key, a
+direct URL, MySQL).
 
 :func:`main` is the ``llm-proxy-db`` script's entry point: importing :mod:`llm_proxy_db.cli.app`
 (Typer) is itself a third of the budget, so it happens only when the fast path steps aside.
@@ -36,8 +38,10 @@ from typing import TYPE_CHECKING, Any
 from llm_proxy_db import quick_status
 from llm_proxy_db.cli import streams
 from llm_proxy_db.cli.render import (
+    render_adoption,
     render_history,
     render_log,
+    render_rehearsal,
     render_run,
     render_status,
 )
@@ -49,22 +53,25 @@ from llm_proxy_db.migration.results import RunResult
 from llm_proxy_db.status import status_at_head, with_topology
 
 if TYPE_CHECKING:
+    from llm_proxy_db.adoption.plans import AdoptionResult
     from llm_proxy_db.migration.revision_info import RevisionState
     from llm_proxy_db.migration.run_log_entry import Entry
+    from llm_proxy_db.safety.rehearsal_result import RehearsalResult
 
 GLOBAL_OPTIONS = {
     "--db-driver": "db_driver",
     "--database-path": "database_path",
     "--database-url": "database_url",
-    "--direct-url": "direct_url",  # not read at head: DATABASE_URL answers the read
+    "--direct-url": "direct_url",  # checked as the full path checks it, not read: DATABASE_URL answers
 }
 
 # Exactly these command words (after the global options) may take the fast path.
 FAST_COMMANDS = [
     ["migrate", "manifest"],
     *([*words, *flag] for words in (["setup"], ["migrate", "up"], ["migrate", "status"], ["migrate", "history"],
-                                    ["migrate", "log"])
+                                    ["migrate", "log"], ["migrate", "rehearse"], ["migrate", "adopt", "--dry-run"])
       for flag in ([], ["--json"])),
+    ["migrate", "adopt", "--json", "--dry-run"],
 ]
 
 
@@ -162,10 +169,23 @@ def _history(states: list[RevisionState], as_json: bool) -> str:
     return json.dumps([s.as_dict() for s in states], indent=2) if as_json else render_history(states)
 
 
+def _adopt(result: AdoptionResult, as_json: bool) -> str:
+    """As ``migrate adopt --dry-run`` prints it (the plan, ``"run": null``)."""
+    if as_json:
+        return json.dumps({**result.plan.as_dict(), "run": None}, indent=2)
+    return render_adoption(result)
+
+
+def _rehearse(result: RehearsalResult, as_json: bool) -> str:
+    return json.dumps(result.as_dict(), indent=2) if as_json else render_rehearsal(result)
+
+
 # Command word -> (the quick_answers function answering it at head, its renderer).
 _READ_ONLY: dict[str, tuple[str, Callable[[Any, bool], str]]] = {
     "log": ("log_at_head", _log),
     "history": ("history_at_head", _history),
+    "adopt": ("adopt_dry_run_at_head", _adopt),
+    "rehearse": ("rehearsal_at_head", _rehearse),
 }
 
 
@@ -175,11 +195,16 @@ def _description_at_head(options: dict[str, str], *, adopted_ok: bool) -> tuple[
     raw_url = postgres_url_text(
         options.get("db_driver"), options.get("database_url"), database_path=options.get("database_path")
     )
-    plain = quick_status.postgres_url_at_head(raw_url, adopted_ok=adopted_ok) if raw_url else None
-    if plain is not None:
+    if raw_url and quick_status.plain_postgres_url(raw_url):
+        if not quick_status.direct_url_plain_or_absent(options.get("direct_url")):
+            return None, None  # the full path parses the direct URL and may refuse it
+        plain = quick_status.postgres_url_at_head(raw_url, adopted_ok=adopted_ok)
+        assert plain is not None
         at_head, description = plain
         return (description if at_head else None), None
-    settings = resolve_settings(options.get("db_driver"), options.get("database_path"), raw_url)
+    settings = resolve_settings(
+        options.get("db_driver"), options.get("database_path"), raw_url, direct_url=options.get("direct_url")
+    )
     return (settings.describe() if quick_status.at_head(settings, adopted_ok=adopted_ok) else None), settings
 
 

@@ -62,11 +62,14 @@ class ExtraCheckState:
 @dataclass(frozen=True)
 class DumpInfo:
     """What a dump says about itself: the database it was taken of, the tables it creates and
-    the revision its ``alembic_version`` holds (None: unversioned, or at base)."""
+    the revision its ``alembic_version`` holds (None: unversioned, or at base); ``unfinished``:
+    the ``(kind, subject)`` rows of the marker of an operation that had not ended when the
+    dump was taken (:mod:`llm_proxy_db.dialects.unfinished`; MySQL's dumps only)."""
 
     database: str | None
     tables: frozenset[str]
     revision: str | None
+    unfinished: tuple[tuple[str, str], ...] = ()
 
 
 class Dialect(Protocol):
@@ -76,6 +79,9 @@ class Dialect(Protocol):
     DRIVER: str
     SQLALCHEMY_NAME: str
     OFFLINE_SCRIPT_PREAMBLE: str  # printed before a --sql script (the client stops at the first error)
+    #: Opens an offline script that creates the schema from base, outside any transaction (SQLite:
+    #: the file in WAL mode, as the service runs it and as the tool creates its files); "" elsewhere.
+    OFFLINE_CREATE_PREAMBLE: str
     #: The service's goose bookkeeping (our revision -> goose version, goose's CREATE TABLE);
     #: None where the service runs no goose.
     GOOSE_VERSIONS: Mapping[str, int] | None
@@ -160,8 +166,33 @@ class Dialect(Protocol):
         """The run log's rows (:data:`RUN_LOG_QUERY`) with the lightest client; [] without one."""
         ...
 
+    def read_tables(self, settings: Settings, names: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
+        """With the lightest client: the tables SQLAlchemy's ``get_table_names`` lists, and
+        :meth:`relations_named` for ``names`` (the fast ``migrate adopt --dry-run`` at head)."""
+        ...
+
+    def read_broken_references(self, settings: Settings) -> bool:
+        """With the lightest client: whether rows break a foreign key where migrations switch
+        foreign keys off (SQLite's ``PRAGMA foreign_key_check``); False elsewhere."""
+        ...
+
+    def surely_writable(self, settings: Settings) -> bool:
+        """True when a bare read shows that ``safety.topology.writable_settings`` would accept
+        ``settings`` as they are (no transaction pooler, not a standby); False when unsure."""
+        ...
+
+    def check_copy_source(self, settings: Settings) -> None:
+        """Raise what :meth:`copy_of` refuses about the database before copying anything
+        (MySQL: a server that does not take writes); a rehearsal at head makes no copy."""
+        ...
+
     def new_token_id_sql(self) -> str | None:
         """SQL for a new token id where an older release's tokens can lack one; else None."""
+        ...
+
+    def empty_token_ids(self, connection: Connection) -> int:
+        """How many tokens have the id ``''`` (MySQL without strict mode: an older release's
+        INSERT after 0005), by an indexed read only; 0 where none can exist or ``id`` has no index."""
         ...
 
     def partly_applied(self, connection: Connection, revision: str, module: ModuleType) -> str | None:

@@ -31,3 +31,9 @@ def read_only_reason_on(connection: Connection, settings: Settings) -> str | Non
     """None: not checked up front here."""
     del connection, settings
     return None
+
+
+def check_copy_source(settings: Settings) -> None:
+    """Nothing: the copy itself refuses nothing up front here (SQLite; PostgreSQL's standby
+    and pooler are refused before, by ``safety.topology``)."""
+    del settings

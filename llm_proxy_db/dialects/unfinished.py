@@ -27,6 +27,9 @@ if TYPE_CHECKING:  # SQLAlchemy is imported when used: the fast startup read nee
 UNFINISHED_TABLE = "llm_proxy_unfinished"
 DOWNGRADE = "downgrade"
 RESTORE = "restore"
+# Beside a RESTORE: the safety dump of what the database held before the restore (the good copy
+# to go back to; carried over when a restore is redone over one that did not finish).
+REPLACED = "replaced"
 
 
 @functools.cache
@@ -63,15 +66,28 @@ def mark(connection: Connection, kind: str, subject: str) -> None:
     connection.commit()
 
 
-def clear(connection: Connection, kind: str) -> None:
-    """Forget ``kind`` (the operation ended and was checked); the table goes when it is empty."""
+def replace_all(connection: Connection, entries: list[tuple[str, str]]) -> None:
+    """Make ``(kind, subject)`` of ``entries`` the only operations recorded, and commit (a
+    restore's start: what the replaced database had started is gone with it)."""
+    table = _table()
+    connection.commit()
+    table.create(connection, checkfirst=True)
+    connection.execute(table.delete())
+    moment = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    for kind, subject in entries:
+        connection.execute(table.insert(), {"kind": kind, "subject": subject, "started_at": moment})
+    connection.commit()
+
+
+def clear(connection: Connection, *kinds: str) -> None:
+    """Forget ``kinds`` (the operation ended and was checked); the table goes when it is empty."""
     import sqlalchemy as sa
 
     table = _table()
     connection.commit()
     if not _exists(connection):
         return
-    connection.execute(table.delete().where(table.c.kind == kind))
+    connection.execute(table.delete().where(table.c.kind.in_(kinds)))
     connection.commit()
     if not connection.execute(sa.select(sa.func.count()).select_from(table)).scalar():
         connection.commit()

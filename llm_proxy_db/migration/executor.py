@@ -26,7 +26,7 @@ from llm_proxy_db.errors import (
 )
 from llm_proxy_db.events import Progress, ProgressEvent
 from llm_proxy_db.failures import explain_driver_message
-from llm_proxy_db.migration import adoption_record, run_log, unfinished_runs
+from llm_proxy_db.migration import adoption_record, revisions, run_log, unfinished_runs
 from llm_proxy_db.migration.downgrade_folds import ALLOW_DATA_LOSS
 from llm_proxy_db.migration.pg_online import backoff, is_lock_conflict, lock_retries, stop_on_sigterm
 from llm_proxy_db.migration.results import RunResult, StepTiming
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
     from sqlalchemy.engine import Connection
 
+    from llm_proxy_db.dialects.interrupts import Stop
     from llm_proxy_db.migration.run_log import Entry
 
 # Tests set this to act in the gap between the decision "the database is empty" and the first
@@ -79,7 +80,9 @@ def run(
         _forget_adoption(connection)
     with stop_on_sigterm(), dialect_for(connection).interruptible(connection) as stop:
         try:
-            _apply(connection, steps, result, progress, (tuple(version_locations), allow_data_loss))
+            _apply(connection, steps, result, progress, (tuple(version_locations), allow_data_loss), stop)
+        except MigrationInterrupted:
+            raise
         except BaseException as exc:
             if stop.signal is None:
                 raise
@@ -95,10 +98,13 @@ def _apply(
     result: RunResult,
     progress: Progress | None,
     how: tuple[Sequence[str], bool],
+    stop: Stop,
 ) -> None:
     """Run ``steps`` in order, recording each in ``result``; the first failure raises.
 
-    ``how``: the extra version locations, and whether data loss is allowed.
+    ``how``: the extra version locations, and whether data loss is allowed.  ``stop``: where
+    a signal is recorded; a step it stopped is logged and raised as
+    :class:`~llm_proxy_db.errors.MigrationInterrupted`, whatever the driver raised meanwhile.
 
     From base on a dialect whose service creates its schema at start-up whatever our lock says
     (SQLite), the whole chain runs in one write transaction begun by
@@ -115,7 +121,14 @@ def _apply(
         retries = _RetryCounter(progress)
         try:
             _step_retrying(connection, (revision, reached, direction), how, retries, entry, commit=not together)
-        except Exception as exc:
+        except BaseException as exc:
+            if stop.signal is not None:
+                _emit(progress, "apply_failure", revision, direction, time.monotonic() - started)
+                interrupted = _interrupted(connection, stop.signal, result, steps)
+                _log_failure(connection, entry, interrupted.message)
+                raise interrupted from exc
+            if not isinstance(exc, Exception):
+                raise
             connection.rollback()
             _emit(progress, "apply_failure", revision, direction, time.monotonic() - started)
             transactional = dialect_for(connection).TRANSACTIONAL_DDL
@@ -254,25 +267,50 @@ def _step(
 def _interrupted(
     connection: Connection, signum: int, result: RunResult, steps: list[tuple[str, str | None, str]]
 ) -> MigrationInterrupted:
-    """A run stopped by a signal: the revision running is rolled back, and the error says so."""
+    """A run stopped by a signal: the revision running is rolled back, or, where its steps
+    commit on their own (MySQL, PostgreSQL's online steps), left partly applied for a rerun to
+    finish; the error says which."""
     import signal as signals
 
-    at = result.after
-    if not connection.closed and not connection.invalidated:
-        connection.rollback()
-        at = current_revision(connection)  # what was committed (a chain from base: nothing)
-        connection.rollback()
     done = len(result.steps)
     running = steps[done] if done < len(steps) else None
+    at, partly = result.after, None
+    try:
+        connection.rollback()  # also ends a connection the signal invalidated (a new one is opened)
+        at = current_revision(connection)  # what was committed (a chain from base: nothing)
+        partly = _left_part_way(connection, running)
+        connection.rollback()
+    except Exception:  # noqa: BLE001 - the connection went with the signal: report what is known
+        connection.invalidate()
     name = signals.Signals(signum).name
     what = f"{running[2]} of revision {running[0]}" if running else "the run"
+    if partly:
+        return MigrationInterrupted(
+            f"interrupted by {name} during {what}: not rolled back, {partly}",
+            signal=signum,
+            current_revision=at,
+            hint="run the command again: it finishes what that revision left, without "
+            "repeating the steps done; `llm-proxy-db migrate status` shows them",
+        )
     return MigrationInterrupted(
-        f"interrupted by {name} during {what}: rolled back; the database is at revision "
-        f"{at or 'base'}",
+        f"interrupted by {name} during {what}: rolled back; the database is at revision {at or 'base'}",
         signal=signum,
         current_revision=at,
-        hint="run the command again to finish (each revision is one transaction: nothing half-done stays)",
+        hint="run the command again to finish (that revision was rolled back: nothing half-done stays)",
     )
+
+
+def _left_part_way(connection: Connection, running: tuple[str, str | None, str] | None) -> str | None:
+    """What the interrupted revision left committed (None: nothing, it was rolled back)."""
+    if running is None:
+        return None
+    revision, _reached, direction = running
+    if direction == "upgrade":
+        return revisions.partly_applied(connection, revision)
+    if dialect_for(connection).TRANSACTIONAL_DDL:
+        return None
+    lines = unfinished_runs.describe(connection)  # the downgrade's marker, set before its first step
+    return lines[0] if lines else None
 
 
 def _begin_on_an_empty_schema(connection: Connection, revision: str) -> None:

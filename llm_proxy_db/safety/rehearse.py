@@ -8,6 +8,11 @@ on the copy, timed one by one, and the copy is deleted.  The real database is on
 An unversioned database is adopted on the copy exactly as ``setup`` would adopt it
 (:func:`llm_proxy_db.adoption.adopt.run_or_adopt`: detect, stamp, then the remaining revisions);
 one of no known state is refused before anything is copied, as ``setup`` refuses it.
+
+At head (nothing pending) no copy is made: the refusals the copy would have met (a MySQL
+server that takes no writes, SQLite rows breaking a foreign key) are asked of the database
+itself, and the answer is "nothing pending".  So the fast path can give the same answer
+(:mod:`llm_proxy_db.quick_answers`); it does not prove that a copy could be made.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import ConfigError, MigrationError
-from llm_proxy_db.migration import revisions
+from llm_proxy_db.migration import revisions, unfinished_runs
 from llm_proxy_db.migration.executor import Progress, ProgressEvent, StepTiming
 from llm_proxy_db.safety.guard import refuse_broken_references
 from llm_proxy_db.safety.rehearsal_result import RehearsalResult
@@ -49,18 +54,35 @@ def rehearse(
     settings = writable_settings(settings)  # the copy is made on the primary, by a session of ours
     scripts = revisions.script_directory(tuple(version_locations))
     target_id = revisions.resolve(target, scripts)
-    current = revisions.peek_revision(settings, version_locations)
+    with connect(settings, create=False) as connection:
+        current = revisions.peek_revision(settings, version_locations, connection)
+        # A restore or a downgrade left part-way (MySQL) is refused as setup refuses it: its copy
+        # would look whole (the marker is not copied), so a rehearsal on it would prove nothing.
+        unfinished_runs.refuse_reading(connection, "rehearse", scripts)
     if revisions.position(target_id, scripts) < revisions.position(current, scripts):
         raise ConfigError(
             f"target {target} is below the current revision {current}",
             hint="rehearse rehearses upgrades only; choose a later --to",
         )
+    if current is not None and current == target_id:  # nothing pending: no copy (docs/cli.md)
+        _refuse_as_a_copy_would(settings)
+        return RehearsalResult(settings.describe(), current, target_id)
     if current is None:
         adoption.check_adoptable(settings, target_id)  # an unknown shape: refused, nothing copied
     result = RehearsalResult(settings.describe(), current, target_id)
     with _copy_of(settings, work_dir) as copy:
         _run_on_copy(copy, target_id, result, progress, version_locations)
     return result
+
+
+def _refuse_as_a_copy_would(settings: Settings) -> None:
+    """At head: what making the copy would have refused, asked of the database itself (reads
+    only): a server that takes no writes (MySQL), rows breaking a foreign key (SQLite)."""
+    dialect = dialect_for(settings)
+    dialect.check_copy_source(settings)
+    if dialect.FOREIGN_KEYS_OFF_WHILE_MIGRATING:
+        with connect(settings, create=False) as connection:  # a reader: no write lock, nothing written
+            refuse_broken_references(connection)
 
 
 @contextmanager

@@ -38,7 +38,7 @@ from llm_proxy_db.dialects.client_tools import find_tool
 from llm_proxy_db.errors import MISSING_BACKUP_HINT, BackupError, UnknownRevisionError
 from llm_proxy_db.events import Progress
 from llm_proxy_db.files import remove_leftovers
-from llm_proxy_db.migration import revisions, run_log
+from llm_proxy_db.migration import revisions, run_log, unfinished_runs
 from llm_proxy_db.migration.version_table import current_revision
 from llm_proxy_db.safety import backup_names
 from llm_proxy_db.safety.backup_result import RestoreResult
@@ -63,11 +63,12 @@ def dump_path(directory: Path, settings: Settings, revision: str | None, suffix:
 
 def backup(settings: Settings, out: Path | None, directory: Path, keep: int) -> Path:
     """A dump now: to ``out`` (a file that must not exist, or a directory; never rotated),
-    else into ``directory`` under the automatic name, rotated like SQLite's backups."""
+    else into ``directory`` under the automatic name, rotated like SQLite's backups.  A
+    database whose restore did not finish is refused (exit 8): it holds part of a dump's rows."""
     dialect = server_dialect_for(settings)
     revision = read_revision(settings)
     if out is None:
-        return take_backup(settings, revision, directory, keep)
+        return _rotated_dump(settings, revision, directory, keep)
     if out.is_dir() or str(out).endswith(os.sep):
         out = dump_path(out, settings, revision, dialect.backup_suffix())
     return dialect.dump(settings, out)
@@ -75,7 +76,13 @@ def backup(settings: Settings, out: Path | None, directory: Path, keep: int) -> 
 
 def take_backup(settings: Settings, revision: str | None, directory: Path, keep: int) -> Path:
     """A dump into ``directory`` under the automatic name; then the oldest automatic dumps of
-    this database beyond ``keep`` are deleted (the one just taken never is)."""
+    this database beyond ``keep`` are deleted (the one just taken never is).  Refused, like
+    :func:`backup`, while a restore is unfinished."""
+    read_revision(settings)
+    return _rotated_dump(settings, revision, directory, keep)
+
+
+def _rotated_dump(settings: Settings, revision: str | None, directory: Path, keep: int) -> Path:
     dialect = server_dialect_for(settings)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     remove_leftovers(directory)
@@ -86,8 +93,10 @@ def take_backup(settings: Settings, revision: str | None, directory: Path, keep:
 
 
 def read_revision(settings: Settings) -> str | None:
-    """The database's current revision (a missing or unreachable database is an error)."""
+    """The database's current revision (a missing or unreachable database is an error; one
+    whose restore did not finish is refused: nothing may take a copy of it for a good one)."""
     with connect(settings, create=False) as connection:
+        unfinished_runs.refuse_backup(connection, settings.describe())
         return current_revision(connection)
 
 
@@ -108,6 +117,13 @@ def checked_dump(dialect: ServerDialect, source: Path) -> DumpInfo:
             hint="restore a backup this tool took; the database was not touched",
         )
     revisions.position(info.revision)  # a dump written by a newer release is refused
+    for kind, subject in info.unfinished:
+        if kind == unfinished.RESTORE:  # a dump of part of a dump's rows (taken by hand, or a safety dump)
+            raise BackupError(
+                f"{source} was taken of a database whose restore of {subject} had not finished: it "
+                "holds part of that dump's rows; refusing to restore it",
+                hint=f"restore a complete backup (such as {subject}); the database was not touched",
+            )
     return info
 
 
@@ -133,23 +149,33 @@ def restore(
         connection.rollback()
         replaced = run_log.ReplacedDatabase.read(connection)
         connection.rollback()
-        safety = _replaceable(dialect, settings, connection, directory, force)
+        previous = unfinished.read(connection)  # a restore that did not finish: its rows are not a copy
+        connection.rollback()
+        cut_short = next((entry.subject for entry in previous if entry.kind == unfinished.RESTORE), None)
+        safety = _replaceable(dialect, settings, connection, directory, force, partial=cut_short is not None)
+        before = unfinished_runs.replaced_by(previous) if cut_short else (str(safety) if safety else None)
+        way_back = _way_back(source, safety, cut_short, before)
         marked = not dialect.TRANSACTIONAL_DDL  # the load commits statement by statement
         if marked:  # any later process sees a load that did not end (dialects.unfinished)
-            unfinished.mark(connection, unfinished.RESTORE, str(source.resolve()))
+            carried = [entry for entry in info.unfinished if entry[0] == unfinished.DOWNGRADE]  # the dump's own
+            unfinished.replace_all(connection, [
+                (unfinished.RESTORE, str(source.resolve())),
+                *([(unfinished.REPLACED, before)] if before else []),
+                *carried,
+            ])
         try:
             if safety is not None and not getattr(dialect, "LOAD_REPLACES", False):
                 dialect.drop_everything(connection)  # else the dialect's load drops, in its own transaction
             dialect.load_dump(settings, source)
         except BackupError as exc:
-            raise _load_failed(exc, safety) from None
+            raise BackupError(exc.message, hint=way_back) from None
         except (KeyboardInterrupt, SystemExit):  # SIGINT, SIGTERM (the CLI's handler)
-            _tell_interrupted(safety)
+            print(f"restore interrupted: {way_back}", file=sys.stderr)
             raise
         connection.rollback()  # see what the load committed
-        _check_loaded(connection, safety)
+        _check_loaded(connection, way_back)
         if marked:
-            unfinished.clear(connection, unfinished.RESTORE)
+            unfinished.clear(connection, unfinished.RESTORE, unfinished.REPLACED)
         revision = current_revision(connection)
         run_log.record_restore(
             connection, replaced, revision, started,
@@ -160,10 +186,13 @@ def restore(
 
 
 def _replaceable(
-    dialect: ServerDialect, settings: Settings, connection: Connection, directory: Path, force: bool
+    dialect: ServerDialect, settings: Settings, connection: Connection, directory: Path, force: bool,
+    *, partial: bool = False,
 ) -> Path | None:
     """Step 2: None for an empty database; with ``force`` the safety dump of a non-empty one
-    (the caller then empties it); otherwise the refusal."""
+    (the caller then empties it; ``partial``: the database holds a restore that did not finish,
+    its dump is named ``*.pre-restore.partial.*`` and is never offered as a copy to go back to;
+    restoring it is refused, see :func:`checked_dump`); otherwise the refusal."""
     connection.rollback()
     # every kind: a lone sequence or routine counts; our own marker of an unfinished restore does not
     found = [o for o in dialect.schema_objects(connection) if o.split()[-1] != unfinished.UNFINISHED_TABLE]
@@ -182,7 +211,8 @@ def _replaceable(
     connection.rollback()
     _warn_if_unknown(settings, revision)
     directory.mkdir(parents=True, exist_ok=True)
-    return dialect.dump(settings, dump_path(directory, settings, revision, f"pre-restore.{dialect.backup_suffix()}"))
+    kind = "pre-restore.partial" if partial else "pre-restore"
+    return dialect.dump(settings, dump_path(directory, settings, revision, f"{kind}.{dialect.backup_suffix()}"))
 
 
 def _warn_if_unknown(settings: Settings, revision: str | None) -> None:
@@ -197,36 +227,30 @@ def _warn_if_unknown(settings: Settings, revision: str | None) -> None:
         )
 
 
-def _check_loaded(connection: Connection, safety: Path | None) -> None:
+def _check_loaded(connection: Connection, way_back: str) -> None:
     """After the load: our tables are in the target database, else the restore failed."""
     tables = set(sa.inspect(connection).get_table_names())
     missing = [name for name in REQUIRED_TABLES if name not in tables]
     if missing:
-        raise _load_failed(
-            BackupError(
-                f"the load left no {', '.join(missing)} table in the database; the restore failed",
-                hint="restore again",
-            ),
-            safety,
-        )
+        raise BackupError(f"the load left no {', '.join(missing)} table in the database; the restore failed",
+                          hint=way_back)
 
 
-def _tell_interrupted(safety: Path | None) -> None:
-    """A restore stopped by a signal: where the previous contents are (the client tool is
-    killed by :mod:`~llm_proxy_db.dialects.client_tools` as the exception passes)."""
-    if safety is None:
-        print("restore interrupted: the database held nothing before; restore again", file=sys.stderr)
-    else:
-        print(
-            f"restore interrupted: the previous contents are in {safety}: llm-proxy-db db restore --force {safety}",
-            file=sys.stderr,
-        )
-
-
-def _load_failed(exc: BackupError, safety: Path | None) -> BackupError:
-    """A failed load, with the way back to what the database held."""
-    if safety is None:
-        hint = "the database held nothing before; fix the cause and restore again"
-    else:
-        hint = f"the previous contents are in {safety}: llm-proxy-db db restore --force {safety}"
-    return BackupError(exc.message, hint=hint)
+def _way_back(source: Path, safety: Path | None, cut_short: str | None, before: str | None) -> str:
+    """What to do when the load fails or is stopped by a signal (the client tool is killed by
+    :mod:`~llm_proxy_db.dialects.client_tools` as the exception passes): the copy of what the
+    database held, never the dump of a restore that had not finished."""
+    redo = f"llm-proxy-db db restore --force {source}"
+    if cut_short is None:
+        if safety is None:
+            return f"the database held nothing before; fix the cause and restore again: {redo}"
+        return f"the previous contents are in {safety}: llm-proxy-db db restore --force {safety}"
+    partial = f" (kept in {safety}, which is not a backup)" if safety else ""
+    earlier = (
+        f"what it held before that restore is in {before}: llm-proxy-db db restore --force {before}"
+        if before else "it held nothing before that restore"
+    )
+    return (
+        f"the database held the unfinished restore of {cut_short}, part of its rows{partial}; "
+        f"{earlier}; or restore again: {redo}"
+    )

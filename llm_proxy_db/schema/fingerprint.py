@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING, Any
 
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.dialects.base import BACKUP_ORIGIN_TABLE
-from llm_proxy_db.schema.head import head_metadata
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -183,6 +182,8 @@ def our_tables_present(connection: Connection) -> bool:
 def service_object_names(connection: Connection) -> tuple[str, ...]:
     """The names of the service's indexes and named constraints (the head schema's): a
     relation of another kind under one of them blocks the revision that creates it."""
+    from llm_proxy_db.schema.head import head_metadata  # SQLAlchemy, for this only: start-up time
+
     metadata = head_metadata(dialect_for(connection).SQLALCHEMY_NAME)
     names: set[str] = {str(index.name) for table in metadata.tables.values() for index in table.indexes if index.name}
     names |= {

@@ -103,16 +103,19 @@ _SECTION = re.compile(rb"^-- (?:Table structure|Dumping data) for table `((?:[^`
 _OTHER_SECTION = re.compile(rb"^-- \S")  # any other header: routines, views, ...
 _FOOTER = re.compile(rb"^/\*!\d+ SET \w+=@OLD_")  # restores the session settings, after the data
 _VERSION_TABLES = (b"alembic_version", b"goose_db_version")
+_MARKER = UNFINISHED_TABLE.encode()
 
 
 def version_tables_last(dump: Path) -> Iterator[bytes]:
     """The lines of ``dump`` with the sections of ``alembic_version`` and ``goose_db_version``
     (structure and data) moved after every other one, before the closing session settings:
     a load cut short then leaves an unversioned database, never one claiming a revision
-    without its tables (mariadb-dump writes the tables in name order)."""
+    without its tables (mariadb-dump writes the tables in name order).  The section of the
+    marker of an unfinished operation is left out: the load must never drop the marker of the
+    restore itself; its rows are carried by the restore (``DumpInfo.unfinished``)."""
     held: list[bytes] = []
     footer: list[bytes] = []
-    holding = False
+    holding = skipping = False
     with dump.open("rb") as lines:
         for line in lines:
             if footer or _FOOTER.match(line):
@@ -120,8 +123,11 @@ def version_tables_last(dump: Path) -> Iterator[bytes]:
                 continue
             if section := _SECTION.match(line):
                 holding = section.group(1) in _VERSION_TABLES
+                skipping = section.group(1) == _MARKER
             elif _OTHER_SECTION.match(line):
-                holding = False
+                holding = skipping = False
+            if skipping:
+                continue
             if holding:
                 held.append(line)
             else:
@@ -134,6 +140,9 @@ _SANDBOX_LINE = "/*M!999999"  # MariaDB 10.11.8+ dumps open with it, before the 
 _DUMP_DATABASE = re.compile(r"Database: (\S+)")
 _CREATE_TABLE = re.compile(r"^CREATE TABLE `((?:[^`]|``)+)`")
 _VERSION_INSERT = "INSERT INTO `alembic_version` VALUES"
+_MARKER_INSERT = f"INSERT INTO `{UNFINISHED_TABLE}` VALUES"
+_MARKER_ROW = re.compile(r"\('((?:[^'\\]|\\.)*)','((?:[^'\\]|\\.)*)',")
+_ESCAPED = re.compile(r"\\(.)")
 _FIRST_VALUE = re.compile(r"\('([^']*)'\)")
 _DUMP_COMPLETED = "-- Dump completed"
 
@@ -159,6 +168,8 @@ def inspect_dump(path: Path) -> DumpInfo:
 
 def _read_dump_body(path: Path, lines: Iterator[str]) -> DumpInfo:
     database, revision, tables, last, in_versions = None, None, set(), "", False
+    marker: list[tuple[str, str]] = []
+    in_marker = False
     for line in lines:
         if _OTHER_DATABASE.match(line):
             raise BackupError(
@@ -174,6 +185,10 @@ def _read_dump_body(path: Path, lines: Iterator[str]) -> DumpInfo:
             in_versions = revision is None
         if in_versions and (value := _FIRST_VALUE.search(line)):
             revision, in_versions = value.group(1), False
+        in_marker = in_marker or line.startswith(_MARKER_INSERT)  # its rows: on that line or the next ones
+        if in_marker:
+            marker += [(_unescape(kind), _unescape(subject)) for kind, subject in _MARKER_ROW.findall(line)]
+            in_marker = not line.rstrip().endswith(";")
         if line.strip():
             last = line
     if not last.startswith(_DUMP_COMPLETED):
@@ -181,7 +196,12 @@ def _read_dump_body(path: Path, lines: Iterator[str]) -> DumpInfo:
             f"{path} is incomplete (no '{_DUMP_COMPLETED}' line at its end)",
             hint="the dump was cut short; restore another backup; the database was not touched",
         )
-    return DumpInfo(database, frozenset(tables), revision)
+    return DumpInfo(database, frozenset(tables), revision, tuple(marker))
+
+
+def _unescape(value: str) -> str:
+    """A string value as mariadb-dump writes it (backslash escapes), read back."""
+    return _ESCAPED.sub(lambda found: {"n": "\n", "t": "\t", "r": "\r", "0": "\0"}.get(found[1], found[1]), value)
 
 
 def drop_everything(connection: Connection) -> None:

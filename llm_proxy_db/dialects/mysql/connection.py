@@ -17,11 +17,14 @@ from llm_proxy_db.dialects.mysql.base import (
     DRIVER,
     DRIVER_PACKAGE,
     DSN_EXAMPLE,
+    EMPTY_TOKEN_IDS,
     OFFLINE_URL,
     SQLALCHEMY_DRIVER,
+    TOKEN_ID_INDEXED,
     URL_SCHEMES,
 )
 from llm_proxy_db.dialects.mysql.engine import engine_for, utf8_password
+from llm_proxy_db.dialects.mysql.objects import KINDS, RELATIONS_NAMED_SQL
 from llm_proxy_db.dialects.mysql.waits import bound_lock_waits, session_bound_sql
 from llm_proxy_db.dialects.unfinished import UNFINISHED_TABLE
 from llm_proxy_db.errors import ConfigError
@@ -228,7 +231,9 @@ def connect_args(url: URL) -> dict[str, Any]:
 def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
     """``alembic_version``'s rows with a bare PyMySQL connection; ``["(adopted)"]`` when adopted
     (unless ``adopted_ok``), ``["(unfinished)"]`` while a downgrade or a restore that commits as
-    it goes has not finished (:mod:`llm_proxy_db.dialects.unfinished`): the full path explains."""
+    it goes has not finished (:mod:`llm_proxy_db.dialects.unfinished`): the full path explains.
+    Unless ``adopted_ok`` (a status, not a start), ``["(tokens with empty id)"]`` when a token
+    has the id ``''`` (:func:`.base.empty_token_ids`; looked up only where ``id`` is indexed)."""
     require_driver(*DRIVER_PACKAGE)
     import pymysql
 
@@ -238,9 +243,10 @@ def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
             cursor.execute(session_bound_sql())  # a lock held on alembic_version: waited for at most --lock-timeout
             cursor.execute("SELECT version_num FROM alembic_version")
             rows = [row[0] for row in cursor.fetchall()]
+            indexed = "" if adopted_ok else f" UNION ALL SELECT 'tokens.id' FROM ({TOKEN_ID_INDEXED} LIMIT 1) i"
             cursor.execute(
                 "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
-                "AND TABLE_NAME IN (%s, %s)",
+                f"AND TABLE_NAME IN (%s, %s){indexed}",
                 ("llm_proxy_adoption", UNFINISHED_TABLE),
             )
             ours = {row[0] for row in cursor.fetchall()}
@@ -248,6 +254,10 @@ def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
                 return ["(unfinished)"]
             if not adopted_ok and "llm_proxy_adoption" in ours:
                 return ["(adopted)"]
+            if "tokens.id" in ours:
+                cursor.execute(f"{EMPTY_TOKEN_IDS} LIMIT 1")  # a primary-key lookup: the status warns
+                if cursor.fetchone()[0]:
+                    return ["(tokens with empty id)"]
             return rows
     finally:
         connection.close()
@@ -271,3 +281,38 @@ def read_run_log(settings: Settings) -> list[tuple[Any, ...]]:
             return [tuple(row) for row in cursor.fetchall()]
     finally:
         connection.close()
+
+
+def read_tables(settings: Settings, names: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
+    """The base tables SQLAlchemy's ``get_table_names`` lists (``SHOW FULL TABLES``) and
+    :func:`~.objects.relations_named` for ``names``, with a bare PyMySQL connection."""
+    require_driver(*DRIVER_PACKAGE)
+    import pymysql
+
+    connection = pymysql.connect(**connect_args(settings.sqlalchemy_url()))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(session_bound_sql())  # a metadata lock: waited for at most --lock-timeout
+            cursor.execute("SHOW FULL TABLES")
+            tables = [str(row[0]) for row in cursor.fetchall() if row[1] == "BASE TABLE"]
+            kinds: dict[str, str] = {}
+            if names:
+                marks = ", ".join("%s" for _ in names)
+                cursor.execute(RELATIONS_NAMED_SQL.format(names=marks), names)
+                kinds = {str(name): KINDS.get(str(kind).upper(), str(kind).lower()) for name, kind in cursor.fetchall()}
+            return tables, kinds
+    finally:
+        connection.close()
+
+
+def read_broken_references(settings: Settings) -> bool:
+    """False: foreign keys stay on while migrating here; nothing for a run to refuse."""
+    del settings
+    return False
+
+
+def surely_writable(settings: Settings) -> bool:
+    """False, "not sure": whether the server takes writes (a replica, a read-only server, a
+    Galera node) is read through SQLAlchemy (:mod:`.writable`), so the full path asks."""
+    del settings
+    return False

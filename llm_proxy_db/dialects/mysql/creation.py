@@ -27,16 +27,22 @@ def copy_of(settings: Settings, work_dir: Path) -> Iterator[Settings]:
 
     Refused on a read-only server or a replica, before anything is written (the scratch
     database would be created there and diverge from its primary)."""
+    check_copy_source(settings)
+    copied = dump(settings, work_dir / "rehearsal.sql")
+    with scratch_database(settings.sqlalchemy_url(), "rehearsal") as copy:
+        load_dump(copy, copied)
+        yield copy
+
+def check_copy_source(settings: Settings) -> None:
+    """What :func:`copy_of` refuses before copying: a read-only server or a replica, a Galera
+    node not Synced (exit 3)."""
     engine = create_engine(settings)
     try:
         with engine.connect() as connection:
             refuse_unwritable(settings, connection)
     finally:
         engine.dispose()
-    copied = dump(settings, work_dir / "rehearsal.sql")
-    with scratch_database(settings.sqlalchemy_url(), "rehearsal") as copy:
-        load_dump(copy, copied)
-        yield copy
+
 
 SCRATCH = ScratchRecipe(
     driver=DRIVER,

@@ -286,24 +286,20 @@ def fill_in_batches(table: str, column: str, value: str, *, key: str, batch: int
         return
     bind = op.get_bind()
     with mysql_pacing.Pacer.open(bind, _report) as pacer:
-        _fill(bind, pacer, f"{table}.{column}", fill, key, table, batch, (smallest, largest))
+        to_fill = mysql_shadow.counted_rows(bind, table, f" WHERE {column} IS NULL")  # the total shown
+        _fill(bind, pacer, f"{table}.{column}", fill, key, table, batch, (smallest, largest, to_fill))
 
 
 def _fill(
     bind: Connection, pacer: mysql_pacing.Pacer, what: str, fill: str, key: str, table: str, batch: int,
-    bounds_of_size: tuple[int, int],
+    bounds_of_size: tuple[int, int, int],
 ) -> None:
     """The batches of :func:`fill_in_batches`: each waits for the replicas (``pacer.wait``) and
-    is run again after a conflict (``pacer.run_batch``)."""
-    smallest, largest = bounds_of_size
+    is run again after a conflict (``pacer.run_batch``); ``bounds_of_size`` ends with the rows to fill."""
+    smallest, largest, total = bounds_of_size
     last: object = None
     done = 0
-    # InnoDB's estimate of the row count: enough for progress, and no scan.
-    total = int(bind.exec_driver_sql(
-        "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
-        (table,),
-    ).scalar() or 0)
-    phase = f"fill {what}"  # the total is InnoDB's estimate
+    phase = f"fill {what}"
     _report("backfill", phase, 0, total)
     while True:
         pacer.wait()
@@ -323,7 +319,7 @@ def _fill(
             batch = max(smallest, batch // 2)
         elif took < FILL_TARGET_S / 4:
             batch = min(largest, batch * 2)
-        _report("backfill", phase, done, max(total, done))
+        _report("backfill", phase, done, done if upper is None else max(total, done))
         if upper is None:
             return
         last = upper

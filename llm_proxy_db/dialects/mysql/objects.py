@@ -26,7 +26,12 @@ def schema_objects(connection: Connection) -> list[str]:
     return [f"{kind} {name}" for kind, name in connection.exec_driver_sql(SCHEMA_OBJECTS_SQL)]
 
 
-_KINDS = {"VIEW": "view", "SEQUENCE": "sequence", "SYSTEM VERSIONED": "system-versioned table"}
+KINDS = {"VIEW": "view", "SEQUENCE": "sequence", "SYSTEM VERSIONED": "system-versioned table"}
+# relations_named's question as the bare PyMySQL read asks it (connection.read_tables).
+RELATIONS_NAMED_SQL = (
+    "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = DATABASE() "
+    "AND table_name IN ({names}) AND table_type NOT IN ('BASE TABLE', 'TEMPORARY')"
+)
 
 
 def relations_named(connection: Connection, names: tuple[str, ...]) -> dict[str, str]:
@@ -39,4 +44,4 @@ def relations_named(connection: Connection, names: tuple[str, ...]) -> dict[str,
         "AND table_name IN :names AND table_type NOT IN ('BASE TABLE', 'TEMPORARY')"
     ).bindparams(sa.bindparam("names", expanding=True))
     rows = connection.execute(query, {"names": list(names)}).all()
-    return {str(name): _KINDS.get(str(kind).upper(), str(kind).lower()) for name, kind in rows}
+    return {str(name): KINDS.get(str(kind).upper(), str(kind).lower()) for name, kind in rows}

@@ -26,6 +26,7 @@ OFFLINE_URL = "postgresql://offline/offline"
 # statement that commits on its own (outside BEGIN/COMMIT) must never be followed by the
 # version update of a revision it did not finish.
 OFFLINE_SCRIPT_PREAMBLE = "-- for psql: stop at the first error\n\\set ON_ERROR_STOP on\n"
+OFFLINE_CREATE_PREAMBLE = ""  # nothing: the server keeps its own journal
 
 
 # The service's goose bookkeeping on PostgreSQL: our revision -> the highest goose version
@@ -43,6 +44,13 @@ GOOSE_TABLE_DDL: str | None = (
 
 _ADOPTED = f"SELECT 1 WHERE to_regclass('{ADOPTION_TABLE}') IS NOT NULL"
 _STANDBY = "SELECT 1 WHERE pg_is_in_recovery() OR current_setting('default_transaction_read_only') = 'on'"
+# SQLAlchemy's get_table_names() here (2.x: plain and partitioned tables visible on the search
+# path, not temporary, not pg_catalog's), for the fast path's bare read (read_tables_at).
+_TABLE_NAMES = (
+    "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind IN ('r', 'p') AND c.relpersistence != 't' AND pg_catalog.pg_table_is_visible(c.oid) "
+    "AND n.nspname != 'pg_catalog' ORDER BY c.relname"
+)
 
 
 def goose_offline_sql(wanted: int) -> list[str]:
@@ -107,6 +115,13 @@ SERVICE_START_ARTEFACTS = False
 def new_token_id_sql() -> str | None:
     """None: ``tokens.id`` is never NULL here (:mod:`llm_proxy_db.service.token_ids`)."""
     return None
+
+
+def empty_token_ids(connection: Connection) -> int:
+    """0: an older release's token without ``id`` gets its default here (:mod:`llm_proxy_db.service.token_ids`)."""
+    del connection
+    return 0
+
 
 # PostgreSQL's head schema: named constraints, NOT NULL keys (llm_proxy_db.schema.head).
 HEAD_SCHEMA = "server"

@@ -13,12 +13,14 @@ from llm_proxy_db.dialects.drivers import require_driver
 from llm_proxy_db.dialects.postgresql.base import (
     _ADOPTED,
     _STANDBY,
+    _TABLE_NAMES,
     DRIVER,
     DRIVER_PACKAGE,
     OFFLINE_URL,
     SQLALCHEMY_DRIVER,
     URL_SCHEMES,
 )
+from llm_proxy_db.dialects.postgresql.objects import RELATIONS_NAMED_SQL
 from llm_proxy_db.dialects.postgresql.waits import bound_lock_waits
 from llm_proxy_db.errors import ConfigError
 
@@ -153,3 +155,28 @@ def read_run_log_at(libpq_url: str) -> list[tuple[Any, ...]]:
         if connection.execute(f"SELECT to_regclass('{RUN_LOG_TABLE}')").fetchone() in (None, (None,)):
             return []
         return [tuple(row) for row in connection.execute(RUN_LOG_QUERY)]
+
+
+def read_tables(settings: Settings, names: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
+    """The tables SQLAlchemy's ``get_table_names`` lists and
+    :func:`~.objects.relations_named` for ``names``, with a bare psycopg connection."""
+    return read_tables_at(libpq_url(settings), names)
+
+
+def read_tables_at(libpq_url: str, names: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
+    """:func:`read_tables` for a libpq URL (no SQLAlchemy needed to build it)."""
+    require_driver(*DRIVER_PACKAGE)
+    import psycopg  # only PostgreSQL users pay for importing it
+
+    with psycopg.connect(libpq_url, autocommit=True, prepare_threshold=None) as connection, connection.transaction():
+        connection.execute(f"SELECT set_config('lock_timeout', '{wait_bound_ms()}ms', true)")
+        tables = [str(row[0]) for row in connection.execute(_TABLE_NAMES)]
+        kinds = connection.execute(RELATIONS_NAMED_SQL, {"names": list(names)})
+        return tables, {str(name): str(kind) for name, kind in kinds}
+
+
+def read_broken_references(settings: Settings) -> bool:
+    """False: foreign keys stay on while migrating here; nothing for a run to refuse."""
+    del settings
+    return False
+

@@ -71,7 +71,7 @@ def schema_objects(connection: Connection) -> list[str]:
 
 # Objects sharing the relation namespace (or the type namespace, which every table's row type
 # joins) with a table of that name: anything but a plain table blocks or impersonates it.
-_RELATIONS_NAMED_SQL = (
+RELATIONS_NAMED_SQL = (
     f"SELECT c.relname::text, {_RELATION_KIND} "
     "FROM pg_class c WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) "
     "AND c.relname = ANY(%(names)s) AND c.relkind <> 'r' "
@@ -85,5 +85,5 @@ def relations_named(connection: Connection, names: tuple[str, ...]) -> dict[str,
     """``name -> kind`` for each of ``names`` that exists in the current schema as something
     other than a plain table (a view, a materialized view, a partitioned or foreign table, a
     sequence, an index, a type or domain)."""
-    rows = connection.exec_driver_sql(_RELATIONS_NAMED_SQL, {"names": list(names)}).all()
+    rows = connection.exec_driver_sql(RELATIONS_NAMED_SQL, {"names": list(names)}).all()
     return {str(name): str(kind) for name, kind in rows}

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.dialects.connecting import connection_error
 from llm_proxy_db.dialects.drivers import require_driver
-from llm_proxy_db.dialects.postgresql.base import DRIVER_PACKAGE
+from llm_proxy_db.dialects.postgresql.base import _STANDBY, DRIVER_PACKAGE
 from llm_proxy_db.dialects.postgresql.connection import libpq_url
 
 ROUNDS = 4
@@ -103,3 +103,21 @@ def _forwarded(connection: object, url_port: int | None) -> bool:
     """True when the server says it listens on another port than the URL's (TCP only)."""
     port = connection.execute("SELECT inet_server_port()").fetchone()[0]  # type: ignore[attr-defined]
     return port is not None and url_port is not None and int(port) != int(url_port)
+
+
+def surely_writable(settings: Settings) -> bool:
+    """:func:`surely_writable_at` for ``settings``' URL."""
+    return surely_writable_at(libpq_url(settings), settings.sqlalchemy_url().port or 5432)
+
+
+def surely_writable_at(conninfo: str, port: int) -> bool:
+    """True when bare reads show what ``safety.topology.writable_settings`` would accept: no
+    transaction pooler (the same :func:`probe`) and a primary whose session writes; False when
+    it would refuse them (the full path then explains; a failure raises)."""
+    require_driver(*DRIVER_PACKAGE)
+    import psycopg
+
+    if probe(conninfo, port).transaction_pooled:
+        return False
+    with psycopg.connect(conninfo, autocommit=True, prepare_threshold=None) as connection:
+        return connection.execute(_STANDBY).fetchone() is None

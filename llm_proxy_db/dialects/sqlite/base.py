@@ -21,6 +21,11 @@ DEFAULT_DATABASE_PATH = "data/llm-proxy.db"
 # Printed before a ``--sql`` script: the sqlite3 shell goes on after a failed statement by
 # default, and would then commit the rest of that revision's transaction.
 OFFLINE_SCRIPT_PREAMBLE = "-- for the sqlite3 shell: stop at the first error\n.bail on\n"
+# A script from base creates the file: in WAL mode, as the service runs it (reference section 1)
+# and as the tool creates its files (sqlite/journal.py); it cannot change inside a transaction.
+OFFLINE_CREATE_PREAMBLE = (
+    "-- the service runs its SQLite file in WAL mode (kept in the file)\nPRAGMA journal_mode=WAL;\n"
+)
 SQLITE_HEADER = b"SQLite format 3\x00"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -36,6 +41,16 @@ _HAS_RUN_LOG = f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{R
 # index answers it; any such row sends status and startup down the full path.
 NULL_IDS = "SELECT 1 FROM tokens WHERE id IS NULL LIMIT 1"
 
+
+# SQLAlchemy's get_table_names() here (the internal sqlite_ tables left out), and what
+# objects.relations_named asks, for the fast path's bare reads (dialect.read_tables).
+_TABLE_NAMES = (
+    "SELECT name FROM main.sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite~_%' ESCAPE '~' ORDER BY name"
+)
+_RELATIONS_NAMED = (
+    "SELECT name, CASE WHEN type = 'table' THEN 'virtual table' ELSE type END FROM sqlite_master "
+    "WHERE name IN ({names}) AND (type <> 'table' OR upper(sql) LIKE 'CREATE VIRTUAL TABLE%')"
+)
 
 def parse_database_url(raw: str) -> URL:
     """SQLite is configured by ``DATABASE_PATH``; a ``sqlite:///path`` URL is read as that path."""
@@ -95,6 +110,13 @@ def new_token_id_sql() -> str | None:
     """A new UUID for a token an older release wrote without ``id`` (the head DDL has no
     default here, so such rows exist: :mod:`llm_proxy_db.service.token_ids`)."""
     return SQLITE_UUID4_SQL
+
+
+def empty_token_ids(connection: Connection) -> int:
+    """0: an older release's token without ``id`` gets NULL here, never ``''``
+    (:mod:`llm_proxy_db.service.token_ids`)."""
+    del connection
+    return 0
 
 
 # CHECK and UNIQUE constraint names count only where revisions drop constraints by name

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from llm_proxy_db.config.waits import configured, wait_bound_ms
 from llm_proxy_db.dialects.base import RUN_LOG_QUERY, VERSION_QUERY
-from llm_proxy_db.dialects.sqlite.base import _ADOPTED, _HAS_RUN_LOG, NULL_IDS, SQLITE_BUSY_TIMEOUT_MS
+from llm_proxy_db.dialects.sqlite.base import (
+    _ADOPTED,
+    _HAS_RUN_LOG,
+    _RELATIONS_NAMED,
+    _TABLE_NAMES,
+    NULL_IDS,
+    SQLITE_BUSY_TIMEOUT_MS,
+)
 from llm_proxy_db.dialects.sqlite.journal import on_new_database
 from llm_proxy_db.errors import DatabaseConnectionError
 
@@ -17,6 +24,8 @@ if TYPE_CHECKING:
 
     from llm_proxy_db.config.settings import Settings
 
+
+MISSING_HINT = "check DATABASE_PATH (--database-path); `llm-proxy-db setup` creates a new one"
 
 def database_exists(settings: Settings) -> bool:
     """Whether the SQLite file exists (reads never create it)."""
@@ -61,7 +70,7 @@ def check_sqlite_path(path: Path, *, create: bool = True) -> None:
     if not create:
         raise DatabaseConnectionError(
             f"SQLite database {path} does not exist",
-            hint="check DATABASE_PATH (--database-path); `llm-proxy-db setup` creates a new one",
+            hint=MISSING_HINT,
         )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -149,3 +158,43 @@ def read_run_log(settings: Settings) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in connection.execute(RUN_LOG_QUERY)]
     finally:
         connection.close()
+
+
+def read_tables(settings: Settings, names: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
+    """The tables SQLAlchemy's ``get_table_names`` lists (internal ``sqlite_`` tables left out)
+    and :func:`~.objects.relations_named` for ``names``, with bare ``sqlite3``."""
+    connection = _existing(settings)
+    try:
+        tables = [row[0] for row in connection.execute(_TABLE_NAMES)]
+        marks = ", ".join("?" for _ in names)
+        kinds = connection.execute(_RELATIONS_NAMED.format(names=marks), names) if names else []
+        return tables, {str(name): str(kind) for name, kind in kinds}
+    finally:
+        connection.close()
+
+
+def read_broken_references(settings: Settings) -> bool:
+    """Whether ``PRAGMA foreign_key_check`` finds a row (what a run or a rehearsal refuses)."""
+    connection = _existing(settings)
+    try:
+        return connection.execute("PRAGMA foreign_key_check").fetchone() is not None
+    finally:
+        connection.close()
+
+
+def _existing(settings: Settings) -> sqlite3.Connection:
+    """A bare connection to the existing file (never creating it)."""
+    path = settings.database_path
+    if path is None or not path.is_file():
+        raise DatabaseConnectionError(
+            f"SQLite database {path} does not exist",
+            hint=MISSING_HINT,
+        )
+    return sqlite3.connect(path, timeout=busy_timeout_ms() / 1000)
+
+
+def surely_writable(settings: Settings) -> bool:
+    """True: no pooler or standby stands between this tool and a file (a read-only file is
+    not refused up front, only at the first write)."""
+    del settings
+    return True
