@@ -82,6 +82,15 @@ def _setup(server: mariadb_data.Server, database: str, extra_env: dict[str, str]
     return run, marks
 
 
+def _during(started: float, marks: list[dict[str, object]]) -> str:
+    """The last progress event of setup before ``started`` (the step a slow write waited in)."""
+    before = [m for m in marks if float(m["t"]) <= started]  # type: ignore[arg-type]
+    if not before:
+        return "before setup's first event"
+    last = before[-1]
+    return f"{last['revision']} {last['kind']}: {str(last['detail'])[:80]} (+{started - float(last['t']):.1f} s)"  # type: ignore[arg-type]
+
+
 def _throttle(marks: list[dict[str, object]]) -> dict[str, object]:
     details = [str(m["detail"]) for m in marks if m["kind"] == "throttle"]
     resumed = [float(d.split()[2]) for d in details if d.startswith("resumed after")]
@@ -118,11 +127,17 @@ def galera_setup(urls: list[str], size: datagen.Size, *, rounds: int, connection
                 probe.__exit__(None, None, None)
             mariadb_data.drop(nodes[0], database)
         per_node = [probe.summary(since, until) for probe in probes]
+        for summary in per_node:  # which step of setup each write over 1 s waited in
+            summary["slow_during"] = [_during(started, marks) for kind in ("write", "audit")
+                                      for started in summary[kind]["slow_started"]]  # type: ignore[index]
         out.append({"seconds": run.seconds, "exit_code": run.returncode, "error": run.error, "per_node": per_node,
                     **_throttle(marks)})
         longest = ", ".join(f"{p['write']['max_s'] * 1000:.0f}" for p in per_node)  # type: ignore[index]
         print(f"galera {size.label()}: setup {run.seconds:.1f} s exit {run.returncode}, longest write per node "
               f"{longest} ms", file=sys.stderr, flush=True)
+        for number, summary in enumerate(per_node, 1):
+            for during in summary["slow_during"]:  # type: ignore[attr-defined]
+                print(f"  node {number}: a write over 1 s after {during}", file=sys.stderr, flush=True)
     return {"label": size.label(), "size": vars(size), "template_build_s": build_s, "rounds": out,
             "probe": {"connections_per_node": connections, "cycles_per_s": rate}}
 

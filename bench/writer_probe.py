@@ -138,6 +138,8 @@ class WriterProbe:
                 "over_1s": sum(1 for t in times if t > 1.0),
                 "failed": sum(1 for s in chosen if s.error),
                 "errors": sorted({s.error for s in chosen if s.error})[:5],
+                # when each statement over 1 s started (perf_counter: the setup child's clock too)
+                "slow_started": [round(s.started, 3) for s in chosen if s.seconds > 1.0][:20],
             }
         return out
 

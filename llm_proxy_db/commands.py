@@ -57,7 +57,7 @@ def status(settings: Settings) -> Status:
     detected: str | None = "empty"
     stamp: str | None = None  # what setup would stamp an unversioned database at
     adopted: dict[str, Any] | None = None
-    missing_ids = 0
+    missing_ids = empty_ids = 0
     partly: str | None = None
     unfinished: list[str] = []
     if not settings.known_missing():
@@ -67,6 +67,7 @@ def status(settings: Settings) -> Status:
             record = adoption_record.latest(connection)
             adopted = record.as_dict() if record else None
             missing_ids = token_ids.count_missing(connection)
+            empty_ids = token_ids.count_empty(connection)
             partly = _partly_applied(connection, current or stamp, detected)
             unfinished = unfinished_runs.describe(connection)
             if unfinished and current is None:  # a restore cut short: not a state to adopt
@@ -81,6 +82,7 @@ def status(settings: Settings) -> Status:
         detected_state=detected,
         adopted_from=adopted,
         tokens_without_id=missing_ids,
+        tokens_with_empty_id=empty_ids,
         partly_applied=partly,
         unfinished=unfinished,
     ), settings)
@@ -315,9 +317,13 @@ def upgrade_plan(
 ) -> dry_run.UpgradePlan:
     """What ``upgrade`` would do (``migrate up --dry-run``): each pending revision with what it
     locks, for how long it is expected to, the rows it rewrites, and the backup taken first.
-    Changes nothing: no file, no lock file, no table (:mod:`llm_proxy_db.safety.dry_run`)."""
+    Changes nothing: no file, no lock file, no table (:mod:`llm_proxy_db.safety.dry_run`).
+    Refused (exit 6) as the upgrade would be while a restore or a downgrade has not finished."""
     target_id = revisions.resolve(target)
     where = status(settings)
+    if where.unfinished:  # refused as the upgrade itself would be, saying how to finish the operation
+        with connect(settings, create=False) as connection:
+            unfinished_runs.refuse_reading(connection, "plan an upgrade")
     start = where.current_revision
     if revisions.position(target_id) < revisions.position(start):
         raise ConfigError(
@@ -337,15 +343,19 @@ def upgrade_plan(
 def offline_start(settings: Settings) -> tuple[str | None, str]:
     """Where ``migrate up --sql`` without ``--from`` starts: the database's current revision
     when it can be read, else base; and a sentence saying which (for stderr).  Reads only: a
-    missing SQLite file is not created."""
+    missing SQLite file is not created.  Refused (exit 6) while a restore or a downgrade that
+    commits as it goes has not finished (:mod:`llm_proxy_db.migration.unfinished_runs`)."""
     if settings.known_missing():
         return None, f"-- {settings.describe()} does not exist yet: the script starts at base"
     try:
         with connect(settings, create=False) as connection:
             current = current_revision(connection)
+            refusal = unfinished_runs.reading_refusal(connection, "start the script at the recorded revision")
     except Exception as exc:  # noqa: BLE001 - unreadable is an answer here, not a failure
         reason = exc.message if isinstance(exc, LLMProxyDBError) else type(exc).__name__
         return None, f"-- cannot read the current revision ({reason}): the script starts at base (use --from REV)"
+    if refusal is not None:  # a restore or a downgrade left part-way (MySQL): the recorded revision is not the schema's
+        raise SchemaMismatchError(refusal.message, hint=f"{refusal.hint}; or name the start yourself with --from REV")
     revisions.position(current)  # a revision of a newer release is refused
     if current is None:
         return None, "-- the database has no revision recorded: the script starts at base (use --from REV)"

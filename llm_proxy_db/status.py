@@ -29,15 +29,17 @@ class Status:
     detected_state: str | None = None
     adopted_from: dict[str, Any] | None = None
     tokens_without_id: int = 0  # written by a pre-token-id release; setup fills them
+    tokens_with_empty_id: int = 0  # id '' (MySQL without strict mode, a pre-token-id release); the operator fixes them
     partly_applied: str | None = None  # a revision stopped between steps it commits on their own (MySQL, PostgreSQL)
     unfinished: list[str] = field(default_factory=list)  # a downgrade or restore that did not end (MySQL)
     topology: dict[str, Any] | None = None  # a Galera cluster, a replica, a primary with replicas (MySQL)
 
     @property
     def up_to_date(self) -> bool:
-        """True when nothing is pending and the database is versioned (or empty)."""
+        """True when nothing is pending and the database is versioned (or empty), and no restore
+        or downgrade was left part-way (``unfinished``: the recorded revision is not the schema's)."""
         unversioned = self.current_revision is None and self.detected_state not in (None, "empty")
-        return not self.pending and not unversioned
+        return not self.pending and not unversioned and not self.unfinished
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (the keys of ``llm-proxy-db migrate status --json``)."""
@@ -51,6 +53,7 @@ class Status:
             "detected_state": self.detected_state,
             "adopted_from": self.adopted_from,
             "tokens_without_id": self.tokens_without_id,
+            "tokens_with_empty_id": self.tokens_with_empty_id,
             "partly_applied": self.partly_applied,
             "unfinished": list(self.unfinished),
             "topology": self.topology,

@@ -31,6 +31,7 @@ def test_status_moves_with_upgrades_and_downgrades(settings):
         "detected_state": None,
         "adopted_from": None,
         "tokens_without_id": 0,
+        "tokens_with_empty_id": 0,
         "partly_applied": None,
         "unfinished": [],
         "topology": None,

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
@@ -18,7 +19,7 @@ from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import mysql_ddl
 from llm_proxy_db.dialects.mysql import shadow as mysql_shadow
-from llm_proxy_db.errors import MigrationError
+from llm_proxy_db.errors import DataLossError, MigrationError
 from llm_proxy_db.migration import revisions
 from llm_proxy_db.schema.drift import drift
 from tests.safety_helpers import settings_env
@@ -253,6 +254,145 @@ def test_a_kill_anywhere_is_named_by_status_and_finished_by_the_next_run(mariadb
     assert before | {"late"} == _event_ids(mariadb)
 
 
+KILLED_DOWN = KILLED.replace("commands.upgrade(resolve_settings(), no_backup=True)",
+                             'commands.downgrade(resolve_settings(), "0006", no_backup=True)')
+DENIED = ("INSERT INTO audit_events (id, timestamp, action, actor, outcome) "
+          "VALUES (%s, NOW(6), 'token.use', 'service', %s)")
+
+
+def _insert_event(settings: Settings, event_id: str, outcome: str) -> None:
+    with connect(settings) as connection:  # the 0007 service's own audit insert, autocommit
+        connection.exec_driver_sql(DENIED, (event_id, outcome))
+        connection.commit()
+
+
+def _outcomes(settings: Settings) -> dict[str, tuple[str, str | None]]:
+    with connect(settings) as connection:
+        rows = connection.exec_driver_sql("SELECT id, outcome, reason FROM audit_events")
+        return {str(row[0]): (str(row[1]), row[2]) for row in rows}
+
+
+def test_a_downgrade_killed_mid_copy_leaves_no_trigger_that_fails_the_service(mariadb) -> None:
+    """F2: `migrate down --to 0006` killed in 0007's revert copy left triggers writing into a
+    shadow table with the two-value CHECK: the 0007 service's denied/error inserts failed (4025)."""
+    _at_0006_with_rows(mariadb, events=2_000)
+    commands.upgrade(mariadb, no_backup=True)
+    before = _outcomes(mariadb)
+    env = {**settings_env(mariadb), "PAUSE_AT": "batch copied"}
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_DOWN], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        line = proc.stdout.readline() if proc.stdout else b""
+        assert line.strip() == b"PAUSED", proc.stderr.read() if proc.stderr else line
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert any("0007 partly reverted" in line for line in commands.status(mariadb).unfinished)
+    assert len(_leftovers(mariadb)[2]) == 3  # the copy's triggers are still there
+    for outcome in ("denied", "error", "success"):
+        _insert_event(mariadb, f"late-{outcome}", outcome)
+    with pytest.raises(DataLossError) as caught:  # the rerun refuses: 0006 cannot hold them
+        commands.downgrade(mariadb, "0006", no_backup=True)
+    assert "2 audit event(s) with outcome denied/error" in caught.value.message
+    assert len(_leftovers(mariadb)[2]) == 3  # kept for the rerun; they still fail no write:
+    _insert_event(mariadb, "later-denied", "denied")
+    after = _outcomes(mariadb)
+    assert after == {**before, "late-denied": ("denied", None), "late-error": ("error", None),
+                     "late-success": ("success", None), "later-denied": ("denied", None)}
+    assert commands.status(mariadb).current_revision == revisions.head_revision()
+    commands.downgrade(mariadb, "0006", no_backup=True, allow_data_loss=True)
+    folded = _outcomes(mariadb)
+    assert folded["late-denied"] == ("failure", "[outcome was denied] ") and set(folded) == set(after)
+    assert _leftovers(mariadb) == (False, False, set())
+
+
+def _during_the_copy(action: Callable[[], None]) -> Callable[[str], None]:
+    done: list[str] = []
+
+    def hook(stage: str) -> None:
+        if stage.endswith("batch copied") and not done:
+            done.append(stage)
+            action()
+    return hook
+
+
+def test_denied_written_during_a_live_downgrade_copy_is_kept_and_refused(mariadb, monkeypatch) -> None:
+    """The service's denied insert during the revert's copy succeeds; the swap is refused
+    (exit 11), the table keeps every row, nothing of the copy is left."""
+    _at_0006_with_rows(mariadb, events=1_000)
+    commands.upgrade(mariadb, no_backup=True)
+    before = _outcomes(mariadb)
+    monkeypatch.setattr(mysql_shadow, "COPY_BATCH", 100)
+    monkeypatch.setattr(mysql_ddl, "step_hook", _during_the_copy(lambda: _insert_event(mariadb, "mid", "denied")))
+    with pytest.raises(DataLossError) as caught:
+        commands.downgrade(mariadb, "0006", no_backup=True)
+    assert "1 row(s) in audit_events" in caught.value.message
+    assert _outcomes(mariadb) == {**before, "mid": ("denied", None)}
+    assert _leftovers(mariadb) == (False, False, set())
+    assert commands.status(mariadb).current_revision == revisions.head_revision()
+
+
+def test_a_denied_event_gone_before_the_swap_lets_the_downgrade_finish(mariadb, monkeypatch) -> None:
+    """Not copied while denied, copied once changed: the triggers carry the row's last state."""
+    _at_0006_with_rows(mariadb, events=1_000)
+    commands.upgrade(mariadb, no_backup=True)
+    before = _outcomes(mariadb)
+
+    def denied_then_changed() -> None:
+        _insert_event(mariadb, "mid-changed", "denied")
+        _insert_event(mariadb, "mid-deleted", "error")
+        with connect(mariadb) as connection:
+            connection.exec_driver_sql("UPDATE audit_events SET outcome = 'failure' WHERE id = 'mid-changed'")
+            connection.exec_driver_sql("DELETE FROM audit_events WHERE id = 'mid-deleted'")
+            connection.commit()
+
+    monkeypatch.setattr(mysql_shadow, "COPY_BATCH", 100)
+    monkeypatch.setattr(mysql_ddl, "step_hook", _during_the_copy(denied_then_changed))
+    commands.downgrade(mariadb, "0006", no_backup=True)
+    assert commands.status(mariadb).current_revision == "0006"
+    assert _outcomes(mariadb) == {**before, "mid-changed": ("failure", None)}
+    assert _leftovers(mariadb) == (False, False, set())
+
+
+def test_a_downgrade_killed_before_its_swap_is_lenient_again_on_the_rerun(mariadb, monkeypatch) -> None:
+    """Killed in the milliseconds between the triggers that carry every row and the swap: those
+    triggers fail a denied insert until the next run, which puts the lenient ones back first."""
+    _at_0006_with_rows(mariadb, events=500)
+    commands.upgrade(mariadb, no_backup=True)
+    env = {**settings_env(mariadb), "PAUSE_AT": "triggers carry every row"}
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_DOWN], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        line = proc.stdout.readline() if proc.stdout else b""
+        assert line.strip() == b"PAUSED", proc.stderr.read() if proc.stderr else line
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    with pytest.raises(sa.exc.OperationalError, match="4025"):
+        _insert_event(mariadb, "in-the-window", "denied")
+    before = _outcomes(mariadb)
+    monkeypatch.setattr(mysql_ddl, "step_hook", _during_the_copy(lambda: _insert_event(mariadb, "rerun", "denied")))
+    with pytest.raises(DataLossError):
+        commands.downgrade(mariadb, "0006", no_backup=True)
+    assert _outcomes(mariadb) == {**before, "rerun": ("denied", None)}
+    assert _leftovers(mariadb) == (False, False, set())
+
+
+def test_with_allow_data_loss_a_denied_event_of_the_copy_is_folded(mariadb, monkeypatch) -> None:
+    _at_0006_with_rows(mariadb, events=1_000)
+    commands.upgrade(mariadb, no_backup=True)
+    before = _outcomes(mariadb)
+    monkeypatch.setattr(mysql_shadow, "COPY_BATCH", 100)
+    monkeypatch.setattr(mysql_ddl, "step_hook", _during_the_copy(lambda: _insert_event(mariadb, "mid", "error")))
+    commands.downgrade(mariadb, "0006", no_backup=True, allow_data_loss=True)
+    assert commands.status(mariadb).current_revision == "0006"
+    assert _outcomes(mariadb) == {**before, "mid": ("failure", "[outcome was error] ")}
+
+
 def test_offline_sql_keeps_the_plain_alter(mariadb) -> None:
     """``--sql`` cannot run a copy: it renders the ALTER (what an operator would run by hand)."""
     sql = commands.upgrade_sql(mariadb, "0007", "0006")
@@ -391,7 +531,7 @@ def test_a_batch_that_loses_a_conflict_is_retried(mariadb, monkeypatch) -> None:
     events: list[str] = []
     commands.upgrade(mariadb, no_backup=True, progress=lambda event: events.append(str(event)))
     monkeypatch.undo()
-    assert sum("retried after a conflict" in event for event in events) == 2
+    assert sum("retrying batch after certification conflict" in event for event in events) == 2
     _assert_at_head_clean(mariadb)
 
 

@@ -46,6 +46,7 @@ def test_at_head_only_for_the_head_revision(settings: Settings) -> None:
         "detected_state": None,
         "adopted_from": None,
         "tokens_without_id": 0,
+        "tokens_with_empty_id": 0,
         "partly_applied": None,
         "unfinished": [],
         "topology": None,

@@ -117,12 +117,19 @@ def mysql_downgrade_steps() -> list[Step]:
 
 def _restore_inline_check() -> None:
     """The service's inline two-value CHECK back; on MariaDB through a shadow copy that also
-    drops the named CHECK (validating a CHECK in place would block writes for a whole copy)."""
+    drops the named CHECK (validating a CHECK in place would block writes for a whole copy).
+
+    The service still writes denied and error events while the copy runs: they stay in
+    ``audit_events`` and are not copied (the shadow table's CHECK would fail the service's
+    insert); before the swap they are refused (or folded) as before the copy."""
     inline = f"MODIFY COLUMN outcome VARCHAR(20) NOT NULL CHECK ({_check_sql(OLD_VALUES)})"
-    if is_offline() or not any(c["name"] == CHECK_NAME for c in check_constraints(op.get_bind(), "audit_events")):
-        alter_online("audit_events", "id", inline, fallback=inline)
-        return
-    alter_online("audit_events", "id", f"DROP CONSTRAINT {CHECK_NAME}, {inline}", fallback=inline)
+    if not is_offline() and any(c["name"] == CHECK_NAME for c in check_constraints(op.get_bind(), "audit_events")):
+        inline_clauses = f"DROP CONSTRAINT {CHECK_NAME}, {inline}"
+    else:
+        inline_clauses = inline
+    alter_online("audit_events", "id", inline_clauses, fallback=inline,
+                 accepts=_check_sql(OLD_VALUES).replace("outcome", "{row}`outcome`", 1),
+                 before_swap=_refuse_new_outcomes)
 
 
 def _named_check_is(connection: sa.engine.Connection, values: tuple[str, ...]) -> bool:

@@ -132,16 +132,15 @@ def check(settings: Settings, against: Settings | None = None, *, strict: bool =
 
 
 def read_side(connection: Connection, description: str) -> Side:
-    """Where the database on ``connection`` stands; refuses an unversioned one that has tables."""
+    """Where the database on ``connection`` stands; refuses an unversioned one that has tables,
+    and one a restore or a downgrade left part-way (exit 6, saying how to finish it)."""
     current = current_revision(connection)
     connection.commit()
     revisions.position(current)  # a revision of a newer release is refused (exit 5)
+    # A restore or a downgrade left part-way (MySQL): no revision's schema to compare with; the way is to finish it.
+    unfinished_runs.refuse_reading(connection, f"compare {description}")
     actual = fingerprint(connection)
     if current is None and not actual.is_empty:
-        cut_short = unfinished_runs.describe(connection)  # a restore cut short: the way is to redo it
-        if cut_short:
-            hint = "finish it first; drift compares a whole schema"
-            raise SchemaMismatchError(f"{description}: {cut_short[0]}", hint=hint)
         raise SchemaMismatchError(
             f"{description} has the service's tables but no recorded revision: drift needs a revision to compare with",
             hint="see `llm-proxy-db migrate adopt --dry-run` (adoption compares it with every known state)",

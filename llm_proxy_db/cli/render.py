@@ -38,6 +38,7 @@ def render_status(status: Status) -> str:
             f"pending:  {pending}",
             *(f"warning:  {line}" for line in status.checksum_warnings),
             *_token_id_lines(status.tokens_without_id),
+            *_empty_token_id_lines(status.tokens_with_empty_id),
             *([f"partial:  {status.partly_applied} (run `llm-proxy-db setup` again to finish it)"]
               if status.partly_applied else []),
             *(f"partial:  {line}" for line in status.unfinished),
@@ -53,6 +54,16 @@ def _token_id_lines(missing: int) -> list[str]:
     return [
         f"warning:  {missing} token(s) have no id (written by a release from before the token-id "
         "change); the service cannot address them by id: run `llm-proxy-db setup` to give them one"
+    ]
+
+
+def _empty_token_id_lines(empty: int) -> list[str]:
+    if not empty:
+        return []
+    return [
+        f"warning:  {empty} token(s) have the id '' (written without id by a release from before the "
+        "token-id change, on a server without strict mode); the service cannot address them by id: once no "
+        "old replica is left, run `UPDATE tokens SET id = UUID() WHERE id = ''` (docs/operations.md)"
     ]
 
 

@@ -190,6 +190,11 @@ class Dialect(Protocol):
         """SQL for a new token id where an older release's tokens can lack one; else None."""
         ...
 
+    def empty_token_ids(self, connection: Connection) -> int:
+        """How many tokens have the id ``''`` (MySQL without strict mode: an older release's
+        INSERT after 0005), by an indexed read only; 0 where none can exist or ``id`` has no index."""
+        ...
+
     def partly_applied(self, connection: Connection, revision: str, module: ModuleType) -> str | None:
         """Where DDL is not transactional: how far ``revision`` (its revision file's ``module``)
         got before a run stopped."""

@@ -11,7 +11,10 @@ While a marker is there:
 - every other change (``setup``, ``migrate up``, ``adopt``, ``--force-stamp``, the service's
   ``auto_upgrade``) is refused, exit 6, naming the command that finishes the operation;
 - an unfinished restore refuses every change until the restore is redone, and every backup
-  (:func:`refuse_backup`): a dump of part of a dump's rows is not a copy to go back to.
+  (:func:`refuse_backup`): a dump of part of a dump's rows is not a copy to go back to;
+- every command that reads the database as if it were whole (``migrate rehearse``, ``drift``,
+  ``up --dry-run``, ``up --sql`` starting at the recorded revision) is refused the same way
+  (:func:`refuse_reading`): what it would read is no state of any revision.
 """
 
 from __future__ import annotations
@@ -59,21 +62,61 @@ def refuse_or_resume(
     entries = unfinished.read(connection)
     connection.commit()
     for entry in entries:
-        if entry.kind == unfinished.RESTORE:
-            raise SchemaMismatchError(
-                f"refusing to change the database: {_restore_line(entry)}",
-                hint=f"{_good_copies(entry, entries)}; nothing was changed",
-            )
-        resuming = current == entry.subject and revisions.position(target, scripts) < revisions.position(
-            current, scripts
+        resuming = (
+            entry.kind == unfinished.DOWNGRADE and current == entry.subject
+            and revisions.position(target, scripts) < revisions.position(current, scripts)
         )
-        if entry.kind == unfinished.DOWNGRADE and not resuming:
-            parent = _parent(entry.subject, scripts)
-            raise SchemaMismatchError(
-                f"refusing to change the database: {_downgrade_line(connection, entry.subject, scripts)}",
-                hint=f"finish the downgrade first: `llm-proxy-db migrate down --to {parent}` (it skips the "
-                f"steps already done), then `llm-proxy-db setup` to return to head; nothing was changed",
-            )
+        if resuming:
+            continue
+        refusal = _refusal(connection, entry, entries, scripts, "change the database", "nothing was changed")
+        if refusal is not None:
+            raise refusal
+
+
+def refuse_reading(connection: Connection, what: str, scripts: ScriptDirectory | None = None) -> None:
+    """Refuse (exit 6, as a change is refused) to ``what`` (``rehearse``, ``compare DB``): a
+    command that reads the database as if it were whole, while a restore or a downgrade that
+    commits as it goes has not finished.  The hint says how to finish that operation."""
+    refusal = reading_refusal(connection, what, scripts)
+    if refusal is not None:
+        raise refusal
+
+
+def reading_refusal(
+    connection: Connection, what: str, scripts: ScriptDirectory | None = None
+) -> SchemaMismatchError | None:
+    """:func:`refuse_reading`'s error, returned (None: nothing is unfinished)."""
+    entries = unfinished.read(connection)
+    connection.commit()
+    for entry in entries:
+        refusal = _refusal(connection, entry, entries, scripts, what, "then run this again")
+        if refusal is not None:
+            return refusal
+    return None
+
+
+def _refusal(
+    connection: Connection,
+    entry: unfinished.Unfinished,
+    entries: list[unfinished.Unfinished],
+    scripts: ScriptDirectory | None,
+    what: str,
+    then: str,
+) -> SchemaMismatchError | None:
+    """The refusal to ``what`` while ``entry`` is unfinished (None for a kind that refuses nothing)."""
+    if entry.kind == unfinished.RESTORE:
+        return SchemaMismatchError(
+            f"refusing to {what}: {_restore_line(entry)}",
+            hint=f"{_good_copies(entry, entries)}; {then}",
+        )
+    if entry.kind == unfinished.DOWNGRADE:
+        parent = _parent(entry.subject, scripts)
+        return SchemaMismatchError(
+            f"refusing to {what}: {_downgrade_line(connection, entry.subject, scripts)}",
+            hint=f"finish the downgrade first: `llm-proxy-db migrate down --to {parent}` (it skips the "
+            f"steps already done), then `llm-proxy-db setup` to return to head; {then}",
+        )
+    return None
 
 
 def forget_if_untouched(connection: Connection, revision: str, scripts: ScriptDirectory | None = None) -> None:

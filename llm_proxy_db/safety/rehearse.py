@@ -28,7 +28,7 @@ from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.errors import ConfigError, MigrationError
-from llm_proxy_db.migration import revisions
+from llm_proxy_db.migration import revisions, unfinished_runs
 from llm_proxy_db.migration.executor import Progress, ProgressEvent, StepTiming
 from llm_proxy_db.safety.guard import refuse_broken_references
 from llm_proxy_db.safety.rehearsal_result import RehearsalResult
@@ -54,7 +54,11 @@ def rehearse(
     settings = writable_settings(settings)  # the copy is made on the primary, by a session of ours
     scripts = revisions.script_directory(tuple(version_locations))
     target_id = revisions.resolve(target, scripts)
-    current = revisions.peek_revision(settings, version_locations)
+    with connect(settings, create=False) as connection:
+        current = revisions.peek_revision(settings, version_locations, connection)
+        # A restore or a downgrade left part-way (MySQL) is refused as setup refuses it: its copy
+        # would look whole (the marker is not copied), so a rehearsal on it would prove nothing.
+        unfinished_runs.refuse_reading(connection, "rehearse", scripts)
     if revisions.position(target_id, scripts) < revisions.position(current, scripts):
         raise ConfigError(
             f"target {target} is below the current revision {current}",

@@ -11,6 +11,11 @@ current service cannot address it by id.  The decision:
 - ``llm-proxy-db migrate status`` reports how many there are, and the fast path at head steps
   aside (one indexed probe, :data:`llm_proxy_db.dialects.sqlite.NULL_IDS`) when any exist,
   so a status or a start at head cannot miss them.
+
+MySQL/MariaDB never has a NULL ``id``; without strict mode an older release's INSERT after 0005
+writes ``''`` instead (docs/operations.md).  Nothing fills it (the operator does, once no old
+replica is left); ``migrate status`` reports it (:func:`count_empty`, one primary-key lookup),
+and its fast path at head steps aside when there is one.
 """
 
 from __future__ import annotations
@@ -35,6 +40,11 @@ def count_missing(connection: Connection) -> int:
     if not _applies(connection):
         return 0
     return int(connection.exec_driver_sql("SELECT count(*) FROM tokens WHERE id IS NULL").scalar_one())
+
+
+def count_empty(connection: Connection) -> int:
+    """How many tokens have the id ``''`` (MySQL without strict mode; 0 elsewhere)."""
+    return dialect_for(connection).empty_token_ids(connection)
 
 
 def fill_missing(settings: Settings) -> int:

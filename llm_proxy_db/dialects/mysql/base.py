@@ -118,6 +118,25 @@ def new_token_id_sql() -> str | None:
     """None: ``tokens.id`` is never NULL here (:mod:`llm_proxy_db.service.token_ids`)."""
     return None
 
+
+# Whether tokens.id leads an index (its primary key from 0005 on): only then is id = '' looked up, not scanned for.
+TOKEN_ID_INDEXED = (
+    "SELECT 1 FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'tokens' "
+    "AND COLUMN_NAME = 'id' AND SEQ_IN_INDEX = 1"
+)
+EMPTY_TOKEN_IDS = "SELECT count(*) FROM tokens WHERE id = ''"
+
+
+def empty_token_ids(connection: Connection) -> int:
+    """Tokens whose id is ``''``: what an older release's INSERT (no ``id``) writes after 0005
+    on a server without strict mode (docs/operations.md); at most one, ``id`` being the
+    primary key.  0 without an index leading with ``tokens.id`` (before 0005: none can exist,
+    and counting would scan the table)."""
+    if connection.exec_driver_sql(f"{TOKEN_ID_INDEXED} LIMIT 1").first() is None:
+        return 0
+    return int(connection.exec_driver_sql(EMPTY_TOKEN_IDS).scalar_one())
+
+
 # MySQL's head schema: llm_proxy_db.schema.head_mysql.
 HEAD_SCHEMA = "mysql"
 NAMED_CONSTRAINTS = True

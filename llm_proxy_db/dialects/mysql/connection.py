@@ -17,8 +17,10 @@ from llm_proxy_db.dialects.mysql.base import (
     DRIVER,
     DRIVER_PACKAGE,
     DSN_EXAMPLE,
+    EMPTY_TOKEN_IDS,
     OFFLINE_URL,
     SQLALCHEMY_DRIVER,
+    TOKEN_ID_INDEXED,
     URL_SCHEMES,
 )
 from llm_proxy_db.dialects.mysql.engine import engine_for, utf8_password
@@ -229,7 +231,9 @@ def connect_args(url: URL) -> dict[str, Any]:
 def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
     """``alembic_version``'s rows with a bare PyMySQL connection; ``["(adopted)"]`` when adopted
     (unless ``adopted_ok``), ``["(unfinished)"]`` while a downgrade or a restore that commits as
-    it goes has not finished (:mod:`llm_proxy_db.dialects.unfinished`): the full path explains."""
+    it goes has not finished (:mod:`llm_proxy_db.dialects.unfinished`): the full path explains.
+    Unless ``adopted_ok`` (a status, not a start), ``["(tokens with empty id)"]`` when a token
+    has the id ``''`` (:func:`.base.empty_token_ids`; looked up only where ``id`` is indexed)."""
     require_driver(*DRIVER_PACKAGE)
     import pymysql
 
@@ -239,9 +243,10 @@ def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
             cursor.execute(session_bound_sql())  # a lock held on alembic_version: waited for at most --lock-timeout
             cursor.execute("SELECT version_num FROM alembic_version")
             rows = [row[0] for row in cursor.fetchall()]
+            indexed = "" if adopted_ok else f" UNION ALL SELECT 'tokens.id' FROM ({TOKEN_ID_INDEXED} LIMIT 1) i"
             cursor.execute(
                 "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
-                "AND TABLE_NAME IN (%s, %s)",
+                f"AND TABLE_NAME IN (%s, %s){indexed}",
                 ("llm_proxy_adoption", UNFINISHED_TABLE),
             )
             ours = {row[0] for row in cursor.fetchall()}
@@ -249,6 +254,10 @@ def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
                 return ["(unfinished)"]
             if not adopted_ok and "llm_proxy_adoption" in ours:
                 return ["(adopted)"]
+            if "tokens.id" in ours:
+                cursor.execute(f"{EMPTY_TOKEN_IDS} LIMIT 1")  # a primary-key lookup: the status warns
+                if cursor.fetchone()[0]:
+                    return ["(tokens with empty id)"]
             return rows
     finally:
         connection.close()

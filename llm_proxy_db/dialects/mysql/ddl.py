@@ -220,14 +220,24 @@ def alter(table: str, clauses: str, algorithm: str) -> None:
         bind.exec_driver_sql(statement)
 
 
-def alter_online(table: str, key: str, clauses: str, *, fallback: str, algorithm: str = "COPY") -> None:
+def alter_online(
+    table: str,
+    key: str,
+    clauses: str,
+    *,
+    fallback: str,
+    algorithm: str = "COPY",
+    accepts: str = "",
+    before_swap: Callable[[], None] | None = None,
+) -> None:
     """Give ``table`` the definition ``clauses`` make, without blocking the service's writes.
 
     ``algorithm`` is what the plain ``ALTER TABLE table fallback`` would need.  On MariaDB
     online, a change the server would make by copying the table under a write lock (``COPY``),
     or any rebuild under Galera's total order isolation (where even ``INPLACE`` blocks every
     node), goes through a shadow copy instead (:mod:`.shadow`: triggers, a batched copy,
-    an atomic swap; ``key`` is a unique key of both tables).  Offline (``--sql``), on one server
+    an atomic swap; ``key`` is a unique key of both tables; ``accepts`` and ``before_swap`` for
+    a change that narrows what the table takes: see :func:`.shadow.rebuild`).  Offline (``--sql``), on one server
     for ``INPLACE``, and on MySQL 8 (whose schema-wide CHECK names a copy could not keep), it is
     the plain ``ALTER``.
     """
@@ -240,13 +250,9 @@ def alter_online(table: str, key: str, clauses: str, *, fallback: str, algorithm
         if step_hook is not None:
             step_hook(f"online copy of {table}: {stage}")
 
-    with mysql_pacing.Pacer.open(bind, _report) as pacer:  # replica lag, Galera flow control
-
-        def pause() -> None:
-            pacer.wait()
-
-        mysql_shadow.rebuild(bind, mysql_shadow.ShadowChange(table, key, clauses), report=_report_kw, hook=hook,
-                             pause=pause)
+    with mysql_pacing.Pacer.open(bind, _report) as pacer:  # conflicts, replica lag, Galera flow control
+        mysql_shadow.rebuild(bind, mysql_shadow.ShadowChange(table, key, clauses, accepts), report=_report_kw,
+                             hook=hook, pacer=pacer, before_swap=before_swap)
 
 
 def finish_online(table: str) -> None:

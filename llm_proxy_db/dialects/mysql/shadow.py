@@ -8,6 +8,12 @@ pt-online-schema-change does, with no lock held longer than one small batch:
 1. ``_<table>_new`` is created ``LIKE`` the table (the operator's extra columns and indexes come
    along) and altered while empty;
 2. three triggers carry every insert, update and delete of the service into it;
+   a change that narrows what the table accepts (a downgrade's CHECK) says which rows the new
+   definition takes (:attr:`ShadowChange.accepts`): until the copy ends, the others stay in
+   the table and are not carried across (the service's writes never fail on the shadow's
+   narrower CHECK); then the triggers carry every row as it is (a refused one fails from
+   here on), ``before_swap`` refuses (or folds) the rows the new definition would refuse,
+   and only then are the tables swapped;
 3. the rows are copied a key range at a time, each batch its own short transaction that reads
    its source rows ``LOCK IN SHARE MODE`` (a delete racing the batch waits for it, so no deleted
    row comes back) and never overwrites a row a trigger wrote (``ON DUPLICATE KEY UPDATE`` a
@@ -28,9 +34,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy.engine import Connection
 
+from llm_proxy_db.dialects.mysql import pacing as mysql_pacing
 from llm_proxy_db.errors import MigrationError
 
 # Rows per copy batch to start with, its bounds, and the time one batch may hold its row locks.
@@ -39,10 +47,6 @@ COPY_MIN, COPY_MAX = 200, 20_000
 COPY_TARGET_S = 0.1
 # ER_LOCK_WAIT_TIMEOUT: NOWAIT found a metadata lock held (a running transaction of the service).
 LOCK_BUSY = {1205}
-# ER_LOCK_DEADLOCK: InnoDB chose this batch as a deadlock victim, or Galera's certification let
-# another node's write win; the batch is tried again, up to CONFLICT_RETRIES times.
-CONFLICT = {1213}
-CONFLICT_RETRIES = 5  # then the range is made smaller (copy_rows)
 # How long the swap and the trigger DDL keep retrying their NOWAIT attempts before giving up.
 DDL_RETRY_S = 60.0
 DDL_RETRY_PAUSE_S = 0.05
@@ -61,6 +65,9 @@ class ShadowChange:
     table: str
     key: str
     clauses: str
+    #: For a narrowing change: the condition (SQL, ``{row}`` before each column name) a row
+    #: must meet to be copied into the shadow table while the copy runs; "" copies every row.
+    accepts: str = ""
 
     @property
     def shadow(self) -> str:
@@ -105,12 +112,7 @@ def has_table(connection: Connection, table: str) -> bool:
 
 def our_triggers(connection: Connection, table: str) -> set[str]:
     """The names of our copy triggers present (on ``table`` or, after the swap, on ``_old``)."""
-    rows = connection.exec_driver_sql(
-        "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() "
-        "AND TRIGGER_NAME LIKE %s",
-        (f"llm\\_proxy\\_osc\\_{table}\\_%",),
-    )
-    return {str(row[0]) for row in rows}
+    return set(_trigger_bodies(connection, table))
 
 
 def refuse_unsupported(connection: Connection, table: str) -> None:
@@ -194,13 +196,18 @@ def rebuild(
     change: ShadowChange,
     *,
     report: Report | None = None,
-    pause: Callable[[], None] | None = None,
+    pacer: mysql_pacing.Pacer | None = None,
     hook: Callable[[str], None] | None = None,
+    before_swap: Callable[[], None] | None = None,
 ) -> None:
     """Give ``change.table`` its new definition through a shadow copy (module docstring).
 
-    ``report(kind, detail, done=, total=)`` receives progress, ``pause()`` is called between two
-    batches (a throttle: replica lag, flow control), ``hook(stage)`` after each stage (tests).
+    ``report(kind, detail, done=, total=)`` receives progress; ``pacer`` runs each copy batch
+    (again after a conflict) and waits between two (replica lag, flow control: :mod:`.pacing`);
+    ``hook(stage)`` is called after each stage (tests).
+    ``before_swap()`` runs once the triggers carry every row as it is (for a narrowing change,
+    :attr:`ShadowChange.accepts`): it raises to refuse the swap (the copy is then abandoned and
+    the table left as it was), or changes the refused rows so the shadow table takes them.
     """
     say = report or (lambda *args, **kwargs: None)
     mark = hook or (lambda stage: None)
@@ -211,9 +218,16 @@ def rebuild(
     _prepare_shadow(connection, change, say)
     mark("shadow table created")
     try:
-        _create_triggers(connection, change)
+        _create_triggers(connection, change, lenient=True)
         mark("triggers created")
-        copy_rows(connection, change, say, pause=pause, hook=mark)
+        copy_rows(connection, change, say, pacer=pacer, hook=mark)
+        if change.accepts:
+            # Replacing a trigger waits for every transaction of the service on the table: a
+            # row written through the lenient triggers is committed (and seen) from here on.
+            _create_triggers(connection, change, lenient=False)
+            mark("triggers carry every row")
+        if before_swap is not None:
+            before_swap()
         _swap(connection, change, say)
     except Exception:
         # A row the new definition refuses, a lost connection...: the triggers must not stay to
@@ -269,15 +283,23 @@ def shared_columns(connection: Connection, change: ShadowChange) -> list[str]:
     return [column for column in _columns(connection, change.shadow) if column in source]
 
 
-def _create_triggers(connection: Connection, change: ShadowChange) -> None:
-    present = our_triggers(connection, change.table)
+def _create_triggers(connection: Connection, change: ShadowChange, *, lenient: bool) -> None:
+    """Our three triggers, each created or (when its body is not the one wanted, as after a
+    stop between the two kinds) replaced in one statement: no write goes uncopied meanwhile.
+
+    ``lenient``: a row the new definition does not accept (:attr:`ShadowChange.accepts`) is
+    not carried across; otherwise every row is, and a refused one fails the service's write.
+    """
+    present = _trigger_bodies(connection, change.table)
     columns = shared_columns(connection, change)
     names = ", ".join(f"`{column}`" for column in columns)
     new_values = ", ".join(f"NEW.`{column}`" for column in columns)
     delete_old = f"DELETE FROM `{change.shadow}` WHERE `{change.key}` = OLD.`{change.key}`"
     replace_new = f"REPLACE INTO `{change.shadow}` ({names}) VALUES ({new_values})"
+    if lenient and change.accepts:
+        replace_new = f"IF {change.accepts.format(row='NEW.')} THEN {replace_new}; END IF"
     bodies = {
-        "insert": replace_new,
+        "insert": f"BEGIN {replace_new}; END",
         "update": f"BEGIN {delete_old}; {replace_new}; END",
         "delete": delete_old,
     }
@@ -286,6 +308,19 @@ def _create_triggers(connection: Connection, change: ShadowChange) -> None:
         if name not in present:
             _ddl(connection, f"CREATE TRIGGER `{name}` AFTER {event.upper()} ON `{change.table}` "
                              f"FOR EACH ROW {bodies[event]}", retry=True)
+        elif present[name] != bodies[event]:
+            _ddl(connection, f"CREATE OR REPLACE TRIGGER `{name}` AFTER {event.upper()} ON `{change.table}` "
+                             f"FOR EACH ROW {bodies[event]}", retry=True)
+
+
+def _trigger_bodies(connection: Connection, table: str) -> dict[str, str]:
+    """Our copy triggers present: name -> body."""
+    rows = connection.exec_driver_sql(
+        "SELECT TRIGGER_NAME, ACTION_STATEMENT FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() "
+        "AND TRIGGER_NAME LIKE %s",
+        (f"llm\\_proxy\\_osc\\_{table}\\_%",),
+    )
+    return {str(name): str(body) for name, body in rows}
 
 
 def copy_rows(
@@ -293,14 +328,17 @@ def copy_rows(
     change: ShadowChange,
     say: Report,
     *,
-    pause: Callable[[], None] | None = None,
+    pacer: mysql_pacing.Pacer | None = None,
     hook: Callable[[str], None] | None = None,
 ) -> int:
     """Copy every row into the shadow table, a primary-key range per transaction; return the count.
 
     A row already there (written by a trigger, or by an earlier run) is left as it is: it is at
-    least as new as the one read here.
+    least as new as the one read here.  A batch that loses a conflict (1213) is rolled back and
+    run again by ``pacer`` (:meth:`.pacing.Pacer.run_batch`; without one, a pacer that only
+    retries); one that keeps losing is made smaller.
     """
+    pacer = pacer or mysql_pacing.Pacer(connection, say, max_lag=0)
     key, batch, last, done = change.key, COPY_BATCH, None, 0
     columns = ", ".join(f"`{column}`" for column in shared_columns(connection, change))
     total = counted_rows(connection, f"`{change.table}`")
@@ -312,6 +350,7 @@ def copy_rows(
             f"SELECT `{key}` FROM `{change.table}`{after} ORDER BY `{key}` LIMIT 1 OFFSET {batch - 1}", params
         ).scalar()
         bounds = ([] if last is None else [f"`{key}` > %s"]) + ([] if upper is None else [f"`{key}` <= %s"])
+        bounds += [f"({change.accepts.format(row='')})"] if change.accepts else []
         where = (" WHERE " + " AND ".join(bounds)) if bounds else ""
         started = time.monotonic()
         statement = (
@@ -319,9 +358,10 @@ def copy_rows(
             f"LOCK IN SHARE MODE ON DUPLICATE KEY UPDATE `{change.shadow}`.`{key}` = `{change.shadow}`.`{key}`"
         )
         try:
-            done += _copy_batch(connection, statement, tuple(v for v in (last, upper) if v is not None), say)
+            done += pacer.run_batch(partial(_copy_batch, connection, statement,
+                                            tuple(v for v in (last, upper) if v is not None)))
         except Exception as exc:  # noqa: BLE001 - the driver's error, classified by its code
-            if _code(exc) not in CONFLICT or batch <= COPY_MIN:
+            if not mysql_pacing.is_conflict(exc) or batch <= COPY_MIN:
                 raise
             # The service keeps writing rows of this range (on another Galera node): a smaller
             # range is certified before one of its writes lands in it.
@@ -336,29 +376,18 @@ def copy_rows(
         if upper is None:
             return done
         last = upper
-        if pause is not None:
-            pause()
+        pacer.wait()
 
 
-def _copy_batch(connection: Connection, statement: str, params: tuple[object, ...], say: Report) -> int:
-    """One batch in its own transaction; a deadlock or a Galera certification conflict (1213,
-    the service's write won) rolls it back and it is tried again after a growing pause."""
-    for attempt in range(1, CONFLICT_RETRIES + 1):
-        # Read committed: the batch locks the rows it copies, not the gaps between them, so the
-        # service's inserts are never held by it (the setting applies to the next transaction).
-        connection.exec_driver_sql("COMMIT")
-        connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-        try:
-            copied = int(connection.exec_driver_sql(statement, params).rowcount)
-            connection.exec_driver_sql("COMMIT")
-            return copied
-        except Exception as exc:  # noqa: BLE001 - the driver's error, classified by its code
-            if _code(exc) not in CONFLICT or attempt == CONFLICT_RETRIES:
-                raise
-            connection.exec_driver_sql("ROLLBACK")
-            say("step", f"copy batch retried after a conflict with another write ({attempt})")
-            time.sleep(min(2.0, 0.05 * 2**attempt))
-    raise AssertionError("unreachable")  # pragma: no cover
+def _copy_batch(connection: Connection, statement: str, params: tuple[object, ...]) -> int:
+    """One batch in its own transaction, committed; the number of rows it wrote."""
+    # Read committed: the batch locks the rows it copies, not the gaps between them, so the
+    # service's inserts are never held by it (the setting applies to the next transaction).
+    connection.exec_driver_sql("COMMIT")
+    connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    copied = int(connection.exec_driver_sql(statement, params).rowcount)
+    connection.exec_driver_sql("COMMIT")
+    return copied
 
 
 def _next_batch(batch: int, took: float) -> int:

@@ -51,6 +51,7 @@ _HOME = {
     "URL_SCHEMES": "base",
     "goose_offline_sql": "base",
     "new_token_id_sql": "base",
+    "empty_token_ids": "base",
     "partly_applied": "base",
     "reverted_steps": "base",
     "service_migrating": "locks",

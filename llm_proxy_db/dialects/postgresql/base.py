@@ -116,6 +116,13 @@ def new_token_id_sql() -> str | None:
     """None: ``tokens.id`` is never NULL here (:mod:`llm_proxy_db.service.token_ids`)."""
     return None
 
+
+def empty_token_ids(connection: Connection) -> int:
+    """0: an older release's token without ``id`` gets its default here (:mod:`llm_proxy_db.service.token_ids`)."""
+    del connection
+    return 0
+
+
 # PostgreSQL's head schema: named constraints, NOT NULL keys (llm_proxy_db.schema.head).
 HEAD_SCHEMA = "server"
 NAMED_CONSTRAINTS = True

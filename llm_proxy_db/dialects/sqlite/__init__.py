@@ -57,6 +57,7 @@ _HOME = {
     "TRANSACTIONAL_DDL": "base",
     "goose_offline_sql": "base",
     "new_token_id_sql": "base",
+    "empty_token_ids": "base",
     "offline_settings": "base",
     "parse_database_url": "base",
     "partly_applied": "base",

@@ -112,6 +112,13 @@ def new_token_id_sql() -> str | None:
     return SQLITE_UUID4_SQL
 
 
+def empty_token_ids(connection: Connection) -> int:
+    """0: an older release's token without ``id`` gets NULL here, never ``''``
+    (:mod:`llm_proxy_db.service.token_ids`)."""
+    del connection
+    return 0
+
+
 # CHECK and UNIQUE constraint names count only where revisions drop constraints by name
 # (PostgreSQL, MySQL); SQLite's automatic indexes (sqlite_autoindex_*) are reflected too.
 # SQLite's head schema: unnamed constraints, keys as the service's DDL writes them.

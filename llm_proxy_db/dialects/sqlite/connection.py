@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from llm_proxy_db.config.settings import Settings
 
 
+MISSING_HINT = "check DATABASE_PATH (--database-path); `llm-proxy-db setup` creates a new one"
+
 def database_exists(settings: Settings) -> bool:
     """Whether the SQLite file exists (reads never create it)."""
     return settings.database_path is not None and settings.database_path.exists()
@@ -68,7 +70,7 @@ def check_sqlite_path(path: Path, *, create: bool = True) -> None:
     if not create:
         raise DatabaseConnectionError(
             f"SQLite database {path} does not exist",
-            hint="check DATABASE_PATH (--database-path); `llm-proxy-db setup` creates a new one",
+            hint=MISSING_HINT,
         )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -184,7 +186,10 @@ def _existing(settings: Settings) -> sqlite3.Connection:
     """A bare connection to the existing file (never creating it)."""
     path = settings.database_path
     if path is None or not path.is_file():
-        raise DatabaseConnectionError(f"SQLite database {path} does not exist")
+        raise DatabaseConnectionError(
+            f"SQLite database {path} does not exist",
+            hint=MISSING_HINT,
+        )
     return sqlite3.connect(path, timeout=busy_timeout_ms() / 1000)
 
 
