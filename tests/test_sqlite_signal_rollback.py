@@ -79,3 +79,34 @@ def test_a_signal_during_the_rebuild_rolls_back_and_says_so(sqlite_settings: Set
     assert revision_of(sqlite_settings) == "0004"
     assert _token_count(sqlite_settings) == TOKENS
     print(f"stopped {stopped_after:.2f}s after the signal")  # for the record; bench/ measures
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_right_after_the_copy_says_interrupted_not_unexpected_error(
+    sqlite_settings: Settings, signum: int
+) -> None:
+    """Found by the hostile review of issue 21: a signal landing as the rebuild's copy ends
+    (between its statements) closed the connection, then resetting its progress handler raised
+    "unexpected ProgrammingError: Cannot operate on a closed database", exit 1 with a hint to
+    report a bug, and the revision reported FAILED (2 of 2 runs signalled at the copy's 100%)."""
+    _at_0004_with_tokens(sqlite_settings)
+    process = subprocess.Popen(
+        [str(CLI), "migrate", "up", "--no-backup"],
+        env=settings_env(sqlite_settings), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if f"copy tokens {TOKENS:,}/{TOKENS:,}" in line:  # the copy's last report
+            break
+    process.send_signal(signum)
+    rest, _ = process.communicate(timeout=120)
+    output = "".join(seen) + rest
+
+    assert "unexpected" not in output and "Traceback" not in output, output
+    assert process.returncode == EXIT_CODES[signum], output
+    lines = [line for line in output.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1 and "interrupted" in lines[0], output
+    assert revision_of(sqlite_settings) == "0004"
+    assert _token_count(sqlite_settings) == TOKENS

@@ -21,6 +21,7 @@ the differences by hand; the plan carries a warning that says what it risks.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -392,8 +393,13 @@ class GuardedAdoption:
     def _plan(self, connection: Connection, target: str | None) -> None:
         self.planned = None
         if needs_adoption(connection):
+            cookie = dialect_for(connection).schema_cookie(connection)
             self.planned = plan(connection, target or revisions.BASE)
             connection.rollback()
+            if self.planned.refusal is not None and _schema_moving(connection, cookie):
+                # The service creates its schema statement by statement (SQLite, no lock of
+                # ours it respects): a shape seen half-way is looked at again once it settles.
+                self.planned = plan_when_settled(connection, target or revisions.BASE)
             if self.planned.refusal is not None:
                 raise mismatch_error(self.planned.detection)
 
@@ -465,6 +471,22 @@ def run_or_adopt(
 SETTLE_TRIES, SETTLE_PAUSE = 20, 0.25
 
 
+def _schema_moving(connection: Connection, cookie: object | None) -> bool:
+    """Whether the schema changed since ``cookie`` was read, or changes within a
+    :data:`SETTLE_PAUSE` (False where the dialect has no cheap cookie)."""
+    if cookie is None:
+        return False
+    cookies = dialect_for(connection)
+    for pause in (0.0, SETTLE_PAUSE):
+        time.sleep(pause)
+        connection.rollback()  # a fresh read: the cookie of the snapshot held is the old one
+        now = cookies.schema_cookie(connection)
+        connection.rollback()
+        if now != cookie:
+            return True
+    return False
+
+
 def plan_when_settled(connection: Connection, target: str | None) -> AdoptionPlan:
     """The adoption plan for tables that appeared after the database was found empty (the
     service started meanwhile: :class:`~llm_proxy_db.errors.SchemaAppearedError`).
@@ -473,8 +495,6 @@ def plan_when_settled(connection: Connection, target: str | None) -> AdoptionPla
     state (at most :data:`SETTLE_TRIES` times, :data:`SETTLE_PAUSE` s apart); a schema that
     never settles into one is refused as any unknown shape is.
     """
-    import time
-
     for attempt in range(SETTLE_TRIES):
         connection.rollback()
         found = plan(connection, target or revisions.BASE)

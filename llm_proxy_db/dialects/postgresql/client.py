@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -133,8 +134,9 @@ def load_dump(settings: Settings, dump: Path) -> None:
         psql = subprocess.Popen(
             [psql_exe, "--no-psqlrc", "--no-password", "--quiet", "-v", "ON_ERROR_STOP=1", "--file=-",
              f"--dbname={dbname}"],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=psql_err, env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=psql_err, env=env,
         )
+        ran_all = _watch_for(psql, _LOADED)
         source = subprocess.Popen(
             [restore_exe, "--no-owner", "--no-privileges", "--exit-on-error", "--file=-", str(dump)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=restore_err, env=env,
@@ -144,7 +146,7 @@ def load_dump(settings: Settings, dump: Path) -> None:
             try:
                 psql.stdin.write(b"BEGIN;\n" + _DROP_SCHEMA_CONTENTS.encode())
                 shutil.copyfileobj(source.stdout, psql.stdin)
-                if source.wait() == 0:  # only a complete script is committed
+                if source.wait() == 0 and _ran_all(psql, ran_all):  # only a complete script is committed
                     psql.stdin.write(b"COMMIT;\n")
             except BrokenPipeError:  # psql stopped at an error: its stderr says which
                 pass
@@ -166,6 +168,42 @@ def load_dump(settings: Settings, dump: Path) -> None:
             f"{what} failed, nothing was changed: {reason}",
             hint="the load ran in one transaction and was rolled back; fix the cause and restore again",
         )
+
+
+# COMMIT is sent only once psql has run every statement of the dump (its index and key builds
+# take seconds after the last byte is written): a COMMIT already queued in psql's input would
+# be run by psql after this process was killed (SIGKILL), the restore then committed without
+# its run-log entry, and the replaced database's log gone.  Killed before it, psql reads the
+# end of its input and the transaction is rolled back: the database is as it was.
+_LOADED = "llm-proxy-db: every statement of the dump ran"
+
+
+def _watch_for(psql: subprocess.Popen[bytes], marker: str) -> threading.Event:
+    """Drain psql's output (query results such as ``set_config``) in a thread; the event is
+    set when ``marker`` is printed (by ``\\echo``) or psql's output ends."""
+    seen = threading.Event()
+    assert psql.stdout is not None
+    stdout = psql.stdout
+
+    def drain() -> None:
+        for line in stdout:
+            if line.decode(errors="replace").strip() == marker:
+                seen.set()
+        seen.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    return seen
+
+
+def _ran_all(psql: subprocess.Popen[bytes], seen: threading.Event) -> bool:
+    """Ask psql to print the marker after the dump's statements and wait for it: True when
+    psql ran them all (False: it stopped at an error, its stderr says which)."""
+    assert psql.stdin is not None
+    psql.stdin.write(f"\\echo '{_LOADED}'\n".encode())
+    psql.stdin.flush()
+    while not seen.wait(0.2) and psql.poll() is None:  # short waits: a signal's handler runs between
+        pass
+    return psql.poll() is None
 
 
 def _error_line(stderr: str, password: object) -> str:

@@ -13,7 +13,9 @@ Only the main thread may install signal handlers; elsewhere nothing is installed
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,4 +58,7 @@ def interruptible(connection: Connection) -> Iterator[Stop]:
     finally:
         for signum, handler in saved.items():
             signal.signal(signum, handler)
-        raw.set_progress_handler(None, PROGRESS_OPCODES)
+        # The signal's report may have closed (invalidated) the connection: nothing to reset,
+        # and the interruption, not this, is what the caller must see.
+        with contextlib.suppress(sqlite3.ProgrammingError):
+            raw.set_progress_handler(None, PROGRESS_OPCODES)
