@@ -78,6 +78,25 @@ class SchemaAppearedError(MigrationError):
     service started meanwhile); nothing was changed, the caller detects again and adopts."""
 
 
+class Interrupted(LLMProxyDBError):
+    """A signal (SIGINT, SIGTERM) stopped a command outside a revision (a backup, a lock wait,
+    a restore's load...); its cleanup ran first (exit 128 + the signal)."""
+
+    def __init__(self, message: str, *, signal: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = 128 + signal
+
+
+def signal_of(exc: BaseException) -> int | None:
+    """The signal behind ``exc``: SIGINT for Ctrl-C's KeyboardInterrupt, N for the
+    ``SystemExit(128 + N)`` the CLI's SIGTERM handler raises; None for anything else."""
+    if isinstance(exc, KeyboardInterrupt):
+        return 2
+    if isinstance(exc, SystemExit) and isinstance(exc.code, int) and exc.code in (130, 143):
+        return exc.code - 128
+    return None
+
+
 class MigrationInterrupted(MigrationError):
     """A signal stopped a revision; its transaction was rolled back (exit 128 + the signal)."""
 

@@ -133,6 +133,7 @@ def test_sigterm_during_the_load_names_the_safety_dump_and_ends_the_client(
     assert process.returncode == 143, err
     safety = next((tmp_path / "safety").glob("*.pre-restore.sql"))
     assert str(safety) in err and "Traceback" not in err
+    assert "Error: the restore of" in err and f"Hint: the previous contents are in {safety}" in err, err
     time.sleep(0.2)
     with pytest.raises(ProcessLookupError):
         os.kill(client, 0)

@@ -154,7 +154,7 @@ def test_a_restore_stopped_over_a_partial_database_names_the_good_copies(
 
     err = _cut_short(settings, dump, tmp_path / "second", signal.SIGTERM)
     (partial,) = (tmp_path / "second" / "safety").glob("*.pre-restore.partial.sql")
-    assert "restore interrupted" in err and "Traceback" not in err, err
+    assert "Error: the restore of" in err and "was interrupted" in err and "Traceback" not in err, err
     assert f"db restore --force {first_safety}" in err
     assert f"db restore --force {partial}" not in err and "not a backup" in err
 

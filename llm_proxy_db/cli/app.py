@@ -37,7 +37,14 @@ from llm_proxy_db.config.parsing import debug_enabled, env_settings, parse_keep_
 from llm_proxy_db.config.settings import Settings
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.dialects.resolve import resolve_settings
-from llm_proxy_db.errors import ConfigError, LLMProxyDBError, MigrationError, VerificationError
+from llm_proxy_db.errors import (
+    ConfigError,
+    Interrupted,
+    LLMProxyDBError,
+    MigrationError,
+    VerificationError,
+    signal_of,
+)
 
 if TYPE_CHECKING:
     from llm_proxy_db import commands, verify
@@ -154,6 +161,11 @@ def handles_errors(func: F) -> F:
             return func(*args, **kwargs)
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise  # a command's own exit code or usage error, not a crash
+        except (KeyboardInterrupt, SystemExit) as exc:  # a signal outside a revision
+            signal = signal_of(exc)
+            if signal is None:
+                raise
+            fail(interrupted(signal), as_json=bool(kwargs.get("as_json")))
         except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
             error = as_user_error(exc)
             if error is None:
@@ -161,6 +173,22 @@ def handles_errors(func: F) -> F:
             fail(error, as_json=bool(kwargs.get("as_json")))
 
     return wrapper  # type: ignore[return-value]
+
+
+SIGNAL_NAMES = {2: "SIGINT", 15: "SIGTERM"}
+
+
+def interrupted(signal: int) -> Interrupted:
+    """The answer to a signal that stopped a command outside a revision (one inside a revision
+    is the executor's :class:`~llm_proxy_db.errors.MigrationInterrupted`, which says more)."""
+    name = SIGNAL_NAMES.get(signal, f"signal {signal}")
+    return Interrupted(
+        f"interrupted by {name} before the command finished; its cleanup ran (temporary files "
+        "removed, child processes stopped)",
+        signal=signal,
+        hint="`llm-proxy-db migrate status` shows where the database is (a revision left part-way is "
+        "named there); run the command again",
+    )
 
 
 def as_user_error(exc: Exception) -> LLMProxyDBError | None:

@@ -35,7 +35,7 @@ from llm_proxy_db.database import connect
 from llm_proxy_db.dialects import server_dialect_for, unfinished
 from llm_proxy_db.dialects.base import REQUIRED_TABLES, DumpInfo, ServerDialect
 from llm_proxy_db.dialects.client_tools import find_tool
-from llm_proxy_db.errors import MISSING_BACKUP_HINT, BackupError, UnknownRevisionError
+from llm_proxy_db.errors import MISSING_BACKUP_HINT, BackupError, Interrupted, UnknownRevisionError, signal_of
 from llm_proxy_db.events import Progress
 from llm_proxy_db.files import remove_leftovers
 from llm_proxy_db.migration import revisions, run_log, unfinished_runs
@@ -169,9 +169,11 @@ def restore(
             dialect.load_dump(settings, source)
         except BackupError as exc:
             raise BackupError(exc.message, hint=way_back) from None
-        except (KeyboardInterrupt, SystemExit):  # SIGINT, SIGTERM (the CLI's handler)
-            print(f"restore interrupted: {way_back}", file=sys.stderr)
-            raise
+        except (KeyboardInterrupt, SystemExit) as exc:  # SIGINT, SIGTERM (the CLI's handler)
+            signal = signal_of(exc)
+            if signal is None:
+                raise
+            raise Interrupted(f"the restore of {source} was interrupted", signal=signal, hint=way_back) from None
         connection.rollback()  # see what the load committed
         _check_loaded(connection, way_back)
         if marked:
