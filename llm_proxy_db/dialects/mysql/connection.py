@@ -279,8 +279,8 @@ def plain_connect_args(raw: str) -> tuple[dict[str, Any], str] | None:
     kwargs.update({"charset": "utf8mb4", **({"password": password.encode("utf-8")} if password else {})})
     userinfo = f"{user}{':***' if password else ''}@" if user else ""
     address = f"[{host}]" if ":" in host else host
-    described = f"{SQLALCHEMY_DRIVER}://{userinfo}{address}{'' if port is None else f':{port}'}/{database}?charset=utf8mb4"
-    return kwargs, described
+    address += "" if port is None else f":{port}"
+    return kwargs, f"{SQLALCHEMY_DRIVER}://{userinfo}{address}/{database}?charset=utf8mb4"
 
 
 _PlainFields = tuple[str, str, str, "int | None", str, dict[str, str]]
@@ -407,4 +407,10 @@ def surely_writable(settings: Settings) -> bool:
     """False, "not sure": whether the server takes writes (a replica, a read-only server, a
     Galera node) is read through SQLAlchemy (:mod:`.writable`), so the full path asks."""
     del settings
+    return False
+
+
+def surely_writable_at(kwargs: dict[str, Any]) -> bool:
+    """:func:`surely_writable` for a plain URL's connect arguments: False, the full path asks."""
+    del kwargs
     return False
