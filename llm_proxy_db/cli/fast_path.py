@@ -47,7 +47,7 @@ from llm_proxy_db.cli.render import (
 )
 from llm_proxy_db.cli.version import version_line
 from llm_proxy_db.config.parsing import env_settings
-from llm_proxy_db.config.settings import MYSQL, postgres_url_text
+from llm_proxy_db.config.settings import MYSQL, POSTGRES, postgres_url_text
 from llm_proxy_db.dialects.resolve import resolve_settings
 from llm_proxy_db.migration.results import RunResult
 from llm_proxy_db.status import Status, status_at_head, with_found_topology, with_topology
@@ -198,14 +198,15 @@ def _description_at_head(
     raw_url = postgres_url_text(
         options.get("db_driver"), options.get("database_url"), database_path=options.get("database_path")
     )
-    if raw_url and quick_status.plain_postgres_url(raw_url):
+    driver = quick_status.driver_chosen(options) if raw_url else None
+    if raw_url and driver == POSTGRES and quick_status.plain_postgres_url(raw_url):
         if not quick_status.direct_url_plain_or_absent(options.get("direct_url")):
             return None, None  # the full path parses the direct URL and may refuse it
         plain = quick_status.postgres_url_at_head(raw_url, adopted_ok=adopted_ok)
         assert plain is not None
         at_head, description = plain
         return (description if at_head else None), None
-    mysql = quick_status.plain_mysql_url(raw_url) if raw_url and quick_status.driver_chosen(options) == MYSQL else None
+    mysql = quick_status.plain_mysql_url(raw_url) if raw_url and driver == MYSQL else None
     if mysql is not None:
         if not quick_status.direct_url_plain_or_absent(options.get("direct_url"), quick_status.plain_mysql_url):
             return None, None  # the full path parses the direct URL and may refuse it
@@ -213,8 +214,9 @@ def _description_at_head(
         at_head = quick_status.mysql_at_head(kwargs, adopted_ok=adopted_ok)
         return (description if at_head else None), lambda status: with_found_topology(status, _topology_at(kwargs))
     settings = resolve_settings(
-        options.get("db_driver"), options.get("database_path"), raw_url, direct_url=options.get("direct_url")
-    )
+        options.get("db_driver"), options.get("database_path"), options.get("database_url"),
+        direct_url=options.get("direct_url"),
+    )  # DATABASE_URL read as the full path reads it: not as an explicit --database-url (which implies its driver)
     described = settings.describe() if quick_status.at_head(settings, adopted_ok=adopted_ok) else None
     return described, lambda status: with_topology(status, settings)
 

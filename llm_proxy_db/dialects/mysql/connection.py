@@ -402,15 +402,3 @@ def read_broken_references(settings: Settings) -> bool:
     del settings
     return False
 
-
-def surely_writable(settings: Settings) -> bool:
-    """False, "not sure": whether the server takes writes (a replica, a read-only server, a
-    Galera node) is read through SQLAlchemy (:mod:`.writable`), so the full path asks."""
-    del settings
-    return False
-
-
-def surely_writable_at(kwargs: dict[str, Any]) -> bool:
-    """:func:`surely_writable` for a plain URL's connect arguments: False, the full path asks."""
-    del kwargs
-    return False
