@@ -22,7 +22,7 @@ log and the table names with the bare driver), on the same terms: sure, or the f
 Adoption's dry run steps aside when anything but a plain table carries one of the service's
 table names; a rehearsal when a bare read cannot prove that the full path would not refuse
 it (a transaction pooler, a server that only reads, SQLite rows breaking a foreign key, a
-direct URL, MySQL).
+direct URL). A plain PostgreSQL or MySQL `DATABASE_URL` is read without SQLAlchemy.
 
 :func:`main` is the ``llm-proxy-db`` script's entry point: importing :mod:`llm_proxy_db.cli.app`
 (Typer) is itself a third of the budget, so it happens only when the fast path steps aside.
