@@ -44,7 +44,7 @@ from llm_proxy_db import quick_status
 from llm_proxy_db.adoption.known_state_files import stale_files
 from llm_proxy_db.adoption.plans import VERSIONED, AdoptionPlan, AdoptionResult, Detection
 from llm_proxy_db.config.parsing import DIRECT_URL_ENV
-from llm_proxy_db.config.settings import postgres_url_text
+from llm_proxy_db.config.settings import MYSQL, POSTGRES, postgres_url_text
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.dialects.resolve import resolve_settings
 from llm_proxy_db.dialects.unfinished import UNFINISHED_TABLE
@@ -83,7 +83,8 @@ def reader(options: dict[str, str]) -> Reader:
     raw_url = postgres_url_text(
         options.get("db_driver"), options.get("database_url"), database_path=options.get("database_path")
     )
-    plain = quick_status.plain_postgres_url(raw_url) if raw_url else None
+    driver = quick_status.driver_chosen(options) if raw_url else None
+    plain = quick_status.plain_postgres_url(raw_url) if raw_url and driver == POSTGRES else None
     if plain is not None:
         if not quick_status.direct_url_plain_or_absent(options.get("direct_url")):
             raise ValueError("a direct URL the full path parses (and may refuse)")
@@ -96,9 +97,25 @@ def reader(options: dict[str, str]) -> Reader:
             lambda: postgresql.read_tables_at(libpq, OUR_TABLES), lambda: False,
             lambda: postgresql.surely_writable_at(libpq, port), direct_url=_direct_url_given(options),
         )
+    mysql = quick_status.plain_mysql_url(raw_url) if raw_url and driver == MYSQL else None
+    if mysql is not None:
+        if not quick_status.direct_url_plain_or_absent(options.get("direct_url"), quick_status.plain_mysql_url):
+            raise ValueError("a direct URL the full path parses (and may refuse)")
+        from llm_proxy_db.dialects.mysql import (  # only a MySQL run pays for these imports: start-up time
+            connection,
+            writable,
+        )
+
+        kwargs, described = mysql
+        return Reader(
+            described, lambda: connection.read_versions_at(kwargs, True), lambda: connection.read_run_log_at(kwargs),
+            lambda: connection.read_tables_at(kwargs, OUR_TABLES), lambda: False,
+            lambda: writable.surely_writable_at(kwargs), direct_url=_direct_url_given(options),
+        )
     settings = resolve_settings(
-        options.get("db_driver"), options.get("database_path"), raw_url, direct_url=options.get("direct_url")
-    )
+        options.get("db_driver"), options.get("database_path"), options.get("database_url"),
+        direct_url=options.get("direct_url"),
+    )  # DATABASE_URL read as the full path reads it: not as an explicit --database-url (which implies its driver)
     dialect = dialect_for(settings)
     return Reader(
         settings.describe(), lambda: dialect.read_versions(settings, True), lambda: dialect.read_run_log(settings),
@@ -110,6 +127,7 @@ def reader(options: dict[str, str]) -> Reader:
 def _direct_url_given(options: dict[str, str]) -> bool:
     """Whether a direct URL is configured: the full path connects through it for changes."""
     return bool(options.get("direct_url") or os.environ.get(DIRECT_URL_ENV) or os.environ.get(f"{DIRECT_URL_ENV}_FILE"))
+
 
 
 def log_at_head(read: Reader) -> list[Entry] | None:

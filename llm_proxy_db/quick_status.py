@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from llm_proxy_db.config.parsing import DIRECT_URL_ENV
 from llm_proxy_db.config.secrets import secret_env
+from llm_proxy_db.config.settings import chosen_driver
 from llm_proxy_db.dialects import dialect_for
 from llm_proxy_db.dialects.base import ADOPTION_TABLE, VERSION_QUERY  # noqa: F401 (the fast read's vocabulary)
 from llm_proxy_db.migration import manifest
@@ -119,15 +121,32 @@ def plain_postgres_url(raw_url: str) -> tuple[str, str] | None:
     return f"postgresql://{user}{password or ''}@{host}{port or ''}/{database}", masked
 
 
-def direct_url_plain_or_absent(option: str | None) -> bool:
+def driver_chosen(options: Mapping[str, str]) -> str:
+    """The driver the full path would choose for the global options (``db_driver``,
+    ``database_path``, ``database_url``) and the environment."""
+    given = options.get
+    return chosen_driver(given("db_driver"), given("database_path"), given("database_url"), os.environ)
+
+
+def plain_mysql_url(raw_url: str) -> tuple[dict[str, Any], str] | None:
+    """For a plain MySQL ``DATABASE_URL`` (Go DSN or ``mysql://`` URL): (PyMySQL's connect
+    arguments, its masked description), computed without SQLAlchemy as the full path would
+    (:func:`llm_proxy_db.dialects.mysql.connection.plain_connect_args`); None for others."""
+    from llm_proxy_db.dialects.mysql import connection  # only a MySQL start pays for this import: start-up time
+
+    return connection.plain_connect_args(raw_url)
+
+
+def direct_url_plain_or_absent(option: str | None, plain: Callable[[str], object | None] = plain_postgres_url) -> bool:
     """Whether the direct URL (``--direct-url``, else ``LLM_PROXY_DIRECT_URL[_FILE]``) is
-    absent or a plain PostgreSQL URL (:func:`plain_postgres_url`), which the full path accepts
-    as it is; False for anything else, which the full path parses and may refuse (exit 2)."""
+    absent or plain (``plain``: :func:`plain_postgres_url`, :func:`plain_mysql_url`), which the
+    full path accepts as it is; False for anything else, which the full path parses and may
+    refuse (exit 2)."""
     try:
         raw = option or (secret_env(DIRECT_URL_ENV) or "").strip()
     except Exception:  # noqa: BLE001 - both variables set, an unreadable file: the full path explains
         return False
-    return not raw or plain_postgres_url(raw) is not None
+    return not raw or plain(raw) is not None
 
 
 def postgres_url_at_head(raw_url: str, *, adopted_ok: bool = False) -> tuple[bool, str] | None:
@@ -144,3 +163,15 @@ def postgres_url_at_head(raw_url: str, *, adopted_ok: bool = False) -> tuple[boo
         return head is not None and postgresql.read_versions_at(libpq, adopted_ok) == [head], masked
     except Exception:  # noqa: BLE001 - "not sure": the full path explains it
         return False, masked
+
+
+def mysql_at_head(kwargs: dict[str, Any], *, adopted_ok: bool = False) -> bool:
+    """For a plain MySQL URL (:func:`plain_mysql_url`'s connect arguments): at head?  False
+    when unsure."""
+    from llm_proxy_db.dialects.mysql import connection  # only a MySQL start pays for this import: start-up time
+
+    head = head_revision()
+    try:
+        return head is not None and connection.read_versions_at(kwargs, adopted_ok) == [head]
+    except Exception:  # noqa: BLE001 - "not sure": the full path explains it
+        return False

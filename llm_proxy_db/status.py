@@ -62,10 +62,14 @@ class Status:
 
 def with_topology(status: Status, settings: Any) -> Status:
     """``status`` with what the server is part of, where the dialect can tell (MySQL)."""
+    describe = getattr(dialect_for(settings), "describe_topology", None)
+    return with_found_topology(status, describe(settings) if describe is not None else None)
+
+
+def with_found_topology(status: Status, found: dict[str, Any] | None) -> Status:
+    """``status`` with the topology ``found`` (a dialect's ``describe_topology``), if any."""
     from dataclasses import replace
 
-    describe = getattr(dialect_for(settings), "describe_topology", None)
-    found = describe(settings) if describe is not None else None
     return replace(status, topology=found) if found is not None else status
 
 

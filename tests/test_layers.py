@@ -14,9 +14,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "llm_proxy_db"
 # The fast path's lazy imports (each says so in a comment on its line): Typer and the full
 # CLI, PostgreSQL's driver, and MySQL's DDL module (it loads Alembic).
 LAZY_FOR_START_UP = {
-    "cli/fast_path.py": 3,
-    "quick_answers.py": 1,
-    "quick_status.py": 1,
+    "cli/fast_path.py": 4,
+    "quick_answers.py": 2,
+    "quick_status.py": 3,
     "dialects/mysql/base.py": 3,
     "schema/fingerprint.py": 1,  # the head schema (SQLAlchemy) only where asked: fast adopt --dry-run
 }

@@ -22,7 +22,7 @@ log and the table names with the bare driver), on the same terms: sure, or the f
 Adoption's dry run steps aside when anything but a plain table carries one of the service's
 table names; a rehearsal when a bare read cannot prove that the full path would not refuse
 it (a transaction pooler, a server that only reads, SQLite rows breaking a foreign key, a
-direct URL, MySQL).
+direct URL). A plain PostgreSQL or MySQL `DATABASE_URL` is read without SQLAlchemy.
 
 :func:`main` is the ``llm-proxy-db`` script's entry point: importing :mod:`llm_proxy_db.cli.app`
 (Typer) is itself a third of the budget, so it happens only when the fast path steps aside.
@@ -47,10 +47,10 @@ from llm_proxy_db.cli.render import (
 )
 from llm_proxy_db.cli.version import version_line
 from llm_proxy_db.config.parsing import env_settings
-from llm_proxy_db.config.settings import Settings, postgres_url_text
+from llm_proxy_db.config.settings import MYSQL, POSTGRES, postgres_url_text
 from llm_proxy_db.dialects.resolve import resolve_settings
 from llm_proxy_db.migration.results import RunResult
-from llm_proxy_db.status import status_at_head, with_topology
+from llm_proxy_db.status import Status, status_at_head, with_found_topology, with_topology
 
 if TYPE_CHECKING:
     from llm_proxy_db.adoption.plans import AdoptionResult
@@ -128,10 +128,10 @@ def output_at_head(argv: Sequence[str]) -> str | None:
         return _read_only_output(options, command)
     try:
         env_settings()
-        description, settings = _description_at_head(options, adopted_ok=command[:2] != ["migrate", "status"])
+        description, topology = _description_at_head(options, adopted_ok=command[:2] != ["migrate", "status"])
         status = status_at_head(description) if description is not None else None
-        if status is not None and settings is not None and command != ["setup"]:
-            status = with_topology(status, settings)
+        if status is not None and topology is not None and command[:2] == ["migrate", "status"]:
+            status = topology(status)
     except Exception:  # noqa: BLE001 - the full CLI reports it properly
         return None
     if status is None or description is None:
@@ -189,23 +189,44 @@ _READ_ONLY: dict[str, tuple[str, Callable[[Any, bool], str]]] = {
 }
 
 
-def _description_at_head(options: dict[str, str], *, adopted_ok: bool) -> tuple[str | None, Settings | None]:
+def _description_at_head(
+    options: dict[str, str], *, adopted_ok: bool
+) -> tuple[str | None, Callable[[Status], Status] | None]:
     """The database's description when it is at head, else None (see quick_status.current_head),
-    and its settings when they were resolved (not for a plain PostgreSQL URL)."""
+    and how to add what the server is part of to its status (None: nothing to add, a plain
+    PostgreSQL URL).  A plain URL (PostgreSQL, MySQL) is read without SQLAlchemy."""
     raw_url = postgres_url_text(
         options.get("db_driver"), options.get("database_url"), database_path=options.get("database_path")
     )
-    if raw_url and quick_status.plain_postgres_url(raw_url):
+    driver = quick_status.driver_chosen(options) if raw_url else None
+    if raw_url and driver == POSTGRES and quick_status.plain_postgres_url(raw_url):
         if not quick_status.direct_url_plain_or_absent(options.get("direct_url")):
             return None, None  # the full path parses the direct URL and may refuse it
         plain = quick_status.postgres_url_at_head(raw_url, adopted_ok=adopted_ok)
         assert plain is not None
         at_head, description = plain
         return (description if at_head else None), None
+    mysql = quick_status.plain_mysql_url(raw_url) if raw_url and driver == MYSQL else None
+    if mysql is not None:
+        if not quick_status.direct_url_plain_or_absent(options.get("direct_url"), quick_status.plain_mysql_url):
+            return None, None  # the full path parses the direct URL and may refuse it
+        kwargs, description = mysql
+        at_head = quick_status.mysql_at_head(kwargs, adopted_ok=adopted_ok)
+        return (description if at_head else None), lambda status: with_found_topology(status, _topology_at(kwargs))
     settings = resolve_settings(
-        options.get("db_driver"), options.get("database_path"), raw_url, direct_url=options.get("direct_url")
-    )
-    return (settings.describe() if quick_status.at_head(settings, adopted_ok=adopted_ok) else None), settings
+        options.get("db_driver"), options.get("database_path"), options.get("database_url"),
+        direct_url=options.get("direct_url"),
+    )  # DATABASE_URL read as the full path reads it: not as an explicit --database-url (which implies its driver)
+    described = settings.describe() if quick_status.at_head(settings, adopted_ok=adopted_ok) else None
+    return described, lambda status: with_topology(status, settings)
+
+
+
+def _topology_at(kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """What a MySQL server is part of, read with the bare driver."""
+    from llm_proxy_db.dialects.mysql import writable  # only a MySQL status pays for this import: start-up time
+
+    return writable.describe_topology_at(kwargs)
 
 
 def _run_at_head(description: str, head: str | None, warnings: list[str], command: list[str]) -> str:

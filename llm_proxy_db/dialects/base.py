@@ -178,7 +178,8 @@ class Dialect(Protocol):
 
     def surely_writable(self, settings: Settings) -> bool:
         """True when a bare read shows that ``safety.topology.writable_settings`` would accept
-        ``settings`` as they are (no transaction pooler, not a standby); False when unsure."""
+        ``settings`` as they are (no transaction pooler, not a standby) and, MySQL, that
+        ``check_copy_source`` would (a server that takes writes); False when unsure."""
         ...
 
     def check_copy_source(self, settings: Settings) -> None:

@@ -91,7 +91,7 @@ _HOME = {
     "copy_of": "creation",
     "read_tables": "connection",
     "read_broken_references": "connection",
-    "surely_writable": "connection",
+    "surely_writable": "writable",
     "check_copy_source": "creation",
     "scratch_connection": "creation",
     "scratch_database": "creation",

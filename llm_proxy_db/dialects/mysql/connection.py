@@ -94,15 +94,8 @@ def _parse_dsn(text: str) -> URL:
     """``[user[:password]@][net[(address)]]/dbname[?options]``, as the Go driver reads it."""
     from sqlalchemy.engine import URL
 
-    head, slash, tail = text.rpartition("/")
-    match = _DSN.match(head) if slash else None
-    if match is None:
-        raise _malformed(text)
-    database, _, options = tail.partition("?")
-    user, _, password = (match.group("userinfo") or "").partition(":")
-    net = (match.group("net") or "tcp").lower()
-    address = match.group("address") or ""
-    query = _driver_options(dict(parse_qsl(options, keep_blank_values=True)), text)
+    user, password, net, address, database, options = _split_dsn(text)
+    query = _driver_options(options, text)
     if net == "unix":
         query["unix_socket"] = address or DEFAULT_UNIX_SOCKET
         return URL.create(SQLALCHEMY_DRIVER, user or None, password or None, "localhost", None, database, query)
@@ -110,6 +103,18 @@ def _parse_dsn(text: str) -> URL:
         raise ConfigError(f"unsupported network {net!r} in {mask_dsn(text)!r}", hint="use tcp(host:port) or unix(path)")
     host, port = _host_port(address or DEFAULT_TCP_ADDRESS, text)
     return URL.create(SQLALCHEMY_DRIVER, user or None, password or None, host, port, database, query)
+
+
+def _split_dsn(text: str) -> tuple[str, str, str, str, str, dict[str, str]]:
+    """A Go DSN's (user, password, net, address, database, options), as the Go driver splits it."""
+    head, slash, tail = text.rpartition("/")
+    match = _DSN.match(head) if slash else None
+    if match is None:
+        raise _malformed(text)
+    database, _, options = tail.partition("?")
+    user, _, password = (match.group("userinfo") or "").partition(":")
+    net = (match.group("net") or "tcp").lower()
+    return user, password, net, match.group("address") or "", database, dict(parse_qsl(options, keep_blank_values=True))
 
 
 def _host_port(address: str, text: str) -> tuple[str, int]:
@@ -171,13 +176,19 @@ def _seconds(value: str, text: str) -> float:
 
 
 def _encode_userinfo(text: str) -> str:
-
-    scheme, _, rest = text.partition("://")
-    userinfo, at, host = rest.rpartition("@")
+    scheme, user, colon, password, at, host = _split_userinfo(text)
     if not at:
         return text
-    user, colon, password = userinfo.partition(":")
     return f"{scheme}://{quote(unquote(user), safe='')}{colon}{quote(unquote(password), safe='')}@{host}"
+
+
+def _split_userinfo(text: str) -> tuple[str, str, str, str, str, str]:
+    """A URL's (scheme, user, ``:``, password, ``@``, the rest), split at the last ``@``, so a
+    password may hold ``@``, ``/`` or ``:`` as written (percent-encoded or not)."""
+    scheme, _, rest = text.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    return scheme, user, colon, password, at, host
 
 
 def _last(value: str | tuple[str, ...]) -> str:
@@ -228,7 +239,78 @@ def connect_args(url: URL) -> dict[str, Any]:
     return {**kwargs, **utf8_password(url)}
 
 
+# A "plain" DATABASE_URL (:func:`plain_connect_args`): ASCII names, a TCP host name or address.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.$-]*")
+_PLAIN_DATABASE = re.compile(r"[A-Za-z0-9_$-]+")
+_PLAIN_HOST = re.compile(r"[A-Za-z0-9.-]+|(?=[0-9A-Fa-f:]*[0-9A-Fa-f])[0-9A-Fa-f]*:[0-9A-Fa-f:]*")
+_PLAIN_URL_REST = re.compile(
+    r"(?:(?P<host>[A-Za-z0-9.-]+)|\[(?P<ipv6>[0-9A-Fa-f:]+)\])(?::(?P<port>\d{1,5}))?/(?P<database>[^?#]*)(?:\?(?P<options>[^#]*))?"
+)
+
+
+def plain_connect_args(raw: str) -> tuple[dict[str, Any], str] | None:
+    """For a plain ``DATABASE_URL``: (PyMySQL's ``connect()`` arguments, the description), as
+    :func:`connect_args` and :meth:`Settings.describe` give them, without importing SQLAlchemy
+    (which alone costs more than the whole startup check); None for any other URL.
+
+    Plain: the Go DSN ``user[:password]@tcp(host[:port])/db`` or ``mysql://``/``mariadb://``
+    ``user[:password]@host[:port]/db``, with ASCII user, host and database names, any password
+    (a URL's percent-encoded), and only options the full path ignores (``parseTime``, ``loc``,
+    ...): no TLS, timeout, charset, socket, PyMySQL option or system variable.  The DSN and the
+    URL are split by the full path's own helpers (:func:`_split_dsn`, :func:`_split_userinfo`,
+    :func:`_host_port`); tests compare both results with SQLAlchemy's for a table of URLs.
+    """
+    text = raw.strip()
+    try:
+        fields = _plain_url(text) if is_url(text) else _plain_dsn(text)
+    except ConfigError:
+        return None
+    if fields is None:
+        return None
+    user, password, host, port, database, options = fields
+    if (
+        not _PLAIN_NAME.fullmatch(user) or not _PLAIN_DATABASE.fullmatch(database) or (password and not user)
+        or not _PLAIN_HOST.fullmatch(host) or any(key.lower() not in _IGNORED_OPTIONS for key in options)
+        or _driver_options(options, text) != {"charset": "utf8mb4"}
+    ):
+        return None
+    kwargs: dict[str, Any] = {"host": host, "database": database, **({"user": user} if user else {})}
+    kwargs.update({"port": port} if port is not None else {})
+    kwargs.update({"charset": "utf8mb4", **({"password": password.encode("utf-8")} if password else {})})
+    userinfo = f"{user}{':***' if password else ''}@" if user else ""
+    address = f"[{host}]" if ":" in host else host
+    address += "" if port is None else f":{port}"
+    return kwargs, f"{SQLALCHEMY_DRIVER}://{userinfo}{address}/{database}?charset=utf8mb4"
+
+
+_PlainFields = tuple[str, str, str, "int | None", str, dict[str, str]]
+
+
+def _plain_dsn(text: str) -> _PlainFields | None:
+    user, password, net, address, database, options = _split_dsn(text)
+    if net != "tcp":
+        return None
+    host, port = _host_port(address or DEFAULT_TCP_ADDRESS, text)
+    return user, password, host, port, database, options
+
+
+def _plain_url(text: str) -> _PlainFields | None:
+    scheme, user, colon, password, at, rest = _split_userinfo(text)
+    match = _PLAIN_URL_REST.fullmatch(rest)
+    if scheme not in ("mysql", "mariadb") or match is None or (at and not user) or (colon and not password):
+        return None
+    options = dict(parse_qsl(match.group("options") or "", keep_blank_values=True))
+    port = match.group("port")
+    return (user, unquote(password), match.group("host") or match.group("ipv6"), None if port is None else int(port),
+            match.group("database"), options)
+
+
 def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
+    """:func:`read_versions_at` for ``settings``."""
+    return read_versions_at(connect_args(settings.sqlalchemy_url()), adopted_ok)
+
+
+def read_versions_at(kwargs: dict[str, Any], adopted_ok: bool) -> list[str]:
     """``alembic_version``'s rows with a bare PyMySQL connection; ``["(adopted)"]`` when adopted
     (unless ``adopted_ok``), ``["(unfinished)"]`` while a downgrade or a restore that commits as
     it goes has not finished (:mod:`llm_proxy_db.dialects.unfinished`): the full path explains.
@@ -237,7 +319,7 @@ def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
     require_driver(*DRIVER_PACKAGE)
     import pymysql
 
-    connection = pymysql.connect(**connect_args(settings.sqlalchemy_url()))
+    connection = pymysql.connect(**kwargs)
     try:
         with connection.cursor() as cursor:
             cursor.execute(session_bound_sql())  # a lock held on alembic_version: waited for at most --lock-timeout
@@ -264,11 +346,16 @@ def read_versions(settings: Settings, adopted_ok: bool) -> list[str]:
 
 
 def read_run_log(settings: Settings) -> list[tuple[Any, ...]]:
+    """:func:`read_run_log_at` for ``settings``."""
+    return read_run_log_at(connect_args(settings.sqlalchemy_url()))
+
+
+def read_run_log_at(kwargs: dict[str, Any]) -> list[tuple[Any, ...]]:
     """The run log's rows with a bare PyMySQL connection; [] without a log."""
     require_driver(*DRIVER_PACKAGE)
     import pymysql
 
-    connection = pymysql.connect(**connect_args(settings.sqlalchemy_url()))
+    connection = pymysql.connect(**kwargs)
     try:
         with connection.cursor() as cursor:
             cursor.execute(
@@ -284,12 +371,17 @@ def read_run_log(settings: Settings) -> list[tuple[Any, ...]]:
 
 
 def read_tables(settings: Settings, names: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
+    """:func:`read_tables_at` for ``settings``."""
+    return read_tables_at(connect_args(settings.sqlalchemy_url()), names)
+
+
+def read_tables_at(kwargs: dict[str, Any], names: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
     """The base tables SQLAlchemy's ``get_table_names`` lists (``SHOW FULL TABLES``) and
     :func:`~.objects.relations_named` for ``names``, with a bare PyMySQL connection."""
     require_driver(*DRIVER_PACKAGE)
     import pymysql
 
-    connection = pymysql.connect(**connect_args(settings.sqlalchemy_url()))
+    connection = pymysql.connect(**kwargs)
     try:
         with connection.cursor() as cursor:
             cursor.execute(session_bound_sql())  # a metadata lock: waited for at most --lock-timeout
@@ -310,9 +402,3 @@ def read_broken_references(settings: Settings) -> bool:
     del settings
     return False
 
-
-def surely_writable(settings: Settings) -> bool:
-    """False, "not sure": whether the server takes writes (a replica, a read-only server, a
-    Galera node) is read through SQLAlchemy (:mod:`.writable`), so the full path asks."""
-    del settings
-    return False

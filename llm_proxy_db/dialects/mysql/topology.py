@@ -19,11 +19,57 @@ node, pause a batched phase) is decided by their callers (:mod:`.cluster_lock`,
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
+
+class Connection(Protocol):
+    """What the reads below need: SQLAlchemy's ``Connection``, or :class:`DriverConnection`
+    (a bare PyMySQL connection, for the fast ``migrate status``)."""
+
+    def exec_driver_sql(self, statement: str, parameters: Any = None) -> Iterable[Any]: ...
+
+    def rollback(self) -> None: ...
+
+
+class _Row(tuple[Any, ...]):
+    """A row as SQLAlchemy's: a tuple with ``_mapping`` (column name -> value)."""
+
+    _mapping: dict[str, Any]
+
+
+class DriverConnection:
+    """A bare PyMySQL connection read as :class:`Connection` (``exec_driver_sql``, ``rollback``)
+    and the errors a statement of the other server family raises (``driver_errors``)."""
+
+    def __init__(self, connection: Any, errors: tuple[type[Exception], ...]) -> None:
+        self._connection = connection
+        self.driver_errors = errors
+
+    def exec_driver_sql(self, statement: str, parameters: Any = None) -> list[_Row]:
+        with self._connection.cursor() as cursor:
+            cursor.execute(statement, parameters)
+            names = [column[0] for column in cursor.description or ()]
+            rows = []
+            for values in cursor.fetchall():
+                row = _Row(values)
+                row._mapping = dict(zip(names, values, strict=True))
+                rows.append(row)
+            return rows
+
+    def rollback(self) -> None:
+        self._connection.rollback()
+
+
+def _driver_errors(connection: Connection) -> tuple[type[Exception], ...]:
+    """The errors a statement the server does not know raises on ``connection``."""
+    errors: tuple[type[Exception], ...] | None = getattr(connection, "driver_errors", None)
+    if errors is None:
+        import sqlalchemy as sa
+
+        errors = (sa.exc.DBAPIError,)
+    return errors
 
 
 _WSREP_STATUS = (
@@ -145,12 +191,10 @@ def galera_state(connection: Connection) -> GaleraState | None:
 
 def replica_channels(connection: Connection) -> tuple[ReplicaChannel, ...]:
     """The replication channels this server replicates through (none on a primary)."""
-    import sqlalchemy as sa
-
     for statement in ("SHOW ALL SLAVES STATUS", "SHOW REPLICA STATUS"):
         try:
             result = connection.exec_driver_sql(statement)
-        except sa.exc.DBAPIError:
+        except _driver_errors(connection):
             continue  # the other server family's spelling
         return tuple(_channel(dict(row._mapping)) for row in result)
     return ()
@@ -174,12 +218,10 @@ def _channel(row: dict[str, Any]) -> ReplicaChannel:
 def listed_replicas(connection: Connection) -> tuple[str, ...]:
     """``host:port`` of every replica registered with this primary (``SHOW SLAVE HOSTS``: only
     replicas started with ``report_host`` appear; the others must be named)."""
-    import sqlalchemy as sa
-
     for statement in ("SHOW SLAVE HOSTS", "SHOW REPLICAS"):
         try:
             rows = [dict(row._mapping) for row in connection.exec_driver_sql(statement)]
-        except sa.exc.DBAPIError:
+        except _driver_errors(connection):
             continue
         return tuple(f"{row.get('Host')}:{row.get('Port')}" for row in rows if row.get("Host"))
     return ()

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from llm_proxy_db.dialects.mysql.connection import create_engine
-from llm_proxy_db.dialects.mysql.topology import Topology, topology, unwritable_reason
+from llm_proxy_db.dialects.drivers import require_driver
+from llm_proxy_db.dialects.mysql.base import DRIVER_PACKAGE
+from llm_proxy_db.dialects.mysql.connection import connect_args, create_engine
+from llm_proxy_db.dialects.mysql.topology import DriverConnection, Topology, topology, unwritable_reason
 from llm_proxy_db.errors import DatabaseConnectionError
 
 if TYPE_CHECKING:
@@ -44,3 +46,42 @@ def describe_topology(settings: Settings) -> dict[str, Any] | None:
         return None
     finally:
         engine.dispose()
+
+
+def describe_topology_at(kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """:func:`describe_topology` with a bare PyMySQL connection (``kwargs``: its ``connect()``
+    arguments), for the fast ``migrate status``: the same statements, no SQLAlchemy."""
+    require_driver(*DRIVER_PACKAGE)
+    import pymysql
+
+    try:
+        connection = pymysql.connect(**kwargs)
+    except pymysql.err.Error:
+        return None
+    try:
+        return topology(DriverConnection(connection, (pymysql.err.Error,))).as_dict()
+    except pymysql.err.Error:
+        return None
+    finally:
+        connection.close()
+
+
+def surely_writable(settings: Settings) -> bool:
+    """:func:`surely_writable_at` for ``settings``."""
+    return surely_writable_at(connect_args(settings.sqlalchemy_url()))
+
+
+def surely_writable_at(kwargs: dict[str, Any]) -> bool:
+    """True when bare reads show what :func:`refuse_unwritable` would accept (the rehearsal's
+    check before its copy): no read-only switch, no replicating channel, not a Galera node out
+    of sync or out of the Primary component, read by the same statements (:func:`.topology.topology`)
+    with a bare PyMySQL connection; False when it would refuse (the full path then explains);
+    a failure raises."""
+    require_driver(*DRIVER_PACKAGE)
+    import pymysql
+
+    connection = pymysql.connect(**kwargs)
+    try:
+        return unwritable_reason(topology(DriverConnection(connection, (pymysql.err.Error,)))) is None
+    finally:
+        connection.close()
