@@ -96,6 +96,20 @@ def _null_ids(primary: Settings) -> int:
         return int(connection.exec_driver_sql("SELECT count(*) FROM tokens WHERE id IS NULL").scalar_one())
 
 
+def _lagging_beyond(database: ReplicatedDatabase, primary: Settings, seconds: float) -> None:
+    """With replay paused: WAL written and waited for until the replica lags ``seconds``."""
+    clock = pg_replication.LagClock()
+    deadline = time.monotonic() + 30
+    with connect(primary) as connection:
+        while True:
+            _write_wal(database)
+            worst = clock.read(connection).worst
+            if worst is not None and worst.seconds >= seconds:
+                return
+            assert time.monotonic() < deadline, worst
+            time.sleep(0.1)
+
+
 def test_the_backfill_pauses_while_the_replica_lags_and_resumes(
     replicated_database: ReplicatedDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -119,7 +133,8 @@ def test_the_backfill_pauses_while_the_replica_lags_and_resumes(
             done.set()
 
     with replay_paused(replicated_database):
-        thread = threading.Thread(target=migrate)
+        _lagging_beyond(replicated_database, primary, 0.6)  # a quiet machine's walk would otherwise
+        thread = threading.Thread(target=migrate)  # finish before the first lag reading (seen in CI)
         thread.start()
         deadline = time.monotonic() + 60
         while not any(e.kind == "throttle" and e.detail.startswith("paused") for e in events):
