@@ -113,6 +113,7 @@ def galera_setup(urls: list[str], size: datagen.Size, *, rounds: int, connection
     for _ in range(rounds):
         database = f"llmproxy_bench_galera_{uuid.uuid4().hex[:10]}"
         mariadb_data.clone(nodes[0], template, database)
+        _wait_galera(nodes, database)
         probes = [WriterProbe(node, database, size.tokens, size.projects, connections, rate) for node in nodes]
         try:
             for probe in probes:
@@ -142,6 +143,23 @@ def galera_setup(urls: list[str], size: datagen.Size, *, rounds: int, connection
             "probe": {"connections_per_node": connections, "cycles_per_s": rate}}
 
 
+def _wait_galera(nodes: list[mariadb_data.Server], database: str, timeout: float = 1800.0) -> None:
+    """Until every node has applied what node 1 committed (the clone's write sets and its TOI
+    index builds) and no receive queue is left: the probe times setup, not the clone's tail."""
+    target = int(nodes[0].run("SHOW GLOBAL STATUS LIKE 'wsrep_last_committed';").split()[-1])
+    deadline = time.monotonic() + timeout
+    for node in nodes:
+        while True:
+            status = dict(line.split("\t") for line in node.run(
+                "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_last_committed', 'wsrep_local_recv_queue');"
+            ).splitlines())
+            if int(status["wsrep_last_committed"]) >= target and int(status["wsrep_local_recv_queue"]) == 0:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"node {node.port} did not apply the clone of {database} in {timeout:.0f} s")
+            time.sleep(0.2)
+
+
 class LagWatch:
     """Reads a replica's lag every ``every`` seconds in a thread (the GTID clock, and
     Seconds_Behind_Master); ``highest`` is the largest seen."""
@@ -149,6 +167,7 @@ class LagWatch:
     def __init__(self, primary: mariadb_data.Server, replica: mariadb_data.Server, every: float = 0.1) -> None:
         self.primary, self.replica, self.every = primary, replica, every
         self.highest = 0.0
+        self.highest_during = ""  # what the replica's SQL thread was running at the highest lag
         self.series: list[tuple[float, float]] = []  # (perf_counter, lag): setup's events share the clock
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -179,11 +198,21 @@ class LagWatch:
                 clock = next((now - seen for seen, position in samples if not reached(applied, position)), 0.0)
                 lag = max(clock, float(behind or 0))
                 self.series.append((now, lag))
-                self.highest = max(self.highest, lag)
+                if lag > self.highest:
+                    self.highest, self.highest_during = lag, _applying(replica)
                 self._stop.wait(self.every)
         finally:
             primary.close()
             replica.close()
+
+
+def _applying(replica) -> str:  # type: ignore[no-untyped-def]
+    """The statement (or state) of the replica's SQL thread, for the report of the highest lag."""
+    with replica.cursor() as cursor:
+        cursor.execute("SELECT state, LEFT(info, 120) FROM information_schema.processlist "
+                       "WHERE user = 'system user' AND (info IS NOT NULL OR state NOT LIKE 'Waiting%') LIMIT 1")
+        row = cursor.fetchone()
+    return " ".join(str(part) for part in row if part) if row else "idle"
 
 
 def replica_setup(primary_url: str, replica_url: str, size: datagen.Size, *, rounds: int,
@@ -211,10 +240,11 @@ def replica_setup(primary_url: str, replica_url: str, size: datagen.Size, *, rou
                 mariadb_data.drop(primary, database)
             summary = probe.summary(since, until)
             out[mode].append({"seconds": run.seconds, "exit_code": run.returncode, "highest_lag_s": watch.highest,
+                              "highest_lag_during": watch.highest_during,
                               "highest_lag_in_fill_s": _lag_in_fill(watch.series, marks),
                               "longest_write_s": summary["write"]["max_s"], **_throttle(marks)})  # type: ignore[index]
-            print(f"replica {size.label()} {mode}: setup {run.seconds:.1f} s, highest lag {watch.highest:.1f} s",
-                  file=sys.stderr, flush=True)
+            print(f"replica {size.label()} {mode}: setup {run.seconds:.1f} s, highest lag {watch.highest:.1f} s "
+                  f"(replica applying: {watch.highest_during})", file=sys.stderr, flush=True)
     return {"label": size.label(), "size": vars(size), "template_build_s": build_s, **out}
 
 

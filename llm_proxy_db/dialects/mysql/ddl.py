@@ -258,7 +258,9 @@ def alter_online(
 def finish_online(table: str) -> None:
     """Drop what an online change of ``table`` left after its swap (nothing offline)."""
     if not _offline():
-        mysql_shadow.finish(op.get_bind(), table, _report_kw)
+        bind = op.get_bind()
+        with mysql_pacing.Pacer.open(bind, _report) as pacer:  # its node sessions, for a drop on each node
+            mysql_shadow.finish(bind, table, _report_kw, pacer=pacer)
 
 
 def online_done(connection: Connection, table: str) -> bool:

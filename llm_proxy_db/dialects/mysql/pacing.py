@@ -65,11 +65,16 @@ CHECK_EVERY_S = 0.25  # between two readings while paused
 REPORT_EVERY_S = 5.0  # between two "paused" lines for the same wait
 
 
+def error_code(exc: BaseException) -> object:
+    """The server's error number of ``exc`` (a driver error, or SQLAlchemy's wrapping of one)."""
+    orig = getattr(exc, "orig", exc)
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()) or ())
+    return args[0] if args else None
+
+
 def is_conflict(exc: BaseException) -> bool:
     """Whether ``exc`` is 1213 (deadlock victim / certification conflict)."""
-    orig = getattr(exc, "orig", exc)
-    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
-    return bool(args) and args[0] == CONFLICT
+    return error_code(exc) == CONFLICT
 
 
 def backoff(attempt: int) -> float:
@@ -125,6 +130,10 @@ class Pacer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def node_sessions(self) -> list[Connection]:
+        """Sessions on the Galera nodes reached (ours may be among them); none on one server."""
+        return [node.session for node in self._nodes]
 
     # -- conflicts ----------------------------------------------------------------------------
 

@@ -20,7 +20,8 @@ pt-online-schema-change does, with no lock held longer than one small batch:
    no-op: a row the new definition refuses is an error, never skipped as ``INSERT IGNORE`` would);
 4. one ``RENAME TABLE t TO _t_old, _t_new TO t`` swaps them atomically, asked with ``NOWAIT`` and
    retried, so the service never queues behind it;
-5. the triggers (now on ``_t_old``) and ``_t_old`` are dropped.
+5. the triggers (now on ``_t_old``) and ``_t_old`` are dropped (a large ``_t_old`` under
+   Galera's TOI on each node by itself: :mod:`.node_drop`).
 
 A run killed anywhere is finished by the next one: a shadow table with all three triggers is
 kept and the copy starts over (idempotent: the triggers kept it current); a shadow table without
@@ -38,6 +39,7 @@ from functools import partial
 
 from sqlalchemy.engine import Connection
 
+from llm_proxy_db.dialects.mysql import node_drop as mysql_node_drop
 from llm_proxy_db.dialects.mysql import pacing as mysql_pacing
 from llm_proxy_db.errors import MigrationError
 
@@ -212,8 +214,12 @@ def rebuild(
     say = report or (lambda *args, **kwargs: None)
     mark = hook or (lambda stage: None)
     if not has_table(connection, change.shadow) and has_table(connection, change.old):
-        finish(connection, change.table, say)  # swapped already; only the drop was left
+        finish(connection, change.table, say, pacer=pacer)  # swapped already; only the drop was left
         return
+    if pacer is not None and under_toi(connection):
+        # a copy of ``_old`` left on another node would fail the swap's RENAME there alone
+        for index in mysql_node_drop.clear_stale(connection, change.old, pacer.node_sessions()):
+            say("step", f"{change.table}: {change.old} left on Galera node {index} by an earlier run; dropped there")
     refuse_unsupported(connection, change.table)
     _prepare_shadow(connection, change, say)
     mark("shadow table created")
@@ -235,7 +241,7 @@ def rebuild(
         abandon(connection, change)
         raise
     mark("tables swapped")
-    finish(connection, change.table, say)
+    finish(connection, change.table, say, pacer=pacer)
 
 
 def abandon(connection: Connection, change: ShadowChange) -> None:
@@ -409,14 +415,23 @@ def _swap(connection: Connection, change: ShadowChange, say: Report) -> None:
     say("step", f"{change.table}: new table swapped in ({attempts} attempt{'s' if attempts > 1 else ''})")
 
 
-def finish(connection: Connection, table: str, say: Report | None = None) -> None:
-    """Drop what the swap left: our triggers (now on ``_old``) and the old table."""
+def finish(
+    connection: Connection, table: str, say: Report | None = None, *, pacer: mysql_pacing.Pacer | None = None
+) -> None:
+    """Drop what the swap left: our triggers (now on ``_old``) and the old table; a large one
+    under Galera's TOI on each node by itself, through ``pacer``'s node sessions
+    (:mod:`.node_drop`)."""
     change = ShadowChange(table, "", "")
     _drop_triggers(connection, change.table)
     if has_table(connection, change.old):
-        _ddl(connection, f"DROP TABLE `{change.old}`", retry=True)
+        nodes = pacer.node_sessions() if pacer is not None else []
+        if under_toi(connection) and mysql_node_drop.drop_node_by_node(connection, change.old, nodes):
+            how = " on each node by itself"
+        else:
+            _ddl(connection, f"DROP TABLE `{change.old}`", retry=True)
+            how = ""
         if say is not None:
-            say("step", f"{change.table}: old table {change.old} dropped")
+            say("step", f"{change.table}: old table {change.old} dropped{how}")
 
 
 def _drop_triggers(connection: Connection, table: str) -> None:
@@ -447,16 +462,11 @@ def _ddl(connection: Connection, statement: str, *, retry: bool = False) -> int:
                 connection.exec_driver_sql(statement)
                 return attempts
             except Exception as exc:  # noqa: BLE001 - the driver's error, classified by its code
-                if _code(exc) not in LOCK_BUSY or time.monotonic() > deadline:
+                if mysql_pacing.error_code(exc) not in LOCK_BUSY or time.monotonic() > deadline:
                     raise
                 time.sleep(DDL_RETRY_PAUSE_S)
     finally:
         connection.exec_driver_sql(f"SET SESSION lock_wait_timeout = {int(previous or 31536000)}")
-
-
-def _code(exc: Exception) -> object:
-    orig = getattr(exc, "orig", None)
-    return orig.args[0] if orig is not None and getattr(orig, "args", None) else None
 
 
 def counted_rows(connection: Connection, table: str, where: str = "") -> int:
