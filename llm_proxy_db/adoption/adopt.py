@@ -145,7 +145,8 @@ def plan(
 
     A database a restore or a downgrade left part-way (MySQL) is refused first: its shape is
     no state to adopt or force-stamp, and the refusal says how to finish that operation."""
-    unfinished_runs.refuse_or_resume(connection, None, None)
+    # worded for a dry run too: "refusing to adopt ...; then run this again"
+    unfinished_runs.refuse_reading(connection, "adopt the database")
     detection = detect(connection)
     target_id = revisions.resolve(target)
     if force_stamp is not None:
