@@ -216,10 +216,6 @@ def rebuild(
     if not has_table(connection, change.shadow) and has_table(connection, change.old):
         finish(connection, change.table, say, pacer=pacer)  # swapped already; only the drop was left
         return
-    if pacer is not None and under_toi(connection):
-        # a copy of ``_old`` left on another node would fail the swap's RENAME there alone
-        for index in mysql_node_drop.clear_stale(connection, change.old, pacer.node_sessions()):
-            say("step", f"{change.table}: {change.old} left on Galera node {index} by an earlier run; dropped there")
     refuse_unsupported(connection, change.table)
     _prepare_shadow(connection, change, say)
     mark("shadow table created")
@@ -234,6 +230,8 @@ def rebuild(
             mark("triggers carry every row")
         if before_swap is not None:
             before_swap()
+        if under_toi(connection):  # a copy of ``_old`` left on another node would fail the RENAME there
+            mysql_node_drop.drop_everywhere(connection, change.old)
         _swap(connection, change, say)
     except Exception:
         # A row the new definition refuses, a lost connection...: the triggers must not stay to
@@ -428,7 +426,8 @@ def finish(
         if under_toi(connection) and mysql_node_drop.drop_node_by_node(connection, change.old, nodes):
             how = " on each node by itself"
         else:
-            _ddl(connection, f"DROP TABLE `{change.old}`", retry=True)
+            # IF EXISTS: under TOI a node where a cut-short node-by-node drop got to has none
+            _ddl(connection, f"DROP TABLE IF EXISTS `{change.old}`", retry=True)
             how = ""
         if say is not None:
             say("step", f"{change.table}: old table {change.old} dropped{how}")
