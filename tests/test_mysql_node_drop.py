@@ -25,7 +25,8 @@ OLD_TABLES = ("_tokens_old", "_audit_events_old")
 
 
 def _tables_on(url: sa.engine.URL) -> set[str]:
-    return {str(row[0]) for row in execute(url, "SHOW TABLES")}
+    """The node's tables once it has applied what the cluster ordered before (a causal read)."""
+    return {str(row[0]) for row in execute(url, "SET SESSION wsrep_sync_wait = 1", "SHOW TABLES")}
 
 
 def _synced(topology: Topology) -> None:
@@ -51,7 +52,7 @@ def test_a_large_old_table_is_dropped_on_each_node_by_itself(galera: Topology, m
     _synced(galera)
     for url in galera.urls:
         assert not _tables_on(url) & set(OLD_TABLES), url
-        assert execute(url, "SELECT count(*) FROM tokens") == [(2_000,)]
+        assert execute(url, "SET SESSION wsrep_sync_wait = 1", "SELECT count(*) FROM tokens") == [(2_000,)]
 
 
 def test_a_small_old_table_is_dropped_under_toi(galera: Topology) -> None:  # noqa: F811
@@ -92,7 +93,7 @@ def test_a_drop_cut_short_between_nodes_is_finished_by_the_next_run(
     _synced(galera)
     for url in galera.urls:
         assert "_audit_events_old" not in _tables_on(url)
-        assert execute(url, "SELECT count(*) FROM audit_events") == [(10,)]
+        assert execute(url, "SET SESSION wsrep_sync_wait = 1", "SELECT count(*) FROM audit_events") == [(10,)]
 
 
 def test_a_copy_left_on_another_node_is_dropped_before_the_swap(galera: Topology) -> None:  # noqa: F811
@@ -105,7 +106,7 @@ def test_a_copy_left_on_another_node_is_dropped_before_the_swap(galera: Topology
     _synced(galera)
     for url in galera.urls:
         assert "_audit_events_old" not in _tables_on(url)
-        assert execute(url, "SELECT count(*) FROM audit_events") == [(10,)]
+        assert execute(url, "SET SESSION wsrep_sync_wait = 1", "SELECT count(*) FROM audit_events") == [(10,)]
 
 
 def test_a_node_the_local_drop_missed_is_caught_by_the_replicated_drop(galera: Topology, monkeypatch) -> None:  # noqa: F811

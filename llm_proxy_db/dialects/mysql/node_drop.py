@@ -4,7 +4,7 @@ Under total order isolation a ``DROP TABLE`` runs on every node at the same poin
 replication stream, and each node commits nothing else until the drop has ended there.  How
 long that takes grows with the table's file: measured on the three loopback nodes of
 ``.ci/topology/mariadb.sh``, dropping a 2M-row copy of ``audit_events`` held the service's
-request-counter updates on every node for 0.65 s (1.1 s with a migration running), a 100-row
+request-counter updates on every node for 0.65-0.93 s (1.1 s with a migration running), a 100-row
 table for nothing measurable.
 
 A table only the migration uses (``_t_old`` after a shadow copy's swap) is therefore dropped on
