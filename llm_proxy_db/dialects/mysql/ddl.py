@@ -213,8 +213,7 @@ def alter(table: str, clauses: str, algorithm: str) -> None:
     try:
         bind.exec_driver_sql(f"{statement}, ALGORITHM={algorithm}{LOCK_OF[algorithm]}")
     except sa.exc.DBAPIError as exc:
-        code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
-        if code not in REFUSED:
+        if mysql_pacing.error_code(exc) not in REFUSED:
             raise
         _report("step", f"{table}: ALGORITHM={algorithm} refused by the server, altered without it")
         bind.exec_driver_sql(statement)
@@ -259,6 +258,9 @@ def finish_online(table: str) -> None:
     """Drop what an online change of ``table`` left after its swap (nothing offline)."""
     if not _offline():
         bind = op.get_bind()
+        if not mysql_shadow.under_toi(bind):  # one server: no node sessions to open
+            mysql_shadow.finish(bind, table, _report_kw)
+            return
         with mysql_pacing.Pacer.open(bind, _report) as pacer:  # its node sessions, for a drop on each node
             mysql_shadow.finish(bind, table, _report_kw, pacer=pacer)
 
